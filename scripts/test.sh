@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Everything: set-up, release build, GoogleTest (ctest), the malformed-input tests again under
+# AddressSanitizer + UBSan, bounded libFuzzer runs, and the pytest parity and end-to-end tests
+# against the real Python stack. Usage: scripts/test.sh [extra pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+start=$(date +%s)
+section() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
+
+section "set-up"
+bash scripts/setup.sh
+
+section "release build"
+BUILD_DIR=build bash scripts/build.sh
+
+section "unit tests (ctest)"
+ctest --test-dir build --output-on-failure -j "$(nproc)"
+
+section "sanitizer build (ASan + UBSan) and its tests"
+BUILD_DIR=build-asan BUILD_TYPE=Debug bash scripts/build.sh -DLORAHUB_SANITIZE=ON -DLORAHUB_BENCH=OFF
+# GoogleTest suites named *Malformed* hold the bad-input tests.
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$(nproc)" -R Malformed
+LORAHUB_BIN=$PWD/build-asan/bin/lorahub ASAN_OPTIONS=detect_leaks=0 \
+  .venv/bin/python -m pytest -q -m malformed tests/parity tests/e2e
+
+if [[ -f tests/fuzz/CMakeLists.txt ]]; then
+  section "fuzz build (clang libFuzzer) and bounded runs"
+  CC=clang CXX=clang++ BUILD_DIR=build-fuzz BUILD_TYPE=Debug bash scripts/build.sh \
+    -DLORAHUB_FUZZ=ON -DLORAHUB_TESTS=OFF -DLORAHUB_BENCH=OFF
+  bash tests/fuzz/run.sh build-fuzz
+fi
+
+section "pytest: parity with transformers / peft / safetensors / reference lorahub, and e2e"
+LORAHUB_BIN=$PWD/build/bin/lorahub .venv/bin/python -m pytest -q tests/parity tests/e2e "$@"
+
+section "all tests passed in $(( $(date +%s) - start ))s"

@@ -1,0 +1,43 @@
+// lorahub: LoraHub in C++. Parses the command line, runs a subcommand, and turns any error into
+// one clear line on stderr and a non-zero exit.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <exception>
+
+#include "cli/command.h"
+#include "core/error.h"
+
+namespace lorahub::cli {
+std::vector<CommandEntry>& command_registry() {
+  static std::vector<CommandEntry> registry;
+  return registry;
+}
+}  // namespace lorahub::cli
+
+int main(int argc, char** argv) {
+  using namespace lorahub::cli;
+  CLI::App app{"lorahub: compose LoRA modules for unseen tasks from a few examples (LoraHub)"};
+  app.set_version_flag("--version", std::string("lorahub ") + LORAHUB_VERSION);
+  app.require_subcommand(1);
+  auto& registry = command_registry();
+  std::sort(registry.begin(), registry.end(),
+            [](const auto& a, const auto& b) { return a.order < b.order; });
+  for (auto& entry : registry) entry.setup(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const lorahub::Error& e) {
+    std::fprintf(stderr, "lorahub: error: %s\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "lorahub: error: out of memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "lorahub: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,57 @@
+"""Shared pytest fixtures: the lorahub binary, the shared BBH data, and a runner for the CLI."""
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BBH_DIR = Path(os.environ.get("LORAHUB_BBH_DIR", ROOT.parent / "shared" / "data" / "bbh"))
+
+# The oracles run on the CPU with one thread per process: deterministic and fair to a 2-core box.
+os.environ.setdefault("OMP_NUM_THREADS", "2")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def lorahub_bin() -> str:
+    return os.environ.get("LORAHUB_BIN", str(ROOT / "build" / "bin" / "lorahub"))
+
+
+class Result:
+    def __init__(self, proc: subprocess.CompletedProcess):
+        self.returncode = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+def run_lorahub(*args, check=True, timeout=600, env=None, input=None) -> Result:
+    """Runs build/bin/lorahub with args; with check, a non-zero exit fails the test."""
+    cmd = [lorahub_bin(), *map(str, args)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})}, input=input)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} exited {proc.returncode}:\n{proc.stderr}")
+    return Result(proc)
+
+
+def assert_clean_error(result: Result, *fragments: str):
+    """A bad input gives a non-zero exit, one clear line on stderr naming the problem, no crash."""
+    assert result.returncode not in (0, None), result.stdout
+    assert result.returncode < 128 and result.returncode > 0, f"crashed: {result.returncode}"
+    lines = [l for l in result.stderr.strip().splitlines() if l.strip()]
+    assert lines, "no error message"
+    last = lines[-1]
+    assert last.startswith("lorahub: error:"), result.stderr
+    for f in fragments:
+        assert f.lower() in last.lower(), f"{f!r} not in {last!r}"
+
+
+@pytest.fixture(scope="session")
+def bbh_dir() -> Path:
+    assert (BBH_DIR / "tasks").is_dir(), f"BBH data not found at {BBH_DIR}"
+    return BBH_DIR
