@@ -8,6 +8,7 @@
 #include "core/mapped_file.h"
 #include "formats/json.h"
 #include "formats/safetensors.h"
+#include "formats/torch_pickle.h"
 
 namespace lorahub {
 namespace fs = std::filesystem;
@@ -81,19 +82,19 @@ bool is_zip(const std::string& path) {
 }  // namespace
 
 StateDict load_state_dict_file(const std::string& path) {
-  check(!is_zip(path), "{}: PyTorch zip checkpoints are not supported yet; convert to safetensors",
-        path);
-  return load_safetensors(path);
+  return is_zip(path) ? load_torch_bin(path) : load_safetensors(path);
 }
 
 StateDict load_model_weights(const std::string& dir) {
   check(fs::is_directory(dir), "{}: not a directory", dir);
   const fs::path d(dir);
-  for (const char* single : {"model.safetensors"})
+  for (const char* single : {"model.safetensors", "pytorch_model.bin"}) {
+    const fs::path index = d / (std::string(single) + ".index.json");
     if (fs::exists(d / single)) return load_state_dict_file((d / single).string());
-  for (const char* index : {"model.safetensors.index.json"})
-    if (fs::exists(d / index)) return load_sharded((d / index).string());
-  fail("{}: no model weights (model.safetensors or model.safetensors.index.json)", dir);
+    if (fs::exists(index)) return load_sharded(index.string());
+  }
+  fail("{}: no model weights (model.safetensors, pytorch_model.bin, or a sharded *.index.json)",
+       dir);
 }
 
 void save_safetensors(const std::string& path, const StateDict& dict,
