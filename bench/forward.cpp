@@ -1,0 +1,139 @@
+// W3 of issue 5: the engine's teacher-forced forward pass (Model::score, what every LoraHub
+// objective evaluation runs) in GFLOP/s. FLOPs are counted for the real tokens only, so time
+// spent on padding shows up as lost efficiency rather than as work done.
+//
+// Usage: bench_forward --model DIR --data FILE.jsonl [--bf16] [--seconds S] [--threads T]
+// Prints JSON on stdout: seconds per forward (best of the timed runs), FLOPs, GFLOP/s.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "models/model.h"
+
+namespace {
+
+using nlohmann::json;
+
+struct Options {
+  std::string model, data;
+  bool bf16 = false;
+  double seconds = 10.0;
+  int threads = 0;
+};
+
+// The architecture numbers the FLOP count needs, from the model's config.json (T5 names).
+struct Shape {
+  double d_model, d_ff, inner, enc_layers, dec_layers, vocab, ffn_mats;
+};
+
+Shape read_shape(const std::string& model_dir) {
+  std::ifstream in(model_dir + "/config.json");
+  lorahub::check(bool(in), "bench_forward: cannot read {}/config.json", model_dir);
+  json c = json::parse(in);
+  std::string ffn = c.value("feed_forward_proj", std::string("relu"));
+  double layers = c.at("num_layers").get<double>();
+  return {c.at("d_model").get<double>(),
+          c.at("d_ff").get<double>(),
+          c.at("d_kv").get<double>() * c.at("num_heads").get<double>(),
+          layers,
+          c.value("num_decoder_layers", layers),
+          c.at("vocab_size").get<double>(),
+          ffn.rfind("gated-", 0) == 0 ? 3.0 : 2.0};
+}
+
+// Multiply-adds x 2 of one T5 forward on one example with `n` encoder and `m` decoder tokens.
+// Attention counts only the keys a query really sees (bidirectional over n in the encoder and
+// in cross-attention; causal, t + 1 keys at step t, in decoder self-attention).
+double t5_flops(const Shape& s, double n, double m) {
+  double proj = 2 * s.d_model * s.inner;  // one of q, k, v, o for one token
+  double ffn = 2 * s.d_model * s.d_ff * s.ffn_mats;
+  double encoder = s.enc_layers * n * (4 * proj + ffn + 4 * s.inner * n);
+  double causal_keys = m * (m + 1) / 2;
+  double decoder = s.dec_layers * (m * (6 * proj + ffn) + n * 2 * proj        // cross K, V
+                                   + 4 * s.inner * causal_keys + 4 * s.inner * m * n);
+  double lm_head = 2 * s.d_model * s.vocab * m;
+  return encoder + decoder + lm_head;
+}
+
+std::vector<lorahub::Example> read_examples(const lorahub::Model& model, const std::string& path) {
+  std::ifstream in(path);
+  lorahub::check(bool(in), "bench_forward: cannot read {}", path);
+  std::vector<lorahub::Example> examples;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
+    json row = json::parse(line, nullptr, false);
+    lorahub::check(!row.is_discarded() && row.contains("input") && row.contains("output"),
+                   "{}:{}: expected an object with \"input\" and \"output\"", path, number);
+    examples.push_back(model.make_example(row["input"], row["output"]));
+  }
+  lorahub::check(!examples.empty(), "bench_forward: no examples in {}", path);
+  return examples;
+}
+
+// Fastest of the timed runs (at least 3, until `budget` seconds): the least disturbed by the
+// other processes of a shared machine.
+double best_seconds(lorahub::Model& model, const std::vector<lorahub::Example>& batch,
+                    double budget, int& runs) {
+  model.score(batch);  // warm-up: page faults of mmapped weights, buffers, oneDNN JIT
+  double best = 1e30, total = 0;
+  for (runs = 0; runs < 3 || total < budget; ++runs) {
+    auto t0 = std::chrono::steady_clock::now();
+    model.score(batch);
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::min(best, s);
+    total += s;
+  }
+  return best;
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto value = [&]() -> std::string {
+      lorahub::check(i + 1 < argc, "bench_forward: {} needs a value", arg);
+      return argv[++i];
+    };
+    if (arg == "--model") o.model = value();
+    else if (arg == "--data") o.data = value();
+    else if (arg == "--bf16") o.bf16 = true;
+    else if (arg == "--seconds") o.seconds = std::stod(value());
+    else if (arg == "--threads") o.threads = std::stoi(value());
+    else lorahub::fail("bench_forward: unknown argument {}", arg);
+  }
+  lorahub::check(!o.model.empty() && !o.data.empty(),
+                 "usage: bench_forward --model DIR --data FILE.jsonl [--bf16] [--seconds S]");
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  Options o = parse(argc, argv);
+  auto model = lorahub::load_model(o.model, {.bf16 = o.bf16, .threads = o.threads});
+  auto batch = read_examples(*model, o.data);
+  Shape shape = read_shape(o.model);
+  double flops = 0, input_tokens = 0, label_tokens = 0;
+  for (const auto& e : batch) {
+    flops += t5_flops(shape, double(e.input_ids.size()), double(e.label_ids.size()));
+    input_tokens += double(e.input_ids.size());
+    label_tokens += double(e.label_ids.size());
+  }
+  int runs = 0;
+  double seconds = best_seconds(*model, batch, o.seconds, runs);
+  json out = {{"dtype", o.bf16 ? "bf16" : "fp32"}, {"examples", batch.size()},
+              {"input_tokens", input_tokens},      {"label_tokens", label_tokens},
+              {"flops", flops},                    {"seconds", seconds},
+              {"runs", runs},                      {"gflops", flops / seconds / 1e9}};
+  std::printf("%s\n", out.dump(1).c_str());
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "bench_forward: error: %s\n", e.what());
+  return 1;
+}

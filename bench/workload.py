@@ -1,0 +1,161 @@
+"""Builds the benchmark workload (issue 5) into a cache directory, once per configuration.
+
+Nothing can be downloaded here, so everything is made locally and deterministically:
+  - a T5 with google/flan-t5-large's shape (or a tiny one for smoke runs) and random weights
+    from transformers' own initialisation under a fixed torch seed, saved as fp32 safetensors;
+  - a T5 SentencePiece tokenizer trained on the BBH inputs and targets (unigram, pad=0, eos=1,
+    unk=2, plus T5's 100 extra ids), wrapped and saved by transformers' T5Tokenizer;
+  - N PEFT LoRA modules (r=16, lora_alpha=32, targets q and v) whose A and B are drawn from
+    fixed seeds, B nonzero so every module changes the model;
+  - date_understanding split as DESIGN §1 says: prompts ordered by the SHA-256 hex digest of the
+    input, the first 5 are the few-shot examples, the rest the test set.
+
+Usage: python bench/workload.py --cache DIR [--size large|tiny] [--modules 20] [--test 100]
+Prints the workload description (paths, shapes, token counts) as JSON on stdout.
+"""
+import argparse
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BBH = ROOT.parent / "shared" / "data" / "bbh"
+TASK = "date_understanding"
+
+# google/flan-t5-large's config.json values (the architecture, not the weights).
+FLAN_T5_LARGE = dict(
+    d_model=1024, d_ff=2816, d_kv=64, num_layers=24, num_decoder_layers=24, num_heads=16,
+    relative_attention_num_buckets=32, relative_attention_max_distance=128,
+    feed_forward_proj="gated-gelu", vocab_size=32128, tie_word_embeddings=False,
+    layer_norm_epsilon=1e-6, dropout_rate=0.1, decoder_start_token_id=0, pad_token_id=0,
+    eos_token_id=1)
+# Same architecture family, small enough for a smoke run of the whole harness in a minute.
+TINY = dict(FLAN_T5_LARGE, d_model=64, d_ff=128, d_kv=16, num_layers=2, num_decoder_layers=2,
+            num_heads=4)
+SIZES = {"large": FLAN_T5_LARGE, "tiny": TINY}
+
+SPM_VOCAB = 8000  # BBH text is too small for T5's 32000 pieces; ids stay below vocab_size.
+LORA_R, LORA_ALPHA, LORA_TARGETS = 16, 32, ["q", "v"]
+LORA_B_STD = 0.02  # large enough that every module moves the loss, small enough to stay sane
+
+
+def bbh_split(bbh_dir: Path, task: str):
+    """(few_shot, test): rows {"input", "output"} in our deterministic split (DESIGN §1)."""
+    prompt_lines = (bbh_dir / "task-prompts" / f"{task}.txt").read_text().splitlines()
+    description = prompt_lines[2]
+    examples = json.loads((bbh_dir / "tasks" / f"{task}.json").read_text())["examples"]
+    ordered = sorted(examples, key=lambda e: hashlib.sha256(e["input"].encode()).hexdigest())
+    rows = [{"input": f"{description}\n\nQ: {e['input']}\nA:", "output": e["target"]}
+            for e in ordered]
+    return rows[:5], rows[5:]
+
+
+def write_jsonl(path: Path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def bbh_texts(bbh_dir: Path):
+    for f in sorted((bbh_dir / "tasks").glob("*.json")):
+        for e in json.loads(f.read_text())["examples"]:
+            yield e["input"]
+            yield e["target"]
+
+
+def build_tokenizer(model_dir: Path, bbh_dir: Path):
+    import sentencepiece as spm
+    from transformers import T5Tokenizer
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=bbh_texts(bbh_dir), model_writer=model, vocab_size=SPM_VOCAB,
+        model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False,
+        num_threads=1, minloglevel=2)
+    (model_dir / "spiece.model").write_bytes(model.getvalue())
+    T5Tokenizer.from_pretrained(str(model_dir)).save_pretrained(str(model_dir))
+
+
+def build_model(model_dir: Path, shape: dict, seed: int):
+    import torch
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    torch.manual_seed(seed)
+    model = T5ForConditionalGeneration(T5Config(**shape)).eval()
+    model.save_pretrained(str(model_dir), safe_serialization=True)
+    return model
+
+
+def build_modules(model, model_dir: Path, modules_dir: Path, count: int, seed: int):
+    """count adapters on one PEFT wrapper; only the LoRA tensors differ between them."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=LORA_R, lora_alpha=LORA_ALPHA, target_modules=LORA_TARGETS,
+                        lora_dropout=0.0, task_type="SEQ_2_SEQ_LM")
+    peft_model = get_peft_model(model, config)
+    peft_model.peft_config["default"].base_model_name_or_path = str(model_dir)
+    for i in range(count):
+        generator = torch.Generator().manual_seed(seed + i)
+        with torch.no_grad():
+            for name, param in peft_model.named_parameters():
+                if "lora_A" in name:
+                    param.copy_(torch.randn(param.shape, generator=generator) / param.shape[1] ** 0.5)
+                elif "lora_B" in name:
+                    param.copy_(torch.randn(param.shape, generator=generator) * LORA_B_STD)
+        peft_model.save_pretrained(str(modules_dir / f"module_{i:02d}"))
+    return [str(modules_dir / f"module_{i:02d}") for i in range(count)]
+
+
+def count_tokens(model_dir: Path, rows):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    return {"input_tokens": [len(tok(r["input"]).input_ids) for r in rows],
+            "label_tokens": [len(tok(r["output"]).input_ids) for r in rows]}
+
+
+def build(cache: Path, size: str, modules: int, test: int, bbh_dir: Path, seed: int = 0):
+    key = f"{size}-m{modules}-t{test}-s{seed}"
+    root = cache / key
+    done = root / "workload.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    shutil.rmtree(root, ignore_errors=True)
+    model_dir, modules_dir = root / "model", root / "modules"
+    model_dir.mkdir(parents=True)
+    print(f"workload: building {key} in {root} (once)", file=sys.stderr)
+    few_shot, test_rows = bbh_split(bbh_dir, TASK)
+    test_rows = test_rows[:test]
+    write_jsonl(root / "few_shot.jsonl", few_shot)
+    write_jsonl(root / "test.jsonl", test_rows)
+    model = build_model(model_dir, SIZES[size], seed)
+    build_tokenizer(model_dir, bbh_dir)
+    paths = build_modules(model, model_dir, modules_dir, modules, seed + 1000)
+    info = {
+        "key": key, "size": size, "config": SIZES[size], "model": str(model_dir),
+        "modules": paths, "few_shot": str(root / "few_shot.jsonl"),
+        "test": str(root / "test.jsonl"), "task": TASK,
+        "lora": {"r": LORA_R, "alpha": LORA_ALPHA, "targets": LORA_TARGETS},
+        "few_shot_tokens": count_tokens(model_dir, few_shot),
+        "test_tokens": count_tokens(model_dir, test_rows),
+    }
+    done.write_text(json.dumps(info, indent=1))
+    return info
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
+    ap.add_argument("--size", choices=sorted(SIZES), default="large")
+    ap.add_argument("--modules", type=int, default=20)
+    ap.add_argument("--test", type=int, default=100)
+    ap.add_argument("--bbh-dir", type=Path, default=Path(os.environ.get("LORAHUB_BBH_DIR", DEFAULT_BBH)))
+    args = ap.parse_args()
+    print(json.dumps(build(args.cache, args.size, args.modules, args.test, args.bbh_dir), indent=1))
+
+
+if __name__ == "__main__":
+    main()
