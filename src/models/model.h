@@ -47,6 +47,10 @@ class Model {
   // Teacher-forced losses for a batch, padded internally to the longest with masks.
   virtual std::vector<ExampleLoss> score(const std::vector<Example>& batch) = 0;
 
+  // Teacher-forced logits at each example's label positions, one [label tokens, vocab] f32
+  // tensor per example (parity tests and debugging). Families without it throw Error.
+  virtual std::vector<Tensor> label_logits(const std::vector<Example>& batch);
+
   // Greedy decoding with a KV cache; returns only the generated ids (no prompt, stops at EOS).
   virtual std::vector<std::vector<int32_t>> generate(
       const std::vector<std::vector<int32_t>>& inputs, int max_new_tokens) = 0;

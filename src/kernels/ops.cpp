@@ -1,0 +1,119 @@
+#include "kernels/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/error.h"
+
+namespace lorahub {
+
+namespace {
+// Below this many elements an OpenMP team costs more than it saves.
+constexpr int64_t kParallelMin = 1 << 14;
+}  // namespace
+
+void rms_norm(const float* x, const float* weight, float* y, int64_t rows, int64_t dim, float eps) {
+#pragma omp parallel for schedule(static) if (rows * dim > kParallelMin)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    float* yr = y + r * dim;
+    double sum_sq = 0.0;  // wider than PyTorch's float sum; the difference is far below 1e-6
+    for (int64_t i = 0; i < dim; ++i) sum_sq += static_cast<double>(xr[i]) * xr[i];
+    const float variance = static_cast<float>(sum_sq / static_cast<double>(dim));
+    const float inv = 1.0f / std::sqrt(variance + eps);
+    for (int64_t i = 0; i < dim; ++i) yr[i] = weight[i] * (xr[i] * inv);
+  }
+}
+
+void softmax_rows(float* x, int64_t rows, int64_t n) {
+#pragma omp parallel for schedule(static) if (rows * n > kParallelMin)
+  for (int64_t r = 0; r < rows; ++r) {
+    float* xr = x + r * n;
+    const float max = *std::max_element(xr, xr + n);
+    if (max == -std::numeric_limits<float>::infinity()) {
+      std::fill(xr, xr + n, 0.0f);
+      continue;
+    }
+    float sum = 0.0f;
+    for (int64_t i = 0; i < n; ++i) {
+      xr[i] = std::exp(xr[i] - max);
+      sum += xr[i];
+    }
+    const float inv = 1.0f / sum;
+    for (int64_t i = 0; i < n; ++i) xr[i] *= inv;
+  }
+}
+
+double log_sum_exp(const float* x, int64_t n) {
+  const float max = *std::max_element(x, x + n);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(x[i]) - max);
+  return max + std::log(sum);
+}
+
+Activation activation_from_name(const std::string& name) {
+  if (name == "relu") return Activation::Relu;
+  if (name == "gelu") return Activation::Gelu;
+  if (name == "gelu_new" || name == "gelu_pytorch_tanh") return Activation::GeluNew;
+  if (name == "silu" || name == "swish") return Activation::Silu;
+  fail("unsupported activation '{}' (supported: relu, gelu, gelu_new, silu)", name);
+}
+
+namespace {
+float gelu_tanh(float x) {  // transformers NewGELUActivation
+  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+}
+float gelu_erf(float x) {
+  return 0.5f * x * (1.0f + std::erf(x * 0.7071067811865476f));
+}
+float silu(float x) {
+  return x / (1.0f + std::exp(-x));
+}
+
+template <typename F>
+void map_inplace(float* x, int64_t n, F f) {
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
+}
+}  // namespace
+
+void apply_activation(Activation act, float* x, int64_t n) {
+  switch (act) {
+    case Activation::Relu:
+      return map_inplace(x, n, [](float v) { return v > 0.0f ? v : 0.0f; });
+    case Activation::Gelu:
+      return map_inplace(x, n, gelu_erf);
+    case Activation::GeluNew:
+      return map_inplace(x, n, gelu_tanh);
+    case Activation::Silu:
+      return map_inplace(x, n, silu);
+  }
+}
+
+void multiply_inplace(float* x, const float* y, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) x[i] *= y[i];
+}
+
+void add_inplace(float* x, const float* y, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+}
+
+void scale_inplace(float* x, float s, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) x[i] *= s;
+}
+
+void embedding_lookup(const float* table, int64_t rows, int64_t dim, const int32_t* ids,
+                      int64_t count, float* out) {
+  for (int64_t t = 0; t < count; ++t) {
+    check(ids[t] >= 0 && ids[t] < rows, "token id {} is outside the embedding table of {} rows",
+          ids[t], rows);
+    std::memcpy(out + t * dim, table + static_cast<int64_t>(ids[t]) * dim, dim * sizeof(float));
+  }
+}
+
+}  // namespace lorahub

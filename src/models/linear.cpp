@@ -1,0 +1,58 @@
+#include "models/linear.h"
+
+#include "core/error.h"
+#include "kernels/matmul.h"
+
+namespace lorahub {
+
+namespace {
+void check_delta(const Linear& layer, const LoraDelta& d) {
+  check(d.in == layer.in && d.out == layer.out,
+        "LoRA delta for '{}' is {}x{} (out x in) but the layer is {}x{}", layer.name, d.out, d.in,
+        layer.out, layer.in);
+  check(static_cast<int64_t>(d.A.size()) == d.r * d.in &&
+            static_cast<int64_t>(d.B.size()) == d.out * d.r,
+        "LoRA delta for '{}': A or B does not hold r={} x shape values", layer.name, d.r);
+}
+
+const std::vector<LoraDelta>* find_deltas(const Linear& layer, const LoraMap* lora) {
+  if (lora == nullptr) return nullptr;
+  auto it = lora->find(layer.name);
+  return it == lora->end() ? nullptr : &it->second;
+}
+}  // namespace
+
+void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y) {
+  matmul_abt(x, layer.weight.data(), y, rows, layer.out, layer.in);
+  if (!layer.bias.empty()) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = 0; o < layer.out; ++o) y[r * layer.out + o] += layer.bias[o];
+  }
+  if (layer.lora == nullptr) return;
+  std::vector<float> ax;
+  for (const LoraDelta& d : *layer.lora) {
+    ax.resize(static_cast<size_t>(rows * d.r));
+    matmul_abt(x, d.A.data(), ax.data(), rows, d.r, d.in);         // [rows, r] = x Aᵀ
+    for (float& v : ax) v *= d.scale;                              // scale the small side
+    matmul_abt(ax.data(), d.B.data(), y, rows, d.out, d.r, 1.0f);  // y += (s·x Aᵀ) Bᵀ
+  }
+}
+
+void attach_lora(Linear& layer, const LoraMap* lora) {
+  layer.lora = find_deltas(layer, lora);
+  if (layer.lora)
+    for (const LoraDelta& d : *layer.lora) check_delta(layer, d);
+}
+
+void merge_lora_into(Linear& layer, const LoraMap& lora) {
+  const auto* deltas = find_deltas(layer, &lora);
+  if (deltas == nullptr) return;
+  for (const LoraDelta& d : *deltas) {
+    check_delta(layer, d);
+    std::vector<float> scaled_b(d.B);
+    for (float& v : scaled_b) v *= d.scale;
+    matmul_ab(scaled_b.data(), d.A.data(), layer.weight.data(), d.out, d.in, d.r, 1.0f);
+  }
+}
+
+}  // namespace lorahub

@@ -1,0 +1,46 @@
+// load_model(): picks the model family from config.json's model_type (or a .gguf file) and hands
+// the directory to that family's loader. One table, so adding a family is one line.
+#include <filesystem>
+#include <functional>
+#include <map>
+
+#include "core/error.h"
+#include "formats/hf_config.h"
+#include "kernels/matmul.h"
+#include "models/model.h"
+#include "models/t5.h"
+
+namespace lorahub {
+
+namespace {
+
+using FamilyLoader =
+    std::function<std::unique_ptr<Model>(const std::string&, const HfConfig&, const LoadOptions&)>;
+
+const std::map<std::string, FamilyLoader>& families() {
+  static const std::map<std::string, FamilyLoader> table = {
+      {"t5", load_t5},
+  };
+  return table;
+}
+
+std::string supported_list() {
+  std::string names;
+  for (const auto& [name, loader] : families()) names += (names.empty() ? "" : ", ") + name;
+  return names;
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options) {
+  set_compute_threads(options.threads);
+  check(std::filesystem::is_directory(path), "{}: not a model directory", path);
+  const HfConfig config = HfConfig::load(path);
+  const std::string type = config.get_string("model_type");
+  const auto it = families().find(type);
+  check(it != families().end(), "{}: unsupported model_type '{}' (supported: {})", config.source(),
+        type, supported_list());
+  return it->second(path, config, options);
+}
+
+}  // namespace lorahub

@@ -1,0 +1,470 @@
+#include "models/t5.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "core/error.h"
+#include "models/blocks.h"
+#include "models/weights.h"
+#include "tokenizer/sentencepiece.h"
+
+namespace lorahub {
+
+T5Config T5Config::from_hf(const HfConfig& hf) {
+  T5Config c;
+  c.vocab_size = hf.get_int("vocab_size");
+  c.d_model = hf.get_int("d_model");
+  c.d_kv = hf.get_int("d_kv");
+  c.d_ff = hf.get_int("d_ff");
+  c.num_heads = hf.get_int("num_heads");
+  c.num_layers = hf.get_int("num_layers");
+  c.num_decoder_layers = hf.get_int_or("num_decoder_layers", c.num_layers);
+  c.num_buckets = hf.get_int_or("relative_attention_num_buckets", 32);
+  c.max_distance = hf.get_int_or("relative_attention_max_distance", 128);
+  c.eps = static_cast<float>(hf.get_double_or("layer_norm_epsilon", 1e-6));
+  const std::string proj = hf.get_string_or("feed_forward_proj", "relu");
+  const auto dash = proj.find('-');
+  c.gated = dash != std::string::npos && proj.substr(0, dash) == "gated";
+  check(dash == std::string::npos || (c.gated && proj.find('-', dash + 1) == std::string::npos),
+        "{}: field 'feed_forward_proj' must be '<act>' or 'gated-<act>', got '{}'", hf.source(),
+        proj);
+  // transformers maps "gated-gelu" to the tanh approximation (gelu_new), for backward
+  // compatibility.
+  const std::string act = proj == "gated-gelu" ? "gelu_new" : proj.substr(dash + 1);
+  c.act = activation_from_name(act);
+  // transformers 5 writes scale_decoder_outputs; older configs say it with tie_word_embeddings.
+  c.scale_decoder_outputs = hf.has("scale_decoder_outputs")
+                                ? hf.get_bool("scale_decoder_outputs")
+                                : hf.get_bool_or("tie_word_embeddings", true);
+  c.decoder_start_id = static_cast<int32_t>(hf.get_int_or("decoder_start_token_id", 0));
+  c.eos_id = static_cast<int32_t>(hf.get_int_or("eos_token_id", 1));
+  c.pad_id = static_cast<int32_t>(hf.get_int_or("pad_token_id", 0));
+  for (auto [name, value] : {std::pair<const char*, int64_t>{"vocab_size", c.vocab_size},
+                             {"d_model", c.d_model},
+                             {"d_kv", c.d_kv},
+                             {"d_ff", c.d_ff},
+                             {"num_heads", c.num_heads},
+                             {"num_layers", c.num_layers},
+                             {"relative_attention_num_buckets", c.num_buckets},
+                             {"relative_attention_max_distance", c.max_distance}})
+    check(value > 0, "{}: field '{}' must be positive, got {}", hf.source(), name, value);
+  check(c.num_decoder_layers > 0, "{}: field 'num_decoder_layers' must be positive", hf.source());
+  return c;
+}
+
+namespace {
+
+// Inputs longer than this are truncated, as the reference tokenizes with max_length=2048.
+constexpr size_t kMaxTokens = 2048;
+
+struct T5Block {
+  NormLayer self_norm;
+  AttentionLayer self_attn;
+  NormLayer cross_norm;  // decoder only
+  AttentionLayer cross_attn;
+  NormLayer ff_norm;
+  FeedForward ff;
+};
+
+struct T5Stack {
+  std::vector<T5Block> blocks;
+  NormLayer final_norm;
+  RelativePositionBias rel;
+};
+
+// A padded batch of token sequences with the mask of real tokens.
+struct Padded {
+  int64_t batch = 0, len = 0;
+  std::vector<int32_t> ids;    // [batch, len]
+  std::vector<uint8_t> valid;  // [batch, len]
+};
+
+Padded pad_batch(const std::vector<std::vector<int32_t>>& seqs, int32_t pad_id) {
+  Padded p;
+  p.batch = static_cast<int64_t>(seqs.size());
+  for (const auto& s : seqs) p.len = std::max<int64_t>(p.len, static_cast<int64_t>(s.size()));
+  p.ids.assign(static_cast<size_t>(p.batch * p.len), pad_id);
+  p.valid.assign(p.ids.size(), 0);
+  for (int64_t b = 0; b < p.batch; ++b) {
+    std::copy(seqs[b].begin(), seqs[b].end(), p.ids.begin() + b * p.len);
+    std::fill_n(p.valid.begin() + b * p.len, seqs[b].size(), 1);
+  }
+  return p;
+}
+
+class T5Model : public Model {
+ public:
+  T5Model(const T5Config& config, const StateDict& weights,
+          std::unique_ptr<SentencePieceTokenizer> tokenizer)
+      : cfg_(config), tokenizer_(std::move(tokenizer)) {
+    WeightReader reader(weights);
+    shared_ = reader.matrix(
+        weights.contains("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight",
+        cfg_.vocab_size, cfg_.d_model);
+    encoder_ = load_stack(reader, "encoder", cfg_.num_layers, false);
+    decoder_ = load_stack(reader, "decoder", cfg_.num_decoder_layers, true);
+    // transformers ties lm_head to shared unless the checkpoint holds its own lm_head.weight.
+    untied_head_ = weights.contains("lm_head.weight");
+    lm_head_ = untied_head_
+                   ? reader.linear("lm_head", cfg_.d_model, cfg_.vocab_size)
+                   : Linear{"lm_head", cfg_.d_model, cfg_.vocab_size, shared_, {}, nullptr};
+  }
+
+  std::string architecture() const override { return "t5"; }
+  bool is_encoder_decoder() const override { return true; }
+  const Tokenizer& tokenizer() const override { return *tokenizer_; }
+
+  Example make_example(const std::string& input, const std::string& output) const override {
+    return {truncate(tokenizer_->encode(input)), truncate(tokenizer_->encode(output))};
+  }
+
+  std::vector<ExampleLoss> score(const std::vector<Example>& batch) override {
+    std::vector<ExampleLoss> losses(batch.size());
+    if (batch.empty()) return losses;
+    const Padded labels = padded_labels(batch);
+    const std::vector<float> logits = teacher_forced_logits(batch, labels);
+    const int64_t vocab = cfg_.vocab_size;
+    for (int64_t b = 0; b < labels.batch; ++b) {
+      for (int64_t t = 0; t < labels.len; ++t) {
+        const size_t row = static_cast<size_t>(b * labels.len + t);
+        if (!labels.valid[row]) continue;  // label -100: ignored by the loss
+        const float* z = &logits[row * vocab];
+        losses[b].ce_sum += log_sum_exp(z, vocab) - z[labels.ids[row]];
+        losses[b].tokens += 1;
+      }
+    }
+    return losses;
+  }
+
+  std::vector<Tensor> label_logits(const std::vector<Example>& batch) override {
+    std::vector<Tensor> out;
+    if (batch.empty()) return out;
+    const Padded labels = padded_labels(batch);
+    const std::vector<float> logits = teacher_forced_logits(batch, labels);
+    const int64_t vocab = cfg_.vocab_size;
+    for (int64_t b = 0; b < labels.batch; ++b) {
+      const int64_t n = static_cast<int64_t>(batch[b].label_ids.size());
+      const auto first = logits.begin() + b * labels.len * vocab;
+      out.push_back(Tensor::from_f32(std::vector<float>(first, first + n * vocab), {n, vocab}));
+    }
+    return out;
+  }
+
+  std::vector<std::vector<int32_t>> generate(const std::vector<std::vector<int32_t>>& inputs,
+                                             int max_new_tokens) override;
+
+  void set_lora(const LoraMap* lora) override {
+    for_each_linear([&](Linear& l) { attach_lora(l, lora); });
+  }
+  void merge_lora(const LoraMap& lora) override {
+    for_each_linear([&](Linear& l) { merge_lora_into(l, lora); });
+  }
+  std::vector<LinearInfo> linear_layers() const override {
+    std::vector<LinearInfo> out;
+    const_cast<T5Model*>(this)->for_each_linear([&](Linear& l) {
+      out.push_back({l.name, l.in, l.out});
+    });
+    return out;
+  }
+  std::vector<std::pair<std::string, Tensor>> state_dict() const override;
+
+ private:
+  std::vector<int32_t> truncate(std::vector<int32_t> ids) const {
+    if (ids.size() > kMaxTokens) {
+      ids.resize(kMaxTokens);
+      ids.back() = cfg_.eos_id;
+    }
+    return ids;
+  }
+
+  T5Stack load_stack(WeightReader& r, const std::string& prefix, int64_t layers,
+                     bool is_decoder) const;
+  AttentionLayer load_attention(WeightReader& r, const std::string& prefix) const;
+  FeedForward load_feed_forward(WeightReader& r, const std::string& prefix) const;
+
+  template <typename F>
+  void for_each_linear(F f) {
+    for (T5Stack* stack : {&encoder_, &decoder_}) {
+      for (T5Block& b : stack->blocks) {
+        for (AttentionLayer* a : {&b.self_attn, &b.cross_attn})
+          for (Linear* l : {&a->q, &a->k, &a->v, &a->o})
+            if (!l->weight.empty()) f(*l);
+        for (Linear* l : {&b.ff.gate, &b.ff.up, &b.ff.down})
+          if (!l->weight.empty()) f(*l);
+      }
+    }
+    f(lm_head_);
+  }
+
+  Padded padded_labels(const std::vector<Example>& batch) const {
+    std::vector<std::vector<int32_t>> seqs;
+    for (const Example& e : batch) {
+      check(!e.label_ids.empty(), "T5 example without label tokens");
+      seqs.push_back(e.label_ids);
+    }
+    return pad_batch(seqs, cfg_.pad_id);
+  }
+
+  // Encoder output [batch, len, d_model] for padded input ids.
+  std::vector<float> encode(const Padded& in) const;
+  // Decoder hidden states -> logits [rows, vocab] (final norm, optional scaling, LM head).
+  std::vector<float> lm_logits(std::vector<float> hidden, int64_t rows) const;
+  // One decoder block over x[batch, q_len, d] with its caches (self-attention appended to).
+  void decoder_block(const T5Block& block, float* x, int64_t batch, int64_t q_len,
+                     KvCache& self_cache, const KvCache& cross_cache, const uint8_t* enc_valid,
+                     const float* self_bias, int64_t q_pos0) const;
+  std::vector<float> teacher_forced_logits(const std::vector<Example>& batch,
+                                           const Padded& labels) const;
+  std::vector<float> embed(const std::vector<int32_t>& ids) const {
+    std::vector<float> x(ids.size() * static_cast<size_t>(cfg_.d_model));
+    embedding_lookup(shared_.data(), cfg_.vocab_size, cfg_.d_model, ids.data(),
+                     static_cast<int64_t>(ids.size()), x.data());
+    return x;
+  }
+
+  T5Config cfg_;
+  std::unique_ptr<SentencePieceTokenizer> tokenizer_;
+  std::vector<float> shared_;  // [vocab, d_model]
+  T5Stack encoder_, decoder_;
+  Linear lm_head_;
+  bool untied_head_ = false;
+};
+
+AttentionLayer T5Model::load_attention(WeightReader& r, const std::string& prefix) const {
+  const int64_t inner = cfg_.num_heads * cfg_.d_kv;
+  AttentionLayer a;
+  a.q = r.linear(prefix + ".q", cfg_.d_model, inner);
+  a.k = r.linear(prefix + ".k", cfg_.d_model, inner);
+  a.v = r.linear(prefix + ".v", cfg_.d_model, inner);
+  a.o = r.linear(prefix + ".o", inner, cfg_.d_model);
+  a.n_heads = a.n_kv_heads = cfg_.num_heads;
+  a.head_dim = cfg_.d_kv;
+  a.score_scale = 1.0f;  // T5 folds the 1/sqrt(d) scaling into its initialisation
+  return a;
+}
+
+FeedForward T5Model::load_feed_forward(WeightReader& r, const std::string& prefix) const {
+  FeedForward ff;
+  ff.gated = cfg_.gated;
+  ff.act = cfg_.act;
+  if (cfg_.gated) {
+    ff.gate = r.linear(prefix + ".wi_0", cfg_.d_model, cfg_.d_ff);
+    ff.up = r.linear(prefix + ".wi_1", cfg_.d_model, cfg_.d_ff);
+  } else {
+    ff.gate = r.linear(prefix + ".wi", cfg_.d_model, cfg_.d_ff);
+  }
+  ff.down = r.linear(prefix + ".wo", cfg_.d_ff, cfg_.d_model);
+  return ff;
+}
+
+T5Stack T5Model::load_stack(WeightReader& r, const std::string& prefix, int64_t layers,
+                            bool is_decoder) const {
+  T5Stack s;
+  for (int64_t i = 0; i < layers; ++i) {
+    const std::string p = fmt::format("{}.block.{}.layer.", prefix, i);
+    T5Block b;
+    b.self_norm = r.norm(p + "0.layer_norm", cfg_.d_model, cfg_.eps);
+    b.self_attn = load_attention(r, p + "0.SelfAttention");
+    const std::string ff_layer = p + (is_decoder ? "2" : "1");
+    if (is_decoder) {
+      b.cross_norm = r.norm(p + "1.layer_norm", cfg_.d_model, cfg_.eps);
+      b.cross_attn = load_attention(r, p + "1.EncDecAttention");
+    }
+    b.ff_norm = r.norm(ff_layer + ".layer_norm", cfg_.d_model, cfg_.eps);
+    b.ff = load_feed_forward(r, ff_layer + ".DenseReluDense");
+    s.blocks.push_back(std::move(b));
+  }
+  s.final_norm = r.norm(prefix + ".final_layer_norm", cfg_.d_model, cfg_.eps);
+  s.rel.table = r.matrix(prefix + ".block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                         cfg_.num_buckets, cfg_.num_heads);
+  s.rel.num_buckets = cfg_.num_buckets;
+  s.rel.max_distance = cfg_.max_distance;
+  s.rel.heads = cfg_.num_heads;
+  s.rel.bidirectional = !is_decoder;
+  return s;
+}
+
+// Pre-norm residual sub-layer: x += f(norm(x)).
+template <typename F>
+void residual(const NormLayer& norm, float* x, int64_t rows, int64_t d, F f) {
+  std::vector<float> h(static_cast<size_t>(rows * d)), out(h.size());
+  norm_forward(norm, x, rows, h.data());
+  f(h.data(), out.data());
+  add_inplace(x, out.data(), rows * d);
+}
+
+std::vector<float> T5Model::encode(const Padded& in) const {
+  const int64_t rows = in.batch * in.len, d = cfg_.d_model;
+  std::vector<float> x = embed(in.ids);
+  const std::vector<float> bias = relative_position_bias(encoder_.rel, in.len, in.len, 0);
+  KvCache cache;
+  for (const T5Block& block : encoder_.blocks) {
+    residual(block.self_norm, x.data(), rows, d, [&](const float* h, float* out) {
+      cache.reset(in.batch, in.len, block.self_attn.kv_dim());
+      append_kv(block.self_attn, h, in.batch, in.len, cache);
+      AttentionMask mask{.key_valid = in.valid.data(), .bias = bias.data()};
+      attention_forward(block.self_attn, h, in.batch, in.len, cache, mask, out);
+    });
+    residual(block.ff_norm, x.data(), rows, d,
+             [&](const float* h, float* out) { feed_forward(block.ff, h, rows, out); });
+  }
+  std::vector<float> y(x.size());
+  norm_forward(encoder_.final_norm, x.data(), rows, y.data());
+  return y;
+}
+
+void T5Model::decoder_block(const T5Block& block, float* x, int64_t batch, int64_t q_len,
+                            KvCache& self_cache, const KvCache& cross_cache,
+                            const uint8_t* enc_valid, const float* self_bias,
+                            int64_t q_pos0) const {
+  const int64_t rows = batch * q_len, d = cfg_.d_model;
+  residual(block.self_norm, x, rows, d, [&](const float* h, float* out) {
+    append_kv(block.self_attn, h, batch, q_len, self_cache);
+    AttentionMask mask{.causal = true, .q_pos0 = q_pos0, .bias = self_bias};
+    attention_forward(block.self_attn, h, batch, q_len, self_cache, mask, out);
+  });
+  residual(block.cross_norm, x, rows, d, [&](const float* h, float* out) {
+    AttentionMask mask{.key_valid = enc_valid};  // no position bias across the two stacks
+    attention_forward(block.cross_attn, h, batch, q_len, cross_cache, mask, out);
+  });
+  residual(block.ff_norm, x, rows, d,
+           [&](const float* h, float* out) { feed_forward(block.ff, h, rows, out); });
+}
+
+std::vector<float> T5Model::lm_logits(std::vector<float> hidden, int64_t rows) const {
+  std::vector<float> h(hidden.size());
+  norm_forward(decoder_.final_norm, hidden.data(), rows, h.data());
+  if (cfg_.scale_decoder_outputs)
+    scale_inplace(h.data(), 1.0f / std::sqrt(static_cast<float>(cfg_.d_model)),
+                  static_cast<int64_t>(h.size()));
+  std::vector<float> logits(static_cast<size_t>(rows * cfg_.vocab_size));
+  linear_forward(lm_head_, h.data(), rows, logits.data());
+  return logits;
+}
+
+std::vector<float> T5Model::teacher_forced_logits(const std::vector<Example>& batch,
+                                                  const Padded& labels) const {
+  std::vector<std::vector<int32_t>> inputs;
+  for (const Example& e : batch) {
+    check(!e.input_ids.empty(), "T5 example without input tokens");
+    inputs.push_back(e.input_ids);
+  }
+  const Padded enc_in = pad_batch(inputs, cfg_.pad_id);
+  const std::vector<float> enc = encode(enc_in);
+  // Decoder input = labels shifted right behind the start token; label padding becomes pad.
+  std::vector<int32_t> dec_ids(labels.ids.size());
+  for (int64_t b = 0; b < labels.batch; ++b) {
+    dec_ids[b * labels.len] = cfg_.decoder_start_id;
+    for (int64_t t = 1; t < labels.len; ++t)
+      dec_ids[b * labels.len + t] = labels.ids[b * labels.len + t - 1];
+  }
+  std::vector<float> x = embed(dec_ids);
+  const std::vector<float> bias = relative_position_bias(decoder_.rel, labels.len, labels.len, 0);
+  KvCache self_cache, cross_cache;
+  for (const T5Block& block : decoder_.blocks) {
+    self_cache.reset(labels.batch, labels.len, block.self_attn.kv_dim());
+    cross_cache.reset(enc_in.batch, enc_in.len, block.cross_attn.kv_dim());
+    append_kv(block.cross_attn, enc.data(), enc_in.batch, enc_in.len, cross_cache);
+    decoder_block(block, x.data(), labels.batch, labels.len, self_cache, cross_cache,
+                  enc_in.valid.data(), bias.data(), 0);
+  }
+  return lm_logits(std::move(x), labels.batch * labels.len);
+}
+
+std::vector<std::vector<int32_t>> T5Model::generate(const std::vector<std::vector<int32_t>>& inputs,
+                                                    int max_new_tokens) {
+  const int64_t batch = static_cast<int64_t>(inputs.size());
+  std::vector<std::vector<int32_t>> out(inputs.size());
+  if (batch == 0 || max_new_tokens <= 0) return out;
+  std::vector<std::vector<int32_t>> truncated;
+  for (const auto& ids : inputs) {
+    check(!ids.empty(), "generate: empty input");
+    truncated.push_back(truncate(ids));
+  }
+  const Padded enc_in = pad_batch(truncated, cfg_.pad_id);
+  const std::vector<float> enc = encode(enc_in);
+  const size_t layers = decoder_.blocks.size();
+  std::vector<KvCache> self_caches(layers), cross_caches(layers);
+  for (size_t l = 0; l < layers; ++l) {  // cross-attention keys/values: once per input
+    const AttentionLayer& cross = decoder_.blocks[l].cross_attn;
+    cross_caches[l].reset(batch, enc_in.len, cross.kv_dim());
+    append_kv(cross, enc.data(), batch, enc_in.len, cross_caches[l]);
+    self_caches[l].reset(batch, max_new_tokens, decoder_.blocks[l].self_attn.kv_dim());
+  }
+  std::vector<int32_t> current(static_cast<size_t>(batch), cfg_.decoder_start_id);
+  std::vector<bool> finished(static_cast<size_t>(batch), false);
+  int64_t running = batch;
+  for (int64_t step = 0; step < max_new_tokens && running > 0; ++step) {
+    std::vector<float> x = embed(current);
+    const std::vector<float> bias = relative_position_bias(decoder_.rel, 1, step + 1, step);
+    for (size_t l = 0; l < layers; ++l)
+      decoder_block(decoder_.blocks[l], x.data(), batch, 1, self_caches[l], cross_caches[l],
+                    enc_in.valid.data(), bias.data(), step);
+    const std::vector<float> logits = lm_logits(std::move(x), batch);
+    for (int64_t b = 0; b < batch; ++b) {
+      if (finished[b]) {
+        current[b] = cfg_.pad_id;  // what transformers feeds finished sequences
+        continue;
+      }
+      const float* z = &logits[b * cfg_.vocab_size];
+      const int32_t next = static_cast<int32_t>(std::max_element(z, z + cfg_.vocab_size) - z);
+      if (next == cfg_.eos_id) {
+        finished[b] = true;
+        --running;
+        current[b] = cfg_.pad_id;
+      } else {
+        out[b].push_back(next);
+        current[b] = next;
+      }
+    }
+  }
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> T5Model::state_dict() const {
+  std::vector<std::pair<std::string, Tensor>> sd;
+  auto add = [&](const std::string& name, const std::vector<float>& v, Shape shape) {
+    sd.emplace_back(name, Tensor::from_f32(v, std::move(shape)));
+  };
+  add("shared.weight", shared_, {cfg_.vocab_size, cfg_.d_model});
+  for (auto [prefix, stack] :
+       {std::pair<std::string, const T5Stack*>{"encoder", &encoder_}, {"decoder", &decoder_}}) {
+    for (size_t i = 0; i < stack->blocks.size(); ++i) {
+      const T5Block& b = stack->blocks[i];
+      const bool dec = prefix == "decoder";
+      const std::string p = fmt::format("{}.block.{}.layer.", prefix, i);
+      const std::string ff_layer = p + (dec ? "2" : "1");
+      add(p + "0.layer_norm.weight", b.self_norm.weight, {cfg_.d_model});
+      if (dec) add(p + "1.layer_norm.weight", b.cross_norm.weight, {cfg_.d_model});
+      add(ff_layer + ".layer_norm.weight", b.ff_norm.weight, {cfg_.d_model});
+      if (i == 0)
+        add(p + "0.SelfAttention.relative_attention_bias.weight", stack->rel.table,
+            {cfg_.num_buckets, cfg_.num_heads});
+    }
+    add(std::string(prefix) + ".final_layer_norm.weight", stack->final_norm.weight, {cfg_.d_model});
+  }
+  const_cast<T5Model*>(this)->for_each_linear([&](Linear& l) {
+    if (&l != &lm_head_ || untied_head_) add(l.name + ".weight", l.weight, {l.out, l.in});
+  });
+  return sd;
+}
+
+std::string find_spiece_model(const std::string& dir) {
+  const auto path = std::filesystem::path(dir) / "spiece.model";
+  check(std::filesystem::is_regular_file(path),
+        "{}: no tokenizer: spiece.model not found (T5 needs its SentencePiece model)", dir);
+  return path.string();
+}
+
+}  // namespace
+
+std::unique_ptr<Model> load_t5(const std::string& dir, const HfConfig& config,
+                               const LoadOptions& options) {
+  const T5Config cfg = T5Config::from_hf(config);
+  auto tokenizer = SentencePieceTokenizer::load(find_spiece_model(dir));
+  const StateDict weights = load_model_weights(dir);
+  return std::make_unique<T5Model>(cfg, weights, std::move(tokenizer));
+}
+
+}  // namespace lorahub
