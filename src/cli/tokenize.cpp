@@ -1,0 +1,73 @@
+// lorahub tokenize: text -> token ids (and back) with a model's own tokenizer, for checking
+// tokenizers against the HF `tokenizers` library and for debugging prompts.
+//   stdin: one JSON string per line.  stdout: one JSON array of ids per line
+//   (with --decode: stdin JSON arrays of ids, stdout JSON strings).
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <iostream>
+#include <string>
+
+#include "cli/command.h"
+#include "core/error.h"
+#include "formats/gguf.h"
+#include "tokenizer/bpe.h"
+
+namespace lorahub::cli {
+namespace {
+
+struct TokenizeOptions {
+  std::string model;
+  bool no_special = false, decode = false, keep_special = false, chat = false;
+};
+
+std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path) {
+  if (std::filesystem::is_directory(path)) return BpeTokenizer::from_hf_dir(path);
+  if (path.ends_with(".json")) return BpeTokenizer::from_tokenizer_json(path);
+  return BpeTokenizer::from_gguf(GgufFile::open(path));
+}
+
+nlohmann::json parse_line(const std::string& line, size_t number) {
+  try {
+    return nlohmann::json::parse(line);
+  } catch (const nlohmann::json::exception& e) {
+    fail("stdin line {}: not JSON: {}", number, e.what());
+  }
+}
+
+void run(const TokenizeOptions& o) {
+  const auto tok = open_tokenizer(o.model);
+  std::string line;
+  for (size_t n = 1; std::getline(std::cin, line); ++n) {
+    if (line.empty()) continue;
+    const auto j = parse_line(line, n);
+    if (o.decode) {
+      check(j.is_array(), "stdin line {}: expected an array of ids", n);
+      std::cout << nlohmann::json(tok->decode(j.get<std::vector<int32_t>>(), !o.keep_special))
+                       .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                << '\n';
+    } else {
+      check(j.is_string(), "stdin line {}: expected a JSON string", n);
+      const std::string text =
+          o.chat ? tok->apply_chat_template(j.get<std::string>()) : j.get<std::string>();
+      std::cout << nlohmann::json(tok->encode(text, !o.no_special)).dump() << '\n';
+    }
+  }
+}
+
+const Registrar reg("tokenize", 90, [](CLI::App& app) {
+  auto opts = std::make_shared<TokenizeOptions>();
+  auto* cmd = app.add_subcommand(
+      "tokenize", "Text (JSON strings on stdin, one per line) to token ids, or back with --decode");
+  cmd->add_option("--model", opts->model, "GGUF file, HF model directory or tokenizer.json")
+      ->required();
+  cmd->add_flag("--no-special", opts->no_special,
+                "Do not add the tokenizer's default special tokens");
+  cmd->add_flag("--chat", opts->chat, "Wrap each text in the chat template as a user turn");
+  cmd->add_flag("--decode", opts->decode, "Decode JSON arrays of ids to text");
+  cmd->add_flag("--keep-special", opts->keep_special, "With --decode: keep special tokens");
+  cmd->callback([opts] { run(*opts); });
+});
+
+}  // namespace
+}  // namespace lorahub::cli
