@@ -1,0 +1,29 @@
+// LoraHub learning: find weights for the module set that minimize the objective on a few
+// examples, with a gradient-free optimizer, and report every step.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "adapt/objective.h"
+#include "adapt/optimizer.h"
+
+namespace lorahub {
+
+struct LearnOptions {
+  std::string optimizer = "cobyla";
+  int steps = 40;  // evaluation budget
+  uint64_t seed = 42;
+  bool progress = true;  // per-step line/bar on stderr (core/progress.h)
+};
+
+struct LearnResult {
+  std::vector<double> weights;  // the best evaluated weights
+  double objective = 0.0;       // their objective value
+  std::vector<Evaluation> history;
+  double seconds = 0.0;
+};
+
+// Throws Error for steps < 1 or an unknown optimizer before any evaluation is spent.
+LearnResult learn(Objective& objective, const LearnOptions& options);
+
+}  // namespace lorahub

@@ -1,0 +1,65 @@
+// The LoraHub objective: compose the modules with weights w, score the few examples with the
+// model, add the L1 penalty. Two loss modes:
+//
+//  * kReference (default) reproduces lorahub 0.1.0's default_get_loss exactly (DESIGN §1.3):
+//    each batch's loss is transformers' token-mean cross-entropy over the batch
+//    (Σ CE / Σ label tokens), the batch losses are summed and the sum is divided by the number
+//    of examples. With everything in one batch of 5 the loss is the token-mean CE / 5: an odd
+//    scale, but it is what the reference optimizes, and it sets how much the penalty weighs.
+//  * kExampleMean is the plain mean over examples of each example's token-mean CE: every
+//    example counts the same whatever its length or the batching.
+//
+// Both add 0.05 · (Σ|wᵢ|) / N (default_l1_regularization).
+#pragma once
+#include <string>
+#include <vector>
+
+#include "adapt/optimizer.h"
+#include "lora/module_set.h"
+#include "models/model.h"
+
+namespace lorahub {
+
+enum class LossMode { kReference, kExampleMean };
+
+LossMode parse_loss_mode(const std::string& name);  // "reference" | "example-mean"
+const char* loss_mode_name(LossMode mode);
+
+struct ObjectiveOptions {
+  LossMode mode = LossMode::kReference;
+  int batch_size = 0;         // 0 = all examples in one batch (the reference's default)
+  double l1 = 0.05;           // weight of the L1 penalty
+  int64_t max_length = 2048;  // the reference tokenizes with truncation at 2048 tokens
+};
+
+// Truncates a token sequence the way the HF tokenizer does with truncation=True: keep the
+// first max_length - 1 tokens and the closing special token (T5's EOS) that ends the sequence.
+void truncate_ids(std::vector<int32_t>& ids, int64_t max_length);
+
+class Objective {
+ public:
+  // `examples` are tokenized (Model::make_example); they are truncated here. Throws Error when
+  // there are no examples, or an example has no label tokens.
+  Objective(Model& model, const ModuleSet& modules, std::vector<Example> examples,
+            ObjectiveOptions options = {});
+
+  // loss(w) + penalty(w); leaves the model without LoRA afterwards.
+  double operator()(const Point& w);
+  // One value per point, in order (the BatchObjective the optimizers take).
+  std::vector<double> evaluate(const std::vector<Point>& points);
+
+  double loss(const Point& w);  // the loss term alone
+  double penalty(const Point& w) const;
+  size_t dimension() const { return modules_.size(); }
+  size_t example_count() const { return examples_.size(); }
+
+ private:
+  double loss_of_current_model();
+
+  Model& model_;
+  const ModuleSet& modules_;
+  std::vector<Example> examples_;
+  ObjectiveOptions options_;
+};
+
+}  // namespace lorahub

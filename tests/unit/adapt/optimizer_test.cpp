@@ -1,0 +1,151 @@
+// Planted problems: objectives whose optimum we know, so each optimizer can be held to reaching
+// within 5% of it inside its budget, deterministically for a seed.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "adapt/optimizer.h"
+#include "core/error.h"
+
+namespace lorahub {
+namespace {
+
+// f(w) = 1 + Σ (wᵢ - w*ᵢ)²: optimum 1 at the planted w*, inside the box.
+struct PlantedQuadratic {
+  Point target;
+  int calls = 0;
+  BatchObjective batch() {
+    return [this](const std::vector<Point>& points) {
+      std::vector<double> values;
+      for (const Point& w : points) {
+        ++calls;
+        double v = 1.0;
+        for (size_t i = 0; i < w.size(); ++i) v += (w[i] - target[i]) * (w[i] - target[i]);
+        values.push_back(v);
+      }
+      return values;
+    };
+  }
+};
+
+struct Case {
+  const char* name;
+  int budget;
+};
+
+class PlantedOptimizer : public ::testing::TestWithParam<Case> {};
+
+TEST_P(PlantedOptimizer, ReachesWithinFivePercentOfTheOptimum) {
+  PlantedQuadratic f{{0.4, -0.8, 1.1, 0.2, -0.3}};
+  OptimizeOptions o;
+  o.budget = GetParam().budget;
+  o.seed = 7;
+  const OptimizeResult r = optimize(GetParam().name, 5, f.batch(), o);
+  EXPECT_LE(r.best, 1.05) << GetParam().name;
+  EXPECT_LE(f.calls, o.budget);
+  EXPECT_EQ(static_cast<int>(r.history.size()), f.calls);
+  // The result is the best point evaluated, with its recorded value.
+  double best = 1e300;
+  for (const Evaluation& e : r.history) best = std::min(best, e.value);
+  EXPECT_EQ(r.best, best);
+  for (double v : r.best_w) {
+    EXPECT_GE(v, -1.5);
+    EXPECT_LE(v, 1.5);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(All, PlantedOptimizer,
+                         ::testing::Values(Case{"cobyla", 40}, Case{"bobyqa", 40},
+                                           Case{"cmaes", 300}, Case{"oneplusone", 300}),
+                         [](const auto& info) { return std::string(info.param.name); });
+
+TEST(Optimizer, SameSeedSameHistory) {
+  for (const std::string& name : optimizer_names()) {
+    PlantedQuadratic f1{{0.3, -0.2, 0.9}}, f2{{0.3, -0.2, 0.9}};
+    OptimizeOptions o;
+    o.budget = 25;
+    o.seed = 3;
+    const OptimizeResult a = optimize(name, 3, f1.batch(), o);
+    const OptimizeResult b = optimize(name, 3, f2.batch(), o);
+    ASSERT_EQ(a.history.size(), b.history.size()) << name;
+    for (size_t i = 0; i < a.history.size(); ++i) EXPECT_EQ(a.history[i].w, b.history[i].w) << name;
+  }
+}
+
+TEST(Optimizer, CobylaStartsAtZeroWithHalfSteps) {
+  // nevergrad's NGOpt -> COBYLA evaluates w = 0 first, then steps of 0.5 along the axes.
+  PlantedQuadratic f{{0.3, -0.2, 0.9}};
+  OptimizeOptions o;
+  o.budget = 3;
+  const OptimizeResult r = optimize("cobyla", 3, f.batch(), o);
+  ASSERT_EQ(r.history.size(), 3u);
+  EXPECT_EQ(r.history[0].w, (Point{0, 0, 0}));
+  EXPECT_NEAR(
+      std::abs(r.history[1].w[0]) + std::abs(r.history[1].w[1]) + std::abs(r.history[1].w[2]), 0.5,
+      1e-12);
+}
+
+TEST(Optimizer, CmaesPopulationAsNevergrad) {
+  EXPECT_EQ(cmaes_population(20), 12);
+  EXPECT_EQ(cmaes_population(5), 8);
+  EXPECT_EQ(cmaes_population(1), 4);
+}
+
+TEST(Optimizer, CmaesEvaluatesWholeGenerations) {
+  std::vector<size_t> batch_sizes;
+  BatchObjective f = [&](const std::vector<Point>& points) {
+    batch_sizes.push_back(points.size());
+    return std::vector<double>(points.size(), 1.0);
+  };
+  OptimizeOptions o;
+  o.budget = 30;
+  optimize("cmaes", 20, f, o);
+  EXPECT_EQ(batch_sizes, (std::vector<size_t>{12, 12, 6}));
+}
+
+TEST(OptimizerMalformed, RejectsBadSettings) {
+  PlantedQuadratic f{{0.0}};
+  OptimizeOptions o;
+  EXPECT_THROW(optimize("nelder", 1, f.batch(), o), Error);
+  EXPECT_THROW(optimize("cobyla", 0, f.batch(), o), Error);
+  o.budget = 0;
+  EXPECT_THROW(optimize("cobyla", 1, f.batch(), o), Error);
+  o.budget = 5;
+  o.start = {std::nan("")};
+  EXPECT_THROW(optimize("cobyla", 1, f.batch(), o), Error);
+  o.start = {0.0, 0.0};
+  EXPECT_THROW(optimize("cobyla", 1, f.batch(), o), Error);
+}
+
+TEST(OptimizerMalformed, NonFiniteObjectiveIsWorstNotBest) {
+  for (const std::string& name : optimizer_names()) {
+    int calls = 0;
+    BatchObjective f = [&](const std::vector<Point>& points) {
+      std::vector<double> values;
+      for (const Point& w : points) values.push_back(++calls % 2 ? std::nan("") : 2.0 + w[0]);
+      return values;
+    };
+    OptimizeOptions o;
+    o.budget = 12;
+    const OptimizeResult r = optimize(name, 2, f, o);
+    EXPECT_TRUE(std::isfinite(r.best)) << name;
+  }
+}
+
+TEST(OptimizerMalformed, ObjectiveErrorsPropagate) {
+  for (const std::string& name : optimizer_names()) {
+    BatchObjective f = [](const std::vector<Point>&) -> std::vector<double> {
+      throw Error("model exploded");
+    };
+    OptimizeOptions o;
+    try {
+      optimize(name, 2, f, o);
+      FAIL() << name;
+    } catch (const Error& e) {
+      EXPECT_STREQ(e.what(), "model exploded") << name;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace lorahub
