@@ -8,6 +8,7 @@
 #include "formats/hf_config.h"
 #include "kernels/matmul.h"
 #include "models/model.h"
+#include "models/llama.h"
 #include "models/t5.h"
 
 namespace lorahub {
@@ -20,6 +21,9 @@ using FamilyLoader =
 const std::map<std::string, FamilyLoader>& families() {
   static const std::map<std::string, FamilyLoader> table = {
       {"t5", load_t5},
+      {"llama", load_llama},
+      {"mistral", load_llama},
+      {"qwen2", load_llama},
   };
   return table;
 }
@@ -34,6 +38,8 @@ std::string supported_list() {
 
 std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options) {
   set_compute_threads(options.threads);
+  if (path.ends_with(".gguf") && !std::filesystem::is_directory(path))
+    return load_llama_gguf(path, options);  // GGUF files hold Llama-family models only
   check(std::filesystem::is_directory(path), "{}: not a model directory", path);
   const HfConfig config = HfConfig::load(path);
   const std::string type = config.get_string("model_type");
