@@ -1,0 +1,22 @@
+// The model options that `score` and `generate` share (--model, --threads), and the one place
+// that turns them into a loaded Model. Options that change the model for every command (such
+// as applying LoRA modules) belong here, so each command gets them by calling load().
+#pragma once
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <string>
+
+#include "models/model.h"
+
+namespace lorahub::cli {
+
+struct ModelArgs {
+  std::string model;  // HF model directory (or .gguf)
+  int threads = 0;    // 0 = all cores
+
+  void add_options(CLI::App* cmd);
+  std::unique_ptr<Model> load() const;
+};
+
+}  // namespace lorahub::cli
