@@ -59,7 +59,7 @@ LoraMap to_lora_map(const LoraModule& module) {
     d.out = p.b->shape[0];
     d.A = p.a->values;
     d.B = p.b->values;
-    d.scale = module.scale;
+    d.scale = p.a->scale;
     map[layer].push_back(std::move(d));
   }
   return map;

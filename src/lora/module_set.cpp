@@ -3,115 +3,42 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <random>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 #include "core/mapped_file.h"
-#include "formats/hf_config.h"
-#include "formats/state_dict.h"
 
 namespace lorahub {
 namespace fs = std::filesystem;
 
-namespace {
-
-constexpr const char* kPrefix = "base_model.model.";
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-std::vector<std::string> target_modules_of(const HfConfig& config) {
-  const auto& j = config.json();
-  check(j.contains("target_modules"), "{}: missing field 'target_modules'", config.source());
-  std::vector<std::string> targets;
-  if (j["target_modules"].is_string()) {
-    targets.push_back(j["target_modules"].get<std::string>());  // a regex: compared verbatim
-  } else {
-    targets = config.get_string_list("target_modules");
-  }
-  std::sort(targets.begin(), targets.end());
-  return targets;
-}
-
-// Per-layer ranks or alphas would need a scale per layer; the released LoraHub modules and
-// everything we write use one rank and alpha, so refuse rather than silently mis-scale.
-void refuse_patterns(const HfConfig& config) {
-  for (const char* key : {"rank_pattern", "alpha_pattern"}) {
-    const auto& j = config.json();
-    check(!j.contains(key) || j[key].is_null() || j[key].empty(),
-          "{}: '{}' (per-layer rank or alpha) is not supported", config.source(), key);
-  }
-  check(!config.get_bool_or("fan_in_fan_out", false),
-        "{}: 'fan_in_fan_out' adapters (GPT-2 Conv1D layers) are not supported", config.source());
-  const std::string peft_type = config.get_string_or("peft_type", "LORA");
-  check(peft_type == "LORA", "{}: peft_type is '{}', expected 'LORA'", config.source(), peft_type);
-  check(!config.get_bool_or("use_dora", false), "{}: DoRA adapters are not supported",
-        config.source());
-}
-
-std::string adapter_weights_file(const std::string& dir) {
-  for (const char* name : {"adapter_model.safetensors", "adapter_model.bin"}) {
-    const fs::path p = fs::path(dir) / name;
-    if (fs::exists(p)) return p.string();
-  }
-  fail("{}: no adapter_model.safetensors or adapter_model.bin", dir);
-}
-
-}  // namespace
-
-void parse_lora_key(const std::string& key, const std::string& source, std::string& layer,
-                    bool& is_a) {
-  const std::string prefix = kPrefix;
-  const bool has_prefix = key.compare(0, prefix.size(), prefix) == 0;
-  if (has_prefix && ends_with(key, ".lora_A.weight")) {
-    is_a = true;
-  } else if (has_prefix && ends_with(key, ".lora_B.weight")) {
-    is_a = false;
-  } else {
-    fail("{}: tensor '{}' is not a LoRA A/B weight (base_model.model.<layer>.lora_A/B.weight)",
-         source, key);
-  }
-  layer =
-      key.substr(prefix.size(), key.size() - prefix.size() - std::string(".lora_A.weight").size());
-  check(!layer.empty(), "{}: tensor '{}' names no layer", source, key);
-}
-
 LoraModule load_lora_module(const std::string& dir) {
-  check(fs::is_directory(dir), "{}: not an adapter directory", dir);
-  const HfConfig config = HfConfig::load((fs::path(dir) / "adapter_config.json").string());
-  refuse_patterns(config);
+  const PeftAdapter adapter = load_peft_adapter(dir);
+  const std::string& file = adapter.weights.source();
+  check(!adapter.targets.empty(), "{}: the adapter holds no LoRA tensors", file);
+  check(adapter.weights.size() == 2 * adapter.targets.size(),
+        "{}: the adapter holds {} tensors besides its {} LoRA A/B pairs (biases or "
+        "modules_to_save are not supported)",
+        file, adapter.weights.size() - 2 * adapter.targets.size(), adapter.targets.size());
   LoraModule m;
   m.path = dir;
-  m.base_model = config.get_string_or("base_model_name_or_path", "");
-  m.rank = config.get_int("r");
-  check(m.rank > 0, "{}: 'r' must be positive, got {}", config.source(), m.rank);
-  m.alpha = config.get_double("lora_alpha");
-  m.rslora = config.get_bool_or("use_rslora", false);
-  m.scale = static_cast<float>(m.rslora ? m.alpha / std::sqrt(static_cast<double>(m.rank))
-                                        : m.alpha / static_cast<double>(m.rank));
-  m.target_modules = target_modules_of(config);
-  m.config_json = config.json().dump(2);
-
-  const std::string file = adapter_weights_file(dir);
-  const StateDict dict = load_state_dict_file(file);
-  check(!dict.empty(), "{}: the adapter holds no tensors", file);
-  for (const std::string& key : dict.names()) {
-    LoraTensor t;
-    t.key = key;
-    parse_lora_key(key, file, t.layer, t.is_a);
-    const Tensor& tensor = dict.get(key);
-    check(tensor.shape.size() == 2, "{}: tensor '{}' has shape {}, expected 2 dimensions", file,
-          key, shape_str(tensor.shape));
-    const int64_t rank_dim = t.is_a ? tensor.shape[0] : tensor.shape[1];
-    check(rank_dim == m.rank, "{}: tensor '{}' has shape {} but r = {}", file, key,
-          shape_str(tensor.shape), m.rank);
-    t.shape = tensor.shape;
-    t.values = tensor.to_f32();
-    for (float v : t.values) check(std::isfinite(v), "{}: tensor '{}' holds NaN or inf", file, key);
-    m.tensors.push_back(std::move(t));
+  m.config = adapter.config;
+  for (const LoraTarget& target : adapter.targets) {
+    for (const bool is_a : {true, false}) {
+      LoraTensor t;
+      t.key = fmt::format("base_model.model.{}.lora_{}.weight", target.module, is_a ? "A" : "B");
+      t.layer = target.module;
+      t.is_a = is_a;
+      const Tensor& tensor = is_a ? target.a : target.b;
+      t.shape = tensor.shape;
+      t.scale = static_cast<float>(target.scaling);
+      t.values = tensor.to_f32();
+      for (float v : t.values)
+        check(std::isfinite(v), "{}: tensor '{}' holds NaN or inf", file, t.key);
+      m.tensors.push_back(std::move(t));
+    }
   }
   // Sorted by key, so that files listing the same tensors in another order still line up.
   std::sort(m.tensors.begin(), m.tensors.end(),
@@ -119,17 +46,32 @@ LoraModule load_lora_module(const std::string& dir) {
   return m;
 }
 
+StateDict module_state_dict(const LoraModule& module) {
+  StateDict dict(module.path);
+  for (const LoraTensor& t : module.tensors) dict.add(t.key, Tensor::from_f32(t.values, t.shape));
+  return dict;
+}
+
+namespace {
+
+std::string targets_of(const AdapterConfig& c) {
+  if (!c.target_modules_regex.empty()) return c.target_modules_regex;
+  std::vector<std::string> sorted = c.target_modules;
+  std::sort(sorted.begin(), sorted.end());
+  return fmt::format("{}", fmt::join(sorted, ","));
+}
+
+}  // namespace
+
 void check_compatible(const LoraModule& first, const LoraModule& other) {
   const std::string& name = other.path;
-  check(other.base_model == first.base_model,
-        "module {} is for base model '{}', but {} is for '{}'", name, other.base_model, first.path,
-        first.base_model);
-  check(other.rank == first.rank, "module {} has rank {}, but {} has rank {}", name, other.rank,
-        first.path, first.rank);
-  check(other.scale == first.scale, "module {} has scaling {} (lora_alpha {}), but {} has {}", name,
-        other.scale, other.alpha, first.path, first.scale);
-  check(other.target_modules == first.target_modules, "module {} targets different modules than {}",
-        name, first.path);
+  const AdapterConfig &f = first.config, &o = other.config;
+  check(o.base_model_name_or_path == f.base_model_name_or_path,
+        "module {} is for base model '{}', but {} is for '{}'", name, o.base_model_name_or_path,
+        first.path, f.base_model_name_or_path);
+  check(o.r == f.r, "module {} has rank {}, but {} has rank {}", name, o.r, first.path, f.r);
+  check(targets_of(o) == targets_of(f), "module {} targets modules [{}], but {} targets [{}]", name,
+        targets_of(o), first.path, targets_of(f));
   const size_t n = std::min(first.tensors.size(), other.tensors.size());
   for (size_t i = 0; i < n; ++i) {
     const LoraTensor& a = first.tensors[i];
@@ -138,6 +80,8 @@ void check_compatible(const LoraModule& first, const LoraModule& other) {
           first.path);
     check(a.shape == b.shape, "module {}: key '{}' has shape {}, but {} in {}", name, b.key,
           shape_str(b.shape), shape_str(a.shape), first.path);
+    check(a.scale == b.scale, "module {}: key '{}' has scaling {}, but {} in {}", name, b.key,
+          b.scale, a.scale, first.path);
   }
   if (first.tensors.size() != other.tensors.size()) {
     const bool longer = other.tensors.size() > first.tensors.size();

@@ -6,6 +6,8 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "formats/peft_adapter.h"
+#include "formats/state_dict.h"
 
 namespace lorahub {
 
@@ -16,28 +18,23 @@ struct LoraTensor {
   std::string layer;  // "<layer>": the LoraMap key (models/lora_delta.h)
   bool is_a = true;   // lora_A (true) or lora_B (false)
   Shape shape;
+  float scale = 1.0f;  // the layer's scaling (alpha / r, or alpha / sqrt(r) with rslora)
   std::vector<float> values;
 };
 
 struct LoraModule {
-  std::string path;        // the adapter directory
-  std::string base_model;  // base_model_name_or_path ("" when unset)
-  int64_t rank = 0;
-  double alpha = 0;
-  bool rslora = false;
-  float scale = 1.0f;                       // alpha / r, or alpha / sqrt(r) with rslora
-  std::vector<std::string> target_modules;  // sorted
-  std::string config_json;                  // adapter_config.json as read, for export
-  std::vector<LoraTensor> tensors;          // sorted by key
+  std::string path;                 // the adapter directory
+  AdapterConfig config;             // as read; written back with the composed adapter
+  std::vector<LoraTensor> tensors;  // sorted by key
 };
 
-// Splits a PEFT key into layer and A/B; throws Error naming `source` and the key for anything
-// that is not a plain LoRA A/B weight (biases, modules_to_save, DoRA magnitudes...).
-void parse_lora_key(const std::string& key, const std::string& source, std::string& layer,
-                    bool& is_a);
-
-// Loads one PEFT adapter directory (adapter_config.json + adapter_model.safetensors or .bin).
+// Loads one PEFT adapter directory (formats/peft_adapter.h) as f32 tensors. Throws Error naming
+// the file and key for tensors that are not LoRA A/B weights (biases, modules_to_save) and for
+// NaN/inf values.
 LoraModule load_lora_module(const std::string& dir);
+
+// A module's tensors in PEFT's layout, for save_peft_adapter.
+StateDict module_state_dict(const LoraModule& module);
 
 class ModuleSet {
  public:
