@@ -309,8 +309,10 @@ def main(argv=None):
     if args.readme_only:
         write_readme(args.out, load_manifest(args.out / "manifest.json"))
         return 0
-    for name in args.tasks:
-        lorahub_tasks.get_task(name)  # fail before the slow model load on a typo
+    unknown = [name for name in args.tasks if name not in lorahub_tasks.TASKS]
+    if unknown:  # fail before the slow model load on a typo
+        raise SystemExit(f"train_library: unknown task(s) {', '.join(unknown)}; "
+                         f"see python -m lorahub_tasks --list")
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     manifest_path = args.out / "manifest.json"

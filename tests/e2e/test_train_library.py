@@ -99,3 +99,16 @@ def test_publish_library_round_trip(tiny_run, tmp_path):
         server.wait(timeout=30)
     for name in ("adapter_config.json", "adapter_model.safetensors"):
         assert (tmp_path / "pulled" / name).read_bytes() == (tiny_run / "parity" / name).read_bytes()
+
+
+@pytest.mark.malformed
+def test_unknown_task_is_a_clean_error(tmp_path):
+    for cmd in ([str(ROOT / "scripts" / "train_library.py"), "--tasks", "no_such_task",
+                 "--out", str(tmp_path)],
+                ["-m", "lorahub_tasks", "no_such_task"]):
+        proc = subprocess.run([sys.executable, *cmd], capture_output=True, text=True,
+                              cwd=ROOT / "python", timeout=120)
+        assert proc.returncode not in (0, None) and proc.returncode < 128
+        assert "no_such_task" in proc.stderr.strip().splitlines()[-1]
+        assert "Traceback" not in proc.stderr
+    assert not any(tmp_path.iterdir()), "nothing is written for a bad task name"
