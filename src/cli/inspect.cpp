@@ -1,0 +1,167 @@
+// lorahub inspect PATH [--json] [--sha256]: what a weights file, model directory or PEFT adapter
+// directory holds. One small function per kind of input; `inspect_path` picks by what is there.
+//   --json     exactly one JSON object on stdout:
+//              {"path", "kind", "tensors": [{"name", "dtype", "shape"[, "sha256"]}],
+//               "metadata": {..} (safetensors header), "adapter": {...} | null}
+//   --sha256   hash each tensor's raw bytes (as stored), to compare files bit for bit
+#include <nlohmann/json.hpp>
+
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+#include <optional>
+#include <string>
+
+#include "cli/command.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "formats/peft_adapter.h"
+#include "formats/safetensors.h"
+#include "formats/state_dict.h"
+#include "formats/torch_pickle.h"
+#include "hub/hash.h"
+
+namespace lorahub::cli {
+namespace {
+namespace fs = std::filesystem;
+
+struct InspectOptions {
+  std::string path;
+  bool json = false;
+  bool sha256 = false;
+};
+
+// What every kind of input reports.
+struct Inspection {
+  std::string kind;  // "safetensors", "torch", "model", "adapter"
+  StateDict tensors;
+  std::map<std::string, std::string> metadata;
+  std::optional<AdapterConfig> adapter;
+  size_t num_targets = 0;  // adapters: lora_A/lora_B pairs
+};
+
+Inspection inspect_safetensors(const std::string& path) {
+  const auto file = SafetensorsFile::open(path);
+  Inspection out{"safetensors", StateDict(path), file.metadata(), std::nullopt};
+  for (const auto& e : file.entries()) out.tensors.add(e.name, file.get(e.name));
+  return out;
+}
+
+Inspection inspect_torch_bin(const std::string& path) {
+  return {"torch", load_torch_bin(path), {}, std::nullopt};
+}
+
+Inspection inspect_model_dir(const std::string& dir) {
+  return {"model", load_model_weights(dir), {}, std::nullopt};
+}
+
+Inspection inspect_adapter_dir(const std::string& dir) {
+  PeftAdapter a = load_peft_adapter(dir);
+  Inspection out{"adapter", std::move(a.weights), {}, std::move(a.config)};
+  out.num_targets = a.targets.size();
+  return out;
+}
+
+bool starts_with_bytes(const std::string& path, std::string_view magic) {
+  const auto file = MappedFile::open(path);
+  return file->size() >= magic.size() && std::memcmp(file->data(), magic.data(), magic.size()) == 0;
+}
+
+Inspection inspect_path(const std::string& path) {
+  check(fs::exists(path), "{}: no such file or directory", path);
+  if (fs::is_directory(path)) {
+    if (fs::exists(fs::path(path) / "adapter_config.json")) return inspect_adapter_dir(path);
+    return inspect_model_dir(path);
+  }
+  if (starts_with_bytes(path, "PK\x03\x04")) return inspect_torch_bin(path);
+  return inspect_safetensors(path);
+}
+
+std::string raw_sha256(const Tensor& t) {
+  return hub::sha256_hex(std::span(t.data, t.nbytes()));
+}
+
+nlohmann::json adapter_json(const AdapterConfig& c, size_t num_targets) {
+  nlohmann::json targets = nlohmann::json(c.target_modules);
+  if (!c.target_modules_regex.empty()) targets = c.target_modules_regex;
+  return {{"r", c.r},
+          {"lora_alpha", c.lora_alpha},
+          {"target_modules", targets},
+          {"base_model_name_or_path", c.base_model_name_or_path},
+          {"use_rslora", c.use_rslora},
+          {"fan_in_fan_out", c.fan_in_fan_out},
+          {"task_type", c.task_type},
+          {"peft_type", c.peft_type},
+          {"bias", c.bias},
+          {"modules_to_save", c.modules_to_save},
+          {"rank_pattern", c.rank_pattern},
+          {"alpha_pattern", c.alpha_pattern},
+          {"num_targets", num_targets}};
+}
+
+void print_json(const std::string& path, const Inspection& in, bool sha256) {
+  nlohmann::ordered_json out;
+  out["path"] = path;
+  out["kind"] = in.kind;
+  out["tensors"] = nlohmann::ordered_json::array();
+  for (const auto& name : in.tensors.names()) {
+    const Tensor& t = in.tensors.get(name);
+    nlohmann::ordered_json row{
+        {"name", name}, {"dtype", std::string(dtype_name(t.dtype))}, {"shape", t.shape}};
+    if (sha256) row["sha256"] = raw_sha256(t);
+    out["tensors"].push_back(std::move(row));
+  }
+  out["metadata"] = in.metadata;
+  out["adapter"] = in.adapter ? nlohmann::ordered_json(adapter_json(*in.adapter, in.num_targets))
+                              : nlohmann::ordered_json();
+  std::cout << out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
+}
+
+void print_adapter_text(const AdapterConfig& c, size_t num_targets) {
+  const std::string targets = c.target_modules_regex.empty()
+                                  ? fmt::format("{}", fmt::join(c.target_modules, ", "))
+                                  : fmt::format("regex {}", c.target_modules_regex);
+  fmt::print("PEFT {} adapter: r={} lora_alpha={} rslora={} targets: {} ({} modules adapted)\n",
+             c.peft_type, c.r, c.lora_alpha, c.use_rslora, targets, num_targets);
+  fmt::print("  base model: {}\n  task type: {}\n",
+             c.base_model_name_or_path.empty() ? "(unset)" : c.base_model_name_or_path,
+             c.task_type.empty() ? "(unset)" : c.task_type);
+  if (!c.rank_pattern.empty() || !c.alpha_pattern.empty())
+    fmt::print("  rank_pattern: {}  alpha_pattern: {}\n", nlohmann::json(c.rank_pattern).dump(),
+               nlohmann::json(c.alpha_pattern).dump());
+}
+
+void print_text(const std::string& path, const Inspection& in, bool sha256) {
+  fmt::print("{} ({}): {} tensors\n", path, in.kind, in.tensors.size());
+  if (in.adapter) print_adapter_text(*in.adapter, in.num_targets);
+  for (const auto& [key, value] : in.metadata) fmt::print("  metadata {} = {}\n", key, value);
+  int64_t params = 0;
+  for (const auto& name : in.tensors.names()) {
+    const Tensor& t = in.tensors.get(name);
+    params += t.numel();
+    fmt::print("  {:<60} {:<5} {}{}\n", name, dtype_name(t.dtype), shape_str(t.shape),
+               sha256 ? "  " + raw_sha256(t) : "");
+  }
+  fmt::print("{} parameters\n", params);
+}
+
+void run(const InspectOptions& o) {
+  const Inspection in = inspect_path(o.path);
+  if (o.json)
+    print_json(o.path, in, o.sha256);
+  else
+    print_text(o.path, in, o.sha256);
+}
+
+const Registrar reg("inspect", 10, [](CLI::App& app) {
+  auto opts = std::make_shared<InspectOptions>();
+  auto* cmd = app.add_subcommand(
+      "inspect", "List the tensors of a safetensors / .bin file, model dir or PEFT adapter dir");
+  cmd->add_option("path", opts->path, "File or directory")->required();
+  cmd->add_flag("--json", opts->json, "Print one JSON object");
+  cmd->add_flag("--sha256", opts->sha256, "Add the SHA-256 of each tensor's raw bytes");
+  cmd->callback([opts] { run(*opts); });
+});
+
+}  // namespace
+}  // namespace lorahub::cli
