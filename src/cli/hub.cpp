@@ -1,0 +1,206 @@
+// `lorahub hub serve|token|push|search|pull`: run a module hub, and use one.
+#include <fmt/format.h>
+
+#include <pthread.h>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "cli/command.h"
+#include "core/error.h"
+#include "hub/client.h"
+#include "hub/meta_store.h"
+#include "hub/names.h"
+#include "hub/server.h"
+
+namespace lorahub::cli {
+namespace {
+
+using hub::HubClient;
+
+// Blocks SIGINT/SIGTERM in every thread and stops the server from a thread that waits for them:
+// a clean stop without doing anything in a signal handler.
+void stop_on_signals(hub::HubServer& server) {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  std::thread([signals, &server] {
+    int received = 0;
+    sigwait(&signals, &received);
+    server.stop();
+  }).detach();
+}
+
+struct ServeArgs {
+  hub::ServerOptions server;
+  double max_upload_mib = 512;
+};
+
+void serve(ServeArgs& args) {
+  check(args.max_upload_mib > 0, "--max-upload-mib must be positive");
+  args.server.max_upload_bytes = static_cast<size_t>(args.max_upload_mib * 1024 * 1024);
+  hub::HubServer server(args.server);
+  stop_on_signals(server);
+  const int port = server.bind();
+  std::printf("lorahub hub: serving %s on http://%s:%d (metadata in %s)\n",
+              args.server.root.c_str(), args.server.host.c_str(), port,
+              args.server.db_url.empty() ? "SQLite" : "PostgreSQL");
+  std::fflush(stdout);
+  server.run();
+}
+
+void add_serve(CLI::App& hub) {
+  auto args = std::make_shared<ServeArgs>();
+  auto* cmd = hub.add_subcommand("serve", "Run a module hub (Hugging Face compatible read API)");
+  cmd->add_option("--root", args->server.root, "Folder for blobs and the SQLite metadata")
+      ->required();
+  cmd->add_option("--host", args->server.host, "Address to listen on")->capture_default_str();
+  cmd->add_option("--port", args->server.port, "Port (0: any free port)")->capture_default_str();
+  cmd->add_option("--db", args->server.db_url,
+                  "postgresql://... to keep metadata in PostgreSQL (shared by several servers)");
+  cmd->add_option("--max-upload-mib", args->max_upload_mib, "Largest accepted push, in MiB")
+      ->capture_default_str();
+  cmd->add_option("--page-size", args->server.page_size, "Entries per page of listings")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  cmd->add_option("--threads", args->server.threads, "Worker threads")
+      ->check(CLI::Range(1, 1024))
+      ->capture_default_str();
+  cmd->callback([args] { serve(*args); });
+}
+
+void add_token(CLI::App& hub) {
+  struct Args {
+    std::string root, db, user;
+  };
+  auto args = std::make_shared<Args>();
+  auto* token = hub.add_subcommand("token", "Manage write tokens");
+  token->require_subcommand(1);
+  auto* create = token->add_subcommand("create", "Create a token for a user; prints only it");
+  create->add_option("--root", args->root, "The hub's folder")->required();
+  create->add_option("--db", args->db, "postgresql://... when the hub keeps metadata there");
+  create->add_option("--user", args->user, "User name (created when new)")->required();
+  create->callback([args] {
+    hub::validate_name(args->user, "user name");
+    const auto store = hub::MetaStore::open(args->root, args->db);
+    std::printf("%s\n", store->create_token(args->user).c_str());
+  });
+}
+
+std::string token_or_env(const std::string& token) {
+  if (!token.empty()) return token;
+  const char* env = std::getenv("HF_TOKEN");
+  return env ? env : "";
+}
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> parts;
+  std::stringstream ss(text);
+  for (std::string part; std::getline(ss, part, ',');) {
+    if (!part.empty()) parts.push_back(part);
+  }
+  return parts;
+}
+
+void add_push(CLI::App& hub) {
+  struct Args {
+    std::string dir, endpoint = hub::default_endpoint(), token, tags;
+    hub::PushOptions push;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = hub.add_subcommand("push", "Upload a PEFT LoRA adapter folder as a new revision");
+  cmd->add_option("dir", args->dir, "Adapter folder (adapter_config.json + weights)")->required();
+  cmd->add_option("--repo", args->push.repo, "user/name")->required();
+  cmd->add_option("--task", args->push.task, "Task the module was trained on");
+  cmd->add_option("--tags", args->tags, "Comma-separated tags");
+  cmd->add_option("--description", args->push.description, "One-line description");
+  cmd->add_option("--license", args->push.license, "License identifier, e.g. apache-2.0");
+  cmd->add_option("--message", args->push.message, "Revision message");
+  cmd->add_option("--endpoint", args->endpoint, "Hub URL ($LORAHUB_ENDPOINT, $HF_ENDPOINT)")
+      ->capture_default_str();
+  cmd->add_option("--token", args->token, "Write token (default: $HF_TOKEN)");
+  cmd->callback([args] {
+    args->push.tags = split_commas(args->tags);
+    HubClient client(args->endpoint, token_or_env(args->token));
+    const std::string sha = client.push(args->dir, args->push);
+    std::printf("%s %s\n", args->push.repo.c_str(), sha.c_str());
+  });
+}
+
+void print_module(const nlohmann::json& m) {
+  const auto& h = m.at("lorahub");
+  std::string tags;
+  for (const auto& t : h.at("tags")) tags += (tags.empty() ? "" : ",") + t.get<std::string>();
+  std::printf("%s\t%s\ttask=%s\tbase=%s\tr=%lld\talpha=%g\ttags=%s\n",
+              m.at("id").get<std::string>().c_str(), m.at("sha").get<std::string>().c_str(),
+              h.at("task").get<std::string>().c_str(),
+              h.at("base_model").get<std::string>().c_str(),
+              static_cast<long long>(h.at("rank").get<int64_t>()), h.at("alpha").get<double>(),
+              tags.c_str());
+}
+
+void add_search(CLI::App& hub) {
+  struct Args {
+    std::string endpoint = hub::default_endpoint();
+    hub::HubFilter filter;
+    int64_t rank = 0;
+    bool json = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = hub.add_subcommand("search", "List modules on a hub (one per line, or --json)");
+  cmd->add_option("text", args->filter.text, "Text in the id, task or description");
+  cmd->add_option("--base", args->filter.base_model, "Base model, e.g. google/flan-t5-large");
+  cmd->add_option("--rank", args->rank, "LoRA rank")->check(CLI::Range(1, 65536));
+  cmd->add_option("--tag", args->filter.tag, "Tag");
+  cmd->add_option("--task", args->filter.task, "Task name");
+  cmd->add_option("--author", args->filter.author, "Owner");
+  cmd->add_option("--limit", args->filter.limit, "At most this many")->capture_default_str();
+  cmd->add_flag("--json", args->json, "Print the model-info objects as a JSON array");
+  cmd->add_option("--endpoint", args->endpoint, "Hub URL")->capture_default_str();
+  cmd->callback([args] {
+    if (args->rank > 0) args->filter.rank = args->rank;
+    HubClient client(args->endpoint, "");
+    const auto found = client.search(args->filter);
+    if (args->json) {
+      std::printf("%s\n", nlohmann::json(found).dump(2).c_str());
+      return;
+    }
+    for (const auto& m : found) print_module(m);
+  });
+}
+
+void add_pull(CLI::App& hub) {
+  struct Args {
+    std::string repo, rev = "main", to, endpoint = hub::default_endpoint(), token;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = hub.add_subcommand("pull", "Download a module revision, verifying every SHA-256");
+  cmd->add_option("repo", args->repo, "user/name")->required();
+  cmd->add_option("--rev", args->rev, "Revision sha, or main")->capture_default_str();
+  cmd->add_option("--to", args->to, "Destination folder")->required();
+  cmd->add_option("--endpoint", args->endpoint, "Hub URL")->capture_default_str();
+  cmd->add_option("--token", args->token, "Token (default: $HF_TOKEN)");
+  cmd->callback([args] {
+    HubClient client(args->endpoint, token_or_env(args->token));
+    const std::string sha = client.pull(args->repo, args->rev, args->to);
+    std::printf("%s %s\n", args->repo.c_str(), sha.c_str());
+  });
+}
+
+const Registrar reg("hub", 70, [](CLI::App& app) {
+  auto* hub = app.add_subcommand("hub", "Run or use a LoRA module hub");
+  hub->require_subcommand(1);
+  add_serve(*hub);
+  add_token(*hub);
+  add_push(*hub);
+  add_search(*hub);
+  add_pull(*hub);
+});
+
+}  // namespace
+}  // namespace lorahub::cli

@@ -1,0 +1,80 @@
+#include "hub/blob_store.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <span>
+
+#include "core/error.h"
+#include "hub/hash.h"
+
+namespace lorahub::hub {
+namespace fs = std::filesystem;
+namespace {
+
+// A rename is durable only once its folder is fsync'd.
+void fsync_dir(const fs::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) fail("{}: cannot open folder: {}", dir.string(), std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  if (rc != 0) fail("{}: fsync failed: {}", dir.string(), std::strerror(err));
+}
+
+// write_file_atomic names its temp files ".<name>.tmp<random>". One older than an hour belongs to
+// a writer that died (a live one finishes in seconds); other server processes sharing the store
+// may still be writing younger ones, so those stay.
+void remove_stale_temp_files(const fs::path& blobs_dir) {
+  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(1);
+  std::error_code ec;
+  for (const auto& entry : fs::recursive_directory_iterator(blobs_dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (entry.is_regular_file(ec) && name.starts_with('.') &&
+        name.find(".tmp") != std::string::npos && entry.last_write_time(ec) < cutoff) {
+      fs::remove(entry.path(), ec);
+    }
+  }
+}
+
+}  // namespace
+
+BlobStore::BlobStore(std::string root) : blobs_dir_((fs::path(root) / "blobs").string()) {
+  std::error_code ec;
+  fs::create_directories(blobs_dir_, ec);
+  check(!ec, "{}: cannot create the blob folder: {}", blobs_dir_, ec.message());
+  remove_stale_temp_files(blobs_dir_);
+}
+
+std::string BlobStore::path_of(std::string_view sha256) const {
+  check(is_lower_hex(sha256, 64), "'{}' is not a SHA-256 hex digest", sha256.substr(0, 80));
+  return (fs::path(blobs_dir_) / sha256.substr(0, 2) / sha256).string();
+}
+
+bool BlobStore::contains(std::string_view sha256) const {
+  std::error_code ec;
+  return fs::is_regular_file(path_of(sha256), ec);
+}
+
+StoredBlob BlobStore::put(std::string_view content) const {
+  StoredBlob blob{sha256_hex(content), content.size(), false};
+  if (contains(blob.sha256)) return blob;
+  const fs::path path = path_of(blob.sha256);
+  std::error_code ec;
+  if (fs::create_directories(path.parent_path(), ec)) fsync_dir(blobs_dir_);
+  check(!ec, "{}: cannot create folder: {}", path.parent_path().string(), ec.message());
+  write_file_atomic(path.string(), std::as_bytes(std::span(content.data(), content.size())));
+  fsync_dir(path.parent_path());
+  blob.created = true;
+  return blob;
+}
+
+std::shared_ptr<const MappedFile> BlobStore::open(std::string_view sha256) const {
+  return MappedFile::open(path_of(sha256));
+}
+
+}  // namespace lorahub::hub

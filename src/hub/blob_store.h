@@ -1,0 +1,36 @@
+// Files stored once, named by their SHA-256: ROOT/blobs/ab/abcdef... Each blob is written to a
+// temp file, fsync'd, renamed into place and its folder fsync'd, so a blob that exists is whole
+// and durable; metadata only ever points at blobs that already exist (crash safety, issue 7).
+#pragma once
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "core/mapped_file.h"
+
+namespace lorahub::hub {
+
+struct StoredBlob {
+  std::string sha256;
+  size_t size = 0;
+  bool created = false;  // false when identical content was already stored
+};
+
+class BlobStore {
+ public:
+  // Creates ROOT/blobs when missing and removes temp files that a crash left behind.
+  explicit BlobStore(std::string root);
+
+  // Stores `content` durably (idempotent: identical content is stored once).
+  StoredBlob put(std::string_view content) const;
+
+  bool contains(std::string_view sha256) const;
+  std::string path_of(std::string_view sha256) const;
+  // The blob mapped read-only; throws Error when it is missing.
+  std::shared_ptr<const MappedFile> open(std::string_view sha256) const;
+
+ private:
+  std::string blobs_dir_;
+};
+
+}  // namespace lorahub::hub

@@ -1,0 +1,65 @@
+// The hub's client: push a PEFT adapter folder, search, pull a revision (every file's SHA-256
+// verified), and fetch_modules() for `lorahub learn --hub`, which keeps pulled modules in a local
+// cache keyed by revision so that a second run downloads nothing.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace lorahub::hub {
+
+struct PushOptions {
+  std::string repo;  // user/name
+  std::string task;
+  std::string description;
+  std::string license;
+  std::string message;
+  std::vector<std::string> tags;
+};
+
+struct HubFilter {
+  std::string text;
+  std::string base_model;
+  std::string tag;
+  std::string task;
+  std::string author;
+  std::optional<int64_t> rank;
+  int64_t limit = 1000;  // at most this many modules
+};
+
+// The endpoint to use when none is given: $LORAHUB_ENDPOINT, else $HF_ENDPOINT, else
+// http://127.0.0.1:8080.
+std::string default_endpoint();
+
+class HubClient {
+ public:
+  // `endpoint` is http://host[:port]; `token` may be empty for reads.
+  HubClient(std::string endpoint, std::string token);
+  ~HubClient();
+
+  // Uploads every regular file in `dir` (hidden files skipped) as a new revision of
+  // options.repo; returns the revision sha.
+  std::string push(const std::string& dir, const PushOptions& options);
+  // Model-info objects (see the server's /api/models), newest first.
+  std::vector<nlohmann::json> search(const HubFilter& filter);
+  // Downloads revision `rev` ("main" or a sha) of `repo` into `to_dir`, verifying each file's
+  // size and SHA-256; returns the revision sha.
+  std::string pull(const std::string& repo, const std::string& rev, const std::string& to_dir);
+  nlohmann::json model_info(const std::string& repo, const std::string& rev);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Searches `endpoint` with `filter` and makes sure every module found is in
+// cache_dir/<user>/<name>/<revision>/ (pulling the missing ones); returns those folders in the
+// order the hub listed them.
+std::vector<std::string> fetch_modules(const std::string& endpoint, const HubFilter& filter,
+                                       const std::string& cache_dir);
+
+}  // namespace lorahub::hub

@@ -1,0 +1,20 @@
+// What a repo id ("user/name") and a file path inside a module may look like. The server checks
+// every name it is sent and the client checks every name it is told, so that neither side ever
+// writes outside its folder ("../", absolute paths, NUL, backslashes, ...).
+#pragma once
+#include <string>
+#include <string_view>
+
+namespace lorahub::hub {
+
+// A user name or a repo name: 1-96 characters of [A-Za-z0-9._-], not starting with '.' or '-'
+// and not "." / "..". Throws Error naming `what` and the bad value.
+void validate_name(std::string_view name, std::string_view what);
+
+// "user/name" with both parts valid names; returns the user part. Throws Error.
+std::string validate_repo_id(std::string_view repo_id);
+
+// A relative path of '/'-separated valid names (at most 16 deep, 512 characters). Throws Error.
+void validate_file_path(std::string_view path);
+
+}  // namespace lorahub::hub
