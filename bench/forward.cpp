@@ -55,7 +55,7 @@ double t5_flops(const Shape& s, double n, double m) {
   double ffn = 2 * s.d_model * s.d_ff * s.ffn_mats;
   double encoder = s.enc_layers * n * (4 * proj + ffn + 4 * s.inner * n);
   double causal_keys = m * (m + 1) / 2;
-  double decoder = s.dec_layers * (m * (6 * proj + ffn) + n * 2 * proj        // cross K, V
+  double decoder = s.dec_layers * (m * (6 * proj + ffn) + n * 2 * proj  // cross K, V
                                    + 4 * s.inner * causal_keys + 4 * s.inner * m * n);
   double lm_head = 2 * s.d_model * s.vocab * m;
   return encoder + decoder + lm_head;
@@ -101,12 +101,18 @@ Options parse(int argc, char** argv) {
       lorahub::check(i + 1 < argc, "bench_forward: {} needs a value", arg);
       return argv[++i];
     };
-    if (arg == "--model") o.model = value();
-    else if (arg == "--data") o.data = value();
-    else if (arg == "--bf16") o.bf16 = true;
-    else if (arg == "--seconds") o.seconds = std::stod(value());
-    else if (arg == "--threads") o.threads = std::stoi(value());
-    else lorahub::fail("bench_forward: unknown argument {}", arg);
+    if (arg == "--model")
+      o.model = value();
+    else if (arg == "--data")
+      o.data = value();
+    else if (arg == "--bf16")
+      o.bf16 = true;
+    else if (arg == "--seconds")
+      o.seconds = std::stod(value());
+    else if (arg == "--threads")
+      o.threads = std::stoi(value());
+    else
+      lorahub::fail("bench_forward: unknown argument {}", arg);
   }
   lorahub::check(!o.model.empty() && !o.data.empty(),
                  "usage: bench_forward --model DIR --data FILE.jsonl [--bf16] [--seconds S]");
@@ -128,10 +134,14 @@ int main(int argc, char** argv) try {
   }
   int runs = 0;
   double seconds = best_seconds(*model, batch, o.seconds, runs);
-  json out = {{"dtype", o.bf16 ? "bf16" : "fp32"}, {"examples", batch.size()},
-              {"input_tokens", input_tokens},      {"label_tokens", label_tokens},
-              {"flops", flops},                    {"seconds", seconds},
-              {"runs", runs},                      {"gflops", flops / seconds / 1e9}};
+  json out = {{"dtype", o.bf16 ? "bf16" : "fp32"},
+              {"examples", batch.size()},
+              {"input_tokens", input_tokens},
+              {"label_tokens", label_tokens},
+              {"flops", flops},
+              {"seconds", seconds},
+              {"runs", runs},
+              {"gflops", flops / seconds / 1e9}};
   std::printf("%s\n", out.dump(1).c_str());
 } catch (const std::exception& e) {
   std::fprintf(stderr, "bench_forward: error: %s\n", e.what());

@@ -60,12 +60,15 @@ nlohmann::json sgemm_peak(const Options& o) {
   std::vector<float> c(int64_t(n) * n);
   double s = best_seconds(
       [&] {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a.data(), n,
-                    b.data(), n, 0.0f, c.data(), n);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0f, a.data(), n, b.data(),
+                    n, 0.0f, c.data(), n);
       },
       o.seconds);
   double flops = 2.0 * n * n * n;
-  return {{"dtype", "fp32"}, {"library", "openblas sgemm"}, {"size", n}, {"seconds", s},
+  return {{"dtype", "fp32"},
+          {"library", "openblas sgemm"},
+          {"size", n},
+          {"seconds", s},
           {"gflops", flops / s / 1e9}};
 }
 
@@ -100,8 +103,11 @@ nlohmann::json dnnl_bf16_peak(const Options& o) {
       },
       o.seconds);
   double flops = 2.0 * double(n) * n * n;
-  return {{"dtype", "bf16"}, {"library", std::string("onednn matmul ") + pd.impl_info_str()},
-          {"size", n}, {"seconds", s}, {"gflops", flops / s / 1e9}};
+  return {{"dtype", "bf16"},
+          {"library", std::string("onednn matmul ") + pd.impl_info_str()},
+          {"size", n},
+          {"seconds", s},
+          {"gflops", flops / s / 1e9}};
 }
 #endif
 
@@ -116,9 +122,12 @@ Options parse(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (arg == "--size") o.size = std::atoi(value());
-    else if (arg == "--seconds") o.seconds = std::atof(value());
-    else if (arg == "--threads") o.threads = std::atoi(value());
+    if (arg == "--size")
+      o.size = std::atoi(value());
+    else if (arg == "--seconds")
+      o.seconds = std::atof(value());
+    else if (arg == "--threads")
+      o.threads = std::atoi(value());
     else {
       std::fprintf(stderr, "usage: bench_matmul_peak [--size N] [--seconds S] [--threads T]\n");
       std::exit(2);

@@ -11,7 +11,7 @@ Timing starts before the heavy imports: what a user of the reference waits for.
 
 Usage: python bench/reference.py learn WORKLOAD.json --steps 40 --report R.json --adapter-out DIR
        python bench/reference.py score WORKLOAD.json --weights W.json... --report R.json
-       python bench/reference.py generate WORKLOAD.json --adapter DIR --report R.json
+       python bench/reference.py generate WORKLOAD.json --adapter DIR --data TEST.jsonl --report R.json
 """
 import time
 
@@ -115,7 +115,7 @@ def generate(work, args):
     from peft import PeftModel
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
-    rows = read_jsonl(work["test"])
+    rows = read_jsonl(args.data or work["test"])
     tokenizer = AutoTokenizer.from_pretrained(work["model"])
     base = AutoModelForSeq2SeqLM.from_pretrained(work["model"])
     model = PeftModel.from_pretrained(base, str(args.adapter)).merge_and_unload().eval()
@@ -136,6 +136,7 @@ def main():
     ap.add_argument("--adapter-out", type=Path)
     ap.add_argument("--weights", type=Path, nargs="*", default=[])
     ap.add_argument("--adapter", type=Path)
+    ap.add_argument("--data", type=Path, help="generate: JSONL rows (default: the whole test set)")
     ap.add_argument("--batch-size", type=int, default=10)
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))

@@ -10,7 +10,7 @@ Nothing can be downloaded here, so everything is made locally and deterministica
   - date_understanding split as DESIGN §1 says: prompts ordered by the SHA-256 hex digest of the
     input, the first 5 are the few-shot examples, the rest the test set.
 
-Usage: python bench/workload.py --cache DIR [--size large|tiny] [--modules 20] [--test 100]
+Usage: python bench/workload.py --cache DIR [--size large|tiny] [--modules 20]
 Prints the workload description (paths, shapes, token counts) as JSON on stdout.
 """
 import argparse
@@ -117,8 +117,8 @@ def count_tokens(model_dir: Path, rows):
             "label_tokens": [len(tok(r["output"]).input_ids) for r in rows]}
 
 
-def build(cache: Path, size: str, modules: int, test: int, bbh_dir: Path, seed: int = 0):
-    key = f"{size}-m{modules}-t{test}-s{seed}"
+def build(cache: Path, size: str, modules: int, bbh_dir: Path, seed: int = 0):
+    key = f"{size}-m{modules}-s{seed}"
     root = cache / key
     done = root / "workload.json"
     if done.exists():
@@ -128,7 +128,6 @@ def build(cache: Path, size: str, modules: int, test: int, bbh_dir: Path, seed: 
     model_dir.mkdir(parents=True)
     print(f"workload: building {key} in {root} (once)", file=sys.stderr)
     few_shot, test_rows = bbh_split(bbh_dir, TASK)
-    test_rows = test_rows[:test]
     write_jsonl(root / "few_shot.jsonl", few_shot)
     write_jsonl(root / "test.jsonl", test_rows)
     model = build_model(model_dir, SIZES[size], seed)
@@ -151,10 +150,9 @@ def main():
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
     ap.add_argument("--size", choices=sorted(SIZES), default="large")
     ap.add_argument("--modules", type=int, default=20)
-    ap.add_argument("--test", type=int, default=100)
     ap.add_argument("--bbh-dir", type=Path, default=Path(os.environ.get("LORAHUB_BBH_DIR", DEFAULT_BBH)))
     args = ap.parse_args()
-    print(json.dumps(build(args.cache, args.size, args.modules, args.test, args.bbh_dir), indent=1))
+    print(json.dumps(build(args.cache, args.size, args.modules, args.bbh_dir), indent=1))
 
 
 if __name__ == "__main__":

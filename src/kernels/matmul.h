@@ -18,6 +18,15 @@ void matmul_ab(const float* a, const float* b, float* c, int64_t m, int64_t n, i
 void gemm(bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda,
           const float* b, int64_t ldb, float* c, int64_t ldc, float beta = 0.0f);
 
+// bf16 fast path (matmul_bf16.cpp): C[m,n] = bf16(A)[m,k] · B[n,k]ᵀ + beta·C with B already in
+// bf16 (a Linear weight converted once at load). Products of bf16 values accumulated in f32 by
+// oneDNN (AVX512-BF16 where the CPU has it), so the only error against matmul_abt is the rounding
+// of A and B to bf16: relative error about 2^-8 per product (tolerance: tests/unit/kernels).
+void matmul_abt_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
+                     float beta = 0.0f);
+// True when the bf16 path runs in oneDNN; false when it widens to f32 for sgemm (no oneDNN).
+bool bf16_matmul_native();
+
 // Threads used by BLAS and by the OpenMP loops of the kernels (0 = all cores).
 void set_compute_threads(int threads);
 int compute_threads();

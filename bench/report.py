@@ -1,0 +1,138 @@
+"""Renders a benchmark run (bench/run.py) as the results table of bench/README.md.
+
+The table sits between two marker comments in the README and is replaced on every run; the
+rest of the README is prose kept by hand. `python bench/report.py` re-renders the table from
+bench/results/latest.json and latest-details.json without rerunning anything.
+"""
+import json
+import sys
+from pathlib import Path
+
+BEGIN, END = "<!-- bench-results:begin -->", "<!-- bench-results:end -->"
+GOALS = {"w1": 4.0, "w2": 5.0, "rss": 0.5, "w3": 0.7}
+
+
+def fmt(x, digits=1):
+    if x is None:
+        return "—"
+    if isinstance(x, float):
+        return f"{x:.{digits}f}" if abs(x) >= 10 ** -digits or x == 0 else f"{x:.2e}"
+    return str(x)
+
+
+def verdict(value, goal, higher_is_better=True):
+    if value is None:
+        return "not measured"
+    met = value >= goal if higher_is_better else value <= goal
+    return "**met**" if met else "not met"
+
+
+def per_eval(details):
+    """(reference, ours) seconds per objective evaluation. The reference's is timed inside the
+    process around each loss; ours is the learn command's own optimisation time per
+    evaluation (weights.json "seconds" / len(history)) or, failing that, wall / evaluations."""
+    w1 = details.get("w1", {})
+    ref = (w1.get("reference") or {}).get("report") or {}
+    ours = (w1.get("ours") or {}) or {}
+    learned = ours.get("weights") or {}
+    history = learned.get("history") or []
+    ours_eval = None
+    if history:
+        ours_eval = (learned.get("seconds") or ours.get("seconds")) / len(history)
+    return ref.get("eval_s_mean"), ours_eval
+
+
+def objective_rows(details):
+    rows = []
+    for p in (details.get("w1", {}).get("objectives") or {}).get("points", []):
+        rows.append(f"| W1 objective at {p['at']} | {fmt(p['reference'], 6)} | {fmt(p['ours'], 6)}"
+                    f" | abs diff {fmt(p['abs_diff'], 6)} | fp32 1e-4 | |")
+    return rows
+
+
+def table(results, details):
+    w1, w2, w3 = results["w1"], results["w2"], results["w3"]
+    ref_eval, ours_eval = per_eval(details)
+    d2 = details.get("w2", {})
+    rss1 = (w1["ours_rss_mb"] / w1["reference_rss_mb"]
+            if w1["ours_rss_mb"] and w1["reference_rss_mb"] else None)
+    rss2 = (w2["ours_rss_mb"] / w2["reference_rss_mb"]
+            if w2["ours_rss_mb"] and w2["reference_rss_mb"] else None)
+    identical = (f"{d2['identical_predictions']}/{d2['examples']}"
+                 if "identical_predictions" in d2 else "—")
+    lines = [
+        "| measure | reference | ours | ours vs reference | goal | |",
+        "|---|---|---|---|---|---|",
+        f"| W1 learn wall time (s) | {fmt(w1['reference_s'])} | {fmt(w1['ours_s'])} |"
+        f" {fmt(w1['speedup'], 2)}x faster | >= 4x | {verdict(w1['speedup'], GOALS['w1'])} |",
+        f"| W1 time per objective evaluation (s) | {fmt(ref_eval, 2)} | {fmt(ours_eval, 2)} |"
+        f" {fmt(ref_eval / ours_eval if ref_eval and ours_eval else None, 2)}x | | |",
+        f"| W1 peak RSS (MiB) | {fmt(w1['reference_rss_mb'], 0)} | {fmt(w1['ours_rss_mb'], 0)} |"
+        f" {fmt(rss1, 2)}x | <= 0.5x | {verdict(rss1, GOALS['rss'], False)} |",
+        *objective_rows(details),
+        f"| W2 generate wall time (s) | {fmt(w2['reference_s'])} | {fmt(w2['ours_s'])} |"
+        f" {fmt(w2['speedup'], 2)}x faster | >= 5x | {verdict(w2['speedup'], GOALS['w2'])} |",
+        f"| W2 tokens/s | {fmt(d2.get('reference_tokens_per_s'))} | {fmt(d2.get('ours_tokens_per_s'))} |"
+        f" | | |",
+        f"| W2 peak RSS (MiB) | {fmt(w2['reference_rss_mb'], 0)} | {fmt(w2['ours_rss_mb'], 0)} |"
+        f" {fmt(rss2, 2)}x | <= 0.5x | {verdict(rss2, GOALS['rss'], False)} |",
+        f"| W2 predictions identical to the reference | | {identical} | | | |",
+        f"| W3 forward pass GFLOP/s ({w3['dtype'] or '—'}) | matmul peak {fmt(w3['peak_gflops'])} |"
+        f" {fmt(w3['gflops'])} | {fmt(w3['fraction'], 2)} of peak | >= 0.7 |"
+        f" {verdict(w3['fraction'], GOALS['w3'])} |",
+    ]
+    return lines
+
+
+def w3_detail(details):
+    w3 = details.get("w3", {})
+    parts = [f"{p['dtype']} peak {p['gflops']:.1f} GFLOP/s ({p['library']}, n={p['size']})"
+             for p in (w3.get("peaks") or {}).values()]
+    parts += [f"forward {f['dtype']} {f['gflops']:.1f} GFLOP/s ({f['seconds']:.3f} s per"
+              f" {f['examples']}-example batch)" for f in (w3.get("forwards") or {}).values()]
+    return "; ".join(parts) or "not measured"
+
+
+def render(results, details):
+    loads = details.get("load_average_1min", [])
+    missing = details.get("missing", [])
+    lines = [
+        BEGIN,
+        f"Run **{results['date']}** on **{results['machine']}**"
+        f" (avx512_bf16: {details.get('machine', {}).get('avx512_bf16')}),"
+        f" command `{details.get('command', 'scripts/bench.sh')}`, model size `{details.get('size')}`,"
+        f" {details.get('steps')} steps, total {fmt(details.get('total_s'), 0)} s.",
+        "",
+        *table(results, details),
+        "",
+        f"W3 detail: {w3_detail(details)}.",
+        "",
+        "1-minute load average at the start and after W1, W2, W3: "
+        + ", ".join(f"{l:.1f}" for l in loads)
+        + f" on {details.get('machine', {}).get('cores')} cores (the machine is shared; the"
+        " others' work slows both sides alike, and best-of timings are used where we repeat).",
+    ]
+    if missing:
+        lines += ["", "Missing in this run: " + "; ".join(missing) + "."]
+    lines += [END]
+    return "\n".join(lines)
+
+
+def update_readme(readme: Path, results, details):
+    text = readme.read_text() if readme.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    readme.write_text(head + render(results, details) + tail)
+
+
+def main():
+    results_path = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).parent / "results" / "latest.json"
+    details_path = results_path.with_name(results_path.stem + "-details.json")
+    update_readme(Path(__file__).parent / "README.md", json.loads(results_path.read_text()),
+                  json.loads(details_path.read_text()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,296 @@
+"""The benchmark of issue 5: W1 (learning), W2 (inference), W3 (engine efficiency), one run.
+
+Every side runs as its own child process; the harness measures its wall time and peak RSS
+(os.wait4's ru_maxrss of that child). Both sides get all cores (OMP_NUM_THREADS = nproc).
+Writes RESULTS (default bench/results/latest.json, exactly the schema of the issue), details
+beside it (*-details.json: every number and command), and the table in bench/README.md.
+A missing `lorahub` binary or subcommand is reported as missing, never as a crash.
+
+Usage: python bench/run.py [--size large|tiny] [--steps 40] [--w2-examples 100] [--skip-w2]
+                           [--lorahub PATH] [--bench-bin DIR] [--results PATH] [--no-readme]
+"""
+import argparse
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+import workload as workload_mod  # noqa: E402
+
+PY = sys.executable
+
+
+def log(msg):
+    print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def machine():
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next((l.split(":", 1)[1].strip() for l in cpuinfo.splitlines()
+                  if l.startswith("model name")), "unknown CPU")
+    flags = next((l.split(":", 1)[1].split() for l in cpuinfo.splitlines()
+                  if l.startswith("flags")), [])
+    mem_kb = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines()
+                  if l.startswith("MemTotal"))
+    return {"cpu": model, "cores": os.cpu_count(), "memory_gib": round(mem_kb / 2**20, 1),
+            "avx512_bf16": "avx512_bf16" in flags}
+
+
+def machine_line(m):
+    return f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB"
+
+
+def run_measured(cmd, log_path: Path, env=None):
+    """Runs cmd as a child; returns wall seconds, the child's peak RSS in MiB, rc and stdout."""
+    log("run: " + " ".join(map(str, cmd)))
+    t0 = time.time()
+    with open(log_path, "w") as err:
+        proc = subprocess.Popen(list(map(str, cmd)), stdout=subprocess.PIPE, stderr=err,
+                                env={**os.environ, **(env or {})}, text=True)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.time() - t0
+    rc = os.waitstatus_to_exitcode(status)
+    if rc != 0:
+        tail = log_path.read_text().strip().splitlines()[-3:]
+        log(f"  exit {rc}: " + " | ".join(tail))
+    return {"cmd": " ".join(map(str, cmd)), "seconds": wall, "rss_mb": usage.ru_maxrss / 1024,
+            "rc": rc, "stdout": out, "log": str(log_path)}
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def has_subcommand(lorahub, name):
+    """True when `lorahub NAME --help` works: the binary exists and the subcommand has landed."""
+    if not Path(lorahub).is_file():
+        return False
+    probe = subprocess.run([lorahub, name, "--help"], capture_output=True, text=True)
+    return probe.returncode == 0
+
+
+class Bench:
+    def __init__(self, args, work, run_dir: Path):
+        self.args, self.work, self.dir = args, work, run_dir
+        self.details = {"missing": [], "notes": []}
+
+    def missing(self, what):
+        log(f"MISSING: {what}")
+        self.details["missing"].append(what)
+
+    def reference(self, command, *extra):
+        report = self.dir / f"reference-{command}.json"
+        r = run_measured([PY, HERE / "reference.py", command, self.args.workload_json,
+                          "--report", report, *extra], self.dir / f"reference-{command}.log")
+        r["report"] = json.loads(report.read_text()) if r["rc"] == 0 else None
+        return r
+
+    def ours(self, name, *argv):
+        return run_measured([self.args.lorahub, *argv], self.dir / f"ours-{name}.log")
+
+    # ---- W1 -------------------------------------------------------------------------------
+    def w1(self):
+        w = self.work
+        ours = None
+        if has_subcommand(self.args.lorahub, "learn"):
+            out = self.dir / "ours-learned"
+            ours = self.ours("learn", "learn", "--model", w["model"], "--lora", *w["modules"],
+                             "--examples", w["few_shot"], "--steps", self.args.steps,
+                             "--seed", 42, "--optimizer", "cobyla", "--out", out)
+            learned = out / "weights.json"
+            ours["weights"] = json.loads(learned.read_text()) if ours["rc"] == 0 else None
+        else:
+            self.missing(f"{self.args.lorahub} learn (W1 ours)")
+        ref_adapter = self.dir / "reference-learned"
+        ref = self.reference("learn", "--steps", self.args.steps, "--adapter-out", ref_adapter)
+        objectives = self.compare_objectives(ours, ref, ref_adapter)
+        self.details["w1"] = {"ours": ours, "reference": ref, "objectives": objectives}
+        ref_s = ref["report"]["seconds"] if ref["report"] else None
+        ours_s = ours["seconds"] if ours and ours["rc"] == 0 else None
+        return {"reference_s": ref_s, "ours_s": ours_s, "speedup": ratio(ref_s, ours_s),
+                "reference_rss_mb": ref["rss_mb"] if ref["report"] else None,
+                "ours_rss_mb": ours["rss_mb"] if ours_s else None,
+                "objective_abs_diff": objectives.get("max_abs_diff")}
+
+    def compare_objectives(self, ours, ref, ref_adapter):
+        """Both objectives at equal weights: ours' returned weights and the reference's."""
+        points = []  # (label, weights file, our objective there)
+        if ours and ours.get("weights"):
+            points.append(("our weights", self.dir / "ours-learned" / "weights.json",
+                           ours["weights"].get("objective")))
+        if ref["report"]:
+            points.append(("reference weights", ref_adapter / "weights.json",
+                           self.our_objective(ref["report"]["weights"])))
+        if not points:
+            return {}
+        scored = self.reference("score", "--weights", *[p[1] for p in points])
+        result = {"points": [], "reference_score_run": {k: scored[k] for k in ("cmd", "seconds", "rc")}}
+        for (label, _, ours_obj), ref_score in zip(points, (scored["report"] or {}).get("scores", [])):
+            diff = abs(ours_obj - ref_score["objective"]) if ours_obj is not None else None
+            result["points"].append({"at": label, "ours": ours_obj,
+                                     "reference": ref_score["objective"], "abs_diff": diff})
+        diffs = [p["abs_diff"] for p in result["points"] if p["abs_diff"] is not None]
+        result["max_abs_diff"] = max(diffs) if diffs else None
+        return result
+
+    def our_objective(self, weights):
+        """Our objective at the reference's weights (`lorahub objective`, same modules and
+        examples, reference-compatible loss mode)."""
+        if not has_subcommand(self.args.lorahub, "objective"):
+            self.missing(f"{self.args.lorahub} objective (objective at the reference's weights)")
+            return None
+        w = self.work
+        r = self.ours("objective", "objective", "--model", w["model"], "--lora", *w["modules"],
+                      "--examples", w["few_shot"], "--weights", ",".join(map(repr, weights)))
+        return json.loads(r["stdout"])["objective"] if r["rc"] == 0 else None
+
+    # ---- W2 -------------------------------------------------------------------------------
+    def w2(self):
+        if self.args.skip_w2:
+            self.details["notes"].append("W2 skipped (--skip-w2)")
+            return dict.fromkeys(["reference_s", "ours_s", "speedup", "reference_rss_mb",
+                                  "ours_rss_mb"])
+        adapter = self.dir / "reference-learned"  # both sides use the same composed adapter
+        ref = self.reference("generate", "--adapter", adapter, "--data", self.work["test"],
+                             "--batch-size", 10)
+        ours = None
+        if has_subcommand(self.args.lorahub, "generate"):
+            ours = self.ours("generate", "generate", "--model", self.work["model"], "--lora",
+                             adapter, "--data", self.work["test"], "--batch-size", 10,
+                             "--max-new-tokens", 256, "--json")
+        else:
+            self.missing(f"{self.args.lorahub} generate (W2 ours)")
+        ref_s = ref["report"]["seconds"] if ref["report"] else None
+        ours_s = ours["seconds"] if ours and ours["rc"] == 0 else None
+        self.details["w2"] = {"reference": ref, "ours": ours,
+                              **self.compare_generations(ref, ours, ref_s, ours_s)}
+        return {"reference_s": ref_s, "ours_s": ours_s, "speedup": ratio(ref_s, ours_s),
+                "reference_rss_mb": ref["rss_mb"] if ref_s else None,
+                "ours_rss_mb": ours["rss_mb"] if ours_s else None}
+
+    def compare_generations(self, ref, ours, ref_s, ours_s):
+        """Tokens/s on both sides (the reference's count of generated tokens, which both
+        sides share when the predictions agree) and how many predictions are identical."""
+        if not ref["report"]:
+            return {}
+        tokens = ref["report"]["generated_tokens"]
+        out = {"generated_tokens": tokens, "reference_tokens_per_s": tokens / ref_s,
+               "reference_accuracy": ref["report"]["accuracy"]}
+        if ours_s:
+            mine = json.loads(ours["stdout"])
+            same = sum(a == b for a, b in zip(mine["predictions"], ref["report"]["predictions"]))
+            out.update({"ours_tokens_per_s": tokens / ours_s, "ours_accuracy": mine.get("accuracy"),
+                        "identical_predictions": same, "examples": ref["report"]["examples"]})
+        return out
+
+    # ---- W3 -------------------------------------------------------------------------------
+    def w3(self):
+        peak_bin = Path(self.args.bench_bin) / "bench_matmul_peak"
+        forward_bin = Path(self.args.bench_bin) / "bench_forward"
+        peaks = {}
+        if peak_bin.is_file():
+            r = run_measured([peak_bin, "--size", 4096, "--seconds", 3], self.dir / "peak.log")
+            peaks = {p["dtype"]: p for p in json.loads(r["stdout"])["results"]} if r["rc"] == 0 else {}
+        else:
+            self.missing(f"{peak_bin} (W3 matmul peak)")
+        forwards = {}
+        if forward_bin.is_file():
+            for dtype in ["fp32", "bf16"]:
+                flag = ["--bf16"] if dtype == "bf16" else []
+                r = run_measured([forward_bin, "--model", self.work["model"], "--data",
+                                  self.work["few_shot"], "--seconds", 10, *flag],
+                                 self.dir / f"forward-{dtype}.log")
+                if r["rc"] == 0:
+                    forwards[dtype] = json.loads(r["stdout"])
+        else:
+            self.missing(f"{forward_bin} (W3 forward pass; needs the T5 engine)")
+        self.details["w3"] = {"peaks": peaks, "forwards": forwards}
+        # Headline: the fastest forward we have, against the peak of its own dtype.
+        best = max(forwards.values(), key=lambda f: f["gflops"], default=None)
+        if best is None:
+            any_peak = peaks.get("bf16") or peaks.get("fp32")
+            return {"gflops": None, "peak_gflops": any_peak and any_peak["gflops"],
+                    "fraction": None, "dtype": any_peak and any_peak["dtype"]}
+        peak = peaks.get(best["dtype"], {}).get("gflops")
+        return {"gflops": best["gflops"], "peak_gflops": peak,
+                "fraction": ratio(best["gflops"], peak), "dtype": best["dtype"]}
+
+
+def load_average():
+    return os.getloadavg()
+
+
+def slim(obj):
+    """The details without bulky payloads: children's stdout and the predictions themselves."""
+    if isinstance(obj, dict):
+        return {k: (len(v) if k == "predictions" else slim(v)) for k, v in obj.items()
+                if k != "stdout"}
+    if isinstance(obj, list):
+        return [slim(v) for v in obj]
+    return obj
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", choices=sorted(workload_mod.SIZES), default="large")
+    ap.add_argument("--steps", type=int, default=40)
+    ap.add_argument("--w2-examples", type=int, default=100)
+    ap.add_argument("--skip-w2", action="store_true")
+    ap.add_argument("--lorahub", default=os.environ.get("LORAHUB_BIN", str(ROOT / "build" / "bin" / "lorahub")))
+    ap.add_argument("--bench-bin", default=str(ROOT / "build" / "bin"))
+    ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
+    ap.add_argument("--results", type=Path, default=HERE / "results" / "latest.json")
+    ap.add_argument("--no-readme", action="store_true")
+    ap.add_argument("--command-line", default="scripts/bench.sh", help="recorded in the table")
+    args = ap.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(os.cpu_count())
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    loads = [load_average()]
+    log(f"workload ({args.size}); built once into {args.cache}")
+    work = workload_mod.build(args.cache, args.size, 20,
+                              Path(os.environ.get("LORAHUB_BBH_DIR", workload_mod.DEFAULT_BBH)))
+    run_dir = args.cache / "runs" / started.strftime("%Y%m%dT%H%M%S")
+    run_dir.mkdir(parents=True)
+    # W2 runs on the first --w2-examples rows of the test set (the whole set is 245 rows).
+    w2_rows = Path(work["test"]).read_text().splitlines(keepends=True)[: args.w2_examples]
+    (run_dir / "test.jsonl").write_text("".join(w2_rows))
+    work = {**work, "test": str(run_dir / "test.jsonl")}
+    args.workload_json = Path(work["model"]).parent / "workload.json"
+    bench = Bench(args, work, run_dir)
+
+    results = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_line(machine())}
+    for name in ["w1", "w2", "w3"]:
+        log(f"=== {name.upper()}")
+        results[name] = getattr(bench, name)()
+        loads.append(load_average())
+        log(f"{name}: {json.dumps(results[name])}")
+
+    details = {**bench.details, "machine": machine(), "size": args.size, "steps": args.steps,
+               "workload": work, "run_dir": str(run_dir), "command": args.command_line,
+               "load_average_1min": [l[0] for l in loads],
+               "total_s": (datetime.datetime.now(datetime.timezone.utc) - started).total_seconds()}
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(json.dumps(results, indent=1) + "\n")
+    details_path = args.results.with_name(args.results.stem + "-details.json")
+    details = slim(details)
+    details_path.write_text(json.dumps(details, indent=1, default=str) + "\n")
+    log(f"wrote {args.results} and {details_path}")
+    if not args.no_readme:
+        import report
+        report.update_readme(HERE / "README.md", results, details)
+        log(f"updated {HERE / 'README.md'}")
+    print(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+    main()

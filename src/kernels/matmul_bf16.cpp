@@ -1,0 +1,91 @@
+// The bf16 fast path behind kernels/matmul.h: oneDNN's matmul with bf16 inputs and f32
+// accumulation and output (AVX512-BF16 / AMX where the CPU has them). Without oneDNN the same
+// function widens B to f32 and calls sgemm, so results differ only by the rounding of A.
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "kernels/matmul.h"
+
+#ifdef LORAHUB_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.hpp>
+#endif
+
+namespace lorahub {
+
+namespace {
+
+// A in bf16 (round to nearest even, as PyTorch's .to(bfloat16)), in a buffer reused per thread.
+const uint16_t* to_bf16(const float* a, int64_t count) {
+  thread_local std::vector<uint16_t> buffer;
+  buffer.resize(static_cast<size_t>(count));
+  f32_to_bf16(a, buffer.data(), buffer.size());
+  return buffer.data();
+}
+
+#ifdef LORAHUB_HAVE_DNNL
+dnnl::engine& cpu_engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// oneDNN caches compiled primitives by their descriptor, so building the descriptor per call
+// costs microseconds against the milliseconds of a model-sized product.
+void dnnl_abt(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
+              float beta) {
+  using dnnl::memory;
+  using tag = memory::format_tag;
+  using dt = memory::data_type;
+  memory::desc a_md({m, k}, dt::bf16, tag::ab);
+  memory::desc b_md({k, n}, dt::bf16, tag::ba);  // B [n,k] row-major is Bᵀ [k,n] column-major
+  memory::desc c_md({m, n}, dt::f32, tag::ab);
+  dnnl::primitive_attr attr;
+  if (beta != 0.0f) {
+    dnnl::post_ops ops;
+    ops.append_sum(beta);
+    attr.set_post_ops(ops);
+  }
+  dnnl::engine& engine = cpu_engine();
+  dnnl::matmul::primitive_desc pd(dnnl::matmul::desc(a_md, b_md, c_md), attr, engine);
+  dnnl::stream stream(engine);
+  memory a_mem(a_md, engine, const_cast<uint16_t*>(a));
+  memory b_mem(b_md, engine, const_cast<uint16_t*>(b));
+  memory c_mem(c_md, engine, c);
+  dnnl::matmul(pd).execute(
+      stream, {{DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem}, {DNNL_ARG_DST, c_mem}});
+  stream.wait();
+}
+#else
+void sgemm_abt_widened(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t n,
+                       int64_t k, float beta) {
+  std::vector<float> a32(static_cast<size_t>(m * k)), b32(static_cast<size_t>(n * k));
+  bf16_to_f32(a, a32.data(), a32.size());
+  bf16_to_f32(b, b32.data(), b32.size());
+  matmul_abt(a32.data(), b32.data(), c, m, n, k, beta);
+}
+#endif
+
+}  // namespace
+
+bool bf16_matmul_native() {
+#ifdef LORAHUB_HAVE_DNNL
+  return true;
+#else
+  return false;
+#endif
+}
+
+void matmul_abt_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
+                     float beta) {
+  if (m == 0 || n == 0) return;
+  check(m > 0 && n > 0 && k > 0, "matmul_abt_bf16: bad shape m={} n={} k={}", m, n, k);
+  const uint16_t* a16 = to_bf16(a, m * k);
+#ifdef LORAHUB_HAVE_DNNL
+  dnnl_abt(a16, b, c, m, n, k, beta);
+#else
+  sgemm_abt_widened(a16, b, c, m, n, k, beta);
+#endif
+}
+
+}  // namespace lorahub
