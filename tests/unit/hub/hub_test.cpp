@@ -1,0 +1,243 @@
+// Unit tests of the hub's building blocks: hashes, names, the blob store, the metadata store on
+// SQLite (compare-and-swap commits, search), and upload validation.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "hub/blob_store.h"
+#include "hub/hash.h"
+#include "hub/meta_store.h"
+#include "hub/module_check.h"
+#include "hub/names.h"
+
+namespace lorahub::hub {
+namespace {
+namespace fs = std::filesystem;
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = fs::temp_directory_path() /
+            ("lorahub-hub-test-" + std::to_string(::getpid()) + "-" + random_hex(4));
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+TEST(HubHash, KnownVectors) {
+  EXPECT_EQ(sha256_hex(std::string_view("abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  // `printf 'hello\n' | git hash-object --stdin`
+  EXPECT_EQ(git_blob_sha1_hex("hello\n"), "ce013625030ba8dba906f756967f9e9ca394464a");
+  const std::string a = random_hex(16), b = random_hex(16);
+  EXPECT_TRUE(is_lower_hex(a, 32));
+  EXPECT_NE(a, b);
+  EXPECT_FALSE(is_lower_hex("ABCDEF", 6));
+  EXPECT_FALSE(is_lower_hex("abc", 4));
+}
+
+TEST(HubNames, AcceptsOrdinaryNames) {
+  EXPECT_EQ(validate_repo_id("alice/flan-t5_lora.v2"), "alice");
+  EXPECT_NO_THROW(validate_file_path("adapter_model.safetensors"));
+  EXPECT_NO_THROW(validate_file_path("sub/dir/README.md"));
+}
+
+TEST(HubNamesMalformed, RefusesTraversalAndOddBytes) {
+  for (const char* repo : {"alice", "alice/", "/x", "alice/..", "../x", "alice/.x", "a/b/c",
+                           "al ice/x", "alice/x\n", "-a/x"}) {
+    EXPECT_THROW(validate_repo_id(repo), Error) << repo;
+  }
+  for (const std::string& path : std::vector<std::string>{
+           "", "/etc/passwd", "../x", "a/../../x", "a//b", "a/", "./a", ".hidden", "a\\b",
+           std::string("a\0b", 3), "a/" + std::string(600, 'x'), std::string(200, 'y')}) {
+    EXPECT_THROW(validate_file_path(path), Error) << path;
+  }
+  std::string deep;
+  for (int i = 0; i < 20; ++i) deep += "d/";
+  EXPECT_THROW(validate_file_path(deep + "f"), Error);
+  try {
+    validate_file_path("../evil");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("../evil"), std::string::npos) << e.what();
+  }
+}
+
+TEST(HubBlobStore, StoresOnceByContent) {
+  TempDir dir;
+  BlobStore store(dir.path().string());
+  const StoredBlob first = store.put("hello");
+  EXPECT_TRUE(first.created);
+  EXPECT_EQ(first.sha256, sha256_hex(std::string_view("hello")));
+  const StoredBlob again = store.put("hello");
+  EXPECT_FALSE(again.created);
+  EXPECT_TRUE(store.contains(first.sha256));
+  const auto mapped = store.open(first.sha256);
+  EXPECT_EQ(std::string(reinterpret_cast<const char*>(mapped->data()), mapped->size()), "hello");
+  EXPECT_TRUE(store.put("").created);  // an empty file is a blob too
+  EXPECT_THROW(store.path_of("../../etc/passwd"), Error);
+}
+
+TEST(HubBlobStore, RemovesOnlyStaleTempFiles) {
+  TempDir dir;
+  const fs::path folder = dir.path() / "blobs" / "ab";
+  fs::create_directories(folder);
+  std::ofstream(folder / ".abc.tmp1234") << "partial";
+  std::ofstream(folder / ".abd.tmp5678") << "young";
+  fs::last_write_time(folder / ".abc.tmp1234",
+                      fs::file_time_type::clock::now() - std::chrono::hours(2));
+  BlobStore store(dir.path().string());
+  EXPECT_FALSE(fs::exists(folder / ".abc.tmp1234"));
+  EXPECT_TRUE(fs::exists(folder / ".abd.tmp5678"));  // may belong to a live writer
+}
+
+Revision make_revision(const std::string& repo, const std::string& sha, const std::string& parent,
+                       int64_t rank, std::vector<std::string> tags) {
+  Revision rev;
+  rev.sha = sha;
+  rev.repo = repo;
+  rev.parent = parent;
+  rev.created = 1000;
+  rev.meta.base_model = "base/" + std::to_string(rank);
+  rev.meta.rank = rank;
+  rev.meta.alpha = 2.5 * rank;
+  rev.meta.targets = {"q", "v"};
+  rev.meta.task = repo.substr(repo.find('/') + 1);
+  rev.meta.tags = std::move(tags);
+  rev.files = {{"adapter_config.json", std::string(64, 'a'), std::string(40, 'b'), 10}};
+  return rev;
+}
+
+TEST(HubMetaStore, TokensAreHashedAndResolve) {
+  TempDir dir;
+  auto store = MetaStore::open(dir.path().string(), "");
+  const std::string token = store->create_token("alice");
+  EXPECT_EQ(store->user_for_token(token).value_or(""), "alice");
+  EXPECT_FALSE(store->user_for_token(token + "x").has_value());
+  EXPECT_NE(store->create_token("alice"), token);  // a user may hold several tokens
+}
+
+TEST(HubMetaStore, CommitsAreCompareAndSwapOnTheHead) {
+  TempDir dir;
+  auto store = MetaStore::open(dir.path().string(), "");
+  const std::string a(40, '1'), b(40, '2'), c(40, '3');
+  EXPECT_TRUE(store->commit(make_revision("u/m", a, "", 4, {"x"})));
+  EXPECT_FALSE(store->commit(make_revision("u/m", b, "", 4, {})));  // the repo exists already
+  EXPECT_TRUE(store->commit(make_revision("u/m", b, a, 8, {"y"})));
+  EXPECT_FALSE(store->commit(make_revision("u/m", c, a, 8, {})));  // a is no longer the head
+  EXPECT_EQ(store->head_of("u/m").value_or(""), b);
+  EXPECT_FALSE(store->find_revision("u/m", c).has_value());  // the loser left nothing
+  const auto old = store->find_revision("u/m", a);
+  ASSERT_TRUE(old.has_value());
+  EXPECT_EQ(old->meta.rank, 4);
+  EXPECT_EQ(old->files.size(), 1u);
+  const auto head = store->find_revision("u/m", "main");
+  ASSERT_TRUE(head.has_value());
+  EXPECT_EQ(head->sha, b);
+  EXPECT_EQ(head->parent, a);
+  EXPECT_EQ(head->meta.alpha, 20.0);
+  EXPECT_EQ(head->meta.targets, (std::vector<std::string>{"q", "v"}));
+}
+
+TEST(HubMetaStore, SearchFiltersTheHeads) {
+  TempDir dir;
+  auto store = MetaStore::open(dir.path().string(), "");
+  ASSERT_TRUE(store->commit(make_revision("u/logic", std::string(40, 'a'), "", 4, {"bbh"})));
+  ASSERT_TRUE(store->commit(make_revision("u/math", std::string(40, 'b'), "", 8, {"bbh", "m"})));
+  ASSERT_TRUE(store->commit(make_revision("v/misc_50%", std::string(40, 'c'), "", 8, {})));
+  auto ids = [&](SearchFilter f) {
+    std::vector<std::string> out;
+    for (const auto& r : store->search(f)) out.push_back(r.id);
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  EXPECT_EQ(ids({}).size(), 3u);
+  EXPECT_EQ(ids({.tag = "bbh"}), (std::vector<std::string>{"u/logic", "u/math"}));
+  EXPECT_EQ(ids({.rank = 8}), (std::vector<std::string>{"u/math", "v/misc_50%"}));
+  EXPECT_EQ(ids({.text = "MATH"}), (std::vector<std::string>{"u/math"}));
+  EXPECT_EQ(ids({.text = "_50%"}), (std::vector<std::string>{"v/misc_50%"}));
+  EXPECT_EQ(ids({.text = "%"}), (std::vector<std::string>{"v/misc_50%"}));  // literal
+  EXPECT_EQ(ids({.base_model = "BASE/4"}), (std::vector<std::string>{"u/logic"}));
+  EXPECT_EQ(ids({.author = "v"}), (std::vector<std::string>{"v/misc_50%"}));
+  EXPECT_EQ(ids({.limit = 2}).size(), 2u);
+  EXPECT_EQ(ids({.offset = 2, .limit = 2}).size(), 1u);
+}
+
+// A safetensors file with one f32 tensor of `shape` per name.
+std::string safetensors_bytes(
+    const std::vector<std::pair<std::string, std::vector<int>>>& tensors) {
+  std::string header = "{", data;
+  for (const auto& [name, shape] : tensors) {
+    size_t n = 1;
+    std::string dims;
+    for (int d : shape) {
+      n *= d;
+      dims += (dims.empty() ? "" : ",") + std::to_string(d);
+    }
+    header +=
+        fmt::format("{}\"{}\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
+                    header.size() > 1 ? "," : "", name, dims, data.size(), data.size() + 4 * n);
+    data += std::string(4 * n, '\0');
+  }
+  header += "}";
+  while (header.size() % 8) header += ' ';
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((header.size() >> (8 * i)) & 0xff);
+  return out + header + data;
+}
+
+std::vector<UploadedFile> adapter_files(int config_rank, int weight_rank) {
+  const std::string key = "base_model.model.encoder.block.0.layer.0.SelfAttention.q";
+  return {{"adapter_config.json",
+           fmt::format(R"({{"peft_type": "LORA", "r": {}, "lora_alpha": 16, )"
+                       R"("target_modules": ["v", "q"], "base_model_name_or_path": "t5-small"}})",
+                       config_rank)},
+          {"adapter_model.safetensors",
+           safetensors_bytes({{key + ".lora_A.weight", {weight_rank, 8}},
+                              {key + ".lora_B.weight", {8, weight_rank}}})}};
+}
+
+TEST(HubModuleCheck, ReadsTheMetadata) {
+  const ModuleMeta meta = inspect_module(adapter_files(4, 4));
+  EXPECT_EQ(meta.rank, 4);
+  EXPECT_EQ(meta.alpha, 16);
+  EXPECT_EQ(meta.base_model, "t5-small");
+  EXPECT_EQ(meta.targets, (std::vector<std::string>{"q", "v"}));
+}
+
+void expect_refused(const std::vector<UploadedFile>& files, const std::string& fragment) {
+  try {
+    inspect_module(files);
+    ADD_FAILURE() << "accepted; expected an error containing " << fragment;
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+  }
+}
+
+TEST(HubModuleCheckMalformed, RefusesBrokenAdapters) {
+  expect_refused(adapter_files(8, 4), "rank 4");
+  auto files = adapter_files(4, 4);
+  expect_refused({files[1]}, "adapter_config.json");
+  expect_refused({files[0]}, "adapter_model.safetensors");
+  expect_refused({{"adapter_config.json", "{\"r\": 4"}, files[1]}, "adapter_config.json");
+  expect_refused(
+      {{"adapter_config.json", "{\"r\": 4, \"lora_alpha\": 1, \"target_modules\": 3}"}, files[1]},
+      "target_modules");
+  expect_refused({files[0], {"adapter_model.safetensors", files[1].content.substr(0, 20)}},
+                 "adapter_model.safetensors");
+  expect_refused({files[0], {"adapter_model.safetensors", safetensors_bytes({{"x.weight", {2}}})}},
+                 "no lora_A");
+  expect_refused({files[0], {"adapter_model.safetensors", std::string(8, '\xff')}},
+                 "adapter_model.safetensors");
+}
+
+}  // namespace
+}  // namespace lorahub::hub
