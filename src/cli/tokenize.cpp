@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "formats/gguf.h"
 #include "tokenizer/bpe.h"
+#include "tokenizer/sentencepiece.h"
 
 namespace lorahub::cli {
 namespace {
@@ -22,6 +23,9 @@ struct TokenizeOptions {
 };
 
 std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path) {
+  // T5-family directories carry a SentencePiece model; the others a byte-level BPE tokenizer.json.
+  const auto spiece = std::filesystem::path(path) / "spiece.model";
+  if (std::filesystem::is_regular_file(spiece)) return SentencePieceTokenizer::load(spiece.string());
   if (std::filesystem::is_directory(path)) return BpeTokenizer::from_hf_dir(path);
   if (path.ends_with(".json")) return BpeTokenizer::from_tokenizer_json(path);
   return BpeTokenizer::from_gguf(GgufFile::open(path));
