@@ -90,8 +90,8 @@ std::vector<LoraTarget> pair_lora_tensors(const StateDict& weights, const Adapte
             t.module, dtype_name(tensor->dtype));
     }
     check(t.a.dim(0) == r && t.b.dim(1) == r,
-          "{}: '{}' has lora_A {} and lora_B {}, which disagree with r = {}", source, t.module,
-          shape_str(t.a.shape), shape_str(t.b.shape), r);
+          "{}: '{}' has lora_A {} and lora_B {}, which disagree with r = {} in adapter_config.json",
+          source, t.module, shape_str(t.a.shape), shape_str(t.b.shape), r);
     t.scaling = config.scaling_for(t.module);
     targets.push_back(std::move(t));
   }
