@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(
-  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev libomp-14-dev
   libopenblas-dev libdnnl-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libsqlite3-dev libcpp-httplib-dev libssl-dev libzip-dev libnlopt-cxx-dev libnlopt-dev
   libpagmo-dev libgtest-dev libgmock-dev libbenchmark-dev pybind11-dev zlib1g-dev
