@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <sstream>
 
 #include "core/error.h"
 #include "core/mapped_file.h"
@@ -73,6 +75,63 @@ std::vector<std::string> files_to_push(const std::string& dir) {
 }
 
 }  // namespace
+
+namespace {
+
+int64_t positive_integer(const std::string& key, const std::string& value) {
+  int64_t number = 0;
+  size_t used = 0;
+  try {
+    number = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  check(used == value.size() && used > 0 && number > 0,
+        "--hub-filter: {} must be a positive integer, got '{}'", key, value);
+  return number;
+}
+
+// Applies one "key=value" to `filter`.
+void apply_filter_item(const std::string& item, HubFilter& filter) {
+  static const std::map<std::string, std::string HubFilter::*> kTextKeys = {
+      {"text", &HubFilter::text},
+      {"base", &HubFilter::base_model},
+      {"tag", &HubFilter::tag},
+      {"task", &HubFilter::task},
+      {"author", &HubFilter::author}};
+  const size_t eq = item.find('=');
+  check(eq != std::string::npos && eq > 0, "--hub-filter: '{}' is not key=value", item);
+  const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
+  if (const auto it = kTextKeys.find(key); it != kTextKeys.end()) {
+    filter.*(it->second) = value;
+  } else if (key == "rank") {
+    filter.rank = positive_integer(key, value);
+  } else if (key == "limit") {
+    filter.limit = positive_integer(key, value);
+  } else {
+    fail("--hub-filter: unknown key '{}' (text, base, tag, task, author, rank, limit)", key);
+  }
+}
+
+}  // namespace
+
+HubFilter parse_hub_filter(const std::vector<std::string>& specs) {
+  HubFilter filter;
+  for (const auto& spec : specs) {
+    std::stringstream items(spec);
+    for (std::string item; std::getline(items, item, ',');) {
+      if (!item.empty()) apply_filter_item(item, filter);
+    }
+  }
+  return filter;
+}
+
+std::string default_cache_dir() {
+  const std::string cache = env_or("LORAHUB_CACHE", "");
+  if (!cache.empty()) return cache;
+  const std::string xdg = env_or("XDG_CACHE_HOME", env_or("HOME", ".") + "/.cache");
+  return xdg + "/lorahub/hub";
+}
 
 std::string default_endpoint() {
   return env_or("LORAHUB_ENDPOINT", env_or("HF_ENDPOINT", "http://127.0.0.1:8080"));

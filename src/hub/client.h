@@ -31,6 +31,15 @@ struct HubFilter {
   int64_t limit = 1000;  // at most this many modules
 };
 
+// Parses "key=value,key=value" with keys text, base, tag, task, author, rank, limit (as in
+// `lorahub learn --hub-filter base=google/flan-t5-large,tag=bbh`); throws Error naming a bad key
+// or value. Several filter strings combine; a later value for a key replaces an earlier one.
+HubFilter parse_hub_filter(const std::vector<std::string>& specs);
+
+// Where fetch_modules keeps modules by default: $LORAHUB_CACHE, else $XDG_CACHE_HOME/lorahub/hub,
+// else ~/.cache/lorahub/hub.
+std::string default_cache_dir();
+
 // The endpoint to use when none is given: $LORAHUB_ENDPOINT, else $HF_ENDPOINT, else
 // http://127.0.0.1:8080.
 std::string default_endpoint();

@@ -473,9 +473,16 @@ struct HubServer::Impl {
       throw HttpError(404, fmt::format("'{}' not found in {}@{}", path, repo, rev.sha),
                       "EntryNotFound", rev.sha);
     }
+    // A missing or resized blob means the store was damaged outside the hub: a server fault.
+    if (!blobs.contains(file->sha256)) {
+      throw HttpError(
+          500, fmt::format("{}@{}: the store has lost the blob of '{}'", repo, rev.sha, path));
+    }
     const auto blob = blobs.open(file->sha256);
-    check(blob->size() == static_cast<size_t>(file->size),
-          "{}: stored blob has {} bytes, expected {}", blob->path(), blob->size(), file->size);
+    if (blob->size() != static_cast<size_t>(file->size)) {
+      throw HttpError(500, fmt::format("{}: stored blob has {} bytes, expected {}", blob->path(),
+                                       blob->size(), file->size));
+    }
     res.set_header("X-Repo-Commit", rev.sha);
     res.set_header("ETag", "\"" + file->sha256 + "\"");
     res.set_header("X-Linked-Etag", "\"" + file->sha256 + "\"");

@@ -9,6 +9,7 @@
 
 #include "core/error.h"
 #include "hub/blob_store.h"
+#include "hub/client.h"
 #include "hub/hash.h"
 #include "hub/meta_store.h"
 #include "hub/module_check.h"
@@ -237,6 +238,23 @@ TEST(HubModuleCheckMalformed, RefusesBrokenAdapters) {
                  "no lora_A");
   expect_refused({files[0], {"adapter_model.safetensors", std::string(8, '\xff')}},
                  "adapter_model.safetensors");
+}
+
+TEST(HubFilter, ParsesKeyValueLists) {
+  const HubFilter f = parse_hub_filter({"base=google/flan-t5-large,tag=bbh", "rank=16,limit=20"});
+  EXPECT_EQ(f.base_model, "google/flan-t5-large");
+  EXPECT_EQ(f.tag, "bbh");
+  EXPECT_EQ(f.rank.value_or(0), 16);
+  EXPECT_EQ(f.limit, 20);
+  EXPECT_EQ(parse_hub_filter({"text=a,text=b"}).text, "b");  // later wins
+  EXPECT_FALSE(parse_hub_filter({}).rank.has_value());
+}
+
+TEST(HubFilterMalformed, RefusesUnknownKeysAndBadNumbers) {
+  for (const char* spec : {"colour=red", "rank=abc", "rank=-1", "rank=", "limit=0", "noequals",
+                           "=x", "rank=4x"}) {
+    EXPECT_THROW(parse_hub_filter({spec}), Error) << spec;
+  }
 }
 
 }  // namespace
