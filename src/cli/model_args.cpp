@@ -1,17 +1,26 @@
 #include "cli/model_args.h"
 
+#include "lora/compose.h"
+#include "lora/module_set.h"
+
 namespace lorahub::cli {
 
 void ModelArgs::add_options(CLI::App* cmd) {
   cmd->add_option("--model", model, "HF model directory (config.json, weights, tokenizer)")
       ->required();
   cmd->add_option("--threads", threads, "Compute threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--lora", lora,
+                  "PEFT adapter directory to merge into the model (e.g. the "
+                  "output of lorahub learn)");
 }
 
 std::unique_ptr<Model> ModelArgs::load() const {
   LoadOptions options;
   options.threads = threads;
-  return load_model(model, options);
+  auto loaded = load_model(model, options);
+  // Merged once, as merge_and_unload does: inference then costs what the base model costs.
+  if (!lora.empty()) loaded->merge_lora(to_lora_map(load_lora_module(lora)));
+  return loaded;
 }
 
 }  // namespace lorahub::cli

@@ -14,6 +14,7 @@ namespace lorahub::cli {
 struct ModelArgs {
   std::string model;  // HF model directory (or .gguf)
   int threads = 0;    // 0 = all cores
+  std::string lora;   // a PEFT adapter directory (e.g. `lorahub learn --out`) merged in; "" = none
 
   void add_options(CLI::App* cmd);
   std::unique_ptr<Model> load() const;

@@ -153,3 +153,19 @@ std::vector<std::string> sample_modules(const std::vector<std::string>& paths, s
 }
 
 }  // namespace lorahub
+
+namespace lorahub {
+
+std::vector<std::string> select_modules(const std::vector<std::string>& dirs,
+                                        const std::string& list_file, size_t sample,
+                                        uint64_t seed) {
+  std::vector<std::string> paths = dirs;
+  if (!list_file.empty()) {
+    const std::vector<std::string> listed = read_module_list(list_file);
+    paths.insert(paths.end(), listed.begin(), listed.end());
+  }
+  check(!paths.empty(), "no LoRA modules given (use --lora DIR... or --lora-list FILE)");
+  return sample_modules(paths, sample, seed);
+}
+
+}  // namespace lorahub

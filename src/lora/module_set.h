@@ -68,3 +68,12 @@ std::vector<std::string> sample_modules(const std::vector<std::string>& paths, s
                                         uint64_t seed);
 
 }  // namespace lorahub
+
+namespace lorahub {
+
+// The modules a command works on: the --lora directories plus those of the --lora-list file,
+// then, with sample > 0, `sample` of them drawn with the seed (as reproduce_bbh.py draws 20).
+std::vector<std::string> select_modules(const std::vector<std::string>& dirs,
+                                        const std::string& list_file, size_t sample, uint64_t seed);
+
+}  // namespace lorahub
