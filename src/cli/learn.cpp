@@ -1,0 +1,249 @@
+// lorahub learn: LoraHub learning end to end. Loads the modules and the base model, finds the
+// module weights that minimize the objective on a few examples (adapt/), and writes
+//   OUT_DIR/adapter_config.json + adapter_model.safetensors   the composed PEFT adapter
+//   OUT_DIR/weights.json   {"modules", "weights", "objective", "history", "optimizer", "seed", ...}
+//   OUT_DIR/merged/        with --merge: the base model with the adapter merged in (HF layout)
+// into a staging folder that is renamed to OUT_DIR only when everything is written.
+//
+// lorahub objective: the objective at given weights (no search), e.g. to compare with the
+// reference's lorahub.algorithm.get_score.
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <unistd.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+
+#include "adapt/learner.h"
+#include "cli/command.h"
+#include "cli/model_args.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "core/progress.h"
+#include "eval/jsonl.h"
+#include "lora/compose.h"
+#include "lora/export.h"
+#include "lora/module_set.h"
+
+namespace lorahub::cli {
+namespace {
+namespace fs = std::filesystem;
+
+// The module and example options learn and objective share.
+struct TaskArgs {
+  ModelArgs model;
+  std::vector<std::string> lora;
+  std::string lora_list, examples, loss_mode = "reference";
+  size_t sample = 0;
+  uint64_t seed = 42;
+  int batch_size = 0;
+
+  void add_options(CLI::App* cmd) {
+    // Not model.add_options(): its --lora (one adapter to merge) means something else here.
+    cmd->add_option("--model", model.model, "HF model directory (config.json, weights, tokenizer)")
+        ->required();
+    cmd->add_option("--threads", model.threads, "Compute threads (0 = all cores)");
+    cmd->add_option("--lora", lora, "LoRA module directories (PEFT adapters)");
+    cmd->add_option("--lora-list", lora_list, "File with one module directory per line");
+    cmd->add_option("--sample", sample, "Draw this many of the modules at random (0 = all)");
+    cmd->add_option("--seed", seed, "Seed for --sample and the optimizer")->capture_default_str();
+    cmd->add_option("--examples", examples, "JSONL few-shot examples {input, output}")->required();
+    cmd->add_option("--loss-mode", loss_mode,
+                    "reference (lorahub 0.1.0: batch token-mean CE summed / #examples) or "
+                    "example-mean (mean of per-example token-mean CE)")
+        ->capture_default_str();
+    cmd->add_option("--batch-size", batch_size,
+                    "Examples per forward pass (0 = all, as the "
+                    "reference)")
+        ->capture_default_str();
+  }
+};
+
+// Everything the objective needs, loaded in the order that fails fastest on bad input.
+struct Task {
+  std::vector<TextExample> rows;
+  ModuleSet modules;
+  std::unique_ptr<Model> model;
+  std::unique_ptr<Objective> objective;
+};
+
+Task load_task(const TaskArgs& a) {
+  check(a.batch_size >= 0, "--batch-size must be >= 0, got {}", a.batch_size);
+  const ObjectiveOptions options{parse_loss_mode(a.loss_mode), a.batch_size};
+  Task t;
+  t.rows = read_jsonl_examples(a.examples);
+  check(!t.rows.empty(), "{}: no examples", a.examples);
+  for (const TextExample& row : t.rows)
+    check(row.output.has_value(), "{}:{}: missing field 'output' (learning needs targets)",
+          a.examples, row.line);
+  t.modules = ModuleSet::load(select_modules(a.lora, a.lora_list, a.sample, a.seed));
+  t.model = a.model.load();
+  std::vector<Example> examples;
+  for (const TextExample& row : t.rows)
+    examples.push_back(t.model->make_example(row.input, *row.output));
+  t.objective = std::make_unique<Objective>(*t.model, t.modules, std::move(examples), options);
+  return t;
+}
+
+// A folder written under a temporary name and renamed into place at the end, so that a run
+// that fails (or is killed) never leaves a half-written OUT_DIR behind.
+class StagedDir {
+ public:
+  StagedDir(const std::string& final_dir, bool overwrite) : final_(final_dir) {
+    check(!final_.empty(), "--out: empty path");
+    check(overwrite || !fs::exists(final_), "{}: already exists (pass --overwrite to replace it)",
+          final_);
+    staging_ = fs::path(final_).lexically_normal();
+    if (staging_.filename().empty()) staging_ = staging_.parent_path();
+    staging_ += fmt::format(".partial-{}", ::getpid());
+    std::error_code ec;
+    fs::remove_all(staging_, ec);
+    fs::create_directories(staging_, ec);
+    check(!ec, "{}: cannot create the output directory: {}", final_, ec.message());
+  }
+  ~StagedDir() {
+    std::error_code ec;
+    if (!committed_) fs::remove_all(staging_, ec);
+  }
+  std::string path() const { return staging_.string(); }
+
+  void commit() {
+    std::error_code ec;
+    fs::remove_all(final_, ec);
+    fs::rename(staging_, final_, ec);
+    check(!ec, "{}: cannot move the result into place: {}", final_, ec.message());
+    committed_ = true;
+  }
+
+ private:
+  std::string final_;
+  fs::path staging_;
+  bool committed_ = false;
+};
+
+nlohmann::json number_or_null(double v) {
+  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
+}
+
+nlohmann::json weights_json(const Task& t, const LearnResult& r, const std::string& optimizer,
+                            uint64_t seed, const std::string& loss_mode) {
+  nlohmann::json history = nlohmann::json::array();
+  double best = INFINITY;
+  for (const Evaluation& e : r.history) {
+    best = std::min(best, e.value);
+    history.push_back(
+        {{"step", e.step}, {"objective", number_or_null(e.value)}, {"best", number_or_null(best)}});
+  }
+  return {{"modules", t.modules.paths()},
+          {"weights", r.weights},
+          {"objective", number_or_null(r.objective)},
+          {"history", history},
+          {"optimizer", optimizer},
+          {"seed", seed},
+          {"loss_mode", loss_mode},
+          {"examples", t.rows.size()},
+          {"seconds", r.seconds}};
+}
+
+struct LearnArgs {
+  TaskArgs task;
+  LearnOptions learn;
+  std::string out;
+  bool merge = false, overwrite = false, json = false;
+};
+
+void run_learn(LearnArgs& a) {
+  a.learn.seed = a.task.seed;
+  check(a.learn.steps >= 1, "--steps must be at least 1, got {}", a.learn.steps);
+  check(std::find(optimizer_names().begin(), optimizer_names().end(), a.learn.optimizer) !=
+            optimizer_names().end(),
+        "unknown optimizer '{}' (known: {})", a.learn.optimizer,
+        fmt::join(optimizer_names(), ", "));
+  StagedDir out(a.out, a.overwrite);  // before the slow part: an unwritable --out fails now
+  Task t = load_task(a.task);
+  fmt::print(stderr, "learn: {} modules, {} examples, {} ({} evaluations), seed {}\n",
+             t.modules.size(), t.rows.size(), a.learn.optimizer, a.learn.steps, a.learn.seed);
+  const LearnResult r = learn(*t.objective, a.learn);
+  const LoraModule composed = compose_module(t.modules, r.weights);
+  save_composed_adapter(composed, out.path());
+  const nlohmann::json summary =
+      weights_json(t, r, a.learn.optimizer, a.learn.seed, a.task.loss_mode);
+  write_file_atomic((fs::path(out.path()) / "weights.json").string(), summary.dump(2) + "\n");
+  if (a.merge)
+    save_merged_model(*t.model, composed, a.task.model.model,
+                      (fs::path(out.path()) / "merged").string());
+  out.commit();
+  if (a.json) {
+    std::cout << summary.dump() << '\n';
+    return;
+  }
+  fmt::print("objective {:.6f} with weights [{:.4f}]\n", r.objective, fmt::join(r.weights, ", "));
+  fmt::print("wrote {}{}\n", a.out, a.merge ? " (adapter, weights.json, merged/)" : "");
+}
+
+// "0.1,-0.3,1" -> values; every entry must be a finite number.
+std::vector<double> parse_weight_list(const std::string& text) {
+  std::vector<double> w;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    size_t end = text.find(',', begin);
+    if (end == std::string::npos) end = text.size();
+    const std::string item = text.substr(begin, end - begin);
+    char* stop = nullptr;
+    const double v = std::strtod(item.c_str(), &stop);
+    check(!item.empty() && stop && *stop == '\0', "--weights: '{}' is not a number", item);
+    check(std::isfinite(v), "--weights: weight {} is {} (weights must be finite numbers)", w.size(),
+          item);
+    w.push_back(v);
+    begin = end + 1;
+  }
+  return w;
+}
+
+struct ObjectiveArgs {
+  TaskArgs task;
+  std::string weights;
+};
+
+void run_objective(const ObjectiveArgs& a) {
+  const std::vector<double> w = parse_weight_list(a.weights);
+  Task t = load_task(a.task);
+  check(w.size() == t.modules.size(), "--weights: {} weights for {} modules", w.size(),
+        t.modules.size());
+  const double loss = t.objective->loss(w);
+  const double penalty = t.objective->penalty(w);
+  std::cout
+      << nlohmann::json{{"objective", loss + penalty}, {"loss", loss}, {"penalty", penalty}}.dump()
+      << '\n';
+}
+
+const Registrar learn_reg("learn", 50, [](CLI::App& app) {
+  auto a = std::make_shared<LearnArgs>();
+  auto* cmd = app.add_subcommand("learn", "LoraHub: learn module weights from a few examples");
+  a->task.add_options(cmd);
+  cmd->add_option("--steps", a->learn.steps, "Objective evaluations (optimizer budget)")
+      ->capture_default_str();
+  cmd->add_option("--optimizer", a->learn.optimizer, "cobyla, bobyqa, cmaes or oneplusone")
+      ->capture_default_str();
+  cmd->add_option("--out", a->out, "Output directory (adapter, weights.json[, merged/])")
+      ->required();
+  cmd->add_flag("--merge", a->merge, "Also write OUT/merged/: the base model with the adapter");
+  cmd->add_flag("--overwrite", a->overwrite, "Replace an existing output directory");
+  cmd->add_flag("--json", a->json, "Print weights.json on stdout");
+  cmd->add_flag(
+      "--quiet", [](int64_t) { Progress::set_quiet(true); }, "No progress output");
+  cmd->callback([a] { run_learn(*a); });
+});
+
+const Registrar objective_reg("objective", 51, [](CLI::App& app) {
+  auto a = std::make_shared<ObjectiveArgs>();
+  auto* cmd = app.add_subcommand("objective", "The LoraHub objective at given module weights");
+  a->task.add_options(cmd);
+  cmd->add_option("--weights", a->weights, "Comma-separated weights, one per module")->required();
+  cmd->callback([a] { run_objective(*a); });
+});
+
+}  // namespace
+}  // namespace lorahub::cli
