@@ -1,0 +1,126 @@
+// Each kernel against a scalar reference or values from PyTorch.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+
+namespace lorahub {
+namespace {
+
+std::vector<float> random_values(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+TEST(Matmul, MatchesScalarLoops) {
+  const int64_t m = 7, n = 13, k = 33;
+  const auto a = random_values(m * k, 1), b = random_values(n * k, 2);
+  std::vector<float> c(m * n, 1.0f), c_ab(m * n);
+  matmul_abt(a.data(), b.data(), c.data(), m, n, k);
+  // b as [k, n] (transposed copy) through matmul_ab gives the same product
+  std::vector<float> bt(k * n);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < k; ++j) bt[j * n + i] = b[i * k + j];
+  matmul_ab(a.data(), bt.data(), c_ab.data(), m, n, k);
+  for (int64_t i = 0; i < m; ++i) {
+    for (int64_t j = 0; j < n; ++j) {
+      double ref = 0.0;
+      for (int64_t p = 0; p < k; ++p) ref += double(a[i * k + p]) * b[j * k + p];
+      EXPECT_NEAR(c[i * n + j], ref, 1e-4);
+      EXPECT_NEAR(c_ab[i * n + j], ref, 1e-4);
+    }
+  }
+}
+
+TEST(Matmul, BetaAccumulates) {
+  const std::vector<float> a = {1, 2}, b = {3, 4};  // [1,2] · [1,2]ᵀ = 11
+  std::vector<float> c = {5};
+  matmul_abt(a.data(), b.data(), c.data(), 1, 1, 2, 1.0f);
+  EXPECT_FLOAT_EQ(c[0], 16.0f);
+}
+
+TEST(RmsNorm, MatchesFormula) {
+  const int64_t rows = 3, dim = 10;
+  const auto x = random_values(rows * dim, 3), w = random_values(dim, 4);
+  std::vector<float> y(rows * dim);
+  rms_norm(x.data(), w.data(), y.data(), rows, dim, 1e-6f);
+  for (int64_t r = 0; r < rows; ++r) {
+    double ss = 0.0;
+    for (int64_t i = 0; i < dim; ++i) ss += double(x[r * dim + i]) * x[r * dim + i];
+    const double inv = 1.0 / std::sqrt(ss / dim + 1e-6);
+    for (int64_t i = 0; i < dim; ++i)
+      EXPECT_NEAR(y[r * dim + i], w[i] * x[r * dim + i] * inv, 1e-5);
+  }
+}
+
+TEST(Softmax, RowsSumToOneAndMaskedEntriesAreZero) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x = {1000.0f, 1001.0f, -inf, 0.5f, -inf, -inf};
+  softmax_rows(x.data(), 2, 3);
+  EXPECT_NEAR(x[0], 1.0 / (1.0 + std::exp(1.0)), 1e-6);
+  EXPECT_NEAR(x[0] + x[1], 1.0, 1e-6);
+  EXPECT_EQ(x[2], 0.0f);
+  EXPECT_FLOAT_EQ(x[3], 1.0f);
+  EXPECT_EQ(x[4], 0.0f);
+}
+
+TEST(Softmax, FullyMaskedRowIsZero) {
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> x = {-inf, -inf};
+  softmax_rows(x.data(), 1, 2);
+  EXPECT_EQ(x[0], 0.0f);
+  EXPECT_EQ(x[1], 0.0f);
+}
+
+TEST(LogSumExp, StableForLargeValues) {
+  const std::vector<float> x = {1000.0f, 1000.0f};
+  EXPECT_NEAR(log_sum_exp(x.data(), 2), 1000.0 + std::log(2.0), 1e-9);
+}
+
+TEST(Activations, MatchPyTorchValues) {
+  // torch: F.relu, F.gelu, transformers NewGELUActivation, F.silu at -1.5, 0.3, 2
+  std::vector<float> x = {-1.5f, 0.3f, 2.0f};
+  const std::vector<std::pair<const char*, std::vector<float>>> expected = {
+      {"relu", {0.0f, 0.3f, 2.0f}},
+      {"gelu", {-0.10021086f, 0.18537344f, 1.95449972f}},
+      {"gelu_new", {-0.10042843f, 0.18537094f, 1.95459771f}},
+      {"silu", {-0.27363828f, 0.17233276f, 1.76159406f}},
+  };
+  for (const auto& [name, values] : expected) {
+    std::vector<float> y = x;
+    apply_activation(activation_from_name(name), y.data(), 3);
+    for (int i = 0; i < 3; ++i) EXPECT_NEAR(y[i], values[i], 1e-6) << name << " at " << x[i];
+  }
+}
+
+TEST(Embedding, CopiesRows) {
+  const std::vector<float> table = {0, 1, 10, 11, 20, 21};
+  const std::vector<int32_t> ids = {2, 0};
+  std::vector<float> out(4);
+  embedding_lookup(table.data(), 3, 2, ids.data(), 2, out.data());
+  EXPECT_EQ(out, (std::vector<float>{20, 21, 0, 1}));
+}
+
+TEST(KernelsMalformed, UnknownActivation) {
+  EXPECT_THROW(activation_from_name("gelu_fast_and_wrong"), Error);
+}
+
+TEST(KernelsMalformed, TokenOutsideEmbedding) {
+  const std::vector<float> table(6);
+  std::vector<float> out(2);
+  for (int32_t bad : {3, -1}) {
+    EXPECT_THROW(embedding_lookup(table.data(), 3, 2, &bad, 1, out.data()), Error);
+  }
+}
+
+}  // namespace
+}  // namespace lorahub

@@ -1,0 +1,213 @@
+// The shared blocks: LoRA merged == unmerged, KV-cached decoding == full causal attention,
+// grouped-query heads == duplicated heads, relative position buckets == transformers.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "models/blocks.h"
+#include "models/linear.h"
+
+namespace lorahub {
+namespace {
+
+std::vector<float> random_values(size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 0.5f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+Linear random_linear(const std::string& name, int64_t in, int64_t out, unsigned seed) {
+  return Linear{name, in, out, random_values(in * out, seed), {}, nullptr};
+}
+
+LoraDelta random_delta(int64_t in, int64_t out, int64_t r, float scale, unsigned seed) {
+  return LoraDelta{
+      random_values(r * in, seed), random_values(out * r, seed + 1), r, in, out, scale};
+}
+
+void expect_near(const std::vector<float>& a, const std::vector<float>& b, float tol) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], tol) << "at " << i;
+}
+
+TEST(Linear, LoraUnmergedEqualsMerged) {
+  const int64_t in = 12, out = 9, rows = 5;
+  Linear layer = random_linear("encoder.block.0.layer.0.SelfAttention.q", in, out, 1);
+  LoraMap lora;
+  lora[layer.name] = {random_delta(in, out, 4, 0.5f, 10), random_delta(in, out, 2, 2.0f, 20)};
+  const auto x = random_values(rows * in, 3);
+
+  std::vector<float> plain(rows * out), unmerged(rows * out), merged(rows * out);
+  linear_forward(layer, x.data(), rows, plain.data());
+  attach_lora(layer, &lora);
+  linear_forward(layer, x.data(), rows, unmerged.data());
+  attach_lora(layer, nullptr);
+  merge_lora_into(layer, lora);
+  linear_forward(layer, x.data(), rows, merged.data());
+
+  expect_near(unmerged, merged, 1e-4f);
+  float changed = 0.0f;
+  for (size_t i = 0; i < plain.size(); ++i)
+    changed = std::max(changed, std::abs(plain[i] - merged[i]));
+  EXPECT_GT(changed, 0.1f);  // the deltas did something
+}
+
+TEST(Linear, LayersWithoutDeltasAreUntouched) {
+  Linear layer = random_linear("decoder.block.0.layer.2.DenseReluDense.wo", 4, 3, 5);
+  const auto before = layer.weight;
+  LoraMap lora;
+  lora["some.other.layer"] = {random_delta(4, 3, 1, 1.0f, 7)};
+  merge_lora_into(layer, lora);
+  attach_lora(layer, &lora);
+  EXPECT_EQ(layer.weight, before);
+  EXPECT_EQ(layer.lora, nullptr);
+}
+
+TEST(LinearMalformed, DeltaShapeMismatchNamesTheLayer) {
+  Linear layer = random_linear("encoder.block.1.layer.1.DenseReluDense.wi", 8, 6, 2);
+  LoraMap lora;
+  lora[layer.name] = {random_delta(7, 6, 2, 1.0f, 3)};
+  try {
+    attach_lora(layer, &lora);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(layer.name), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(merge_lora_into(layer, lora), Error);
+}
+
+AttentionLayer random_attention(int64_t d, int64_t heads, int64_t kv_heads, int64_t dh,
+                                unsigned seed) {
+  AttentionLayer a;
+  a.q = random_linear("q", d, heads * dh, seed);
+  a.k = random_linear("k", d, kv_heads * dh, seed + 1);
+  a.v = random_linear("v", d, kv_heads * dh, seed + 2);
+  a.o = random_linear("o", heads * dh, d, seed + 3);
+  a.n_heads = heads;
+  a.n_kv_heads = kv_heads;
+  a.head_dim = dh;
+  a.score_scale = 0.7f;
+  return a;
+}
+
+TEST(Attention, CachedDecodingEqualsFullCausalPass) {
+  const int64_t d = 16, batch = 2, len = 6;
+  const AttentionLayer layer = random_attention(d, 4, 4, 4, 11);
+  RelativePositionBias rel{random_values(8 * 4, 12), 8, 20, 4, false};
+  const auto x = random_values(batch * len * d, 13);
+
+  KvCache full;
+  full.reset(batch, len, layer.kv_dim());
+  append_kv(layer, x.data(), batch, len, full);
+  const auto bias = relative_position_bias(rel, len, len, 0);
+  std::vector<float> expected(batch * len * d);
+  attention_forward(layer, x.data(), batch, len, full,
+                    AttentionMask{.causal = true, .bias = bias.data()}, expected.data());
+
+  KvCache cache;
+  cache.reset(batch, len, layer.kv_dim());
+  std::vector<float> step_x(batch * d), step_y(batch * d);
+  for (int64_t t = 0; t < len; ++t) {
+    for (int64_t b = 0; b < batch; ++b) std::copy_n(&x[(b * len + t) * d], d, &step_x[b * d]);
+    append_kv(layer, step_x.data(), batch, 1, cache);
+    const auto step_bias = relative_position_bias(rel, 1, t + 1, t);
+    attention_forward(layer, step_x.data(), batch, 1, cache,
+                      AttentionMask{.causal = true, .q_pos0 = t, .bias = step_bias.data()},
+                      step_y.data());
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t i = 0; i < d; ++i)
+        EXPECT_NEAR(step_y[b * d + i], expected[(b * len + t) * d + i], 1e-5f);
+  }
+}
+
+TEST(Attention, PaddedKeysAreIgnored) {
+  const int64_t d = 8, len = 5;
+  const AttentionLayer layer = random_attention(d, 2, 2, 4, 21);
+  const auto x = random_values(len * d, 22);
+  // Sequence of 3 real tokens + 2 padding vs the same 3 tokens alone.
+  KvCache padded, alone;
+  padded.reset(1, len, layer.kv_dim());
+  append_kv(layer, x.data(), 1, len, padded);
+  alone.reset(1, 3, layer.kv_dim());
+  append_kv(layer, x.data(), 1, 3, alone);
+  const std::vector<uint8_t> valid = {1, 1, 1, 0, 0};
+  std::vector<float> y_padded(len * d), y_alone(3 * d);
+  attention_forward(layer, x.data(), 1, len, padded, AttentionMask{.key_valid = valid.data()},
+                    y_padded.data());
+  attention_forward(layer, x.data(), 1, 3, alone, AttentionMask{}, y_alone.data());
+  y_padded.resize(3 * d);
+  expect_near(y_padded, y_alone, 1e-5f);
+}
+
+TEST(Attention, GroupedQueryEqualsDuplicatedHeads) {
+  const int64_t d = 12, heads = 4, dh = 3, len = 4;
+  const AttentionLayer gqa = random_attention(d, heads, 2, dh, 31);
+  AttentionLayer full = gqa;  // every key/value head repeated for its 2 query heads
+  full.n_kv_heads = heads;
+  for (Linear* l : {&full.k, &full.v}) {
+    const Linear& src = l == &full.k ? gqa.k : gqa.v;
+    l->out = heads * dh;
+    l->weight.clear();
+    for (int64_t h = 0; h < heads; ++h) {
+      const auto first = src.weight.begin() + (h / 2) * dh * d;
+      l->weight.insert(l->weight.end(), first, first + dh * d);
+    }
+  }
+  const auto x = random_values(len * d, 32);
+  std::vector<float> y_gqa(len * d), y_full(len * d);
+  for (auto [layer, y] :
+       {std::pair<const AttentionLayer*, std::vector<float>*>{&gqa, &y_gqa}, {&full, &y_full}}) {
+    KvCache cache;
+    cache.reset(1, len, layer->kv_dim());
+    append_kv(*layer, x.data(), 1, len, cache);
+    attention_forward(*layer, x.data(), 1, len, cache, AttentionMask{.causal = true}, y->data());
+  }
+  expect_near(y_gqa, y_full, 1e-5f);
+}
+
+TEST(FeedForward, GatedIsActTimesUp) {
+  FeedForward ff;
+  ff.gated = true;
+  ff.act = Activation::Relu;
+  ff.gate = Linear{"g", 1, 2, {1.0f, -1.0f}, {}, nullptr};
+  ff.up = Linear{"u", 1, 2, {3.0f, 5.0f}, {}, nullptr};
+  ff.down = Linear{"d", 2, 1, {1.0f, 1.0f}, {}, nullptr};
+  const float x = 2.0f;
+  float y = 0.0f;
+  feed_forward(ff, &x, 1, &y);
+  EXPECT_FLOAT_EQ(y, 2.0f * 6.0f);  // relu(2)·6 + relu(-2)·10
+}
+
+TEST(RelativePosition, BucketsMatchTransformers) {
+  // T5Attention._relative_position_bucket on these relative positions (transformers 5.17).
+  const std::vector<int64_t> rel = {-300, -129, -128, -127, -64, -40, -17, -16, -15,
+                                    -9,   -8,   -7,   -1,   0,   1,   7,   8,   9,
+                                    15,   16,   17,   40,   64,  127, 128, 300};
+  struct Case {
+    bool bidirectional;
+    int64_t buckets, max_distance;
+    std::vector<int64_t> expected;
+  };
+  const std::vector<Case> cases = {
+      {true, 32, 128, {15, 15, 15, 15, 14, 12, 10, 10, 9,  8,  8,  7,  1,
+                       0,  17, 23, 24, 24, 25, 26, 26, 28, 30, 31, 31, 31}},
+      {false, 32, 128, {31, 31, 31, 31, 26, 23, 16, 16, 15, 9, 8, 7, 1,
+                        0,  0,  0,  0,  0,  0,  0,  0,  0,  0, 0, 0, 0}},
+      {true, 16, 40, {7, 7, 7,  7,  7,  7,  6,  6,  6,  5,  5,  4,  1,
+                      0, 9, 12, 13, 13, 14, 14, 14, 15, 15, 15, 15, 15}},
+      {false, 8, 24, {7, 7, 7, 7, 7, 7, 7, 7, 6, 5, 5, 5, 1,
+                      0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}},
+  };
+  for (const Case& c : cases)
+    for (size_t i = 0; i < rel.size(); ++i)
+      EXPECT_EQ(relative_position_bucket(rel[i], c.bidirectional, c.buckets, c.max_distance),
+                c.expected[i])
+          << "relative position " << rel[i] << " buckets " << c.buckets;
+}
+
+}  // namespace
+}  // namespace lorahub
