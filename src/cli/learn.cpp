@@ -23,6 +23,7 @@
 #include "core/mapped_file.h"
 #include "core/progress.h"
 #include "eval/jsonl.h"
+#include "hub/client.h"
 #include "lora/compose.h"
 #include "lora/export.h"
 #include "lora/module_set.h"
@@ -36,6 +37,8 @@ struct TaskArgs {
   ModelArgs model;
   std::vector<std::string> lora;
   std::string lora_list, examples, loss_mode = "reference";
+  std::string hub, hub_cache;  // --hub: modules listed by a hub, pulled into a local cache
+  std::vector<std::string> hub_filter;
   size_t sample = 0;
   uint64_t seed = 42;
   int batch_size = 0;
@@ -47,6 +50,11 @@ struct TaskArgs {
     cmd->add_option("--threads", model.threads, "Compute threads (0 = all cores)");
     cmd->add_option("--lora", lora, "LoRA module directories (PEFT adapters)");
     cmd->add_option("--lora-list", lora_list, "File with one module directory per line");
+    cmd->add_option("--hub", hub, "Also every module a lorahub hub lists (URL; cached locally)");
+    cmd->add_option("--hub-filter", hub_filter,
+                    "With --hub: key=value[,...] of text, base, tag, task, author, rank, limit");
+    cmd->add_option("--hub-cache", hub_cache,
+                    "With --hub: module cache (default $LORAHUB_CACHE or ~/.cache/lorahub/hub)");
     cmd->add_option("--sample", sample, "Draw this many of the modules at random (0 = all)");
     cmd->add_option("--seed", seed, "Seed for --sample and the optimizer")->capture_default_str();
     cmd->add_option("--examples", examples, "JSONL few-shot examples {input, output}")->required();
@@ -78,7 +86,15 @@ Task load_task(const TaskArgs& a) {
   for (const TextExample& row : t.rows)
     check(row.output.has_value(), "{}:{}: missing field 'output' (learning needs targets)",
           a.examples, row.line);
-  t.modules = ModuleSet::load(select_modules(a.lora, a.lora_list, a.sample, a.seed));
+  std::vector<std::string> dirs = a.lora;
+  if (!a.hub.empty()) {
+    const auto fetched =
+        hub::fetch_modules(a.hub, hub::parse_hub_filter(a.hub_filter),
+                           a.hub_cache.empty() ? hub::default_cache_dir() : a.hub_cache);
+    check(!fetched.empty(), "--hub {}: no module matches the filter", a.hub);
+    dirs.insert(dirs.end(), fetched.begin(), fetched.end());
+  }
+  t.modules = ModuleSet::load(select_modules(dirs, a.lora_list, a.sample, a.seed));
   t.model = a.model.load();
   std::vector<Example> examples;
   for (const TextExample& row : t.rows)
