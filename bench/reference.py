@@ -6,6 +6,7 @@ Timing starts before the heavy imports: what a user of the reference waits for.
   learn    W1: lorahub.algorithm.lorahub_learning (imports, model + module loading, NGOpt search);
            saves the composed adapter of its recommendation as a PEFT directory.
   score    The reference objective (algorithm.get_score) at given weight vectors.
+  merge    The composed adapter merged into the base model, saved as a model directory.
   generate W2: lorahub_inference (batch 10, max_new_tokens 256) with a composed adapter merged
            into the base model (as lorahub_learning returns it).
 
@@ -127,9 +128,24 @@ def generate(work, args):
             "generated_tokens": sum(counter.tokens), "examples": len(rows)}
 
 
+def merge(work, args):
+    """The composed adapter merged into the base model and saved as an HF model directory."""
+    import shutil
+
+    from peft import PeftModel
+    from transformers import AutoModelForSeq2SeqLM
+
+    base = AutoModelForSeq2SeqLM.from_pretrained(work["model"])
+    model = PeftModel.from_pretrained(base, str(args.adapter)).merge_and_unload()
+    model.save_pretrained(str(args.out), safe_serialization=True)
+    for name in ["spiece.model", "tokenizer.json", "tokenizer_config.json"]:
+        shutil.copy2(Path(work["model"], name), args.out / name)
+    return {"seconds": time.time() - START}
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("command", choices=["learn", "score", "generate"])
+    ap.add_argument("command", choices=["learn", "score", "generate", "merge"])
     ap.add_argument("workload", type=Path)
     ap.add_argument("--report", type=Path, required=True)
     ap.add_argument("--steps", type=int, default=40)
@@ -138,10 +154,12 @@ def main():
     ap.add_argument("--adapter", type=Path)
     ap.add_argument("--data", type=Path, help="generate: JSONL rows (default: the whole test set)")
     ap.add_argument("--batch-size", type=int, default=10)
+    ap.add_argument("--out", type=Path, help="merge: output model directory")
     args = ap.parse_args()
     torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", os.cpu_count())))
     work = json.loads(args.workload.read_text())
-    report = {"learn": learn, "score": score, "generate": generate}[args.command](work, args)
+    commands = {"learn": learn, "score": score, "generate": generate, "merge": merge}
+    report = commands[args.command](work, args)
     report["threads"] = torch.get_num_threads()
     args.report.write_text(json.dumps(report, indent=1))
 

@@ -13,6 +13,7 @@ import argparse
 import datetime
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -156,14 +157,14 @@ class Bench:
         if self.args.skip_w2:
             self.details["notes"].append("W2 skipped (--skip-w2)")
             return dict.fromkeys(["reference_s", "ours_s", "speedup", "reference_rss_mb",
-                                  "ours_rss_mb"])
+                                  "ours_rss_mb"])  # the schema's keys, unmeasured
         adapter = self.dir / "reference-learned"  # both sides use the same composed adapter
         ref = self.reference("generate", "--adapter", adapter, "--data", self.work["test"],
                              "--batch-size", 10)
         ours = None
         if has_subcommand(self.args.lorahub, "generate"):
-            ours = self.ours("generate", "generate", "--model", self.work["model"], "--lora",
-                             adapter, "--data", self.work["test"], "--batch-size", 10,
+            ours = self.ours("generate", "generate", *self.composed_model_args(adapter),
+                             "--data", self.work["test"], "--batch-size", 10,
                              "--max-new-tokens", 256, "--json")
         else:
             self.missing(f"{self.args.lorahub} generate (W2 ours)")
@@ -174,6 +175,20 @@ class Bench:
         return {"reference_s": ref_s, "ours_s": ours_s, "speedup": ratio(ref_s, ours_s),
                 "reference_rss_mb": ref["rss_mb"] if ref_s else None,
                 "ours_rss_mb": ours["rss_mb"] if ours_s else None}
+
+    def composed_model_args(self, adapter):
+        """--model/--lora for `lorahub generate` with the composed adapter. A build whose
+        generate has no --lora yet gets the adapter merged into a model directory by PEFT
+        (merge_and_unload, as the reference does; not timed)."""
+        usage = subprocess.run([self.args.lorahub, "generate", "--help"], capture_output=True,
+                               text=True).stdout
+        if "--lora" in usage:
+            return ["--model", self.work["model"], "--lora", adapter]
+        merged = self.dir / "merged-model"
+        self.details["notes"].append("lorahub generate has no --lora: W2 ours ran on the adapter "
+                                     "merged into the base model by PEFT")
+        self.reference("merge", "--adapter", adapter, "--out", merged)
+        return ["--model", merged]
 
     def compare_generations(self, ref, ours, ref_s, ours_s):
         """Tokens/s on both sides (the reference's count of generated tokens, which both
@@ -266,12 +281,24 @@ def main():
     (run_dir / "test.jsonl").write_text("".join(w2_rows))
     work = {**work, "test": str(run_dir / "test.jsonl")}
     args.workload_json = Path(work["model"]).parent / "workload.json"
+    if Path(args.lorahub).is_file():  # a private copy: a rebuild during the run changes nothing
+        shutil.copy2(args.lorahub, run_dir / "lorahub")
+        args.lorahub = str(run_dir / "lorahub")
     bench = Bench(args, work, run_dir)
 
     results = {"date": started.strftime("%Y-%m-%d %H:%M UTC"), "machine": machine_line(machine())}
+    empty = {"w1": ["reference_s", "ours_s", "speedup", "reference_rss_mb", "ours_rss_mb",
+                    "objective_abs_diff"],
+             "w2": ["reference_s", "ours_s", "speedup", "reference_rss_mb", "ours_rss_mb"],
+             "w3": ["gflops", "peak_gflops", "fraction", "dtype"]}
     for name in ["w1", "w2", "w3"]:
         log(f"=== {name.upper()}")
-        results[name] = getattr(bench, name)()
+        try:
+            results[name] = getattr(bench, name)()
+        except Exception as e:  # one broken workload must not cost the others' numbers
+            log(f"{name} FAILED: {e!r}")
+            bench.details["missing"].append(f"{name} (harness error: {e!r})")
+            results[name] = dict.fromkeys(empty[name])
         loads.append(load_average())
         log(f"{name}: {json.dumps(results[name])}")
 

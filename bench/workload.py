@@ -4,7 +4,8 @@ Nothing can be downloaded here, so everything is made locally and deterministica
   - a T5 with google/flan-t5-large's shape (or a tiny one for smoke runs) and random weights
     from transformers' own initialisation under a fixed torch seed, saved as fp32 safetensors;
   - a T5 SentencePiece tokenizer trained on the BBH inputs and targets (unigram, pad=0, eos=1,
-    unk=2, plus T5's 100 extra ids), wrapped and saved by transformers' T5Tokenizer;
+    unk=2), padded with placeholder pieces so that with T5's 100 extra ids it covers every id
+    of the model's vocabulary, converted and saved by transformers' T5Tokenizer;
   - N PEFT LoRA modules (r=16, lora_alpha=32, targets q and v) whose A and B are drawn from
     fixed seeds, B nonzero so every module changes the model;
   - date_understanding split as DESIGN §1 says: prompts ordered by the SHA-256 hex digest of the
@@ -65,16 +66,30 @@ def bbh_texts(bbh_dir: Path):
             yield e["target"]
 
 
-def build_tokenizer(model_dir: Path, bbh_dir: Path):
+def tokenizer_pieces(shape: dict) -> int:
+    """SentencePiece pieces so that, with T5's 100 extra ids, every model id decodes: a random
+    model emits any id below vocab_size, and a real T5 tokenizer covers (nearly) all of them."""
+    return shape["vocab_size"] - 100
+
+
+def build_tokenizer(model_dir: Path, bbh_dir: Path, pieces: int):
+    """Unigram pieces learned from BBH text (SPM_VOCAB of them; BBH is too small for T5's 32000)
+    plus placeholder pieces "<unused_N>" (user-defined symbols, never in the text) up to
+    `pieces`. Kept when an existing spiece.model already has that many pieces."""
     import sentencepiece as spm
     from transformers import T5Tokenizer
 
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=bbh_texts(bbh_dir), model_writer=model, vocab_size=SPM_VOCAB,
-        model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, hard_vocab_limit=False,
-        num_threads=1, minloglevel=2)
-    (model_dir / "spiece.model").write_bytes(model.getvalue())
+    spiece = model_dir / "spiece.model"
+    if not (spiece.exists() and spm.SentencePieceProcessor(model_file=str(spiece)).get_piece_size() == pieces):
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=bbh_texts(bbh_dir), model_writer=model, vocab_size=pieces,
+            model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1,
+            user_defined_symbols=[f"<unused_{i}>" for i in range(pieces - SPM_VOCAB)],
+            num_threads=1, minloglevel=2)
+        spiece.write_bytes(model.getvalue())
+    for stale in ["tokenizer.json", "tokenizer_config.json"]:
+        (model_dir / stale).unlink(missing_ok=True)
     T5Tokenizer.from_pretrained(str(model_dir)).save_pretrained(str(model_dir))
 
 
@@ -122,7 +137,15 @@ def build(cache: Path, size: str, modules: int, bbh_dir: Path, seed: int = 0):
     root = cache / key
     done = root / "workload.json"
     if done.exists():
-        return json.loads(done.read_text())
+        info = json.loads(done.read_text())
+        if info.get("tokenizer_pieces") == tokenizer_pieces(SIZES[size]):
+            return info
+        # An older workload whose tokenizer did not cover the model's vocabulary: only the
+        # tokenizer (and the token counts) change; weights and modules stay.
+        print(f"workload: rebuilding the tokenizer of {key}", file=sys.stderr)
+        model_dir = Path(info["model"])
+        build_tokenizer(model_dir, bbh_dir, tokenizer_pieces(SIZES[size]))
+        return write_info(done, info, model_dir)
     shutil.rmtree(root, ignore_errors=True)
     model_dir, modules_dir = root / "model", root / "modules"
     model_dir.mkdir(parents=True)
@@ -131,16 +154,23 @@ def build(cache: Path, size: str, modules: int, bbh_dir: Path, seed: int = 0):
     write_jsonl(root / "few_shot.jsonl", few_shot)
     write_jsonl(root / "test.jsonl", test_rows)
     model = build_model(model_dir, SIZES[size], seed)
-    build_tokenizer(model_dir, bbh_dir)
+    build_tokenizer(model_dir, bbh_dir, tokenizer_pieces(SIZES[size]))
     paths = build_modules(model, model_dir, modules_dir, modules, seed + 1000)
     info = {
         "key": key, "size": size, "config": SIZES[size], "model": str(model_dir),
         "modules": paths, "few_shot": str(root / "few_shot.jsonl"),
         "test": str(root / "test.jsonl"), "task": TASK,
         "lora": {"r": LORA_R, "alpha": LORA_ALPHA, "targets": LORA_TARGETS},
-        "few_shot_tokens": count_tokens(model_dir, few_shot),
-        "test_tokens": count_tokens(model_dir, test_rows),
     }
+    return write_info(done, info, model_dir)
+
+
+def write_info(done: Path, info: dict, model_dir: Path):
+    rows = {name: [json.loads(l) for l in Path(info[name]).read_text().splitlines()]
+            for name in ["few_shot", "test"]}
+    info = {**info, "tokenizer_pieces": tokenizer_pieces(info["config"]),
+            "few_shot_tokens": count_tokens(model_dir, rows["few_shot"]),
+            "test_tokens": count_tokens(model_dir, rows["test"])}
     done.write_text(json.dumps(info, indent=1))
     return info
 
