@@ -68,6 +68,23 @@ def test_committed_library_is_complete():
         assert m["final_loss"] < m["initial_loss"], m
 
 
+def test_committed_modules_are_composable():
+    """LoraHub needs every module to have the same keys, shapes and config (DESIGN 1.1)."""
+    from safetensors import safe_open
+    layouts, configs = {}, {}
+    for adapter in sorted(LIBRARY.glob("*/adapter_model.safetensors")):
+        with safe_open(adapter, "np") as f:
+            layouts[adapter.parent.name] = {k: f.get_slice(k).get_shape() for k in f.keys()}
+            assert all(f.get_slice(k).get_dtype() == "BF16" for k in f.keys()), adapter
+        config = json.loads((adapter.parent / "adapter_config.json").read_text())
+        configs[adapter.parent.name] = (config["r"], config["lora_alpha"],
+                                        tuple(sorted(config["target_modules"])))
+    first = next(iter(layouts.values()))
+    assert len(first) == 30 * 2 * 2  # 30 layers x (q_proj, v_proj) x (lora_A, lora_B)
+    assert all(layout == first for layout in layouts.values())
+    assert set(configs.values()) == {(8, 16, ("q_proj", "v_proj"))}
+
+
 def hub_available():
     from conftest import lorahub_bin
     binary = Path(lorahub_bin())
