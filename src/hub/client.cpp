@@ -217,7 +217,10 @@ std::string HubClient::push(const std::string& dir, const PushOptions& options) 
   if (result && result->status == 413) {
     fail("push to {}: the upload is larger than the server's limit (HTTP 413)", impl_->endpoint);
   }
-  check(result && result->status == 200, "push to {}: {}", impl_->endpoint, error_detail(result));
+  // A server refusing an oversize body may close the connection before we finish sending it.
+  check(result, "push to {}: {} (a server also drops uploads over its size limit)", impl_->endpoint,
+        error_detail(result));
+  check(result->status == 200, "push to {}: {}", impl_->endpoint, error_detail(result));
   const json answer = parse_json(result->body, "push answer");
   check(answer.is_object() && answer.contains("commit") && answer["commit"].is_string(),
         "push to {}: the answer has no commit", impl_->endpoint);

@@ -93,6 +93,13 @@ def test_oversize_upload_is_refused(hub, tmp_path):
                     hub.token, check=False)
     assert_clean_error(r, "413")
     assert_nothing_stored(hub)
+    # Far over the limit (more than the socket buffers hold): still one clean error line.
+    huge = make_adapter(tmp_path / "huge", rank=128, d_model=4096)  # 4 x 2 MiB
+    r = run_lorahub("hub", "push", huge, "--repo", "alice/mod", "--endpoint", hub.url, "--token",
+                    hub.token, check=False)
+    assert_clean_error(r, "push to")
+    assert_nothing_stored(hub)
+    assert hub.proc.poll() is None  # the server is still up
 
 
 def corrupt_variants(adapter):
