@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "kernels/matmul.h"
 
 namespace lorahub {
 
@@ -58,37 +59,24 @@ namespace {
 
 constexpr float kMasked = -std::numeric_limits<float>::infinity();
 
-// One (sequence, head): scores over the cached keys, masked softmax, weighted sum of values.
-// q: [q_len] rows of stride q_stride; k, v: [k_len] rows of stride kv_stride; out like q.
+// One (sequence, head): scores = scale · q kᵀ + bias (BLAS), masked softmax, context = p v (BLAS).
+// q and out: [q_len] rows of stride q_stride; k, v: [k_len] rows of stride kv_stride.
 void attend_head(const AttentionLayer& layer, const float* q, int64_t q_stride, const float* k,
                  const float* v, int64_t kv_stride, int64_t q_len, int64_t k_len,
                  const uint8_t* key_valid, const AttentionMask& mask, const float* bias, float* out,
                  float* scores) {
-  const int64_t dh = layer.head_dim;
+  gemm(true, q_len, k_len, layer.head_dim, q, q_stride, k, kv_stride, scores, k_len);
+#pragma omp parallel for schedule(static) if (q_len * k_len > (1 << 14))
   for (int64_t i = 0; i < q_len; ++i) {
-    const float* qi = q + i * q_stride;
-    float* row = scores;
+    float* row = scores + i * k_len;
     const int64_t last_visible = mask.causal ? std::min(k_len - 1, mask.q_pos0 + i) : k_len - 1;
     for (int64_t j = 0; j < k_len; ++j) {
-      if (j > last_visible || (key_valid && !key_valid[j])) {
-        row[j] = kMasked;
-        continue;
-      }
-      const float* kj = k + j * kv_stride;
-      float dot = 0.0f;
-      for (int64_t d = 0; d < dh; ++d) dot += qi[d] * kj[d];
-      row[j] = dot * layer.score_scale + (bias ? bias[i * k_len + j] : 0.0f);
-    }
-    softmax_rows(row, 1, k_len);
-    float* oi = out + i * q_stride;
-    std::fill(oi, oi + dh, 0.0f);
-    for (int64_t j = 0; j <= last_visible; ++j) {
-      const float p = row[j];
-      if (p == 0.0f) continue;
-      const float* vj = v + j * kv_stride;
-      for (int64_t d = 0; d < dh; ++d) oi[d] += p * vj[d];
+      const bool visible = j <= last_visible && (key_valid == nullptr || key_valid[j]);
+      row[j] = visible ? row[j] * layer.score_scale + (bias ? bias[i * k_len + j] : 0.0f) : kMasked;
     }
   }
+  softmax_rows(scores, q_len, k_len);
+  gemm(false, q_len, layer.head_dim, k_len, scores, k_len, v, kv_stride, out, q_stride);
 }
 
 }  // namespace
@@ -101,21 +89,18 @@ void attention_forward(const AttentionLayer& layer, const float* x, int64_t batc
   if (layer.rotary)
     layer.rotary(q.data(), batch, q_len, layer.n_heads, layer.head_dim, mask.q_pos0);
   std::vector<float> context(q.size());
+  std::vector<float> scores(static_cast<size_t>(q_len * k_len));
   const int64_t group = layer.n_heads / layer.n_kv_heads;  // query heads per key/value head
-#pragma omp parallel
-  {
-    std::vector<float> scores(static_cast<size_t>(k_len));
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t b = 0; b < batch; ++b) {
-      for (int64_t h = 0; h < layer.n_heads; ++h) {
-        const int64_t kvh = h / group;
-        const size_t q_off = static_cast<size_t>(b * q_len * qd + h * layer.head_dim);
-        const size_t kv_off = static_cast<size_t>(b * cache.capacity * kvd + kvh * layer.head_dim);
-        attend_head(layer, &q[q_off], qd, &cache.k[kv_off], &cache.v[kv_off], kvd, q_len, k_len,
-                    mask.key_valid ? mask.key_valid + b * cache.capacity : nullptr, mask,
-                    mask.bias ? mask.bias + h * q_len * k_len : nullptr, &context[q_off],
-                    scores.data());
-      }
+  // Heads run one after another; BLAS and the row loops inside use the threads.
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t h = 0; h < layer.n_heads; ++h) {
+      const size_t q_off = static_cast<size_t>(b * q_len * qd + h * layer.head_dim);
+      const size_t kv_off =
+          static_cast<size_t>(b * cache.capacity * kvd + (h / group) * layer.head_dim);
+      attend_head(layer, &q[q_off], qd, &cache.k[kv_off], &cache.v[kv_off], kvd, q_len, k_len,
+                  mask.key_valid ? mask.key_valid + b * cache.capacity : nullptr, mask,
+                  mask.bias ? mask.bias + h * q_len * k_len : nullptr, &context[q_off],
+                  scores.data());
     }
   }
   linear_forward(layer.o, context.data(), batch * q_len, y);
