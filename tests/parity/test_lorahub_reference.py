@@ -138,7 +138,9 @@ def test_learned_adapter_and_merged_model_load_in_peft_and_transformers(fx, tmp_
     for name, model in (("peft", peft_model), ("merged", merged)):
         theirs = hf_label_logits(model, tok, rows)
         worst = max(float(np.abs(ours[f"example.{i}"] - t).max()) for i, t in enumerate(theirs))
-        print(f"{name}: max |logit diff| = {worst:.3g}")
-        assert worst <= 1e-4
+        scale = max(float(np.abs(t).max()) for t in theirs)
+        print(f"{name}: max |logit diff| = {worst:.3g} (max |logit| {scale:.3g})")
+        for i, t in enumerate(theirs):  # f32 through a LoRA-shifted model: relative tolerance
+            np.testing.assert_allclose(ours[f"example.{i}"], t, rtol=1e-4, atol=1e-4)
     untouched = hf_label_logits(base, tok, rows)
     assert max(float(np.abs(ours[f"example.{i}"] - t).max()) for i, t in enumerate(untouched)) > 1e-3

@@ -1,0 +1,38 @@
+// BIG-Bench Hard with our deterministic split (DESIGN §1 "Our BBH split"): for each task file
+// tasks/<task>.json, prompt = "<description>\n\nQ: <input>\nA:" and target = "target", where the
+// description is the third line of task-prompts/<task>.txt. Examples are ordered by the SHA-256
+// hex digest of their `input` (ties keep file order); the first 5 are the few-shot set, all the
+// others the test set.
+#pragma once
+#include <string>
+#include <vector>
+
+namespace lorahub {
+
+struct BbhExample {
+  std::string prompt;
+  std::string target;
+};
+
+struct BbhTask {
+  std::string name;
+  std::string description;
+  std::vector<BbhExample> few_shot;  // 5
+  std::vector<BbhExample> test;      // the rest
+};
+
+inline constexpr size_t kBbhFewShot = 5;
+
+// Task names (file stems of data_dir/tasks/*.json), sorted. Throws Error naming data_dir when
+// there are none.
+std::vector<std::string> bbh_task_names(const std::string& data_dir);
+
+// Loads and splits one task; throws Error naming the file and field at fault.
+BbhTask load_bbh_task(const std::string& data_dir, const std::string& name);
+
+std::string bbh_prompt(const std::string& description, const std::string& input);
+
+// Lower-case hex SHA-256 of `text` (the split's sort key).
+std::string sha256_hex(const std::string& text);
+
+}  // namespace lorahub
