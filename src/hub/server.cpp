@@ -362,9 +362,7 @@ struct HubServer::Impl {
       if (!e.code.empty()) res.set_header("X-Error-Code", e.code);
       if (!e.commit.empty()) res.set_header("X-Repo-Commit", e.commit);
       send_json(res, {{"error", e.what()}}, e.status);
-    } catch (const Error& e) {
-      send_json(res, {{"error", e.what()}}, 400);
-    } catch (const std::exception& e) {
+    } catch (const std::exception& e) {  // bad requests are HttpErrors; anything else is ours
       send_json(res, {{"error", fmt::format("internal error: {}", e.what())}}, 500);
     } catch (...) {
       send_json(res, {{"error", "internal error"}}, 500);
