@@ -169,3 +169,4 @@ def test_search_filters_by_text_base_rank_and_tag(tmp_path):
         assert listed[0]["lorahub"]["targets"] == ["q", "v"]
         assert listed[0]["lorahub"]["base_model"] == "base/one"
         assert listed[0]["lorahub"]["description"] == "module 1"
+        assert hub.stop() == 0  # SIGTERM stops the server cleanly
