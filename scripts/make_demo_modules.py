@@ -62,9 +62,9 @@ def train_tokenizer(out_dir):
             for row in make_rows(task, 200, rng, prefix=True):
                 f.write(row["input"] + "\n" + row["output"] + "\n")
     spm.SentencePieceTrainer.train(
-        input=str(corpus), model_prefix=str(out_dir / "spiece"), vocab_size=64, hard_vocab_limit=False,
+        input=str(corpus), model_prefix=str(out_dir / "spiece"), vocab_size=128, hard_vocab_limit=False,
         model_type="unigram", pad_id=0, eos_id=1, unk_id=2, bos_id=-1, pad_piece="<pad>",
-        eos_piece="</s>", unk_piece="<unk>", user_defined_symbols=WORDS + [":"],
+        eos_piece="</s>", unk_piece="<unk>",
         normalization_rule_name="nmt_nfkc", character_coverage=1.0, num_threads=1,
         minloglevel=2)
     corpus.unlink()
@@ -121,10 +121,12 @@ def save_t5(model, spiece, out_dir):
 
 
 def make_base(spiece, out_dir, steps):
-    from transformers import T5Config, T5ForConditionalGeneration, T5Tokenizer
+    from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(0)
-    tok = T5Tokenizer(vocab_file=str(spiece), extra_ids=0, legacy=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(spiece, out_dir / "spiece.model")
+    tok = tokenizer_for(out_dir)  # as everything downstream will load it: from the directory
     config = T5Config(vocab_size=len(tok), d_model=64, d_kv=16, d_ff=128, num_heads=4,
                       num_layers=2, num_decoder_layers=2, feed_forward_proj="gated-gelu",
                       relative_attention_num_buckets=16, relative_attention_max_distance=32,

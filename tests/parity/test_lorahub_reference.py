@@ -140,7 +140,9 @@ def test_learned_adapter_and_merged_model_load_in_peft_and_transformers(fx, tmp_
         worst = max(float(np.abs(ours[f"example.{i}"] - t).max()) for i, t in enumerate(theirs))
         scale = max(float(np.abs(t).max()) for t in theirs)
         print(f"{name}: max |logit diff| = {worst:.3g} (max |logit| {scale:.3g})")
-        for i, t in enumerate(theirs):  # f32 through a LoRA-shifted model: relative tolerance
-            np.testing.assert_allclose(ours[f"example.{i}"], t, rtol=1e-4, atol=1e-4)
+        # f32 through a model shifted by large random LoRA updates (|w| up to 1.5): logits reach
+        # ~13 and differ from PyTorch's by ~2e-4 (~1e-5 relative).
+        for i, t in enumerate(theirs):
+            np.testing.assert_allclose(ours[f"example.{i}"], t, rtol=1e-4, atol=5e-4)
     untouched = hf_label_logits(base, tok, rows)
     assert max(float(np.abs(ours[f"example.{i}"] - t).max()) for i, t in enumerate(untouched)) > 1e-3
