@@ -1,10 +1,13 @@
 // `lorahub hub serve|token|push|search|pull`: run a module hub, and use one.
 #include <fmt/format.h>
 
-#include <pthread.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -21,19 +24,29 @@ namespace {
 
 using hub::HubClient;
 
-// Blocks SIGINT/SIGTERM in every thread and stops the server from a thread that waits for them:
-// a clean stop without doing anything in a signal handler.
+// SIGINT/SIGTERM stop the server cleanly. Libraries (OpenBLAS, OpenMP) start threads before
+// main, so masking signals cannot route them to one thread; instead the handler writes a byte to
+// a pipe (async-signal-safe) and a watcher thread, blocked reading it, stops the server.
+int g_stop_pipe[2] = {-1, -1};
+
+void on_stop_signal(int) {
+  const char byte = 1;
+  [[maybe_unused]] const auto written = ::write(g_stop_pipe[1], &byte, 1);
+}
+
 void stop_on_signals(hub::HubServer& server) {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-  std::thread([signals, &server] {
-    int received = 0;
-    sigwait(&signals, &received);
+  check(::pipe(g_stop_pipe) == 0, "cannot create a pipe: {}", std::strerror(errno));
+  std::thread([&server] {
+    char byte = 0;
+    while (::read(g_stop_pipe[0], &byte, 1) < 0 && errno == EINTR) {
+    }
     server.stop();
   }).detach();
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
 }
 
 struct ServeArgs {
