@@ -9,8 +9,11 @@
 #include <cstring>
 #include <filesystem>
 #include <iostream>
+#include <memory>
 #include <optional>
+#include <span>
 #include <string>
+#include <vector>
 
 #include "cli/command.h"
 #include "core/error.h"
@@ -31,33 +34,56 @@ struct InspectOptions {
   bool sha256 = false;
 };
 
+// One listed tensor. dtype is a string so that formats with block-quantized types (GGUF) can
+// report theirs; bytes are the tensor as stored, for --sha256.
+struct TensorRow {
+  std::string name;
+  std::string dtype;
+  Shape shape;
+  std::span<const std::byte> bytes;
+};
+
 // What every kind of input reports.
 struct Inspection {
   std::string kind;  // "safetensors", "torch", "model", "adapter"
-  StateDict tensors;
-  std::map<std::string, std::string> metadata;
+  std::vector<TensorRow> tensors;
+  std::shared_ptr<const void> keep_alive;  // owns the bytes the rows view
+  nlohmann::ordered_json metadata = nlohmann::ordered_json::object();
   std::optional<AdapterConfig> adapter;
   size_t num_targets = 0;  // adapters: lora_A/lora_B pairs
 };
 
+Inspection from_state_dict(std::string kind, StateDict dict) {
+  auto owned = std::make_shared<const StateDict>(std::move(dict));
+  Inspection out{std::move(kind), {}, owned};
+  for (const auto& name : owned->names()) {
+    const Tensor& t = owned->get(name);
+    out.tensors.push_back({name, std::string(dtype_name(t.dtype)), t.shape, {t.data, t.nbytes()}});
+  }
+  return out;
+}
+
 Inspection inspect_safetensors(const std::string& path) {
   const auto file = SafetensorsFile::open(path);
-  Inspection out{"safetensors", StateDict(path), file.metadata(), std::nullopt};
-  for (const auto& e : file.entries()) out.tensors.add(e.name, file.get(e.name));
+  StateDict dict(path);
+  for (const auto& e : file.entries()) dict.add(e.name, file.get(e.name));
+  Inspection out = from_state_dict("safetensors", std::move(dict));
+  out.metadata = file.metadata();
   return out;
 }
 
 Inspection inspect_torch_bin(const std::string& path) {
-  return {"torch", load_torch_bin(path), {}, std::nullopt};
+  return from_state_dict("torch", load_torch_bin(path));
 }
 
 Inspection inspect_model_dir(const std::string& dir) {
-  return {"model", load_model_weights(dir), {}, std::nullopt};
+  return from_state_dict("model", load_model_weights(dir));
 }
 
 Inspection inspect_adapter_dir(const std::string& dir) {
   PeftAdapter a = load_peft_adapter(dir);
-  Inspection out{"adapter", std::move(a.weights), {}, std::move(a.config)};
+  Inspection out = from_state_dict("adapter", std::move(a.weights));
+  out.adapter = std::move(a.config);
   out.num_targets = a.targets.size();
   return out;
 }
@@ -67,6 +93,8 @@ bool starts_with_bytes(const std::string& path, std::string_view magic) {
   return file->size() >= magic.size() && std::memcmp(file->data(), magic.data(), magic.size()) == 0;
 }
 
+// A new kind of input (GGUF, say) is one inspect_<kind>() returning an Inspection and one line
+// here that recognises it.
 Inspection inspect_path(const std::string& path) {
   check(fs::exists(path), "{}: no such file or directory", path);
   if (fs::is_directory(path)) {
@@ -77,8 +105,8 @@ Inspection inspect_path(const std::string& path) {
   return inspect_safetensors(path);
 }
 
-std::string raw_sha256(const Tensor& t) {
-  return hub::sha256_hex(std::span(t.data, t.nbytes()));
+std::string raw_sha256(const TensorRow& t) {
+  return hub::sha256_hex(t.bytes);
 }
 
 nlohmann::json adapter_json(const AdapterConfig& c, size_t num_targets) {
@@ -104,10 +132,8 @@ void print_json(const std::string& path, const Inspection& in, bool sha256) {
   out["path"] = path;
   out["kind"] = in.kind;
   out["tensors"] = nlohmann::ordered_json::array();
-  for (const auto& name : in.tensors.names()) {
-    const Tensor& t = in.tensors.get(name);
-    nlohmann::ordered_json row{
-        {"name", name}, {"dtype", std::string(dtype_name(t.dtype))}, {"shape", t.shape}};
+  for (const auto& t : in.tensors) {
+    nlohmann::ordered_json row{{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}};
     if (sha256) row["sha256"] = raw_sha256(t);
     out["tensors"].push_back(std::move(row));
   }
@@ -134,12 +160,13 @@ void print_adapter_text(const AdapterConfig& c, size_t num_targets) {
 void print_text(const std::string& path, const Inspection& in, bool sha256) {
   fmt::print("{} ({}): {} tensors\n", path, in.kind, in.tensors.size());
   if (in.adapter) print_adapter_text(*in.adapter, in.num_targets);
-  for (const auto& [key, value] : in.metadata) fmt::print("  metadata {} = {}\n", key, value);
+  for (const auto& [key, value] : in.metadata.items())
+    fmt::print("  metadata {} = {}\n", key,
+               value.is_string() ? value.get<std::string>() : value.dump().substr(0, 200));
   int64_t params = 0;
-  for (const auto& name : in.tensors.names()) {
-    const Tensor& t = in.tensors.get(name);
-    params += t.numel();
-    fmt::print("  {:<60} {:<5} {}{}\n", name, dtype_name(t.dtype), shape_str(t.shape),
+  for (const auto& t : in.tensors) {
+    params += shape_numel(t.shape);
+    fmt::print("  {:<60} {:<5} {}{}\n", t.name, t.dtype, shape_str(t.shape),
                sha256 ? "  " + raw_sha256(t) : "");
   }
   fmt::print("{} parameters\n", params);
