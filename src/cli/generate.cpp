@@ -63,7 +63,7 @@ void run(const GenerateOptions& o) {
   check(!rows.empty(), "{}: no examples", o.data);
   auto model = o.model.load();
   std::vector<std::string> inputs;
-  for (const TextExample& row : rows) inputs.push_back(row.input);
+  for (const TextExample& row : rows) inputs.push_back(o.model.prompt(*model, row.input));
   if (o.json) Progress::set_quiet(true);
   const Generations gen = generate_texts(*model, inputs, o.max_new_tokens, o.batch_size);
   const auto accuracy = accuracy_if_targets(rows, gen.texts);

@@ -12,6 +12,8 @@ void ModelArgs::add_options(CLI::App* cmd) {
   cmd->add_option("--lora", lora,
                   "PEFT adapter directory to merge into the model (e.g. the "
                   "output of lorahub learn)");
+  cmd->add_flag("--chat", chat,
+                "Wrap each input in the model's chat template (user turn + generation prompt)");
 }
 
 std::unique_ptr<Model> ModelArgs::load() const {

@@ -15,9 +15,14 @@ struct ModelArgs {
   std::string model;  // HF model directory (or .gguf)
   int threads = 0;    // 0 = all cores
   std::string lora;   // a PEFT adapter directory (e.g. `lorahub learn --out`) merged in; "" = none
+  bool chat = false;  // wrap inputs in the model's chat template (instruct models)
 
   void add_options(CLI::App* cmd);
   std::unique_ptr<Model> load() const;
+  // The model input for a text: as is, or with --chat a user turn + generation prompt.
+  std::string prompt(const Model& model, const std::string& input) const {
+    return chat ? model.tokenizer().apply_chat_template(input) : input;
+  }
 };
 
 }  // namespace lorahub::cli

@@ -101,7 +101,9 @@ void run(const ScoreOptions& o) {
   const auto rows = read_jsonl_examples(o.data);
   check(!rows.empty(), "{}: no examples", o.data);
   auto model = o.model.load();
-  const auto examples = tokenize_examples(*model, rows, o.data);
+  auto prompted = rows;
+  for (TextExample& row : prompted) row.input = o.model.prompt(*model, row.input);
+  const auto examples = tokenize_examples(*model, prompted, o.data);
   if (!o.dump_logits.empty()) dump_logits(*model, examples, o.batch_size, o.dump_logits);
   print_report(score_examples(*model, examples, o.batch_size), o.json);
 }
