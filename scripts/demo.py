@@ -42,7 +42,7 @@ def main():
     ap.add_argument("--lorahub", type=Path, default=ROOT / "build" / "bin" / "lorahub")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--optimizer", default="cobyla")
-    ap.add_argument("--target", default="reverse")
+    ap.add_argument("--target", default="sort")
     ap.add_argument("--quick", action="store_true", help="train the default briefly (tests)")
     ap.add_argument("--rebuild", action="store_true", help="retrain the synthetic default")
     args = ap.parse_args()

@@ -11,7 +11,7 @@ Nothing is downloaded. The steps, all seeded:
 The demo then hands LoraHub 5 examples of one task and the whole pool, and LoraHub has to find
 the right composition from those 5 examples alone.
 
-Usage: make_demo_modules.py --out DIR [--target reverse] [--quick]
+Usage: make_demo_modules.py --out DIR [--target sort] [--quick]
 Writes DIR/t5/ (HF model dir), DIR/modules/<task>/ (PEFT adapters), DIR/modules.txt,
 DIR/examples.jsonl (5 few-shot examples of the target task), DIR/test.jsonl (held-out test set).
 """
@@ -164,7 +164,7 @@ def write_jsonl(path, rows):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--target", default="reverse", choices=sorted(TASKS))
+    ap.add_argument("--target", default="sort", choices=sorted(TASKS))
     ap.add_argument("--quick", action="store_true", help="fewer training steps (for tests)")
     args = ap.parse_args()
     torch.set_num_threads(1)  # a tiny model: more threads only fight over the cores
