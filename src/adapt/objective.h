@@ -10,6 +10,14 @@
 //    example counts the same whatever its length or the batching.
 //
 // Both add 0.05 · (Σ|wᵢ|) / N (default_l1_regularization).
+//
+// One reference behaviour we deliberately do not copy: in lorahub 0.1.0 (with peft 0.21) the
+// cached state dict of the *last* module shares storage with the live adapter parameters
+// (load_base_model_and_lora_modules re-wraps the same base model per module), so each get_score
+// call overwrites that module's tensors with the previous composition and the search runs on a
+// history-dependent objective. We compute what get_score means to compute; the parity test
+// (tests/parity/test_lorahub_reference.py) compares against a de-aliased copy of its cache and
+// documents the bug.
 #pragma once
 #include <string>
 #include <vector>
