@@ -155,16 +155,14 @@ class T5Model : public Model {
                                              int max_new_tokens) override;
 
   void set_lora(const LoraMap* lora) override {
-    for_each_linear([&](Linear& l) { attach_lora(l, lora); });
+    for_each_linear(*this, [&](Linear& l) { attach_lora(l, lora); });
   }
   void merge_lora(const LoraMap& lora) override {
-    for_each_linear([&](Linear& l) { merge_lora_into(l, lora); });
+    for_each_linear(*this, [&](Linear& l) { merge_lora_into(l, lora); });
   }
   std::vector<LinearInfo> linear_layers() const override {
     std::vector<LinearInfo> out;
-    const_cast<T5Model*>(this)->for_each_linear([&](Linear& l) {
-      out.push_back({l.name, l.in, l.out});
-    });
+    for_each_linear(*this, [&](const Linear& l) { out.push_back({l.name, l.in, l.out}); });
     return out;
   }
   std::vector<std::pair<std::string, Tensor>> state_dict() const override;
@@ -183,18 +181,19 @@ class T5Model : public Model {
   AttentionLayer load_attention(WeightReader& r, const std::string& prefix) const;
   FeedForward load_feed_forward(WeightReader& r, const std::string& prefix) const;
 
-  template <typename F>
-  void for_each_linear(F f) {
-    for (T5Stack* stack : {&encoder_, &decoder_}) {
-      for (T5Block& b : stack->blocks) {
-        for (AttentionLayer* a : {&b.self_attn, &b.cross_attn})
-          for (Linear* l : {&a->q, &a->k, &a->v, &a->o})
-            if (!l->weight.empty()) f(*l);
-        for (Linear* l : {&b.ff.gate, &b.ff.up, &b.ff.down})
-          if (!l->weight.empty()) f(*l);
+  // Calls f on every linear layer (the LoRA targets) of `self`, const or not.
+  template <typename Self, typename F>
+  static void for_each_linear(Self& self, F f) {
+    for (auto* stack : {&self.encoder_, &self.decoder_}) {
+      for (auto& b : stack->blocks) {
+        for (auto* a : {&b.self_attn, &b.cross_attn})
+          for (auto* l : {&a->q, &a->k, &a->v, &a->o})
+            if (!l->weight.empty()) f(*l);  // encoder blocks have no cross-attention
+        for (auto* l : {&b.ff.gate, &b.ff.up, &b.ff.down})
+          if (!l->weight.empty()) f(*l);  // ungated feed-forward has no `up`
       }
     }
-    f(lm_head_);
+    f(self.lm_head_);
   }
 
   Padded padded_labels(const std::vector<Example>& batch) const {
@@ -444,7 +443,7 @@ std::vector<std::pair<std::string, Tensor>> T5Model::state_dict() const {
     }
     add(std::string(prefix) + ".final_layer_norm.weight", stack->final_norm.weight, {cfg_.d_model});
   }
-  const_cast<T5Model*>(this)->for_each_linear([&](Linear& l) {
+  for_each_linear(*this, [&](const Linear& l) {
     if (&l != &lm_head_ || untied_head_) add(l.name + ".weight", l.weight, {l.out, l.in});
   });
   return sd;
@@ -461,6 +460,8 @@ std::string find_spiece_model(const std::string& dir) {
 
 std::unique_ptr<Model> load_t5(const std::string& dir, const HfConfig& config,
                                const LoadOptions& options) {
+  // The bf16 compute path (benchmark issue) is not there yet: say so rather than ignore it.
+  check(!options.bf16, "{}: bf16 compute is not implemented for T5 yet (use the f32 path)", dir);
   const T5Config cfg = T5Config::from_hf(config);
   auto tokenizer = SentencePieceTokenizer::load(find_spiece_model(dir));
   const StateDict weights = load_model_weights(dir);
