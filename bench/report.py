@@ -101,7 +101,8 @@ def render(results, details):
         f"Run **{results['date']}** on **{results['machine']}**"
         f" (avx512_bf16: {details.get('machine', {}).get('avx512_bf16')}),"
         f" command `{details.get('command', 'scripts/bench.sh')}`, model size `{details.get('size')}`,"
-        f" {details.get('steps')} steps, total {fmt(details.get('total_s'), 0)} s.",
+        f" {details.get('steps')} steps, total {fmt(details.get('total_s'), 0)} s, environment of"
+        f" both sides: {' '.join(f'{k}={v}' for k, v in details.get('env', {}).items())}.",
         "",
         *table(results, details),
         "",
