@@ -18,6 +18,7 @@
 #include "cli/command.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "formats/gguf.h"
 #include "formats/peft_adapter.h"
 #include "formats/safetensors.h"
 #include "formats/state_dict.h"
@@ -88,6 +89,30 @@ Inspection inspect_adapter_dir(const std::string& dir) {
   return out;
 }
 
+// GGUF: metadata key/values (long arrays such as the vocabulary shortened to their first
+// entries and length) and the tensors with their ggml types, shapes in PyTorch order.
+Inspection inspect_gguf(const std::string& path) {
+  auto gguf = std::make_shared<const GgufFile>(GgufFile::open(path));
+  Inspection out{"gguf", {}, gguf};
+  out.metadata["gguf.version"] = gguf->version();
+  for (const auto& kv : gguf->metadata()) {
+    constexpr size_t kShown = 8;
+    if (kv.type == GgufValueType::Array && kv.value.size() > kShown) {
+      const nlohmann::json head(kv.value.begin(), kv.value.begin() + kShown);
+      out.metadata[kv.key] = {
+          {"type", fmt::format("array[{}]", gguf_value_type_name(kv.element_type))},
+          {"length", kv.value.size()},
+          {"first", head}};
+    } else {
+      out.metadata[kv.key] = kv.value;
+    }
+  }
+  for (const auto& t : gguf->tensors())
+    out.tensors.push_back(
+        {t.name, std::string(ggml_type_info(t.type).name), t.shape(), gguf->tensor_bytes(t)});
+  return out;
+}
+
 bool starts_with_bytes(const std::string& path, std::string_view magic) {
   const auto file = MappedFile::open(path);
   return file->size() >= magic.size() && std::memcmp(file->data(), magic.data(), magic.size()) == 0;
@@ -102,6 +127,7 @@ Inspection inspect_path(const std::string& path) {
     return inspect_model_dir(path);
   }
   if (starts_with_bytes(path, "PK\x03\x04")) return inspect_torch_bin(path);
+  if (starts_with_bytes(path, "GGUF")) return inspect_gguf(path);
   return inspect_safetensors(path);
 }
 
