@@ -64,14 +64,14 @@ def table(results, details):
         "| measure | reference | ours | ours vs reference | goal | |",
         "|---|---|---|---|---|---|",
         f"| W1 learn wall time (s) | {fmt(w1['reference_s'])} | {fmt(w1['ours_s'])} |"
-        f" {fmt(w1['speedup'], 2)}x faster | >= 4x | {verdict(w1['speedup'], GOALS['w1'])} |",
+        f" {fmt(w1['speedup'], 2)}x speed-up | >= 4x | {verdict(w1['speedup'], GOALS['w1'])} |",
         f"| W1 time per objective evaluation (s) | {fmt(ref_eval, 2)} | {fmt(ours_eval, 2)} |"
         f" {fmt(ref_eval / ours_eval if ref_eval and ours_eval else None, 2)}x | | |",
         f"| W1 peak RSS (MiB) | {fmt(w1['reference_rss_mb'], 0)} | {fmt(w1['ours_rss_mb'], 0)} |"
         f" {fmt(rss1, 2)}x | <= 0.5x | {verdict(rss1, GOALS['rss'], False)} |",
         *objective_rows(details),
         f"| W2 generate wall time (s) | {fmt(w2['reference_s'])} | {fmt(w2['ours_s'])} |"
-        f" {fmt(w2['speedup'], 2)}x faster | >= 5x | {verdict(w2['speedup'], GOALS['w2'])} |",
+        f" {fmt(w2['speedup'], 2)}x speed-up | >= 5x | {verdict(w2['speedup'], GOALS['w2'])} |",
         f"| W2 tokens/s | {fmt(d2.get('reference_tokens_per_s'))} | {fmt(d2.get('ours_tokens_per_s'))} |"
         f" | | |",
         f"| W2 peak RSS (MiB) | {fmt(w2['reference_rss_mb'], 0)} | {fmt(w2['ours_rss_mb'], 0)} |"
@@ -115,6 +115,7 @@ def render(results, details):
     ]
     if missing:
         lines += ["", "Missing in this run: " + "; ".join(missing) + "."]
+    lines += [f"", *[f"Note: {n}" for n in details.get("notes", [])]] if details.get("notes") else []
     lines += [END]
     return "\n".join(lines)
 
