@@ -27,6 +27,7 @@ bool is_float(DType t) {
 // Floating-point tensors to `to` (round to nearest even, as torch's .to()); others unchanged.
 Tensor cast_float(const Tensor& t, DType to) {
   if (!is_float(t.dtype) || t.dtype == to) return t;
+  if (t.numel() == 0) return Tensor::owned(to, t.shape);
   const std::vector<float> values = t.to_f32();
   if (to == DType::F32) return Tensor::from_f32(values, t.shape);
   Tensor out = Tensor::owned(to, t.shape);

@@ -216,6 +216,8 @@ void PickleMachine::push_global(std::string_view module, std::string_view name) 
     const StorageClass* storage = nullptr;
     for (const auto& c : kStorageClasses)
       if (module == "torch" && name == c.name) storage = &c;
+    if (!storage && module == "torch" && name.ends_with("Storage"))
+      error(fmt::format("unsupported storage type '{}'", n->text));
     if (!storage)
       error(fmt::format("refusing global '{}': a state dict never needs it (nothing was run)",
                         n->text));

@@ -124,6 +124,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadPickle{"posix_system", "cposix\nsystem\n.", "'posix.system'"},
         BadPickle{"eval", "cbuiltins\neval\n.", "'builtins.eval'"},
         BadPickle{"torch_load", "ctorch\nload\n.", "'torch.load'"},
+        BadPickle{"fp8_storage", "ctorch\nFloat8_e4m3fnStorage\n.", "unsupported storage type"},
         BadPickle{"stack_global", "X\x02\0\0\0osX\x06\0\0\0system\x93."s, "'os.system'"},
         BadPickle{"truncated", "X\xff\0\0\0ab"s, "truncated"},
         BadPickle{"no_stop", "}", "truncated"},
