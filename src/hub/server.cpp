@@ -325,8 +325,12 @@ struct HubServer::Impl {
       : options(std::move(o)),
         meta(MetaStore::open(options.root, options.db_url)),
         blobs(options.root) {
+    remove_stale_scratch(scratch_root());
     install_routes();
   }
+
+  // Uploads are laid out here to be checked with the PEFT reader before anything is stored.
+  std::string scratch_root() const { return options.root + "/uploads"; }
 
   void install_routes() {
     const int threads = options.threads;
@@ -512,7 +516,7 @@ struct HubServer::Impl {
     PushMeta pm = read_push_meta(req);
     const std::vector<UploadedFile> files = read_push_files(req);
     try {
-      const ModuleMeta found = inspect_module(files);
+      const ModuleMeta found = inspect_module(files, scratch_root());
       pm.meta.base_model = found.base_model;
       pm.meta.rank = found.rank;
       pm.meta.alpha = found.alpha;

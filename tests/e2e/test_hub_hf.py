@@ -20,7 +20,7 @@ HF_SCRIPT = textwrap.dedent(r"""
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError, RevisionNotFoundError
     from peft import PeftModel
     from transformers import T5ForConditionalGeneration
-    repo, first_sha, base_dir, local_adapter = sys.argv[1:5]
+    repo, first_sha, base_dir, local_adapter, bin_repo, bin_adapter = sys.argv[1:7]
     out = {}
     path = hf_hub_download(repo, "adapter_model.safetensors")
     out["download_sha256"] = hashlib.sha256(open(path, "rb").read()).hexdigest()
@@ -53,12 +53,14 @@ HF_SCRIPT = textwrap.dedent(r"""
     base_logits = T5ForConditionalGeneration.from_pretrained(base_dir).eval()(
         input_ids=ids, decoder_input_ids=ids[:, :4]).logits
     out["peft_max_diff"] = float((hub_logits - local_logits).abs().max())
+    # A legacy torch adapter_model.bin module: PEFT finds no safetensors on the hub, falls back.
+    out["bin_max_diff"] = float((run(bin_repo) - run(bin_adapter)).abs().max())
     out["adapter_effect"] = float((hub_logits - base_logits).abs().max())
     print(json.dumps(out))
 """)
 
 
-def make_peft_adapter(tmp_path, seed):
+def make_peft_adapter(tmp_path, seed, safetensors=True):
     """A real tiny T5 and a PEFT LoRA adapter for it (lora_B randomized so it matters)."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -78,7 +80,7 @@ def make_peft_adapter(tmp_path, seed):
             if "lora_B" in name:
                 p.normal_()
     adapter = tmp_path / f"adapter{seed}"
-    peft_model.save_pretrained(adapter)
+    peft_model.save_pretrained(adapter, safe_serialization=safetensors)
     return base_dir, adapter
 
 
@@ -92,13 +94,16 @@ def push(hub, folder, repo, token, *extra):
 def test_huggingface_hub_and_peft_read_pushed_modules(tmp_path):
     base_dir, first = make_peft_adapter(tmp_path, seed=1)
     _, second = make_peft_adapter(tmp_path, seed=2)
+    _, legacy = make_peft_adapter(tmp_path, seed=3, safetensors=False)
+    assert (legacy / "adapter_model.bin").exists()
     with Hub(tmp_path / "hub", "--page-size", "2") as hub:  # small pages: Link pagination used
         token = create_token(hub.root, "alice")
         first_sha = push(hub, first, "alice/tiny-lora", token, "--task", "boolean_expressions")
         second_sha = push(hub, second, "alice/tiny-lora", token, "--tags", "bbh,t5")
+        push(hub, legacy, "alice/tiny-lora-bin", token)
         assert first_sha != second_sha
         proc = subprocess.run([sys.executable, "-c", HF_SCRIPT, "alice/tiny-lora", first_sha,
-                               str(base_dir), str(second)],
+                               str(base_dir), str(second), "alice/tiny-lora-bin", str(legacy)],
                               capture_output=True, text=True, timeout=600, env=hf_env(hub, tmp_path))
         assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -108,11 +113,12 @@ def test_huggingface_hub_and_peft_read_pushed_modules(tmp_path):
     assert out["snapshot"] == local
     assert out["tree"] == sorted(local) == out["siblings"]
     assert out["info_sha"] == second_sha
-    assert out["listed"] == ["alice/tiny-lora"]
+    assert sorted(out["listed"]) == ["alice/tiny-lora", "alice/tiny-lora-bin"]
     assert out["missing_file"] == "RemoteEntryNotFoundError"
     assert out["missing_repo"] == "RepositoryNotFoundError"
     assert out["missing_rev"] == "RevisionNotFoundError"
     assert out["peft_max_diff"] == 0.0
+    assert out["bin_max_diff"] == 0.0
     assert out["adapter_effect"] > 1e-3
 
 

@@ -114,10 +114,11 @@ def corrupt_variants(adapter):
     yield "no weights", {"adapter_config.json": adapter["adapter_config.json"]}, "adapter_model"
     yield "config not JSON", {**adapter, "adapter_config.json": b"{r: 4"}, "adapter_config.json"
     yield "config a list", {**adapter, "adapter_config.json": b"[]"}, "object"
-    yield "rank mismatch", {**adapter, "adapter_config.json": json.dumps({**config, "r": 5}).encode()}, "rank"
+    yield "rank mismatch", {**adapter, "adapter_config.json": json.dumps({**config, "r": 5}).encode()}, "disagree with r = 5"
     yield "bad r", {**adapter, "adapter_config.json": json.dumps({**config, "r": -1}).encode()}, "'r'"
     yield "not LoRA", {**adapter, "adapter_config.json": json.dumps({**config, "peft_type": "IA3"}).encode()}, "peft_type"
-    yield "no targets", {**adapter, "adapter_config.json": json.dumps({**config, "target_modules": []}).encode()}, "target_modules"
+    yield "bad targets", {**adapter, "adapter_config.json": json.dumps({**config, "target_modules": 3}).encode()}, "target_modules"
+    yield "DoRA", {**adapter, "adapter_config.json": json.dumps({**config, "use_dora": True}).encode()}, "dora"
     yield "weights garbage", {**adapter, "adapter_model.safetensors": b"\x01\x02\x03"}, "adapter_model.safetensors"
     huge_header = (10**12).to_bytes(8, "little") + weights[8:]
     yield "header length lies", {**adapter, "adapter_model.safetensors": huge_header}, "adapter_model.safetensors"

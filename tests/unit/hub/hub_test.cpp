@@ -219,24 +219,37 @@ std::vector<UploadedFile> adapter_files(int config_rank, int weight_rank) {
 }
 
 TEST(HubModuleCheck, ReadsTheMetadata) {
-  const ModuleMeta meta = inspect_module(adapter_files(4, 4));
+  TempDir scratch;
+  const ModuleMeta meta = inspect_module(adapter_files(4, 4), scratch.path().string());
   EXPECT_EQ(meta.rank, 4);
   EXPECT_EQ(meta.alpha, 16);
   EXPECT_EQ(meta.base_model, "t5-small");
   EXPECT_EQ(meta.targets, (std::vector<std::string>{"q", "v"}));
 }
 
+TEST(HubModuleCheck, NamesTheAdaptedModulesWhenTheConfigDoesNot) {
+  TempDir scratch;
+  auto files = adapter_files(4, 4);
+  files[0].content = R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8})";
+  EXPECT_EQ(inspect_module(files, scratch.path().string()).targets,
+            (std::vector<std::string>{"q"}));
+}
+
 void expect_refused(const std::vector<UploadedFile>& files, const std::string& fragment) {
+  TempDir scratch;
   try {
-    inspect_module(files);
+    inspect_module(files, scratch.path().string());
     ADD_FAILURE() << "accepted; expected an error containing " << fragment;
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    // Messages name the uploaded file, never the server's scratch folder.
+    EXPECT_EQ(std::string(e.what()).find(scratch.path().string()), std::string::npos) << e.what();
   }
+  EXPECT_TRUE(fs::is_empty(scratch.path()));  // the scratch folder was removed
 }
 
 TEST(HubModuleCheckMalformed, RefusesBrokenAdapters) {
-  expect_refused(adapter_files(8, 4), "rank 4");
+  expect_refused(adapter_files(8, 4), "disagree with r = 8");
   auto files = adapter_files(4, 4);
   expect_refused({files[1]}, "adapter_config.json");
   expect_refused({files[0]}, "adapter_model.safetensors");
