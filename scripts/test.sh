@@ -25,8 +25,9 @@ LORAHUB_BIN=$PWD/build-asan/bin/lorahub ASAN_OPTIONS=detect_leaks=0 \
 
 if [[ -f tests/fuzz/CMakeLists.txt ]]; then
   section "fuzz build (clang libFuzzer) and bounded runs"
-  CC=clang CXX=clang++ BUILD_DIR=build-fuzz BUILD_TYPE=Debug bash scripts/build.sh \
-    -DLORAHUB_FUZZ=ON -DLORAHUB_TESTS=OFF -DLORAHUB_BENCH=OFF
+  # The preset (CMakePresets.json) configures build-fuzz with clang; only the fuzzers are built.
+  cmake --preset fuzz >/dev/null
+  cmake --build build-fuzz -j "$(nproc)" --target fuzzers
   bash tests/fuzz/run.sh build-fuzz
 fi
 
