@@ -1,6 +1,6 @@
 """Writes examples of one task as JSON lines: python -m lorahub_tasks TASK [--count N] [--seed S].
 
-Each line is {"input": "<instruction>\\n\\nQ: <question>\\nA:", "target": "<answer>"}, the
+Each line is {"input": "<instruction>\\n\\nQ: <question>\\nA:", "output": "<answer>"}, the
 examples.jsonl layout the lorahub CLI reads. `--list` prints the tasks, held-out ones marked.
 """
 import argparse
@@ -24,7 +24,7 @@ def main(argv=None):
     if args.task not in TASKS:
         parser.error(f"unknown task {args.task!r}; see --list")
     for example in generate(args.task, args.count, args.seed):
-        print(json.dumps({"input": example["input"], "target": example["target"]}))
+        print(json.dumps({"input": example["input"], "output": example["target"]}))
     return 0
 
 

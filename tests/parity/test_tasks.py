@@ -45,7 +45,7 @@ def test_deterministic_across_processes(generated):
                               cwd=ROOT / "python", capture_output=True, text=True, check=True,
                               env={"PYTHONHASHSEED": "12345", "PATH": "/usr/bin:/bin"})
         lines = [json.loads(line) for line in proc.stdout.splitlines()]
-        assert lines == [{"input": e["input"], "target": e["target"]} for e in generated[name][:20]]
+        assert lines == [{"input": e["input"], "output": e["target"]} for e in generated[name][:20]]
         assert lorahub_tasks.generate(name, 20, seed=1) != generated[name][:20]
 
 
