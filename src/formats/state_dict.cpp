@@ -74,15 +74,22 @@ StateDict load_sharded(const std::string& index_path) {
   return dict;
 }
 
-bool is_zip(const std::string& path) {
-  const auto file = MappedFile::open(path);
-  return file->size() >= 4 && std::memcmp(file->data(), "PK\x03\x04", 4) == 0;
+bool starts_with(const MappedFile& file, std::string_view magic) {
+  return file.size() >= magic.size() && std::memcmp(file.data(), magic.data(), magic.size()) == 0;
 }
 
 }  // namespace
 
 StateDict load_state_dict_file(const std::string& path) {
-  return is_zip(path) ? load_torch_bin(path) : load_safetensors(path);
+  const auto file = MappedFile::open(path);
+  if (starts_with(*file, "PK\x03\x04")) return load_torch_zip(file->bytes(), path);
+  // torch.save before PyTorch 1.6 (or with _use_new_zipfile_serialization=False) writes a bare
+  // pickle that starts with torch's magic number 0x1950a86a20f9469cfc6c.
+  check(!starts_with(*file, "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"),
+        "{}: legacy (pre-1.6) PyTorch serialization is not supported; re-save it with "
+        "torch.save in a recent PyTorch",
+        path);
+  return load_safetensors(path);
 }
 
 StateDict load_model_weights(const std::string& dir) {

@@ -225,3 +225,9 @@ def test_empty_model_dir(tmp_path):
 def test_convert_refuses_model_dir(tmp_path):
     result = run_lorahub("convert", tmp_path, tmp_path / "out", check=False)
     assert_clean_error(result, "adapter directory or a weights file")
+
+
+def test_legacy_torch_serialization(tmp_path):
+    torch.save({"w": torch.ones(2)}, tmp_path / "old.bin", _use_new_zipfile_serialization=False)
+    result = run_lorahub("convert", tmp_path / "old.bin", tmp_path / "out.safetensors", check=False)
+    assert_clean_error(result, "old.bin", "legacy (pre-1.6) PyTorch serialization")
