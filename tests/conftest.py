@@ -11,6 +11,9 @@ BBH_DIR = Path(os.environ.get("LORAHUB_BBH_DIR", ROOT.parent / "shared" / "data"
 
 # The oracles run on the CPU with one thread per process: deterministic and fair to a 2-core box.
 os.environ.setdefault("OMP_NUM_THREADS", "2")
+# Waiting OpenMP threads sleep instead of spinning: on a shared, oversubscribed machine spinning
+# workers starve the thread doing the work (perf showed 70% of lorahub's time in libgomp spins).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
