@@ -50,7 +50,7 @@ struct Inspection {
   std::vector<TensorRow> tensors;
   std::shared_ptr<const void> keep_alive;  // owns the bytes the rows view
   nlohmann::ordered_json metadata = nlohmann::ordered_json::object();
-  std::optional<AdapterConfig> adapter;
+  std::optional<AdapterConfig> adapter{};
   size_t num_targets = 0;  // adapters: lora_A/lora_B pairs
 };
 
