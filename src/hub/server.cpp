@@ -490,7 +490,9 @@ struct HubServer::Impl {
     res.set_header("X-Linked-Etag", "\"" + file->sha256 + "\"");
     res.set_header("X-Linked-Size", std::to_string(file->size));
     res.set_header("Accept-Ranges", "bytes");
-    res.set_header("Cache-Control", "public, max-age=31536000, immutable");
+    // A revision sha names fixed content; "main" moves with every push.
+    const bool pinned = std::string(req.matches[3]) == rev.sha;
+    res.set_header("Cache-Control", pinned ? "public, max-age=31536000, immutable" : "no-cache");
     if (blob->size() == 0) {
       res.set_content("", "application/octet-stream");
       return;

@@ -135,6 +135,10 @@ def test_pull_verifies_every_file_and_revisions_are_immutable(tmp_path):
                               "--endpoint", hub.url).stdout.split()
             assert out[1] == (sha_b if rev == "main" else rev)
             assert folder_files(to) == folder_files(folder)
+        # Only a pinned revision may be cached forever; main moves.
+        pinned = hub.http.head(f"/bob/mod/resolve/{sha_a}/README.md").headers["Cache-Control"]
+        moving = hub.http.head("/bob/mod/resolve/main/README.md").headers["Cache-Control"]
+        assert "immutable" in pinned and moving == "no-cache"
         # Flip one byte of a stored blob: pull must notice and refuse.
         weights = sha256((b / "adapter_model.safetensors").read_bytes())
         blob = hub.root / "blobs" / weights[:2] / weights
