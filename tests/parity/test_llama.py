@@ -123,6 +123,7 @@ def smollm2_hf():
     return out, model, AutoTokenizer.from_pretrained(out)
 
 
+@pytest.mark.slow
 def test_smollm2_gguf_logits_match_transformers(smollm2_hf, bbh_dir, tmp_path):
     hf_dir, model, tok = smollm2_hf
     rows = bbh_rows(bbh_dir, 10)
@@ -134,6 +135,7 @@ def test_smollm2_gguf_logits_match_transformers(smollm2_hf, bbh_dir, tmp_path):
         assert max(diffs) < 1e-3, diffs
 
 
+@pytest.mark.slow
 def test_smollm2_greedy_matches_transformers(smollm2_hf, bbh_dir, tmp_path):
     hf_dir, model, tok = smollm2_hf
     # As a user turn of the chat template (--chat): the instruct model answers rather than
@@ -237,6 +239,7 @@ def peft_loss(hf_dir, module_dirs, weights, rows):
     return ce / n
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("weights", [[1.0], [0.7, -0.4]], ids=["alone", "composed"])
 def test_lora_loss_matches_peft(weights, smollm2_hf, smollm2_loras, bbh_dir, tmp_path):
     hf_dir = smollm2_hf[0]
