@@ -25,7 +25,8 @@ struct TokenizeOptions {
 std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path) {
   // T5-family directories carry a SentencePiece model; the others a byte-level BPE tokenizer.json.
   const auto spiece = std::filesystem::path(path) / "spiece.model";
-  if (std::filesystem::is_regular_file(spiece)) return SentencePieceTokenizer::load(spiece.string());
+  if (std::filesystem::is_regular_file(spiece))
+    return SentencePieceTokenizer::load(spiece.string());
   if (std::filesystem::is_directory(path)) return BpeTokenizer::from_hf_dir(path);
   if (path.ends_with(".json")) return BpeTokenizer::from_tokenizer_json(path);
   return BpeTokenizer::from_gguf(GgufFile::open(path));
