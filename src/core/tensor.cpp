@@ -21,6 +21,7 @@ std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, 
 std::vector<float> Tensor::to_f32() const {
   const size_t n = static_cast<size_t>(numel());
   std::vector<float> out(n);
+  if (n == 0) return out;  // an empty tensor may have no storage at all (data == nullptr)
   const auto* u16 = reinterpret_cast<const uint16_t*>(data);
   switch (dtype) {
     case DType::F32:
