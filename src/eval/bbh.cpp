@@ -30,6 +30,13 @@ std::string bbh_prompt(const std::string& description, const std::string& input)
   return description + "\n\nQ: " + input + "\nA:";
 }
 
+std::string bbh_icl_prompt(const BbhTask& task, const std::string& input) {
+  std::string prompt = task.description + "\n\n";
+  for (const BbhExample& shot : task.few_shot)
+    prompt += "Q: " + shot.input + "\nA: " + shot.target + "\n\n";
+  return prompt + "Q: " + input + "\nA:";
+}
+
 std::vector<std::string> bbh_task_names(const std::string& data_dir) {
   const fs::path dir = fs::path(data_dir) / "tasks";
   check(fs::is_directory(dir), "{}: no tasks/ folder (expected the BBH data directory)", data_dir);
@@ -85,8 +92,9 @@ BbhTask load_bbh_task(const std::string& data_dir, const std::string& name) {
     const std::string where = fmt::format("{}: examples[{}]", path, i);
     const auto& row = doc["examples"][i];
     const std::string input = string_field(row, "input", where);
-    rows.push_back({sha256_hex(input),
-                    {bbh_prompt(task.description, input), string_field(row, "target", where)}});
+    rows.push_back(
+        {sha256_hex(input),
+         {input, bbh_prompt(task.description, input), string_field(row, "target", where)}});
   }
   check(rows.size() > kBbhFewShot, "{}: {} examples; need more than {}", path, rows.size(),
         kBbhFewShot);

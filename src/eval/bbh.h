@@ -10,7 +10,8 @@
 namespace lorahub {
 
 struct BbhExample {
-  std::string prompt;
+  std::string input;   // the question as the task file has it
+  std::string prompt;  // bbh_prompt(description, input)
   std::string target;
 };
 
@@ -31,6 +32,11 @@ std::vector<std::string> bbh_task_names(const std::string& data_dir);
 BbhTask load_bbh_task(const std::string& data_dir, const std::string& name);
 
 std::string bbh_prompt(const std::string& description, const std::string& input);
+
+// The in-context-learning prompt: the description, the few-shot examples as answered Q:/A:
+// pairs, then the question, in the same format as bbh_prompt:
+// "<description>\n\nQ: <q1>\nA: <t1>\n\n...Q: <input>\nA:".
+std::string bbh_icl_prompt(const BbhTask& task, const std::string& input);
 
 // Lower-case hex SHA-256 of `text` (the split's sort key).
 std::string sha256_hex(const std::string& text);

