@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The main job on an embedded default: set-up, build, then LoraHub learning + inference.
+# The main job: set-up, build, then LoraHub on SmolLM2 + the committed library (scripts/demo.py:
+# a held-out task, or --bbh DIR for a BBH task; writes an HTML report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
