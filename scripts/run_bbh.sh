@@ -12,8 +12,9 @@
 # Resumable: every task x method x seed result is cached under OUT/cache; rerun this script and
 # it continues where it stopped. Runs in the foreground; for the background:
 #   nohup bash scripts/run_bbh.sh > .cache/bbh-smollm2.log 2>&1 &
-# Env: LORAHUB_BIN (default build-results/bin/lorahub), BBH_DIR, OUT, THREADS. Extra args go
-# to `lorahub bbh` (e.g. --tasks navigate,snarks).
+# Env: LORAHUB_BIN (default build-results/bin/lorahub), BBH_DIR, OUT, THREADS, TASKS (default
+# all; a comma list makes a partial table from the cache while a run goes on). Extra args go
+# to `lorahub bbh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${LORAHUB_BIN:-build-results/bin/lorahub}
@@ -26,5 +27,5 @@ for d in library/smollm2/*/; do
 done > "$OUT/pool.txt"
 export OMP_WAIT_POLICY=PASSIVE
 exec nice -n 5 "$BIN" bbh --model "$GGUF" --lora-list "$OUT/pool.txt" \
-  --data-dir "${BBH_DIR:-../shared/data/bbh}" --tasks all --seeds 1-5 --sample 20 --steps 40 \
-  --max-test 50 --max-new-tokens 64 --batch-size 10 --threads "${THREADS:-1}" --out "$OUT" "$@"
+  --data-dir "${BBH_DIR:-../shared/data/bbh}" --tasks "${TASKS:-all}" --seeds 1-5 --sample 20 \
+  --steps 40 --max-test 50 --max-new-tokens 64 --batch-size 10 --threads "${THREADS:-1}" --out "$OUT" "$@"
