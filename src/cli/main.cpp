@@ -2,8 +2,11 @@
 // one clear line on stderr and a non-zero exit.
 #include <fmt/format.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 
 #include "cli/command.h"
@@ -16,8 +19,20 @@ std::vector<CommandEntry>& command_registry() {
 }
 }  // namespace lorahub::cli
 
+namespace {
+// libgomp reads OMP_WAIT_POLICY once, when it is loaded (before main). Its default lets idle
+// threads spin, which on a busy 2-core machine made a forward pass up to 75x slower
+// (bench/README.md). When the user has not chosen a policy, re-run ourselves once with PASSIVE.
+void prefer_passive_omp_wait(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: carry on with the default policy
+}
+}  // namespace
+
 int main(int argc, char** argv) {
   using namespace lorahub::cli;
+  prefer_passive_omp_wait(argv);
   CLI::App app{"lorahub: compose LoRA modules for unseen tasks from a few examples (LoraHub)"};
   app.set_version_flag("--version", std::string("lorahub ") + LORAHUB_VERSION);
   app.require_subcommand(1);
