@@ -25,18 +25,6 @@ std::string env_or(const char* name, const std::string& fallback) {
   return value && *value ? value : fallback;
 }
 
-std::string query_escape(const std::string& text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
-}
-
 // The server's {"error": ...} message, or the start of the body.
 std::string error_detail(const httplib::Result& result) {
   if (!result) return httplib::to_string(result.error());
@@ -186,8 +174,9 @@ HubClient::~HubClient() = default;
 
 json HubClient::model_info(const std::string& repo, const std::string& rev) {
   validate_repo_id(repo);
-  const std::string path = rev == "main" ? "/api/models/" + repo
-                                         : "/api/models/" + repo + "/revision/" + query_escape(rev);
+  const std::string path = rev == "main"
+                               ? "/api/models/" + repo
+                               : "/api/models/" + repo + "/revision/" + percent_encode(rev);
   const json info = impl_->get_json(path);
   check(info.is_object() && info.contains("sha") && info["sha"].is_string() &&
             info.contains("siblings") && info["siblings"].is_array(),
@@ -230,7 +219,7 @@ std::string HubClient::push(const std::string& dir, const PushOptions& options) 
 std::vector<json> HubClient::search(const HubFilter& filter) {
   std::string query = fmt::format("limit={}", filter.limit);
   auto add = [&](const char* key, const std::string& value) {
-    if (!value.empty()) query += fmt::format("&{}={}", key, query_escape(value));
+    if (!value.empty()) query += fmt::format("&{}={}", key, percent_encode(value));
   };
   add("search", filter.text);
   add("base_model", filter.base_model);

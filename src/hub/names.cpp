@@ -1,5 +1,9 @@
 #include "hub/names.h"
 
+#include <fmt/format.h>
+
+#include <cctype>
+
 #include "core/error.h"
 
 namespace lorahub::hub {
@@ -65,6 +69,18 @@ void validate_file_path(std::string_view path) {
     if (slash == std::string_view::npos) break;
     start = slash + 1;
   }
+}
+
+std::string percent_encode(std::string_view text) {
+  std::string out;
+  for (unsigned char c : text) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += fmt::format("%{:02X}", c);
+    }
+  }
+  return out;
 }
 
 }  // namespace lorahub::hub

@@ -17,4 +17,7 @@ std::string validate_repo_id(std::string_view repo_id);
 // A relative path of '/'-separated valid names (at most 16 deep, 512 characters). Throws Error.
 void validate_file_path(std::string_view path);
 
+// Percent-encodes everything but RFC 3986's unreserved characters, for query values and revs.
+std::string percent_encode(std::string_view text);
+
 }  // namespace lorahub::hub

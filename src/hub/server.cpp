@@ -162,18 +162,6 @@ std::string self_url(const httplib::Request& req, const std::string& query) {
   return fmt::format("http://{}{}?{}", req.get_header_value("Host"), req.path, query);
 }
 
-std::string url_encode(const std::string& text) {
-  std::string out;
-  for (unsigned char c : text) {
-    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += fmt::format("%{:02X}", c);
-    }
-  }
-  return out;
-}
-
 struct TreeEntry {
   std::string path;
   const FileEntry* file = nullptr;  // null for a folder
@@ -428,7 +416,7 @@ struct HubServer::Impl {
       for (const char* key :
            {"search", "author", "base_model", "task", "tag", "filter", "rank", "full"}) {
         if (req.has_param(key))
-          query += fmt::format("&{}={}", key, url_encode(req.get_param_value(key)));
+          query += fmt::format("&{}={}", key, percent_encode(req.get_param_value(key)));
       }
       res.set_header("Link", fmt::format("<{}>; rel=\"next\"", self_url(req, query)));
     }
