@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "kernels/dequant.h"
+#include "models/batch.h"
 #include "models/blocks.h"
 #include "models/weights.h"
 #include "tokenizer/bpe.h"
@@ -230,31 +231,6 @@ struct LlamaBlock {
   FeedForward ffn;
 };
 
-// A batch of sequences padded to the longest: right-padded for scoring (positions start at 0
-// everywhere), left-padded for generation (every prompt ends at the same slot).
-struct PaddedBatch {
-  int64_t batch = 0, len = 0;
-  std::vector<int32_t> ids;      // [batch, len]
-  std::vector<uint8_t> valid;    // [batch, len]
-  std::vector<int64_t> offsets;  // left padding of each sequence
-};
-
-PaddedBatch pad(const std::vector<std::vector<int32_t>>& seqs, int32_t pad_id, bool left) {
-  PaddedBatch p;
-  p.batch = static_cast<int64_t>(seqs.size());
-  for (const auto& s : seqs) p.len = std::max<int64_t>(p.len, static_cast<int64_t>(s.size()));
-  p.ids.assign(static_cast<size_t>(p.batch * p.len), pad_id);
-  p.valid.assign(p.ids.size(), 0);
-  p.offsets.assign(seqs.size(), 0);
-  for (int64_t b = 0; b < p.batch; ++b) {
-    const int64_t n = static_cast<int64_t>(seqs[b].size());
-    p.offsets[b] = left ? p.len - n : 0;
-    std::copy(seqs[b].begin(), seqs[b].end(), p.ids.begin() + b * p.len + p.offsets[b]);
-    std::fill_n(p.valid.begin() + b * p.len + p.offsets[b], n, 1);
-  }
-  return p;
-}
-
 class LlamaModel : public Model {
  public:
   LlamaModel(const LlamaConfig& config, const StateDict& weights,
@@ -446,7 +422,7 @@ std::vector<Tensor> LlamaModel::label_logits(const std::vector<Example>& batch) 
     seqs.push_back(e.input_ids);
     seqs.back().insert(seqs.back().end(), e.label_ids.begin(), e.label_ids.end());
   }
-  const PaddedBatch p = pad(seqs, std::max(tokenizer_->pad_id(), 0), /*left=*/false);
+  const PaddedBatch p = pad_batch(seqs, std::max(tokenizer_->pad_id(), 0), /*left=*/false);
   offsets_ = p.offsets;
   std::vector<float> x = embed(p.ids);
   std::vector<KvCache> caches(blocks_.size());
@@ -483,7 +459,7 @@ std::vector<std::vector<int32_t>> LlamaModel::generate(
     const size_t keep = std::min(ids.size(), kMaxTokens);
     prompts.emplace_back(ids.end() - keep, ids.end());
   }
-  const PaddedBatch p = pad(prompts, std::max(tokenizer_->pad_id(), 0), /*left=*/true);
+  const PaddedBatch p = pad_batch(prompts, std::max(tokenizer_->pad_id(), 0), /*left=*/true);
   offsets_ = p.offsets;
   const int64_t capacity = p.len + max_new_tokens;
   std::vector<KvCache> caches(blocks_.size());

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "models/batch.h"
 #include "models/blocks.h"
 #include "models/weights.h"
 #include "tokenizer/sentencepiece.h"
@@ -73,26 +74,6 @@ struct T5Stack {
   RelativePositionBias rel;
 };
 
-// A padded batch of token sequences with the mask of real tokens.
-struct Padded {
-  int64_t batch = 0, len = 0;
-  std::vector<int32_t> ids;    // [batch, len]
-  std::vector<uint8_t> valid;  // [batch, len]
-};
-
-Padded pad_batch(const std::vector<std::vector<int32_t>>& seqs, int32_t pad_id) {
-  Padded p;
-  p.batch = static_cast<int64_t>(seqs.size());
-  for (const auto& s : seqs) p.len = std::max<int64_t>(p.len, static_cast<int64_t>(s.size()));
-  p.ids.assign(static_cast<size_t>(p.batch * p.len), pad_id);
-  p.valid.assign(p.ids.size(), 0);
-  for (int64_t b = 0; b < p.batch; ++b) {
-    std::copy(seqs[b].begin(), seqs[b].end(), p.ids.begin() + b * p.len);
-    std::fill_n(p.valid.begin() + b * p.len, seqs[b].size(), 1);
-  }
-  return p;
-}
-
 class T5Model : public Model {
  public:
   T5Model(const T5Config& config, const StateDict& weights,
@@ -122,7 +103,7 @@ class T5Model : public Model {
   std::vector<ExampleLoss> score(const std::vector<Example>& batch) override {
     std::vector<ExampleLoss> losses(batch.size());
     if (batch.empty()) return losses;
-    const Padded labels = padded_labels(batch);
+    const PaddedBatch labels = padded_labels(batch);
     const std::vector<float> logits = teacher_forced_logits(batch, labels);
     const int64_t vocab = cfg_.vocab_size;
     for (int64_t b = 0; b < labels.batch; ++b) {
@@ -140,7 +121,7 @@ class T5Model : public Model {
   std::vector<Tensor> label_logits(const std::vector<Example>& batch) override {
     std::vector<Tensor> out;
     if (batch.empty()) return out;
-    const Padded labels = padded_labels(batch);
+    const PaddedBatch labels = padded_labels(batch);
     const std::vector<float> logits = teacher_forced_logits(batch, labels);
     const int64_t vocab = cfg_.vocab_size;
     for (int64_t b = 0; b < labels.batch; ++b) {
@@ -196,7 +177,7 @@ class T5Model : public Model {
     f(self.lm_head_);
   }
 
-  Padded padded_labels(const std::vector<Example>& batch) const {
+  PaddedBatch padded_labels(const std::vector<Example>& batch) const {
     std::vector<std::vector<int32_t>> seqs;
     for (const Example& e : batch) {
       check(!e.label_ids.empty(), "T5 example without label tokens");
@@ -206,7 +187,7 @@ class T5Model : public Model {
   }
 
   // Encoder output [batch, len, d_model] for padded input ids.
-  std::vector<float> encode(const Padded& in) const;
+  std::vector<float> encode(const PaddedBatch& in) const;
   // Decoder hidden states -> logits [rows, vocab] (final norm, optional scaling, LM head).
   std::vector<float> lm_logits(std::vector<float> hidden, int64_t rows) const;
   // One decoder block over x[batch, q_len, d] with its caches (self-attention appended to).
@@ -214,7 +195,7 @@ class T5Model : public Model {
                      KvCache& self_cache, const KvCache& cross_cache, const uint8_t* enc_valid,
                      const float* self_bias, int64_t q_pos0) const;
   std::vector<float> teacher_forced_logits(const std::vector<Example>& batch,
-                                           const Padded& labels) const;
+                                           const PaddedBatch& labels) const;
   std::vector<float> embed(const std::vector<int32_t>& ids) const {
     std::vector<float> x(ids.size() * static_cast<size_t>(cfg_.d_model));
     embedding_lookup(shared_.data(), cfg_.vocab_size, cfg_.d_model, ids.data(),
@@ -293,7 +274,7 @@ void residual(const NormLayer& norm, float* x, int64_t rows, int64_t d, F f) {
   add_inplace(x, out.data(), rows * d);
 }
 
-std::vector<float> T5Model::encode(const Padded& in) const {
+std::vector<float> T5Model::encode(const PaddedBatch& in) const {
   const int64_t rows = in.batch * in.len, d = cfg_.d_model;
   std::vector<float> x = embed(in.ids);
   const std::vector<float> bias = relative_position_bias(encoder_.rel, in.len, in.len, 0);
@@ -343,13 +324,13 @@ std::vector<float> T5Model::lm_logits(std::vector<float> hidden, int64_t rows) c
 }
 
 std::vector<float> T5Model::teacher_forced_logits(const std::vector<Example>& batch,
-                                                  const Padded& labels) const {
+                                                  const PaddedBatch& labels) const {
   std::vector<std::vector<int32_t>> inputs;
   for (const Example& e : batch) {
     check(!e.input_ids.empty(), "T5 example without input tokens");
     inputs.push_back(e.input_ids);
   }
-  const Padded enc_in = pad_batch(inputs, cfg_.pad_id);
+  const PaddedBatch enc_in = pad_batch(inputs, cfg_.pad_id);
   const std::vector<float> enc = encode(enc_in);
   // Decoder input = labels shifted right behind the start token; label padding becomes pad.
   std::vector<int32_t> dec_ids(labels.ids.size());
@@ -381,7 +362,7 @@ std::vector<std::vector<int32_t>> T5Model::generate(const std::vector<std::vecto
     check(!ids.empty(), "generate: empty input");
     truncated.push_back(truncate(ids));
   }
-  const Padded enc_in = pad_batch(truncated, cfg_.pad_id);
+  const PaddedBatch enc_in = pad_batch(truncated, cfg_.pad_id);
   const std::vector<float> enc = encode(enc_in);
   const size_t layers = decoder_.blocks.size();
   std::vector<KvCache> self_caches(layers), cross_caches(layers);
