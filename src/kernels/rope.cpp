@@ -46,30 +46,28 @@ std::vector<float> rope_inv_freq(int64_t head_dim, double theta, const RopeScali
   return inv;
 }
 
-void apply_rope(float* x, int64_t batch, int64_t len, int64_t heads, int64_t head_dim, int64_t pos0,
-                const int64_t* offset, const std::vector<float>& inv_freq) {
+void apply_rope(float* x, int64_t rows, int64_t heads, int64_t head_dim, const int64_t* positions,
+                const std::vector<float>& inv_freq) {
   const int64_t half = head_dim / 2;
   check(static_cast<int64_t>(inv_freq.size()) == half, "rope: {} frequencies for head_dim {}",
         inv_freq.size(), head_dim);
-#pragma omp parallel for collapse(2) schedule(static) if (batch * len > 1)
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t t = 0; t < len; ++t) {
-      const float pos = static_cast<float>(pos0 + t - (offset ? offset[b] : 0));
-      std::vector<float> cos(half), sin(half);
+#pragma omp parallel for schedule(static) if (rows > 1)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float pos = static_cast<float>(positions[r]);
+    std::vector<float> cos(half), sin(half);
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = pos * inv_freq[i];
+      cos[i] = std::cos(angle);
+      sin[i] = std::sin(angle);
+    }
+    float* row = x + r * heads * head_dim;
+    for (int64_t h = 0; h < heads; ++h) {
+      float* v = row + h * head_dim;
       for (int64_t i = 0; i < half; ++i) {
-        const float angle = pos * inv_freq[i];
-        cos[i] = std::cos(angle);
-        sin[i] = std::sin(angle);
-      }
-      float* row = x + (b * len + t) * heads * head_dim;
-      for (int64_t h = 0; h < heads; ++h) {
-        float* v = row + h * head_dim;
-        for (int64_t i = 0; i < half; ++i) {
-          // q·cos + rotate_half(q)·sin, rotate_half(q) = [−q2, q1]
-          const float a = v[i], c = v[i + half];
-          v[i] = a * cos[i] - c * sin[i];
-          v[i + half] = c * cos[i] + a * sin[i];
-        }
+        // q·cos + rotate_half(q)·sin, rotate_half(q) = [−q2, q1]
+        const float a = v[i], c = v[i + half];
+        v[i] = a * cos[i] - c * sin[i];
+        v[i + half] = c * cos[i] + a * sin[i];
       }
     }
   }

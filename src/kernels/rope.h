@@ -19,9 +19,8 @@ struct RopeScaling {
 // inv_freq[head_dim / 2]. Throws Error for an unknown scaling type or an odd head_dim.
 std::vector<float> rope_inv_freq(int64_t head_dim, double theta, const RopeScaling& scaling = {});
 
-// In place on x[batch, len, heads · head_dim]: token t of sequence b is at position
-// pos0 + t − offset[b] (offset = left padding; nullptr = none).
-void apply_rope(float* x, int64_t batch, int64_t len, int64_t heads, int64_t head_dim, int64_t pos0,
-                const int64_t* offset, const std::vector<float>& inv_freq);
+// In place on x[rows, heads · head_dim]: row r is the token at position positions[r].
+void apply_rope(float* x, int64_t rows, int64_t heads, int64_t head_dim, const int64_t* positions,
+                const std::vector<float>& inv_freq);
 
 }  // namespace lorahub

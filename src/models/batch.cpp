@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/error.h"
+
 namespace lorahub {
 
 PaddedBatch pad_batch(const std::vector<std::vector<int32_t>>& seqs, int32_t pad_id, bool left) {
@@ -18,6 +20,42 @@ PaddedBatch pad_batch(const std::vector<std::vector<int32_t>>& seqs, int32_t pad
     std::fill_n(p.valid.begin() + b * p.len + p.offsets[b], n, 1);
   }
   return p;
+}
+
+RaggedBatch RaggedBatch::dense(int64_t batch, int64_t len) {
+  RaggedBatch r;
+  r.batch = batch;
+  r.len = len;
+  r.rows = batch * len;
+  r.first.assign(static_cast<size_t>(batch), 0);
+  r.count.assign(static_cast<size_t>(batch), len);
+  for (int64_t b = 0; b < batch; ++b) r.row0.push_back(b * len);
+  return r;
+}
+
+RaggedBatch RaggedBatch::of(const PaddedBatch& padded) {
+  RaggedBatch r;
+  r.batch = padded.batch;
+  r.len = padded.len;
+  for (int64_t b = 0; b < padded.batch; ++b) {
+    const uint8_t* valid = padded.valid.data() + b * padded.len;
+    const int64_t first = std::find(valid, valid + padded.len, 1) - valid;
+    const int64_t count = std::count(valid, valid + padded.len, 1);
+    check(std::all_of(valid + first, valid + first + count, [](uint8_t v) { return v == 1; }),
+          "sequence {} of a batch has padding between its tokens", b);
+    r.first.push_back(first);
+    r.count.push_back(count);
+    r.row0.push_back(r.rows);
+    r.rows += count;
+  }
+  return r;
+}
+
+std::vector<int32_t> packed_ids(const PaddedBatch& padded) {
+  std::vector<int32_t> ids;
+  for (size_t i = 0; i < padded.ids.size(); ++i)
+    if (padded.valid[i]) ids.push_back(padded.ids[i]);
+  return ids;
 }
 
 }  // namespace lorahub

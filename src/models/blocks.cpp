@@ -36,74 +36,152 @@ void KvCache::reset(int64_t batch_size, int64_t max_length, int64_t dim) {
   v.assign(k.size(), 0.0f);
 }
 
-void append_kv(const AttentionLayer& layer, const float* src, int64_t batch, int64_t len,
+void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch& rows,
                KvCache& cache) {
-  check(batch == cache.batch && cache.length + len <= cache.capacity,
-        "KV cache of {} positions cannot take {} more", cache.capacity, len);
+  check(rows.batch == cache.batch && cache.length + rows.len <= cache.capacity,
+        "KV cache of {} positions cannot take {} more", cache.capacity, rows.len);
   const int64_t dim = layer.kv_dim();
-  std::vector<float> k(static_cast<size_t>(batch * len * dim)), v(k.size());
-  linear_forward(layer.k, src, batch * len, k.data());
-  linear_forward(layer.v, src, batch * len, v.data());
-  if (layer.rotary)
-    layer.rotary(k.data(), batch, len, layer.n_kv_heads, layer.head_dim, cache.length);
-  for (int64_t b = 0; b < batch; ++b) {
-    const size_t dst = static_cast<size_t>((b * cache.capacity + cache.length) * dim);
-    const size_t from = static_cast<size_t>(b * len * dim);
-    std::memcpy(&cache.k[dst], &k[from], len * dim * sizeof(float));
-    std::memcpy(&cache.v[dst], &v[from], len * dim * sizeof(float));
+  std::vector<float> k(static_cast<size_t>(rows.rows * dim)), v(k.size());
+  linear_forward(layer.k, src, rows.rows, k.data());
+  linear_forward(layer.v, src, rows.rows, v.data());
+  if (layer.rotary) layer.rotary(k.data(), rows, layer.n_kv_heads, layer.head_dim, cache.length);
+  for (int64_t b = 0; b < rows.batch; ++b) {
+    const size_t dst =
+        static_cast<size_t>((b * cache.capacity + cache.length + rows.first[b]) * dim);
+    const size_t from = static_cast<size_t>(rows.row0[b] * dim);
+    std::memcpy(&cache.k[dst], &k[from], rows.count[b] * dim * sizeof(float));
+    std::memcpy(&cache.v[dst], &v[from], rows.count[b] * dim * sizeof(float));
   }
-  cache.length += len;
+  cache.length += rows.len;
 }
 
 namespace {
 
 constexpr float kMasked = -std::numeric_limits<float>::infinity();
 
-// One (sequence, head): scores = scale · q kᵀ + bias (BLAS), masked softmax, context = p v (BLAS).
-// q and out: [q_len] rows of stride q_stride; k, v: [k_len] rows of stride kv_stride.
-void attend_head(const AttentionLayer& layer, const float* q, int64_t q_stride, const float* k,
-                 const float* v, int64_t kv_stride, int64_t q_len, int64_t k_len,
-                 const uint8_t* key_valid, const AttentionMask& mask, const float* bias, float* out,
-                 float* scores) {
-  gemm(true, q_len, k_len, layer.head_dim, q, q_stride, k, kv_stride, scores, k_len);
-#pragma omp parallel for schedule(static) if (q_len * k_len > (1 << 14))
-  for (int64_t i = 0; i < q_len; ++i) {
-    float* row = scores + i * k_len;
-    const int64_t last_visible = mask.causal ? std::min(k_len - 1, mask.q_pos0 + i) : k_len - 1;
-    for (int64_t j = 0; j < k_len; ++j) {
-      const bool visible = j <= last_visible && (key_valid == nullptr || key_valid[j]);
-      row[j] = visible ? row[j] * layer.score_scale + (bias ? bias[i * k_len + j] : 0.0f) : kMasked;
+// The keys/values and mask one (sequence, head) pair sees, and where its queries and output live.
+struct HeadView {
+  const float* q;      // [q_len] rows of stride q_stride
+  float* out;          // same layout as q
+  const float *k, *v;  // [k_len] rows of stride kv_stride
+  int64_t q_stride, kv_stride, q_len, k_len;
+  int64_t q_slot0;           // cache slot of the first query (for the causal mask)
+  const uint8_t* key_valid;  // [k_len] or nullptr
+  const float* bias;         // [q_len] rows of stride bias_stride, or nullptr
+  int64_t bias_stride;
+};
+
+// scale · score + bias, or -inf where the key is masked, for row i of the scores.
+void mask_scores(const AttentionLayer& layer, const HeadView& h, bool causal, int64_t i,
+                 float* row) {
+  const int64_t last_visible = causal ? std::min(h.k_len - 1, h.q_slot0 + i) : h.k_len - 1;
+  const float* bias = h.bias ? h.bias + i * h.bias_stride : nullptr;
+  for (int64_t j = 0; j < h.k_len; ++j) {
+    const bool visible = j <= last_visible && (h.key_valid == nullptr || h.key_valid[j]);
+    row[j] = visible ? row[j] * layer.score_scale + (bias ? bias[j] : 0.0f) : kMasked;
+  }
+}
+
+// Long queries (prefill, scoring): two BLAS products per head; BLAS and the row loops use the
+// threads.
+void attend_head_blas(const AttentionLayer& layer, const HeadView& h, bool causal, float* scores) {
+  gemm(true, h.q_len, h.k_len, layer.head_dim, h.q, h.q_stride, h.k, h.kv_stride, scores, h.k_len);
+#pragma omp parallel for schedule(static) if (h.q_len * h.k_len > (1 << 14))
+  for (int64_t i = 0; i < h.q_len; ++i) mask_scores(layer, h, causal, i, scores + i * h.k_len);
+  softmax_rows(scores, h.q_len, h.k_len);
+  gemm(false, h.q_len, layer.head_dim, h.k_len, scores, h.k_len, h.v, h.kv_stride, h.out,
+       h.q_stride);
+}
+
+// Short queries (a decoding step): plain loops, so that many heads run side by side on the
+// threads instead of many tiny BLAS calls one after another.
+void attend_head_loops(const AttentionLayer& layer, const HeadView& h, bool causal, float* scores) {
+  const int64_t hd = layer.head_dim;
+  for (int64_t i = 0; i < h.q_len; ++i) {
+    const float* q = h.q + i * h.q_stride;
+    float* row = scores + i * h.k_len;
+    for (int64_t j = 0; j < h.k_len; ++j) {
+      const float* k = h.k + j * h.kv_stride;
+      float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
+      for (int64_t c = 0; c < hd; ++c) dot += q[c] * k[c];
+      row[j] = dot;
+    }
+    mask_scores(layer, h, causal, i, row);
+  }
+  softmax_rows(scores, h.q_len, h.k_len);
+  for (int64_t i = 0; i < h.q_len; ++i) {
+    float* out = h.out + i * h.q_stride;
+    std::fill_n(out, hd, 0.0f);
+    const float* p = scores + i * h.k_len;
+    for (int64_t j = 0; j < h.k_len; ++j) {
+      if (p[j] == 0.0f) continue;  // masked keys (exp(-inf)) add nothing
+      const float* v = h.v + j * h.kv_stride;
+#pragma omp simd
+      for (int64_t c = 0; c < hd; ++c) out[c] += p[j] * v[c];
     }
   }
-  softmax_rows(scores, q_len, k_len);
-  gemm(false, q_len, layer.head_dim, k_len, scores, k_len, v, kv_stride, out, q_stride);
 }
+
+// Below this many multiply-adds per head the loop path is faster than BLAS.
+constexpr int64_t kLoopPathWork = 1 << 16;
 
 }  // namespace
 
-void attention_forward(const AttentionLayer& layer, const float* x, int64_t batch, int64_t q_len,
+void attention_forward(const AttentionLayer& layer, const float* x, const RaggedBatch& rows,
                        const KvCache& cache, const AttentionMask& mask, float* y) {
   const int64_t qd = layer.q_dim(), kvd = layer.kv_dim(), k_len = cache.length;
-  std::vector<float> q(static_cast<size_t>(batch * q_len * qd));
-  linear_forward(layer.q, x, batch * q_len, q.data());
-  if (layer.rotary)
-    layer.rotary(q.data(), batch, q_len, layer.n_heads, layer.head_dim, mask.q_pos0);
+  std::vector<float> q(static_cast<size_t>(rows.rows * qd));
+  linear_forward(layer.q, x, rows.rows, q.data());
+  if (layer.rotary) layer.rotary(q.data(), rows, layer.n_heads, layer.head_dim, mask.q_pos0);
   std::vector<float> context(q.size());
-  std::vector<float> scores(static_cast<size_t>(q_len * k_len));
   const int64_t group = layer.n_heads / layer.n_kv_heads;  // query heads per key/value head
-  // Heads run one after another; BLAS and the row loops inside use the threads.
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t h = 0; h < layer.n_heads; ++h) {
-      const size_t q_off = static_cast<size_t>(b * q_len * qd + h * layer.head_dim);
-      const size_t kv_off =
-          static_cast<size_t>(b * cache.capacity * kvd + (h / group) * layer.head_dim);
-      attend_head(layer, &q[q_off], qd, &cache.k[kv_off], &cache.v[kv_off], kvd, q_len, k_len,
-                  mask.key_valid ? mask.key_valid + b * cache.capacity : nullptr, mask,
-                  mask.bias ? mask.bias + h * q_len * k_len : nullptr, &context[q_off],
-                  scores.data());
+  auto view = [&](int64_t b, int64_t h) {
+    const size_t q_off = static_cast<size_t>(rows.row0[b] * qd + h * layer.head_dim);
+    const size_t kv_off =
+        static_cast<size_t>(b * cache.capacity * kvd + (h / group) * layer.head_dim);
+    return HeadView{
+        .q = &q[q_off],
+        .out = &context[q_off],
+        .k = &cache.k[kv_off],
+        .v = &cache.v[kv_off],
+        .q_stride = qd,
+        .kv_stride = kvd,
+        .q_len = rows.count[b],
+        .k_len = k_len,
+        .q_slot0 = mask.q_pos0 + rows.first[b],
+        .key_valid = mask.key_valid ? mask.key_valid + b * cache.capacity : nullptr,
+        .bias = mask.bias ? mask.bias + (h * rows.len + rows.first[b]) * k_len : nullptr,
+        .bias_stride = k_len};
+  };
+  const int64_t pairs = rows.batch * layer.n_heads;
+  const int64_t max_q = rows.batch ? *std::max_element(rows.count.begin(), rows.count.end()) : 0;
+  if (max_q * k_len * layer.head_dim <= kLoopPathWork) {
+#pragma omp parallel
+    {
+      std::vector<float> scores(static_cast<size_t>(max_q * k_len));
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < pairs; ++p)
+        attend_head_loops(layer, view(p / layer.n_heads, p % layer.n_heads), mask.causal,
+                          scores.data());
     }
+  } else {
+    std::vector<float> scores(static_cast<size_t>(max_q * k_len));
+    for (int64_t p = 0; p < pairs; ++p)
+      attend_head_blas(layer, view(p / layer.n_heads, p % layer.n_heads), mask.causal,
+                       scores.data());
   }
-  linear_forward(layer.o, context.data(), batch * q_len, y);
+  linear_forward(layer.o, context.data(), rows.rows, y);
+}
+
+void append_kv(const AttentionLayer& layer, const float* src, int64_t batch, int64_t len,
+               KvCache& cache) {
+  append_kv(layer, src, RaggedBatch::dense(batch, len), cache);
+}
+
+void attention_forward(const AttentionLayer& layer, const float* x, int64_t batch, int64_t q_len,
+                       const KvCache& cache, const AttentionMask& mask, float* y) {
+  attention_forward(layer, x, RaggedBatch::dense(batch, q_len), cache, mask, y);
 }
 
 int64_t relative_position_bucket(int64_t relative_position, bool bidirectional, int64_t num_buckets,

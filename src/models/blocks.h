@@ -3,13 +3,15 @@
 // gated/ungated feed-forward. T5 and the Llama family are configurations of these blocks
 // (CTranslate2's approach), never copies of them.
 //
-// Activations are row-major [batch, len, features] buffers of f32; rows = batch · len.
+// Activations are row-major [rows, features] buffers of f32: the real tokens of a step, packed
+// (RaggedBatch, models/batch.h); attention alone maps rows to the slots of its KV cache.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <vector>
 
 #include "kernels/ops.h"
+#include "models/batch.h"
 #include "models/linear.h"
 
 namespace lorahub {
@@ -31,10 +33,11 @@ struct FeedForward {
 // y[rows, d_model] = feed-forward(x[rows, d_model])
 void feed_forward(const FeedForward& ff, const float* x, int64_t rows, float* y);
 
-// Rotary position embedding applied in place to projected heads: x is [batch, len, heads·head_dim],
-// token t of every sequence at position pos0 + t. Filled in by the Llama family (kernels/rope.h);
-// empty for T5, whose positions enter through the relative bias instead.
-using RotaryHook = std::function<void(float* x, int64_t batch, int64_t len, int64_t heads,
+// Rotary position embedding applied in place to projected heads: x is [rows.rows, heads·head_dim],
+// the packed rows of a step whose first slot is cache slot pos0. Filled in by the Llama family
+// (kernels/rope.h), which maps slots to positions; empty for T5, whose positions enter through the
+// relative bias instead.
+using RotaryHook = std::function<void(float* x, const RaggedBatch& rows, int64_t heads,
                                       int64_t head_dim, int64_t pos0)>;
 
 struct AttentionLayer {
@@ -57,16 +60,25 @@ struct KvCache {
 
 struct AttentionMask {
   const uint8_t* key_valid = nullptr;  // [batch, cache capacity], 0 = padding (never attended)
-  bool causal = false;                 // query at position p sees keys at positions <= p
-  int64_t q_pos0 = 0;                  // position of the first query (cached decoding)
-  const float* bias = nullptr;         // [heads, q_len, cache length], added to scores (T5)
+  bool causal = false;                 // query in slot p sees keys in slots <= p
+  int64_t q_pos0 = 0;                  // cache slot of the step's first slot (cached decoding)
+  const float* bias = nullptr;         // [heads, step len, cache length], added to scores (T5)
 };
 
-// Projects src[batch, len, d] through k and v (with the rotary hook on k) and appends them.
-void append_kv(const AttentionLayer& layer, const float* src, int64_t batch, int64_t len,
+// Projects the packed rows src[rows.rows, d] through k and v (with the rotary hook on k) and
+// writes them to their slots after the cache's current length, which grows by rows.len. Slots
+// of padding are left as they are: masks keep every query away from them.
+void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch& rows,
                KvCache& cache);
 
-// y[batch, q_len, d] = o(softmax(scale · q(x) kᵀ + bias + mask) v) over the cached keys/values.
+// y[rows.rows, d] = o(softmax(scale · q(x) kᵀ + bias + mask) v) over the cached keys/values, for
+// the packed rows of one step.
+void attention_forward(const AttentionLayer& layer, const float* x, const RaggedBatch& rows,
+                       const KvCache& cache, const AttentionMask& mask, float* y);
+
+// The same for a step where every slot is real (x, y: [batch, len, d]).
+void append_kv(const AttentionLayer& layer, const float* src, int64_t batch, int64_t len,
+               KvCache& cache);
 void attention_forward(const AttentionLayer& layer, const float* x, int64_t batch, int64_t q_len,
                        const KvCache& cache, const AttentionMask& mask, float* y);
 

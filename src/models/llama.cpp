@@ -317,10 +317,10 @@ class LlamaModel : public Model {
     b.attn.n_kv_heads = cfg_.kv_heads;
     b.attn.head_dim = cfg_.head_dim;
     b.attn.score_scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
-    // Positions of the current batch: slot − left padding (offsets_ is set per forward pass).
-    b.attn.rotary = [this](float* x, int64_t batch, int64_t len, int64_t heads, int64_t head_dim,
+    b.attn.rotary = [this](float* x, const RaggedBatch& rows, int64_t heads, int64_t head_dim,
                            int64_t pos0) {
-      apply_rope(x, batch, len, heads, head_dim, pos0, offsets_.data(), inv_freq_);
+      const std::vector<int64_t> positions = token_positions(rows, pos0);
+      apply_rope(x, rows.rows, heads, head_dim, positions.data(), inv_freq_);
     };
     b.ffn.gated = true;
     b.ffn.act = Activation::Silu;
@@ -352,8 +352,19 @@ class LlamaModel : public Model {
             name, cfg_.architecture);
   }
 
-  // Runs the decoder over x[batch, len, hidden] appended to the caches; the caller sets offsets_.
-  void forward(float* x, int64_t batch, int64_t len, std::vector<KvCache>& caches,
+  // Positions of the packed rows of a step starting at cache slot pos0: slot − left padding
+  // (offsets_ is set per batch).
+  std::vector<int64_t> token_positions(const RaggedBatch& rows, int64_t pos0) const {
+    std::vector<int64_t> positions;
+    positions.reserve(static_cast<size_t>(rows.rows));
+    for (int64_t b = 0; b < rows.batch; ++b)
+      for (int64_t i = 0; i < rows.count[b]; ++i)
+        positions.push_back(pos0 + rows.first[b] + i - offsets_[b]);
+    return positions;
+  }
+  // Runs the decoder over the packed rows x[rows.rows, hidden] appended to the caches; the
+  // caller sets offsets_.
+  void forward(float* x, const RaggedBatch& rows, std::vector<KvCache>& caches,
                const uint8_t* key_valid) const;
   // Final norm + LM head for the given hidden rows.
   std::vector<float> logits(const float* hidden, int64_t rows) const;
@@ -387,20 +398,20 @@ void residual(const NormLayer& norm, float* x, int64_t rows, int64_t d, F f) {
   add_inplace(x, out.data(), rows * d);
 }
 
-void LlamaModel::forward(float* x, int64_t batch, int64_t len, std::vector<KvCache>& caches,
+void LlamaModel::forward(float* x, const RaggedBatch& rows, std::vector<KvCache>& caches,
                          const uint8_t* key_valid) const {
-  const int64_t rows = batch * len, d = cfg_.hidden;
+  const int64_t d = cfg_.hidden;
   for (size_t l = 0; l < blocks_.size(); ++l) {
     const LlamaBlock& block = blocks_[l];
     KvCache& cache = caches[l];
-    residual(block.attn_norm, x, rows, d, [&](const float* h, float* out) {
+    residual(block.attn_norm, x, rows.rows, d, [&](const float* h, float* out) {
       const int64_t q_pos0 = cache.length;
-      append_kv(block.attn, h, batch, len, cache);
+      append_kv(block.attn, h, rows, cache);
       AttentionMask mask{.key_valid = key_valid, .causal = true, .q_pos0 = q_pos0};
-      attention_forward(block.attn, h, batch, len, cache, mask, out);
+      attention_forward(block.attn, h, rows, cache, mask, out);
     });
-    residual(block.ffn_norm, x, rows, d,
-             [&](const float* h, float* out) { feed_forward(block.ffn, h, rows, out); });
+    residual(block.ffn_norm, x, rows.rows, d,
+             [&](const float* h, float* out) { feed_forward(block.ffn, h, rows.rows, out); });
   }
 }
 
@@ -423,11 +434,12 @@ std::vector<Tensor> LlamaModel::label_logits(const std::vector<Example>& batch) 
     seqs.back().insert(seqs.back().end(), e.label_ids.begin(), e.label_ids.end());
   }
   const PaddedBatch p = pad_batch(seqs, std::max(tokenizer_->pad_id(), 0), /*left=*/false);
+  const RaggedBatch rows_of = RaggedBatch::of(p);
   offsets_ = p.offsets;
-  std::vector<float> x = embed(p.ids);
+  std::vector<float> x = embed(packed_ids(p));
   std::vector<KvCache> caches(blocks_.size());
   for (auto& c : caches) c.reset(p.batch, p.len, cfg_.kv_heads * cfg_.head_dim);
-  forward(x.data(), p.batch, p.len, caches, p.valid.data());
+  forward(x.data(), rows_of, caches, p.valid.data());
   // The logits at position t predict token t + 1: gather the rows before each label token and
   // run the LM head on those alone (the vocabulary is large; the other rows are not needed).
   const int64_t d = cfg_.hidden;
@@ -435,7 +447,7 @@ std::vector<Tensor> LlamaModel::label_logits(const std::vector<Example>& batch) 
   for (size_t b = 0; b < batch.size(); ++b) {
     const int64_t first = static_cast<int64_t>(batch[b].input_ids.size()) - 1;
     const int64_t n = static_cast<int64_t>(batch[b].label_ids.size());
-    const auto from = x.begin() + (b * p.len + first) * d;
+    const auto from = x.begin() + (rows_of.row0[b] + first) * d;
     rows.insert(rows.end(), from, from + n * d);
   }
   const std::vector<float> z = logits(rows.data(), static_cast<int64_t>(rows.size()) / d);
@@ -467,13 +479,15 @@ std::vector<std::vector<int32_t>> LlamaModel::generate(
   std::vector<uint8_t> valid(static_cast<size_t>(p.batch * capacity), 1);
   for (int64_t b = 0; b < p.batch; ++b) std::fill_n(valid.begin() + b * capacity, p.offsets[b], 0);
 
-  // Prefill: the whole prompt; its last position gives the first new token.
-  std::vector<float> x = embed(p.ids);
-  forward(x.data(), p.batch, p.len, caches, valid.data());
+  // Prefill: the whole prompt, packed; its last position gives the first new token.
+  const RaggedBatch prompt_rows = RaggedBatch::of(p);
+  std::vector<float> x = embed(packed_ids(p));
+  forward(x.data(), prompt_rows, caches, valid.data());
   std::vector<float> last(static_cast<size_t>(p.batch * cfg_.hidden));
   for (int64_t b = 0; b < p.batch; ++b)
-    std::copy_n(x.begin() + ((b + 1) * p.len - 1) * cfg_.hidden, cfg_.hidden,
-                last.begin() + b * cfg_.hidden);
+    std::copy_n(x.begin() + (prompt_rows.row0[b] + prompt_rows.count[b] - 1) * cfg_.hidden,
+                cfg_.hidden, last.begin() + b * cfg_.hidden);
+  const RaggedBatch step_rows = RaggedBatch::dense(p.batch, 1);
   std::vector<bool> finished(inputs.size(), false);
   size_t running = inputs.size();
   std::vector<int32_t> next(inputs.size(), std::max(tokenizer_->pad_id(), 0));
@@ -492,7 +506,7 @@ std::vector<std::vector<int32_t>> LlamaModel::generate(
     }
     if (step + 1 >= max_new_tokens || running == 0) break;
     last = embed(next);  // finished sequences keep decoding their last token; it is discarded
-    forward(last.data(), p.batch, 1, caches, valid.data());
+    forward(last.data(), step_rows, caches, valid.data());
   }
   return out;
 }

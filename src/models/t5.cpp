@@ -104,14 +104,13 @@ class T5Model : public Model {
     std::vector<ExampleLoss> losses(batch.size());
     if (batch.empty()) return losses;
     const PaddedBatch labels = padded_labels(batch);
-    const std::vector<float> logits = teacher_forced_logits(batch, labels);
+    const std::vector<float> logits = teacher_forced_logits(batch, labels);  // packed rows
     const int64_t vocab = cfg_.vocab_size;
-    for (int64_t b = 0; b < labels.batch; ++b) {
-      for (int64_t t = 0; t < labels.len; ++t) {
-        const size_t row = static_cast<size_t>(b * labels.len + t);
-        if (!labels.valid[row]) continue;  // label -100: ignored by the loss
-        const float* z = &logits[row * vocab];
-        losses[b].ce_sum += log_sum_exp(z, vocab) - z[labels.ids[row]];
+    int64_t row = 0;  // label padding (-100 in transformers) has no row: it is never scored
+    for (size_t b = 0; b < batch.size(); ++b) {
+      for (int32_t label : batch[b].label_ids) {
+        const float* z = &logits[static_cast<size_t>(row++ * vocab)];
+        losses[b].ce_sum += log_sum_exp(z, vocab) - z[label];
         losses[b].tokens += 1;
       }
     }
@@ -122,12 +121,13 @@ class T5Model : public Model {
     std::vector<Tensor> out;
     if (batch.empty()) return out;
     const PaddedBatch labels = padded_labels(batch);
-    const std::vector<float> logits = teacher_forced_logits(batch, labels);
+    const std::vector<float> logits = teacher_forced_logits(batch, labels);  // packed rows
     const int64_t vocab = cfg_.vocab_size;
-    for (int64_t b = 0; b < labels.batch; ++b) {
-      const int64_t n = static_cast<int64_t>(batch[b].label_ids.size());
-      const auto first = logits.begin() + b * labels.len * vocab;
+    auto first = logits.begin();
+    for (const Example& e : batch) {
+      const int64_t n = static_cast<int64_t>(e.label_ids.size());
       out.push_back(Tensor::from_f32(std::vector<float>(first, first + n * vocab), {n, vocab}));
+      first += n * vocab;
     }
     return out;
   }
@@ -186,14 +186,20 @@ class T5Model : public Model {
     return pad_batch(seqs, cfg_.pad_id);
   }
 
-  // Encoder output [batch, len, d_model] for padded input ids.
+  // Encoder output for the real tokens of `in`: packed rows [RaggedBatch::of(in).rows, d_model].
   std::vector<float> encode(const PaddedBatch& in) const;
   // Decoder hidden states -> logits [rows, vocab] (final norm, optional scaling, LM head).
   std::vector<float> lm_logits(std::vector<float> hidden, int64_t rows) const;
-  // One decoder block over x[batch, q_len, d] with its caches (self-attention appended to).
-  void decoder_block(const T5Block& block, float* x, int64_t batch, int64_t q_len,
-                     KvCache& self_cache, const KvCache& cross_cache, const uint8_t* enc_valid,
-                     const float* self_bias, int64_t q_pos0) const;
+  // One decoder block over the packed rows x with its caches (self-attention appended to).
+  void decoder_block(const T5Block& block, float* x, const RaggedBatch& rows, KvCache& self_cache,
+                     const KvCache& cross_cache, const uint8_t* enc_valid,
+                     const float* self_bias) const;
+  // Keys/values of the encoder output for one decoder block's cross-attention.
+  void fill_cross_cache(const AttentionLayer& cross, const std::vector<float>& enc,
+                        const PaddedBatch& enc_in, KvCache& cache) const {
+    cache.reset(enc_in.batch, enc_in.len, cross.kv_dim());
+    append_kv(cross, enc.data(), RaggedBatch::of(enc_in), cache);
+  }
   std::vector<float> teacher_forced_logits(const std::vector<Example>& batch,
                                            const PaddedBatch& labels) const;
   std::vector<float> embed(const std::vector<int32_t>& ids) const {
@@ -275,16 +281,17 @@ void residual(const NormLayer& norm, float* x, int64_t rows, int64_t d, F f) {
 }
 
 std::vector<float> T5Model::encode(const PaddedBatch& in) const {
-  const int64_t rows = in.batch * in.len, d = cfg_.d_model;
-  std::vector<float> x = embed(in.ids);
+  const RaggedBatch ragged = RaggedBatch::of(in);
+  const int64_t rows = ragged.rows, d = cfg_.d_model;
+  std::vector<float> x = embed(packed_ids(in));
   const std::vector<float> bias = relative_position_bias(encoder_.rel, in.len, in.len, 0);
   KvCache cache;
   for (const T5Block& block : encoder_.blocks) {
     residual(block.self_norm, x.data(), rows, d, [&](const float* h, float* out) {
       cache.reset(in.batch, in.len, block.self_attn.kv_dim());
-      append_kv(block.self_attn, h, in.batch, in.len, cache);
+      append_kv(block.self_attn, h, ragged, cache);
       AttentionMask mask{.key_valid = in.valid.data(), .bias = bias.data()};
-      attention_forward(block.self_attn, h, in.batch, in.len, cache, mask, out);
+      attention_forward(block.self_attn, h, ragged, cache, mask, out);
     });
     residual(block.ff_norm, x.data(), rows, d,
              [&](const float* h, float* out) { feed_forward(block.ff, h, rows, out); });
@@ -294,22 +301,22 @@ std::vector<float> T5Model::encode(const PaddedBatch& in) const {
   return y;
 }
 
-void T5Model::decoder_block(const T5Block& block, float* x, int64_t batch, int64_t q_len,
+void T5Model::decoder_block(const T5Block& block, float* x, const RaggedBatch& rows,
                             KvCache& self_cache, const KvCache& cross_cache,
-                            const uint8_t* enc_valid, const float* self_bias,
-                            int64_t q_pos0) const {
-  const int64_t rows = batch * q_len, d = cfg_.d_model;
-  residual(block.self_norm, x, rows, d, [&](const float* h, float* out) {
-    append_kv(block.self_attn, h, batch, q_len, self_cache);
+                            const uint8_t* enc_valid, const float* self_bias) const {
+  const int64_t d = cfg_.d_model;
+  residual(block.self_norm, x, rows.rows, d, [&](const float* h, float* out) {
+    const int64_t q_pos0 = self_cache.length;
+    append_kv(block.self_attn, h, rows, self_cache);
     AttentionMask mask{.causal = true, .q_pos0 = q_pos0, .bias = self_bias};
-    attention_forward(block.self_attn, h, batch, q_len, self_cache, mask, out);
+    attention_forward(block.self_attn, h, rows, self_cache, mask, out);
   });
-  residual(block.cross_norm, x, rows, d, [&](const float* h, float* out) {
+  residual(block.cross_norm, x, rows.rows, d, [&](const float* h, float* out) {
     AttentionMask mask{.key_valid = enc_valid};  // no position bias across the two stacks
-    attention_forward(block.cross_attn, h, batch, q_len, cross_cache, mask, out);
+    attention_forward(block.cross_attn, h, rows, cross_cache, mask, out);
   });
-  residual(block.ff_norm, x, rows, d,
-           [&](const float* h, float* out) { feed_forward(block.ff, h, rows, out); });
+  residual(block.ff_norm, x, rows.rows, d,
+           [&](const float* h, float* out) { feed_forward(block.ff, h, rows.rows, out); });
 }
 
 std::vector<float> T5Model::lm_logits(std::vector<float> hidden, int64_t rows) const {
@@ -332,24 +339,23 @@ std::vector<float> T5Model::teacher_forced_logits(const std::vector<Example>& ba
   }
   const PaddedBatch enc_in = pad_batch(inputs, cfg_.pad_id);
   const std::vector<float> enc = encode(enc_in);
-  // Decoder input = labels shifted right behind the start token; label padding becomes pad.
-  std::vector<int32_t> dec_ids(labels.ids.size());
-  for (int64_t b = 0; b < labels.batch; ++b) {
-    dec_ids[b * labels.len] = cfg_.decoder_start_id;
-    for (int64_t t = 1; t < labels.len; ++t)
-      dec_ids[b * labels.len + t] = labels.ids[b * labels.len + t - 1];
+  // Decoder input = labels shifted right behind the start token (packed: label padding, whose
+  // loss transformers ignores, is not computed at all).
+  std::vector<int32_t> dec_ids;
+  for (const Example& e : batch) {
+    dec_ids.push_back(cfg_.decoder_start_id);
+    dec_ids.insert(dec_ids.end(), e.label_ids.begin(), e.label_ids.end() - 1);
   }
+  const RaggedBatch rows = RaggedBatch::of(labels);
   std::vector<float> x = embed(dec_ids);
   const std::vector<float> bias = relative_position_bias(decoder_.rel, labels.len, labels.len, 0);
   KvCache self_cache, cross_cache;
   for (const T5Block& block : decoder_.blocks) {
     self_cache.reset(labels.batch, labels.len, block.self_attn.kv_dim());
-    cross_cache.reset(enc_in.batch, enc_in.len, block.cross_attn.kv_dim());
-    append_kv(block.cross_attn, enc.data(), enc_in.batch, enc_in.len, cross_cache);
-    decoder_block(block, x.data(), labels.batch, labels.len, self_cache, cross_cache,
-                  enc_in.valid.data(), bias.data(), 0);
+    fill_cross_cache(block.cross_attn, enc, enc_in, cross_cache);
+    decoder_block(block, x.data(), rows, self_cache, cross_cache, enc_in.valid.data(), bias.data());
   }
-  return lm_logits(std::move(x), labels.batch * labels.len);
+  return lm_logits(std::move(x), rows.rows);
 }
 
 std::vector<std::vector<int32_t>> T5Model::generate(const std::vector<std::vector<int32_t>>& inputs,
@@ -367,20 +373,19 @@ std::vector<std::vector<int32_t>> T5Model::generate(const std::vector<std::vecto
   const size_t layers = decoder_.blocks.size();
   std::vector<KvCache> self_caches(layers), cross_caches(layers);
   for (size_t l = 0; l < layers; ++l) {  // cross-attention keys/values: once per input
-    const AttentionLayer& cross = decoder_.blocks[l].cross_attn;
-    cross_caches[l].reset(batch, enc_in.len, cross.kv_dim());
-    append_kv(cross, enc.data(), batch, enc_in.len, cross_caches[l]);
+    fill_cross_cache(decoder_.blocks[l].cross_attn, enc, enc_in, cross_caches[l]);
     self_caches[l].reset(batch, max_new_tokens, decoder_.blocks[l].self_attn.kv_dim());
   }
   std::vector<int32_t> current(static_cast<size_t>(batch), cfg_.decoder_start_id);
   std::vector<bool> finished(static_cast<size_t>(batch), false);
   int64_t running = batch;
+  const RaggedBatch step_rows = RaggedBatch::dense(batch, 1);
   for (int64_t step = 0; step < max_new_tokens && running > 0; ++step) {
     std::vector<float> x = embed(current);
     const std::vector<float> bias = relative_position_bias(decoder_.rel, 1, step + 1, step);
     for (size_t l = 0; l < layers; ++l)
-      decoder_block(decoder_.blocks[l], x.data(), batch, 1, self_caches[l], cross_caches[l],
-                    enc_in.valid.data(), bias.data(), step);
+      decoder_block(decoder_.blocks[l], x.data(), step_rows, self_caches[l], cross_caches[l],
+                    enc_in.valid.data(), bias.data());
     const std::vector<float> logits = lm_logits(std::move(x), batch);
     for (int64_t b = 0; b < batch; ++b) {
       if (finished[b]) {

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "models/batch.h"
 #include "models/blocks.h"
 #include "models/linear.h"
 
@@ -121,6 +122,69 @@ TEST(Attention, CachedDecodingEqualsFullCausalPass) {
     for (int64_t b = 0; b < batch; ++b)
       for (int64_t i = 0; i < d; ++i)
         EXPECT_NEAR(step_y[b * d + i], expected[(b * len + t) * d + i], 1e-5f);
+  }
+}
+
+// A packed batch of sequences of different lengths (padding left or right, as generation and
+// scoring pad) gives each sequence what it gets alone. The large case takes the BLAS path of
+// attention, the small one the loop path; decoding below compares the two paths directly.
+void expect_packed_equals_alone(int64_t dh, std::vector<int64_t> lengths, bool left) {
+  const int64_t heads = 2, d = heads * dh;
+  const AttentionLayer layer = random_attention(d, heads, 1, dh, 41);
+  RelativePositionBias rel{random_values(8 * heads, 42), 8, 20, heads, false};
+  std::vector<std::vector<int32_t>> seqs;
+  for (int64_t n : lengths) seqs.emplace_back(static_cast<size_t>(n), 1);
+  const PaddedBatch padded = pad_batch(seqs, 0, left);
+  const RaggedBatch rows = RaggedBatch::of(padded);
+  const auto x = random_values(rows.rows * d, 43);
+  KvCache cache;
+  cache.reset(padded.batch, padded.len, layer.kv_dim());
+  append_kv(layer, x.data(), rows, cache);
+  const auto bias = relative_position_bias(rel, padded.len, padded.len, 0);
+  std::vector<float> y(rows.rows * d);
+  attention_forward(
+      layer, x.data(), rows, cache,
+      AttentionMask{.key_valid = padded.valid.data(), .causal = true, .bias = bias.data()},
+      y.data());
+  for (int64_t b = 0; b < padded.batch; ++b) {
+    const int64_t n = lengths[b];
+    const float* xb = &x[rows.row0[b] * d];
+    KvCache alone;
+    alone.reset(1, n, layer.kv_dim());
+    append_kv(layer, xb, 1, n, alone);
+    const auto bias_alone = relative_position_bias(rel, n, n, 0);
+    std::vector<float> y_alone(n * d);
+    attention_forward(layer, xb, 1, n, alone,
+                      AttentionMask{.causal = true, .bias = bias_alone.data()}, y_alone.data());
+    const std::vector<float> y_packed(y.begin() + rows.row0[b] * d,
+                                      y.begin() + (rows.row0[b] + n) * d);
+    expect_near(y_packed, y_alone, 1e-4f);
+  }
+}
+
+TEST(Attention, PackedBatchEqualsEachSequenceAlone) {
+  for (bool left : {false, true}) {
+    expect_packed_equals_alone(4, {3, 6, 1}, left);     // loop path
+    expect_packed_equals_alone(16, {90, 41, 7}, left);  // BLAS path (90·90·16 > 2^16)
+  }
+}
+
+TEST(Attention, LoopPathEqualsBlasPath) {
+  // A long causal pass (BLAS per head) against decoding it token by token (loops over heads).
+  const int64_t heads = 2, dh = 16, d = heads * dh, len = 90;
+  const AttentionLayer layer = random_attention(d, heads, 2, dh, 51);
+  const auto x = random_values(len * d, 52);
+  KvCache full, cache;
+  full.reset(1, len, layer.kv_dim());
+  append_kv(layer, x.data(), 1, len, full);
+  std::vector<float> expected(len * d), step_y(d);
+  attention_forward(layer, x.data(), 1, len, full, AttentionMask{.causal = true}, expected.data());
+  cache.reset(1, len, layer.kv_dim());
+  for (int64_t t = 0; t < len; ++t) {
+    append_kv(layer, &x[t * d], 1, 1, cache);
+    attention_forward(layer, &x[t * d], 1, 1, cache, AttentionMask{.causal = true, .q_pos0 = t},
+                      step_y.data());
+    for (int64_t i = 0; i < d; ++i) EXPECT_NEAR(step_y[i], expected[t * d + i], 1e-4f);
   }
 }
 
