@@ -359,14 +359,17 @@ std::string markdown(const std::vector<std::string>& tasks,
 }
 
 json settings_json(const BbhArgs& a, const std::vector<std::string>& pool) {
-  return {{"model", fs::absolute(a.model.model).lexically_normal().string()},
-          {"pool", pool},
-          {"sample", a.sample},
-          {"steps", a.steps},
-          {"loss_mode", a.loss_mode},
-          {"max_test", a.max_test},
-          {"max_new_tokens", a.max_new_tokens},
-          {"answer_stops", {"\n\n", "Q:"}}};
+  json s = {{"model", fs::absolute(a.model.model).lexically_normal().string()},
+            {"pool", pool},
+            {"sample", a.sample},
+            {"steps", a.steps},
+            {"loss_mode", a.loss_mode},
+            {"max_test", a.max_test},
+            {"max_new_tokens", a.max_new_tokens},
+            {"answer_stops", {"\n\n", "Q:"}}};
+  // Only when set, so that results cached by f32 runs before the option existed stay valid.
+  if (a.model.bf16) s["compute"] = "bf16";
+  return s;
 }
 
 void run(const BbhArgs& a) {
@@ -420,7 +423,7 @@ const Registrar reg("bbh", 60, [](CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "bbh", "BIG-Bench Hard: LoraHub vs zero-shot, ICL and module baselines (our split)");
   cmd->add_option("--model", a->model.model, "HF model directory")->required();
-  cmd->add_option("--threads", a->model.threads, "Compute threads (0 = all cores)");
+  a->model.add_compute_options(cmd);
   cmd->add_option("--lora-list", a->lora_list, "The module pool: one adapter directory per line")
       ->required();
   cmd->add_option("--data-dir", a->data_dir, "BBH data (tasks/, task-prompts/)")

@@ -47,7 +47,7 @@ struct TaskArgs {
     // Not model.add_options(): its --lora (one adapter to merge) means something else here.
     cmd->add_option("--model", model.model, "HF model directory (config.json, weights, tokenizer)")
         ->required();
-    cmd->add_option("--threads", model.threads, "Compute threads (0 = all cores)");
+    model.add_compute_options(cmd);
     cmd->add_option("--lora", lora, "LoRA module directories (PEFT adapters)");
     cmd->add_option("--lora-list", lora_list, "File with one module directory per line");
     cmd->add_option("--hub", hub, "Also every module a lorahub hub lists (URL; cached locally)");

@@ -8,7 +8,7 @@ namespace lorahub::cli {
 void ModelArgs::add_options(CLI::App* cmd) {
   cmd->add_option("--model", model, "HF model directory (config.json, weights, tokenizer)")
       ->required();
-  cmd->add_option("--threads", threads, "Compute threads (0 = all cores)")->capture_default_str();
+  add_compute_options(cmd);
   cmd->add_option("--lora", lora,
                   "PEFT adapter directory to merge into the model (e.g. the "
                   "output of lorahub learn)");
@@ -16,9 +16,17 @@ void ModelArgs::add_options(CLI::App* cmd) {
                 "Wrap each input in the model's chat template (user turn + generation prompt)");
 }
 
+void ModelArgs::add_compute_options(CLI::App* cmd) {
+  cmd->add_option("--threads", threads, "Compute threads (0 = all cores)")->capture_default_str();
+  cmd->add_flag("--bf16", bf16,
+                "bf16 weights and matrix products (oneDNN, f32 accumulation): about 2x faster, "
+                "half the memory; losses within 1e-2 relative of the f32 path");
+}
+
 std::unique_ptr<Model> ModelArgs::load() const {
   LoadOptions options;
   options.threads = threads;
+  options.bf16 = bf16;
   auto loaded = load_model(model, options);
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.
   if (!lora.empty()) loaded->merge_lora(to_lora_map(load_lora_module(lora)));

@@ -16,8 +16,11 @@ struct ModelArgs {
   int threads = 0;    // 0 = all cores
   std::string lora;   // a PEFT adapter directory (e.g. `lorahub learn --out`) merged in; "" = none
   bool chat = false;  // wrap inputs in the model's chat template (instruct models)
+  bool bf16 = false;  // bf16 weights and products (fast path) instead of f32 (reference path)
 
   void add_options(CLI::App* cmd);
+  // --threads and --bf16, for commands that define their own --model/--lora.
+  void add_compute_options(CLI::App* cmd);
   std::unique_ptr<Model> load() const;
   // The model input for a text: as is, or with --chat a user turn + generation prompt.
   std::string prompt(const Model& model, const std::string& input) const {

@@ -39,6 +39,14 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
   return f;
 }
 
+void release_file_pages(const void* data, size_t size) {
+  if (data == nullptr || size == 0) return;
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto begin = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
+  const auto end = reinterpret_cast<uintptr_t>(data) + size;
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // advice: errors harmless
+}
+
 MappedFile::~MappedFile() {
   if (data_ && size_) ::munmap(const_cast<std::byte*>(data_), size_);
 }

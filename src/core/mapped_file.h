@@ -28,10 +28,16 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Drops the pages of [data, data + size) of a read-only file mapping from memory (madvise
+// MADV_DONTNEED; they are read again from the file on the next access). Only for mappings made by
+// MappedFile: on anonymous memory it would zero the data.
+void release_file_pages(const void* data, size_t size);
+
 // Reads a whole (small) file into a string; throws Error naming the path.
 std::string read_text_file(const std::string& path);
 
-// Writes a file atomically: temp file in the same folder, fsync, rename. Never leaves a partial file.
+// Writes a file atomically: temp file in the same folder, fsync, rename. Never leaves a partial
+// file.
 void write_file_atomic(const std::string& path, std::span<const std::byte> data);
 void write_file_atomic(const std::string& path, const std::string& text);
 

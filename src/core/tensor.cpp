@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/mapped_file.h"
 
 namespace lorahub {
 
@@ -16,7 +17,13 @@ int64_t shape_numel(const Shape& s) {
   return n;
 }
 
-std::string shape_str(const Shape& s) { return fmt::format("[{}]", fmt::join(s, ", ")); }
+std::string shape_str(const Shape& s) {
+  return fmt::format("[{}]", fmt::join(s, ", "));
+}
+
+void Tensor::release_pages() const {
+  if (file_backed) release_file_pages(data, nbytes());
+}
 
 std::vector<float> Tensor::to_f32() const {
   const size_t n = static_cast<size_t>(numel());

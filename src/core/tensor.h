@@ -22,6 +22,7 @@ struct Tensor {
   Shape shape;
   const std::byte* data = nullptr;
   std::shared_ptr<const void> owner;  // keeps `data` alive
+  bool file_backed = false;           // `data` points into a read-only file mapping
 
   int64_t numel() const { return shape_numel(shape); }
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
@@ -29,6 +30,10 @@ struct Tensor {
 
   // New owned f32 tensor holding a copy; throws for non-float dtypes.
   std::vector<float> to_f32() const;
+  // For a file-backed tensor whose values were copied out: lets the kernel drop its pages from
+  // memory (they are read again from the file if touched), so that loading a model does not hold
+  // the file and the converted weights at once. No effect on other tensors.
+  void release_pages() const;
   const float* f32() const { return reinterpret_cast<const float*>(data); }
 
   // An owned tensor from values.

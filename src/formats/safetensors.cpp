@@ -171,6 +171,7 @@ Tensor SafetensorsFile::get(const std::string& name) const {
     t.shape = e.shape;
     t.data = src;
     t.owner = file_;
+    t.file_backed = true;
     return t;
   }
   Tensor copy = Tensor::owned(e.dtype, e.shape);

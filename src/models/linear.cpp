@@ -1,6 +1,7 @@
 #include "models/linear.h"
 
 #include "core/error.h"
+#include "core/half.h"
 #include "kernels/matmul.h"
 
 namespace lorahub {
@@ -23,7 +24,10 @@ const std::vector<LoraDelta>* find_deltas(const Linear& layer, const LoraMap* lo
 }  // namespace
 
 void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y) {
-  matmul_abt(x, layer.weight.data(), y, rows, layer.out, layer.in);
+  if (layer.weight_bf16.empty())
+    matmul_abt(x, layer.weight.data(), y, rows, layer.out, layer.in);
+  else
+    matmul_abt_bf16(x, layer.weight_bf16.data(), y, rows, layer.out, layer.in);
   if (!layer.bias.empty()) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t o = 0; o < layer.out; ++o) y[r * layer.out + o] += layer.bias[o];
@@ -38,6 +42,20 @@ void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y)
   }
 }
 
+void convert_to_bf16(Linear& layer) {
+  if (layer.weight.empty()) return;
+  layer.weight_bf16.resize(layer.weight.size());
+  f32_to_bf16(layer.weight.data(), layer.weight_bf16.data(), layer.weight.size());
+  std::vector<float>().swap(layer.weight);  // give the f32 copy's memory back
+}
+
+std::vector<float> weight_f32(const Linear& layer) {
+  if (layer.weight_bf16.empty()) return layer.weight;
+  std::vector<float> w(layer.weight_bf16.size());
+  bf16_to_f32(layer.weight_bf16.data(), w.data(), w.size());
+  return w;
+}
+
 void attach_lora(Linear& layer, const LoraMap* lora) {
   layer.lora = find_deltas(layer, lora);
   if (layer.lora)
@@ -47,12 +65,16 @@ void attach_lora(Linear& layer, const LoraMap* lora) {
 void merge_lora_into(Linear& layer, const LoraMap& lora) {
   const auto* deltas = find_deltas(layer, &lora);
   if (deltas == nullptr) return;
+  // bf16 weights: merged in f32 and rounded once, as PEFT merging into a bf16 model does.
+  const bool bf16 = !layer.weight_bf16.empty();
+  if (bf16) layer.weight = weight_f32(layer);
   for (const LoraDelta& d : *deltas) {
     check_delta(layer, d);
     std::vector<float> scaled_b(d.B);
     for (float& v : scaled_b) v *= d.scale;
     matmul_ab(scaled_b.data(), d.A.data(), layer.weight.data(), d.out, d.in, d.r, 1.0f);
   }
+  if (bf16) convert_to_bf16(layer);
 }
 
 }  // namespace lorahub

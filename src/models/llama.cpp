@@ -233,11 +233,11 @@ struct LlamaBlock {
 
 class LlamaModel : public Model {
  public:
-  LlamaModel(const LlamaConfig& config, const StateDict& weights,
+  LlamaModel(const LlamaConfig& config, const StateDict& weights, bool bf16,
              std::unique_ptr<BpeTokenizer> tokenizer)
       : cfg_(config), tokenizer_(std::move(tokenizer)) {
     inv_freq_ = rope_inv_freq(cfg_.head_dim, cfg_.rope_theta, cfg_.rope_scaling);
-    WeightReader r(weights);
+    WeightReader r(weights, bf16);
     embed_ = r.matrix("model.embed_tokens.weight", cfg_.vocab_size, cfg_.hidden);
     for (int64_t i = 0; i < cfg_.layers; ++i) blocks_.push_back(load_block(r, i));
     final_norm_ = r.norm("model.norm", cfg_.hidden, cfg_.eps);
@@ -245,6 +245,7 @@ class LlamaModel : public Model {
     const bool tied = cfg_.tied_embeddings || !weights.contains("lm_head.weight");
     lm_head_ = tied ? Linear{"lm_head", cfg_.hidden, cfg_.vocab_size, embed_, {}, nullptr}
                     : r.linear("lm_head", cfg_.hidden, cfg_.vocab_size);
+    if (bf16) convert_to_bf16(lm_head_);
     tied_head_ = tied;
     if (cfg_.eos_ids.empty()) cfg_.eos_ids = {tokenizer_->eos_id()};
     check(tokenizer_->vocab_size() <= cfg_.vocab_size,
@@ -525,7 +526,7 @@ std::vector<std::pair<std::string, Tensor>> LlamaModel::state_dict() const {
   add("model.norm.weight", final_norm_.weight, {cfg_.hidden});
   const_cast<LlamaModel*>(this)->for_each_linear([&](Linear& l) {
     if (&l == &lm_head_ && tied_head_) return;
-    add(l.name + ".weight", l.weight, {l.out, l.in});
+    add(l.name + ".weight", weight_f32(l), {l.out, l.in});
     if (!l.bias.empty()) add(l.name + ".bias", l.bias, {l.out});
   });
   return sd;
@@ -540,7 +541,7 @@ std::unique_ptr<Model> load_llama(const std::string& dir, const HfConfig& config
         "{}: no tokenizer: tokenizer.json not found (Llama-family models need it)", dir);
   auto tokenizer = BpeTokenizer::from_hf_dir(dir);
   const StateDict weights = load_model_weights(dir);
-  return std::make_unique<LlamaModel>(cfg, weights, std::move(tokenizer));
+  return std::make_unique<LlamaModel>(cfg, weights, options.bf16, std::move(tokenizer));
 }
 
 std::unique_ptr<Model> load_llama_gguf(const std::string& path, const LoadOptions& options) {
@@ -548,7 +549,7 @@ std::unique_ptr<Model> load_llama_gguf(const std::string& path, const LoadOption
   const LlamaConfig cfg = LlamaConfig::from_gguf(gguf);
   auto tokenizer = BpeTokenizer::from_gguf(gguf);
   const StateDict weights = gguf_to_hf_state_dict(gguf, cfg);
-  return std::make_unique<LlamaModel>(cfg, weights, std::move(tokenizer));
+  return std::make_unique<LlamaModel>(cfg, weights, options.bf16, std::move(tokenizer));
 }
 
 }  // namespace lorahub

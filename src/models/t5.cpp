@@ -76,10 +76,10 @@ struct T5Stack {
 
 class T5Model : public Model {
  public:
-  T5Model(const T5Config& config, const StateDict& weights,
+  T5Model(const T5Config& config, const StateDict& weights, bool bf16,
           std::unique_ptr<SentencePieceTokenizer> tokenizer)
       : cfg_(config), tokenizer_(std::move(tokenizer)) {
-    WeightReader reader(weights);
+    WeightReader reader(weights, bf16);
     shared_ = reader.matrix(
         weights.contains("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight",
         cfg_.vocab_size, cfg_.d_model);
@@ -90,6 +90,7 @@ class T5Model : public Model {
     lm_head_ = untied_head_
                    ? reader.linear("lm_head", cfg_.d_model, cfg_.vocab_size)
                    : Linear{"lm_head", cfg_.d_model, cfg_.vocab_size, shared_, {}, nullptr};
+    if (bf16) convert_to_bf16(lm_head_);
   }
 
   std::string architecture() const override { return "t5"; }
@@ -169,9 +170,9 @@ class T5Model : public Model {
       for (auto& b : stack->blocks) {
         for (auto* a : {&b.self_attn, &b.cross_attn})
           for (auto* l : {&a->q, &a->k, &a->v, &a->o})
-            if (!l->weight.empty()) f(*l);  // encoder blocks have no cross-attention
+            if (l->has_weight()) f(*l);  // encoder blocks have no cross-attention
         for (auto* l : {&b.ff.gate, &b.ff.up, &b.ff.down})
-          if (!l->weight.empty()) f(*l);  // ungated feed-forward has no `up`
+          if (l->has_weight()) f(*l);  // ungated feed-forward has no `up`
       }
     }
     f(self.lm_head_);
@@ -430,7 +431,7 @@ std::vector<std::pair<std::string, Tensor>> T5Model::state_dict() const {
     add(std::string(prefix) + ".final_layer_norm.weight", stack->final_norm.weight, {cfg_.d_model});
   }
   for_each_linear(*this, [&](const Linear& l) {
-    if (&l != &lm_head_ || untied_head_) add(l.name + ".weight", l.weight, {l.out, l.in});
+    if (&l != &lm_head_ || untied_head_) add(l.name + ".weight", weight_f32(l), {l.out, l.in});
   });
   return sd;
 }
@@ -446,12 +447,10 @@ std::string find_spiece_model(const std::string& dir) {
 
 std::unique_ptr<Model> load_t5(const std::string& dir, const HfConfig& config,
                                const LoadOptions& options) {
-  // The bf16 compute path (benchmark issue) is not there yet: say so rather than ignore it.
-  check(!options.bf16, "{}: bf16 compute is not implemented for T5 yet (use the f32 path)", dir);
   const T5Config cfg = T5Config::from_hf(config);
   auto tokenizer = SentencePieceTokenizer::load(find_spiece_model(dir));
   const StateDict weights = load_model_weights(dir);
-  return std::make_unique<T5Model>(cfg, weights, std::move(tokenizer));
+  return std::make_unique<T5Model>(cfg, weights, options.bf16, std::move(tokenizer));
 }
 
 }  // namespace lorahub

@@ -11,7 +11,9 @@ std::vector<float> WeightReader::tensor(const std::string& name, const Shape& sh
   check(t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16,
         "{}: tensor '{}' has dtype {}, expected F32, F16 or BF16", weights_.source(), name,
         dtype_name(t.dtype));
-  return t.to_f32();
+  std::vector<float> values = t.to_f32();
+  t.release_pages();  // the copy is all we keep: peak memory stays near the model's size
+  return values;
 }
 
 Linear WeightReader::linear(const std::string& module, int64_t in, int64_t out,
@@ -22,6 +24,7 @@ Linear WeightReader::linear(const std::string& module, int64_t in, int64_t out,
   l.out = out;
   l.weight = matrix(module + ".weight", out, in);
   if (with_bias) l.bias = tensor(module + ".bias", {out});
+  if (bf16_) convert_to_bf16(l);
   return l;
 }
 

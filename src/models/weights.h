@@ -13,7 +13,9 @@ namespace lorahub {
 
 class WeightReader {
  public:
-  explicit WeightReader(const StateDict& weights) : weights_(weights) {}
+  // bf16: linear layers are held as bf16 (LoadOptions::bf16); norms and embeddings stay f32.
+  explicit WeightReader(const StateDict& weights, bool bf16 = false)
+      : weights_(weights), bf16_(bf16) {}
 
   // The tensor `name`, which must have exactly `shape`, as f32 values.
   std::vector<float> tensor(const std::string& name, const Shape& shape) const;
@@ -22,13 +24,14 @@ class WeightReader {
   }
 
   // `<module>.weight` [out, in] (and `<module>.bias` [out] when with_bias) as a Linear named
-  // module.
+  // module, in bf16 when the reader was made so.
   Linear linear(const std::string& module, int64_t in, int64_t out, bool with_bias = false) const;
   // `<module>.weight` [dim] as an RMS norm.
   NormLayer norm(const std::string& module, int64_t dim, float eps) const;
 
  private:
   const StateDict& weights_;
+  bool bf16_;
 };
 
 }  // namespace lorahub

@@ -57,6 +57,33 @@ TEST(Linear, LoraUnmergedEqualsMerged) {
   EXPECT_GT(changed, 0.1f);  // the deltas did something
 }
 
+TEST(Linear, Bf16WeightsStayWithinRoundingOfF32) {
+  // bf16 keeps 8 bits of mantissa: each product is off by at most ~2^-8 relative, and the sum of
+  // `in` such products by ~2^-8 · sqrt(in) · |x||w| typical. LoRA (side path and merged) works the
+  // same way on bf16 layers.
+  const int64_t in = 64, out = 16, rows = 4;
+  Linear f32 = random_linear("model.layers.0.self_attn.q_proj", in, out, 61);
+  Linear bf16 = f32;
+  convert_to_bf16(bf16);
+  EXPECT_TRUE(bf16.weight.empty());
+  EXPECT_TRUE(bf16.has_weight());
+  const auto x = random_values(rows * in, 62);
+  LoraMap lora;
+  lora[f32.name] = {random_delta(in, out, 4, 0.5f, 63)};
+  std::vector<float> y32(rows * out), y16(rows * out), merged(rows * out);
+  attach_lora(f32, &lora);
+  attach_lora(bf16, &lora);
+  linear_forward(f32, x.data(), rows, y32.data());
+  linear_forward(bf16, x.data(), rows, y16.data());
+  expect_near(y16, y32, 0.05f);  // |y| ~ 0.5·0.5·sqrt(64) = 2; 2^-8·2·sqrt(64)/sqrt(3) ≈ 0.04
+  attach_lora(bf16, nullptr);
+  merge_lora_into(bf16, lora);
+  EXPECT_TRUE(bf16.weight.empty());  // still bf16 after merging
+  linear_forward(bf16, x.data(), rows, merged.data());
+  expect_near(merged, y32, 0.05f);
+  EXPECT_EQ(weight_f32(bf16).size(), static_cast<size_t>(in * out));
+}
+
 TEST(Linear, LayersWithoutDeltasAreUntouched) {
   Linear layer = random_linear("decoder.block.0.layer.2.DenseReluDense.wo", 4, 3, 5);
   const auto before = layer.weight;
