@@ -6,7 +6,7 @@ Writes RESULTS (default bench/results/latest.json, exactly the schema of the iss
 beside it (*-details.json: every number and command), and the table in bench/README.md.
 A missing `lorahub` binary or subcommand is reported as missing, never as a crash.
 
-Usage: python bench/run.py [--size large|tiny] [--steps 40] [--w2-examples 100] [--skip-w2] [--w3-bf16]
+Usage: python bench/run.py [--size large|tiny] [--steps 40] [--w2-examples 100] [--skip-w2] [--fp32]
                            [--lorahub PATH] [--bench-bin DIR] [--results PATH] [--no-readme]
 """
 import argparse
@@ -96,6 +96,10 @@ class Bench:
     def ours(self, name, *argv):
         return run_measured([self.args.lorahub, *argv], self.dir / f"ours-{name}.log")
 
+    def compute_flags(self):
+        """Our fast path (bf16 weights and products) unless --fp32 asks for the reference path."""
+        return [] if self.args.fp32 else ["--bf16"]
+
     # ---- W1 -------------------------------------------------------------------------------
     def w1(self):
         w = self.work
@@ -104,7 +108,8 @@ class Bench:
             out = self.dir / "ours-learned"
             ours = self.ours("learn", "learn", "--model", w["model"], "--lora", *w["modules"],
                              "--examples", w["few_shot"], "--steps", self.args.steps,
-                             "--seed", 42, "--optimizer", "cobyla", "--out", out)
+                             "--seed", 42, "--optimizer", "cobyla", "--out", out,
+                             *self.compute_flags())
             learned = out / "weights.json"
             ours["weights"] = json.loads(learned.read_text()) if ours["rc"] == 0 else None
         else:
@@ -121,11 +126,18 @@ class Bench:
                 "objective_abs_diff": objectives.get("max_abs_diff")}
 
     def compare_objectives(self, ours, ref, ref_adapter):
-        """Both objectives at equal weights: ours' returned weights and the reference's."""
+        """Both objectives at equal weights: ours' returned weights and the reference's. Ours is
+        computed on the f32 reference path (`lorahub objective`), which must agree within 1e-4;
+        the value the (bf16) search itself reported is recorded beside it."""
         points = []  # (label, weights file, our objective there)
         if ours and ours.get("weights"):
-            points.append(("our weights", self.dir / "ours-learned" / "weights.json",
-                           ours["weights"].get("objective")))
+            searched = ours["weights"].get("objective")
+            f32 = self.our_objective(ours["weights"]["weights"])
+            self.details["search_objective"] = {
+                "compute": "fp32" if self.args.fp32 else "bf16", "value": searched,
+                "fp32_value": f32,
+                "relative_diff": abs(searched - f32) / abs(f32) if f32 and searched else None}
+            points.append(("our weights", self.dir / "ours-learned" / "weights.json", f32))
         if ref["report"]:
             points.append(("reference weights", ref_adapter / "weights.json",
                            self.our_objective(ref["report"]["weights"])))
@@ -165,7 +177,7 @@ class Bench:
         if has_subcommand(self.args.lorahub, "generate"):
             ours = self.ours("generate", "generate", *self.composed_model_args(adapter),
                              "--data", self.work["test"], "--batch-size", 10,
-                             "--max-new-tokens", 256, "--json")
+                             "--max-new-tokens", 256, "--json", *self.compute_flags())
         else:
             self.missing(f"{self.args.lorahub} generate (W2 ours)")
         ref_s = ref["report"]["seconds"] if ref["report"] else None
@@ -217,9 +229,7 @@ class Bench:
             self.missing(f"{peak_bin} (W3 matmul peak)")
         forwards = {}
         if forward_bin.is_file():
-            # bf16 only on request: until the models honour LoadOptions.bf16, a "bf16" run
-            # would time the fp32 path and be compared with the bf16 peak.
-            for dtype in ["fp32", "bf16"] if self.args.w3_bf16 else ["fp32"]:
+            for dtype in ["fp32"] if self.args.fp32 else ["fp32", "bf16"]:
                 flag = ["--bf16"] if dtype == "bf16" else []
                 r = run_measured([forward_bin, "--model", self.work["model"], "--data",
                                   self.work["few_shot"], "--seconds", 10, *flag],
@@ -260,8 +270,9 @@ def main():
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--w2-examples", type=int, default=100)
     ap.add_argument("--skip-w2", action="store_true")
-    ap.add_argument("--w3-bf16", action="store_true",
-                    help="also time the forward with LoadOptions.bf16 (once the models use it)")
+    ap.add_argument("--fp32", action="store_true",
+                    help="run our side on the f32 reference path only (default: --bf16, our fast "
+                         "path, with objectives checked on the f32 path)")
     ap.add_argument("--lorahub", default=os.environ.get("LORAHUB_BIN", str(ROOT / "build" / "bin" / "lorahub")))
     ap.add_argument("--bench-bin", default=str(ROOT / "build" / "bin"))
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
