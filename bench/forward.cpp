@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/allocator.h"
 #include "core/error.h"
 #include "models/model.h"
 
@@ -123,6 +124,7 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) try {
   Options o = parse(argc, argv);
+  lorahub::keep_freed_memory_for_reuse();  // as the lorahub CLI does
   auto model = lorahub::load_model(o.model, {.bf16 = o.bf16, .threads = o.threads});
   auto batch = read_examples(*model, o.data);
   Shape shape = read_shape(o.model);

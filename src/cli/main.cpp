@@ -10,6 +10,7 @@
 #include <exception>
 
 #include "cli/command.h"
+#include "core/allocator.h"
 #include "core/error.h"
 
 namespace lorahub::cli {
@@ -20,19 +21,23 @@ std::vector<CommandEntry>& command_registry() {
 }  // namespace lorahub::cli
 
 namespace {
-// libgomp reads OMP_WAIT_POLICY once, when it is loaded (before main). Its default lets idle
-// threads spin, which on a busy 2-core machine made a forward pass up to 75x slower
-// (bench/README.md). When the user has not chosen a policy, re-run ourselves once with PASSIVE.
-void prefer_passive_omp_wait(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
-  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+// libgomp reads its wait policy once, when it is loaded (before main). Its default lets idle
+// threads spin for ~300k rounds, which on a busy 2-core machine made a forward pass up to 75x
+// slower (bench/README.md); OMP_WAIT_POLICY=PASSIVE (sleep at once) fixes that but costs a
+// wake-up per parallel region: SmolLM2 generation took 7.9 s instead of 6.5 s on a quiet machine.
+// A short spin (GOMP_SPINCOUNT=30000, some microseconds) keeps the speed of spinning without
+// burning a busy machine. When the user has chosen neither, re-run ourselves once with it.
+void prefer_short_omp_spin(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
+  ::setenv("GOMP_SPINCOUNT", "30000", 1);
   ::execv("/proc/self/exe", argv);  // returns only on failure: carry on with the default policy
 }
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace lorahub::cli;
-  prefer_passive_omp_wait(argv);
+  prefer_short_omp_spin(argv);
+  lorahub::keep_freed_memory_for_reuse();
   CLI::App app{"lorahub: compose LoRA modules for unseen tasks from a few examples (LoraHub)"};
   app.set_version_flag("--version", std::string("lorahub ") + LORAHUB_VERSION);
   app.require_subcommand(1);

@@ -27,23 +27,25 @@ void rms_norm(const float* x, const float* weight, float* y, int64_t rows, int64
   }
 }
 
+void softmax_row(float* x, int64_t n) {
+  const float max = *std::max_element(x, x + n);
+  if (max == -std::numeric_limits<float>::infinity()) {
+    std::fill(x, x + n, 0.0f);
+    return;
+  }
+  float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t i = 0; i < n; ++i) {
+    x[i] = exp_f32(x[i] - max);
+    sum += x[i];
+  }
+  const float inv = 1.0f / sum;
+  for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
 void softmax_rows(float* x, int64_t rows, int64_t n) {
 #pragma omp parallel for schedule(static) if (rows * n > kParallelMin)
-  for (int64_t r = 0; r < rows; ++r) {
-    float* xr = x + r * n;
-    const float max = *std::max_element(xr, xr + n);
-    if (max == -std::numeric_limits<float>::infinity()) {
-      std::fill(xr, xr + n, 0.0f);
-      continue;
-    }
-    float sum = 0.0f;
-    for (int64_t i = 0; i < n; ++i) {
-      xr[i] = std::exp(xr[i] - max);
-      sum += xr[i];
-    }
-    const float inv = 1.0f / sum;
-    for (int64_t i = 0; i < n; ++i) xr[i] *= inv;
-  }
+  for (int64_t r = 0; r < rows; ++r) softmax_row(x + r * n, n);
 }
 
 double log_sum_exp(const float* x, int64_t n) {
@@ -64,18 +66,21 @@ Activation activation_from_name(const std::string& name) {
 namespace {
 float gelu_tanh(float x) {  // transformers NewGELUActivation
   constexpr float kSqrt2OverPi = 0.7978845608028654f;
-  return 0.5f * x * (1.0f + std::tanh(kSqrt2OverPi * (x + 0.044715f * x * x * x)));
+  // 0.5·(1 + tanh u) = 1 / (1 + e^{-2u}): no cancellation, and exp_f32 vectorizes where
+  // std::tanh does not.
+  const float u = kSqrt2OverPi * (x + 0.044715f * x * x * x);
+  return x / (1.0f + exp_f32(-2.0f * u));
 }
 float gelu_erf(float x) {
   return 0.5f * x * (1.0f + std::erf(x * 0.7071067811865476f));
 }
 float silu(float x) {
-  return x / (1.0f + std::exp(-x));
+  return x / (1.0f + exp_f32(-x));
 }
 
 template <typename F>
 void map_inplace(float* x, int64_t n, F f) {
-#pragma omp parallel for schedule(static) if (n > kParallelMin)
+#pragma omp parallel for simd schedule(static) if (n > kParallelMin)
   for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]);
 }
 }  // namespace

@@ -97,10 +97,15 @@ void attend_head_blas(const AttentionLayer& layer, const HeadView& h, bool causa
 // threads instead of many tiny BLAS calls one after another.
 void attend_head_loops(const AttentionLayer& layer, const HeadView& h, bool causal, float* scores) {
   const int64_t hd = layer.head_dim;
+  // Keys before the first valid one are a left-padded prompt's padding: masked, never computed.
+  int64_t first_key = 0;
+  if (h.key_valid)
+    while (first_key < h.k_len && !h.key_valid[first_key]) ++first_key;
   for (int64_t i = 0; i < h.q_len; ++i) {
     const float* q = h.q + i * h.q_stride;
     float* row = scores + i * h.k_len;
-    for (int64_t j = 0; j < h.k_len; ++j) {
+    std::fill_n(row, first_key, 0.0f);
+    for (int64_t j = first_key; j < h.k_len; ++j) {
       const float* k = h.k + j * h.kv_stride;
       float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
@@ -108,13 +113,13 @@ void attend_head_loops(const AttentionLayer& layer, const HeadView& h, bool caus
       row[j] = dot;
     }
     mask_scores(layer, h, causal, i, row);
+    softmax_row(row, h.k_len);  // not softmax_rows: this already runs inside a parallel loop
   }
-  softmax_rows(scores, h.q_len, h.k_len);
   for (int64_t i = 0; i < h.q_len; ++i) {
     float* out = h.out + i * h.q_stride;
     std::fill_n(out, hd, 0.0f);
     const float* p = scores + i * h.k_len;
-    for (int64_t j = 0; j < h.k_len; ++j) {
+    for (int64_t j = first_key; j < h.k_len; ++j) {
       if (p[j] == 0.0f) continue;  // masked keys (exp(-inf)) add nothing
       const float* v = h.v + j * h.kv_stride;
 #pragma omp simd

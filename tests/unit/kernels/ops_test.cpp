@@ -81,6 +81,17 @@ TEST(Softmax, FullyMaskedRowIsZero) {
   EXPECT_EQ(x[1], 0.0f);
 }
 
+TEST(ExpF32, WithinTwoUlpOfStdExp) {
+  for (float x = -87.3f; x <= 88.3f; x += 0.0137f) {
+    const float want = std::exp(x), got = exp_f32(x);
+    EXPECT_LE(std::abs(got - want), 2.0f * (std::nextafter(want, INFINITY) - want)) << "x = " << x;
+  }
+  EXPECT_EQ(exp_f32(0.0f), 1.0f);
+  EXPECT_EQ(exp_f32(-INFINITY), 0.0f);  // masked attention scores
+  EXPECT_EQ(exp_f32(-100.0f), 0.0f);
+  EXPECT_GT(exp_f32(100.0f), 1e38f);  // saturates near FLT_MAX instead of overflowing
+}
+
 TEST(LogSumExp, StableForLargeValues) {
   const std::vector<float> x = {1000.0f, 1000.0f};
   EXPECT_NEAR(log_sum_exp(x.data(), 2), 1000.0 + std::log(2.0), 1e-9);
