@@ -204,7 +204,8 @@ Objective few_shot_objective(const TaskRun& run, const ModuleSet& modules) {
 }
 
 json run_lorahub(const TaskRun& run, const std::string& optimizer, uint64_t seed) {
-  const ModuleSet modules = ModuleSet::load(sample_modules(run.pool, run.args.sample, seed));
+  const ModuleSet modules =
+      ModuleSet::load(sample_modules(run.pool, run.args.sample, seed), run.args.model.bf16);
   Objective objective = few_shot_objective(run, modules);
   LearnOptions options;
   options.optimizer = optimizer;
@@ -224,7 +225,8 @@ json run_lorahub(const TaskRun& run, const std::string& optimizer, uint64_t seed
 // The sampled modules averaged: each weight 1/k (a convex combination, the natural
 // "no learning" counterpart of LoraHub's learned weights).
 json run_uniform(const TaskRun& run, uint64_t seed) {
-  const ModuleSet modules = ModuleSet::load(sample_modules(run.pool, run.args.sample, seed));
+  const ModuleSet modules =
+      ModuleSet::load(sample_modules(run.pool, run.args.sample, seed), run.args.model.bf16);
   const std::vector<double> weights(modules.size(), 1.0 / modules.size());
   json result = evaluate_with(run, compose(modules, weights));
   result["modules"] = modules.paths();
@@ -234,7 +236,7 @@ json run_uniform(const TaskRun& run, uint64_t seed) {
 
 // Every pool module alone (weight 1) scored on the few-shot examples; the lowest loss wins.
 json run_best_single(const TaskRun& run) {
-  const ModuleSet modules = ModuleSet::load(run.pool);
+  const ModuleSet modules = ModuleSet::load(run.pool, run.args.model.bf16);
   Objective objective = few_shot_objective(run, modules);
   std::vector<double> losses;
   for (size_t i = 0; i < modules.size(); ++i) {

@@ -94,7 +94,7 @@ Task load_task(const TaskArgs& a) {
     check(!fetched.empty(), "--hub {}: no module matches the filter", a.hub);
     dirs.insert(dirs.end(), fetched.begin(), fetched.end());
   }
-  t.modules = ModuleSet::load(select_modules(dirs, a.lora_list, a.sample, a.seed));
+  t.modules = ModuleSet::load(select_modules(dirs, a.lora_list, a.sample, a.seed), a.model.bf16);
   t.model = a.model.load();
   std::vector<Example> examples;
   for (const TextExample& row : t.rows)

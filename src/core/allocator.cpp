@@ -5,7 +5,9 @@
 namespace lorahub {
 
 void keep_freed_memory_for_reuse() {
-  constexpr int kHeapBlockLimit = 256 << 20;  // model weights above this still get their own mmap
+  // Activations of a step stay under this; the f32 copies of large weights made while loading
+  // (131 MB for T5-large's embedding) are above it, so freeing them returns the memory at once.
+  constexpr int kHeapBlockLimit = 32 << 20;
   ::mallopt(M_MMAP_THRESHOLD, kHeapBlockLimit);
   ::mallopt(M_TRIM_THRESHOLD, 2 * kHeapBlockLimit);
 }

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/half.h"
 
 namespace lorahub {
 
@@ -18,15 +19,22 @@ LoraModule compose_module(const ModuleSet& set, const std::vector<double>& w) {
   check_weights(w, "compose");
   LoraModule out = set[0];
   for (size_t t = 0; t < out.tensors.size(); ++t) {
-    std::vector<float>& acc = out.tensors[t].values;
+    LoraTensor& tensor = out.tensors[t];
+    tensor.values = tensor.f32();  // the composed adapter is f32 whatever the pool holds
+    tensor.bf16.clear();
+    std::vector<float>& acc = tensor.values;
     // The reference multiplies each f32 tensor by a Python float (torch rounds it to f32) and
     // adds in module order; doing the same keeps us bit-close to it.
     const float w0 = static_cast<float>(w[0]);
     for (float& v : acc) v *= w0;
     for (size_t i = 1; i < set.size(); ++i) {
       const float wi = static_cast<float>(w[i]);
-      const std::vector<float>& src = set[i].tensors[t].values;
-      for (size_t k = 0; k < acc.size(); ++k) acc[k] += wi * src[k];
+      const LoraTensor& src = set[i].tensors[t];
+      if (src.bf16.empty()) {
+        for (size_t k = 0; k < acc.size(); ++k) acc[k] += wi * src.values[k];
+      } else {
+        for (size_t k = 0; k < acc.size(); ++k) acc[k] += wi * bf16_to_f32(src.bf16[k]);
+      }
     }
   }
   return out;
@@ -57,8 +65,8 @@ LoraMap to_lora_map(const LoraModule& module) {
     d.r = p.a->shape[0];
     d.in = p.a->shape[1];
     d.out = p.b->shape[0];
-    d.A = p.a->values;
-    d.B = p.b->values;
+    d.A = p.a->f32();
+    d.B = p.b->f32();
     d.scale = p.a->scale;
     map[layer].push_back(std::move(d));
   }

@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "core/mapped_file.h"
 
 namespace lorahub {
@@ -48,7 +49,7 @@ LoraModule load_lora_module(const std::string& dir) {
 
 StateDict module_state_dict(const LoraModule& module) {
   StateDict dict(module.path);
-  for (const LoraTensor& t : module.tensors) dict.add(t.key, Tensor::from_f32(t.values, t.shape));
+  for (const LoraTensor& t : module.tensors) dict.add(t.key, Tensor::from_f32(t.f32(), t.shape));
   return dict;
 }
 
@@ -91,23 +92,43 @@ void check_compatible(const LoraModule& first, const LoraModule& other) {
   }
 }
 
-ModuleSet ModuleSet::from_modules(std::vector<LoraModule> modules) {
+std::vector<float> LoraTensor::f32() const {
+  if (bf16.empty()) return values;
+  std::vector<float> out(bf16.size());
+  bf16_to_f32(bf16.data(), out.data(), out.size());
+  return out;
+}
+
+namespace {
+void hold_as_bf16(LoraModule& module) {
+  for (LoraTensor& t : module.tensors) {
+    t.bf16.resize(t.values.size());
+    f32_to_bf16(t.values.data(), t.bf16.data(), t.values.size());
+    std::vector<float>().swap(t.values);
+  }
+}
+}  // namespace
+
+ModuleSet ModuleSet::from_modules(std::vector<LoraModule> modules, bool bf16) {
   check(!modules.empty(), "no LoRA modules given (use --lora DIR... or --lora-list FILE)");
   for (size_t i = 1; i < modules.size(); ++i) check_compatible(modules[0], modules[i]);
+  if (bf16)
+    for (LoraModule& m : modules) hold_as_bf16(m);
   ModuleSet set;
   set.modules_ = std::move(modules);
   return set;
 }
 
-ModuleSet ModuleSet::load(const std::vector<std::string>& dirs) {
+ModuleSet ModuleSet::load(const std::vector<std::string>& dirs, bool bf16) {
   check(!dirs.empty(), "no LoRA modules given (use --lora DIR... or --lora-list FILE)");
   std::vector<LoraModule> modules;
   for (const std::string& dir : dirs) {
     modules.push_back(load_lora_module(dir));
+    if (bf16) hold_as_bf16(modules.back());  // as we go: the f32 pool is never all in memory
     // Check as we go, so that a bad module is named before the rest are read.
     if (modules.size() > 1) check_compatible(modules[0], modules.back());
   }
-  return from_modules(std::move(modules));
+  return from_modules(std::move(modules));  // already bf16 when asked
 }
 
 std::vector<std::string> ModuleSet::paths() const {

@@ -6,9 +6,39 @@
 #include <limits>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "kernels/matmul.h"
 
 namespace lorahub {
+
+std::vector<float> Embedding::lookup(const std::vector<int32_t>& ids) const {
+  std::vector<float> x(ids.size() * static_cast<size_t>(dim));
+  const auto count = static_cast<int64_t>(ids.size());
+  if (bf16.empty()) {
+    embedding_lookup(f32.data(), rows, dim, ids.data(), count, x.data());
+    return x;
+  }
+  for (int64_t t = 0; t < count; ++t) {
+    check(ids[t] >= 0 && ids[t] < rows, "token id {} is outside the embedding table of {} rows",
+          ids[t], rows);
+    bf16_to_f32(&bf16[static_cast<size_t>(ids[t] * dim)], &x[static_cast<size_t>(t * dim)],
+                static_cast<size_t>(dim));
+  }
+  return x;
+}
+
+std::vector<float> Embedding::values() const {
+  if (bf16.empty()) return f32;
+  std::vector<float> out(bf16.size());
+  bf16_to_f32(bf16.data(), out.data(), out.size());
+  return out;
+}
+
+void Embedding::convert_to_bf16() {
+  bf16.resize(f32.size());
+  f32_to_bf16(f32.data(), bf16.data(), f32.size());
+  std::vector<float>().swap(f32);
+}
 
 void norm_forward(const NormLayer& norm, const float* x, int64_t rows, float* y) {
   rms_norm(x, norm.weight.data(), y, rows, static_cast<int64_t>(norm.weight.size()), norm.eps);

@@ -16,6 +16,19 @@
 
 namespace lorahub {
 
+// A token embedding table [rows, dim]: f32 (the reference path) or, after convert_to_bf16(), bf16
+// (the fast path: half the memory; rows are widened to f32 as they are looked up).
+struct Embedding {
+  int64_t rows = 0, dim = 0;
+  std::vector<float> f32;
+  std::vector<uint16_t> bf16;
+
+  // x[ids.size(), dim]; throws Error for an id outside the table.
+  std::vector<float> lookup(const std::vector<int32_t>& ids) const;
+  std::vector<float> values() const;  // the table as f32, however it is held
+  void convert_to_bf16();
+};
+
 struct NormLayer {  // RMSNorm without bias (T5LayerNorm, LlamaRMSNorm)
   std::vector<float> weight;
   float eps = 1e-6f;

@@ -238,15 +238,22 @@ class LlamaModel : public Model {
       : cfg_(config), tokenizer_(std::move(tokenizer)) {
     inv_freq_ = rope_inv_freq(cfg_.head_dim, cfg_.rope_theta, cfg_.rope_scaling);
     WeightReader r(weights, bf16);
-    embed_ = r.matrix("model.embed_tokens.weight", cfg_.vocab_size, cfg_.hidden);
+    embed_.rows = cfg_.vocab_size;
+    embed_.dim = cfg_.hidden;
+    embed_.f32 = r.matrix("model.embed_tokens.weight", cfg_.vocab_size, cfg_.hidden);
+    // The vocabulary-sized tensors first (their f32 copies are the largest transients of
+    // loading). transformers ties lm_head to the embedding when configured so, or when the file
+    // has none.
+    const bool tied = cfg_.tied_embeddings || !weights.contains("lm_head.weight");
+    lm_head_ = tied ? Linear{"lm_head", cfg_.hidden, cfg_.vocab_size, embed_.f32, {}, nullptr}
+                    : r.linear("lm_head", cfg_.hidden, cfg_.vocab_size);
+    if (bf16) {
+      convert_to_bf16(lm_head_);
+      embed_.convert_to_bf16();
+    }
+    tied_head_ = tied;
     for (int64_t i = 0; i < cfg_.layers; ++i) blocks_.push_back(load_block(r, i));
     final_norm_ = r.norm("model.norm", cfg_.hidden, cfg_.eps);
-    // transformers ties lm_head to the embedding when configured so, or when the file has none.
-    const bool tied = cfg_.tied_embeddings || !weights.contains("lm_head.weight");
-    lm_head_ = tied ? Linear{"lm_head", cfg_.hidden, cfg_.vocab_size, embed_, {}, nullptr}
-                    : r.linear("lm_head", cfg_.hidden, cfg_.vocab_size);
-    if (bf16) convert_to_bf16(lm_head_);
-    tied_head_ = tied;
     if (cfg_.eos_ids.empty()) cfg_.eos_ids = {tokenizer_->eos_id()};
     check(tokenizer_->vocab_size() <= cfg_.vocab_size,
           "tokenizer has {} tokens but the model's vocab_size is {}", tokenizer_->vocab_size(),
@@ -369,12 +376,7 @@ class LlamaModel : public Model {
                const uint8_t* key_valid) const;
   // Final norm + LM head for the given hidden rows.
   std::vector<float> logits(const float* hidden, int64_t rows) const;
-  std::vector<float> embed(const std::vector<int32_t>& ids) const {
-    std::vector<float> x(ids.size() * static_cast<size_t>(cfg_.hidden));
-    embedding_lookup(embed_.data(), cfg_.vocab_size, cfg_.hidden, ids.data(),
-                     static_cast<int64_t>(ids.size()), x.data());
-    return x;
-  }
+  std::vector<float> embed(const std::vector<int32_t>& ids) const { return embed_.lookup(ids); }
   bool is_eos(int32_t id) const {
     return std::find(cfg_.eos_ids.begin(), cfg_.eos_ids.end(), id) != cfg_.eos_ids.end();
   }
@@ -382,7 +384,7 @@ class LlamaModel : public Model {
   LlamaConfig cfg_;
   std::unique_ptr<BpeTokenizer> tokenizer_;
   std::vector<float> inv_freq_;
-  std::vector<float> embed_;  // [vocab, hidden]
+  Embedding embed_;  // [vocab, hidden]
   std::vector<LlamaBlock> blocks_;
   NormLayer final_norm_;
   Linear lm_head_;
@@ -517,7 +519,7 @@ std::vector<std::pair<std::string, Tensor>> LlamaModel::state_dict() const {
   auto add = [&](const std::string& name, const std::vector<float>& v, Shape shape) {
     sd.emplace_back(name, Tensor::from_f32(v, std::move(shape)));
   };
-  add("model.embed_tokens.weight", embed_, {cfg_.vocab_size, cfg_.hidden});
+  add("model.embed_tokens.weight", embed_.values(), {cfg_.vocab_size, cfg_.hidden});
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const std::string p = fmt::format("model.layers.{}.", i);
     add(p + "input_layernorm.weight", blocks_[i].attn_norm.weight, {cfg_.hidden});

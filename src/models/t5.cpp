@@ -80,17 +80,24 @@ class T5Model : public Model {
           std::unique_ptr<SentencePieceTokenizer> tokenizer)
       : cfg_(config), tokenizer_(std::move(tokenizer)) {
     WeightReader reader(weights, bf16);
-    shared_ = reader.matrix(
+    shared_.rows = cfg_.vocab_size;
+    shared_.dim = cfg_.d_model;
+    shared_.f32 = reader.matrix(
         weights.contains("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight",
         cfg_.vocab_size, cfg_.d_model);
-    encoder_ = load_stack(reader, "encoder", cfg_.num_layers, false);
-    decoder_ = load_stack(reader, "decoder", cfg_.num_decoder_layers, true);
+    // The vocabulary-sized tensors first, while nothing else is in memory: their f32 copies are
+    // the largest transients of loading (bf16 peak RSS = the bf16 model, not it plus these).
     // transformers ties lm_head to shared unless the checkpoint holds its own lm_head.weight.
     untied_head_ = weights.contains("lm_head.weight");
     lm_head_ = untied_head_
                    ? reader.linear("lm_head", cfg_.d_model, cfg_.vocab_size)
-                   : Linear{"lm_head", cfg_.d_model, cfg_.vocab_size, shared_, {}, nullptr};
-    if (bf16) convert_to_bf16(lm_head_);
+                   : Linear{"lm_head", cfg_.d_model, cfg_.vocab_size, shared_.f32, {}, nullptr};
+    if (bf16) {
+      convert_to_bf16(lm_head_);
+      shared_.convert_to_bf16();
+    }
+    encoder_ = load_stack(reader, "encoder", cfg_.num_layers, false);
+    decoder_ = load_stack(reader, "decoder", cfg_.num_decoder_layers, true);
   }
 
   std::string architecture() const override { return "t5"; }
@@ -203,16 +210,11 @@ class T5Model : public Model {
   }
   std::vector<float> teacher_forced_logits(const std::vector<Example>& batch,
                                            const PaddedBatch& labels) const;
-  std::vector<float> embed(const std::vector<int32_t>& ids) const {
-    std::vector<float> x(ids.size() * static_cast<size_t>(cfg_.d_model));
-    embedding_lookup(shared_.data(), cfg_.vocab_size, cfg_.d_model, ids.data(),
-                     static_cast<int64_t>(ids.size()), x.data());
-    return x;
-  }
+  std::vector<float> embed(const std::vector<int32_t>& ids) const { return shared_.lookup(ids); }
 
   T5Config cfg_;
   std::unique_ptr<SentencePieceTokenizer> tokenizer_;
-  std::vector<float> shared_;  // [vocab, d_model]
+  Embedding shared_;  // [vocab, d_model]
   T5Stack encoder_, decoder_;
   Linear lm_head_;
   bool untied_head_ = false;
@@ -413,7 +415,7 @@ std::vector<std::pair<std::string, Tensor>> T5Model::state_dict() const {
   auto add = [&](const std::string& name, const std::vector<float>& v, Shape shape) {
     sd.emplace_back(name, Tensor::from_f32(v, std::move(shape)));
   };
-  add("shared.weight", shared_, {cfg_.vocab_size, cfg_.d_model});
+  add("shared.weight", shared_.values(), {cfg_.vocab_size, cfg_.d_model});
   for (auto [prefix, stack] :
        {std::pair<std::string, const T5Stack*>{"encoder", &encoder_}, {"decoder", &decoder_}}) {
     for (size_t i = 0; i < stack->blocks.size(); ++i) {

@@ -90,6 +90,20 @@ TEST(Compose, SumsAAndBSeparatelyWithCrossTerms) {
   EXPECT_GT(diff, 1e-2);
 }
 
+TEST(Compose, Bf16PoolComposesWithinRoundingOfF32) {
+  const ModuleSet f32 = make_set();
+  const ModuleSet bf16 = ModuleSet::from_modules(
+      {make_module("m1", 1), make_module("m2", 2), make_module("m3", 3)}, /*bf16=*/true);
+  EXPECT_TRUE(bf16[0].tensors[0].values.empty());
+  const std::vector<double> w = {0.7, -1.2, 0.4};
+  const LoraModule a = compose_module(f32, w), b = compose_module(bf16, w);
+  for (size_t t = 0; t < a.tensors.size(); ++t) {
+    ASSERT_EQ(a.tensors[t].values.size(), b.tensors[t].values.size());
+    for (size_t k = 0; k < a.tensors[t].values.size(); ++k)  // 3 terms, each within 2^-8 relative
+      EXPECT_NEAR(a.tensors[t].values[k], b.tensors[t].values[k], 0.02) << t << "," << k;
+  }
+}
+
 TEST(Compose, ZeroWeightsGiveZeroUpdate) {
   const LoraMap map = compose(make_set(), {0, 0, 0});
   for (float v : map.at("enc.q")[0].A) EXPECT_EQ(v, 0.0f);
