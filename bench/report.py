@@ -45,8 +45,12 @@ def per_eval(details):
 def objective_rows(details):
     rows = []
     for p in (details.get("w1", {}).get("objectives") or {}).get("points", []):
-        rows.append(f"| W1 objective at {p['at']} | {fmt(p['reference'], 6)} | {fmt(p['ours'], 6)}"
-                    f" | abs diff {fmt(p['abs_diff'], 6)} | fp32 1e-4 | |")
+        rows.append(f"| W1 objective at {p['at']} (our f32 path) | {fmt(p['reference'], 6)} |"
+                    f" {fmt(p['ours'], 6)} | abs diff {fmt(p['abs_diff'], 6)} | fp32 1e-4 | |")
+    s = details.get("search_objective")
+    if s and s.get("compute") == "bf16" and s.get("relative_diff") is not None:
+        rows.append(f"| W1 objective our bf16 search reported at its weights | | {fmt(s['value'], 6)}"
+                    f" | {s['relative_diff']:.2e} relative to our f32 path | bf16 1e-2 | |")
     return rows
 
 
@@ -93,6 +97,10 @@ def w3_detail(details):
     return "; ".join(parts) or "not measured"
 
 
+def env_line(details):
+    return " ".join(f"{k}={'(unset)' if v is None else v}" for k, v in details.get("env", {}).items())
+
+
 def render(results, details):
     loads = details.get("load_average_1min", [])
     missing = details.get("missing", [])
@@ -102,7 +110,7 @@ def render(results, details):
         f" (avx512_bf16: {details.get('machine', {}).get('avx512_bf16')}),"
         f" command `{details.get('command', 'scripts/bench.sh')}`, model size `{details.get('size')}`,"
         f" {details.get('steps')} steps, total {fmt(details.get('total_s'), 0)} s, environment of"
-        f" both sides: {' '.join(f'{k}={v}' for k, v in details.get('env', {}).items())}.",
+        f" both sides: {env_line(details)}.",
         "",
         *table(results, details),
         "",

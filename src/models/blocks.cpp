@@ -112,13 +112,13 @@ void mask_scores(const AttentionLayer& layer, const HeadView& h, bool causal, in
   }
 }
 
-// Long queries (prefill, scoring): two BLAS products per head; BLAS and the row loops use the
-// threads.
+// Long queries (prefill, scoring): two BLAS products per head, on the calling thread.
 void attend_head_blas(const AttentionLayer& layer, const HeadView& h, bool causal, float* scores) {
   gemm(true, h.q_len, h.k_len, layer.head_dim, h.q, h.q_stride, h.k, h.kv_stride, scores, h.k_len);
-#pragma omp parallel for schedule(static) if (h.q_len * h.k_len > (1 << 14))
-  for (int64_t i = 0; i < h.q_len; ++i) mask_scores(layer, h, causal, i, scores + i * h.k_len);
-  softmax_rows(scores, h.q_len, h.k_len);
+  for (int64_t i = 0; i < h.q_len; ++i) {
+    mask_scores(layer, h, causal, i, scores + i * h.k_len);
+    softmax_row(scores + i * h.k_len, h.k_len);
+  }
   gemm(false, h.q_len, layer.head_dim, h.k_len, scores, h.k_len, h.v, h.kv_stride, h.out,
        h.q_stride);
 }
@@ -191,20 +191,20 @@ void attention_forward(const AttentionLayer& layer, const float* x, const Ragged
   };
   const int64_t pairs = rows.batch * layer.n_heads;
   const int64_t max_q = rows.batch ? *std::max_element(rows.count.begin(), rows.count.end()) : 0;
-  if (max_q * k_len * layer.head_dim <= kLoopPathWork) {
+  // (sequence, head) pairs side by side on the threads; inside the parallel loop oneDNN's sgemm
+  // runs on the calling thread, so small per-head products pay no thread hand-off.
+  const bool loops = max_q * k_len * layer.head_dim <= kLoopPathWork;
 #pragma omp parallel
-    {
-      std::vector<float> scores(static_cast<size_t>(max_q * k_len));
-#pragma omp for schedule(static)
-      for (int64_t p = 0; p < pairs; ++p)
-        attend_head_loops(layer, view(p / layer.n_heads, p % layer.n_heads), mask.causal,
-                          scores.data());
-    }
-  } else {
+  {
     std::vector<float> scores(static_cast<size_t>(max_q * k_len));
-    for (int64_t p = 0; p < pairs; ++p)
-      attend_head_blas(layer, view(p / layer.n_heads, p % layer.n_heads), mask.causal,
-                       scores.data());
+#pragma omp for schedule(dynamic)
+    for (int64_t p = 0; p < pairs; ++p) {
+      const HeadView h = view(p / layer.n_heads, p % layer.n_heads);
+      if (loops)
+        attend_head_loops(layer, h, mask.causal, scores.data());
+      else
+        attend_head_blas(layer, h, mask.causal, scores.data());
+    }
   }
   linear_forward(layer.o, context.data(), rows.rows, y);
 }
