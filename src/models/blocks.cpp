@@ -57,13 +57,23 @@ void feed_forward(const FeedForward& ff, const float* x, int64_t rows, float* y)
   linear_forward(ff.down, h.data(), rows, y);
 }
 
-void KvCache::reset(int64_t batch_size, int64_t max_length, int64_t dim) {
+void KvCache::reset(int64_t batch_size, int64_t max_length, int64_t dim, bool bf16) {
   batch = batch_size;
   capacity = max_length;
   kv_dim = dim;
   length = 0;
-  k.assign(static_cast<size_t>(batch * capacity * kv_dim), 0.0f);
-  v.assign(k.size(), 0.0f);
+  const auto size = static_cast<size_t>(batch * capacity * kv_dim);
+  if (bf16) {
+    std::vector<float>().swap(k);
+    std::vector<float>().swap(v);
+    k16.assign(size, 0);
+    v16.assign(size, 0);
+  } else {
+    std::vector<uint16_t>().swap(k16);
+    std::vector<uint16_t>().swap(v16);
+    k.assign(size, 0.0f);
+    v.assign(size, 0.0f);
+  }
 }
 
 void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch& rows,
@@ -79,8 +89,14 @@ void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch&
     const size_t dst =
         static_cast<size_t>((b * cache.capacity + cache.length + rows.first[b]) * dim);
     const size_t from = static_cast<size_t>(rows.row0[b] * dim);
-    std::memcpy(&cache.k[dst], &k[from], rows.count[b] * dim * sizeof(float));
-    std::memcpy(&cache.v[dst], &v[from], rows.count[b] * dim * sizeof(float));
+    const auto n = static_cast<size_t>(rows.count[b] * dim);
+    if (cache.bf16()) {
+      f32_to_bf16(&k[from], &cache.k16[dst], n);
+      f32_to_bf16(&v[from], &cache.v16[dst], n);
+    } else {
+      std::memcpy(&cache.k[dst], &k[from], n * sizeof(float));
+      std::memcpy(&cache.v[dst], &v[from], n * sizeof(float));
+    }
   }
   cache.length += rows.len;
 }
@@ -171,17 +187,35 @@ void attention_forward(const AttentionLayer& layer, const float* x, const Ragged
   if (layer.rotary) layer.rotary(q.data(), rows, layer.n_heads, layer.head_dim, mask.q_pos0);
   std::vector<float> context(q.size());
   const int64_t group = layer.n_heads / layer.n_kv_heads;  // query heads per key/value head
-  auto view = [&](int64_t b, int64_t h) {
+  // kv_f32: for a bf16 cache, a per-thread buffer that receives this head's keys and values
+  // widened to f32 [k_len, head_dim] each (read as bf16: half the cache traffic).
+  auto view = [&](int64_t b, int64_t h, std::vector<float>& kv_f32) {
     const size_t q_off = static_cast<size_t>(rows.row0[b] * qd + h * layer.head_dim);
     const size_t kv_off =
         static_cast<size_t>(b * cache.capacity * kvd + (h / group) * layer.head_dim);
+    const float *k = nullptr, *v = nullptr;
+    int64_t kv_stride = kvd;
+    if (cache.bf16()) {
+      const int64_t hd = layer.head_dim;
+      kv_f32.resize(static_cast<size_t>(2 * k_len * hd));
+      for (int64_t j = 0; j < k_len; ++j) {
+        bf16_to_f32(&cache.k16[kv_off + j * kvd], &kv_f32[j * hd], hd);
+        bf16_to_f32(&cache.v16[kv_off + j * kvd], &kv_f32[(k_len + j) * hd], hd);
+      }
+      k = kv_f32.data();
+      v = kv_f32.data() + k_len * hd;
+      kv_stride = hd;
+    } else {
+      k = &cache.k[kv_off];
+      v = &cache.v[kv_off];
+    }
     return HeadView{
         .q = &q[q_off],
         .out = &context[q_off],
-        .k = &cache.k[kv_off],
-        .v = &cache.v[kv_off],
+        .k = k,
+        .v = v,
         .q_stride = qd,
-        .kv_stride = kvd,
+        .kv_stride = kv_stride,
         .q_len = rows.count[b],
         .k_len = k_len,
         .q_slot0 = mask.q_pos0 + rows.first[b],
@@ -196,10 +230,10 @@ void attention_forward(const AttentionLayer& layer, const float* x, const Ragged
   const bool loops = max_q * k_len * layer.head_dim <= kLoopPathWork;
 #pragma omp parallel
   {
-    std::vector<float> scores(static_cast<size_t>(max_q * k_len));
+    std::vector<float> scores(static_cast<size_t>(max_q * k_len)), kv_f32;
 #pragma omp for schedule(dynamic)
     for (int64_t p = 0; p < pairs; ++p) {
-      const HeadView h = view(p / layer.n_heads, p % layer.n_heads);
+      const HeadView h = view(p / layer.n_heads, p % layer.n_heads, kv_f32);
       if (loops)
         attend_head_loops(layer, h, mask.causal, scores.data());
       else

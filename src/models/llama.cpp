@@ -235,7 +235,7 @@ class LlamaModel : public Model {
  public:
   LlamaModel(const LlamaConfig& config, const StateDict& weights, bool bf16,
              std::unique_ptr<BpeTokenizer> tokenizer)
-      : cfg_(config), tokenizer_(std::move(tokenizer)) {
+      : cfg_(config), tokenizer_(std::move(tokenizer)), bf16_(bf16) {
     inv_freq_ = rope_inv_freq(cfg_.head_dim, cfg_.rope_theta, cfg_.rope_scaling);
     WeightReader r(weights, bf16);
     embed_.rows = cfg_.vocab_size;
@@ -245,7 +245,7 @@ class LlamaModel : public Model {
     // loading). transformers ties lm_head to the embedding when configured so, or when the file
     // has none.
     const bool tied = cfg_.tied_embeddings || !weights.contains("lm_head.weight");
-    lm_head_ = tied ? Linear{"lm_head", cfg_.hidden, cfg_.vocab_size, embed_.f32, {}, nullptr}
+    lm_head_ = tied ? Linear{"lm_head", cfg_.hidden, cfg_.vocab_size, embed_.f32, {}, nullptr, {}}
                     : r.linear("lm_head", cfg_.hidden, cfg_.vocab_size);
     if (bf16) {
       convert_to_bf16(lm_head_);
@@ -389,6 +389,7 @@ class LlamaModel : public Model {
   NormLayer final_norm_;
   Linear lm_head_;
   bool tied_head_ = false;
+  bool bf16_ = false;  // the fast path (LoadOptions::bf16): bf16 weights and generation caches
   std::vector<int64_t> offsets_;  // left padding per sequence in the running batch
 };
 
@@ -478,7 +479,7 @@ std::vector<std::vector<int32_t>> LlamaModel::generate(
   offsets_ = p.offsets;
   const int64_t capacity = p.len + max_new_tokens;
   std::vector<KvCache> caches(blocks_.size());
-  for (auto& c : caches) c.reset(p.batch, capacity, cfg_.kv_heads * cfg_.head_dim);
+  for (auto& c : caches) c.reset(p.batch, capacity, cfg_.kv_heads * cfg_.head_dim, bf16_);
   std::vector<uint8_t> valid(static_cast<size_t>(p.batch * capacity), 1);
   for (int64_t b = 0; b < p.batch; ++b) std::fill_n(valid.begin() + b * capacity, p.offsets[b], 0);
 

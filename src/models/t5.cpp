@@ -78,7 +78,7 @@ class T5Model : public Model {
  public:
   T5Model(const T5Config& config, const StateDict& weights, bool bf16,
           std::unique_ptr<SentencePieceTokenizer> tokenizer)
-      : cfg_(config), tokenizer_(std::move(tokenizer)) {
+      : cfg_(config), tokenizer_(std::move(tokenizer)), bf16_(bf16) {
     WeightReader reader(weights, bf16);
     shared_.rows = cfg_.vocab_size;
     shared_.dim = cfg_.d_model;
@@ -91,7 +91,7 @@ class T5Model : public Model {
     untied_head_ = weights.contains("lm_head.weight");
     lm_head_ = untied_head_
                    ? reader.linear("lm_head", cfg_.d_model, cfg_.vocab_size)
-                   : Linear{"lm_head", cfg_.d_model, cfg_.vocab_size, shared_.f32, {}, nullptr};
+                   : Linear{"lm_head", cfg_.d_model, cfg_.vocab_size, shared_.f32, {}, nullptr, {}};
     if (bf16) {
       convert_to_bf16(lm_head_);
       shared_.convert_to_bf16();
@@ -204,8 +204,8 @@ class T5Model : public Model {
                      const float* self_bias) const;
   // Keys/values of the encoder output for one decoder block's cross-attention.
   void fill_cross_cache(const AttentionLayer& cross, const std::vector<float>& enc,
-                        const PaddedBatch& enc_in, KvCache& cache) const {
-    cache.reset(enc_in.batch, enc_in.len, cross.kv_dim());
+                        const PaddedBatch& enc_in, KvCache& cache, bool bf16 = false) const {
+    cache.reset(enc_in.batch, enc_in.len, cross.kv_dim(), bf16);
     append_kv(cross, enc.data(), RaggedBatch::of(enc_in), cache);
   }
   std::vector<float> teacher_forced_logits(const std::vector<Example>& batch,
@@ -218,6 +218,7 @@ class T5Model : public Model {
   T5Stack encoder_, decoder_;
   Linear lm_head_;
   bool untied_head_ = false;
+  bool bf16_ = false;  // the fast path (LoadOptions::bf16): bf16 weights and generation caches
 };
 
 AttentionLayer T5Model::load_attention(WeightReader& r, const std::string& prefix) const {
@@ -376,8 +377,9 @@ std::vector<std::vector<int32_t>> T5Model::generate(const std::vector<std::vecto
   const size_t layers = decoder_.blocks.size();
   std::vector<KvCache> self_caches(layers), cross_caches(layers);
   for (size_t l = 0; l < layers; ++l) {  // cross-attention keys/values: once per input
-    fill_cross_cache(decoder_.blocks[l].cross_attn, enc, enc_in, cross_caches[l]);
-    self_caches[l].reset(batch, max_new_tokens, decoder_.blocks[l].self_attn.kv_dim());
+    // Generation caches live as long as the batch decodes: bf16 on the fast path.
+    fill_cross_cache(decoder_.blocks[l].cross_attn, enc, enc_in, cross_caches[l], bf16_);
+    self_caches[l].reset(batch, max_new_tokens, decoder_.blocks[l].self_attn.kv_dim(), bf16_);
   }
   std::vector<int32_t> current(static_cast<size_t>(batch), cfg_.decoder_start_id);
   std::vector<bool> finished(static_cast<size_t>(batch), false);

@@ -22,7 +22,7 @@ std::vector<float> random_values(size_t n, unsigned seed) {
 }
 
 Linear random_linear(const std::string& name, int64_t in, int64_t out, unsigned seed) {
-  return Linear{name, in, out, random_values(in * out, seed), {}, nullptr};
+  return Linear{name, in, out, random_values(in * out, seed), {}, nullptr, {}};
 }
 
 LoraDelta random_delta(int64_t in, int64_t out, int64_t r, float scale, unsigned seed) {
@@ -196,6 +196,29 @@ TEST(Attention, PackedBatchEqualsEachSequenceAlone) {
   }
 }
 
+TEST(Attention, Bf16CacheStaysWithinRoundingOfF32Cache) {
+  // Keys and values rounded to bf16 (2^-9 relative) move the scores by ~2^-8 of their size; these
+  // random layers give scores of ±10 (sharp softmax), so outputs move by up to ~3 % of the
+  // largest output. Both attention paths (loops for short queries, BLAS for long) read the cache.
+  const int64_t heads = 2, dh = 16, d = heads * dh;
+  const AttentionLayer layer = random_attention(d, heads, 1, dh, 71);
+  for (int64_t len : {4, 90}) {
+    const auto x = random_values(len * d, 72);
+    std::vector<float> y32(len * d), y16(len * d);
+    for (bool bf16 : {false, true}) {
+      KvCache cache;
+      cache.reset(1, len, layer.kv_dim(), bf16);
+      EXPECT_EQ(cache.bf16(), bf16);
+      append_kv(layer, x.data(), 1, len, cache);
+      attention_forward(layer, x.data(), 1, len, cache, AttentionMask{.causal = true},
+                        (bf16 ? y16 : y32).data());
+    }
+    float largest = 0.0f;
+    for (float v : y32) largest = std::max(largest, std::abs(v));
+    expect_near(y16, y32, 0.03f * largest);
+  }
+}
+
 TEST(Attention, LoopPathEqualsBlasPath) {
   // A long causal pass (BLAS per head) against decoding it token by token (loops over heads).
   const int64_t heads = 2, dh = 16, d = heads * dh, len = 90;
@@ -264,9 +287,9 @@ TEST(FeedForward, GatedIsActTimesUp) {
   FeedForward ff;
   ff.gated = true;
   ff.act = Activation::Relu;
-  ff.gate = Linear{"g", 1, 2, {1.0f, -1.0f}, {}, nullptr};
-  ff.up = Linear{"u", 1, 2, {3.0f, 5.0f}, {}, nullptr};
-  ff.down = Linear{"d", 2, 1, {1.0f, 1.0f}, {}, nullptr};
+  ff.gate = Linear{"g", 1, 2, {1.0f, -1.0f}, {}, nullptr, {}};
+  ff.up = Linear{"u", 1, 2, {3.0f, 5.0f}, {}, nullptr, {}};
+  ff.down = Linear{"d", 2, 1, {1.0f, 1.0f}, {}, nullptr, {}};
   const float x = 2.0f;
   float y = 0.0f;
   feed_forward(ff, &x, 1, &y);
