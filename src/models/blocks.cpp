@@ -187,35 +187,42 @@ void attention_forward(const AttentionLayer& layer, const float* x, const Ragged
   if (layer.rotary) layer.rotary(q.data(), rows, layer.n_heads, layer.head_dim, mask.q_pos0);
   std::vector<float> context(q.size());
   const int64_t group = layer.n_heads / layer.n_kv_heads;  // query heads per key/value head
-  // kv_f32: for a bf16 cache, a per-thread buffer that receives this head's keys and values
-  // widened to f32 [k_len, head_dim] each (read as bf16: half the cache traffic).
-  auto view = [&](int64_t b, int64_t h, std::vector<float>& kv_f32) {
-    const size_t q_off = static_cast<size_t>(rows.row0[b] * qd + h * layer.head_dim);
-    const size_t kv_off =
-        static_cast<size_t>(b * cache.capacity * kvd + (h / group) * layer.head_dim);
-    const float *k = nullptr, *v = nullptr;
-    int64_t kv_stride = kvd;
-    if (cache.bf16()) {
-      const int64_t hd = layer.head_dim;
-      kv_f32.resize(static_cast<size_t>(2 * k_len * hd));
-      for (int64_t j = 0; j < k_len; ++j) {
-        bf16_to_f32(&cache.k16[kv_off + j * kvd], &kv_f32[j * hd], hd);
-        bf16_to_f32(&cache.v16[kv_off + j * kvd], &kv_f32[(k_len + j) * hd], hd);
-      }
-      k = kv_f32.data();
-      v = kv_f32.data() + k_len * hd;
-      kv_stride = hd;
-    } else {
-      k = &cache.k[kv_off];
-      v = &cache.v[kv_off];
+  // The keys and values of sequence b's key/value head kvh as f32 rows: in place for an f32
+  // cache; for a bf16 cache widened once into `buffer` [2, k_len, head_dim] (read as bf16: half
+  // the cache traffic), shared by the `group` query heads that use them.
+  struct KeysValues {
+    const float *k, *v;
+    int64_t stride;
+  };
+  auto keys_values = [&](int64_t b, int64_t kvh, std::vector<float>& buffer) {
+    const size_t kv_off = static_cast<size_t>(b * cache.capacity * kvd + kvh * layer.head_dim);
+    if (!cache.bf16()) return KeysValues{&cache.k[kv_off], &cache.v[kv_off], kvd};
+    const int64_t hd = layer.head_dim;
+    buffer.resize(static_cast<size_t>(2 * k_len * hd));
+    // A left-padded prompt's padding slots are masked: zeros (never read as scores, and 0 in
+    // the probability-weighted sum over V) instead of widening them.
+    int64_t first = 0;
+    if (mask.key_valid) {
+      const uint8_t* valid = mask.key_valid + b * cache.capacity;
+      while (first < k_len && !valid[first]) ++first;
     }
+    std::fill_n(buffer.begin(), first * hd, 0.0f);
+    std::fill_n(buffer.begin() + k_len * hd, first * hd, 0.0f);
+    for (int64_t j = first; j < k_len; ++j) {
+      bf16_to_f32(&cache.k16[kv_off + j * kvd], &buffer[j * hd], hd);
+      bf16_to_f32(&cache.v16[kv_off + j * kvd], &buffer[(k_len + j) * hd], hd);
+    }
+    return KeysValues{buffer.data(), buffer.data() + k_len * hd, hd};
+  };
+  auto view = [&](int64_t b, int64_t h, const KeysValues& kv) {
+    const size_t q_off = static_cast<size_t>(rows.row0[b] * qd + h * layer.head_dim);
     return HeadView{
         .q = &q[q_off],
         .out = &context[q_off],
-        .k = k,
-        .v = v,
+        .k = kv.k,
+        .v = kv.v,
         .q_stride = qd,
-        .kv_stride = kv_stride,
+        .kv_stride = kv.stride,
         .q_len = rows.count[b],
         .k_len = k_len,
         .q_slot0 = mask.q_pos0 + rows.first[b],
@@ -223,21 +230,25 @@ void attention_forward(const AttentionLayer& layer, const float* x, const Ragged
         .bias = mask.bias ? mask.bias + (h * rows.len + rows.first[b]) * k_len : nullptr,
         .bias_stride = k_len};
   };
-  const int64_t pairs = rows.batch * layer.n_heads;
+  const int64_t units = rows.batch * layer.n_kv_heads;
   const int64_t max_q = rows.batch ? *std::max_element(rows.count.begin(), rows.count.end()) : 0;
-  // (sequence, head) pairs side by side on the threads; inside the parallel loop oneDNN's sgemm
-  // runs on the calling thread, so small per-head products pay no thread hand-off.
+  // (sequence, key/value head) units side by side on the threads, each with its query heads;
+  // inside the parallel loop oneDNN's sgemm runs on the calling thread, so small per-head
+  // products pay no thread hand-off.
   const bool loops = max_q * k_len * layer.head_dim <= kLoopPathWork;
 #pragma omp parallel
   {
-    std::vector<float> scores(static_cast<size_t>(max_q * k_len)), kv_f32;
+    std::vector<float> scores(static_cast<size_t>(max_q * k_len)), buffer;
 #pragma omp for schedule(dynamic)
-    for (int64_t p = 0; p < pairs; ++p) {
-      const HeadView h = view(p / layer.n_heads, p % layer.n_heads, kv_f32);
-      if (loops)
-        attend_head_loops(layer, h, mask.causal, scores.data());
-      else
-        attend_head_blas(layer, h, mask.causal, scores.data());
+    for (int64_t u = 0; u < units; ++u) {
+      const int64_t b = u / layer.n_kv_heads, kvh = u % layer.n_kv_heads;
+      const KeysValues kv = keys_values(b, kvh, buffer);
+      for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+        if (loops)
+          attend_head_loops(layer, view(b, h, kv), mask.causal, scores.data());
+        else
+          attend_head_blas(layer, view(b, h, kv), mask.causal, scores.data());
+      }
     }
   }
   linear_forward(layer.o, context.data(), rows.rows, y);
