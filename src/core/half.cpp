@@ -34,7 +34,7 @@ uint16_t f32_to_f16(float f) {
   std::memcpy(&x, &f, 4);
   const uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000u);
   const uint32_t abs = x & 0x7fffffffu;
-  if (abs > 0x7f800000u) return sign | 0x7e00u;  // NaN
+  if (abs > 0x7f800000u) return sign | 0x7e00u;   // NaN
   if (abs >= 0x477ff000u) return sign | 0x7c00u;  // overflow (after rounding) -> inf
   if (abs < 0x38800000u) {                        // subnormal or zero in half
     if (abs < 0x33000000u) return sign;           // rounds to zero
@@ -65,6 +65,19 @@ void bf16_to_f32(const uint16_t* src, float* dst, size_t n) {
 void f32_to_f16(const float* src, uint16_t* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
 }
+std::vector<uint16_t> take_as_bf16(std::vector<float>& values) {
+  std::vector<uint16_t> out(values.size());
+  f32_to_bf16(values.data(), out.data(), values.size());
+  std::vector<float>().swap(values);
+  return out;
+}
+
+std::vector<float> widen_bf16(const std::vector<uint16_t>& values) {
+  std::vector<float> out(values.size());
+  bf16_to_f32(values.data(), out.data(), values.size());
+  return out;
+}
+
 void f32_to_bf16(const float* src, uint16_t* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }

@@ -3,6 +3,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <vector>
 
 namespace lorahub {
 
@@ -29,5 +30,10 @@ void f16_to_f32(const uint16_t* src, float* dst, size_t n);
 void bf16_to_f32(const uint16_t* src, float* dst, size_t n);
 void f32_to_f16(const float* src, uint16_t* dst, size_t n);
 void f32_to_bf16(const float* src, uint16_t* dst, size_t n);
+
+// Whole buffers, for the bf16 fast path: `values` rounded to bf16, its f32 memory given back
+// (the vector is left empty); and bf16 values widened to a new f32 vector.
+std::vector<uint16_t> take_as_bf16(std::vector<float>& values);
+std::vector<float> widen_bf16(const std::vector<uint16_t>& values);
 
 }  // namespace lorahub

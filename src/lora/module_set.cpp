@@ -93,19 +93,12 @@ void check_compatible(const LoraModule& first, const LoraModule& other) {
 }
 
 std::vector<float> LoraTensor::f32() const {
-  if (bf16.empty()) return values;
-  std::vector<float> out(bf16.size());
-  bf16_to_f32(bf16.data(), out.data(), out.size());
-  return out;
+  return bf16.empty() ? values : widen_bf16(bf16);
 }
 
 namespace {
 void hold_as_bf16(LoraModule& module) {
-  for (LoraTensor& t : module.tensors) {
-    t.bf16.resize(t.values.size());
-    f32_to_bf16(t.values.data(), t.bf16.data(), t.values.size());
-    std::vector<float>().swap(t.values);
-  }
+  for (LoraTensor& t : module.tensors) t.bf16 = take_as_bf16(t.values);
 }
 }  // namespace
 

@@ -28,16 +28,11 @@ std::vector<float> Embedding::lookup(const std::vector<int32_t>& ids) const {
 }
 
 std::vector<float> Embedding::values() const {
-  if (bf16.empty()) return f32;
-  std::vector<float> out(bf16.size());
-  bf16_to_f32(bf16.data(), out.data(), out.size());
-  return out;
+  return bf16.empty() ? f32 : widen_bf16(bf16);
 }
 
 void Embedding::convert_to_bf16() {
-  bf16.resize(f32.size());
-  f32_to_bf16(f32.data(), bf16.data(), f32.size());
-  std::vector<float>().swap(f32);
+  bf16 = take_as_bf16(f32);
 }
 
 void norm_forward(const NormLayer& norm, const float* x, int64_t rows, float* y) {

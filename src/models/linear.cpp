@@ -43,17 +43,11 @@ void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y)
 }
 
 void convert_to_bf16(Linear& layer) {
-  if (layer.weight.empty()) return;
-  layer.weight_bf16.resize(layer.weight.size());
-  f32_to_bf16(layer.weight.data(), layer.weight_bf16.data(), layer.weight.size());
-  std::vector<float>().swap(layer.weight);  // give the f32 copy's memory back
+  if (!layer.weight.empty()) layer.weight_bf16 = take_as_bf16(layer.weight);
 }
 
 std::vector<float> weight_f32(const Linear& layer) {
-  if (layer.weight_bf16.empty()) return layer.weight;
-  std::vector<float> w(layer.weight_bf16.size());
-  bf16_to_f32(layer.weight_bf16.data(), w.data(), w.size());
-  return w;
+  return layer.weight_bf16.empty() ? layer.weight : widen_bf16(layer.weight_bf16);
 }
 
 void attach_lora(Linear& layer, const LoraMap* lora) {
