@@ -44,6 +44,7 @@ struct BbhArgs {
   std::string out = "bbh-results", loss_mode = "reference";
   std::string methods = "zero-shot,icl,lorahub-cobyla,lorahub-cmaes,uniform,best-single";
   size_t sample = 20;
+  std::string sampler = "fisher-yates";
   int steps = 40, max_test = 0, max_new_tokens = 256, batch_size = 10;
 };
 
@@ -203,9 +204,15 @@ Objective few_shot_objective(const TaskRun& run, const ModuleSet& modules) {
                    ObjectiveOptions{parse_loss_mode(run.args.loss_mode)});
 }
 
+// The seed's draw of --sample modules from the pool (the same draw for every seeded method).
+ModuleSet load_sampled_modules(const TaskRun& run, uint64_t seed) {
+  const SampleRule rule = parse_sample_rule(run.args.sampler);
+  return ModuleSet::load(sample_modules(run.pool, run.args.sample, seed, rule),
+                         run.args.model.bf16);
+}
+
 json run_lorahub(const TaskRun& run, const std::string& optimizer, uint64_t seed) {
-  const ModuleSet modules =
-      ModuleSet::load(sample_modules(run.pool, run.args.sample, seed), run.args.model.bf16);
+  const ModuleSet modules = load_sampled_modules(run, seed);
   Objective objective = few_shot_objective(run, modules);
   LearnOptions options;
   options.optimizer = optimizer;
@@ -225,8 +232,7 @@ json run_lorahub(const TaskRun& run, const std::string& optimizer, uint64_t seed
 // The sampled modules averaged: each weight 1/k (a convex combination, the natural
 // "no learning" counterpart of LoraHub's learned weights).
 json run_uniform(const TaskRun& run, uint64_t seed) {
-  const ModuleSet modules =
-      ModuleSet::load(sample_modules(run.pool, run.args.sample, seed), run.args.model.bf16);
+  const ModuleSet modules = load_sampled_modules(run, seed);
   const std::vector<double> weights(modules.size(), 1.0 / modules.size());
   json result = evaluate_with(run, compose(modules, weights));
   result["modules"] = modules.paths();
@@ -371,6 +377,7 @@ json settings_json(const BbhArgs& a, const std::vector<std::string>& pool) {
             {"answer_stops", {"\n\n", "Q:"}}};
   // Only when set, so that results cached by f32 runs before the option existed stay valid.
   if (a.model.bf16) s["compute"] = "bf16";
+  if (a.sampler != "fisher-yates") s["sampler"] = a.sampler;
   return s;
 }
 
@@ -381,6 +388,7 @@ void run(const BbhArgs& a) {
         "--batch-size and --max-new-tokens must be >= 1");
   check(a.sample >= 1, "--sample must be at least 1");
   parse_loss_mode(a.loss_mode);
+  parse_sample_rule(a.sampler);
   const std::vector<std::string> methods = parse_methods(a.methods);
   const std::vector<uint64_t> seeds = parse_seeds(a.seeds);
   const std::vector<std::string> tasks = parse_tasks(a.tasks, a.data_dir);
@@ -434,6 +442,10 @@ const Registrar reg("bbh", 60, [](CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--seeds", a->seeds, "Seeds: a range 1-5 or a list 1,2,3")->capture_default_str();
   cmd->add_option("--sample", a->sample, "Modules drawn from the pool per seed")
+      ->capture_default_str();
+  cmd->add_option("--sampler", a->sampler,
+                  "How modules are drawn: fisher-yates, or python (CPython's random.seed(seed); "
+                  "random.sample(pool, n), as the reference's reproduce_bbh.py)")
       ->capture_default_str();
   cmd->add_option("--steps", a->steps, "Objective evaluations per seed")->capture_default_str();
   cmd->add_option("--methods", a->methods,

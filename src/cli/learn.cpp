@@ -41,6 +41,7 @@ struct TaskArgs {
   std::vector<std::string> hub_filter;
   size_t sample = 0;
   uint64_t seed = 42;
+  std::string sampler = "fisher-yates";
   int batch_size = 0;
 
   void add_options(CLI::App* cmd) {
@@ -57,6 +58,10 @@ struct TaskArgs {
                     "With --hub: module cache (default $LORAHUB_CACHE or ~/.cache/lorahub/hub)");
     cmd->add_option("--sample", sample, "Draw this many of the modules at random (0 = all)");
     cmd->add_option("--seed", seed, "Seed for --sample and the optimizer")->capture_default_str();
+    cmd->add_option("--sampler", sampler,
+                    "How --sample draws: fisher-yates, or python (CPython's random.seed(seed); "
+                    "random.sample(modules, n), as the reference's reproduce_bbh.py)")
+        ->capture_default_str();
     cmd->add_option("--examples", examples, "JSONL few-shot examples {input, output}")->required();
     cmd->add_option("--loss-mode", loss_mode,
                     "reference (lorahub 0.1.0: batch token-mean CE summed / #examples) or "
@@ -80,6 +85,7 @@ struct Task {
 Task load_task(const TaskArgs& a) {
   check(a.batch_size >= 0, "--batch-size must be >= 0, got {}", a.batch_size);
   const ObjectiveOptions options{parse_loss_mode(a.loss_mode), a.batch_size};
+  const SampleRule sample_rule = parse_sample_rule(a.sampler);
   Task t;
   t.rows = read_jsonl_examples(a.examples);
   check(!t.rows.empty(), "{}: no examples", a.examples);
@@ -94,7 +100,8 @@ Task load_task(const TaskArgs& a) {
     check(!fetched.empty(), "--hub {}: no module matches the filter", a.hub);
     dirs.insert(dirs.end(), fetched.begin(), fetched.end());
   }
-  t.modules = ModuleSet::load(select_modules(dirs, a.lora_list, a.sample, a.seed), a.model.bf16);
+  t.modules = ModuleSet::load(select_modules(dirs, a.lora_list, a.sample, a.seed, sample_rule),
+                              a.model.bf16);
   t.model = a.model.load();
   std::vector<Example> examples;
   for (const TextExample& row : t.rows)

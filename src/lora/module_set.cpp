@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "core/mapped_file.h"
+#include "core/python_random.h"
 
 namespace lorahub {
 namespace fs = std::filesystem;
@@ -150,9 +151,24 @@ std::vector<std::string> read_module_list(const std::string& list_file) {
   return paths;
 }
 
+SampleRule parse_sample_rule(const std::string& name) {
+  if (name == "fisher-yates") return SampleRule::kFisherYates;
+  if (name == "python") return SampleRule::kPython;
+  throw Error(fmt::format("--sampler: '{}' is not fisher-yates or python", name));
+}
+
+const char* sample_rule_name(SampleRule rule) {
+  return rule == SampleRule::kPython ? "python" : "fisher-yates";
+}
+
 std::vector<std::string> sample_modules(const std::vector<std::string>& paths, size_t k,
-                                        uint64_t seed) {
+                                        uint64_t seed, SampleRule rule) {
   if (k == 0 || k >= paths.size()) return paths;
+  std::vector<std::string> out;
+  if (rule == SampleRule::kPython) {
+    for (size_t i : PythonRandom(seed).sample(paths.size(), k)) out.push_back(paths[i]);
+    return out;
+  }
   std::vector<size_t> index(paths.size());
   for (size_t i = 0; i < index.size(); ++i) index[i] = i;
   std::mt19937_64 rng(seed);
@@ -161,7 +177,6 @@ std::vector<std::string> sample_modules(const std::vector<std::string>& paths, s
     std::uniform_int_distribution<size_t> pick(i, index.size() - 1);
     std::swap(index[i], index[pick(rng)]);
   }
-  std::vector<std::string> out;
   for (size_t i = 0; i < k; ++i) out.push_back(paths[index[i]]);
   return out;
 }
@@ -171,15 +186,15 @@ std::vector<std::string> sample_modules(const std::vector<std::string>& paths, s
 namespace lorahub {
 
 std::vector<std::string> select_modules(const std::vector<std::string>& dirs,
-                                        const std::string& list_file, size_t sample,
-                                        uint64_t seed) {
+                                        const std::string& list_file, size_t sample, uint64_t seed,
+                                        SampleRule rule) {
   std::vector<std::string> paths = dirs;
   if (!list_file.empty()) {
     const std::vector<std::string> listed = read_module_list(list_file);
     paths.insert(paths.end(), listed.begin(), listed.end());
   }
   check(!paths.empty(), "no LoRA modules given (use --lora DIR... or --lora-list FILE)");
-  return sample_modules(paths, sample, seed);
+  return sample_modules(paths, sample, seed, rule);
 }
 
 }  // namespace lorahub

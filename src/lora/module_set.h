@@ -69,11 +69,22 @@ void check_compatible(const LoraModule& first, const LoraModule& other);
 // with '#' are skipped; relative paths are relative to the list file's folder.
 std::vector<std::string> read_module_list(const std::string& list_file);
 
-// Draws k of the paths without replacement, deterministically for the seed (k >= size keeps
-// all, in order). The reference's reproduce_bbh.py draws with Python's random.sample; we use
-// our own generator, so the same seed draws a different but equally random subset.
+// How --sample draws modules for a seed.
+//   kFisherYates: a partial Fisher-Yates shuffle on std::mt19937_64 with the standard
+//                 library's uniform_int_distribution (fixed for libstdc++ builds; the default,
+//                 and the draw behind the results cached by earlier runs).
+//   kPython:      CPython's random.seed(seed); random.sample(paths, k), as the reference's
+//                 reproduce_bbh.py draws: with the reference's module order, the same modules.
+enum class SampleRule { kFisherYates, kPython };
+
+// "fisher-yates" or "python"; throws naming the option otherwise.
+SampleRule parse_sample_rule(const std::string& name);
+const char* sample_rule_name(SampleRule rule);
+
+// Draws k of the paths without replacement, deterministically for the seed and rule
+// (k == 0 or k >= size keeps all, in order).
 std::vector<std::string> sample_modules(const std::vector<std::string>& paths, size_t k,
-                                        uint64_t seed);
+                                        uint64_t seed, SampleRule rule = SampleRule::kFisherYates);
 
 }  // namespace lorahub
 
@@ -82,6 +93,7 @@ namespace lorahub {
 // The modules a command works on: the --lora directories plus those of the --lora-list file,
 // then, with sample > 0, `sample` of them drawn with the seed (as reproduce_bbh.py draws 20).
 std::vector<std::string> select_modules(const std::vector<std::string>& dirs,
-                                        const std::string& list_file, size_t sample, uint64_t seed);
+                                        const std::string& list_file, size_t sample, uint64_t seed,
+                                        SampleRule rule = SampleRule::kFisherYates);
 
 }  // namespace lorahub

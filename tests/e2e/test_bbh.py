@@ -114,3 +114,66 @@ def test_bbh_unknown_method_is_a_clean_error(setup, bbh_dir, tmp_path):
     proc = run_lorahub("bbh", "--model", setup[1], "--lora-list", setup[2], "--data-dir", bbh_dir,
                        "--methods", "zero-shot,magic", "--out", tmp_path / "x", check=False)
     assert_clean_error(proc, "magic")
+
+
+def symlinked_pool(setup, folder: Path, size: int) -> tuple[Path, list[str]]:
+    """A pool of `size` distinct module paths (symlinks to the 3 tiny modules), so that which
+    entries a draw picks is visible in the results."""
+    root, _, _ = setup
+    folder.mkdir()
+    names = [f"m{i:03d}" for i in range(size)]
+    for i, name in enumerate(names):
+        (folder / name).symlink_to(root / f"module_{i % 3}", target_is_directory=True)
+    pool = folder / "pool.txt"
+    pool.write_text("".join(f"{n}\n" for n in names))
+    return pool, names
+
+
+@pytest.mark.parametrize("pool_size,seeds", [(26, [1, 2, 3, 4, 5]), (200, [1, 42])])
+def test_python_sampler_draws_what_reproduce_bbh_draws(setup, bbh_dir, tmp_path, pool_size,
+                                                       seeds):
+    """--sampler python picks, per seed, the modules of the reference's reproduce_bbh.py:
+    random.seed(seed); random.sample(pool, 20), in the same order. 26 modules take CPython's
+    shrinking-pool branch, 200 (the paper's library size) its rejection-set branch."""
+    import random
+
+    pool, names = symlinked_pool(setup, tmp_path / "pool", pool_size)
+    out = tmp_path / "out"
+    run_lorahub("bbh", "--model", setup[1], "--lora-list", pool, "--data-dir", bbh_dir,
+                "--tasks", "navigate", "--methods", "uniform", "--sampler", "python",
+                "--seeds", ",".join(map(str, seeds)), "--sample", 20, "--max-test", 1,
+                "--max-new-tokens", 1, "--out", out)
+    results = json.loads((out / "results.json").read_text())
+    assert results["settings"]["sampler"] == "python"
+    runs = results["tasks"][0]["methods"]["uniform"]["runs"]
+    for seed, r in zip(seeds, runs):
+        random.seed(seed)
+        assert [Path(m).name for m in r["modules"]] == random.sample(names, 20), seed
+
+
+def test_learn_sampler_python_matches_cpython_and_differs_from_default(setup, bbh_dir,
+                                                                      tmp_path):
+    import random
+
+    from lorahub_tiny import few_shot_examples
+
+    pool, names = symlinked_pool(setup, tmp_path / "pool", 26)
+    examples = tmp_path / "examples.jsonl"
+    few_shot_examples(bbh_dir, examples)
+    drawn = {}
+    for sampler in ("python", "fisher-yates"):
+        out = tmp_path / sampler
+        run_lorahub("learn", "--model", setup[1], "--lora-list", pool, "--examples", examples,
+                    "--sample", 5, "--seed", 7, "--sampler", sampler, "--steps", 1, "--out", out)
+        weights = json.loads((out / "weights.json").read_text())
+        drawn[sampler] = [Path(m).name for m in weights["modules"]]
+    random.seed(7)
+    assert drawn["python"] == random.sample(names, 5)
+    assert drawn["fisher-yates"] != drawn["python"]
+
+
+@pytest.mark.malformed
+def test_unknown_sampler_is_a_clean_error(setup, bbh_dir, tmp_path):
+    proc = run_lorahub("bbh", "--model", setup[1], "--lora-list", setup[2], "--data-dir", bbh_dir,
+                       "--sampler", "numpy", "--out", tmp_path / "x", check=False)
+    assert_clean_error(proc, "sampler")
