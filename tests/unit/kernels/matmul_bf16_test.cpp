@@ -12,17 +12,11 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "kernels/matmul.h"
+#include "support/random_values.h"
 
 namespace lorahub {
 namespace {
-
-std::vector<float> random_values(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using test_support::random_values;
 
 std::vector<uint16_t> to_bf16(const std::vector<float>& v) {
   std::vector<uint16_t> out(v.size());

@@ -9,17 +9,11 @@
 #include "core/error.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "support/random_values.h"
 
 namespace lorahub {
 namespace {
-
-std::vector<float> random_values(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using test_support::random_values;
 
 TEST(Matmul, MatchesScalarLoops) {
   const int64_t m = 7, n = 13, k = 33;

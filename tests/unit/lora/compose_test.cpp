@@ -12,17 +12,12 @@
 #include "lora/compose.h"
 #include "lora/module_set.h"
 #include "models/linear.h"
+#include "support/random_values.h"
 
 namespace lorahub {
 namespace {
+using test_support::random_values;
 namespace fs = std::filesystem;
-
-std::vector<float> random_values(size_t n, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.f, 0.5f);
-  std::vector<float> v(n);
-  for (float& x : v) x = normal(rng);
-  return v;
-}
 
 // A module with one target layer "enc.q" (in 6, out 4, rank 2), scale 2 (alpha 4 / r 2).
 LoraModule make_module(const std::string& path, unsigned seed, int64_t rank = 2) {
@@ -40,7 +35,7 @@ LoraModule make_module(const std::string& path, unsigned seed, int64_t rank = 2)
     t.key = std::string("base_model.model.enc.q.lora_") + (is_a ? "A" : "B") + ".weight";
     t.shape = is_a ? Shape{rank, 6} : Shape{4, rank};
     t.scale = 4.0f / rank;
-    t.values = random_values(static_cast<size_t>(shape_numel(t.shape)), rng);
+    t.values = random_values(static_cast<size_t>(shape_numel(t.shape)), rng, 0.5f);
     m.tensors.push_back(std::move(t));
   }
   return m;
@@ -115,8 +110,8 @@ TEST(Compose, MergedEqualsUnmerged) {
   layer.name = "enc.q";
   layer.in = 6;
   layer.out = 4;
-  layer.weight = random_values(24, rng);
-  const std::vector<float> x = random_values(3 * 6, rng);
+  layer.weight = random_values(24, rng, 0.5f);
+  const std::vector<float> x = random_values(3 * 6, rng, 0.5f);
   const LoraMap map = compose(make_set(), {0.7, 1.1, -0.4});
 
   std::vector<float> unmerged(3 * 4), merged(3 * 4), base(3 * 4);

@@ -9,25 +9,19 @@
 #include "models/batch.h"
 #include "models/blocks.h"
 #include "models/linear.h"
+#include "support/random_values.h"
 
 namespace lorahub {
 namespace {
-
-std::vector<float> random_values(size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> dist(0.0f, 0.5f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using test_support::random_values;
 
 Linear random_linear(const std::string& name, int64_t in, int64_t out, unsigned seed) {
-  return Linear{name, in, out, random_values(in * out, seed), {}, nullptr, {}};
+  return Linear{name, in, out, random_values(in * out, seed, 0.5f), {}, nullptr, {}};
 }
 
 LoraDelta random_delta(int64_t in, int64_t out, int64_t r, float scale, unsigned seed) {
   return LoraDelta{
-      random_values(r * in, seed), random_values(out * r, seed + 1), r, in, out, scale};
+      random_values(r * in, seed, 0.5f), random_values(out * r, seed + 1, 0.5f), r, in, out, scale};
 }
 
 void expect_near(const std::vector<float>& a, const std::vector<float>& b, float tol) {
@@ -40,7 +34,7 @@ TEST(Linear, LoraUnmergedEqualsMerged) {
   Linear layer = random_linear("encoder.block.0.layer.0.SelfAttention.q", in, out, 1);
   LoraMap lora;
   lora[layer.name] = {random_delta(in, out, 4, 0.5f, 10), random_delta(in, out, 2, 2.0f, 20)};
-  const auto x = random_values(rows * in, 3);
+  const auto x = random_values(rows * in, 3, 0.5f);
 
   std::vector<float> plain(rows * out), unmerged(rows * out), merged(rows * out);
   linear_forward(layer, x.data(), rows, plain.data());
@@ -67,7 +61,7 @@ TEST(Linear, Bf16WeightsStayWithinRoundingOfF32) {
   convert_to_bf16(bf16);
   EXPECT_TRUE(bf16.weight.empty());
   EXPECT_TRUE(bf16.has_weight());
-  const auto x = random_values(rows * in, 62);
+  const auto x = random_values(rows * in, 62, 0.5f);
   LoraMap lora;
   lora[f32.name] = {random_delta(in, out, 4, 0.5f, 63)};
   std::vector<float> y32(rows * out), y16(rows * out), merged(rows * out);
@@ -125,8 +119,8 @@ AttentionLayer random_attention(int64_t d, int64_t heads, int64_t kv_heads, int6
 TEST(Attention, CachedDecodingEqualsFullCausalPass) {
   const int64_t d = 16, batch = 2, len = 6;
   const AttentionLayer layer = random_attention(d, 4, 4, 4, 11);
-  RelativePositionBias rel{random_values(8 * 4, 12), 8, 20, 4, false};
-  const auto x = random_values(batch * len * d, 13);
+  RelativePositionBias rel{random_values(8 * 4, 12, 0.5f), 8, 20, 4, false};
+  const auto x = random_values(batch * len * d, 13, 0.5f);
 
   KvCache full;
   full.reset(batch, len, layer.kv_dim());
@@ -158,12 +152,12 @@ TEST(Attention, CachedDecodingEqualsFullCausalPass) {
 void expect_packed_equals_alone(int64_t dh, std::vector<int64_t> lengths, bool left) {
   const int64_t heads = 2, d = heads * dh;
   const AttentionLayer layer = random_attention(d, heads, 1, dh, 41);
-  RelativePositionBias rel{random_values(8 * heads, 42), 8, 20, heads, false};
+  RelativePositionBias rel{random_values(8 * heads, 42, 0.5f), 8, 20, heads, false};
   std::vector<std::vector<int32_t>> seqs;
   for (int64_t n : lengths) seqs.emplace_back(static_cast<size_t>(n), 1);
   const PaddedBatch padded = pad_batch(seqs, 0, left);
   const RaggedBatch rows = RaggedBatch::of(padded);
-  const auto x = random_values(rows.rows * d, 43);
+  const auto x = random_values(rows.rows * d, 43, 0.5f);
   KvCache cache;
   cache.reset(padded.batch, padded.len, layer.kv_dim());
   append_kv(layer, x.data(), rows, cache);
@@ -203,7 +197,7 @@ TEST(Attention, Bf16CacheStaysWithinRoundingOfF32Cache) {
   const int64_t heads = 2, dh = 16, d = heads * dh;
   const AttentionLayer layer = random_attention(d, heads, 1, dh, 71);
   for (int64_t len : {4, 90}) {
-    const auto x = random_values(len * d, 72);
+    const auto x = random_values(len * d, 72, 0.5f);
     std::vector<float> y32(len * d), y16(len * d);
     for (bool bf16 : {false, true}) {
       KvCache cache;
@@ -223,7 +217,7 @@ TEST(Attention, LoopPathEqualsBlasPath) {
   // A long causal pass (BLAS per head) against decoding it token by token (loops over heads).
   const int64_t heads = 2, dh = 16, d = heads * dh, len = 90;
   const AttentionLayer layer = random_attention(d, heads, 2, dh, 51);
-  const auto x = random_values(len * d, 52);
+  const auto x = random_values(len * d, 52, 0.5f);
   KvCache full, cache;
   full.reset(1, len, layer.kv_dim());
   append_kv(layer, x.data(), 1, len, full);
@@ -241,7 +235,7 @@ TEST(Attention, LoopPathEqualsBlasPath) {
 TEST(Attention, PaddedKeysAreIgnored) {
   const int64_t d = 8, len = 5;
   const AttentionLayer layer = random_attention(d, 2, 2, 4, 21);
-  const auto x = random_values(len * d, 22);
+  const auto x = random_values(len * d, 22, 0.5f);
   // Sequence of 3 real tokens + 2 padding vs the same 3 tokens alone.
   KvCache padded, alone;
   padded.reset(1, len, layer.kv_dim());
@@ -271,7 +265,7 @@ TEST(Attention, GroupedQueryEqualsDuplicatedHeads) {
       l->weight.insert(l->weight.end(), first, first + dh * d);
     }
   }
-  const auto x = random_values(len * d, 32);
+  const auto x = random_values(len * d, 32, 0.5f);
   std::vector<float> y_gqa(len * d), y_full(len * d);
   for (auto [layer, y] :
        {std::pair<const AttentionLayer*, std::vector<float>*>{&gqa, &y_gqa}, {&full, &y_full}}) {
