@@ -21,13 +21,18 @@ def normalize(answer):
     return answer.strip().lower().replace(".", "")
 
 
-def test_targets(data_dir, task, max_test):
-    """Targets of our split's test set (DESIGN §1): order by SHA-256 of the input, skip 5."""
+def split_targets(data_dir, task, max_test):
+    """(few-shot targets, test targets) of our split (DESIGN §1): examples ordered by SHA-256 of
+    the input, the first 5 few-shot, the rest test (the first max_test of them)."""
     with open(os.path.join(data_dir, "tasks", task + ".json"), encoding="utf-8") as f:
         examples = json.load(f)["examples"]
     examples.sort(key=lambda e: hashlib.sha256(e["input"].encode("utf-8")).hexdigest())
     test = examples[5:]
-    return [e["target"] for e in (test[:max_test] if max_test else test)]
+    return [e["target"] for e in examples[:5]], [e["target"] for e in (test[:max_test] if max_test else test)]
+
+
+def test_targets(data_dir, task, max_test):
+    return split_targets(data_dir, task, max_test)[1]
 
 
 def answer_histogram(predictions, top=3):
@@ -72,13 +77,42 @@ def describe_task(task, out_dir, data_dir, max_test):
     print()
 
 
+def constant_answer_table(tasks, data_dir, max_test):
+    """Markdown rows: what answering one thing every time scores per task — the few-shot
+    majority (a method: the 5 examples' most frequent target, the first one on a tie) and the
+    test majority (an oracle: it peeks at the test answers). A method must clear them to show it
+    learned more than the answer format."""
+    rows = ["| task | few-shot majority answer | its accuracy | test majority (oracle) | its accuracy |",
+            "|---|---|---:|---|---:|"]
+    few_scores, test_scores = [], []
+    for task in tasks:
+        few, test = split_targets(data_dir, task, max_test)
+        counts = collections.Counter(normalize(t) for t in few)
+        few_answer = max(counts, key=lambda a: (counts[a], -[normalize(t) for t in few].index(a)))
+        test_counts = collections.Counter(normalize(t) for t in test)
+        test_answer, test_count = test_counts.most_common(1)[0]
+        few_scores.append(100 * test_counts[few_answer] / len(test))
+        test_scores.append(100 * test_count / len(test))
+        short = lambda a: a if len(a) <= 16 else a[:13] + "..."
+        rows.append(f"| {task} | {short(few_answer)} | {few_scores[-1]:.1f} | {short(test_answer)} |"
+                    f" {test_scores[-1]:.1f} |")
+    mean = lambda xs: sum(xs) / len(xs)
+    rows.append(f"| **average** | | **{mean(few_scores):.1f}** | | **{mean(test_scores):.1f}** |")
+    print("\n".join(rows))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="results/bbh-smollm2", help="the --out folder of `lorahub bbh`")
     parser.add_argument("--data-dir", default="../shared/data/bbh")
     parser.add_argument("--tasks", required=True, help="comma-separated task names")
     parser.add_argument("--max-test", type=int, default=50)
+    parser.add_argument("--constant-answer", action="store_true",
+                        help="print only the constant-answer (most frequent target) table")
     args = parser.parse_args()
+    if args.constant_answer:
+        constant_answer_table(args.tasks.split(","), args.data_dir, args.max_test)
+        return
     for task in args.tasks.split(","):
         try:
             describe_task(task, args.out, args.data_dir, args.max_test)
