@@ -31,10 +31,6 @@ def split_targets(data_dir, task, max_test):
     return [e["target"] for e in examples[:5]], [e["target"] for e in (test[:max_test] if max_test else test)]
 
 
-def test_targets(data_dir, task, max_test):
-    return split_targets(data_dir, task, max_test)[1]
-
-
 def answer_histogram(predictions, top=3):
     counts = collections.Counter(normalize(p) or "<empty>" for p in predictions)
     return ", ".join(f"{a!r}×{n}" for a, n in counts.most_common(top))
@@ -56,7 +52,7 @@ def cached_runs(cache_dir, task):
 
 
 def describe_task(task, out_dir, data_dir, max_test):
-    targets = test_targets(data_dir, task, max_test)
+    _, targets = split_targets(data_dir, task, max_test)
     balance = collections.Counter(normalize(t) for t in targets).most_common()
     most_common, most_count = balance[0]
     print(f"## {task}: {len(targets)} test examples, {len(balance)} distinct targets")
@@ -87,8 +83,8 @@ def constant_answer_table(tasks, data_dir, max_test):
     few_scores, test_scores = [], []
     for task in tasks:
         few, test = split_targets(data_dir, task, max_test)
-        counts = collections.Counter(normalize(t) for t in few)
-        few_answer = max(counts, key=lambda a: (counts[a], -[normalize(t) for t in few].index(a)))
+        # most_common sorts stably, so a tie goes to the answer seen first.
+        few_answer = collections.Counter(normalize(t) for t in few).most_common(1)[0][0]
         test_counts = collections.Counter(normalize(t) for t in test)
         test_answer, test_count = test_counts.most_common(1)[0]
         few_scores.append(100 * test_counts[few_answer] / len(test))

@@ -65,6 +65,10 @@ void bf16_to_f32(const uint16_t* src, float* dst, size_t n) {
 void f32_to_f16(const float* src, uint16_t* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
 }
+void f32_to_bf16(const float* src, uint16_t* dst, size_t n) {
+  for (size_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
+}
+
 std::vector<uint16_t> take_as_bf16(std::vector<float>& values) {
   std::vector<uint16_t> out(values.size());
   f32_to_bf16(values.data(), out.data(), values.size());
@@ -76,10 +80,6 @@ std::vector<float> widen_bf16(const std::vector<uint16_t>& values) {
   std::vector<float> out(values.size());
   bf16_to_f32(values.data(), out.data(), values.size());
   return out;
-}
-
-void f32_to_bf16(const float* src, uint16_t* dst, size_t n) {
-  for (size_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }
 
 }  // namespace lorahub

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cmath>
 #include <unordered_set>
 
@@ -60,10 +61,6 @@ std::vector<uint32_t> int_to_words(uint64_t seed) {
   return words;
 }
 
-int bit_length(uint64_t n) {
-  return n == 0 ? 0 : 64 - __builtin_clzll(n);
-}
-
 }  // namespace
 
 PythonRandom::PythonRandom(uint64_t seed) {
@@ -79,7 +76,7 @@ uint32_t PythonRandom::getrandbits(int k) {
 
 uint64_t PythonRandom::randbelow(uint64_t n) {
   check(n >= 1 && n < (uint64_t{1} << 32), "randbelow: n = {} (1 to 2^32-1 supported)", n);
-  const int k = bit_length(n);
+  const int k = std::bit_width(n);  // Python's n.bit_length()
   uint64_t r = getrandbits(k);
   while (r >= n) r = getrandbits(k);
   return r;

@@ -1,7 +1,7 @@
 #pragma once
 // CPython's `random` module, as far as LoraHub's reproduce_bbh.py uses it:
 //   random.seed(seed); random.sample(LORA_MODULE_NAMES, 20)
-// With the same pool order and seed, python_sample draws the same indices as CPython (3.2+;
+// With the same pool order and seed, PythonRandom::sample draws the same indices as CPython (3.2+;
 // the integer seeding and random.sample are unchanged since), so a run can use exactly the
 // modules the reference drew for that seed.
 //

@@ -157,10 +157,6 @@ SampleRule parse_sample_rule(const std::string& name) {
   throw Error(fmt::format("--sampler: '{}' is not fisher-yates or python", name));
 }
 
-const char* sample_rule_name(SampleRule rule) {
-  return rule == SampleRule::kPython ? "python" : "fisher-yates";
-}
-
 std::vector<std::string> sample_modules(const std::vector<std::string>& paths, size_t k,
                                         uint64_t seed, SampleRule rule) {
   if (k == 0 || k >= paths.size()) return paths;

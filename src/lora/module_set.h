@@ -79,7 +79,6 @@ enum class SampleRule { kFisherYates, kPython };
 
 // "fisher-yates" or "python"; throws naming the option otherwise.
 SampleRule parse_sample_rule(const std::string& name);
-const char* sample_rule_name(SampleRule rule);
 
 // Draws k of the paths without replacement, deterministically for the seed and rule
 // (k == 0 or k >= size keeps all, in order).
