@@ -22,8 +22,14 @@ void gemm(bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a, int
 // bf16 (a Linear weight converted once at load). Products of bf16 values accumulated in f32 by
 // oneDNN (AVX512-BF16 where the CPU has it), so the only error against matmul_abt is the rounding
 // of A and B to bf16: relative error about 2^-8 per product (tolerance: tests/unit/kernels).
+//
+// Two implementations: up to kSmallRowsMax rows (a decoding step) a kernel of ours on
+// AVX512-BF16 (kernels/small_rows_bf16.h) where the build has it, else oneDNN. `path` forces one
+// for tests and benchmarks; kSmallRows throws where the build lacks AVX512-BF16.
+enum class Bf16Path { kAuto, kLibrary, kSmallRows };
+inline constexpr int64_t kSmallRowsMax = 32;
 void matmul_abt_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
-                     float beta = 0.0f);
+                     float beta = 0.0f, Bf16Path path = Bf16Path::kAuto);
 // True when the bf16 path runs in oneDNN; false when it widens to f32 for sgemm (no oneDNN).
 bool bf16_matmul_native();
 

@@ -1,6 +1,7 @@
 // The bf16 fast path behind kernels/matmul.h: oneDNN's matmul with bf16 inputs and f32
-// accumulation and output (AVX512-BF16 / AMX where the CPU has them). Without oneDNN the same
-// function widens B to f32 and calls sgemm, so results differ only by the rounding of A.
+// accumulation and output (AVX512-BF16 / AMX where the CPU has them), or for a few rows our
+// kernel (kernels/small_rows_bf16.h). Without oneDNN the library path widens B to f32 and calls
+// sgemm, so results differ only by the rounding of A.
 #include <algorithm>
 #include <map>
 #include <tuple>
@@ -9,6 +10,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "kernels/matmul.h"
+#include "kernels/small_rows_bf16.h"
 
 #ifdef LORAHUB_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.hpp>
@@ -96,10 +98,14 @@ bool bf16_matmul_native() {
 }
 
 void matmul_abt_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
-                     float beta) {
+                     float beta, Bf16Path path) {
   if (m == 0 || n == 0) return;
   check(m > 0 && n > 0 && k > 0, "matmul_abt_bf16: bad shape m={} n={} k={}", m, n, k);
   const uint16_t* a16 = to_bf16(a, m * k);
+  if (path == Bf16Path::kAuto)
+    path = m <= kSmallRowsMax && small_rows_bf16_available() ? Bf16Path::kSmallRows
+                                                             : Bf16Path::kLibrary;
+  if (path == Bf16Path::kSmallRows) return small_rows_abt_bf16(a16, b, c, m, n, k, beta);
 #ifdef LORAHUB_HAVE_DNNL
   dnnl_abt(a16, b, c, m, n, k, beta);
 #else

@@ -3,6 +3,7 @@
 //    SAME bf16-rounded inputs: the kernel computes what it claims;
 //  - within 1e-2 of the matrix's largest |value| against the fp32 sgemm of the unrounded
 //    inputs: the cost of bf16 (2^-8 relative per element, averaging out over k).
+// Each for both implementations (oneDNN and our small-rows AVX512-BF16 kernel) and the default.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "kernels/matmul.h"
+#include "kernels/small_rows_bf16.h"
 #include "support/random_values.h"
 
 namespace lorahub {
@@ -48,25 +50,33 @@ struct Shape {
   int64_t m, n, k;
 };
 
-class MatmulBf16 : public ::testing::TestWithParam<Shape> {};
+class MatmulBf16 : public ::testing::TestWithParam<std::tuple<Shape, Bf16Path>> {
+ protected:
+  void SetUp() override {
+    const auto [shape, path] = GetParam();
+    if (path == Bf16Path::kSmallRows && !small_rows_bf16_available())
+      GTEST_SKIP() << "this build's CPU target has no AVX512-BF16";
+    m = shape.m, n = shape.n, k = shape.k, p = path;
+  }
+  int64_t m = 0, n = 0, k = 0;
+  Bf16Path p = Bf16Path::kAuto;
+};
 
 TEST_P(MatmulBf16, MatchesExactProductOfRoundedInputs) {
-  const auto [m, n, k] = GetParam();
   auto a = random_values(m * k, 1), b = random_values(n * k, 2);
   auto b16 = to_bf16(b);
   std::vector<float> c(m * n);
-  matmul_abt_bf16(a.data(), b16.data(), c.data(), m, n, k);
+  matmul_abt_bf16(a.data(), b16.data(), c.data(), m, n, k, 0.0f, p);
   auto want = exact_abt(a, b16, m, n, k);
   for (size_t i = 0; i < c.size(); ++i)
     ASSERT_NEAR(c[i], want[i], 1e-5 * std::sqrt(double(k)) * 4) << "element " << i;
 }
 
 TEST_P(MatmulBf16, WithinStatedToleranceOfFp32Path) {
-  const auto [m, n, k] = GetParam();
   auto a = random_values(m * k, 3), b = random_values(n * k, 4);
   auto b16 = to_bf16(b);
   std::vector<float> fast(m * n), reference(m * n);
-  matmul_abt_bf16(a.data(), b16.data(), fast.data(), m, n, k);
+  matmul_abt_bf16(a.data(), b16.data(), fast.data(), m, n, k, 0.0f, p);
   matmul_abt(a.data(), b.data(), reference.data(), m, n, k);
   const double scale = max_abs(reference);
   for (size_t i = 0; i < fast.size(); ++i)
@@ -74,21 +84,25 @@ TEST_P(MatmulBf16, WithinStatedToleranceOfFp32Path) {
 }
 
 TEST_P(MatmulBf16, AccumulatesWithBeta) {
-  const auto [m, n, k] = GetParam();
   auto a = random_values(m * k, 5);
   auto b16 = to_bf16(random_values(n * k, 6));
-  std::vector<float> once(m * n), twice(m * n);
-  matmul_abt_bf16(a.data(), b16.data(), once.data(), m, n, k);
+  std::vector<float> once(m * n, std::nanf("")), twice;  // beta 0 must not read C
+  matmul_abt_bf16(a.data(), b16.data(), once.data(), m, n, k, 0.0f, p);
   twice = once;
-  matmul_abt_bf16(a.data(), b16.data(), twice.data(), m, n, k, 1.0f);  // C = AB + C = 2 AB
+  matmul_abt_bf16(a.data(), b16.data(), twice.data(), m, n, k, 0.5f, p);  // C = AB + C/2
   for (size_t i = 0; i < once.size(); ++i)
-    ASSERT_NEAR(twice[i], 2 * once[i], 1e-5 * (1 + std::fabs(once[i]))) << "element " << i;
+    ASSERT_NEAR(twice[i], 1.5 * once[i], 1e-5 * (1 + std::fabs(once[i]))) << "element " << i;
 }
 
-// Odd sizes (tails of the vector loops), a single row (generation), model-like widths.
-INSTANTIATE_TEST_SUITE_P(Shapes, MatmulBf16,
-                         ::testing::Values(Shape{1, 1, 1}, Shape{3, 5, 7}, Shape{1, 64, 1024},
-                                           Shape{37, 129, 257}, Shape{64, 256, 1024}));
+// Odd sizes (tails of the vector loops and register blocks), a single row and a batch of rows
+// (generation), model-like widths (SmolLM2: 576, 192, 1536).
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, MatmulBf16,
+    ::testing::Combine(
+        ::testing::Values(Shape{1, 1, 1}, Shape{3, 5, 7}, Shape{1, 64, 1024}, Shape{2, 6, 33},
+                          Shape{5, 130, 576}, Shape{10, 192, 576}, Shape{16, 67, 1536},
+                          Shape{37, 129, 257}, Shape{64, 256, 1024}),
+        ::testing::Values(Bf16Path::kAuto, Bf16Path::kLibrary, Bf16Path::kSmallRows)));
 
 TEST(MatmulBf16Malformed, NegativeShapeIsAnError) {
   float a = 1, c = 0;
