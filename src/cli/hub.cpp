@@ -1,20 +1,25 @@
-// `lorahub hub serve|token|push|search|pull`: run a module hub, and use one.
+// `lorahub hub serve|token|push|search|pull|gc`: run a module hub, use one, and collect its
+// garbage.
 #include <fmt/format.h>
 
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <sstream>
 #include <thread>
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "hub/blob_store.h"
 #include "hub/client.h"
+#include "hub/gc.h"
 #include "hub/meta_store.h"
 #include "hub/names.h"
 #include "hub/server.h"
@@ -205,6 +210,44 @@ void add_pull(CLI::App& hub) {
   });
 }
 
+void gc(const std::string& root, const std::string& db, double min_age_minutes, bool dry_run) {
+  check(min_age_minutes >= 0, "--min-age-minutes must be >= 0, got {}", min_age_minutes);
+  // Never create a hub where there was none: a mistyped --root is an error, not an empty hub.
+  check(std::filesystem::is_directory(std::filesystem::path(root) / "blobs"),
+        "{}: not a hub folder (no blobs/ in it)", root);
+  const hub::BlobStore blobs(root);
+  const auto meta = hub::MetaStore::open(root, db);
+  const auto min_age = std::chrono::seconds(static_cast<int64_t>(min_age_minutes * 60));
+  const hub::GcReport r = hub::collect_garbage(blobs, *meta, min_age, dry_run);
+  for (const hub::BlobFile& blob : r.collected)
+    std::printf("%s %s (%zu bytes)\n", dry_run ? "would remove" : "removed", blob.sha256.c_str(),
+                blob.size);
+  std::printf(
+      "gc: %lld referenced blobs kept, %lld unreferenced younger than %g min kept, %zu "
+      "unreferenced %s (%llu bytes)\n",
+      static_cast<long long>(r.referenced), static_cast<long long>(r.young), min_age_minutes,
+      r.collected.size(), dry_run ? "to remove (dry run)" : "removed",
+      static_cast<unsigned long long>(r.collected_bytes));
+}
+
+void add_gc(CLI::App& hub) {
+  struct Args {
+    std::string root, db;
+    double min_age_minutes = 60;
+    bool dry_run = false;
+  };
+  auto args = std::make_shared<Args>();
+  auto* cmd = hub.add_subcommand(
+      "gc", "Remove blobs no revision points at (left by failed pushes); safe while serving");
+  cmd->add_option("--root", args->root, "The hub's folder")->required();
+  cmd->add_option("--db", args->db, "postgresql://... when the hub keeps metadata there");
+  cmd->add_option("--min-age-minutes", args->min_age_minutes,
+                  "Keep unreferenced blobs touched more recently (pushes in flight)")
+      ->capture_default_str();
+  cmd->add_flag("--dry-run", args->dry_run, "List what would be removed; remove nothing");
+  cmd->callback([args] { gc(args->root, args->db, args->min_age_minutes, args->dry_run); });
+}
+
 const Registrar reg("hub", 70, [](CLI::App& app) {
   auto* hub = app.add_subcommand("hub", "Run or use a LoRA module hub");
   hub->require_subcommand(1);
@@ -213,6 +256,7 @@ const Registrar reg("hub", 70, [](CLI::App& app) {
   add_push(*hub);
   add_search(*hub);
   add_pull(*hub);
+  add_gc(*hub);
 });
 
 }  // namespace

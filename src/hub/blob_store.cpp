@@ -62,15 +62,45 @@ bool BlobStore::contains(std::string_view sha256) const {
 
 StoredBlob BlobStore::put(std::string_view content) const {
   StoredBlob blob{sha256_hex(content), content.size(), false};
-  if (contains(blob.sha256)) return blob;
   const fs::path path = path_of(blob.sha256);
   std::error_code ec;
+  if (contains(blob.sha256)) {
+    fs::last_write_time(path, fs::file_time_type::clock::now(), ec);
+    if (!ec) return blob;
+    ec.clear();  // removed by garbage collection in between: store it again
+  }
   if (fs::create_directories(path.parent_path(), ec)) fsync_dir(blobs_dir_);
   check(!ec, "{}: cannot create folder: {}", path.parent_path().string(), ec.message());
   write_file_atomic(path.string(), std::as_bytes(std::span(content.data(), content.size())));
   fsync_dir(path.parent_path());
   blob.created = true;
   return blob;
+}
+
+std::vector<BlobFile> BlobStore::list() const {
+  std::vector<BlobFile> blobs;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(blobs_dir_, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    std::error_code stat_ec;  // a blob removed while listing is simply not listed
+    if (!is_lower_hex(name, 64) || it->path().parent_path().filename() != name.substr(0, 2) ||
+        !it->is_regular_file(stat_ec))
+      continue;
+    const auto size = it->file_size(stat_ec);
+    if (!stat_ec) blobs.push_back({name, static_cast<size_t>(size)});
+  }
+  check(!ec, "{}: cannot list the blobs: {}", blobs_dir_, ec.message());
+  return blobs;
+}
+
+bool BlobStore::remove_if_untouched_since(std::string_view sha256,
+                                          fs::file_time_type cutoff) const {
+  const fs::path path = path_of(sha256);
+  std::error_code ec;
+  const auto modified = fs::last_write_time(path, ec);
+  if (ec || modified >= cutoff) return false;
+  return fs::remove(path, ec) && !ec;
 }
 
 std::shared_ptr<const MappedFile> BlobStore::open(std::string_view sha256) const {

@@ -2,13 +2,20 @@
 // temp file, fsync'd, renamed into place and its folder fsync'd, so a blob that exists is whole
 // and durable; metadata only ever points at blobs that already exist (crash safety, issue 7).
 #pragma once
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/mapped_file.h"
 
 namespace lorahub::hub {
+
+struct BlobFile {
+  std::string sha256;
+  size_t size = 0;
+};
 
 struct StoredBlob {
   std::string sha256;
@@ -21,8 +28,17 @@ class BlobStore {
   // Creates ROOT/blobs when missing and removes temp files that a crash left behind.
   explicit BlobStore(std::string root);
 
-  // Stores `content` durably (idempotent: identical content is stored once).
+  // Stores `content` durably (idempotent: identical content is stored once). Storing content
+  // that is already there refreshes the blob's modification time: garbage collection keeps
+  // blobs touched within its grace period, so a push reusing an unreferenced blob keeps it.
   StoredBlob put(std::string_view content) const;
+
+  // Every stored blob (temp files and stray names are not blobs and are skipped).
+  std::vector<BlobFile> list() const;
+  // Removes the blob unless it was modified after `cutoff` (checked just before removing).
+  // Returns whether it was removed.
+  bool remove_if_untouched_since(std::string_view sha256,
+                                 std::filesystem::file_time_type cutoff) const;
 
   bool contains(std::string_view sha256) const;
   std::string path_of(std::string_view sha256) const;

@@ -155,6 +155,14 @@ std::vector<FileEntry> MetaStore::files_of(const std::string& sha) {
   return files;
 }
 
+std::unordered_set<std::string> MetaStore::referenced_blobs() {
+  std::lock_guard lock(mutex_);
+  std::unordered_set<std::string> shas;
+  for (const auto& row : db_->query("SELECT DISTINCT sha256 FROM files", {}))
+    shas.insert(text(row, 0));
+  return shas;
+}
+
 std::optional<Revision> MetaStore::find_revision(const std::string& repo, const std::string& rev) {
   std::lock_guard lock(mutex_);
   const std::string sql =

@@ -7,6 +7,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "hub/sql.h"
@@ -84,6 +85,9 @@ class MetaStore {
   // `rev.parent` (empty: the repo must not exist yet). Returns false, changing nothing, when
   // another upload got there first.
   bool commit(const Revision& rev);
+
+  // The SHA-256 of every blob some revision points at (what garbage collection must keep).
+  std::unordered_set<std::string> referenced_blobs();
 
   std::string describe() const { return db_->describe(); }
 

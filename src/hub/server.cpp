@@ -528,6 +528,10 @@ struct HubServer::Impl {
     }
     rev.sha = revision_sha(rev);
     if (!meta->commit(rev)) throw conflict(repo, pm.parent);
+    // A garbage collection (hub/gc.h) may have removed a reused, long-unreferenced blob between
+    // put and commit; now that the revision points at it, store it again.
+    for (size_t i = 0; i < files.size(); ++i)  // rev.files[i] was stored from files[i]
+      if (!blobs.contains(rev.files[i].sha256)) blobs.put(files[i].content);
     send_json(res, {{"commit", rev.sha}, {"repo", repo}, {"files", rev.files.size()}});
   }
 

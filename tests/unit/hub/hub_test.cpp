@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "hub/blob_store.h"
 #include "hub/client.h"
+#include "hub/gc.h"
 #include "hub/hash.h"
 #include "hub/meta_store.h"
 #include "hub/module_check.h"
@@ -266,6 +267,55 @@ std::vector<UploadedFile> adapter_files(int config_rank, int weight_rank) {
           {"adapter_model.safetensors",
            safetensors_bytes({{key + ".lora_A.weight", {weight_rank, 8}},
                               {key + ".lora_B.weight", {8, weight_rank}}})}};
+}
+
+void age(const BlobStore& store, const std::string& sha, std::chrono::hours by) {
+  fs::last_write_time(store.path_of(sha), fs::file_time_type::clock::now() - by);
+}
+
+TEST(HubGc, RemovesOnlyOldUnreferencedBlobs) {
+  TempDir dir;
+  const BlobStore blobs(dir.path().string());
+  auto meta = MetaStore::open(dir.path().string(), "");
+  const std::string kept = blobs.put("in a revision").sha256;
+  const std::string orphan = blobs.put("left by a failed push").sha256;
+  const std::string young = blobs.put("a push in flight").sha256;
+  Revision rev = make_revision("u/m", std::string(40, '1'), "", 4, {});
+  rev.files[0].sha256 = kept;
+  ASSERT_TRUE(meta->commit(rev));
+  age(blobs, kept, std::chrono::hours(5));
+  age(blobs, orphan, std::chrono::hours(2));
+  std::ofstream(dir.path() / "blobs" / "zz-not-a-blob") << "stray";  // never touched
+
+  const GcReport dry = collect_garbage(blobs, *meta, std::chrono::hours(1), true);
+  EXPECT_EQ(dry.referenced, 1);
+  EXPECT_EQ(dry.young, 1);
+  ASSERT_EQ(dry.collected.size(), 1u);
+  EXPECT_EQ(dry.collected[0].sha256, orphan);
+  EXPECT_EQ(dry.collected_bytes, std::string("left by a failed push").size());
+  EXPECT_TRUE(blobs.contains(orphan));  // a dry run removes nothing
+
+  const GcReport done = collect_garbage(blobs, *meta, std::chrono::hours(1), false);
+  ASSERT_EQ(done.collected.size(), 1u);
+  EXPECT_FALSE(blobs.contains(orphan));
+  EXPECT_TRUE(blobs.contains(kept) && blobs.contains(young));
+  EXPECT_TRUE(fs::exists(dir.path() / "blobs" / "zz-not-a-blob"));
+  EXPECT_TRUE(collect_garbage(blobs, *meta, std::chrono::hours(1), false).collected.empty());
+}
+
+TEST(HubGc, StoringAnOrphanAgainProtectsIt) {
+  TempDir dir;
+  const BlobStore blobs(dir.path().string());
+  auto meta = MetaStore::open(dir.path().string(), "");
+  const std::string sha = blobs.put("reused").sha256;
+  age(blobs, sha, std::chrono::hours(3));
+  EXPECT_FALSE(blobs.put("reused").created);  // a new push with the same file: touched
+  EXPECT_TRUE(collect_garbage(blobs, *meta, std::chrono::hours(1), false).collected.empty());
+  EXPECT_TRUE(blobs.contains(sha));
+  // Removed between a push's put and its commit: put stores it again.
+  fs::remove(blobs.path_of(sha));
+  EXPECT_TRUE(blobs.put("reused").created);
+  EXPECT_TRUE(blobs.contains(sha));
 }
 
 TEST(HubModuleCheck, ReadsTheMetadata) {
