@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import run_lorahub
-from hub_support import Hub, create_token, folder_files, head_of, make_adapter, raw_push
+from hub_support import Hub, blob_files, create_token, folder_files, head_of, make_adapter, raw_push
 
 
 def pg_bin_dir():
@@ -89,6 +89,16 @@ def test_two_servers_share_one_store_through_postgresql(tmp_path, postgres_url):
         assert sorted(r.status_code for r in results) == [200, 409], [r.text for r in results]
         winner = next(r for r in results if r.status_code == 200).json()["commit"]
         assert head_of(a, "erin/mod") == head_of(b, "erin/mod") == winner
+
+        # Garbage collection reads the references from PostgreSQL: it keeps every file of both
+        # revisions (and removes only what the losing push may have stored).
+        gc = run_lorahub("hub", "gc", "--root", root, "--db", postgres_url,
+                         "--min-age-minutes", "0").stdout
+        kept = int(gc.split("gc: ")[1].split()[0])  # at least 2 files in each of 2 revisions
+        assert kept >= 4 and len(blob_files(root)) == kept, gc
+        for sha in (out[1], winner):
+            run_lorahub("hub", "pull", "erin/mod", "--rev", sha, "--to", tmp_path / sha,
+                        "--endpoint", b.url)
     finally:
         a.stop()
         b.stop()
