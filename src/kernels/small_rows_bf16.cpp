@@ -2,12 +2,12 @@
 // Linear weight as it lies ([n, k] row-major bf16), with AVX512-BF16's dot product (vdpbf16ps:
 // pairs of bf16 products added into f32 lanes).
 //
-// Why by hand: a decoding step is ~200 products of ≤ 16 rows against the whole weight, so it is
-// bound by reading the weights once. oneDNN's matmul on an unpacked [n, k] bf16 weight reads it
-// at 11-13 GB/s here for 10 rows (bench/smollm2_results.md); it would want the weight
-// reordered into a layout it picks per shape, a second copy of the model. This kernel streams
-// each weight row once, at whatever layout the model already has, and reuses every 32-value
-// chunk of it for all rows of A from registers.
+// Why by hand: a decoding step is ~200 products of a few rows (one per sequence decoded; up to
+// kSmallRowsMax) against the whole weight, so it is bound by reading the weights once. oneDNN's
+// matmul on an unpacked [n, k] bf16 weight reads it at 11-13 GB/s here for 10 rows
+// (bench/smollm2_results.md); it would want the weight reordered into a layout it picks per shape,
+// a second copy of the model. This kernel streams each weight row once, at whatever layout the
+// model already has, and reuses every 32-value chunk of it for all rows of A from registers.
 #include "kernels/small_rows_bf16.h"
 
 #include <algorithm>
@@ -136,7 +136,7 @@ bool small_rows_bf16_available() {
 
 void small_rows_abt_bf16(const uint16_t*, const uint16_t*, float*, int64_t, int64_t, int64_t,
                          float) {
-  throw Error("small_rows_abt_bf16: this build's CPU target has no AVX512-BF16");
+  fail("small_rows_abt_bf16: this build's CPU target has no AVX512-BF16");
 }
 
 #endif
