@@ -22,6 +22,8 @@
 #include <numeric>
 
 #include "adapt/learner.h"
+#include "adapt/objective.h"
+#include "adapt/optimizer.h"
 #include "cli/command.h"
 #include "cli/model_args.h"
 #include "cli/model_commands.h"
@@ -374,6 +376,16 @@ json content_identity(const std::string& path) {
           {"sha256", hub::content_sha256_hex(path)}};
 }
 
+// The search's constants (code defaults, not options): part of the key so that changing one in
+// the code recomputes the LoraHub results instead of serving stale ones.
+json optimizer_settings(int sample) {
+  const OptimizeOptions defaults;
+  return {{"lower", defaults.lower},
+          {"upper", defaults.upper},
+          {"initial_step", defaults.initial_step},
+          {"cmaes_population", cmaes_population(sample)}};
+}
+
 json settings_json(const BbhArgs& a, const std::vector<std::string>& pool) {
   json modules = json::array();
   for (const std::string& path : pool) modules.push_back(content_identity(path));
@@ -384,7 +396,9 @@ json settings_json(const BbhArgs& a, const std::vector<std::string>& pool) {
             {"loss_mode", a.loss_mode},
             {"max_test", a.max_test},
             {"max_new_tokens", a.max_new_tokens},
-            {"answer_stops", {"\n\n", "Q:"}}};
+            {"answer_stops", {"\n\n", "Q:"}},
+            {"optimizer", optimizer_settings(a.sample)},
+            {"l1", ObjectiveOptions{}.l1}};
   // Only when set, so that results cached by f32 runs before the option existed stay valid.
   if (a.model.bf16) s["compute"] = "bf16";
   if (a.sampler != "fisher-yates") s["sampler"] = a.sampler;

@@ -123,6 +123,10 @@ def test_cache_follows_content_not_paths(setup, bbh_dir, tmp_path):
     assert settings["model"]["name"] == Path(model).name
     assert all(len(m["sha256"]) == 64 for m in settings["pool"] + [settings["model"]])
     assert str(root) not in json.dumps(settings)  # no path in the cache key
+    # The search's code constants are in the key too: changing one recomputes, never serves stale.
+    assert settings["optimizer"] == {"lower": -1.5, "upper": 1.5, "initial_step": 0.5,
+                                     "cmaes_population": 4 + 2}  # nevergrad: 4 + floor(3 ln 2)
+    assert settings["l1"] == 0.05
 
     moved = tmp_path / "elsewhere"
     shutil.copytree(model, moved / Path(model).name)
