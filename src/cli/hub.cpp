@@ -11,6 +11,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <iostream>
 #include <memory>
 #include <sstream>
 #include <thread>
@@ -92,6 +93,48 @@ void add_serve(CLI::App& hub) {
   cmd->callback([args] { serve(*args); });
 }
 
+// A token read from stdin when given as "-", so that it need not appear in the process list.
+std::string token_argument(const std::string& value) {
+  if (value != "-") return value;
+  std::string line;
+  std::getline(std::cin, line);
+  while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
+  return line;
+}
+
+void add_token_revoke(CLI::App& token) {
+  struct Args {
+    std::string root, db, token, user;
+  };
+  auto args = std::make_shared<Args>();
+  auto* revoke = token.add_subcommand(
+      "revoke", "Revoke a token (or all of a user's); effective at once, also for running servers");
+  revoke->add_option("--root", args->root, "The hub's folder")->required();
+  revoke->add_option("--db", args->db, "postgresql://... when the hub keeps metadata there");
+  auto* by_token = revoke->add_option("--token", args->token, "The token (\"-\": read from stdin)");
+  auto* by_user = revoke->add_option("--user", args->user, "Revoke every token of this user");
+  by_token->excludes(by_user);
+  revoke->callback([args] {
+    check(!args->token.empty() || !args->user.empty(), "token revoke: give --token or --user");
+    // Never create a hub where there was none (a mistyped --root).
+    check(!args->db.empty() ||
+              std::filesystem::exists(std::filesystem::path(args->root) / "hub.sqlite3"),
+          "{}: not a hub folder (no hub.sqlite3 in it)", args->root);
+    const auto store = hub::MetaStore::open(args->root, args->db);
+    if (!args->user.empty()) {
+      hub::validate_name(args->user, "user name");
+      const int64_t n = store->revoke_tokens_of(args->user);
+      check(n > 0, "user '{}' has no tokens on {}", args->user, store->describe());
+      std::printf("revoked %lld token%s of %s\n", static_cast<long long>(n), n == 1 ? "" : "s",
+                  args->user.c_str());
+      return;
+    }
+    check(store->revoke_token(token_argument(args->token)), "no such token on {}",
+          store->describe());
+    std::printf("revoked 1 token\n");
+  });
+}
+
 void add_token(CLI::App& hub) {
   struct Args {
     std::string root, db, user;
@@ -108,6 +151,7 @@ void add_token(CLI::App& hub) {
     const auto store = hub::MetaStore::open(args->root, args->db);
     std::printf("%s\n", store->create_token(args->user).c_str());
   });
+  add_token_revoke(*token);
 }
 
 std::string token_or_env(const std::string& token) {

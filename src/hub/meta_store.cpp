@@ -138,6 +138,16 @@ std::optional<std::string> MetaStore::user_for_token(const std::string& token) {
   return text(rows[0], 0);
 }
 
+bool MetaStore::revoke_token(const std::string& token) {
+  std::lock_guard lock(mutex_);
+  return db_->execute("DELETE FROM tokens WHERE hash = ?", {sha256_hex(token)}) > 0;
+}
+
+int64_t MetaStore::revoke_tokens_of(const std::string& user) {
+  std::lock_guard lock(mutex_);
+  return db_->execute("DELETE FROM tokens WHERE user_name = ?", {user});
+}
+
 std::optional<std::string> MetaStore::head_of(const std::string& repo) {
   std::lock_guard lock(mutex_);
   const auto rows = db_->query("SELECT head FROM repos WHERE id = ?", {repo});

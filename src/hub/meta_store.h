@@ -74,6 +74,11 @@ class MetaStore {
   // Creates the user when new; returns a fresh token (only its SHA-256 is stored).
   std::string create_token(const std::string& user);
   std::optional<std::string> user_for_token(const std::string& token);
+  // Revocation takes effect at once, also for running servers (tokens are looked up per request).
+  // Returns whether the token existed.
+  bool revoke_token(const std::string& token);
+  // Revokes every token of `user`; returns how many there were.
+  int64_t revoke_tokens_of(const std::string& user);
 
   std::optional<std::string> head_of(const std::string& repo);
   // `rev` is "main" (the head) or a full revision sha of this repo.

@@ -176,6 +176,22 @@ TEST(HubMetaStore, TokensAreHashedAndResolve) {
   EXPECT_NE(store->create_token("alice"), token);  // a user may hold several tokens
 }
 
+TEST(HubMetaStore, RevokedTokensNoLongerResolve) {
+  TempDir dir;
+  auto store = MetaStore::open(dir.path().string(), "");
+  const std::string a1 = store->create_token("alice"), a2 = store->create_token("alice");
+  const std::string b = store->create_token("bob");
+  EXPECT_TRUE(store->revoke_token(a1));
+  EXPECT_FALSE(store->user_for_token(a1).has_value());
+  EXPECT_FALSE(store->revoke_token(a1));  // already gone
+  EXPECT_FALSE(store->revoke_token("lh_" + std::string(48, '0')));
+  EXPECT_EQ(store->user_for_token(a2).value_or(""), "alice");
+  EXPECT_EQ(store->revoke_tokens_of("alice"), 1);
+  EXPECT_FALSE(store->user_for_token(a2).has_value());
+  EXPECT_EQ(store->revoke_tokens_of("alice"), 0);
+  EXPECT_EQ(store->user_for_token(b).value_or(""), "bob");  // other users untouched
+}
+
 TEST(HubMetaStore, CommitsAreCompareAndSwapOnTheHead) {
   TempDir dir;
   auto store = MetaStore::open(dir.path().string(), "");
