@@ -5,6 +5,7 @@ import hashlib
 import json
 import os
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -96,6 +97,23 @@ def raw_push(hub, repo, files, token=None, parent=None, meta=None, timeout=60):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.post(f"{hub.url}/api/lorahub/push/{repo}", files=multipart, headers=headers,
                       timeout=timeout)
+
+
+def race_pushes(hubs, repo, payloads, token, parent):
+    """Pushes payloads[i] to hubs[i] all at once (threads released together by a barrier), all on
+    the same parent; returns the responses in order."""
+    barrier, results = threading.Barrier(len(payloads)), [None] * len(payloads)
+
+    def upload(i):
+        barrier.wait(timeout=30)
+        results[i] = raw_push(hubs[i], repo, payloads[i], token=token, parent=parent)
+
+    threads = [threading.Thread(target=upload, args=(i,)) for i in range(len(payloads))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return results
 
 
 def head_of(hub, repo):

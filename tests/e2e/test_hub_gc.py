@@ -4,13 +4,13 @@ unreferenced blobs (a push in flight) and everything referenced stay; a dry run 
 import hashlib
 import os
 import sqlite3
-import threading
 import time
 
 import pytest
 
 from conftest import assert_clean_error, run_lorahub
-from hub_support import Hub, blob_files, create_token, folder_files, make_adapter, raw_push
+from hub_support import (Hub, blob_files, create_token, folder_files, make_adapter, race_pushes,
+                         raw_push)
 
 
 def referenced(root):
@@ -35,17 +35,7 @@ def racing_pushes(hub, tmp_path, parent, rounds):
     for round_ in range(rounds):
         payloads = [folder_files(make_adapter(tmp_path / f"r{round_}-{i}", seed=10 * round_ + i))
                     for i in range(2)]
-        barrier, results = threading.Barrier(2), [None, None]
-
-        def upload(i):
-            barrier.wait(timeout=30)
-            results[i] = raw_push(hub, "alice/mod", payloads[i], token=hub.token, parent=parent)
-
-        threads = [threading.Thread(target=upload, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        results = race_pushes([hub, hub], "alice/mod", payloads, hub.token, parent)
         assert sorted(r.status_code for r in results) == [200, 409], [r.text for r in results]
         parent = next(r for r in results if r.status_code == 200).json()["commit"]
         commits.append(parent)

@@ -7,13 +7,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 
 import pytest
 
 from conftest import run_lorahub
-from hub_support import Hub, blob_files, create_token, folder_files, head_of, make_adapter, raw_push
+from hub_support import (Hub, blob_files, create_token, folder_files, head_of, make_adapter,
+                         race_pushes)
 
 
 def pg_bin_dir():
@@ -75,17 +75,7 @@ def test_two_servers_share_one_store_through_postgresql(tmp_path, postgres_url):
 
         # Pushes racing through different servers: the database decides, one wins.
         payloads = [folder_files(make_adapter(tmp_path / f"race{i}", seed=10 + i)) for i in range(2)]
-        barrier, results = threading.Barrier(2), [None, None]
-
-        def upload(i, hub):
-            barrier.wait(timeout=30)
-            results[i] = raw_push(hub, "erin/mod", payloads[i], token=token, parent=out[1])
-
-        threads = [threading.Thread(target=upload, args=(i, h)) for i, h in enumerate((a, b))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        results = race_pushes([a, b], "erin/mod", payloads, token, out[1])
         assert sorted(r.status_code for r in results) == [200, 409], [r.text for r in results]
         winner = next(r for r in results if r.status_code == 200).json()["commit"]
         assert head_of(a, "erin/mod") == head_of(b, "erin/mod") == winner

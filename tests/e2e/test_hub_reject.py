@@ -10,7 +10,7 @@ import pytest
 
 from conftest import assert_clean_error, run_lorahub
 from hub_support import (Hub, blob_files, create_token, folder_files, head_of, make_adapter,
-                         raw_push)
+                         race_pushes, raw_push)
 
 pytestmark = pytest.mark.malformed
 
@@ -150,18 +150,7 @@ def test_racing_uploads_one_wins_the_other_gets_409(hub, tmp_path):
     for round_ in range(4):
         payloads = [folder_files(make_adapter(tmp_path / f"r{round_}-{i}", seed=10 * round_ + i))
                     for i in range(2)]
-        barrier = threading.Barrier(2)
-        results = [None, None]
-
-        def upload(i):
-            barrier.wait(timeout=30)
-            results[i] = raw_push(hub, "alice/mod", payloads[i], token=hub.token, parent=parent)
-
-        threads = [threading.Thread(target=upload, args=(i,)) for i in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        results = race_pushes([hub, hub], "alice/mod", payloads, hub.token, parent)
         codes = sorted(r.status_code for r in results)
         assert codes == [200, 409], [r.text for r in results]
         winner = next(i for i in range(2) if results[i].status_code == 200)
