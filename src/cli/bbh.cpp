@@ -111,6 +111,28 @@ std::vector<std::string> parse_tasks(const std::string& text, const std::string&
   return tasks;
 }
 
+// The top-level settings whose values differ, e.g. "steps: 40 -> 20, pool"; long values (the
+// pool) are named, not printed.
+std::string differing_settings(const json& cached, const json& now) {
+  std::vector<std::string> keys;
+  for (const json* side : {&cached, &now})
+    if (side->is_object())
+      for (const auto& [key, value] : side->items())
+        if (std::ranges::find(keys, key) == keys.end()) keys.push_back(key);
+  std::ranges::sort(keys);
+  std::string out;
+  for (const std::string& key : keys) {
+    const json before = cached.is_object() ? cached.value(key, json()) : json();
+    const json after = now.value(key, json());
+    if (before == after) continue;
+    const std::string a = before.is_null() ? "unset" : before.dump();
+    const std::string b = after.is_null() ? "unset" : after.dump();
+    out += (out.empty() ? "" : ", ") +
+           (a.size() + b.size() > 80 ? key : fmt::format("{}: {} -> {}", key, a, b));
+  }
+  return out.empty() ? "unreadable settings" : out;
+}
+
 // A JSON result file under OUT/cache, reused only when it was made with the same settings.
 class ResultCache {
  public:
@@ -125,7 +147,8 @@ class ResultCache {
     if (fs::exists(path)) {
       const json cached = parse_json(read_text_file(path), path);
       if (cached.value("settings", json()) == settings_) return cached["result"];
-      fmt::print(stderr, "bbh: {} was made with other settings; recomputing\n", path);
+      fmt::print(stderr, "bbh: {} was made with other settings ({}); recomputing\n", path,
+                 differing_settings(cached.value("settings", json()), settings_));
     }
     json result = compute();
     write_file_atomic(path, json{{"settings", settings_}, {"result", result}}.dump(1) + "\n");

@@ -143,7 +143,12 @@ def test_cache_follows_content_not_paths(setup, bbh_dir, tmp_path):
     config.write_text(config.read_text() + "\n")  # same meaning, different bytes
     third = run_lorahub("bbh", "--model", moved / Path(model).name, "--lora-list", moved_pool,
                         *args)
-    assert third.stderr.count("made with other settings; recomputing") == 2
+    assert third.stderr.count("made with other settings (pool); recomputing") == 2
+    # The message names what changed: long values by key, short ones with both values.
+    longer = [3 if a == 2 and args[i - 1] == "--max-new-tokens" else a for i, a in enumerate(args)]
+    fourth = run_lorahub("bbh", "--model", moved / Path(model).name, "--lora-list", moved_pool,
+                         *longer)
+    assert fourth.stderr.count("(max_new_tokens: 2 -> 3); recomputing") == 2
 
 
 @pytest.mark.malformed
