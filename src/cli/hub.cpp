@@ -93,6 +93,13 @@ void add_serve(CLI::App& hub) {
   cmd->callback([args] { serve(*args); });
 }
 
+// The maintenance commands never create a hub where there was none: a mistyped --root, or a
+// hub whose metadata is in PostgreSQL named without --db, is an error, not an empty hub.
+void check_metadata_exists(const std::string& root, const std::string& db) {
+  check(!db.empty() || std::filesystem::exists(std::filesystem::path(root) / "hub.sqlite3"),
+        "{}: not a hub folder (no hub.sqlite3 in it; metadata in PostgreSQL needs --db)", root);
+}
+
 // A token read from stdin when given as "-", so that it need not appear in the process list.
 std::string token_argument(const std::string& value) {
   if (value != "-") return value;
@@ -116,10 +123,7 @@ void add_token_revoke(CLI::App& token) {
   by_token->excludes(by_user);
   revoke->callback([args] {
     check(!args->token.empty() || !args->user.empty(), "token revoke: give --token or --user");
-    // Never create a hub where there was none (a mistyped --root).
-    check(!args->db.empty() ||
-              std::filesystem::exists(std::filesystem::path(args->root) / "hub.sqlite3"),
-          "{}: not a hub folder (no hub.sqlite3 in it)", args->root);
+    check_metadata_exists(args->root, args->db);
     const auto store = hub::MetaStore::open(args->root, args->db);
     if (!args->user.empty()) {
       hub::validate_name(args->user, "user name");
@@ -256,9 +260,10 @@ void add_pull(CLI::App& hub) {
 
 void gc(const std::string& root, const std::string& db, double min_age_minutes, bool dry_run) {
   check(min_age_minutes >= 0, "--min-age-minutes must be >= 0, got {}", min_age_minutes);
-  // Never create a hub where there was none: a mistyped --root is an error, not an empty hub.
   check(std::filesystem::is_directory(std::filesystem::path(root) / "blobs"),
         "{}: not a hub folder (no blobs/ in it)", root);
+  // Without it MetaStore::open would start an empty SQLite store, in which no blob is referenced.
+  check_metadata_exists(root, db);
   const hub::BlobStore blobs(root);
   const auto meta = hub::MetaStore::open(root, db);
   const auto min_age = std::chrono::seconds(static_cast<int64_t>(min_age_minutes * 60));

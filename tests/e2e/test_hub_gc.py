@@ -79,11 +79,19 @@ def test_gc_removes_orphans_while_serving_and_every_revision_still_pulls(tmp_pat
 
 
 @pytest.mark.malformed
-def test_gc_refuses_a_folder_that_is_not_a_hub_and_a_negative_age(tmp_path):
+def test_gc_refuses_a_folder_that_is_not_a_hub_missing_metadata_and_a_negative_age(tmp_path):
     proc = run_lorahub("hub", "gc", "--root", tmp_path / "typo", check=False)
     assert_clean_error(proc, "not a hub folder", "typo")
     assert not (tmp_path / "typo").exists()  # no hub created by mistake
-    (tmp_path / "hub" / "blobs").mkdir(parents=True)
+    # Blobs but no SQLite metadata (a hub on PostgreSQL named without --db): collecting against
+    # an empty store would remove every blob.
+    orphan = plant_orphan(tmp_path / "hub", b"referenced in PostgreSQL", 3 * 3600)
+    proc = run_lorahub("hub", "gc", "--root", tmp_path / "hub", "--min-age-minutes", "0",
+                       check=False)
+    assert_clean_error(proc, "not a hub folder", "--db")
+    assert blob_files(tmp_path / "hub") == [orphan]
+    assert not (tmp_path / "hub" / "hub.sqlite3").exists()
+    create_token(tmp_path / "hub", "alice")  # now a hub with (empty) SQLite metadata
     proc = run_lorahub("hub", "gc", "--root", tmp_path / "hub", "--min-age-minutes", "-1",
                        check=False)
     assert_clean_error(proc, "--min-age-minutes")
