@@ -20,6 +20,7 @@
 #include <functional>
 #include <iostream>
 #include <numeric>
+#include <set>
 
 #include "adapt/learner.h"
 #include "adapt/objective.h"
@@ -114,12 +115,10 @@ std::vector<std::string> parse_tasks(const std::string& text, const std::string&
 // The top-level settings whose values differ, e.g. "steps: 40 -> 20, pool"; long values (the
 // pool) are named, not printed.
 std::string differing_settings(const json& cached, const json& now) {
-  std::vector<std::string> keys;
+  std::set<std::string> keys;  // sorted, each once
   for (const json* side : {&cached, &now})
     if (side->is_object())
-      for (const auto& [key, value] : side->items())
-        if (std::ranges::find(keys, key) == keys.end()) keys.push_back(key);
-  std::ranges::sort(keys);
+      for (const auto& [key, value] : side->items()) keys.insert(key);
   std::string out;
   for (const std::string& key : keys) {
     const json before = cached.is_object() ? cached.value(key, json()) : json();
