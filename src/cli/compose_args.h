@@ -18,7 +18,7 @@ struct ComposeArgs {
   double density = -1;  // < 0: not given
   std::string majority_sign = "total";
   int64_t svd_rank = 0;
-  double svd_clamp = -1;  // < 0: no clamping
+  double svd_clamp = -1;   // < 0: no clamping
   std::string dare_masks;  // test hook: safetensors of 0/1 masks "<tensor>.<module>"
 
   // `method_flag` is "--compose" (learn, score, generate) or "--method" (compose).

@@ -15,8 +15,8 @@
 // LAPACK's single-precision divide-and-conquer SVD (OpenBLAS ships LAPACK); the trailing
 // argument is the hidden length of the jobz string in the gfortran calling convention.
 extern "C" void sgesdd_(const char* jobz, const int* m, const int* n, float* a, const int* lda,
-                        float* s, float* u, const int* ldu, float* vt, const int* ldvt,
-                        float* work, const int* lwork, int* iwork, int* info, size_t jobz_len);
+                        float* s, float* u, const int* ldu, float* vt, const int* ldvt, float* work,
+                        const int* lwork, int* iwork, int* info, size_t jobz_len);
 
 namespace lorahub {
 namespace {
@@ -50,14 +50,19 @@ enum class Merge { kArithmetic, kTies, kDareLinear, kDareTies, kMagnitude };
 Merge merge_of(CombineMethod m) {
   switch (m) {
     case CombineMethod::kTies:
-    case CombineMethod::kTiesSvd: return Merge::kTies;
+    case CombineMethod::kTiesSvd:
+      return Merge::kTies;
     case CombineMethod::kDareLinear:
-    case CombineMethod::kDareLinearSvd: return Merge::kDareLinear;
+    case CombineMethod::kDareLinearSvd:
+      return Merge::kDareLinear;
     case CombineMethod::kDareTies:
-    case CombineMethod::kDareTiesSvd: return Merge::kDareTies;
+    case CombineMethod::kDareTiesSvd:
+      return Merge::kDareTies;
     case CombineMethod::kMagnitudePrune:
-    case CombineMethod::kMagnitudePruneSvd: return Merge::kMagnitude;
-    default: return Merge::kArithmetic;
+    case CombineMethod::kMagnitudePruneSvd:
+      return Merge::kMagnitude;
+    default:
+      return Merge::kArithmetic;
   }
 }
 
@@ -68,8 +73,8 @@ bool is_svd(CombineMethod m) {
 }
 
 bool needs_density(CombineMethod m) {
-  return m != CombineMethod::kLoraHub && m != CombineMethod::kLinear &&
-         m != CombineMethod::kCat && m != CombineMethod::kSvd;
+  return m != CombineMethod::kLoraHub && m != CombineMethod::kLinear && m != CombineMethod::kCat &&
+         m != CombineMethod::kSvd;
 }
 
 using Stack = std::vector<std::vector<float>>;  // one task tensor per module, same size
@@ -96,9 +101,9 @@ void prune(Stack& stack, Merge merge, const CombineOptions& o, const std::string
       prune_magnitude(t, density);
       continue;
     }
-    const std::vector<float> mask = o.drop_mask ? o.drop_mask(name, i, t.size(), density)
-                                                : seeded_drop_mask(o.seed, name, i, t.size(),
-                                                                   density);
+    const std::vector<float> mask = o.drop_mask
+                                        ? o.drop_mask(name, i, t.size(), density)
+                                        : seeded_drop_mask(o.seed, name, i, t.size(), density);
     check(mask.size() == t.size(), "combine: drop mask for '{}' module {} has {} values, not {}",
           name, i, mask.size(), t.size());
     const float d = static_cast<float>(density);
@@ -114,7 +119,9 @@ std::vector<float> weighted_sum(const Stack& stack, const std::vector<float>& v)
   return out;
 }
 
-float sign_of(float x) { return static_cast<float>((x > 0) - (x < 0)); }
+float sign_of(float x) {
+  return static_cast<float>((x > 0) - (x < 0));
+}
 
 // calculate_majority_sign_mask on the unweighted (pruned) tensors, then disjoint_merge of the
 // weighted ones: the mean of the weighted values that agree with the elected sign.
@@ -176,8 +183,8 @@ std::vector<float> to_f32(const std::vector<double>& v) {
 }
 
 // linear/ties/dare/magnitude_prune: A and B merged apart, the weight split as √ over both.
-void combine_per_tensor(const ModuleSet& set, const std::vector<double>& w,
-                        const CombineOptions& o, const LayerSlots& s, LoraModule& out) {
+void combine_per_tensor(const ModuleSet& set, const std::vector<double>& w, const CombineOptions& o,
+                        const LayerSlots& s, LoraModule& out) {
   std::vector<double> wa, wb;
   for (size_t i = 0; i < set.size(); ++i) {
     const double ws = w[i] * static_cast<double>(set[i].tensors[s.a].scale);
@@ -185,8 +192,10 @@ void combine_per_tensor(const ModuleSet& set, const std::vector<double>& w,
     wb.push_back(std::sqrt(std::abs(ws)));
   }
   const Merge merge = merge_of(o.method);
-  out.tensors[s.a].values = merge_stack(gather(set, s.a), to_f32(wa), merge, o, s.layer + ".lora_A");
-  out.tensors[s.b].values = merge_stack(gather(set, s.b), to_f32(wb), merge, o, s.layer + ".lora_B");
+  out.tensors[s.a].values =
+      merge_stack(gather(set, s.a), to_f32(wa), merge, o, s.layer + ".lora_A");
+  out.tensors[s.b].values =
+      merge_stack(gather(set, s.b), to_f32(wb), merge, o, s.layer + ".lora_B");
 }
 
 // cat: A = [w₁s₁A₁; ...] (rows), B = [B₁ B₂ ...] (columns).
@@ -203,7 +212,8 @@ void combine_cat(const ModuleSet& set, const std::vector<double>& w, const Layer
     for (float v : set[i].tensors[s.a].f32()) a.push_back(v * wi * si);  // (A·w)·s, as torch
     const std::vector<float> bi = set[i].tensors[s.b].f32();
     for (int64_t row = 0; row < rows; ++row)
-      for (int64_t c = 0; c < r; ++c) b[row * total + static_cast<int64_t>(i) * r + c] = bi[row * r + c];
+      for (int64_t c = 0; c < r; ++c)
+        b[row * total + static_cast<int64_t>(i) * r + c] = bi[row * r + c];
   }
   out.tensors[s.a].values = std::move(a);
   out.tensors[s.a].shape = {total, in};
@@ -242,14 +252,14 @@ Svd svd(const std::vector<float>& matrix, int64_t rows, int64_t cols, const std:
   std::vector<int> iwork(8 * static_cast<size_t>(r.k));
   int info = 0, lwork = -1;
   float query = 0;
-  sgesdd_("S", &r.m, &r.n, a.data(), &r.m, r.s.data(), r.u.data(), &r.m, r.vt.data(), &r.k,
-          &query, &lwork, iwork.data(), &info, 1);
+  sgesdd_("S", &r.m, &r.n, a.data(), &r.m, r.s.data(), r.u.data(), &r.m, r.vt.data(), &r.k, &query,
+          &lwork, iwork.data(), &info, 1);
   lwork = static_cast<int>(query);
   std::vector<float> work(static_cast<size_t>(std::max(1, lwork)));
   sgesdd_("S", &r.m, &r.n, a.data(), &r.m, r.s.data(), r.u.data(), &r.m, r.vt.data(), &r.k,
           work.data(), &lwork, iwork.data(), &info, 1);
-  check(info == 0, "combine: SVD of '{}' [{}, {}] failed (LAPACK sgesdd info {})", name, rows,
-        cols, info);
+  check(info == 0, "combine: SVD of '{}' [{}, {}] failed (LAPACK sgesdd info {})", name, rows, cols,
+        info);
   return r;
 }
 
@@ -270,8 +280,8 @@ void combine_svd(const ModuleSet& set, const std::vector<double>& w, const Combi
     deltas.push_back(std::move(d));
   }
   const std::string name = s.layer + ".delta";
-  const Svd f = svd(merge_stack(std::move(deltas), to_f32(w), merge_of(o.method), o, name), rows,
-                    in, name);
+  const Svd f =
+      svd(merge_stack(std::move(deltas), to_f32(w), merge_of(o.method), o, name), rows, in, name);
   std::vector<float> b(static_cast<size_t>(rows * rank)), a(static_cast<size_t>(rank * in));
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t c = 0; c < rank; ++c) b[i * rank + c] = f.u[c * rows + i] * f.s[c];
@@ -296,7 +306,8 @@ void set_rank(LoraModule& out, int64_t rank) {
   out.config.lora_alpha = static_cast<double>(rank);
   out.config.rank_pattern.clear();
   out.config.alpha_pattern.clear();
-  const float scale = static_cast<float>(out.config.use_rslora ? rank / std::sqrt(double(rank)) : 1.0);
+  const float scale =
+      static_cast<float>(out.config.use_rslora ? rank / std::sqrt(double(rank)) : 1.0);
   for (LoraTensor& t : out.tensors) t.scale = scale;
 }
 

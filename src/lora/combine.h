@@ -58,10 +58,10 @@ struct CombineOptions {
   // Fraction of values kept by ties/dare/magnitude_prune (required by them, as in PEFT).
   std::optional<double> density;
   MajoritySign majority_sign = MajoritySign::kTotal;
-  int64_t svd_rank = 0;              // 0 = the largest module rank (PEFT's svd_rank=None)
-  std::optional<double> svd_clamp;   // quantile in [0, 1]; none = no clamping
-  uint64_t seed = 0;                 // DARE's masks
-  DropMaskFn drop_mask;              // empty = seeded Bernoulli(density)
+  int64_t svd_rank = 0;             // 0 = the largest module rank (PEFT's svd_rank=None)
+  std::optional<double> svd_clamp;  // quantile in [0, 1]; none = no clamping
+  uint64_t seed = 0;                // DARE's masks
+  DropMaskFn drop_mask;             // empty = seeded Bernoulli(density)
 };
 
 // Throws Error when the options do not fit the method (density missing or outside [0, 1],

@@ -2,8 +2,8 @@
 LoraModel.add_weighted_adapter, on a tiny random T5 with three PEFT-made modules (random,
 nonzero A and B; one weight negative):
 
-* the combined tensors within 1e-6; for the _svd methods the update B·A and the factors within
-  5e-6 (measured: 1.7e-6), the factors up to the sign of each singular pair (two f32 LAPACKs: OpenBLAS's
+* the combined tensors within 1e-6; for the _svd methods the update B·A within 5e-6 (measured:
+  1.7e-6) and the factors within 2e-5 (measured: 5.6e-6, vectors of close singular values), up to the sign of each singular pair (two f32 LAPACKs: OpenBLAS's
   sgesdd here, MKL's in torch);
 * the combined adapter as PeftModel.from_pretrained loads it gives PEFT's logits within 1e-4,
   and our own forward pass (`score --lora M... --weights --compose`, which merges the adapter
@@ -154,15 +154,16 @@ def test_combination_matches_peft(fx, method, kw, tmp_path):
     assert sorted(ours) == sorted(theirs)
     factor_tol = 1e-6
     if method.endswith("svd"):
-        # Two f32 LAPACKs (each with ~1e-6 error of its own against the exact SVD) agree to
-        # ~1.5e-6 per entry, on the factors and on the truncated update B·A alike.
-        factor_tol = 5e-6
+        # Two f32 LAPACKs, each with its own ~1e-6 error against the exact SVD: the truncated
+        # update B·A agrees to 1.7e-6; singular vectors of close singular values (eps / gap)
+        # to 5.6e-6 per entry.
+        factor_tol = 2e-5
         if "svd_clamp" not in kw:
             ours = aligned_svd_factors(ours, theirs)
         for key in (k for k in theirs if k.endswith("lora_A.weight")):
             bkey = key.replace("lora_A", "lora_B")
             np.testing.assert_allclose(ours[bkey] @ ours[key], theirs[bkey] @ theirs[key],
-                                       rtol=0, atol=factor_tol, err_msg=key)
+                                       rtol=0, atol=5e-6, err_msg=key)
     for key, value in theirs.items():
         assert ours[key].shape == value.shape, key
         np.testing.assert_allclose(ours[key], value, rtol=0, atol=factor_tol, err_msg=key)
