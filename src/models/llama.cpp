@@ -290,6 +290,8 @@ class LlamaModel : public Model {
   }
 
   std::vector<Tensor> label_logits(const std::vector<Example>& batch) override;
+  std::vector<std::vector<float>> mean_hidden_states(
+      const std::vector<std::vector<int32_t>>& inputs) override;
   std::vector<std::vector<int32_t>> generate(const std::vector<std::vector<int32_t>>& inputs,
                                              int max_new_tokens) override;
 
@@ -463,6 +465,22 @@ std::vector<Tensor> LlamaModel::label_logits(const std::vector<Example>& batch) 
     row += n;
   }
   return out;
+}
+
+std::vector<std::vector<float>> LlamaModel::mean_hidden_states(
+    const std::vector<std::vector<int32_t>>& inputs) {
+  if (inputs.empty()) return {};
+  for (const auto& ids : inputs) check(!ids.empty(), "mean_hidden_states: an input has no tokens");
+  const PaddedBatch p = pad_batch(inputs, std::max(tokenizer_->pad_id(), 0), /*left=*/false);
+  const RaggedBatch rows_of = RaggedBatch::of(p);
+  offsets_ = p.offsets;
+  std::vector<float> x = embed(packed_ids(p));
+  std::vector<KvCache> caches(blocks_.size());
+  for (auto& c : caches) c.reset(p.batch, p.len, cfg_.kv_heads * cfg_.head_dim);
+  forward(x.data(), rows_of, caches, p.valid.data());
+  std::vector<float> h(x.size());
+  norm_forward(final_norm_, x.data(), rows_of.rows, h.data());
+  return mean_rows(h, rows_of, cfg_.hidden);
 }
 
 std::vector<std::vector<int32_t>> LlamaModel::generate(

@@ -51,6 +51,13 @@ class Model {
   // tensor per example (parity tests and debugging). Families without it throw Error.
   virtual std::vector<Tensor> label_logits(const std::vector<Example>& batch);
 
+  // The mean over each input's tokens of the base model's last hidden state (after the final
+  // norm; the encoder's for encoder-decoder models), one [hidden] vector per input: the input
+  // embedding of LoraRetriever-style module retrieval. LoRA, if set, applies. Families without
+  // it throw Error.
+  virtual std::vector<std::vector<float>> mean_hidden_states(
+      const std::vector<std::vector<int32_t>>& inputs);
+
   // Greedy decoding with a KV cache; returns only the generated ids (no prompt, stops at EOS).
   virtual std::vector<std::vector<int32_t>> generate(
       const std::vector<std::vector<int32_t>>& inputs, int max_new_tokens) = 0;
