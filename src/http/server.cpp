@@ -176,9 +176,9 @@ struct Server::Impl {
         const auto failure = co_await read_body(stream, buffer, parser, *route);
         if (failure) {
           if (*failure == 0) co_return false;  // the client is gone or too slow
-          co_await write_error(stream, *failure,
-                               *failure == 413 ? "the request body is too large"
-                                               : "malformed request body");
+          co_await write_error(
+              stream, *failure,
+              *failure == 413 ? "the request body is too large" : "malformed request body");
           co_return false;
         }
         req.body = std::move(parser.get().body());
@@ -327,7 +327,8 @@ struct Server::Impl {
         res.status = 206;
         first = range.first;
         count = range.last - range.first + 1;
-        res.set_header("Content-Range", fmt::format("bytes {}-{}/{}", range.first, range.last, size));
+        res.set_header("Content-Range",
+                       fmt::format("bytes {}-{}/{}", range.first, range.last, size));
       }
     }
     auto head = head_of(res, keep_alive);
@@ -337,7 +338,8 @@ struct Server::Impl {
     std::vector<char> chunk(std::min<uint64_t>(kFileChunk, std::max<uint64_t>(count, 1)));
     for (uint64_t sent = 0; sent < count;) {
       const size_t want = static_cast<size_t>(std::min<uint64_t>(chunk.size(), count - sent));
-      const ssize_t got = ::pread(res.file->fd, chunk.data(), want, static_cast<off_t>(first + sent));
+      const ssize_t got =
+          ::pread(res.file->fd, chunk.data(), want, static_cast<off_t>(first + sent));
       if (got <= 0) co_return false;  // the file shrank under us: cut the answer short
       stream.expires_after(options.write_timeout);
       co_await asio::async_write(stream, asio::buffer(chunk.data(), static_cast<size_t>(got)),

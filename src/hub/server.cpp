@@ -70,8 +70,8 @@ int64_t int_param(const http::Request& req, const char* key, int64_t fallback, i
     parsed = std::stoll(value, &used);
     if (used != value.size()) throw std::invalid_argument(value);
   } catch (const std::exception&) {
-    throw HttpError(
-        400, fmt::format("query parameter '{}' is not an integer: '{}'", key, printable_utf8(value, 40)));
+    throw HttpError(400, fmt::format("query parameter '{}' is not an integer: '{}'", key,
+                                     printable_utf8(value, 40)));
   }
   if (parsed < low || parsed > high) {
     throw HttpError(400, fmt::format("query parameter '{}' must be in [{}, {}]", key, low, high));
@@ -174,11 +174,12 @@ std::string sha256_base64(std::string_view text) {
 }
 
 // The text between `open` and `close` in `page` (the page's one inline script or style).
-std::string_view inline_block(std::string_view page, std::string_view open, std::string_view close) {
+std::string_view inline_block(std::string_view page, std::string_view open,
+                              std::string_view close) {
   const size_t start = page.find(open);
   const size_t end = page.find(close, start);
-  check(start != std::string_view::npos && end != std::string_view::npos,
-        "web page: no {} block", open);
+  check(start != std::string_view::npos && end != std::string_view::npos, "web page: no {} block",
+        open);
   return page.substr(start + open.size(), end - start - open.size());
 }
 
@@ -257,7 +258,8 @@ std::string text_field(const json& meta, const char* key) {
 }
 
 const http::FormPart* find_part(const std::vector<http::FormPart>& parts, std::string_view name) {
-  const auto it = std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.name == name; });
+  const auto it =
+      std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.name == name; });
   return it == parts.end() ? nullptr : &*it;
 }
 
@@ -487,7 +489,8 @@ struct HubServer::Impl {
     if (cursor + limit < static_cast<int64_t>(entries.size())) {
       const std::string query = fmt::format("recursive={}&expand=false&limit={}&cursor={}",
                                             recursive ? "true" : "false", limit, cursor + limit);
-      std::string path = fmt::format("/api/models/{}/tree/{}", repo, percent_encode(req.capture("rev")));
+      std::string path =
+          fmt::format("/api/models/{}/tree/{}", repo, percent_encode(req.capture("rev")));
       if (!prefix.empty()) path += "/" + percent_encode(prefix);
       res.set_header("Link", next_link(base_url, path, query));
     }
@@ -514,8 +517,8 @@ struct HubServer::Impl {
       throw HttpError(
           500, fmt::format("{}@{}: the store has lost the blob of '{}'", repo, rev.sha, path));
     }
-    http::Response res = http::Response::from_file(blobs.path_of(file->sha256),
-                                                   "application/octet-stream");
+    http::Response res =
+        http::Response::from_file(blobs.path_of(file->sha256), "application/octet-stream");
     if (res.file->size != static_cast<uint64_t>(file->size)) {
       throw HttpError(500, fmt::format("{}: stored blob has {} bytes, expected {}",
                                        blobs.path_of(file->sha256), res.file->size, file->size));
@@ -548,8 +551,8 @@ struct HubServer::Impl {
 
   http::Response push(http::Request& req) {
     const std::string repo = authorize_push(req);  // again: a token may be revoked meanwhile
-    const auto parts = http::parse_multipart(req.header("Content-Type"), req.body,
-                                             2 * kMaxFilesPerUpload);
+    const auto parts =
+        http::parse_multipart(req.header("Content-Type"), req.body, 2 * kMaxFilesPerUpload);
     PushMeta pm = read_push_meta(parts);
     const std::vector<UploadedFile> files = read_push_files(parts);
     try {
