@@ -139,6 +139,9 @@ struct Server::Impl {
     stream.expires_after(options.header_timeout);  // for the whole header, not per byte
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<uint32_t>(options.max_header_bytes));
+    // No limit yet: the route's, once it is known (read_body). Not boost::none: Beast 1.74
+    // compares the length with the optional, and every length is greater than none.
+    parser.body_limit(std::numeric_limits<uint64_t>::max());
     boost::system::error_code ec;
     co_await bhttp::async_read_header(stream, buffer, parser,
                                       asio::redirect_error(use_awaitable, ec));
