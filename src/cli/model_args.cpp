@@ -16,7 +16,7 @@ void ModelArgs::add_options(CLI::App* cmd) {
                   "learn); several are combined with --weights by --compose first");
   cmd->add_option("--weights", weights, "With several --lora: comma-separated module weights");
   compose.add_options(cmd);
-  cmd->add_option("--seed", seed, "Seed for DARE's random masks")->capture_default_str();
+  cmd->add_option("--compose-seed", seed, "Seed for DARE's random masks")->capture_default_str();
   cmd->add_flag("--chat", chat,
                 "Wrap each input in the model's chat template (user turn + generation prompt)");
 }
