@@ -225,8 +225,11 @@ std::vector<RepoSummary> MetaStore::search(const SearchFilter& filter) {
   add(!filter.task.empty(), " AND v.task = ?", filter.task);
   add(!filter.author.empty(), " AND r.owner = ?", filter.author);
   add(filter.rank.has_value(), " AND v.lora_rank = ?", std::to_string(filter.rank.value_or(0)));
-  add(!filter.tag.empty(),
-      " AND EXISTS (SELECT 1 FROM tags t WHERE t.revision = r.head AND t.tag = ?)", filter.tag);
+  std::vector<std::string> tags = filter.tags;
+  if (!filter.tag.empty()) tags.push_back(filter.tag);
+  for (const auto& tag : tags) {
+    add(true, " AND EXISTS (SELECT 1 FROM tags t WHERE t.revision = r.head AND t.tag = ?)", tag);
+  }
   sql += " ORDER BY r.updated DESC, r.id LIMIT ? OFFSET ?";
   params.emplace_back(std::to_string(filter.limit));
   params.emplace_back(std::to_string(filter.offset));
@@ -240,6 +243,16 @@ std::vector<RepoSummary> MetaStore::search(const SearchFilter& filter) {
   return found;
 }
 
+bool MetaStore::create_repo(const std::string& repo) {
+  const std::string owner = repo.substr(0, repo.find('/'));
+  const std::string created = std::to_string(now_seconds());
+  std::lock_guard lock(mutex_);
+  return db_->execute(
+             "INSERT INTO repos (id, owner, head, created, updated) VALUES (?, ?, '', ?, ?) "
+             "ON CONFLICT (id) DO NOTHING",
+             {repo, owner, created, created}) == 1;
+}
+
 bool MetaStore::commit(const Revision& rev) {
   const std::string owner = rev.repo.substr(0, rev.repo.find('/'));
   const std::string created = std::to_string(rev.created);
@@ -248,9 +261,10 @@ bool MetaStore::commit(const Revision& rev) {
     // The compare-and-swap on the head comes first: a lost race rolls back before writing.
     const int64_t moved =
         rev.parent.empty()
-            ? db_->execute(
+            ? db_->execute(  // a new repo, or one created empty (head '')
                   "INSERT INTO repos (id, owner, head, created, updated) "
-                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET head = excluded.head, "
+                  "updated = excluded.updated WHERE repos.head = ''",
                   {rev.repo, owner, rev.sha, created, created})
             : db_->execute("UPDATE repos SET head = ?, updated = ? WHERE id = ? AND head = ?",
                            {rev.sha, created, rev.repo, rev.parent});

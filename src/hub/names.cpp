@@ -18,7 +18,8 @@ bool is_name_char(char c) {
          c == '_' || c == '-';
 }
 
-// Printable for an error message even when the name holds control bytes.
+}  // namespace
+
 std::string printable(std::string_view text) {
   std::string out;
   for (char c : text.substr(0, 120)) {
@@ -27,8 +28,6 @@ std::string printable(std::string_view text) {
   }
   return out;
 }
-
-}  // namespace
 
 void validate_name(std::string_view name, std::string_view what) {
   check(!name.empty(), "{} is empty", what);

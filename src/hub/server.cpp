@@ -7,34 +7,26 @@
 #include <algorithm>
 #include <chrono>
 #include <ctime>
+#include <functional>
 #include <set>
 
 #include "core/error.h"
 #include "formats/json.h"
 #include "hub/blob_store.h"
+#include "hub/commit.h"
 #include "hub/hash.h"
+#include "hub/hf_upload.h"
+#include "hub/http_error.h"
 #include "hub/meta_store.h"
 #include "hub/module_check.h"
 #include "hub/names.h"
+#include "hub/openapi.h"
 #include "hub/web_page.h"
 
 namespace lorahub::hub {
 namespace {
 
 using json = nlohmann::json;
-
-// A failure with its HTTP status and, for huggingface_hub, its X-Error-Code (RepoNotFound,
-// RevisionNotFound, EntryNotFound decide which Python exception the client raises).
-struct HttpError : Error {
-  HttpError(int status, std::string message, std::string code = "", std::string commit = "")
-      : Error(std::move(message)),
-        status(status),
-        code(std::move(code)),
-        commit(std::move(commit)) {}
-  int status;
-  std::string code;
-  std::string commit;
-};
 
 constexpr size_t kMaxFilesPerUpload = 256;
 constexpr size_t kMaxTextField = 4000;
@@ -52,12 +44,6 @@ std::string iso_time(int64_t seconds) {
   char buffer[32];
   std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
   return buffer;
-}
-
-int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 // An integer query parameter within [low, high], or `fallback` when absent.
@@ -291,28 +277,25 @@ std::vector<UploadedFile> read_push_files(const httplib::Request& req) {
   return files;
 }
 
-// 40 hex digits naming the revision: the hash of everything it records plus a nonce, so two
-// identical uploads still get distinct, never-reused revisions.
-std::string revision_sha(const Revision& rev) {
-  json files = json::array();
-  for (const auto& f : rev.files) files.push_back({f.path, f.sha256});
-  const json content = {{"repo", rev.repo}, {"parent", rev.parent},      {"created", rev.created},
-                        {"files", files},   {"meta", lorahub_json(rev)}, {"nonce", random_hex(16)}};
-  return sha256_hex(content.dump()).substr(0, 40);
-}
-
 }  // namespace
 
 struct HubServer::Impl {
   ServerOptions options;
   std::unique_ptr<MetaStore> meta;
   BlobStore blobs;
+  HfUploads uploads;
   httplib::Server http;
+  std::vector<HubRoute> routes;
 
   explicit Impl(ServerOptions o)
       : options(std::move(o)),
         meta(MetaStore::open(options.root, options.db_url)),
-        blobs(options.root) {
+        blobs(options.root),
+        uploads(*meta, blobs,
+                {.root = options.root,
+                 .public_url = options.public_url,
+                 .scratch_root = scratch_root(),
+                 .max_upload_bytes = static_cast<int64_t>(options.max_upload_bytes)}) {
     remove_stale_scratch(scratch_root());
     install_routes();
   }
@@ -329,22 +312,113 @@ struct HubServer::Impl {
     http.set_write_timeout(60);
     http.set_exception_handler([](const httplib::Request&, httplib::Response& res,
                                   std::exception_ptr ep) { report(res, ep); });
-    http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    route("GET", "/", [](const auto&, auto& res) {
       const std::string_view page = web_page_html();
       res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
     });
-    http.Get("/api/models", [this](const auto& req, auto& res) { list_models(req, res); });
-    http.Get("/api/whoami-v2", [this](const auto& req, auto& res) { whoami(req, res); });
-    http.Get(R"(/api/models/([^/]+)/([^/]+))",
-             [this](const auto& req, auto& res) { model_info(req, res, "main"); });
-    http.Get(R"(/api/models/([^/]+)/([^/]+)/revision/([^/]+))",
-             [this](const auto& req, auto& res) { model_info(req, res, req.matches[3]); });
-    http.Get(R"(/api/models/([^/]+)/([^/]+)/tree/([^/]+)(?:/(.*))?)",
-             [this](const auto& req, auto& res) { tree(req, res); });
-    http.Get(R"(/([^/]+)/([^/]+)/resolve/([^/]+)/(.+))",
-             [this](const auto& req, auto& res) { resolve(req, res); });
-    http.Post(R"(/api/lorahub/push/([^/]+)/([^/]+))",
-              [this](const auto& req, auto& res) { push(req, res); });
+    route("GET", "/openapi.json", [](const auto&, auto& res) {
+      const std::string_view doc = openapi_json();
+      res.set_content(doc.data(), doc.size(), "application/json");
+    });
+    route("GET", "/api/models", [this](const auto& req, auto& res) { list_models(req, res); });
+    route("GET", "/api/whoami-v2", [this](const auto& req, auto& res) { whoami(req, res); });
+    route("GET", "/api/models/{user}/{name}",
+          [this](const auto& req, auto& res) { model_info(req, res, "main"); });
+    route("GET", "/api/models/{user}/{name}/revision/{rev}",
+          [this](const auto& req, auto& res) { model_info(req, res, req.matches[3]); });
+    route("GET", "/api/models/{user}/{name}/tree/{rev}",
+          [this](const auto& req, auto& res) { tree(req, res); });
+    route("GET", "/api/models/{user}/{name}/tree/{rev}/{path}",
+          [this](const auto& req, auto& res) { tree(req, res); });
+    route("GET", "/{user}/{name}/resolve/{rev}/{path}",
+          [this](const auto& req, auto& res) { resolve(req, res); });
+    route("POST", "/api/lorahub/push/{user}/{name}",
+          [this](const auto& req, auto& res) { push(req, res); });
+    install_hf_upload_routes();
+  }
+
+  // huggingface_hub's write API (hf_upload.h) and the routes that go with it.
+  void install_hf_upload_routes() {
+    route("POST", "/api/repos/create", [this](const auto& req, auto& res) {
+      const std::string user = uploads.authenticate(req.get_header_value("Authorization"));
+      send_json(res, uploads.create_repo(user, req.body));
+    });
+    route("POST", "/api/validate-yaml",
+          [this](const auto& req, auto& res) { send_json(res, uploads.validate_yaml(req.body)); });
+    route("POST", "/api/models/{user}/{name}/preupload/{rev}", [this](const auto& req, auto& res) {
+      const std::string repo = writable_repo(req);
+      send_json(res, uploads.preupload(repo, req.matches[3], req.body));
+    });
+    route("POST", "/api/models/{user}/{name}/commit/{rev}", [this](const auto& req, auto& res) {
+      const std::string repo = writable_repo(req);
+      send_json(res, uploads.commit(repo, req.matches[3], req.body, true_param(req, "create_pr")));
+    });
+    route("POST", "/{user}/{name}.git/info/lfs/objects/batch", [this](const auto& req, auto& res) {
+      const std::string repo = writable_repo(req);
+      res.status = 200;
+      res.set_content(uploads.lfs_batch(repo, req.body).dump(), "application/vnd.git-lfs+json");
+    });
+    route("PUT", "/api/lorahub/lfs/{user}/{name}/{oid}", [this](const auto& req, auto& res) {
+      const std::string repo = repo_from(req);
+      const int64_t size = uploads.check_lfs_upload(
+          repo, req.matches[3], req.get_param_value("size"), req.get_param_value("expires"),
+          req.get_param_value("signature"), std::nullopt);
+      uploads.lfs_upload(req.matches[3], size, req.body);
+      send_json(res, json::object());
+    });
+    route("POST", "/api/lorahub/lfs-verify/{user}/{name}", [this](const auto& req, auto& res) {
+      const std::string repo = writable_repo(req);
+      send_json(res, uploads.lfs_verify(repo, req.body));
+    });
+    // hf_xet shows neither the body nor the headers of a failed token request, only the URL it
+    // ended at: the redirect puts the way out (HF_HUB_DISABLE_XET=1) where the user sees it.
+    for (const char* kind : {"read", "write"}) {
+      route("GET", fmt::format("/api/models/{{user}}/{{name}}/xet-{}-token/{{rev}}", kind),
+            [this](const auto& req, auto& res) {
+              repo_from(req);
+              res.set_redirect(std::string(kXetNotServedPath), 307);
+            });
+    }
+    route("GET", std::string(kXetNotServedPath), [](const auto&, auto&) { xet_not_served(); });
+    route("GET", "/api/models/{user}/{name}/refs",
+          [this](const auto& req, auto& res) { send_json(res, uploads.refs(repo_from(req))); });
+    route("GET", "/api/models/{user}/{name}/commits/{rev}", [this](const auto& req, auto& res) {
+      const int64_t limit = int_param(req, "limit", options.page_size, 1, options.page_size);
+      send_json(res, uploads.commits(repo_from(req), req.matches[3], limit));
+    });
+  }
+
+  // Serves `path`, an OpenAPI path template: {path} (the last parameter) may hold '/', every
+  // other {parameter} is one segment. Records the route for HubServer::routes().
+  void route(const std::string& method, const std::string& path,
+             std::function<void(const httplib::Request&, httplib::Response&)> handler) {
+    routes.push_back({method, path});
+    std::string pattern;
+    for (size_t i = 0; i < path.size(); ++i) {
+      if (path[i] == '{') {
+        const size_t close = path.find('}', i);
+        pattern += path.substr(i, close - i + 1) == "{path}" ? "(.+)" : "([^/]+)";
+        i = close;
+      } else {
+        if (path[i] == '.') pattern += '\\';
+        pattern += path[i];
+      }
+    }
+    if (method == "GET")
+      http.Get(pattern, std::move(handler));
+    else if (method == "POST")
+      http.Post(pattern, std::move(handler));
+    else if (method == "PUT")
+      http.Put(pattern, std::move(handler));
+    else
+      fail("route {}: unsupported method {}", path, method);
+  }
+
+  // The repo of a write route, once the request's token may write to it.
+  std::string writable_repo(const httplib::Request& req) {
+    const std::string repo = repo_from(req);
+    uploads.authorize(req.get_header_value("Authorization"), repo);
+    return repo;
   }
 
   static void report(httplib::Response& res, std::exception_ptr ep) {
@@ -353,7 +427,9 @@ struct HubServer::Impl {
     } catch (const HttpError& e) {
       if (!e.code.empty()) res.set_header("X-Error-Code", e.code);
       if (!e.commit.empty()) res.set_header("X-Repo-Commit", e.commit);
-      send_json(res, {{"error", e.what()}}, e.status);
+      json body = e.extra;
+      body["error"] = e.what();
+      send_json(res, body, e.status);
     } catch (const std::exception& e) {  // bad requests are HttpErrors; anything else is ours
       send_json(res, {{"error", fmt::format("internal error: {}", e.what())}}, 500);
     } catch (...) {
@@ -371,16 +447,9 @@ struct HubServer::Impl {
                     "RevisionNotFound");
   }
 
-  std::optional<std::string> user_of(const httplib::Request& req) {
-    const std::string header = req.get_header_value("Authorization");
-    if (!header.starts_with("Bearer ")) return std::nullopt;
-    return meta->user_for_token(header.substr(7));
-  }
-
   void whoami(const httplib::Request& req, httplib::Response& res) {
-    const auto user = user_of(req);
-    if (!user) throw HttpError(401, "missing or invalid token");
-    send_json(res, {{"type", "user"}, {"name", *user}, {"auth", {{"type", "access_token"}}}});
+    const std::string user = uploads.authenticate(req.get_header_value("Authorization"));
+    send_json(res, {{"type", "user"}, {"name", user}, {"auth", {{"type", "access_token"}}}});
   }
 
   void model_info(const httplib::Request& req, httplib::Response& res, const std::string& rev) {
@@ -398,7 +467,11 @@ struct HubServer::Impl {
     filter.author = req.get_param_value("author");
     filter.base_model = req.get_param_value("base_model");
     filter.task = req.get_param_value("task");
-    filter.tag = req.has_param("tag") ? req.get_param_value("tag") : req.get_param_value("filter");
+    filter.tag = req.get_param_value("tag");
+    std::vector<std::string> hf_filters;
+    for (size_t i = 0; i < req.get_param_value_count("filter"); ++i)
+      hf_filters.push_back(req.get_param_value("filter", i));
+    add_hf_filters(filter, hf_filters);
     if (req.has_param("rank")) filter.rank = int_param(req, "rank", 0, 1, 65536);
     const int64_t limit = int_param(req, "limit", options.page_size, 1, 100000);
     filter.limit = std::min<int64_t>(limit, options.page_size);
@@ -415,8 +488,8 @@ struct HubServer::Impl {
       std::string query = fmt::format("cursor={}&limit={}", filter.offset + filter.limit, limit);
       for (const char* key :
            {"search", "author", "base_model", "task", "tag", "filter", "rank", "full"}) {
-        if (req.has_param(key))
-          query += fmt::format("&{}={}", key, percent_encode(req.get_param_value(key)));
+        for (size_t i = 0; i < req.get_param_value_count(key); ++i)
+          query += fmt::format("&{}={}", key, percent_encode(req.get_param_value(key, i)));
       }
       res.set_header("Link", fmt::format("<{}>; rel=\"next\"", self_url(req, query)));
     }
@@ -494,50 +567,14 @@ struct HubServer::Impl {
   }
 
   void push(const httplib::Request& req, httplib::Response& res) {
-    const std::string repo = repo_from(req);
-    const auto user = user_of(req);
-    if (!user) throw HttpError(401, "push needs a valid token (Authorization: Bearer ...)");
-    const std::string owner = repo.substr(0, repo.find('/'));
-    if (*user != owner) {
-      throw HttpError(
-          403, fmt::format("user '{}' may not write to '{}' (owned by '{}')", *user, repo, owner));
-    }
+    const std::string repo = writable_repo(req);
     if (!req.is_multipart_form_data()) throw HttpError(400, "push: expected multipart/form-data");
-    PushMeta pm = read_push_meta(req);
+    const PushMeta pm = read_push_meta(req);
     const std::vector<UploadedFile> files = read_push_files(req);
-    try {
-      const ModuleMeta found = inspect_module(files, scratch_root());
-      pm.meta.base_model = found.base_model;
-      pm.meta.rank = found.rank;
-      pm.meta.alpha = found.alpha;
-      pm.meta.targets = found.targets;
-    } catch (const Error& e) {
-      throw HttpError(422, fmt::format("invalid LoRA module: {}", e.what()));
-    }
-    check_parent(repo, pm.parent);
-    Revision rev;
-    rev.repo = repo;
-    rev.parent = pm.parent;
-    rev.created = now_seconds();
-    rev.message = pm.message;
-    rev.meta = pm.meta;
-    for (const auto& f : files) {  // durable before the metadata that points at them
-      const StoredBlob blob = blobs.put(f.content);
-      rev.files.push_back(
-          {f.path, blob.sha256, git_blob_sha1_hex(f.content), static_cast<int64_t>(blob.size)});
-    }
-    rev.sha = revision_sha(rev);
-    if (!meta->commit(rev)) throw conflict(repo, pm.parent);
-    // A garbage collection (hub/gc.h) may have removed a reused, long-unreferenced blob between
-    // put and commit; now that the revision points at it, store it again.
-    for (size_t i = 0; i < files.size(); ++i)  // rev.files[i] was stored from files[i]
-      if (!blobs.contains(rev.files[i].sha256)) blobs.put(files[i].content);
-    send_json(res, {{"commit", rev.sha}, {"repo", repo}, {"files", rev.files.size()}});
-  }
-
-  // Refuses early, before any blob is written, a push whose parent is no longer the head.
-  void check_parent(const std::string& repo, const std::string& parent) {
-    if (meta->head_of(repo).value_or("") != parent) throw conflict(repo, parent);
+    const auto rev =
+        commit_upload(*meta, blobs, scratch_root(), {repo, pm.parent, pm.message, pm.meta}, files);
+    if (!rev) throw conflict(repo, pm.parent);
+    send_json(res, {{"commit", rev->sha}, {"repo", repo}, {"files", rev->files.size()}});
   }
 
   HttpError conflict(const std::string& repo, const std::string& parent) {
@@ -556,7 +593,13 @@ int HubServer::bind() {
   const int port = o.port == 0 ? impl_->http.bind_to_any_port(o.host)
                                : (impl_->http.bind_to_port(o.host, o.port) ? o.port : -1);
   check(port > 0, "cannot listen on {}:{} (in use, or not a local address?)", o.host, o.port);
+  if (o.public_url.empty())
+    impl_->uploads.set_public_url(fmt::format("http://{}:{}", o.host, port));
   return port;
+}
+
+const std::vector<HubRoute>& HubServer::routes() const {
+  return impl_->routes;
 }
 
 void HubServer::run() {
