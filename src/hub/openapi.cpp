@@ -182,6 +182,8 @@ constexpr std::string_view kDocument = R"json({
   "/api/models/{user}/{name}/xet-write-token/{rev}": {"get": {"summary": "Xet storage: not served (always 501, telling to set HF_HUB_DISABLE_XET=1)", "parameters": [
       {"$ref": "#/components/parameters/user"}, {"$ref": "#/components/parameters/name"}, {"$ref": "#/components/parameters/rev"}],
     "responses": {"default": {"$ref": "#/components/responses/error"}}}},
+  "/api/xet-storage-is-not-served-here/set-HF_HUB_DISABLE_XET=1-to-upload-through-LFS": {"get": {"summary": "where the Xet token routes redirect: the error a client left on Xet shows", "responses": {
+    "default": {"$ref": "#/components/responses/error"}}}},
   "/api/models/{user}/{name}/refs": {"get": {"summary": "branches (main) of a repo (huggingface_hub list_repo_refs)", "parameters": [
       {"$ref": "#/components/parameters/user"}, {"$ref": "#/components/parameters/name"}],
     "responses": {

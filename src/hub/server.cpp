@@ -440,8 +440,10 @@ struct HubServer::Impl {
   // The revision `rev` of `repo`, or the 404 that huggingface_hub maps to the right exception.
   Revision revision_or_404(const std::string& repo, const std::string& rev) {
     if (auto found = meta->find_revision(repo, rev)) return *std::move(found);
-    if (!meta->head_of(repo)) {
-      throw HttpError(404, fmt::format("repository '{}' not found", repo), "RepoNotFound");
+    const auto head = meta->head_of(repo);
+    if (!head) throw HttpError(404, fmt::format("repository '{}' not found", repo), "RepoNotFound");
+    if (head->empty() && rev == "main") {  // created empty: main exists and holds no file yet
+      throw HttpError(404, fmt::format("'{}' has no files yet", repo), "EntryNotFound");
     }
     throw HttpError(404, fmt::format("revision '{}' not found in '{}'", rev, repo),
                     "RevisionNotFound");
