@@ -82,10 +82,9 @@ void add_serve(CLI::App& hub) {
   cmd->add_option("--port", args->server.port, "Port (0: any free port)")->capture_default_str();
   cmd->add_option("--db", args->server.db_url,
                   "postgresql://... to keep metadata in PostgreSQL (shared by several servers)");
-  cmd->add_option(
-      "--public-url", args->server.public_url,
-      "URL clients reach this hub at, for the URLs in answers (e.g. https://hub.example "
-      "behind a TLS proxy; default: http://HOST:PORT)");
+  cmd->add_option("--public-url", args->server.public_url,
+                  "Base URL clients reach the hub at, for links and upload URLs (default: "
+                  "http://HOST:PORT; set it behind a proxy, e.g. https://hub.example)");
   cmd->add_option("--max-upload-mib", args->max_upload_mib, "Largest accepted push, in MiB")
       ->capture_default_str();
   cmd->add_option("--page-size", args->server.page_size, "Entries per page of listings")

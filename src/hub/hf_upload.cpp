@@ -431,20 +431,19 @@ int64_t HfUploads::commit_body_limit() const {
   return options_.max_upload_bytes / 3 * 4 + (1 << 20);
 }
 
-nlohmann::json HfUploads::create_repo(const std::string& user, std::string_view body) {
+std::pair<int, nlohmann::json> HfUploads::create_repo(const std::string& user,
+                                                      std::string_view body) {
   const std::string repo = parse_create_repo_request(body, user).repo;
   if (repo.substr(0, repo.find('/')) != user) {
     throw HttpError(403, fmt::format("user '{}' may not create repos under '{}'", user,
                                      repo.substr(0, repo.find('/'))));
   }
   const json answer = {{"url", options_.public_url + "/" + repo}, {"name", repo}};
-  if (!meta_.create_repo(repo)) {
-    // With exist_ok, huggingface_hub reads the url from the 409 answer.
-    HttpError exists(409, fmt::format("You already created this model repo: '{}'", repo));
-    exists.extra = answer;
-    throw exists;
-  }
-  return answer;
+  if (meta_.create_repo(repo)) return {200, answer};
+  // With exist_ok, huggingface_hub reads the url from the 409 answer.
+  json exists = answer;
+  exists["error"] = fmt::format("You already created this model repo: '{}'", repo);
+  return {409, exists};
 }
 
 nlohmann::json HfUploads::validate_yaml(std::string_view body) {

@@ -24,6 +24,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "hub/blob_store.h"
@@ -123,7 +124,9 @@ class HfUploads {
   int64_t commit_body_limit() const;
   int64_t json_body_limit() const { return 4 << 20; }
 
-  nlohmann::json create_repo(const std::string& user, std::string_view body);
+  // 200 and {url, name}; 409 with the same and "error" when the repo exists (create_repo's
+  // exist_ok reads the url from it).
+  std::pair<int, nlohmann::json> create_repo(const std::string& user, std::string_view body);
   nlohmann::json validate_yaml(std::string_view body);
   nlohmann::json preupload(const std::string& repo, const std::string& rev, std::string_view body);
   nlohmann::json lfs_batch(const std::string& repo, std::string_view body);

@@ -1,25 +1,19 @@
-// A failure with its HTTP status and, for huggingface_hub, its X-Error-Code (RepoNotFound,
-// RevisionNotFound, EntryNotFound decide which Python exception the client raises). Thrown by
-// the hub's request handlers, whatever HTTP layer carries them.
+// The hub's HTTP failures: an http::Error with, for huggingface_hub, X-Error-Code (RepoNotFound,
+// RevisionNotFound, EntryNotFound decide which Python exception the client raises) and
+// X-Repo-Commit. Thrown by the request handlers and the before-body checks.
 #pragma once
-#include <nlohmann/json.hpp>
-
 #include <string>
 
-#include "core/error.h"
+#include "http/message.h"
 
 namespace lorahub::hub {
 
-struct HttpError : Error {
-  HttpError(int status, std::string message, std::string code = "", std::string commit = "")
-      : Error(std::move(message)),
-        status(status),
-        code(std::move(code)),
-        commit(std::move(commit)) {}
-  int status;
-  std::string code;
-  std::string commit;
-  nlohmann::json extra = nlohmann::json::object();  // more members of the JSON error body
-};
+inline http::Error HttpError(int status, std::string message, std::string code = "",
+                             std::string commit = "") {
+  http::Headers headers;
+  if (!code.empty()) headers.emplace("X-Error-Code", std::move(code));
+  if (!commit.empty()) headers.emplace("X-Repo-Commit", std::move(commit));
+  return http::Error(status, std::move(message), std::move(headers));
+}
 
 }  // namespace lorahub::hub

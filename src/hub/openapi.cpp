@@ -144,8 +144,9 @@ constexpr std::string_view kDocument = R"json({
       "200": {"description": "the new revision", "content": {"application/json": {"schema": {"type": "object", "required": ["commitOid", "commitUrl", "success"], "properties": {
         "commitOid": {"$ref": "#/components/schemas/Sha"}, "commitUrl": {"type": "string"}, "success": {"type": "boolean"}, "pullRequestUrl": {"type": "string", "nullable": true}}}}}},
       "default": {"$ref": "#/components/responses/error"}}}},
-  "/{user}/{name}.git/info/lfs/objects/batch": {"post": {"summary": "git LFS batch API, upload with the basic transfer: signed upload URLs, and verify", "security": [{"token": []}], "parameters": [
-      {"$ref": "#/components/parameters/user"}, {"$ref": "#/components/parameters/name"}],
+  "/{user}/{git_name}/info/lfs/objects/batch": {"post": {"summary": "git LFS batch API, upload with the basic transfer: signed upload URLs, and verify", "security": [{"token": []}], "parameters": [
+      {"$ref": "#/components/parameters/user"},
+      {"name": "git_name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]+\\.git$"}, "description": "the repo name and .git"}],
     "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["operation", "objects"], "properties": {
       "operation": {"type": "string", "enum": ["upload"]}, "transfers": {"type": "array", "items": {"type": "string"}},
       "hash_algo": {"type": "string"}, "ref": {"type": "object"},

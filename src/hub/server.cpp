@@ -1,17 +1,19 @@
 #include "hub/server.h"
 
-#include <httplib.h>
+#include <openssl/evp.h>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <chrono>
 #include <ctime>
-#include <functional>
 #include <set>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "formats/json.h"
+#include "http/multipart.h"
+#include "http/server.h"
 #include "hub/blob_store.h"
 #include "hub/commit.h"
 #include "hub/hash.h"
@@ -32,9 +34,8 @@ constexpr size_t kMaxFilesPerUpload = 256;
 constexpr size_t kMaxTextField = 4000;
 constexpr size_t kMaxTags = 32;
 
-void send_json(httplib::Response& res, const json& body, int status = 200) {
-  res.status = status;
-  res.set_content(body.dump(), "application/json");
+http::Response send_json(const json& body, int status = 200) {
+  return http::Response::json(body.dump(), status);
 }
 
 std::string iso_time(int64_t seconds) {
@@ -47,18 +48,18 @@ std::string iso_time(int64_t seconds) {
 }
 
 // An integer query parameter within [low, high], or `fallback` when absent.
-int64_t int_param(const httplib::Request& req, const char* key, int64_t fallback, int64_t low,
+int64_t int_param(const http::Request& req, const char* key, int64_t fallback, int64_t low,
                   int64_t high) {
   if (!req.has_param(key)) return fallback;
-  const std::string value = req.get_param_value(key);
+  const std::string value = req.param(key);
   int64_t parsed = 0;
   try {
     size_t used = 0;
     parsed = std::stoll(value, &used);
     if (used != value.size()) throw std::invalid_argument(value);
   } catch (const std::exception&) {
-    throw HttpError(
-        400, fmt::format("query parameter '{}' is not an integer: '{}'", key, value.substr(0, 40)));
+    throw HttpError(400, fmt::format("query parameter '{}' is not an integer: '{}'", key,
+                                     printable_utf8(value, 40)));
   }
   if (parsed < low || parsed > high) {
     throw HttpError(400, fmt::format("query parameter '{}' must be in [{}, {}]", key, low, high));
@@ -66,13 +67,13 @@ int64_t int_param(const httplib::Request& req, const char* key, int64_t fallback
   return parsed;
 }
 
-bool true_param(const httplib::Request& req, const char* key) {
-  const std::string v = req.get_param_value(key);
+bool true_param(const http::Request& req, const char* key) {
+  const std::string v = req.param(key);
   return v == "true" || v == "True" || v == "1";
 }
 
-std::string repo_from(const httplib::Request& req) {
-  const std::string repo = std::string(req.matches[1]) + "/" + std::string(req.matches[2]);
+std::string repo_from(const http::Request& req) {
+  const std::string repo = req.capture("user") + "/" + req.capture("name");
   try {
     validate_repo_id(repo);
   } catch (const Error& e) {
@@ -143,9 +144,42 @@ json model_json(const RepoSummary& repo, const Revision& rev, bool with_files) {
   return out;
 }
 
-// The absolute URL of this request's path with `query`, for Link headers.
-std::string self_url(const httplib::Request& req, const std::string& query) {
-  return fmt::format("http://{}{}?{}", req.get_header_value("Host"), req.path, query);
+// A Link header to the next page. huggingface_hub fetches it as it is, so it must be absolute;
+// it is built on the configured base URL and checked names, never on the client's Host header.
+std::string next_link(const std::string& base_url, const std::string& path,
+                      const std::string& query) {
+  return fmt::format("<{}{}?{}>; rel=\"next\"", base_url, path, query);
+}
+
+// base64 of SHA-256: the form of a Content-Security-Policy source hash.
+std::string sha256_base64(std::string_view text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
+  std::string out(4 * ((length + 2) / 3) + 1, '\0');
+  out.resize(EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), digest, length));
+  return out;
+}
+
+// The text between `open` and `close` in `page` (the page's one inline script or style).
+std::string_view inline_block(std::string_view page, std::string_view open,
+                              std::string_view close) {
+  const size_t start = page.find(open);
+  const size_t end = page.find(close, start);
+  check(start != std::string_view::npos && end != std::string_view::npos, "web page: no {} block",
+        open);
+  return page.substr(start + open.size(), end - start - open.size());
+}
+
+// A strict policy for the web page: only its own inline script and style (by hash) run, it
+// talks only to this server, and nothing may frame it.
+std::string web_page_csp() {
+  const std::string_view page = web_page_html();
+  return fmt::format(
+      "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; connect-src 'self'; "
+      "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      sha256_base64(inline_block(page, "<script>", "</script>")),
+      sha256_base64(inline_block(page, "<style>", "</style>")));
 }
 
 struct TreeEntry {
@@ -211,11 +245,18 @@ std::string text_field(const json& meta, const char* key) {
   return value;
 }
 
-PushMeta read_push_meta(const httplib::Request& req) {
-  if (!req.has_file("meta")) throw HttpError(400, "push: missing the 'meta' form field");
+const http::FormPart* find_part(const std::vector<http::FormPart>& parts, std::string_view name) {
+  const auto it =
+      std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.name == name; });
+  return it == parts.end() ? nullptr : &*it;
+}
+
+PushMeta read_push_meta(const std::vector<http::FormPart>& parts) {
+  const http::FormPart* part = find_part(parts, "meta");
+  if (part == nullptr) throw HttpError(400, "push: missing the 'meta' form field");
   json meta;
   try {
-    meta = parse_json(req.get_file_value("meta").content, "push meta");
+    meta = parse_json(part->content, "push meta");
   } catch (const Error& e) {
     throw HttpError(400, e.what());
   }
@@ -254,12 +295,12 @@ PushMeta read_push_meta(const httplib::Request& req) {
   return out;
 }
 
-std::vector<UploadedFile> read_push_files(const httplib::Request& req) {
+std::vector<UploadedFile> read_push_files(const std::vector<http::FormPart>& parts) {
   std::vector<UploadedFile> files;
   std::set<std::string> seen;
-  const auto range = req.files.equal_range("file");
-  for (auto it = range.first; it != range.second; ++it) {
-    const std::string& path = it->second.filename;
+  for (const auto& part : parts) {
+    if (part.name != "file") continue;
+    const std::string& path = part.filename;
     try {
       validate_file_path(path);
     } catch (const Error& e) {
@@ -269,7 +310,7 @@ std::vector<UploadedFile> read_push_files(const httplib::Request& req) {
     if (files.size() >= kMaxFilesPerUpload) {
       throw HttpError(400, fmt::format("push: more than {} files", kMaxFilesPerUpload));
     }
-    files.push_back({path, it->second.content});
+    files.push_back({path, std::string(part.content)});
   }
   if (files.empty()) throw HttpError(400, "push: no files");
   std::sort(files.begin(), files.end(),
@@ -284,157 +325,198 @@ struct HubServer::Impl {
   std::unique_ptr<MetaStore> meta;
   BlobStore blobs;
   HfUploads uploads;
-  httplib::Server http;
-  std::vector<HubRoute> routes;
+  std::vector<HubRoute> documented;  // what routes() serves, as OpenAPI path templates
+  std::string csp = web_page_csp();
+  std::string base_url;  // for Link headers; options.public_url or the bound address
+  std::unique_ptr<http::Server> server;
 
   explicit Impl(ServerOptions o)
       : options(std::move(o)),
         meta(MetaStore::open(options.root, options.db_url)),
         blobs(options.root),
-        uploads(*meta, blobs,
-                {.root = options.root,
-                 .public_url = options.public_url,
-                 .scratch_root = scratch_root(),
-                 .max_upload_bytes = static_cast<int64_t>(options.max_upload_bytes)}) {
+        uploads(*meta, blobs, upload_options()) {
     remove_stale_scratch(scratch_root());
-    install_routes();
+    http::ServerOptions http_options;
+    http_options.host = options.host;
+    http_options.port = options.port;
+    http_options.worker_threads = options.threads;
+    server = std::make_unique<http::Server>(http_options, routes());
   }
 
   // Uploads are laid out here to be checked with the PEFT reader before anything is stored.
   std::string scratch_root() const { return options.root + "/uploads"; }
 
-  void install_routes() {
-    const int threads = options.threads;
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    http.set_payload_max_length(options.max_upload_bytes);
-    http.set_keep_alive_max_count(1000);
-    http.set_read_timeout(60);
-    http.set_write_timeout(60);
-    http.set_exception_handler([](const httplib::Request&, httplib::Response& res,
-                                  std::exception_ptr ep) { report(res, ep); });
-    route("GET", "/", [](const auto&, auto& res) {
-      const std::string_view page = web_page_html();
-      res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
-    });
-    route("GET", "/openapi.json", [](const auto&, auto& res) {
-      const std::string_view doc = openapi_json();
-      res.set_content(doc.data(), doc.size(), "application/json");
-    });
-    route("GET", "/api/models", [this](const auto& req, auto& res) { list_models(req, res); });
-    route("GET", "/api/whoami-v2", [this](const auto& req, auto& res) { whoami(req, res); });
-    route("GET", "/api/models/{user}/{name}",
-          [this](const auto& req, auto& res) { model_info(req, res, "main"); });
-    route("GET", "/api/models/{user}/{name}/revision/{rev}",
-          [this](const auto& req, auto& res) { model_info(req, res, req.matches[3]); });
-    route("GET", "/api/models/{user}/{name}/tree/{rev}",
-          [this](const auto& req, auto& res) { tree(req, res); });
-    route("GET", "/api/models/{user}/{name}/tree/{rev}/{path}",
-          [this](const auto& req, auto& res) { tree(req, res); });
-    route("GET", "/{user}/{name}/resolve/{rev}/{path}",
-          [this](const auto& req, auto& res) { resolve(req, res); });
-    route("POST", "/api/lorahub/push/{user}/{name}",
-          [this](const auto& req, auto& res) { push(req, res); });
-    install_hf_upload_routes();
+  HfUploadOptions upload_options() const {
+    HfUploadOptions o;
+    o.root = options.root;
+    o.public_url = options.public_url;  // bind() sets it when empty
+    o.scratch_root = scratch_root();
+    o.max_upload_bytes = static_cast<int64_t>(options.max_upload_bytes);
+    return o;
   }
 
-  // huggingface_hub's write API (hf_upload.h) and the routes that go with it.
-  void install_hf_upload_routes() {
-    route("POST", "/api/repos/create", [this](const auto& req, auto& res) {
-      const std::string user = uploads.authenticate(req.get_header_value("Authorization"));
-      send_json(res, uploads.create_repo(user, req.body));
-    });
-    route("POST", "/api/validate-yaml",
-          [this](const auto& req, auto& res) { send_json(res, uploads.validate_yaml(req.body)); });
-    route("POST", "/api/models/{user}/{name}/preupload/{rev}", [this](const auto& req, auto& res) {
-      const std::string repo = writable_repo(req);
-      send_json(res, uploads.preupload(repo, req.matches[3], req.body));
-    });
-    route("POST", "/api/models/{user}/{name}/commit/{rev}", [this](const auto& req, auto& res) {
-      const std::string repo = writable_repo(req);
-      send_json(res, uploads.commit(repo, req.matches[3], req.body, true_param(req, "create_pr")));
-    });
-    route("POST", "/{user}/{name}.git/info/lfs/objects/batch", [this](const auto& req, auto& res) {
-      const std::string repo = writable_repo(req);
-      res.status = 200;
-      res.set_content(uploads.lfs_batch(repo, req.body).dump(), "application/vnd.git-lfs+json");
-    });
-    route("PUT", "/api/lorahub/lfs/{user}/{name}/{oid}", [this](const auto& req, auto& res) {
-      const std::string repo = repo_from(req);
-      const int64_t size = uploads.check_lfs_upload(
-          repo, req.matches[3], req.get_param_value("size"), req.get_param_value("expires"),
-          req.get_param_value("signature"), std::nullopt);
-      uploads.lfs_upload(req.matches[3], size, req.body);
-      send_json(res, json::object());
-    });
-    route("POST", "/api/lorahub/lfs-verify/{user}/{name}", [this](const auto& req, auto& res) {
-      const std::string repo = writable_repo(req);
-      send_json(res, uploads.lfs_verify(repo, req.body));
-    });
+  http::Router routes() {
+    http::Router router;
+    // Every route goes through here, so that documented (HubServer::routes(), /openapi.json)
+    // is exactly what the router serves.
+    auto add = [&](std::string method, std::string pattern,
+                   std::function<http::Response(http::Request&)> handler,
+                   std::function<void(const http::Request&)> before_body = nullptr,
+                   uint64_t max_body = 0) {
+      std::string openapi = pattern;
+      if (const size_t star = openapi.find("*}"); star != std::string::npos) openapi.erase(star, 1);
+      documented.push_back({method, openapi});
+      router.add({.method = std::move(method),
+                  .pattern = std::move(pattern),
+                  .handler = std::move(handler),
+                  .before_body = std::move(before_body),
+                  .max_body = max_body});
+    };
+    auto get = [&](std::string pattern, auto member) {
+      add("GET", std::move(pattern),
+          [this, member](http::Request& req) { return (this->*member)(req); });
+    };
+    get("/", &Impl::page);
+    get("/openapi.json", &Impl::openapi);
+    get("/api/models", &Impl::list_models);
+    get("/api/whoami-v2", &Impl::whoami);
+    get("/api/models/{user}/{name}", &Impl::model_info);
+    get("/api/models/{user}/{name}/revision/{rev}", &Impl::model_info);
+    get("/api/models/{user}/{name}/tree/{rev}", &Impl::tree);
+    get("/api/models/{user}/{name}/tree/{rev}/{path*}", &Impl::tree);
+    get("/{user}/{name}/resolve/{rev}/{path*}", &Impl::resolve);
+    add(
+        "POST", "/api/lorahub/push/{user}/{name}", [this](http::Request& req) { return push(req); },
+        // Token, namespace and form type are checked before the upload is read.
+        [this](const http::Request& req) { authorize_push(req); }, options.max_upload_bytes);
+    add_hf_upload_routes(add);
+    return router;
+  }
+
+  // huggingface_hub's write API (hf_upload.h) and the read routes that go with it. Every write
+  // checks its token (and, for the LFS PUT, the URL's signature) before the body is read.
+  template <typename Add>
+  void add_hf_upload_routes(Add& add) {
+    const uint64_t json_limit = uploads.json_body_limit();
+    auto writer = [this](const http::Request& req) { writable_repo(req); };
+    add(
+        "POST", "/api/repos/create",
+        [this](http::Request& req) {
+          const auto [status, body] = uploads.create_repo(authenticated(req), req.body);
+          return send_json(body, status);
+        },
+        [this](const http::Request& req) { authenticated(req); }, json_limit);
+    add(
+        "POST", "/api/validate-yaml",
+        [this](http::Request& req) { return send_json(uploads.validate_yaml(req.body)); }, nullptr,
+        json_limit);
+    add(
+        "POST", "/api/models/{user}/{name}/preupload/{rev}",
+        [this](http::Request& req) {
+          return send_json(uploads.preupload(writable_repo(req), req.capture("rev"), req.body));
+        },
+        writer, json_limit);
+    add(
+        "POST", "/api/models/{user}/{name}/commit/{rev}",
+        [this](http::Request& req) {
+          return send_json(uploads.commit(writable_repo(req), req.capture("rev"), req.body,
+                                          true_param(req, "create_pr")));
+        },
+        writer, static_cast<uint64_t>(uploads.commit_body_limit()));
+    // git's LFS URL is <repo>.git/info/lfs/...: the second segment is the name plus ".git".
+    add(
+        "POST", "/{user}/{git_name}/info/lfs/objects/batch",
+        [this](http::Request& req) {
+          auto res = http::Response::json(uploads.lfs_batch(lfs_repo(req), req.body).dump());
+          res.set_header("Content-Type", "application/vnd.git-lfs+json");
+          return res;
+        },
+        [this](const http::Request& req) { lfs_repo(req); }, json_limit);
+    add(
+        "PUT", "/api/lorahub/lfs/{user}/{name}/{oid}",
+        [this](http::Request& req) {
+          uploads.lfs_upload(req.capture("oid"), check_lfs_url(req), req.body);
+          return send_json(json::object());
+        },
+        [this](const http::Request& req) { check_lfs_url(req); },
+        static_cast<uint64_t>(options.max_upload_bytes));
+    add(
+        "POST", "/api/lorahub/lfs-verify/{user}/{name}",
+        [this](http::Request& req) {
+          return send_json(uploads.lfs_verify(writable_repo(req), req.body));
+        },
+        writer, 64 << 10);
     // hf_xet shows neither the body nor the headers of a failed token request, only the URL it
     // ended at: the redirect puts the way out (HF_HUB_DISABLE_XET=1) where the user sees it.
     for (const char* kind : {"read", "write"}) {
-      route("GET", fmt::format("/api/models/{{user}}/{{name}}/xet-{}-token/{{rev}}", kind),
-            [this](const auto& req, auto& res) {
-              repo_from(req);
-              res.set_redirect(std::string(kXetNotServedPath), 307);
-            });
+      add("GET", fmt::format("/api/models/{{user}}/{{name}}/xet-{}-token/{{rev}}", kind),
+          [](http::Request& req) {
+            repo_from(req);
+            http::Response res = http::Response::json(
+                http::error_json("this hub has no Xet storage: set HF_HUB_DISABLE_XET=1"), 307);
+            res.set_header("Location", std::string(kXetNotServedPath));
+            return res;
+          });
     }
-    route("GET", std::string(kXetNotServedPath), [](const auto&, auto&) { xet_not_served(); });
-    route("GET", "/api/models/{user}/{name}/refs",
-          [this](const auto& req, auto& res) { send_json(res, uploads.refs(repo_from(req))); });
-    route("GET", "/api/models/{user}/{name}/commits/{rev}", [this](const auto& req, auto& res) {
+    add("GET", std::string(kXetNotServedPath),
+        [](http::Request&) -> http::Response { xet_not_served(); });
+    add("GET", "/api/models/{user}/{name}/refs",
+        [this](http::Request& req) { return send_json(uploads.refs(repo_from(req))); });
+    add("GET", "/api/models/{user}/{name}/commits/{rev}", [this](http::Request& req) {
       const int64_t limit = int_param(req, "limit", options.page_size, 1, options.page_size);
-      send_json(res, uploads.commits(repo_from(req), req.matches[3], limit));
+      return send_json(uploads.commits(repo_from(req), req.capture("rev"), limit));
     });
   }
 
-  // Serves `path`, an OpenAPI path template: {path} (the last parameter) may hold '/', every
-  // other {parameter} is one segment. Records the route for HubServer::routes().
-  void route(const std::string& method, const std::string& path,
-             std::function<void(const httplib::Request&, httplib::Response&)> handler) {
-    routes.push_back({method, path});
-    std::string pattern;
-    for (size_t i = 0; i < path.size(); ++i) {
-      if (path[i] == '{') {
-        const size_t close = path.find('}', i);
-        pattern += path.substr(i, close - i + 1) == "{path}" ? "(.+)" : "([^/]+)";
-        i = close;
-      } else {
-        if (path[i] == '.') pattern += '\\';
-        pattern += path[i];
-      }
-    }
-    if (method == "GET")
-      http.Get(pattern, std::move(handler));
-    else if (method == "POST")
-      http.Post(pattern, std::move(handler));
-    else if (method == "PUT")
-      http.Put(pattern, std::move(handler));
-    else
-      fail("route {}: unsupported method {}", path, method);
+  http::Response openapi(http::Request&) {
+    return http::Response::json(std::string(openapi_json()));
+  }
+
+  std::string authenticated(const http::Request& req) {
+    return uploads.authenticate(req.header("Authorization"));
   }
 
   // The repo of a write route, once the request's token may write to it.
-  std::string writable_repo(const httplib::Request& req) {
+  std::string writable_repo(const http::Request& req) {
     const std::string repo = repo_from(req);
-    uploads.authorize(req.get_header_value("Authorization"), repo);
+    uploads.authorize(req.header("Authorization"), repo);
     return repo;
   }
 
-  static void report(httplib::Response& res, std::exception_ptr ep) {
-    try {
-      std::rethrow_exception(ep);
-    } catch (const HttpError& e) {
-      if (!e.code.empty()) res.set_header("X-Error-Code", e.code);
-      if (!e.commit.empty()) res.set_header("X-Repo-Commit", e.commit);
-      json body = e.extra;
-      body["error"] = e.what();
-      send_json(res, body, e.status);
-    } catch (const std::exception& e) {  // bad requests are HttpErrors; anything else is ours
-      send_json(res, {{"error", fmt::format("internal error: {}", e.what())}}, 500);
-    } catch (...) {
-      send_json(res, {{"error", "internal error"}}, 500);
+  std::string lfs_repo(const http::Request& req) {
+    const std::string& git_name = req.capture("git_name");
+    if (!git_name.ends_with(".git") || git_name.size() == 4) {
+      throw HttpError(404, "LFS batch: the URL is /{user}/{name}.git/info/lfs/objects/batch");
     }
+    const std::string repo = req.capture("user") + "/" + git_name.substr(0, git_name.size() - 4);
+    try {
+      validate_repo_id(repo);
+    } catch (const Error& e) {
+      throw HttpError(400, e.what());
+    }
+    uploads.authorize(req.header("Authorization"), repo);
+    return repo;
+  }
+
+  // The signed URL's checks (no token comes with the PUT); returns the object's size.
+  int64_t check_lfs_url(const http::Request& req) {
+    std::optional<int64_t> length;
+    if (const std::string cl = req.header("Content-Length"); !cl.empty()) {
+      try {
+        length = std::stoll(cl);
+      } catch (const std::exception&) {
+        throw HttpError(400, "LFS upload: bad Content-Length");
+      }
+    }
+    return uploads.check_lfs_upload(repo_from(req), req.capture("oid"), req.param("size"),
+                                    req.param("expires"), req.param("signature"), length);
+  }
+
+  http::Response page(http::Request&) {
+    auto res = http::Response::text(std::string(web_page_html()), "text/html; charset=utf-8");
+    res.set_header("Content-Security-Policy", csp);
+    res.set_header("Referrer-Policy", "no-referrer");
+    return res;
   }
 
   // The revision `rev` of `repo`, or the 404 that huggingface_hub maps to the right exception.
@@ -449,30 +531,31 @@ struct HubServer::Impl {
                     "RevisionNotFound");
   }
 
-  void whoami(const httplib::Request& req, httplib::Response& res) {
-    const std::string user = uploads.authenticate(req.get_header_value("Authorization"));
-    send_json(res, {{"type", "user"}, {"name", user}, {"auth", {{"type", "access_token"}}}});
+  http::Response whoami(http::Request& req) {
+    return send_json(
+        {{"type", "user"}, {"name", authenticated(req)}, {"auth", {{"type", "access_token"}}}});
   }
 
-  void model_info(const httplib::Request& req, httplib::Response& res, const std::string& rev) {
+  http::Response model_info(http::Request& req) {
     const std::string repo = repo_from(req);
+    const std::string rev = req.captures.count("rev") ? req.capture("rev") : "main";
     const Revision revision = revision_or_404(repo, rev);
     const auto summary = meta->find_repo(repo);
     if (!summary)
       throw HttpError(404, fmt::format("repository '{}' not found", repo), "RepoNotFound");
-    send_json(res, model_json(*summary, revision, true));
+    return send_json(model_json(*summary, revision, true));
   }
 
-  void list_models(const httplib::Request& req, httplib::Response& res) {
+  http::Response list_models(http::Request& req) {
     SearchFilter filter;
-    filter.text = req.get_param_value("search");
-    filter.author = req.get_param_value("author");
-    filter.base_model = req.get_param_value("base_model");
-    filter.task = req.get_param_value("task");
-    filter.tag = req.get_param_value("tag");
+    filter.text = req.param("search");
+    filter.author = req.param("author");
+    filter.base_model = req.param("base_model");
+    filter.task = req.param("task");
+    filter.tag = req.param("tag");
     std::vector<std::string> hf_filters;
-    for (size_t i = 0; i < req.get_param_value_count("filter"); ++i)
-      hf_filters.push_back(req.get_param_value("filter", i));
+    for (auto [it, end] = req.query.equal_range("filter"); it != end; ++it)
+      hf_filters.push_back(it->second);
     add_hf_filters(filter, hf_filters);
     if (req.has_param("rank")) filter.rank = int_param(req, "rank", 0, 1, 65536);
     const int64_t limit = int_param(req, "limit", options.page_size, 1, 100000);
@@ -486,23 +569,31 @@ struct HubServer::Impl {
       if (full) head = meta->find_revision(repo.id, repo.head.sha);
       out.push_back(model_json(repo, head ? *head : repo.head, head.has_value()));
     }
+    http::Response res = send_json(out);
     if (static_cast<int64_t>(found.size()) == filter.limit) {
       std::string query = fmt::format("cursor={}&limit={}", filter.offset + filter.limit, limit);
       for (const char* key :
            {"search", "author", "base_model", "task", "tag", "filter", "rank", "full"}) {
-        for (size_t i = 0; i < req.get_param_value_count(key); ++i)
-          query += fmt::format("&{}={}", key, percent_encode(req.get_param_value(key, i)));
+        for (auto [it, end] = req.query.equal_range(key); it != end; ++it)
+          query += fmt::format("&{}={}", key, percent_encode(it->second));
       }
-      res.set_header("Link", fmt::format("<{}>; rel=\"next\"", self_url(req, query)));
+      res.set_header("Link", next_link(base_url, "/api/models", query));
     }
-    send_json(res, out);
+    return res;
   }
 
-  void tree(const httplib::Request& req, httplib::Response& res) {
+  http::Response tree(http::Request& req) {
     const std::string repo = repo_from(req);
-    const Revision rev = revision_or_404(repo, req.matches[3]);
-    std::string prefix = req.matches.size() > 4 ? std::string(req.matches[4]) : "";
+    const Revision rev = revision_or_404(repo, req.capture("rev"));
+    std::string prefix = req.capture("path");
     while (prefix.ends_with('/')) prefix.pop_back();
+    if (!prefix.empty()) {
+      try {
+        validate_file_path(prefix);
+      } catch (const Error& e) {
+        throw HttpError(400, e.what());
+      }
+    }
     const bool recursive = true_param(req, "recursive");
     const auto entries = tree_entries(rev, prefix, recursive);
     if (!prefix.empty() && entries.empty()) {
@@ -515,23 +606,27 @@ struct HubServer::Impl {
     for (int64_t i = cursor; i < static_cast<int64_t>(entries.size()) && i < cursor + limit; ++i) {
       out.push_back(tree_entry_json(entries[i], rev.sha));
     }
+    http::Response res = send_json(out);
     if (cursor + limit < static_cast<int64_t>(entries.size())) {
       const std::string query = fmt::format("recursive={}&expand=false&limit={}&cursor={}",
                                             recursive ? "true" : "false", limit, cursor + limit);
-      res.set_header("Link", fmt::format("<{}>; rel=\"next\"", self_url(req, query)));
+      std::string path =
+          fmt::format("/api/models/{}/tree/{}", repo, percent_encode(req.capture("rev")));
+      if (!prefix.empty()) path += "/" + percent_encode(prefix);
+      res.set_header("Link", next_link(base_url, path, query));
     }
-    send_json(res, out);
+    return res;
   }
 
-  void resolve(const httplib::Request& req, httplib::Response& res) {
+  http::Response resolve(http::Request& req) {
     const std::string repo = repo_from(req);
-    const std::string path = req.matches[4];
+    const std::string path = req.capture("path");
     try {
       validate_file_path(path);
     } catch (const Error& e) {
       throw HttpError(400, e.what());
     }
-    const Revision rev = revision_or_404(repo, req.matches[3]);
+    const Revision rev = revision_or_404(repo, req.capture("rev"));
     const auto file = std::find_if(rev.files.begin(), rev.files.end(),
                                    [&](const auto& f) { return f.path == path; });
     if (file == rev.files.end()) {
@@ -543,43 +638,44 @@ struct HubServer::Impl {
       throw HttpError(
           500, fmt::format("{}@{}: the store has lost the blob of '{}'", repo, rev.sha, path));
     }
-    const auto blob = blobs.open(file->sha256);
-    if (blob->size() != static_cast<size_t>(file->size)) {
-      throw HttpError(500, fmt::format("{}: stored blob has {} bytes, expected {}", blob->path(),
-                                       blob->size(), file->size));
+    http::Response res =
+        http::Response::from_file(blobs.path_of(file->sha256), "application/octet-stream");
+    if (res.file->size != static_cast<uint64_t>(file->size)) {
+      throw HttpError(500, fmt::format("{}: stored blob has {} bytes, expected {}",
+                                       blobs.path_of(file->sha256), res.file->size, file->size));
     }
     res.set_header("X-Repo-Commit", rev.sha);
     res.set_header("ETag", "\"" + file->sha256 + "\"");
     res.set_header("X-Linked-Etag", "\"" + file->sha256 + "\"");
     res.set_header("X-Linked-Size", std::to_string(file->size));
-    res.set_header("Accept-Ranges", "bytes");
     // A revision sha names fixed content; "main" moves with every push.
-    const bool pinned = std::string(req.matches[3]) == rev.sha;
+    const bool pinned = req.capture("rev") == rev.sha;
     res.set_header("Cache-Control", pinned ? "public, max-age=31536000, immutable" : "no-cache");
-    if (blob->size() == 0) {
-      res.set_content("", "application/octet-stream");
-      return;
-    }
-    res.set_content_provider(blob->size(), "application/octet-stream",
-                             [blob](size_t offset, size_t length, httplib::DataSink& sink) {
-                               const size_t chunk = std::min<size_t>(length, 1 << 20);
-                               return sink.write(
-                                   reinterpret_cast<const char*>(blob->data()) + offset, chunk);
-                             });
+    return res;
   }
 
-  void push(const httplib::Request& req, httplib::Response& res) {
+  // The checks of a push that need no body: valid repo id, a token of the repo's owner, a form.
+  std::string authorize_push(const http::Request& req) {
     const std::string repo = writable_repo(req);
-    if (!req.is_multipart_form_data()) throw HttpError(400, "push: expected multipart/form-data");
-    const PushMeta pm = read_push_meta(req);
-    const std::vector<UploadedFile> files = read_push_files(req);
+    if (!req.header("Content-Type").starts_with("multipart/form-data")) {
+      throw HttpError(400, "push: expected multipart/form-data");
+    }
+    return repo;
+  }
+
+  http::Response push(http::Request& req) {
+    const std::string repo = authorize_push(req);  // again: a token may be revoked meanwhile
+    const auto parts =
+        http::parse_multipart(req.header("Content-Type"), req.body, 2 * kMaxFilesPerUpload);
+    const PushMeta pm = read_push_meta(parts);
+    const std::vector<UploadedFile> files = read_push_files(parts);
     const auto rev =
         commit_upload(*meta, blobs, scratch_root(), {repo, pm.parent, pm.message, pm.meta}, files);
     if (!rev) throw conflict(repo, pm.parent);
-    send_json(res, {{"commit", rev->sha}, {"repo", repo}, {"files", rev->files.size()}});
+    return send_json({{"commit", rev->sha}, {"repo", repo}, {"files", rev->files.size()}});
   }
 
-  HttpError conflict(const std::string& repo, const std::string& parent) {
+  http::Error conflict(const std::string& repo, const std::string& parent) {
     return HttpError(409, fmt::format("'{}' has moved on: its head is '{}', not '{}' (pull, then "
                                       "push again)",
                                       repo, meta->head_of(repo).value_or("none"),
@@ -591,24 +687,23 @@ HubServer::HubServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::
 HubServer::~HubServer() = default;
 
 int HubServer::bind() {
+  const int port = impl_->server->bind();
   const auto& o = impl_->options;
-  const int port = o.port == 0 ? impl_->http.bind_to_any_port(o.host)
-                               : (impl_->http.bind_to_port(o.host, o.port) ? o.port : -1);
-  check(port > 0, "cannot listen on {}:{} (in use, or not a local address?)", o.host, o.port);
-  if (o.public_url.empty())
-    impl_->uploads.set_public_url(fmt::format("http://{}:{}", o.host, port));
+  impl_->base_url = o.public_url.empty() ? fmt::format("http://{}:{}", o.host, port) : o.public_url;
+  while (impl_->base_url.ends_with('/')) impl_->base_url.pop_back();
+  impl_->uploads.set_public_url(impl_->base_url);
   return port;
 }
 
 const std::vector<HubRoute>& HubServer::routes() const {
-  return impl_->routes;
+  return impl_->documented;
 }
 
 void HubServer::run() {
-  impl_->http.listen_after_bind();
+  impl_->server->run();
 }
 void HubServer::stop() {
-  impl_->http.stop();
+  impl_->server->stop();
 }
 
 }  // namespace lorahub::hub

@@ -24,7 +24,7 @@ void expect_refused(F&& call, int status, const std::string& fragment) {
   try {
     call();
     ADD_FAILURE() << "accepted; expected " << status << " with '" << fragment << "'";
-  } catch (const HttpError& e) {
+  } catch (const http::Error& e) {
     EXPECT_EQ(e.status, status) << e.what();
     const std::string message = e.what();
     EXPECT_NE(message.find(fragment), std::string::npos) << message;
