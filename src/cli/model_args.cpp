@@ -1,5 +1,6 @@
 #include "cli/model_args.h"
 
+#include "cli/module_checks.h"
 #include "lora/compose.h"
 #include "lora/module_set.h"
 
@@ -29,7 +30,11 @@ std::unique_ptr<Model> ModelArgs::load() const {
   options.bf16 = bf16;
   auto loaded = load_model(model, options);
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.
-  if (!lora.empty()) loaded->merge_lora(to_lora_map(load_lora_module(lora)));
+  if (!lora.empty()) {
+    const LoraModule module = load_lora_module(lora);
+    warn_about_base_model(module, model);
+    loaded->merge_lora(to_lora_map(module));
+  }
   return loaded;
 }
 
