@@ -11,7 +11,7 @@
 namespace lorahub {
 
 LearnResult learn(Objective& objective, const LearnOptions& options) {
-  check(options.steps >= 1, "--steps must be at least 1, got {}", options.steps);
+  check(options.steps >= 1, "learn: the number of steps must be at least 1, got {}", options.steps);
   const auto start = std::chrono::steady_clock::now();
   OptimizeOptions opt;
   opt.budget = options.steps;

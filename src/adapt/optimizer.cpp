@@ -322,7 +322,8 @@ void validate(const std::string& name, int dim, const OptimizeOptions& o) {
   check(std::find(names.begin(), names.end(), name) != names.end(),
         "unknown optimizer '{}' (known: cobyla, bobyqa, cmaes, oneplusone)", name);
   check(dim >= 1, "optimizer: need at least one weight (got {} modules)", dim);
-  check(o.budget >= 1, "optimizer: the budget (--steps) must be at least 1, got {}", o.budget);
+  check(o.budget >= 1, "optimizer: the budget (objective evaluations) must be at least 1, got {}",
+        o.budget);
   check(std::isfinite(o.lower) && std::isfinite(o.upper) && o.lower < o.upper,
         "optimizer: invalid bounds [{}, {}]", o.lower, o.upper);
   check(std::isfinite(o.initial_step) && o.initial_step > 0,

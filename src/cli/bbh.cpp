@@ -28,6 +28,7 @@
 #include "cli/command.h"
 #include "cli/model_args.h"
 #include "cli/model_commands.h"
+#include "cli/module_checks.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "eval/bbh.h"
@@ -232,7 +233,8 @@ Objective few_shot_objective(const TaskRun& run, const ModuleSet& modules) {
 
 // The seed's draw of --sample modules from the pool (the same draw for every seeded method).
 ModuleSet load_sampled_modules(const TaskRun& run, uint64_t seed) {
-  const SampleRule rule = parse_sample_rule(run.args.sampler);
+  const SampleRule rule =
+      for_flag("--sampler", [&] { return parse_sample_rule(run.args.sampler); });
   return ModuleSet::load(sample_modules(run.pool, run.args.sample, seed, rule),
                          run.args.model.bf16);
 }
@@ -435,11 +437,12 @@ void run(const BbhArgs& a) {
         "--batch-size and --max-new-tokens must be >= 1");
   check(a.sample >= 1, "--sample must be at least 1");
   parse_loss_mode(a.loss_mode);
-  parse_sample_rule(a.sampler);
+  for_flag("--sampler", [&] { return parse_sample_rule(a.sampler); });
   const std::vector<std::string> methods = parse_methods(a.methods);
   const std::vector<uint64_t> seeds = parse_seeds(a.seeds);
   const std::vector<std::string> tasks = parse_tasks(a.tasks, a.data_dir);
   const std::vector<std::string> pool = read_module_list(a.lora_list);
+  warn_if_sample_exceeds(a.sample, pool.size());
   const json settings = settings_json(a, pool);
   ResultCache cache((fs::path(a.out) / "cache").string(), settings);
   auto model = a.model.load();

@@ -1,11 +1,14 @@
 // Each subcommand lives in its own file and registers itself here with a static Registrar, so
 // adding a subcommand never touches main.cpp.
 #pragma once
+#include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "core/error.h"
 
 namespace lorahub::cli {
 
@@ -25,5 +28,16 @@ struct Registrar {
     command_registry().push_back({std::move(name), order, std::move(setup)});
   }
 };
+
+// Runs f; an Error from it gets the flag whose value was at fault in front ("--sampler: ..."), so
+// that the layers below never need to know the CLI's flag names.
+template <typename F>
+auto for_flag(const char* flag, F f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const Error& e) {
+    throw Error(fmt::format("{}: {}", flag, e.what()));
+  }
+}
 
 }  // namespace lorahub::cli

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "cli/command.h"
 #include "core/error.h"
 
 namespace lorahub::cli {
@@ -28,9 +29,9 @@ void ComposeArgs::add_options(CLI::App* cmd, const std::string& method_flag) {
 
 CombineOptions ComposeArgs::options(uint64_t seed) const {
   CombineOptions o;
-  o.method = parse_combine_method(method);
+  o.method = for_flag("--compose", [&] { return parse_combine_method(method); });
   if (density >= 0) o.density = density;
-  o.majority_sign = parse_majority_sign(majority_sign);
+  o.majority_sign = for_flag("--majority-sign", [&] { return parse_majority_sign(majority_sign); });
   o.svd_rank = svd_rank;
   if (svd_clamp >= 0) o.svd_clamp = svd_clamp;
   o.seed = seed;
@@ -46,7 +47,7 @@ CombineOptions ComposeArgs::options(uint64_t seed) const {
       return mask;
     };
   }
-  check_combine_options(o);
+  for_flag("--compose", [&] { check_combine_options(o); });
   return o;
 }
 

@@ -195,7 +195,9 @@ void add_push(CLI::App& hub) {
   cmd->add_option("--token", args->token, "Write token (default: $HF_TOKEN)");
   cmd->callback([args] {
     args->push.tags = split_commas(args->tags);
-    HubClient client(args->endpoint, token_or_env(args->token));
+    const std::string token = token_or_env(args->token);
+    check(!token.empty(), "push needs a token: pass --token or set HF_TOKEN");
+    HubClient client(args->endpoint, token);
     const std::string sha = client.push(args->dir, args->push);
     std::printf("%s %s\n", args->push.repo.c_str(), sha.c_str());
   });

@@ -20,6 +20,7 @@
 #include "cli/command.h"
 #include "cli/compose_args.h"
 #include "cli/model_args.h"
+#include "cli/module_checks.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "core/progress.h"
@@ -103,8 +104,9 @@ Task load_task(const TaskArgs& a) {
   check(a.batch_size >= 0, "--batch-size must be >= 0, got {}", a.batch_size);
   ObjectiveOptions options{parse_loss_mode(a.loss_mode), a.batch_size};
   options.combine = a.compose.options(a.seed);
-  const SampleRule sample_rule = parse_sample_rule(a.sampler);
-  const SelectSpec select = parse_select(a.select);
+  const SampleRule sample_rule =
+      for_flag("--sampler", [&] { return parse_sample_rule(a.sampler); });
+  const SelectSpec select = for_flag("--select", [&] { return parse_select(a.select); });
   Task t;
   t.rows = read_jsonl_examples(a.examples);
   check(!t.rows.empty(), "{}: no examples", a.examples);
@@ -113,14 +115,20 @@ Task load_task(const TaskArgs& a) {
           a.examples, row.line);
   std::vector<std::string> dirs = a.lora;
   if (!a.hub.empty()) {
-    const auto fetched =
-        hub::fetch_modules(a.hub, hub::parse_hub_filter(a.hub_filter),
-                           a.hub_cache.empty() ? hub::default_cache_dir() : a.hub_cache);
+    const auto fetched = hub::fetch_modules(
+        a.hub, for_flag("--hub-filter", [&] { return hub::parse_hub_filter(a.hub_filter); }),
+        a.hub_cache.empty() ? hub::default_cache_dir() : a.hub_cache);
     check(!fetched.empty(), "--hub {}: no module matches the filter", a.hub);
     dirs.insert(dirs.end(), fetched.begin(), fetched.end());
   }
-  t.modules = ModuleSet::load(select_modules(dirs, a.lora_list, a.sample, a.seed, sample_rule),
-                              a.model.bf16);
+  check(!dirs.empty() || !a.lora_list.empty(),
+        "no LoRA modules given (use --lora DIR..., --lora-list FILE or --hub URL)");
+  std::vector<std::string> pool = dirs;
+  if (!a.lora_list.empty())
+    for (std::string& p : read_module_list(a.lora_list)) pool.push_back(std::move(p));
+  warn_if_sample_exceeds(a.sample, pool.size());
+  t.modules = ModuleSet::load(sample_modules(pool, a.sample, a.seed, sample_rule), a.model.bf16);
+  warn_about_base_models(t.modules, a.model.model);
   t.model = a.model.load();
   std::vector<Example> examples;
   std::vector<std::string> inputs;
@@ -236,7 +244,9 @@ void run_learn(LearnArgs& a) {
     std::cout << summary.dump() << '\n';
     return;
   }
-  fmt::print("objective {:.6f} with weights [{:.4f}]\n", r.objective, fmt::join(r.weights, ", "));
+  fmt::print("objective {:.6f} with weights\n", r.objective);
+  for (size_t i = 0; i < r.weights.size(); ++i)
+    fmt::print("  {:+.4f}  {}\n", r.weights[i], t.modules[i].path);
   fmt::print("wrote {}{}\n", a.out, a.merge ? " (adapter, weights.json, merged/)" : "");
 }
 

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <string>
 
 #include "cli/command.h"
 #include "core/allocator.h"
@@ -32,6 +33,16 @@ void prefer_short_omp_spin(char** argv) {
   ::setenv("GOMP_SPINCOUNT", "30000", 1);
   ::execv("/proc/self/exe", argv);  // returns only on failure: carry on with the default policy
 }
+// CLI11 answers a mistyped command with "A subcommand is required"; name it instead.
+void check_command_name(int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return;
+  std::string known;
+  for (const auto& entry : lorahub::cli::command_registry()) {
+    if (entry.name == argv[1]) return;
+    known += (known.empty() ? "" : ", ") + entry.name;
+  }
+  lorahub::fail("unknown command '{}' (commands: {})", argv[1], known);
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -46,9 +57,14 @@ int main(int argc, char** argv) {
             [](const auto& a, const auto& b) { return a.order < b.order; });
   for (auto& entry : registry) entry.setup(app);
   try {
+    check_command_name(argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version print and exit 0; any other option error is one line and exit 1,
+    // like every other error (CLI11 would add a second line and exit with its own codes).
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::fprintf(stderr, "lorahub: error: %s (see --help)\n", e.what());
+    return 1;
   } catch (const lorahub::Error& e) {
     std::fprintf(stderr, "lorahub: error: %s\n", e.what());
     return 1;

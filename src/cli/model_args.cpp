@@ -1,5 +1,6 @@
 #include "cli/model_args.h"
 
+#include "cli/module_checks.h"
 #include "core/error.h"
 #include "lora/combine.h"
 #include "lora/compose.h"
@@ -45,7 +46,11 @@ std::unique_ptr<Model> ModelArgs::load() const {
   options.bf16 = bf16;
   auto loaded = load_model(model, options);
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.
-  if (!lora.empty()) loaded->merge_lora(to_lora_map(adapter()));
+  if (!lora.empty()) {
+    const LoraModule module = adapter();
+    warn_about_base_model(module, model);
+    loaded->merge_lora(to_lora_map(module));
+  }
   return loaded;
 }
 

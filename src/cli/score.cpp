@@ -116,7 +116,7 @@ const Registrar reg("score", 40, [](CLI::App& app) {
       ->required();
   cmd->add_option("--batch-size", opts->batch_size, "Examples per forward pass (0 = all)")
       ->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(CLI::Range(0, 1 << 16));
   cmd->add_flag("--json", opts->json, "Print one JSON object");
   cmd->add_option("--dump-logits", opts->dump_logits,
                   "Write label-position logits to this safetensors file (debugging, parity)");

@@ -22,11 +22,11 @@ SelectSpec parse_select(const std::string& text) {
   else if (rule == "retrieval")
     spec.rule = SelectRule::kRetrieval;
   else
-    fail("--select: '{}' is not loss-rank:K or retrieval:K", text);
+    fail("module selection '{}' is not loss-rank:K or retrieval:K", text);
   char* end = nullptr;
   const long long k = std::strtoll(count.c_str(), &end, 10);
-  check(!count.empty() && *end == '\0' && k >= 1, "--select {}: K must be a whole number >= 1",
-        text);
+  check(!count.empty() && *end == '\0' && k >= 1,
+        "module selection {}: K must be a whole number >= 1", text);
   spec.k = static_cast<size_t>(k);
   return spec;
 }
@@ -92,7 +92,7 @@ std::vector<double> single_module_losses(Model& model, const ModuleSet& pool,
 std::vector<std::string> module_example_inputs(const LoraModule& m) {
   const fs::path file = fs::path(m.path) / kModuleExamplesFile;
   check(fs::exists(file),
-        "--select retrieval: module {} has no {} (its own examples, JSONL {{\"input\": ...}})",
+        "retrieval selection: module {} has no {} (its own examples, JSONL {{\"input\": ...}})",
         m.path, kModuleExamplesFile);
   std::vector<std::string> inputs;
   for (const TextExample& row : read_jsonl_examples(file.string())) {

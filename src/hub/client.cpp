@@ -76,7 +76,7 @@ int64_t positive_integer(const std::string& key, const std::string& value) {
     used = 0;
   }
   check(used == value.size() && used > 0 && number > 0,
-        "--hub-filter: {} must be a positive integer, got '{}'", key, value);
+        "hub filter: {} must be a positive integer, got '{}'", key, value);
   return number;
 }
 
@@ -89,7 +89,7 @@ void apply_filter_item(const std::string& item, HubFilter& filter) {
       {"task", &HubFilter::task},
       {"author", &HubFilter::author}};
   const size_t eq = item.find('=');
-  check(eq != std::string::npos && eq > 0, "--hub-filter: '{}' is not key=value", item);
+  check(eq != std::string::npos && eq > 0, "hub filter: '{}' is not key=value", item);
   const std::string key = item.substr(0, eq), value = item.substr(eq + 1);
   if (const auto it = kTextKeys.find(key); it != kTextKeys.end()) {
     filter.*(it->second) = value;
@@ -98,7 +98,7 @@ void apply_filter_item(const std::string& item, HubFilter& filter) {
   } else if (key == "limit") {
     filter.limit = positive_integer(key, value);
   } else {
-    fail("--hub-filter: unknown key '{}' (text, base, tag, task, author, rank, limit)", key);
+    fail("hub filter: unknown key '{}' (text, base, tag, task, author, rank, limit)", key);
   }
 }
 
@@ -190,7 +190,7 @@ json HubClient::model_info(const std::string& repo, const std::string& rev) {
 
 std::string HubClient::push(const std::string& dir, const PushOptions& options) {
   validate_repo_id(options.repo);
-  check(!impl_->token.empty(), "push needs a token: pass --token or set HF_TOKEN");
+  check(!impl_->token.empty(), "push needs a token (none was given and HF_TOKEN is not set)");
   int status = 0;
   const json current = impl_->get_json("/api/models/" + options.repo, &status);
   const json parent = status == 404 ? json(nullptr) : current.at("sha");

@@ -128,7 +128,7 @@ std::unique_ptr<MetaStore> MetaStore::open(const std::string& root, const std::s
     return std::make_unique<MetaStore>(open_sqlite((std::filesystem::path(root) / "hub.sqlite3")));
   }
   check(db_url.starts_with("postgresql://") || db_url.starts_with("postgres://"),
-        "--db '{}' is not a postgresql:// URL", db_url);
+        "database URL '{}' is not a postgresql:// URL", db_url);
   return std::make_unique<MetaStore>(open_postgres(db_url));
 }
 

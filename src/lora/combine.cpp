@@ -338,7 +338,8 @@ const std::vector<std::string>& combine_method_names() {
 CombineMethod parse_combine_method(const std::string& name) {
   for (const MethodInfo& m : method_table())
     if (m.name == name) return m.method;
-  fail("--compose: unknown method '{}' (known: {})", name, fmt::join(combine_method_names(), ", "));
+  fail("unknown combination method '{}' (known: {})", name,
+       fmt::join(combine_method_names(), ", "));
 }
 
 const std::string& combine_method_name(CombineMethod method) {
@@ -350,21 +351,20 @@ const std::string& combine_method_name(CombineMethod method) {
 MajoritySign parse_majority_sign(const std::string& name) {
   if (name == "total") return MajoritySign::kTotal;
   if (name == "frequency") return MajoritySign::kFrequency;
-  fail("--majority-sign: '{}' is not total or frequency", name);
+  fail("majority sign method '{}' is not total or frequency", name);
 }
 
 void check_combine_options(const CombineOptions& o) {
   const std::string& name = combine_method_name(o.method);
   if (needs_density(o.method)) {
-    check(o.density.has_value(), "--compose {} needs --density (the fraction of values kept)",
-          name);
-    check(*o.density >= 0.0 && *o.density <= 1.0, "--density must be in [0, 1], got {}",
-          *o.density);
+    check(o.density.has_value(),
+          "combination method {} needs a density (the fraction of values kept)", name);
+    check(*o.density >= 0.0 && *o.density <= 1.0, "density must be in [0, 1], got {}", *o.density);
   }
-  check(o.svd_rank >= 0, "--svd-rank must be >= 0, got {}", o.svd_rank);
+  check(o.svd_rank >= 0, "SVD rank must be >= 0, got {}", o.svd_rank);
   if (o.svd_clamp)
-    check(*o.svd_clamp >= 0.0 && *o.svd_clamp <= 1.0, "--svd-clamp must be in [0, 1], got {}",
-          *o.svd_clamp);
+    check(*o.svd_clamp >= 0.0 && *o.svd_clamp <= 1.0,
+          "SVD clamp quantile must be in [0, 1], got {}", *o.svd_clamp);
 }
 
 std::vector<float> seeded_drop_mask(uint64_t seed, const std::string& tensor, size_t module,

@@ -104,7 +104,7 @@ void hold_as_bf16(LoraModule& module) {
 }  // namespace
 
 ModuleSet ModuleSet::from_modules(std::vector<LoraModule> modules, bool bf16) {
-  check(!modules.empty(), "no LoRA modules given (use --lora DIR... or --lora-list FILE)");
+  check(!modules.empty(), "no LoRA modules given");
   for (size_t i = 1; i < modules.size(); ++i) check_compatible(modules[0], modules[i]);
   if (bf16)
     for (LoraModule& m : modules) hold_as_bf16(m);
@@ -114,7 +114,7 @@ ModuleSet ModuleSet::from_modules(std::vector<LoraModule> modules, bool bf16) {
 }
 
 ModuleSet ModuleSet::load(const std::vector<std::string>& dirs, bool bf16) {
-  check(!dirs.empty(), "no LoRA modules given (use --lora DIR... or --lora-list FILE)");
+  check(!dirs.empty(), "no LoRA modules given");
   std::vector<LoraModule> modules;
   for (const std::string& dir : dirs) {
     modules.push_back(load_lora_module(dir));
@@ -154,7 +154,7 @@ std::vector<std::string> read_module_list(const std::string& list_file) {
 SampleRule parse_sample_rule(const std::string& name) {
   if (name == "fisher-yates") return SampleRule::kFisherYates;
   if (name == "python") return SampleRule::kPython;
-  throw Error(fmt::format("--sampler: '{}' is not fisher-yates or python", name));
+  throw Error(fmt::format("sampler '{}' is not fisher-yates or python", name));
 }
 
 std::vector<std::string> sample_modules(const std::vector<std::string>& paths, size_t k,
@@ -189,7 +189,7 @@ std::vector<std::string> select_modules(const std::vector<std::string>& dirs,
     const std::vector<std::string> listed = read_module_list(list_file);
     paths.insert(paths.end(), listed.begin(), listed.end());
   }
-  check(!paths.empty(), "no LoRA modules given (use --lora DIR... or --lora-list FILE)");
+  check(!paths.empty(), "no LoRA modules given");
   return sample_modules(paths, sample, seed, rule);
 }
 

@@ -519,7 +519,7 @@ std::string BpeTokenizer::decode(const std::vector<int32_t>& ids, bool skip_spec
 
 std::string BpeTokenizer::apply_chat_template(const std::string& user) const {
   check(!chat_template_.empty(),
-        "this tokenizer has no chat template (--chat needs an instruct model's template)");
+        "this tokenizer has no chat template (only instruct models have one)");
   return render_chatml_user_turn(chat_template_, user);
 }
 

@@ -5,7 +5,7 @@
 namespace lorahub {
 
 std::string Tokenizer::apply_chat_template(const std::string&) const {
-  fail("this tokenizer has no chat template (--chat needs an instruct model's template)");
+  fail("this tokenizer has no chat template (only instruct models have one)");
 }
 
 }  // namespace lorahub

@@ -15,7 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "parity"))
 
 from conftest import assert_clean_error, run_lorahub  # noqa: E402
 from lorahub_tiny import make_modules  # noqa: E402
-from t5_tiny import make_t5, train_spm  # noqa: E402
+from t5_tiny import bbh_prompt, hf_tokenizer, make_t5, train_spm  # noqa: E402
 
 TASKS = ["boolean_expressions", "navigate"]
 
@@ -83,13 +83,24 @@ def test_bbh_table_json_split_and_resume(setup, bbh_dir, tmp_path):
     assert all(f"| {t} |" in table for t in TASKS) and "**average**" in table
     assert "ICL 5-shot" in table and "LoraHub CMA-ES best" in table and "| best-single |" in table
 
-    # The test set is the split's: examples 6.. by SHA-256 of the input.
-    cache = json.loads((out / "cache" / f"{TASKS[0]}.zero-shot.json").read_text())
-    examples = json.loads((bbh_dir / "tasks" / f"{TASKS[0]}.json").read_text())["examples"]
-    ordered = sorted(examples, key=lambda e: hashlib.sha256(e["input"].encode()).hexdigest())
-    assert len(cache["result"]["predictions"]) == 4
-    assert cache["settings"]["max_test"] == 4
-    assert len(ordered) - 5 >= 4
+    # The test set is the split's: examples 6.. by SHA-256 of the input. The zero-shot prompts'
+    # mean token count is that of those 4 examples (and not of the file's examples 6-9).
+    tok = hf_tokenizer(setup[1])
+    discriminated = False
+    for task in TASKS:
+        cache = json.loads((out / "cache" / f"{task}.zero-shot.json").read_text())
+        assert len(cache["result"]["predictions"]) == 4
+        assert cache["settings"]["max_test"] == 4
+        examples = json.loads((bbh_dir / "tasks" / f"{task}.json").read_text())["examples"]
+        ordered = sorted(examples, key=lambda e: hashlib.sha256(e["input"].encode()).hexdigest())
+        description = (bbh_dir / "task-prompts" / f"{task}.txt").read_text().splitlines()[2]
+
+        def mean_tokens(rows):
+            return sum(len(tok(bbh_prompt(description, e["input"])).input_ids) for e in rows) / 4
+
+        assert cache["result"]["input_tokens"] == pytest.approx(mean_tokens(ordered[5:9]))
+        discriminated |= mean_tokens(ordered[5:9]) != pytest.approx(mean_tokens(examples[5:9]))
+    assert discriminated, "the file order gives the same token counts: pick other tasks"
 
     # Resume: everything comes from the cache, same table, much faster.
     start = time.time()

@@ -101,12 +101,23 @@ def test_existing_output_is_not_clobbered(tmp_path, examples):
     assert (tmp_path / "out" / "keep.txt").read_text() == "precious"
 
 
+def write_weights(adapter, rank, width=8):
+    """Real adapter weights, so that loading succeeds and the modules are compared."""
+    import numpy as np
+    from safetensors.numpy import save_file
+    key = "base_model.model.encoder.block.0.layer.0.SelfAttention.q"
+    save_file({f"{key}.lora_A.weight": np.zeros((rank, width), np.float32),
+               f"{key}.lora_B.weight": np.zeros((width, rank), np.float32)},
+              str(adapter / "adapter_model.safetensors"))
+    return adapter
+
+
 def test_incompatible_modules_name_the_module(tmp_path, examples):
-    a = write_adapter(tmp_path / "a", rank=2)
-    b = write_adapter(tmp_path / "b", rank=4)
+    a = write_weights(write_adapter(tmp_path / "a", rank=2), 2)
+    b = write_weights(write_adapter(tmp_path / "b", rank=4), 4)
     r = learn(tmp_path, "--lora", a, b, "--examples", examples)
-    # Either the missing weights file of the first module or the rank clash: named, clean.
-    assert_clean_error(r, str(a))
+    # The rank clash (reached: both modules load), naming both modules and their ranks.
+    assert_clean_error(r, f"{b} has rank 4", f"{a} has rank 2")
     assert not (tmp_path / "out").exists()
 
 

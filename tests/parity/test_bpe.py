@@ -11,7 +11,7 @@ import pytest
 
 from conftest import run_lorahub
 
-tokenizers = pytest.importorskip("tokenizers")
+import tokenizers  # noqa: E402  (a broken venv must fail, not skip)
 
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                   r"|\s*[\r\n]+|\s+(?!\S)|\s+")

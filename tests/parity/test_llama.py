@@ -13,8 +13,8 @@ import pytest
 
 from conftest import assert_clean_error, run_lorahub
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch  # noqa: E402  (a broken venv must fail, not skip)
+import transformers  # noqa: E402
 from safetensors.numpy import load_file  # noqa: E402
 
 torch.set_num_threads(2)

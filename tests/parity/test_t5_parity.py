@@ -127,3 +127,16 @@ def test_greedy_generation_is_token_identical(fp32_model_dir, rows, tmp_path):
     hits = sum(p.strip().lower().replace(".", "") == t.strip().lower().replace(".", "")
                for p, t in zip(ours["predictions"], targets))
     assert ours["accuracy"] == pytest.approx(100.0 * hits / len(rows))
+
+
+def test_plain_generate_output_is_one_json_string_per_line(fp32_model_dir, rows, tmp_path):
+    """Plain `generate` output is unambiguous: each prediction one JSON string on its own line
+    (a prediction may hold newlines), the same texts as --json, then the accuracy line."""
+    import json
+    data = write_jsonl(tmp_path / "d.jsonl", [{"input": p, "output": t} for p, t in rows[:6]])
+    args = ("generate", "--model", fp32_model_dir, "--data", data, "--max-new-tokens", 6)
+    plain = run_lorahub(*args).stdout.splitlines()
+    ours = run_lorahub(*args, "--json").json()
+    assert [json.loads(line) for line in plain[:-1]] == ours["predictions"]
+    assert plain[-1].startswith("accuracy: ")
+    assert set(ours["finish_reasons"]) <= {"eos", "length"}

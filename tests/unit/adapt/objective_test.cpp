@@ -21,7 +21,7 @@ class FakeModel : public Model {
   std::vector<ExampleLoss> score(const std::vector<Example>& batch) override {
     ++score_calls;
     double shift = 0;
-    if (lora_) shift = std::abs(lora_->at("enc.q")[0].A[0]);
+    if (lora_) shift = std::abs(lora_->at("enc.q")[0].A[0] - best_a);
     std::vector<ExampleLoss> out;
     for (const Example& e : batch) {
       const auto n = static_cast<int64_t>(e.label_ids.size());
@@ -41,6 +41,7 @@ class FakeModel : public Model {
   std::vector<std::pair<std::string, Tensor>> state_dict() const override { return {}; }
   const LoraMap* lora_ = nullptr;
   int score_calls = 0;
+  float best_a = 0.0f;  // the composed A with the lowest loss
 };
 
 LoraModule module_with_a(float a0, const std::string& path) {
@@ -96,7 +97,11 @@ TEST(Objective, ExampleMeanModeWeighsExamplesEqually) {
 }
 
 TEST(Objective, LearnFindsTheWeightsThatMinimize) {
-  FakeModel model;  // loss grows with |composed A|, the penalty with |w|: the optimum is w = 0
+  // The loss grows with |composed A - 0.6| and composed A = w0 - w1, so the optimum is away from
+  // the start w = 0 (which COBYLA evaluates first): any w0 - w1 = 0.6 with w0 >= 0 >= w1, where
+  // the L1 penalty is 0.05 · 0.6 / 2.
+  FakeModel model;
+  model.best_a = 0.6f;
   const ModuleSet set = ModuleSet::from_modules({module_with_a(1, "a"), module_with_a(-1, "b")});
   Objective f(model, set, examples());
   LearnOptions o;
@@ -105,7 +110,10 @@ TEST(Objective, LearnFindsTheWeightsThatMinimize) {
   const LearnResult r = learn(f, o);
   EXPECT_EQ(r.history.size(), 30u);
   EXPECT_NEAR(r.objective, f(r.weights), 1e-12);
-  EXPECT_LE(r.objective, f({0, 0}) + 1e-12);
+  const double optimum = 13.0 / 6 / 3 + 0.05 * 0.6 / 2;
+  EXPECT_LT(optimum, f({0, 0}) - 0.4);
+  EXPECT_NEAR(r.objective, optimum, 0.01);
+  EXPECT_NEAR(r.weights[0] - r.weights[1], 0.6, 0.02);
 }
 
 TEST(ObjectiveMalformed, RejectsBadInput) {

@@ -18,8 +18,12 @@ TEST(Bbh, Sha256KnownAnswer) {
   EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
 }
 
+// Missing data is a failure, not a skip: a checkout without ../shared must not pass silently.
+#define ASSERT_BBH_DATA() \
+  ASSERT_TRUE(fs::is_directory(kData + "/tasks")) << "no BBH data at " << kData
+
 TEST(Bbh, SplitsEveryTaskIntoFiveFewShotAndTheRest) {
-  if (!fs::exists(kData)) GTEST_SKIP() << "no BBH data at " << kData;
+  ASSERT_BBH_DATA();
   const auto names = bbh_task_names(kData);
   EXPECT_EQ(names.size(), 20u);
   EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
@@ -32,14 +36,50 @@ TEST(Bbh, SplitsEveryTaskIntoFiveFewShotAndTheRest) {
   }
 }
 
-TEST(Bbh, DateUnderstandingDescriptionAndDeterminism) {
-  if (!fs::exists(kData)) GTEST_SKIP() << "no BBH data at " << kData;
-  const BbhTask a = load_bbh_task(kData, "date_understanding");
-  EXPECT_EQ(a.description, "Infer the date from context.");
-  const BbhTask b = load_bbh_task(kData, "date_understanding");
-  ASSERT_EQ(a.few_shot.size(), b.few_shot.size());
-  for (size_t i = 0; i < a.few_shot.size(); ++i)
-    EXPECT_EQ(a.few_shot[i].prompt, b.few_shot[i].prompt);
+// Values printed by Python over the same file: sorted(examples, key=sha256(input).hexdigest()).
+TEST(Bbh, DateUnderstandingSplitMatchesPython) {
+  ASSERT_BBH_DATA();
+  const BbhTask task = load_bbh_task(kData, "date_understanding");
+  EXPECT_EQ(task.description, "Infer the date from context.");
+  ASSERT_EQ(task.few_shot.size(), 5u);
+  EXPECT_EQ(task.few_shot.size() + task.test.size(), 250u);
+  const char* first_inputs[] = {"In the US, Thanksgiving is on the fourth Thursday of Novembe",
+                                "Jane visits the bookstore on the 16th of each month starting",
+                                "Today is Sep 9, 1909. What is the date 24 hours later in MM/",
+                                "Jane scheduled 3 apointments with 5 poeple for tomorrow (Tue",
+                                "Jane is celebrating the last day of Jan 2012. What is the da"};
+  const char* targets[] = {"(F)", "(C)", "(A)", "(C)", "(D)"};
+  for (size_t i = 0; i < 5; ++i) {
+    EXPECT_EQ(task.few_shot[i].input.substr(0, 60), first_inputs[i]) << i;
+    EXPECT_EQ(task.few_shot[i].target, targets[i]) << i;
+    EXPECT_EQ(task.few_shot[i].prompt, bbh_prompt(task.description, task.few_shot[i].input));
+  }
+  EXPECT_EQ(task.test[0].input.substr(0, 60),
+            "Today is the palindrome day of 2020, because the MMDDYYYY fo");
+}
+
+// The split on a task we write: inputs ordered by SHA-256 hex digest (echo 092c…, delta 4f4a…,
+// golf 625f…, alpha 8ed3…, foxtrot 9533…, charlie b9dd…, bravo f144…), not by file order.
+TEST(Bbh, SplitOrdersBySha256OfTheInput) {
+  const fs::path dir = fs::temp_directory_path() / "lorahub_bbh_split";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "tasks");
+  fs::create_directories(dir / "task-prompts");
+  std::ofstream(dir / "task-prompts/t.txt") << "canary\n-----\nPick a word.\n\nQ: x\nA: y\n";
+  std::string examples;
+  for (const char* w : {"alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"})
+    examples += std::string(examples.empty() ? "" : ",") + "{\"input\": \"" + w +
+                "\", \"target\": \"" + w + "!\"}";
+  std::ofstream(dir / "tasks/t.json") << "{\"examples\": [" << examples << "]}";
+  const BbhTask task = load_bbh_task(dir.string(), "t");
+  fs::remove_all(dir);
+  std::vector<std::string> few, test;
+  for (const BbhExample& e : task.few_shot) few.push_back(e.input);
+  for (const BbhExample& e : task.test) test.push_back(e.input);
+  EXPECT_EQ(few, (std::vector<std::string>{"echo", "delta", "golf", "alpha", "foxtrot"}));
+  EXPECT_EQ(test, (std::vector<std::string>{"charlie", "bravo"}));
+  EXPECT_EQ(task.test[1].target, "bravo!");
+  EXPECT_EQ(task.few_shot[0].prompt, "Pick a word.\n\nQ: echo\nA:");
 }
 
 class BbhMalformed : public ::testing::Test {
