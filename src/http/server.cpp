@@ -2,6 +2,12 @@
 // thread pool. Every wait on the client is bounded by a deadline of the request, never per byte.
 #include <utility>  // before Asio: its awaitable.hpp uses std::exchange without including it
 
+// Asio 1.74 looks for clang's coroutines only in libc++'s <experimental/coroutine>; with
+// libstdc++ (the fuzz build) clang has the standard <coroutine>, which Asio then uses.
+#if defined(__clang__) && defined(__cpp_impl_coroutine) && !defined(BOOST_ASIO_HAS_CO_AWAIT)
+#define BOOST_ASIO_HAS_CO_AWAIT 1
+#endif
+
 #include "http/server.h"
 
 #include <netinet/in.h>

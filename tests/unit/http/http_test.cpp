@@ -62,12 +62,26 @@ TEST(HttpRouter, MatchesPatternsAndDecodesCaptures) {
   auto named = [](std::string name) {
     return [name](Request&) { return Response::text(name, "text/plain"); };
   };
-  router.add({.method = "GET", .pattern = "/", .handler = named("root")});
-  router.add({.method = "GET", .pattern = "/api/models/{user}/{name}", .handler = named("info")});
+  router.add({.method = "GET",
+              .pattern = "/",
+              .handler = named("root"),
+              .before_body = nullptr,
+              .max_body = 0});
+  router.add({.method = "GET",
+              .pattern = "/api/models/{user}/{name}",
+              .handler = named("info"),
+              .before_body = nullptr,
+              .max_body = 0});
   router.add({.method = "GET",
               .pattern = "/api/models/{user}/{name}/tree/{rev}/{path*}",
-              .handler = named("tree")});
-  router.add({.method = "POST", .pattern = "/api/push/{user}", .handler = named("push")});
+              .handler = named("tree"),
+              .before_body = nullptr,
+              .max_body = 0});
+  router.add({.method = "POST",
+              .pattern = "/api/push/{user}",
+              .handler = named("push"),
+              .before_body = nullptr,
+              .max_body = 0});
   auto match = [&](std::string method, std::string path) {
     Request req;
     req.method = std::move(method);

@@ -1,0 +1,188 @@
+// The server end to end on a loopback socket: streamed answers and a client that goes away,
+// before-body refusals, 100-continue, handler exceptions, files with Range, keep-alive.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "http/server.h"
+
+namespace lorahub::http {
+namespace {
+
+using namespace std::chrono_literals;
+
+class Client {
+ public:
+  explicit Client(int port) : fd_(::socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    timeval tv{5, 0};
+    ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    EXPECT_EQ(::connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+  }
+  ~Client() { close(); }
+  void close() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+  }
+  void send(std::string_view bytes) {
+    ASSERT_EQ(::send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL), ssize_t(bytes.size()));
+  }
+  // Reads until `marker` has arrived (or the peer closes / 5 s pass).
+  std::string read_until(std::string_view marker) {
+    while (received_.find(marker) == std::string::npos) {
+      char buf[4096];
+      const ssize_t n = ::recv(fd_, buf, sizeof buf, 0);
+      if (n <= 0) break;
+      received_.append(buf, static_cast<size_t>(n));
+    }
+    const size_t at = received_.find(marker);
+    const size_t end = at == std::string::npos ? received_.size() : at + marker.size();
+    std::string out = received_.substr(0, end);
+    received_.erase(0, end);
+    return out;
+  }
+
+ private:
+  int fd_;
+  std::string received_;
+};
+
+class HttpServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    file_ = std::filesystem::temp_directory_path() / ("http_test_" + std::to_string(::getpid()));
+    std::ofstream(file_) << "0123456789";
+    Router router;
+    router.add({.method = "GET",
+                .pattern = "/stream",
+                .handler =
+                    [this](Request&) {
+                      return Response::chunked("text/event-stream", [this](StreamWriter& out) {
+                        for (int i = 0; i < 2000 && out.write("data: tick\n\n"); ++i) {
+                          std::this_thread::sleep_for(5ms);
+                        }
+                        writer_saw_gone_ = out.client_gone();
+                        writer_done_ = true;
+                      });
+                    },
+                .before_body = nullptr,
+                .max_body = 0});
+    router.add({.method = "GET",
+                .pattern = "/file",
+                .handler =
+                    [this](Request&) {
+                      return Response::from_file(file_.string(), "application/octet-stream");
+                    },
+                .before_body = nullptr,
+                .max_body = 0});
+    router.add({.method = "GET",
+                .pattern = "/throw",
+                .handler = [](Request&) -> Response { throw std::logic_error("oops \xFF"); },
+                .before_body = nullptr,
+                .max_body = 0});
+    router.add(
+        {.method = "POST",
+         .pattern = "/upload/{user}",
+         .handler = [](Request& req) { return Response::json(std::to_string(req.body.size())); },
+         .before_body =
+             [this](const Request& req) {
+               ++checks_;
+               if (req.header("Authorization") != "ok") throw Error(401, "no token");
+             },
+         .max_body = 100});
+    ServerOptions options;
+    options.io_threads = 1;
+    options.worker_threads = 2;
+    server_ = std::make_unique<Server>(options, std::move(router));
+    port_ = server_->bind();
+    thread_ = std::thread([this] { server_->run(); });
+  }
+  void TearDown() override {
+    server_->stop();
+    thread_.join();
+    server_.reset();
+    std::filesystem::remove(file_);
+  }
+
+  std::filesystem::path file_;
+  std::unique_ptr<Server> server_;
+  std::thread thread_;
+  int port_ = 0;
+  std::atomic<bool> writer_saw_gone_{false}, writer_done_{false};
+  std::atomic<int> checks_{0};
+};
+
+TEST_F(HttpServerTest, StreamsChunksAndTellsTheWriterWhenTheClientLeaves) {
+  Client client(port_);
+  client.send("GET /stream HTTP/1.1\r\nHost: h\r\n\r\n");
+  const std::string head = client.read_until("\r\n\r\n");
+  EXPECT_NE(head.find("Transfer-Encoding: chunked"), std::string::npos) << head;
+  EXPECT_NE(head.find("X-Content-Type-Options: nosniff"), std::string::npos);
+  EXPECT_NE(client.read_until("data: tick\n\n\r\n").find("data: tick"), std::string::npos);
+  client.close();
+  for (int i = 0; i < 400 && !writer_done_; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(writer_done_) << "the writer kept writing to a closed connection";
+  EXPECT_TRUE(writer_saw_gone_);
+}
+
+TEST_F(HttpServerTest, RefusesBeforeTheBodyAndNeverSendsContinue) {
+  Client client(port_);
+  client.send(
+      "POST /upload/a HTTP/1.1\r\nHost: h\r\nContent-Length: 50\r\nExpect: 100-continue\r\n\r\n");
+  const std::string answer = client.read_until("}");
+  EXPECT_EQ(answer.find("100 Continue"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("HTTP/1.1 401"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("{\"error\":\"no token\"}"), std::string::npos) << answer;
+  EXPECT_EQ(checks_, 1);
+}
+
+TEST_F(HttpServerTest, AcceptedBodiesGetContinueAndLimitsHold) {
+  Client client(port_);
+  client.send(
+      "POST /upload/a HTTP/1.1\r\nHost: h\r\nAuthorization: ok\r\nContent-Length: 5\r\n"
+      "Expect: 100-continue\r\n\r\n");
+  EXPECT_NE(client.read_until("\r\n\r\n").find("100 Continue"), std::string::npos);
+  client.send("hello");
+  EXPECT_NE(client.read_until("\r\n\r\n5").find("200 OK"), std::string::npos);
+  // Chunked: counted against the limit (100) while it is read.
+  client.send(
+      "POST /upload/a HTTP/1.1\r\nHost: h\r\nAuthorization: ok\r\n"
+      "Transfer-Encoding: chunked\r\n\r\n40\r\n" +
+      std::string(64, 'x') + "\r\n40\r\n" + std::string(64, 'x') + "\r\n0\r\n\r\n");
+  EXPECT_NE(client.read_until("}").find("413"), std::string::npos);
+  Client other(port_);
+  other.send(
+      "POST /upload/a HTTP/1.1\r\nHost: h\r\nAuthorization: ok\r\nContent-Length: 101\r\n\r\n");
+  EXPECT_NE(other.read_until("}").find("413"), std::string::npos);
+  Client third(port_);
+  third.send("POST /upload/a HTTP/1.1\r\nHost: h\r\nAuthorization: ok\r\n\r\n");
+  EXPECT_NE(third.read_until("}").find("411"), std::string::npos);
+}
+
+TEST_F(HttpServerTest, AHandlerExceptionIsA500InValidJson) {
+  Client client(port_);
+  client.send("GET /throw HTTP/1.1\r\nHost: h\r\n\r\n");
+  const std::string answer = client.read_until("}");
+  EXPECT_NE(answer.find("HTTP/1.1 500"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("oops \xEF\xBF\xBD"), std::string::npos) << answer;
+  client.send("GET /file HTTP/1.1\r\nHost: h\r\nRange: bytes=-3\r\n\r\n");  // same connection
+  const std::string file = client.read_until("789");
+  EXPECT_NE(file.find("HTTP/1.1 206"), std::string::npos) << file;
+  EXPECT_NE(file.find("Content-Range: bytes 7-9/10"), std::string::npos) << file;
+}
+
+}  // namespace
+}  // namespace lorahub::http
