@@ -83,8 +83,8 @@ void add_serve(CLI::App& hub) {
   cmd->add_option("--db", args->server.db_url,
                   "postgresql://... to keep metadata in PostgreSQL (shared by several servers)");
   cmd->add_option("--public-url", args->server.public_url,
-                  "Base URL clients reach the hub at, for pagination links (default: "
-                  "http://HOST:PORT; set it behind a proxy)");
+                  "Base URL clients reach the hub at, for links and upload URLs (default: "
+                  "http://HOST:PORT; set it behind a proxy, e.g. https://hub.example)");
   cmd->add_option("--max-upload-mib", args->max_upload_mib, "Largest accepted push, in MiB")
       ->capture_default_str();
   cmd->add_option("--page-size", args->server.page_size, "Entries per page of listings")

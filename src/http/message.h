@@ -69,10 +69,10 @@ struct FileBody {
 struct Response {
   int status = 200;
   Headers headers;
-  std::string body;                                      // a buffered answer
-  std::shared_ptr<FileBody> file;                        // or a file, honouring Range
-  std::function<void(StreamWriter&)> stream;             // or a chunked stream
-  std::optional<std::pair<uint64_t, uint64_t>> range;    // [first, last] of `file` (set by server)
+  std::string body;                                    // a buffered answer
+  std::shared_ptr<FileBody> file;                      // or a file, honouring Range
+  std::function<void(StreamWriter&)> stream;           // or a chunked stream
+  std::optional<std::pair<uint64_t, uint64_t>> range;  // [first, last] of `file` (set by server)
 
   void set_header(std::string name, std::string value);
   static Response json(std::string body, int status = 200);

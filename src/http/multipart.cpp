@@ -30,7 +30,8 @@ std::optional<std::string> parameter(std::string_view value, std::string_view ke
     if (eq == std::string_view::npos) return std::nullopt;
     const std::string_view name = trim(value.substr(0, eq));
     value = value.substr(eq + 1);
-    while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+    while (!value.empty() && (value.front() == ' ' || value.front() == '\t'))
+      value.remove_prefix(1);
     std::string parsed;
     if (!value.empty() && value.front() == '"') {
       size_t j = 1;

@@ -58,7 +58,8 @@ struct Router::Compiled {
       if (slash == std::string_view::npos && !last) return false;
       if (slash != std::string_view::npos && last && !has_rest) return false;
       const std::string_view raw = remaining.substr(0, slash);
-      remaining = slash == std::string_view::npos ? std::string_view() : remaining.substr(slash + 1);
+      remaining =
+          slash == std::string_view::npos ? std::string_view() : remaining.substr(slash + 1);
       if (segments[i].capture) {
         if (raw.empty()) return false;
         found[segments[i].text] = percent_decode(raw, false);
@@ -88,7 +89,8 @@ const Route& Router::match(Request& req) const {
     req.captures = std::move(captures);
     return r->route;
   }
-  if (path_known) throw Error(405, fmt::format("{} is not allowed here", printable_utf8(req.method)));
+  if (path_known)
+    throw Error(405, fmt::format("{} is not allowed here", printable_utf8(req.method)));
   throw Error(404, fmt::format("no such route: {}", printable_utf8(req.path)));
 }
 

@@ -139,6 +139,9 @@ struct Server::Impl {
     stream.expires_after(options.header_timeout);  // for the whole header, not per byte
     bhttp::request_parser<bhttp::string_body> parser;
     parser.header_limit(static_cast<uint32_t>(options.max_header_bytes));
+    // No limit yet: the route's, once it is known (read_body). Not boost::none: Beast 1.74
+    // compares the length with the optional, and every length is greater than none.
+    parser.body_limit(std::numeric_limits<uint64_t>::max());
     boost::system::error_code ec;
     co_await bhttp::async_read_header(stream, buffer, parser,
                                       asio::redirect_error(use_awaitable, ec));
@@ -176,9 +179,9 @@ struct Server::Impl {
         const auto failure = co_await read_body(stream, buffer, parser, *route);
         if (failure) {
           if (*failure == 0) co_return false;  // the client is gone or too slow
-          co_await write_error(stream, *failure,
-                               *failure == 413 ? "the request body is too large"
-                                               : "malformed request body");
+          co_await write_error(
+              stream, *failure,
+              *failure == 413 ? "the request body is too large" : "malformed request body");
           co_return false;
         }
         req.body = std::move(parser.get().body());
@@ -327,7 +330,8 @@ struct Server::Impl {
         res.status = 206;
         first = range.first;
         count = range.last - range.first + 1;
-        res.set_header("Content-Range", fmt::format("bytes {}-{}/{}", range.first, range.last, size));
+        res.set_header("Content-Range",
+                       fmt::format("bytes {}-{}/{}", range.first, range.last, size));
       }
     }
     auto head = head_of(res, keep_alive);
@@ -337,7 +341,8 @@ struct Server::Impl {
     std::vector<char> chunk(std::min<uint64_t>(kFileChunk, std::max<uint64_t>(count, 1)));
     for (uint64_t sent = 0; sent < count;) {
       const size_t want = static_cast<size_t>(std::min<uint64_t>(chunk.size(), count - sent));
-      const ssize_t got = ::pread(res.file->fd, chunk.data(), want, static_cast<off_t>(first + sent));
+      const ssize_t got =
+          ::pread(res.file->fd, chunk.data(), want, static_cast<off_t>(first + sent));
       if (got <= 0) co_return false;  // the file shrank under us: cut the answer short
       stream.expires_after(options.write_timeout);
       co_await asio::async_write(stream, asio::buffer(chunk.data(), static_cast<size_t>(got)),

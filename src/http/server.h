@@ -72,8 +72,8 @@ struct ServerOptions {
   size_t max_header_fields = 100;
   std::chrono::milliseconds header_timeout{10'000};
   std::chrono::milliseconds idle_timeout{30'000};
-  std::chrono::milliseconds body_timeout{30'000};  // plus the body's length at min_body_rate
-  uint64_t min_body_rate = 64 << 10;               // bytes per second
+  std::chrono::milliseconds body_timeout{30'000};   // plus the body's length at min_body_rate
+  uint64_t min_body_rate = 64 << 10;                // bytes per second
   std::chrono::milliseconds write_timeout{60'000};  // for each piece of an answer
 };
 

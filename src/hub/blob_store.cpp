@@ -61,6 +61,16 @@ bool BlobStore::contains(std::string_view sha256) const {
   return fs::is_regular_file(path_of(sha256), ec);
 }
 
+bool BlobStore::touch_if_size(std::string_view sha256, int64_t size) const {
+  const fs::path path = path_of(sha256);
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec) || fs::file_size(path, ec) != static_cast<uintmax_t>(size) ||
+      ec)
+    return false;
+  fs::last_write_time(path, fs::file_time_type::clock::now(), ec);
+  return !ec;
+}
+
 StoredBlob BlobStore::put(std::string_view content) const {
   StoredBlob blob{sha256_hex(content), content.size(), false};
   const fs::path path = path_of(blob.sha256);

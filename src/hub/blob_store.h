@@ -47,6 +47,9 @@ class BlobStore {
                                  std::filesystem::file_time_type cutoff) const;
 
   bool contains(std::string_view sha256) const;
+  // When the blob is stored with `size` bytes, refreshes its modification time (so garbage
+  // collection keeps it for its grace period, as put() does) and returns true.
+  bool touch_if_size(std::string_view sha256, int64_t size) const;
   std::string path_of(std::string_view sha256) const;
   // The blob mapped read-only; throws Error when it is missing.
   std::shared_ptr<const MappedFile> open(std::string_view sha256) const;

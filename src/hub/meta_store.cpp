@@ -282,8 +282,11 @@ std::vector<RepoSummary> MetaStore::search(const SearchFilter& filter) {
   add(!filter.task.empty(), " AND v.task = ?", filter.task);
   add(!filter.author.empty(), " AND LOWER(r.owner) = LOWER(?)", filter.author);
   add(filter.rank.has_value(), " AND v.lora_rank = ?", std::to_string(filter.rank.value_or(0)));
-  add(!filter.tag.empty(),
-      " AND EXISTS (SELECT 1 FROM tags t WHERE t.revision = r.head AND t.tag = ?)", filter.tag);
+  std::vector<std::string> tags = filter.tags;
+  if (!filter.tag.empty()) tags.push_back(filter.tag);
+  for (const auto& tag : tags) {
+    add(true, " AND EXISTS (SELECT 1 FROM tags t WHERE t.revision = r.head AND t.tag = ?)", tag);
+  }
   sql += " ORDER BY r.updated DESC, r.id LIMIT ? OFFSET ?";
   params.emplace_back(std::to_string(filter.limit));
   params.emplace_back(std::to_string(filter.offset));
@@ -296,6 +299,16 @@ std::vector<RepoSummary> MetaStore::search(const SearchFilter& filter) {
   return found;
 }
 
+bool MetaStore::create_repo(const std::string& repo) {
+  const std::string owner = repo.substr(0, repo.find('/'));
+  const std::string created = std::to_string(now_seconds());
+  std::lock_guard lock(mutex_);
+  return db_->execute(
+             "INSERT INTO repos (id, owner, head, created, updated) VALUES (?, ?, '', ?, ?) "
+             "ON CONFLICT DO NOTHING",  // any spelling: repo ids are case-insensitive
+             {repo, owner, created, created}) == 1;
+}
+
 bool MetaStore::commit(const Revision& rev) {
   const std::string created = std::to_string(rev.created);
   std::lock_guard lock(mutex_);
@@ -306,13 +319,16 @@ bool MetaStore::commit(const Revision& rev) {
     const std::string owner = repo.substr(0, repo.find('/'));
     // The compare-and-swap on the head comes first: a lost race rolls back before writing.
     const int64_t moved =
-        rev.parent.empty()
-            ? db_->execute(
-                  "INSERT INTO repos (id, owner, head, created, updated) "
-                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",  // any spelling
-                  {repo, owner, rev.sha, created, created})
-            : db_->execute("UPDATE repos SET head = ?, updated = ? WHERE id = ? AND head = ?",
-                           {rev.sha, created, repo, rev.parent});
+        !rev.parent.empty()
+            ? db_->execute("UPDATE repos SET head = ?, updated = ? WHERE id = ? AND head = ?",
+                           {rev.sha, created, repo, rev.parent})
+        : stored.empty()  // a new repo; ON CONFLICT covers a racing push of any spelling
+            ? db_->execute("INSERT INTO repos (id, owner, head, created, updated) "
+                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                           {repo, owner, rev.sha, created, created})
+            : db_->execute(  // a repo created empty (create_repo): its first revision
+                  "UPDATE repos SET head = ?, updated = ? WHERE id = ? AND head = ''",
+                  {rev.sha, created, repo});
     if (moved != 1) return false;  // nothing was written; the empty transaction commits
     const ModuleMeta& m = rev.meta;
     db_->execute(

@@ -18,7 +18,8 @@ bool is_name_char(char c) {
          c == '_' || c == '-';
 }
 
-// Printable for an error message even when the name holds control bytes.
+}  // namespace
+
 std::string printable(std::string_view text) {
   std::string out;
   for (char c : text.substr(0, 120)) {
@@ -27,6 +28,8 @@ std::string printable(std::string_view text) {
   }
   return out;
 }
+
+namespace {
 
 // Path words of the Hugging Face Hub's URLs and of ours: a namespace named like one of them
 // would make "/<namespace>/..." ambiguous with a route.

@@ -26,6 +26,10 @@ std::string lower_ascii(std::string_view text);
 // A relative path of '/'-separated valid names (at most 16 deep, 512 characters). Throws Error.
 void validate_file_path(std::string_view path);
 
+// At most the first 120 bytes of `text`, with every byte outside printable ASCII written as
+// \xNN: safe in an error message (and in JSON) whatever the client sent.
+std::string printable(std::string_view text);
+
 // Percent-encodes everything but RFC 3986's unreserved characters, for query values and revs.
 std::string percent_encode(std::string_view text);
 

@@ -15,26 +15,20 @@
 #include "http/multipart.h"
 #include "http/server.h"
 #include "hub/blob_store.h"
+#include "hub/commit.h"
 #include "hub/hash.h"
+#include "hub/hf_upload.h"
+#include "hub/http_error.h"
 #include "hub/meta_store.h"
 #include "hub/module_check.h"
 #include "hub/names.h"
+#include "hub/openapi.h"
 #include "hub/web_page.h"
 
 namespace lorahub::hub {
 namespace {
 
 using json = nlohmann::json;
-
-// A failure with its HTTP status and, for huggingface_hub, its X-Error-Code (RepoNotFound,
-// RevisionNotFound, EntryNotFound decide which Python exception the client raises).
-http::Error HttpError(int status, std::string message, std::string code = "",
-                      std::string commit = "") {
-  http::Headers headers;
-  if (!code.empty()) headers.emplace("X-Error-Code", std::move(code));
-  if (!commit.empty()) headers.emplace("X-Repo-Commit", std::move(commit));
-  return http::Error(status, std::move(message), std::move(headers));
-}
 
 constexpr size_t kMaxFilesPerUpload = 256;
 constexpr size_t kMaxTextField = 4000;
@@ -53,12 +47,6 @@ std::string iso_time(int64_t seconds) {
   return buffer;
 }
 
-int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // An integer query parameter within [low, high], or `fallback` when absent.
 int64_t int_param(const http::Request& req, const char* key, int64_t fallback, int64_t low,
                   int64_t high) {
@@ -70,8 +58,8 @@ int64_t int_param(const http::Request& req, const char* key, int64_t fallback, i
     parsed = std::stoll(value, &used);
     if (used != value.size()) throw std::invalid_argument(value);
   } catch (const std::exception&) {
-    throw HttpError(
-        400, fmt::format("query parameter '{}' is not an integer: '{}'", key, printable_utf8(value, 40)));
+    throw HttpError(400, fmt::format("query parameter '{}' is not an integer: '{}'", key,
+                                     printable_utf8(value, 40)));
   }
   if (parsed < low || parsed > high) {
     throw HttpError(400, fmt::format("query parameter '{}' must be in [{}, {}]", key, low, high));
@@ -174,11 +162,12 @@ std::string sha256_base64(std::string_view text) {
 }
 
 // The text between `open` and `close` in `page` (the page's one inline script or style).
-std::string_view inline_block(std::string_view page, std::string_view open, std::string_view close) {
+std::string_view inline_block(std::string_view page, std::string_view open,
+                              std::string_view close) {
   const size_t start = page.find(open);
   const size_t end = page.find(close, start);
-  check(start != std::string_view::npos && end != std::string_view::npos,
-        "web page: no {} block", open);
+  check(start != std::string_view::npos && end != std::string_view::npos, "web page: no {} block",
+        open);
   return page.substr(start + open.size(), end - start - open.size());
 }
 
@@ -257,7 +246,8 @@ std::string text_field(const json& meta, const char* key) {
 }
 
 const http::FormPart* find_part(const std::vector<http::FormPart>& parts, std::string_view name) {
-  const auto it = std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.name == name; });
+  const auto it =
+      std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.name == name; });
   return it == parts.end() ? nullptr : &*it;
 }
 
@@ -328,22 +318,14 @@ std::vector<UploadedFile> read_push_files(const std::vector<http::FormPart>& par
   return files;
 }
 
-// 40 hex digits naming the revision: the hash of everything it records plus a nonce, so two
-// identical uploads still get distinct, never-reused revisions.
-std::string revision_sha(const Revision& rev) {
-  json files = json::array();
-  for (const auto& f : rev.files) files.push_back({f.path, f.sha256});
-  const json content = {{"repo", rev.repo}, {"parent", rev.parent},      {"created", rev.created},
-                        {"files", files},   {"meta", lorahub_json(rev)}, {"nonce", random_hex(16)}};
-  return sha256_hex(content.dump()).substr(0, 40);
-}
-
 }  // namespace
 
 struct HubServer::Impl {
   ServerOptions options;
   std::unique_ptr<MetaStore> meta;
   BlobStore blobs;
+  HfUploads uploads;
+  std::vector<HubRoute> documented;  // what routes() serves, as OpenAPI path templates
   std::string csp = web_page_csp();
   std::string base_url;  // for Link headers; options.public_url or the bound address
   std::unique_ptr<http::Server> server;
@@ -351,7 +333,8 @@ struct HubServer::Impl {
   explicit Impl(ServerOptions o)
       : options(std::move(o)),
         meta(MetaStore::open(options.root, options.db_url)),
-        blobs(options.root) {
+        blobs(options.root),
+        uploads(*meta, blobs, upload_options()) {
     remove_stale_scratch(scratch_root());
     http::ServerOptions http_options;
     http_options.host = options.host;
@@ -363,16 +346,38 @@ struct HubServer::Impl {
   // Uploads are laid out here to be checked with the PEFT reader before anything is stored.
   std::string scratch_root() const { return options.root + "/uploads"; }
 
+  HfUploadOptions upload_options() const {
+    HfUploadOptions o;
+    o.root = options.root;
+    o.public_url = options.public_url;  // bind() sets it when empty
+    o.scratch_root = scratch_root();
+    o.max_upload_bytes = static_cast<int64_t>(options.max_upload_bytes);
+    return o;
+  }
+
   http::Router routes() {
     http::Router router;
-    auto get = [&](std::string pattern, auto member) {
-      router.add({.method = "GET",
+    // Every route goes through here, so that documented (HubServer::routes(), /openapi.json)
+    // is exactly what the router serves.
+    auto add = [&](std::string method, std::string pattern,
+                   std::function<http::Response(http::Request&)> handler,
+                   std::function<void(const http::Request&)> before_body = nullptr,
+                   uint64_t max_body = 0) {
+      std::string openapi = pattern;
+      if (const size_t star = openapi.find("*}"); star != std::string::npos) openapi.erase(star, 1);
+      documented.push_back({method, openapi});
+      router.add({.method = std::move(method),
                   .pattern = std::move(pattern),
-                  .handler = [this, member](http::Request& req) { return (this->*member)(req); },
-                  .before_body = nullptr,
-                  .max_body = 0});
+                  .handler = std::move(handler),
+                  .before_body = std::move(before_body),
+                  .max_body = max_body});
+    };
+    auto get = [&](std::string pattern, auto member) {
+      add("GET", std::move(pattern),
+          [this, member](http::Request& req) { return (this->*member)(req); });
     };
     get("/", &Impl::page);
+    get("/openapi.json", &Impl::openapi);
     get("/api/models", &Impl::list_models);
     get("/api/whoami-v2", &Impl::whoami);
     get("/api/models/{user}/{name}", &Impl::model_info);
@@ -380,13 +385,131 @@ struct HubServer::Impl {
     get("/api/models/{user}/{name}/tree/{rev}", &Impl::tree);
     get("/api/models/{user}/{name}/tree/{rev}/{path*}", &Impl::tree);
     get("/{user}/{name}/resolve/{rev}/{path*}", &Impl::resolve);
-    router.add({.method = "POST",
-                .pattern = "/api/lorahub/push/{user}/{name}",
-                .handler = [this](http::Request& req) { return push(req); },
-                // Token, namespace and form type are checked before the upload is read.
-                .before_body = [this](const http::Request& req) { authorize_push(req); },
-                .max_body = options.max_upload_bytes});
+    add(
+        "POST", "/api/lorahub/push/{user}/{name}", [this](http::Request& req) { return push(req); },
+        // Token, namespace and form type are checked before the upload is read.
+        [this](const http::Request& req) { authorize_push(req); }, options.max_upload_bytes);
+    add_hf_upload_routes(add);
     return router;
+  }
+
+  // huggingface_hub's write API (hf_upload.h) and the read routes that go with it. Every write
+  // checks its token (and, for the LFS PUT, the URL's signature) before the body is read.
+  template <typename Add>
+  void add_hf_upload_routes(Add& add) {
+    const uint64_t json_limit = uploads.json_body_limit();
+    auto writer = [this](const http::Request& req) { writable_repo(req); };
+    add(
+        "POST", "/api/repos/create",
+        [this](http::Request& req) {
+          const auto [status, body] = uploads.create_repo(authenticated(req), req.body);
+          return send_json(body, status);
+        },
+        [this](const http::Request& req) { authenticated(req); }, json_limit);
+    add(
+        "POST", "/api/validate-yaml",
+        [this](http::Request& req) { return send_json(uploads.validate_yaml(req.body)); }, nullptr,
+        json_limit);
+    add(
+        "POST", "/api/models/{user}/{name}/preupload/{rev}",
+        [this](http::Request& req) {
+          return send_json(uploads.preupload(writable_repo(req), req.capture("rev"), req.body));
+        },
+        writer, json_limit);
+    add(
+        "POST", "/api/models/{user}/{name}/commit/{rev}",
+        [this](http::Request& req) {
+          return send_json(uploads.commit(writable_repo(req), req.capture("rev"), req.body,
+                                          true_param(req, "create_pr")));
+        },
+        writer, static_cast<uint64_t>(uploads.commit_body_limit()));
+    // git's LFS URL is <repo>.git/info/lfs/...: the second segment is the name plus ".git".
+    add(
+        "POST", "/{user}/{git_name}/info/lfs/objects/batch",
+        [this](http::Request& req) {
+          auto res = http::Response::json(uploads.lfs_batch(lfs_repo(req), req.body).dump());
+          res.set_header("Content-Type", "application/vnd.git-lfs+json");
+          return res;
+        },
+        [this](const http::Request& req) { lfs_repo(req); }, json_limit);
+    add(
+        "PUT", "/api/lorahub/lfs/{user}/{name}/{oid}",
+        [this](http::Request& req) {
+          uploads.lfs_upload(req.capture("oid"), check_lfs_url(req), req.body);
+          return send_json(json::object());
+        },
+        [this](const http::Request& req) { check_lfs_url(req); },
+        static_cast<uint64_t>(options.max_upload_bytes));
+    add(
+        "POST", "/api/lorahub/lfs-verify/{user}/{name}",
+        [this](http::Request& req) {
+          return send_json(uploads.lfs_verify(writable_repo(req), req.body));
+        },
+        writer, 64 << 10);
+    // hf_xet shows neither the body nor the headers of a failed token request, only the URL it
+    // ended at: the redirect puts the way out (HF_HUB_DISABLE_XET=1) where the user sees it.
+    for (const char* kind : {"read", "write"}) {
+      add("GET", fmt::format("/api/models/{{user}}/{{name}}/xet-{}-token/{{rev}}", kind),
+          [](http::Request& req) {
+            repo_from(req);
+            http::Response res = http::Response::json(
+                http::error_json("this hub has no Xet storage: set HF_HUB_DISABLE_XET=1"), 307);
+            res.set_header("Location", std::string(kXetNotServedPath));
+            return res;
+          });
+    }
+    add("GET", std::string(kXetNotServedPath),
+        [](http::Request&) -> http::Response { xet_not_served(); });
+    add("GET", "/api/models/{user}/{name}/refs",
+        [this](http::Request& req) { return send_json(uploads.refs(repo_from(req))); });
+    add("GET", "/api/models/{user}/{name}/commits/{rev}", [this](http::Request& req) {
+      const int64_t limit = int_param(req, "limit", options.page_size, 1, options.page_size);
+      return send_json(uploads.commits(repo_from(req), req.capture("rev"), limit));
+    });
+  }
+
+  http::Response openapi(http::Request&) {
+    return http::Response::json(std::string(openapi_json()));
+  }
+
+  std::string authenticated(const http::Request& req) {
+    return uploads.authenticate(req.header("Authorization"));
+  }
+
+  // The repo of a write route, once the request's token may write to it.
+  std::string writable_repo(const http::Request& req) {
+    const std::string repo = repo_from(req);
+    uploads.authorize(req.header("Authorization"), repo);
+    return repo;
+  }
+
+  std::string lfs_repo(const http::Request& req) {
+    const std::string& git_name = req.capture("git_name");
+    if (!git_name.ends_with(".git") || git_name.size() == 4) {
+      throw HttpError(404, "LFS batch: the URL is /{user}/{name}.git/info/lfs/objects/batch");
+    }
+    const std::string repo = req.capture("user") + "/" + git_name.substr(0, git_name.size() - 4);
+    try {
+      validate_repo_id(repo);
+    } catch (const Error& e) {
+      throw HttpError(400, e.what());
+    }
+    uploads.authorize(req.header("Authorization"), repo);
+    return repo;
+  }
+
+  // The signed URL's checks (no token comes with the PUT); returns the object's size.
+  int64_t check_lfs_url(const http::Request& req) {
+    std::optional<int64_t> length;
+    if (const std::string cl = req.header("Content-Length"); !cl.empty()) {
+      try {
+        length = std::stoll(cl);
+      } catch (const std::exception&) {
+        throw HttpError(400, "LFS upload: bad Content-Length");
+      }
+    }
+    return uploads.check_lfs_upload(repo_from(req), req.capture("oid"), req.param("size"),
+                                    req.param("expires"), req.param("signature"), length);
   }
 
   http::Response page(http::Request&) {
@@ -399,23 +522,18 @@ struct HubServer::Impl {
   // The revision `rev` of `repo`, or the 404 that huggingface_hub maps to the right exception.
   Revision revision_or_404(const std::string& repo, const std::string& rev) {
     if (auto found = meta->find_revision(repo, rev)) return *std::move(found);
-    if (!meta->head_of(repo)) {
-      throw HttpError(404, fmt::format("repository '{}' not found", repo), "RepoNotFound");
+    const auto head = meta->head_of(repo);
+    if (!head) throw HttpError(404, fmt::format("repository '{}' not found", repo), "RepoNotFound");
+    if (head->empty() && rev == "main") {  // created empty: main exists and holds no file yet
+      throw HttpError(404, fmt::format("'{}' has no files yet", repo), "EntryNotFound");
     }
     throw HttpError(404, fmt::format("revision '{}' not found in '{}'", rev, repo),
                     "RevisionNotFound");
   }
 
-  std::optional<std::string> user_of(const http::Request& req) {
-    const std::string header = req.header("Authorization");
-    if (!header.starts_with("Bearer ")) return std::nullopt;
-    return meta->user_for_token(header.substr(7));
-  }
-
   http::Response whoami(http::Request& req) {
-    const auto user = user_of(req);
-    if (!user) throw HttpError(401, "missing or invalid token");
-    return send_json({{"type", "user"}, {"name", *user}, {"auth", {{"type", "access_token"}}}});
+    return send_json(
+        {{"type", "user"}, {"name", authenticated(req)}, {"auth", {{"type", "access_token"}}}});
   }
 
   http::Response model_info(http::Request& req) {
@@ -434,7 +552,11 @@ struct HubServer::Impl {
     filter.author = req.param("author");
     filter.base_model = req.param("base_model");
     filter.task = req.param("task");
-    filter.tag = req.has_param("tag") ? req.param("tag") : req.param("filter");
+    filter.tag = req.param("tag");
+    std::vector<std::string> hf_filters;
+    for (auto [it, end] = req.query.equal_range("filter"); it != end; ++it)
+      hf_filters.push_back(it->second);
+    add_hf_filters(filter, hf_filters);
     if (req.has_param("rank")) filter.rank = int_param(req, "rank", 0, 1, 65536);
     const int64_t limit = int_param(req, "limit", options.page_size, 1, 100000);
     filter.limit = std::min<int64_t>(limit, options.page_size);
@@ -452,7 +574,8 @@ struct HubServer::Impl {
       std::string query = fmt::format("cursor={}&limit={}", filter.offset + filter.limit, limit);
       for (const char* key :
            {"search", "author", "base_model", "task", "tag", "filter", "rank", "full"}) {
-        if (req.has_param(key)) query += fmt::format("&{}={}", key, percent_encode(req.param(key)));
+        for (auto [it, end] = req.query.equal_range(key); it != end; ++it)
+          query += fmt::format("&{}={}", key, percent_encode(it->second));
       }
       res.set_header("Link", next_link(base_url, "/api/models", query));
     }
@@ -487,7 +610,8 @@ struct HubServer::Impl {
     if (cursor + limit < static_cast<int64_t>(entries.size())) {
       const std::string query = fmt::format("recursive={}&expand=false&limit={}&cursor={}",
                                             recursive ? "true" : "false", limit, cursor + limit);
-      std::string path = fmt::format("/api/models/{}/tree/{}", repo, percent_encode(req.capture("rev")));
+      std::string path =
+          fmt::format("/api/models/{}/tree/{}", repo, percent_encode(req.capture("rev")));
       if (!prefix.empty()) path += "/" + percent_encode(prefix);
       res.set_header("Link", next_link(base_url, path, query));
     }
@@ -514,8 +638,8 @@ struct HubServer::Impl {
       throw HttpError(
           500, fmt::format("{}@{}: the store has lost the blob of '{}'", repo, rev.sha, path));
     }
-    http::Response res = http::Response::from_file(blobs.path_of(file->sha256),
-                                                   "application/octet-stream");
+    http::Response res =
+        http::Response::from_file(blobs.path_of(file->sha256), "application/octet-stream");
     if (res.file->size != static_cast<uint64_t>(file->size)) {
       throw HttpError(500, fmt::format("{}: stored blob has {} bytes, expected {}",
                                        blobs.path_of(file->sha256), res.file->size, file->size));
@@ -532,14 +656,7 @@ struct HubServer::Impl {
 
   // The checks of a push that need no body: valid repo id, a token of the repo's owner, a form.
   std::string authorize_push(const http::Request& req) {
-    const std::string repo = repo_from(req);
-    const auto user = user_of(req);
-    if (!user) throw HttpError(401, "push needs a valid token (Authorization: Bearer ...)");
-    const std::string owner = repo.substr(0, repo.find('/'));
-    if (*user != owner) {
-      throw HttpError(
-          403, fmt::format("user '{}' may not write to '{}' (owned by '{}')", *user, repo, owner));
-    }
+    const std::string repo = writable_repo(req);
     if (!req.header("Content-Type").starts_with("multipart/form-data")) {
       throw HttpError(400, "push: expected multipart/form-data");
     }
@@ -548,43 +665,14 @@ struct HubServer::Impl {
 
   http::Response push(http::Request& req) {
     const std::string repo = authorize_push(req);  // again: a token may be revoked meanwhile
-    const auto parts = http::parse_multipart(req.header("Content-Type"), req.body,
-                                             2 * kMaxFilesPerUpload);
-    PushMeta pm = read_push_meta(parts);
+    const auto parts =
+        http::parse_multipart(req.header("Content-Type"), req.body, 2 * kMaxFilesPerUpload);
+    const PushMeta pm = read_push_meta(parts);
     const std::vector<UploadedFile> files = read_push_files(parts);
-    try {
-      const ModuleMeta found = inspect_module(files, scratch_root());
-      pm.meta.base_model = found.base_model;
-      pm.meta.rank = found.rank;
-      pm.meta.alpha = found.alpha;
-      pm.meta.targets = found.targets;
-    } catch (const Error& e) {
-      throw HttpError(422, fmt::format("invalid LoRA module: {}", e.what()));
-    }
-    check_parent(repo, pm.parent);
-    Revision rev;
-    rev.repo = repo;
-    rev.parent = pm.parent;
-    rev.created = now_seconds();
-    rev.message = pm.message;
-    rev.meta = pm.meta;
-    for (const auto& f : files) {  // durable before the metadata that points at them
-      const StoredBlob blob = blobs.put(f.content);
-      rev.files.push_back(
-          {f.path, blob.sha256, git_blob_sha1_hex(f.content), static_cast<int64_t>(blob.size)});
-    }
-    rev.sha = revision_sha(rev);
-    if (!meta->commit(rev)) throw conflict(repo, pm.parent);
-    // A garbage collection (hub/gc.h) may have removed a reused, long-unreferenced blob between
-    // put and commit; now that the revision points at it, store it again.
-    for (size_t i = 0; i < files.size(); ++i)  // rev.files[i] was stored from files[i]
-      if (!blobs.contains(rev.files[i].sha256)) blobs.put(files[i].content);
-    return send_json({{"commit", rev.sha}, {"repo", repo}, {"files", rev.files.size()}});
-  }
-
-  // Refuses early, before any blob is written, a push whose parent is no longer the head.
-  void check_parent(const std::string& repo, const std::string& parent) {
-    if (meta->head_of(repo).value_or("") != parent) throw conflict(repo, parent);
+    const auto rev =
+        commit_upload(*meta, blobs, scratch_root(), {repo, pm.parent, pm.message, pm.meta}, files);
+    if (!rev) throw conflict(repo, pm.parent);
+    return send_json({{"commit", rev->sha}, {"repo", repo}, {"files", rev->files.size()}});
   }
 
   http::Error conflict(const std::string& repo, const std::string& parent) {
@@ -603,7 +691,12 @@ int HubServer::bind() {
   const auto& o = impl_->options;
   impl_->base_url = o.public_url.empty() ? fmt::format("http://{}:{}", o.host, port) : o.public_url;
   while (impl_->base_url.ends_with('/')) impl_->base_url.pop_back();
+  impl_->uploads.set_public_url(impl_->base_url);
   return port;
+}
+
+const std::vector<HubRoute>& HubServer::routes() const {
+  return impl_->documented;
 }
 
 void HubServer::run() {

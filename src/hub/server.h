@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace lorahub::hub {
 
@@ -19,6 +20,13 @@ struct ServerOptions {
   int threads = 32;
 };
 
+// A route the server answers: its method and its OpenAPI path template (/openapi.json documents
+// exactly these).
+struct HubRoute {
+  std::string method;  // "GET", "POST", "PUT"
+  std::string path;    // e.g. "/api/models/{user}/{name}/commit/{rev}"
+};
+
 class HubServer {
  public:
   explicit HubServer(ServerOptions options);
@@ -28,6 +36,7 @@ class HubServer {
   // Serves until stop() (callable from another thread).
   void run();
   void stop();
+  const std::vector<HubRoute>& routes() const;
 
  private:
   struct Impl;
