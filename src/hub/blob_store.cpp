@@ -30,10 +30,14 @@ void fsync_dir(const fs::path& dir) {
 }  // namespace
 
 int64_t BlobStore::remove_abandoned_temp_files() const {
+  // A writer creates its temp file and locks it a moment later; in between the file looks
+  // abandoned. Seconds of age rule that moment out (the lock decides, not the age).
+  const auto created_before = fs::file_time_type::clock::now() - std::chrono::seconds(5);
   int64_t removed = 0;
   std::error_code ec;
   for (const auto& entry : fs::recursive_directory_iterator(blobs_dir_, ec)) {
     if (entry.is_regular_file(ec) && is_temp_file_name(entry.path().filename().string()) &&
+        entry.last_write_time(ec) < created_before &&
         is_abandoned_temp_file(entry.path().string()) && fs::remove(entry.path(), ec))
       ++removed;
   }

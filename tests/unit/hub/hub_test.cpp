@@ -147,6 +147,8 @@ TEST(HubBlobStore, RemovesTempFilesOfDeadWritersOnly) {
   fs::create_directories(folder);
   std::ofstream(folder / ".abc.tmp1234") << "left by a crash a moment ago";
   std::ofstream(folder / ".abd.tmp5678") << "being written";
+  for (const char* name : {".abc.tmp1234", ".abd.tmp5678"})  // half a minute ago, not an hour
+    fs::last_write_time(folder / name, fs::file_time_type::clock::now() - std::chrono::seconds(30));
   const int held = ::open((folder / ".abd.tmp5678").c_str(), O_RDONLY);
   ASSERT_EQ(::flock(held, LOCK_EX), 0);
   BlobStore store(dir.path().string());
