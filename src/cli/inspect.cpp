@@ -27,8 +27,8 @@
 #include "formats/safetensors.h"
 #include "formats/state_dict.h"
 #include "formats/torch_pickle.h"
-#include "models/gguf_weights.h"
 #include "hub/hash.h"
+#include "models/gguf_weights.h"
 
 namespace lorahub::cli {
 namespace {
@@ -107,7 +107,8 @@ std::string f32_sha256(const GgufFile& g, const GgufTensorInfo& t) {
 void write_dequantized(const std::string& path, const std::string& out) {
   const GgufFile g = GgufFile::open(path);
   StateDict dict(path);
-  for (const auto& t : g.tensors()) dict.add(t.name, Tensor::from_f32(gguf_tensor_f32(g, t), t.shape()));
+  for (const auto& t : g.tensors())
+    dict.add(t.name, Tensor::from_f32(gguf_tensor_f32(g, t), t.shape()));
   save_safetensors(out, dict);
 }
 
@@ -130,10 +131,8 @@ Inspection inspect_gguf(const std::string& path, bool with_f32_sha256) {
   for (const auto& t : gguf->tensors()) {
     // A type we do not know is listed by its id; its bytes cannot be located.
     const GgmlTypeInfo* info = find_ggml_type(t.type);
-    out.tensors.push_back({t.name,
-                           info ? std::string(info->name) : ggml_type_label(t.type),
-                           t.shape(),
-                           info ? gguf->tensor_bytes(t) : std::span<const std::byte>(),
+    out.tensors.push_back({t.name, info ? std::string(info->name) : ggml_type_label(t.type),
+                           t.shape(), info ? gguf->tensor_bytes(t) : std::span<const std::byte>(),
                            with_f32_sha256 ? f32_sha256(*gguf, t) : ""});
   }
   return out;

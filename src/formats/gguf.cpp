@@ -17,23 +17,40 @@ namespace {
 
 // Block sizes as gguf-py's GGML_QUANT_SIZES (QK_K = 256).
 constexpr std::pair<GgmlType, GgmlTypeInfo> kGgmlTypes[] = {
-    {GgmlType::F32, {"F32", 1, 4}},          {GgmlType::F16, {"F16", 1, 2}},
-    {GgmlType::Q4_0, {"Q4_0", 32, 18}},      {GgmlType::Q4_1, {"Q4_1", 32, 20}},
-    {GgmlType::Q5_0, {"Q5_0", 32, 22}},      {GgmlType::Q5_1, {"Q5_1", 32, 24}},
-    {GgmlType::Q8_0, {"Q8_0", 32, 34}},      {GgmlType::Q8_1, {"Q8_1", 32, 40}},
-    {GgmlType::Q2_K, {"Q2_K", 256, 84}},     {GgmlType::Q3_K, {"Q3_K", 256, 110}},
-    {GgmlType::Q4_K, {"Q4_K", 256, 144}},    {GgmlType::Q5_K, {"Q5_K", 256, 176}},
-    {GgmlType::Q6_K, {"Q6_K", 256, 210}},    {GgmlType::Q8_K, {"Q8_K", 256, 292}},
-    {GgmlType::IQ2_XXS, {"IQ2_XXS", 256, 66}}, {GgmlType::IQ2_XS, {"IQ2_XS", 256, 74}},
-    {GgmlType::IQ3_XXS, {"IQ3_XXS", 256, 98}}, {GgmlType::IQ1_S, {"IQ1_S", 256, 50}},
-    {GgmlType::IQ4_NL, {"IQ4_NL", 32, 18}},  {GgmlType::IQ3_S, {"IQ3_S", 256, 110}},
-    {GgmlType::IQ2_S, {"IQ2_S", 256, 82}},   {GgmlType::IQ4_XS, {"IQ4_XS", 256, 136}},
-    {GgmlType::I8, {"I8", 1, 1}},            {GgmlType::I16, {"I16", 1, 2}},
-    {GgmlType::I32, {"I32", 1, 4}},          {GgmlType::I64, {"I64", 1, 8}},
-    {GgmlType::F64, {"F64", 1, 8}},          {GgmlType::IQ1_M, {"IQ1_M", 256, 56}},
-    {GgmlType::BF16, {"BF16", 1, 2}},        {GgmlType::TQ1_0, {"TQ1_0", 256, 54}},
-    {GgmlType::TQ2_0, {"TQ2_0", 256, 66}},   {GgmlType::MXFP4, {"MXFP4", 32, 17}},
-    {GgmlType::NVFP4, {"NVFP4", 64, 36}},    {GgmlType::Q1_0, {"Q1_0", 128, 18}},
+    {GgmlType::F32, {"F32", 1, 4}},
+    {GgmlType::F16, {"F16", 1, 2}},
+    {GgmlType::Q4_0, {"Q4_0", 32, 18}},
+    {GgmlType::Q4_1, {"Q4_1", 32, 20}},
+    {GgmlType::Q5_0, {"Q5_0", 32, 22}},
+    {GgmlType::Q5_1, {"Q5_1", 32, 24}},
+    {GgmlType::Q8_0, {"Q8_0", 32, 34}},
+    {GgmlType::Q8_1, {"Q8_1", 32, 40}},
+    {GgmlType::Q2_K, {"Q2_K", 256, 84}},
+    {GgmlType::Q3_K, {"Q3_K", 256, 110}},
+    {GgmlType::Q4_K, {"Q4_K", 256, 144}},
+    {GgmlType::Q5_K, {"Q5_K", 256, 176}},
+    {GgmlType::Q6_K, {"Q6_K", 256, 210}},
+    {GgmlType::Q8_K, {"Q8_K", 256, 292}},
+    {GgmlType::IQ2_XXS, {"IQ2_XXS", 256, 66}},
+    {GgmlType::IQ2_XS, {"IQ2_XS", 256, 74}},
+    {GgmlType::IQ3_XXS, {"IQ3_XXS", 256, 98}},
+    {GgmlType::IQ1_S, {"IQ1_S", 256, 50}},
+    {GgmlType::IQ4_NL, {"IQ4_NL", 32, 18}},
+    {GgmlType::IQ3_S, {"IQ3_S", 256, 110}},
+    {GgmlType::IQ2_S, {"IQ2_S", 256, 82}},
+    {GgmlType::IQ4_XS, {"IQ4_XS", 256, 136}},
+    {GgmlType::I8, {"I8", 1, 1}},
+    {GgmlType::I16, {"I16", 1, 2}},
+    {GgmlType::I32, {"I32", 1, 4}},
+    {GgmlType::I64, {"I64", 1, 8}},
+    {GgmlType::F64, {"F64", 1, 8}},
+    {GgmlType::IQ1_M, {"IQ1_M", 256, 56}},
+    {GgmlType::BF16, {"BF16", 1, 2}},
+    {GgmlType::TQ1_0, {"TQ1_0", 256, 54}},
+    {GgmlType::TQ2_0, {"TQ2_0", 256, 66}},
+    {GgmlType::MXFP4, {"MXFP4", 32, 17}},
+    {GgmlType::NVFP4, {"NVFP4", 64, 36}},
+    {GgmlType::Q1_0, {"Q1_0", 128, 18}},
 };
 
 // Limits that no real model reaches; they keep a corrupt header from asking for absurd memory.
@@ -267,7 +284,9 @@ GgufFile GgufFile::open(const std::string& path) {
   return g;
 }
 
-void GgufFile::forget_metadata() { std::vector<GgufKV>().swap(kvs_); }
+void GgufFile::forget_metadata() {
+  std::vector<GgufKV>().swap(kvs_);
+}
 
 const GgufKV* GgufFile::find(std::string_view key) const {
   for (const auto& kv : kvs_)
@@ -366,19 +385,32 @@ class Writer {
 
   void put_value(GgufValueType t, const nlohmann::json& v) {
     switch (t) {
-      case GgufValueType::U8: return put(v.get<uint8_t>());
-      case GgufValueType::I8: return put(v.get<int8_t>());
-      case GgufValueType::U16: return put(v.get<uint16_t>());
-      case GgufValueType::I16: return put(v.get<int16_t>());
-      case GgufValueType::U32: return put(v.get<uint32_t>());
-      case GgufValueType::I32: return put(v.get<int32_t>());
-      case GgufValueType::F32: return put(v.get<float>());
-      case GgufValueType::Bool: return put<uint8_t>(v.get<bool>() ? 1 : 0);
-      case GgufValueType::String: return put_string(v.get<std::string>());
-      case GgufValueType::U64: return put(v.get<uint64_t>());
-      case GgufValueType::I64: return put(v.get<int64_t>());
-      case GgufValueType::F64: return put(v.get<double>());
-      case GgufValueType::Array: break;
+      case GgufValueType::U8:
+        return put(v.get<uint8_t>());
+      case GgufValueType::I8:
+        return put(v.get<int8_t>());
+      case GgufValueType::U16:
+        return put(v.get<uint16_t>());
+      case GgufValueType::I16:
+        return put(v.get<int16_t>());
+      case GgufValueType::U32:
+        return put(v.get<uint32_t>());
+      case GgufValueType::I32:
+        return put(v.get<int32_t>());
+      case GgufValueType::F32:
+        return put(v.get<float>());
+      case GgufValueType::Bool:
+        return put<uint8_t>(v.get<bool>() ? 1 : 0);
+      case GgufValueType::String:
+        return put_string(v.get<std::string>());
+      case GgufValueType::U64:
+        return put(v.get<uint64_t>());
+      case GgufValueType::I64:
+        return put(v.get<int64_t>());
+      case GgufValueType::F64:
+        return put(v.get<double>());
+      case GgufValueType::Array:
+        break;
     }
     fail("GGUF writer: nested arrays are not supported");
   }

@@ -39,7 +39,9 @@ uint32_t u32_at(const uint8_t* p) {
   return v;
 }
 // Element j of a 32-value nibble block: low nibbles of bytes 0..15, then their high nibbles.
-int nibble32(const uint8_t* qs, int j) { return j < 16 ? qs[j] & 0x0f : qs[j - 16] >> 4; }
+int nibble32(const uint8_t* qs, int j) {
+  return j < 16 ? qs[j] & 0x0f : qs[j - 16] >> 4;
+}
 // x · (−1 when bit `bit` of pattern is set, else 1), as x86's multiply gives it: a NaN x comes
 // back unchanged. (The compiler may turn x · −1 into a negation, which flips a NaN's sign: so the
 // product is spelled out.)
@@ -50,7 +52,8 @@ float with_sign(float x, uint8_t pattern, int bit) {
 constexpr std::array<int8_t, 16> kIq4nlValues = {-127, -104, -83, -65, -49, -35, -22, -10,
                                                  1,    13,   25,  38,  53,  69,  89,  113};
 // e2m1 values, doubled (the scales are halved to match): MXFP4 and NVFP4.
-constexpr std::array<int8_t, 16> kFp4Values = {0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12};
+constexpr std::array<int8_t, 16> kFp4Values = {0, 1,  2,  3,  4,  6,  8,  12,
+                                               0, -1, -2, -3, -4, -6, -8, -12};
 
 // ---------------------------------------------------------------- legacy, 32 values per block
 
@@ -230,8 +233,8 @@ float ue4m3_half(uint8_t x) {
   if (x == 0 || x == 0x7f) return 0.0f;
   const int exp = (x >> 3) & 0xf;
   const float man = static_cast<float>(x & 7);
-  const float raw = exp == 0 ? man * 0x1p-9f
-                             : (1.0f + man / 8.0f) * static_cast<float>(1 << exp) * 0x1p-7f;
+  const float raw =
+      exp == 0 ? man * 0x1p-9f : (1.0f + man / 8.0f) * static_cast<float>(1 << exp) * 0x1p-7f;
   return raw * 0.5f;
 }
 void nvfp4(const uint8_t* b, float* y) {
@@ -296,8 +299,7 @@ void iq2_s(const uint8_t* b, float* y) {
 }
 // 4 values of grid point `point`, signs from bits `bit0`.. of `signs`.
 void grid4(const int8_t* point, uint8_t signs, int bit0, float db, float* y) {
-  for (int j = 0; j < 4; ++j)
-    y[j] = with_sign(db * static_cast<float>(point[j]), signs, bit0 + j);
+  for (int j = 0; j < 4; ++j) y[j] = with_sign(db * static_cast<float>(point[j]), signs, bit0 + j);
 }
 // IQ3_XXS: f16 d | 64 B grid indices (4 values each) | 8 × u32 (four 7-bit sign indices + 4-bit
 // scale).  db = (d·(0.5 + s))·0.5
@@ -386,14 +388,14 @@ struct FormatEntry {
 
 // Indexed by BlockFormat; sizes as gguf's GGML_QUANT_SIZES.
 constexpr FormatEntry kFormats[] = {
-    {{"Q4_0", 32, 18}, q4_0},       {{"Q4_1", 32, 20}, q4_1},       {{"Q5_0", 32, 22}, q5_0},
-    {{"Q5_1", 32, 24}, q5_1},       {{"Q8_0", 32, 34}, q8_0},       {{"Q2_K", 256, 84}, q2_k},
-    {{"Q3_K", 256, 110}, q3_k},     {{"Q4_K", 256, 144}, q4_k},     {{"Q5_K", 256, 176}, q5_k},
-    {{"Q6_K", 256, 210}, q6_k},     {{"Q8_K", 256, 292}, q8_k},     {{"IQ2_XXS", 256, 66}, iq2_xxs},
-    {{"IQ2_XS", 256, 74}, iq2_xs},  {{"IQ2_S", 256, 82}, iq2_s},    {{"IQ3_XXS", 256, 98}, iq3_xxs},
-    {{"IQ3_S", 256, 110}, iq3_s},   {{"IQ1_S", 256, 50}, iq1_s},    {{"IQ1_M", 256, 56}, iq1_m},
-    {{"IQ4_NL", 32, 18}, iq4_nl},   {{"IQ4_XS", 256, 136}, iq4_xs}, {{"TQ1_0", 256, 54}, tq1_0},
-    {{"TQ2_0", 256, 66}, tq2_0},    {{"MXFP4", 32, 17}, mxfp4},     {{"NVFP4", 64, 36}, nvfp4},
+    {{"Q4_0", 32, 18}, q4_0},      {{"Q4_1", 32, 20}, q4_1},       {{"Q5_0", 32, 22}, q5_0},
+    {{"Q5_1", 32, 24}, q5_1},      {{"Q8_0", 32, 34}, q8_0},       {{"Q2_K", 256, 84}, q2_k},
+    {{"Q3_K", 256, 110}, q3_k},    {{"Q4_K", 256, 144}, q4_k},     {{"Q5_K", 256, 176}, q5_k},
+    {{"Q6_K", 256, 210}, q6_k},    {{"Q8_K", 256, 292}, q8_k},     {{"IQ2_XXS", 256, 66}, iq2_xxs},
+    {{"IQ2_XS", 256, 74}, iq2_xs}, {{"IQ2_S", 256, 82}, iq2_s},    {{"IQ3_XXS", 256, 98}, iq3_xxs},
+    {{"IQ3_S", 256, 110}, iq3_s},  {{"IQ1_S", 256, 50}, iq1_s},    {{"IQ1_M", 256, 56}, iq1_m},
+    {{"IQ4_NL", 32, 18}, iq4_nl},  {{"IQ4_XS", 256, 136}, iq4_xs}, {{"TQ1_0", 256, 54}, tq1_0},
+    {{"TQ2_0", 256, 66}, tq2_0},   {{"MXFP4", 32, 17}, mxfp4},     {{"NVFP4", 64, 36}, nvfp4},
 };
 static_assert(std::size(kFormats) == static_cast<size_t>(BlockFormat::NVFP4) + 1);
 
@@ -405,7 +407,9 @@ const FormatEntry& entry(BlockFormat format) {
 
 }  // namespace
 
-const BlockLayout& block_layout(BlockFormat format) { return entry(format).layout; }
+const BlockLayout& block_layout(BlockFormat format) {
+  return entry(format).layout;
+}
 
 void dequantize(BlockFormat format, const std::byte* src, float* dst, int64_t n) {
   const FormatEntry& f = entry(format);

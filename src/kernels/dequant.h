@@ -48,7 +48,9 @@ struct BlockLayout {
   int64_t bytes;     // bytes per block
 };
 const BlockLayout& block_layout(BlockFormat format);
-inline int64_t block_bytes(BlockFormat format) { return block_layout(format).bytes; }
+inline int64_t block_bytes(BlockFormat format) {
+  return block_layout(format).bytes;
+}
 
 // n must be a multiple of the format's block; src holds n / elements blocks.
 void dequantize(BlockFormat format, const std::byte* src, float* dst, int64_t n);

@@ -13,31 +13,56 @@ namespace {
 
 std::optional<BlockFormat> block_format(GgmlType type) {
   switch (type) {
-    case GgmlType::Q4_0: return BlockFormat::Q4_0;
-    case GgmlType::Q4_1: return BlockFormat::Q4_1;
-    case GgmlType::Q5_0: return BlockFormat::Q5_0;
-    case GgmlType::Q5_1: return BlockFormat::Q5_1;
-    case GgmlType::Q8_0: return BlockFormat::Q8_0;
-    case GgmlType::Q2_K: return BlockFormat::Q2_K;
-    case GgmlType::Q3_K: return BlockFormat::Q3_K;
-    case GgmlType::Q4_K: return BlockFormat::Q4_K;
-    case GgmlType::Q5_K: return BlockFormat::Q5_K;
-    case GgmlType::Q6_K: return BlockFormat::Q6_K;
-    case GgmlType::Q8_K: return BlockFormat::Q8_K;
-    case GgmlType::IQ2_XXS: return BlockFormat::IQ2_XXS;
-    case GgmlType::IQ2_XS: return BlockFormat::IQ2_XS;
-    case GgmlType::IQ2_S: return BlockFormat::IQ2_S;
-    case GgmlType::IQ3_XXS: return BlockFormat::IQ3_XXS;
-    case GgmlType::IQ3_S: return BlockFormat::IQ3_S;
-    case GgmlType::IQ1_S: return BlockFormat::IQ1_S;
-    case GgmlType::IQ1_M: return BlockFormat::IQ1_M;
-    case GgmlType::IQ4_NL: return BlockFormat::IQ4_NL;
-    case GgmlType::IQ4_XS: return BlockFormat::IQ4_XS;
-    case GgmlType::TQ1_0: return BlockFormat::TQ1_0;
-    case GgmlType::TQ2_0: return BlockFormat::TQ2_0;
-    case GgmlType::MXFP4: return BlockFormat::MXFP4;
-    case GgmlType::NVFP4: return BlockFormat::NVFP4;
-    default: return std::nullopt;
+    case GgmlType::Q4_0:
+      return BlockFormat::Q4_0;
+    case GgmlType::Q4_1:
+      return BlockFormat::Q4_1;
+    case GgmlType::Q5_0:
+      return BlockFormat::Q5_0;
+    case GgmlType::Q5_1:
+      return BlockFormat::Q5_1;
+    case GgmlType::Q8_0:
+      return BlockFormat::Q8_0;
+    case GgmlType::Q2_K:
+      return BlockFormat::Q2_K;
+    case GgmlType::Q3_K:
+      return BlockFormat::Q3_K;
+    case GgmlType::Q4_K:
+      return BlockFormat::Q4_K;
+    case GgmlType::Q5_K:
+      return BlockFormat::Q5_K;
+    case GgmlType::Q6_K:
+      return BlockFormat::Q6_K;
+    case GgmlType::Q8_K:
+      return BlockFormat::Q8_K;
+    case GgmlType::IQ2_XXS:
+      return BlockFormat::IQ2_XXS;
+    case GgmlType::IQ2_XS:
+      return BlockFormat::IQ2_XS;
+    case GgmlType::IQ2_S:
+      return BlockFormat::IQ2_S;
+    case GgmlType::IQ3_XXS:
+      return BlockFormat::IQ3_XXS;
+    case GgmlType::IQ3_S:
+      return BlockFormat::IQ3_S;
+    case GgmlType::IQ1_S:
+      return BlockFormat::IQ1_S;
+    case GgmlType::IQ1_M:
+      return BlockFormat::IQ1_M;
+    case GgmlType::IQ4_NL:
+      return BlockFormat::IQ4_NL;
+    case GgmlType::IQ4_XS:
+      return BlockFormat::IQ4_XS;
+    case GgmlType::TQ1_0:
+      return BlockFormat::TQ1_0;
+    case GgmlType::TQ2_0:
+      return BlockFormat::TQ2_0;
+    case GgmlType::MXFP4:
+      return BlockFormat::MXFP4;
+    case GgmlType::NVFP4:
+      return BlockFormat::NVFP4;
+    default:
+      return std::nullopt;
   }
 }
 

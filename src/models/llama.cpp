@@ -200,7 +200,8 @@ class LlamaModel : public Model {
     embed_ = r.embedding("model.embed_tokens.weight", cfg_.vocab_size, cfg_.hidden);
     // transformers ties lm_head to the embedding when configured so, or when the file has none.
     const bool tied = cfg_.tied_embeddings || !weights.contains("lm_head.weight");
-    lm_head_ = tied ? tied_head(embed_, "lm_head") : r.linear("lm_head", cfg_.hidden, cfg_.vocab_size);
+    lm_head_ =
+        tied ? tied_head(embed_, "lm_head") : r.linear("lm_head", cfg_.hidden, cfg_.vocab_size);
     tied_head_ = tied;
     for (int64_t i = 0; i < cfg_.layers; ++i) blocks_.push_back(load_block(r, i));
     final_norm_ = r.norm("model.norm", cfg_.hidden, cfg_.eps);

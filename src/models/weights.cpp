@@ -12,7 +12,9 @@ namespace {
 // Values converted per step on the bf16 path: the only f32 memory a tensor's load needs.
 constexpr int64_t kChunkValues = int64_t{1} << 18;
 
-int64_t row_length(const Shape& shape) { return shape.empty() ? 1 : shape.back(); }
+int64_t row_length(const Shape& shape) {
+  return shape.empty() ? 1 : shape.back();
+}
 }  // namespace
 
 void StateDictSource::read_rows(const std::string& name, int64_t row0, int64_t rows,
@@ -73,8 +75,8 @@ Linear WeightReader::linear(const std::string& module, int64_t in, int64_t out,
   l.in = in;
   l.out = out;
   if (bf16_)
-    l.weight_bf16 = std::make_shared<const std::vector<uint16_t>>(
-        tensor_bf16(module + ".weight", {out, in}));
+    l.weight_bf16 =
+        std::make_shared<const std::vector<uint16_t>>(tensor_bf16(module + ".weight", {out, in}));
   else
     l.weight = matrix(module + ".weight", out, in);
   if (with_bias) l.bias = tensor(module + ".bias", {out});
