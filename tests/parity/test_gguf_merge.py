@@ -18,7 +18,7 @@ def test_merged_gguf_loads_and_matches_base_plus_adapter(smollm2_loras, bbh_dir,
     examples = write_jsonl(tmp_path / "ex.jsonl", rows)
     out = tmp_path / "learned"
     res = run_lorahub("learn", "--model", smollm2_gguf(), "--lora", *smollm2_loras, "--examples",
-                      examples, "--steps", 3, "--out", out, "--merge", "--quiet")
+                      examples, "--steps", 6, "--optimizer", "cmaes", "--out", out, "--merge")
     merged = out / "merged" / "model.gguf"
     assert "merged/model.gguf" in res.stdout and merged.exists()
     assert sorted(p.name for p in (out / "merged").iterdir()) == ["model.gguf"]
