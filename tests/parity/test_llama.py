@@ -303,9 +303,11 @@ def test_unknown_quantization_type(tmp_path):
     assert struct.unpack_from("<I", raw, i)[0] == 0
     struct.pack_into("<I", raw, i, 77)
     p.write_bytes(bytes(raw))
-    data = write_jsonl(tmp_path / "d.jsonl", [{"input": "a", "output": "b"}])
-    assert_clean_error(run_lorahub("score", "--model", p, "--data", data, check=False),
-                       "token_embd.weight", "unknown or unsupported ggml type 77")
+    # Listed by inspect (any file is); reading its values names the type.
+    listed = run_lorahub("inspect", p, "--json").json()["tensors"]
+    assert listed[0]["dtype"] == "unknown (77)"
+    assert_clean_error(run_lorahub("inspect", p, "--dequantize", tmp_path / "x.safetensors",
+                                   check=False), "token_embd.weight", "ggml type unknown (77)")
 
 
 @pytest.mark.malformed
