@@ -164,7 +164,7 @@ def test_bos_in_template_is_not_doubled(tok_dir, tmp_path):
     ("line one\n{% if %}x{% endif %}", "chat template line 2"),
     ("{% for m in messages %}\n{{ m | no_such_filter }}\n{% endfor %}", "unsupported filter 'no_such_filter'"),
     ("{% if true %}\nnever closed", "missing '{% endif %}'"),
-    ("{{ messages.__class__ }}", "chat template line 1"),
+    ("{{ messages.__class__.__mro__ }}", "line 1: '__mro__' of an undefined value"),
     ("{{ 'x' ~ }}", "unexpected end of expression"),
     ("{% for i in range(1000) %}{% for j in range(1001) %}{% endfor %}{% endfor %}", "step limit"),
     ("{% set s = 'x' * 100000 %}{% for i in range(1000) %}{{ s }}{% endfor %}", "exceeds 16 MiB"),

@@ -106,7 +106,7 @@ def test_normalizer_zoo(unicode_form, smollm2_vocab, texts, tmp_path):
     tok.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Digits(individual_digits=True),
         pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)])
-    check_ids_and_decode(save(tok, tmp_path / "tokenizer.json"), texts)
+    check_ids_and_decode(save(tok, tmp_path / "tokenizer.json"), texts[::3])  # variants: a third
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +140,7 @@ def test_metaspace(scheme, split, spm_style, texts, tmp_path):
     tok.normalizer = None
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement=SPACE, prepend_scheme=scheme, split=split)
     tok.decoder = decoders.Metaspace(replacement=SPACE, prepend_scheme=scheme, split=split)
-    check_ids_and_decode(save(tok, tmp_path / "tokenizer.json"), texts)
+    check_ids_and_decode(save(tok, tmp_path / "tokenizer.json"), texts[::3])  # variants: a third
 
 
 @pytest.mark.malformed

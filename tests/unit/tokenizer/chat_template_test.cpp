@@ -57,6 +57,7 @@ TEST(ChatTemplate, ExpressionsFiltersTestsMethods) {
   EXPECT_EQ(render("{{ 'yes' if 'a' in 'cat' else 'no' }}{{ [1, 'a'] }}{{ 1.0 }}"),
             "yes[1, 'a']1.0");
   EXPECT_EQ(render("{{ 'ab'.startswith('a') and not 'ab'.endswith('a') }}"), "True");
+  EXPECT_EQ(render("{% if '' %}full{% else %}empty{% endif %}{{ '' or 'x' }}"), "emptyx");
 }
 
 TEST(ChatTemplateMalformed, ErrorsNameTheLine) {
