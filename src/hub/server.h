@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace lorahub::hub {
 
@@ -13,9 +14,17 @@ struct ServerOptions {
   std::string db_url;  // empty: SQLite under root; else postgresql://...
   std::string host = "127.0.0.1";
   int port = 8080;                         // 0: any free port
+  std::string public_url;                  // base of absolute links; "" = http://host:port
   size_t max_upload_bytes = 512ull << 20;  // a larger push is refused with 413
   int page_size = 1000;                    // entries per page of tree and model listings
   int threads = 32;
+};
+
+// A route the server answers: its method and its OpenAPI path template (/openapi.json documents
+// exactly these).
+struct HubRoute {
+  std::string method;  // "GET", "POST", "PUT"
+  std::string path;    // e.g. "/api/models/{user}/{name}/commit/{rev}"
 };
 
 class HubServer {
@@ -27,6 +36,7 @@ class HubServer {
   // Serves until stop() (callable from another thread).
   void run();
   void stop();
+  const std::vector<HubRoute>& routes() const;
 
  private:
   struct Impl;
