@@ -38,9 +38,11 @@ void norm_forward(const NormLayer& norm, const float* x, int64_t rows, float* y)
 
 struct FeedForward {
   bool gated = false;  // gated: wo(act(gate x) · up x)   ungated: wo(act(gate x))
+  // Gated with one fused projection (Phi-3's gate_up_proj): `gate` gives [gate | up] halves.
+  bool fused_gate_up = false;
   Activation act = Activation::Relu;
-  Linear gate;  // T5 wi (ungated) or wi_0; Llama gate_proj
-  Linear up;    // T5 wi_1; Llama up_proj; unused when ungated
+  Linear gate;  // T5 wi (ungated) or wi_0; Llama gate_proj; Phi-3 gate_up_proj (fused)
+  Linear up;    // T5 wi_1; Llama up_proj; unused when ungated or fused
   Linear down;  // T5 wo; Llama down_proj
 };
 // y[rows, d_model] = feed-forward(x[rows, d_model])
@@ -57,6 +59,7 @@ struct AttentionLayer {
   Linear q, k, v, o;
   int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0;  // n_kv_heads < n_heads: grouped-query
   float score_scale = 1.0f;                           // T5: 1 (none); Llama: 1/sqrt(head_dim)
+  float softcap = 0.0f;  // > 0: scores become softcap·tanh(score/softcap) (Gemma 2's soft-capping)
   RotaryHook rotary;
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
@@ -79,6 +82,7 @@ struct AttentionMask {
   const uint8_t* key_valid = nullptr;  // [batch, cache capacity], 0 = padding (never attended)
   bool causal = false;                 // query in slot p sees keys in slots <= p
   int64_t q_pos0 = 0;                  // cache slot of the step's first slot (cached decoding)
+  int64_t window = 0;  // > 0: sliding window, a query in slot p sees keys in slots > p - window
   const float* bias = nullptr;         // [heads, step len, cache length], added to scores (T5)
 };
 
@@ -92,6 +96,14 @@ void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch&
 // the packed rows of one step.
 void attention_forward(const AttentionLayer& layer, const float* x, const RaggedBatch& rows,
                        const KvCache& cache, const AttentionMask& mask, float* y);
+
+// The two halves of the above on projections the caller made (fused projections, q/k norms and
+// rotary embeddings applied by the model): write_kv stores k, v [rows.rows, kv_dim] after the
+// cache's length (which grows by rows.len); attend writes the attention context [rows.rows,
+// q_dim] of the queries q [rows.rows, q_dim] (before the output projection).
+void write_kv(const float* k, const float* v, const RaggedBatch& rows, KvCache& cache);
+void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows,
+            const KvCache& cache, const AttentionMask& mask, float* context);
 
 // The same for a step where every slot is real (x, y: [batch, len, d]).
 void append_kv(const AttentionLayer& layer, const float* src, int64_t batch, int64_t len,
