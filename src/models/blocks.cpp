@@ -139,19 +139,16 @@ struct HeadView {
   int64_t bias_stride;
 };
 
-// scale · score (soft-capped) + bias, or -inf where the key is masked, for row i of the scores.
+// scale · score + bias, or -inf where the key is masked, for row i of the scores.
 void mask_scores(const AttentionLayer& layer, const HeadView& h, bool causal, int64_t i,
                  float* row) {
   const int64_t last_visible = causal ? std::min(h.k_len - 1, h.q_slot0 + i) : h.k_len - 1;
   const int64_t first_visible = h.window > 0 ? h.q_slot0 + i - h.window + 1 : 0;
   const float* bias = h.bias ? h.bias + i * h.bias_stride : nullptr;
-  const float cap = layer.softcap;
   for (int64_t j = 0; j < h.k_len; ++j) {
     const bool visible = j <= last_visible && j >= first_visible &&
                          (h.key_valid == nullptr || h.key_valid[j]);
-    float score = row[j] * layer.score_scale;
-    if (cap > 0.0f) score = cap * std::tanh(score / cap);
-    row[j] = visible ? score + (bias ? bias[j] : 0.0f) : kMasked;
+    row[j] = visible ? row[j] * layer.score_scale + (bias ? bias[j] : 0.0f) : kMasked;
   }
 }
 

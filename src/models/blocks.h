@@ -59,7 +59,6 @@ struct AttentionLayer {
   Linear q, k, v, o;
   int64_t n_heads = 0, n_kv_heads = 0, head_dim = 0;  // n_kv_heads < n_heads: grouped-query
   float score_scale = 1.0f;                           // T5: 1 (none); Llama: 1/sqrt(head_dim)
-  float softcap = 0.0f;  // > 0: scores become softcap·tanh(score/softcap) (Gemma 2's soft-capping)
   RotaryHook rotary;
   int64_t q_dim() const { return n_heads * head_dim; }
   int64_t kv_dim() const { return n_kv_heads * head_dim; }

@@ -215,7 +215,8 @@ DecoderSpec DecoderSpec::from_hf(const HfConfig& hf) {
     s.embed_scale = std::sqrt(static_cast<float>(s.hidden));
     s.attn_scale = 1.0f / std::sqrt(static_cast<float>(hf.get_double_or("query_pre_attn_scalar",
                                                                          double(s.head_dim))));
-    s.attn_softcap = softcap_of(hf, "attn_logit_softcapping");
+    // attn_logit_softcapping is Gemma 2's: transformers' Gemma 3 attention (and llama.cpp's
+    // gemma3 graph) ignore it, so it is not read here either.
     s.final_softcap = softcap_of(hf, "final_logit_softcapping");
     check(!hf.get_bool_or("use_bidirectional_attention", false),
           "{}: bidirectional attention is not supported", hf.source());

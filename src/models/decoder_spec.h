@@ -61,7 +61,7 @@ struct DecoderSpec {
   Activation act = Activation::Silu;              // Gemma: GELU (tanh)
   float embed_scale = 1.0f;                       // Gemma: sqrt(hidden)
   float attn_scale = 0.0f;                        // 1/sqrt(head_dim), Gemma: query_pre_attn_scalar
-  float attn_softcap = 0.0f, final_softcap = 0.0f;  // > 0: cap·tanh(x/cap)
+  float final_softcap = 0.0f;  // > 0: logits become cap·tanh(logits/cap)
   bool tied_embeddings = false;
 
   RopeSpec rope;                 // global (full-attention) layers, and every layer by default

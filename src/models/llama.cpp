@@ -225,7 +225,6 @@ class DecoderModel : public Model {
     b.attn.n_kv_heads = cfg_.kv_heads;
     b.attn.head_dim = cfg_.head_dim;
     b.attn.score_scale = cfg_.attn_scale;
-    b.attn.softcap = cfg_.attn_softcap;
     b.ffn.gated = true;
     b.ffn.act = cfg_.act;
     if (cfg_.fused_gate_up) {
