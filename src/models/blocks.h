@@ -36,6 +36,22 @@ struct NormLayer {  // RMSNorm without bias (T5LayerNorm, LlamaRMSNorm)
 // y[rows, d] = rms_norm(x) · weight
 void norm_forward(const NormLayer& norm, const float* x, int64_t rows, float* y);
 
+// Residual sub-layer: x[rows, d] += f(norm(x)), f(h, out) writing out[rows, d]; with a post-norm
+// (Gemma's sandwich norms; an empty one is none) x += post(f(norm(x))).
+template <typename F>
+void residual(const NormLayer& norm, const NormLayer& post, float* x, int64_t rows, int64_t d,
+              F f) {
+  std::vector<float> h(static_cast<size_t>(rows * d)), out(h.size());
+  norm_forward(norm, x, rows, h.data());
+  f(h.data(), out.data());
+  if (!post.weight.empty()) norm_forward(post, out.data(), rows, out.data());
+  add_inplace(x, out.data(), rows * d);
+}
+template <typename F>
+void residual(const NormLayer& norm, float* x, int64_t rows, int64_t d, F f) {
+  residual(norm, NormLayer{}, x, rows, d, f);
+}
+
 struct FeedForward {
   bool gated = false;  // gated: wo(act(gate x) · up x)   ungated: wo(act(gate x))
   // Gated with one fused projection (Phi-3's gate_up_proj): `gate` gives [gate | up] halves.
