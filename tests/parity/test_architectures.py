@@ -7,7 +7,8 @@ llama.cpp itself.
 
 All tiny models use SmolLM2's tokenizer (49152 tokens, EOS 2): the architectures differ in the
 decoder, which is what is tested here; Gemma's own tokenizer is the tokenizer's business."""
-import json
+import functools
+import shutil
 
 import numpy as np
 import pytest
@@ -64,8 +65,27 @@ def tiny(kind, out_dir, tok_dir):
             if "norm" in name:
                 p.copy_(torch.randn_like(p) * 0.5 + (0.0 if "gemma" in kind else 1.0))
     model.eval().save_pretrained(out_dir)
-    transformers.AutoTokenizer.from_pretrained(tok_dir).save_pretrained(out_dir)
+    for f in tokenizer_files(tok_dir).iterdir():
+        shutil.copy(f, out_dir)
     return model
+
+
+@functools.cache
+def tokenizer_files(tok_dir):
+    """SmolLM2's tokenizer as transformers saves it (once per session)."""
+    import tempfile
+    from pathlib import Path
+    out = Path(tempfile.mkdtemp(prefix="tiny_tokenizer_"))
+    transformers.AutoTokenizer.from_pretrained(tok_dir).save_pretrained(out)
+    return out
+
+
+@functools.cache
+def smollm2_tokenizer_fields():
+    """SmolLM2's GGUF tokenizer (model gpt2, tokens, types, merges, pre-tokenizer)."""
+    import gguf
+    f = gguf.GGUFReader(smollm2_gguf()).fields
+    return {k: f[f"tokenizer.ggml.{k}"].contents() for k in ("pre", "tokens", "token_type", "merges")}
 
 
 # Prompts longer than the sliding windows (they are cut to keep the oracle quick).
@@ -145,13 +165,12 @@ def write_gguf(model, kind, path):
         w.add_sliding_window(cfg.sliding_window)
     # Mistral's window is not in llama.cpp's llama graph: only the full-attention tiny model
     # goes to GGUF (see gguf_model below).
-    reader = gguf.GGUFReader(smollm2_gguf())
-    f = reader.fields
+    f = smollm2_tokenizer_fields()
     w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre(f["tokenizer.ggml.pre"].contents())
-    w.add_token_list(f["tokenizer.ggml.tokens"].contents())
-    w.add_token_types(f["tokenizer.ggml.token_type"].contents())
-    w.add_token_merges(f["tokenizer.ggml.merges"].contents())
+    w.add_tokenizer_pre(f["pre"])
+    w.add_token_list(f["tokens"])
+    w.add_token_types(f["token_type"])
+    w.add_token_merges(f["merges"])
     w.add_bos_token_id(1)
     w.add_eos_token_id(EOS)
     names = gguf.get_tensor_name_map(getattr(gguf.MODEL_ARCH, arch.upper()), cfg.num_hidden_layers)
