@@ -221,10 +221,11 @@ DecoderSpec DecoderSpec::from_hf(const HfConfig& hf) {
     check(!hf.get_bool_or("use_bidirectional_attention", false),
           "{}: bidirectional attention is not supported", hf.source());
   }
-  const std::string act = hf.get_string_or("hidden_act", hf.get_string_or("hidden_activation", "silu"));
+  const std::string act =
+      hf.get_string_or("hidden_act", hf.get_string_or("hidden_activation", "silu"));
+  check(act == "silu" || act == "gelu_pytorch_tanh",
+        "{}: hidden_act '{}' is not supported (silu and gelu_pytorch_tanh are)", hf.source(), act);
   s.act = activation_from_name(act);
-  check(s.act == Activation::Silu || s.act == Activation::GeluNew,
-        "{}: hidden_act '{}' is not supported (silu, gelu_pytorch_tanh are)", hf.source(), act);
   check(!hf.get_bool_or("mlp_bias", false), "{}: mlp_bias is not supported", hf.source());
   s.validate(hf.source());
   return s;

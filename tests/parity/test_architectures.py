@@ -8,13 +8,14 @@ llama.cpp itself.
 All tiny models use SmolLM2's tokenizer (49152 tokens, EOS 2): the architectures differ in the
 decoder, which is what is tested here; Gemma's own tokenizer is the tokenizer's business."""
 import functools
+import json
 import shutil
 
 import numpy as np
 import pytest
 
 import llamacpp_oracle
-from conftest import run_lorahub
+from conftest import assert_clean_error, run_lorahub
 from test_llama import (EOS, bbh_rows, hf_greedy, hf_label_logits, our_greedy,  # noqa: F401
                         our_label_logits, smollm2_gguf, smollm2_hf, write_jsonl)
 
@@ -230,3 +231,69 @@ def test_gguf_matches_transformers_and_llama_cpp(kind, smollm2_hf, bbh_dir, tmp_
     prompts = [r["input"] for r in rows]
     expected_ids = [llamacpp_oracle.greedy(llm, tok(p)["input_ids"], 8, {EOS}) for p in prompts]
     assert our_greedy(path, prompts, tmp_path, 8, 3) == expected_ids
+
+
+# ------------------------------------------------------------------------------ bad input
+
+@pytest.fixture(scope="module")
+def tiny_dirs(smollm2_hf, tmp_path_factory):
+    """A saved tiny Gemma 3 and Phi-3 (HF directories) and the Phi-3 as GGUF, to corrupt."""
+    out = tmp_path_factory.mktemp("bad")
+    gemma = tiny("gemma3", out / "gemma3", smollm2_hf[0])
+    del gemma
+    phi3, path = gguf_model("phi3", out, smollm2_hf[0])
+    return out / "gemma3", out / "phi3", path
+
+
+def edited_copy(src, dst, **changes):
+    shutil.copytree(src, dst)
+    cfg = json.loads((dst / "config.json").read_text())
+    cfg.update(changes)
+    (dst / "config.json").write_text(json.dumps(cfg))
+    return dst
+
+
+@pytest.mark.malformed
+@pytest.mark.parametrize("changes,fragments", [
+    (dict(layer_types=["full_attention"] * 2), ["layer_types has 2 entries for 7 layers"]),
+    (dict(layer_types=["chunked_attention"] * 7), ["layer type 'chunked_attention'"]),
+    (dict(use_bidirectional_attention=True), ["bidirectional attention"]),
+    (dict(hidden_activation="relu2"), ["relu2"]),
+], ids=["layer_types_length", "layer_type", "bidirectional", "activation"])
+def test_unsupported_gemma3_config(changes, fragments, tiny_dirs, tmp_path):
+    d = edited_copy(tiny_dirs[0], tmp_path / "m", **changes)
+    data = write_jsonl(tmp_path / "d.jsonl", [{"input": "a", "output": "b"}])
+    assert_clean_error(run_lorahub("score", "--model", d, "--data", data, check=False),
+                       "config.json", *fragments)
+
+
+@pytest.mark.malformed
+def test_partial_rotary_is_refused(tiny_dirs, tmp_path):
+    d = edited_copy(tiny_dirs[1], tmp_path / "m", rope_parameters={
+        "rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5})
+    data = write_jsonl(tmp_path / "d.jsonl", [{"input": "a", "output": "b"}])
+    assert_clean_error(run_lorahub("score", "--model", d, "--data", data, check=False),
+                       "partial_rotary_factor")
+
+
+@pytest.mark.malformed
+def test_gguf_tensor_foreign_to_the_architecture(tiny_dirs, tmp_path):
+    """A phi3 GGUF holding a q-norm (Qwen3's, Gemma's) is refused, naming tensor and architecture."""
+    import gguf
+    src = gguf.GGUFReader(str(tiny_dirs[2]))
+    w = gguf.GGUFWriter(str(tmp_path / "m.gguf"), "phi3")
+    for field in src.fields.values():
+        if field.name.startswith("GGUF.") or field.name == "general.architecture":
+            continue
+        w.add_key_value(field.name, field.contents(), field.types[0],
+                        sub_type=field.types[-1] if len(field.types) > 1 else None)
+    for t in src.tensors:
+        w.add_tensor(t.name, np.array(t.data).reshape(list(reversed(t.shape.tolist()))))
+    w.add_tensor("blk.0.attn_q_norm.weight", np.ones(16, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    data = write_jsonl(tmp_path / "d.jsonl", [{"input": "a", "output": "b"}])
+    assert_clean_error(run_lorahub("score", "--model", tmp_path / "m.gguf", "--data", data,
+                                   check=False), "blk.0.attn_q_norm.weight", "phi3")
