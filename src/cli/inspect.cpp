@@ -4,6 +4,10 @@
 //              {"path", "kind", "tensors": [{"name", "dtype", "shape"[, "sha256"]}],
 //               "metadata": {..} (safetensors header), "adapter": {...} | null}
 //   --sha256   hash each tensor's raw bytes (as stored), to compare files bit for bit
+//   GGUF files only (to compare our dequantization with gguf-py's, bit for bit):
+//   --f32-sha256       hash each tensor's values as f32 (little-endian), dequantized
+//   --dequantize OUT   write every tensor as f32 to the safetensors file OUT (GGUF names and
+//                      PyTorch-order shapes)
 #include <nlohmann/json.hpp>
 
 #include <cstring>
@@ -23,6 +27,7 @@
 #include "formats/safetensors.h"
 #include "formats/state_dict.h"
 #include "formats/torch_pickle.h"
+#include "models/gguf_weights.h"
 #include "hub/hash.h"
 
 namespace lorahub::cli {
@@ -33,6 +38,8 @@ struct InspectOptions {
   std::string path;
   bool json = false;
   bool sha256 = false;
+  bool f32_sha256 = false;
+  std::string dequantize_to;
 };
 
 // One listed tensor. dtype is a string so that formats with block-quantized types (GGUF) can
@@ -42,6 +49,7 @@ struct TensorRow {
   std::string dtype;
   Shape shape;
   std::span<const std::byte> bytes;
+  std::string f32_sha256;  // GGUF with --f32-sha256
 };
 
 // What every kind of input reports.
@@ -91,7 +99,19 @@ Inspection inspect_adapter_dir(const std::string& dir) {
 
 // GGUF: metadata key/values (long arrays such as the vocabulary shortened to their first
 // entries and length) and the tensors with their ggml types, shapes in PyTorch order.
-Inspection inspect_gguf(const std::string& path) {
+std::string f32_sha256(const GgufFile& g, const GgufTensorInfo& t) {
+  const std::vector<float> values = gguf_tensor_f32(g, t);
+  return hub::sha256_hex(std::as_bytes(std::span<const float>(values)));
+}
+
+void write_dequantized(const std::string& path, const std::string& out) {
+  const GgufFile g = GgufFile::open(path);
+  StateDict dict(path);
+  for (const auto& t : g.tensors()) dict.add(t.name, Tensor::from_f32(gguf_tensor_f32(g, t), t.shape()));
+  save_safetensors(out, dict);
+}
+
+Inspection inspect_gguf(const std::string& path, bool with_f32_sha256) {
   auto gguf = std::make_shared<const GgufFile>(GgufFile::open(path));
   Inspection out{"gguf", {}, gguf};
   out.metadata["gguf.version"] = gguf->version();
@@ -107,9 +127,15 @@ Inspection inspect_gguf(const std::string& path) {
       out.metadata[kv.key] = kv.value;
     }
   }
-  for (const auto& t : gguf->tensors())
-    out.tensors.push_back(
-        {t.name, std::string(ggml_type_info(t.type).name), t.shape(), gguf->tensor_bytes(t)});
+  for (const auto& t : gguf->tensors()) {
+    // A type we do not know is listed by its id; its bytes cannot be located.
+    const GgmlTypeInfo* info = find_ggml_type(t.type);
+    out.tensors.push_back({t.name,
+                           info ? std::string(info->name) : ggml_type_label(t.type),
+                           t.shape(),
+                           info ? gguf->tensor_bytes(t) : std::span<const std::byte>(),
+                           with_f32_sha256 ? f32_sha256(*gguf, t) : ""});
+  }
   return out;
 }
 
@@ -120,14 +146,16 @@ bool starts_with_bytes(const std::string& path, std::string_view magic) {
 
 // A new kind of input (GGUF, say) is one inspect_<kind>() returning an Inspection and one line
 // here that recognises it.
-Inspection inspect_path(const std::string& path) {
+Inspection inspect_path(const std::string& path, bool f32_sha256) {
   check(fs::exists(path), "{}: no such file or directory", path);
   if (fs::is_directory(path)) {
     if (fs::exists(fs::path(path) / "adapter_config.json")) return inspect_adapter_dir(path);
     return inspect_model_dir(path);
   }
   if (starts_with_bytes(path, "PK\x03\x04")) return inspect_torch_bin(path);
-  if (starts_with_bytes(path, "GGUF")) return inspect_gguf(path);
+  const bool gguf = starts_with_bytes(path, "GGUF");
+  check(gguf || !f32_sha256, "{}: --f32-sha256 is for GGUF files", path);
+  if (gguf) return inspect_gguf(path, f32_sha256);
   return inspect_safetensors(path);
 }
 
@@ -161,6 +189,7 @@ void print_json(const std::string& path, const Inspection& in, bool sha256) {
   for (const auto& t : in.tensors) {
     nlohmann::ordered_json row{{"name", t.name}, {"dtype", t.dtype}, {"shape", t.shape}};
     if (sha256) row["sha256"] = raw_sha256(t);
+    if (!t.f32_sha256.empty()) row["f32_sha256"] = t.f32_sha256;
     out["tensors"].push_back(std::move(row));
   }
   out["metadata"] = in.metadata;
@@ -199,7 +228,14 @@ void print_text(const std::string& path, const Inspection& in, bool sha256) {
 }
 
 void run(const InspectOptions& o) {
-  const Inspection in = inspect_path(o.path);
+  if (!o.dequantize_to.empty()) {
+    check(fs::is_regular_file(o.path) && starts_with_bytes(o.path, "GGUF"),
+          "{}: --dequantize is for GGUF files", o.path);
+    write_dequantized(o.path, o.dequantize_to);
+    fmt::print(stderr, "wrote {} (every tensor of {} as f32)\n", o.dequantize_to, o.path);
+    return;
+  }
+  const Inspection in = inspect_path(o.path, o.f32_sha256);
   if (o.json)
     print_json(o.path, in, o.sha256);
   else
@@ -213,6 +249,10 @@ const Registrar reg("inspect", 10, [](CLI::App& app) {
   cmd->add_option("path", opts->path, "File or directory")->required();
   cmd->add_flag("--json", opts->json, "Print one JSON object");
   cmd->add_flag("--sha256", opts->sha256, "Add the SHA-256 of each tensor's raw bytes");
+  cmd->add_flag("--f32-sha256", opts->f32_sha256,
+                "GGUF: add the SHA-256 of each tensor dequantized to f32 (as gguf-py does)");
+  cmd->add_option("--dequantize", opts->dequantize_to,
+                  "GGUF: write every tensor dequantized to f32 into this safetensors file");
   cmd->callback([opts] { run(*opts); });
 });
 

@@ -2,7 +2,8 @@
 // module weights that minimize the objective on a few examples (adapt/), and writes
 //   OUT_DIR/adapter_config.json + adapter_model.safetensors   the composed PEFT adapter
 //   OUT_DIR/weights.json   {"modules", "weights", "objective", "history", "optimizer", "seed", ...}
-//   OUT_DIR/merged/        with --merge: the base model with the adapter merged in (HF layout)
+//   OUT_DIR/merged/        with --merge: the base model with the adapter merged in: an HF
+//                          directory for an HF base, model.gguf for a GGUF base
 // into a staging folder that is renamed to OUT_DIR only when everything is written.
 //
 // lorahub objective: the objective at given weights (no search), e.g. to compare with the
@@ -194,16 +195,21 @@ void run_learn(LearnArgs& a) {
   const nlohmann::json summary =
       weights_json(t, r, a.learn.optimizer, a.learn.seed, a.task.loss_mode);
   write_file_atomic((fs::path(out.path()) / "weights.json").string(), summary.dump(2) + "\n");
+  std::string merged;  // what --merge wrote, under OUT/merged/
   if (a.merge)
-    save_merged_model(*t.model, composed, a.task.model.model,
-                      (fs::path(out.path()) / "merged").string());
+    merged = fs::path(save_merged_model(*t.model, composed, a.task.model.model,
+                                        (fs::path(out.path()) / "merged").string()))
+                 .filename()
+                 .string();
   out.commit();
   if (a.json) {
     std::cout << summary.dump() << '\n';
     return;
   }
   fmt::print("objective {:.6f} with weights [{:.4f}]\n", r.objective, fmt::join(r.weights, ", "));
-  fmt::print("wrote {}{}\n", a.out, a.merge ? " (adapter, weights.json, merged/)" : "");
+  fmt::print("wrote {}{}\n", a.out,
+             a.merge ? fmt::format(" (adapter, weights.json, merged/{}: the merged model)", merged)
+                     : std::string());
 }
 
 // "0.1,-0.3,1" -> values; every entry must be a finite number.

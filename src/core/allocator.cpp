@@ -12,4 +12,6 @@ void keep_freed_memory_for_reuse() {
   ::mallopt(M_TRIM_THRESHOLD, 2 * kHeapBlockLimit);
 }
 
+void release_freed_memory() { ::malloc_trim(0); }
+
 }  // namespace lorahub

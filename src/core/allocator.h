@@ -10,4 +10,9 @@ namespace lorahub {
 // reuse; larger blocks (weights) still come from and go back to the system directly.
 void keep_freed_memory_for_reuse();
 
+// Gives the pages of freed heap blocks back to the system now (malloc_trim). For a loader that has
+// just dropped large parsed metadata: that memory would otherwise stay resident, in fragments
+// too small for the weights that follow.
+void release_freed_memory();
+
 }  // namespace lorahub

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -45,6 +46,16 @@ void release_file_pages(const void* data, size_t size) {
   const auto begin = reinterpret_cast<uintptr_t>(data) & ~(page - 1);
   const auto end = reinterpret_cast<uintptr_t>(data) + size;
   ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // advice: errors harmless
+}
+
+void MappedFile::release_pages(std::span<const std::byte> range) const {
+  if (range.empty() || data_ == nullptr) return;
+  check(range.data() >= data_ && range.data() + range.size() <= data_ + size_,
+        "{}: release_pages: range outside the mapping", path_);
+  const size_t begin = static_cast<size_t>(range.data() - data_);
+  const size_t from = begin > kFaultAround ? begin - kFaultAround : 0;
+  const size_t to = std::min(size_, begin + range.size() + kFaultAround);
+  release_file_pages(data_ + from, to - from);
 }
 
 MappedFile::~MappedFile() {

@@ -21,6 +21,13 @@ class MappedFile {
   std::span<const std::byte> bytes() const { return {data_, size_}; }
   const std::string& path() const { return path_; }
 
+  // Drops the pages of `range` (inside this file) from memory, and those up to kFaultAround bytes
+  // on either side: reading a page maps its aligned neighbourhood too (the kernel's fault-around,
+  // 64 KiB by default), so a reader that releases each tensor after converting it would otherwise
+  // keep a few pages of every neighbour. Those are read again from the page cache if touched.
+  void release_pages(std::span<const std::byte> range) const;
+  static constexpr size_t kFaultAround = size_t{128} << 10;
+
  private:
   MappedFile() = default;
   std::string path_;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
 #include <limits>
 #include <unordered_set>
 
@@ -13,14 +15,26 @@
 namespace lorahub {
 namespace {
 
-constexpr std::array<std::pair<GgmlType, GgmlTypeInfo>, 6> kGgmlTypes = {{
-    {GgmlType::F32, {"F32", 1, 4}},
-    {GgmlType::F16, {"F16", 1, 2}},
-    {GgmlType::Q4_0, {"Q4_0", 32, 2 + 16}},
-    {GgmlType::Q4_1, {"Q4_1", 32, 2 + 2 + 16}},
-    {GgmlType::Q8_0, {"Q8_0", 32, 2 + 32}},
-    {GgmlType::BF16, {"BF16", 1, 2}},
-}};
+// Block sizes as gguf-py's GGML_QUANT_SIZES (QK_K = 256).
+constexpr std::pair<GgmlType, GgmlTypeInfo> kGgmlTypes[] = {
+    {GgmlType::F32, {"F32", 1, 4}},          {GgmlType::F16, {"F16", 1, 2}},
+    {GgmlType::Q4_0, {"Q4_0", 32, 18}},      {GgmlType::Q4_1, {"Q4_1", 32, 20}},
+    {GgmlType::Q5_0, {"Q5_0", 32, 22}},      {GgmlType::Q5_1, {"Q5_1", 32, 24}},
+    {GgmlType::Q8_0, {"Q8_0", 32, 34}},      {GgmlType::Q8_1, {"Q8_1", 32, 40}},
+    {GgmlType::Q2_K, {"Q2_K", 256, 84}},     {GgmlType::Q3_K, {"Q3_K", 256, 110}},
+    {GgmlType::Q4_K, {"Q4_K", 256, 144}},    {GgmlType::Q5_K, {"Q5_K", 256, 176}},
+    {GgmlType::Q6_K, {"Q6_K", 256, 210}},    {GgmlType::Q8_K, {"Q8_K", 256, 292}},
+    {GgmlType::IQ2_XXS, {"IQ2_XXS", 256, 66}}, {GgmlType::IQ2_XS, {"IQ2_XS", 256, 74}},
+    {GgmlType::IQ3_XXS, {"IQ3_XXS", 256, 98}}, {GgmlType::IQ1_S, {"IQ1_S", 256, 50}},
+    {GgmlType::IQ4_NL, {"IQ4_NL", 32, 18}},  {GgmlType::IQ3_S, {"IQ3_S", 256, 110}},
+    {GgmlType::IQ2_S, {"IQ2_S", 256, 82}},   {GgmlType::IQ4_XS, {"IQ4_XS", 256, 136}},
+    {GgmlType::I8, {"I8", 1, 1}},            {GgmlType::I16, {"I16", 1, 2}},
+    {GgmlType::I32, {"I32", 1, 4}},          {GgmlType::I64, {"I64", 1, 8}},
+    {GgmlType::F64, {"F64", 1, 8}},          {GgmlType::IQ1_M, {"IQ1_M", 256, 56}},
+    {GgmlType::BF16, {"BF16", 1, 2}},        {GgmlType::TQ1_0, {"TQ1_0", 256, 54}},
+    {GgmlType::TQ2_0, {"TQ2_0", 256, 66}},   {GgmlType::MXFP4, {"MXFP4", 32, 17}},
+    {GgmlType::NVFP4, {"NVFP4", 64, 36}},    {GgmlType::Q1_0, {"Q1_0", 128, 18}},
+};
 
 // Limits that no real model reaches; they keep a corrupt header from asking for absurd memory.
 constexpr uint64_t kMaxDims = 4;
@@ -154,36 +168,39 @@ GgufTensorInfo read_tensor_info(Cursor& c, const std::string& path) {
     check(d >= 1 && d <= (1ull << 40), "{} has invalid dimension {}", what, d);
     t.ne.push_back(static_cast<int64_t>(d));
   }
-  const auto type_id = c.read<uint32_t>(t.name + " type");
-  const auto type = ggml_type_from_id(type_id);
-  check(type.has_value(), "{} has unknown or unsupported ggml type {}", what, type_id);
-  t.type = *type;
+  t.type = static_cast<GgmlType>(c.read<uint32_t>(t.name + " type"));
   t.offset = c.read<uint64_t>(t.name + " offset");
-  const auto& info = ggml_type_info(t.type);
-  check(t.ne[0] % info.block_size == 0,
-        "{}: row length {} is not a multiple of the {} block size {}", what, t.ne[0], info.name,
-        info.block_size);
   int64_t n = 1;
   for (int64_t d : t.ne) {
     check(n <= (int64_t{1} << 50) / d, "{} is implausibly large", what);
     n *= d;
   }
-  t.nbytes = static_cast<uint64_t>(n / info.block_size * info.type_size);
+  const GgmlTypeInfo* info = find_ggml_type(t.type);
+  if (info == nullptr) return t;  // listed, but its data cannot be located or read
+  check(t.ne[0] % info->block_size == 0,
+        "{}: row length {} is not a multiple of the {} block size {}", what, t.ne[0],
+        ggml_type_label(t.type), info->block_size);
+  t.nbytes = static_cast<uint64_t>(n / info->block_size * info->type_size);
   return t;
 }
 
 }  // namespace
 
-const GgmlTypeInfo& ggml_type_info(GgmlType type) {
+const GgmlTypeInfo* find_ggml_type(GgmlType type) {
   for (const auto& [t, info] : kGgmlTypes)
-    if (t == type) return info;
-  fail("unknown ggml type {}", static_cast<uint32_t>(type));
+    if (t == type) return &info;
+  return nullptr;
 }
 
-std::optional<GgmlType> ggml_type_from_id(uint32_t id) {
-  for (const auto& [t, info] : kGgmlTypes)
-    if (static_cast<uint32_t>(t) == id) return t;
-  return std::nullopt;
+const GgmlTypeInfo& ggml_type_info(GgmlType type) {
+  const GgmlTypeInfo* info = find_ggml_type(type);
+  check(info != nullptr, "unknown ggml type {}", static_cast<uint32_t>(type));
+  return *info;
+}
+
+std::string ggml_type_label(GgmlType type) {
+  const GgmlTypeInfo* info = find_ggml_type(type);
+  return fmt::format("{} ({})", info ? info->name : "unknown", static_cast<uint32_t>(type));
 }
 
 std::string_view gguf_value_type_name(GgufValueType type) {
@@ -237,6 +254,7 @@ GgufFile GgufFile::open(const std::string& path) {
   g.data_offset_ = (c.pos() + g.alignment_ - 1) / g.alignment_ * g.alignment_;
   const uint64_t file_size = g.file_->size();
   for (const auto& t : g.tensors_) {
+    if (find_ggml_type(t.type) == nullptr) continue;  // size unknown: checked when read
     check(t.offset % g.alignment_ == 0, "{}: tensor '{}' offset {} is not aligned to {}", path,
           t.name, t.offset, g.alignment_);
     check(g.data_offset_ <= file_size && t.offset <= file_size - g.data_offset_ &&
@@ -244,8 +262,12 @@ GgufFile GgufFile::open(const std::string& path) {
           "{}: tensor '{}' data ({} bytes at offset {}) runs past the end of the file (truncated?)",
           path, t.name, t.nbytes, g.data_offset_ + t.offset);
   }
+  // Everything before the tensor data has been copied out.
+  release_file_pages(g.file_->data(), std::min<uint64_t>(g.data_offset_, file_size));
   return g;
 }
+
+void GgufFile::forget_metadata() { std::vector<GgufKV>().swap(kvs_); }
 
 const GgufKV* GgufFile::find(std::string_view key) const {
   for (const auto& kv : kvs_)
@@ -317,7 +339,123 @@ std::vector<int64_t> GgufFile::get_ints(std::string_view key) const {
   return out;
 }
 
+// ------------------------------------------------------------------------------ writing
+
+namespace {
+
+class Writer {
+ public:
+  explicit Writer(std::ostream& out) : out_(out) {}
+  template <typename T>
+  void put(T v) {
+    out_.write(reinterpret_cast<const char*>(&v), sizeof(T));
+    pos_ += sizeof(T);
+  }
+  void put_string(const std::string& s) {
+    put<uint64_t>(s.size());
+    out_.write(s.data(), static_cast<std::streamsize>(s.size()));
+    pos_ += s.size();
+  }
+  void put_bytes(std::span<const std::byte> b) {
+    out_.write(reinterpret_cast<const char*>(b.data()), static_cast<std::streamsize>(b.size()));
+    pos_ += b.size();
+  }
+  void pad_to(uint64_t alignment) {
+    while (pos_ % alignment != 0) put<uint8_t>(0);
+  }
+
+  void put_value(GgufValueType t, const nlohmann::json& v) {
+    switch (t) {
+      case GgufValueType::U8: return put(v.get<uint8_t>());
+      case GgufValueType::I8: return put(v.get<int8_t>());
+      case GgufValueType::U16: return put(v.get<uint16_t>());
+      case GgufValueType::I16: return put(v.get<int16_t>());
+      case GgufValueType::U32: return put(v.get<uint32_t>());
+      case GgufValueType::I32: return put(v.get<int32_t>());
+      case GgufValueType::F32: return put(v.get<float>());
+      case GgufValueType::Bool: return put<uint8_t>(v.get<bool>() ? 1 : 0);
+      case GgufValueType::String: return put_string(v.get<std::string>());
+      case GgufValueType::U64: return put(v.get<uint64_t>());
+      case GgufValueType::I64: return put(v.get<int64_t>());
+      case GgufValueType::F64: return put(v.get<double>());
+      case GgufValueType::Array: break;
+    }
+    fail("GGUF writer: nested arrays are not supported");
+  }
+
+  void put_kv(const GgufKV& kv) {
+    put_string(kv.key);
+    put(static_cast<uint32_t>(kv.type));
+    if (kv.type != GgufValueType::Array) return put_value(kv.type, kv.value);
+    put(static_cast<uint32_t>(kv.element_type));
+    put<uint64_t>(kv.value.size());
+    for (const auto& v : kv.value) put_value(kv.element_type, v);
+  }
+
+ private:
+  std::ostream& out_;
+  uint64_t pos_ = 0;
+};
+
+uint64_t expected_bytes(const GgufTensorData& t) {
+  const GgmlTypeInfo& info = ggml_type_info(t.type);
+  int64_t n = 1;
+  for (int64_t d : t.ne) n *= d;
+  check(!t.ne.empty() && t.ne[0] % info.block_size == 0,
+        "GGUF writer: tensor '{}': row length is not a multiple of the {} block", t.name,
+        info.name);
+  return static_cast<uint64_t>(n / info.block_size * info.type_size);
+}
+
+}  // namespace
+
+void write_gguf(const std::string& path, const std::vector<GgufKV>& kvs,
+                const std::vector<GgufTensorData>& tensors, uint64_t alignment) {
+  for (const auto& kv : kvs)
+    if (kv.key == "general.alignment")
+      check(kv.value == nlohmann::json(alignment), "{}: general.alignment {} != {}", path,
+            kv.value.dump(), alignment);
+  std::vector<uint64_t> offsets;
+  uint64_t offset = 0;
+  for (const auto& t : tensors) {
+    check(t.bytes.size() == expected_bytes(t), "{}: tensor '{}' has {} bytes, its {} dims need {}",
+          path, t.name, t.bytes.size(), ggml_type_label(t.type), expected_bytes(t));
+    offsets.push_back(offset);
+    offset = (offset + t.bytes.size() + alignment - 1) / alignment * alignment;
+  }
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream file(tmp, std::ios::binary | std::ios::trunc);
+    check(file.good(), "{}: cannot write", tmp);
+    Writer w(file);
+    w.put<uint32_t>(0x46554747u);  // "GGUF"
+    w.put<uint32_t>(3);
+    w.put<uint64_t>(tensors.size());
+    w.put<uint64_t>(kvs.size());
+    for (const auto& kv : kvs) w.put_kv(kv);
+    for (size_t i = 0; i < tensors.size(); ++i) {
+      w.put_string(tensors[i].name);
+      w.put<uint32_t>(static_cast<uint32_t>(tensors[i].ne.size()));
+      for (int64_t d : tensors[i].ne) w.put<uint64_t>(static_cast<uint64_t>(d));
+      w.put(static_cast<uint32_t>(tensors[i].type));
+      w.put<uint64_t>(offsets[i]);
+    }
+    for (const auto& t : tensors) {
+      w.pad_to(alignment);
+      w.put_bytes(t.bytes);
+    }
+    file.flush();
+    check(file.good(), "{}: write failed (disk full?)", tmp);
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  check(!ec, "{}: cannot rename into place: {}", path, ec.message());
+}
+
 std::span<const std::byte> GgufFile::tensor_bytes(const GgufTensorInfo& t) const {
+  check(find_ggml_type(t.type) != nullptr,
+        "{}: tensor '{}' has ggml type {}, which lorahub does not know (a newer ggml?)", path_,
+        t.name, ggml_type_label(t.type));
   return file_->bytes().subspan(data_offset_ + t.offset, t.nbytes);
 }
 

@@ -20,14 +20,43 @@
 
 namespace lorahub {
 
-// ggml tensor element types (ids as in ggml.h). Only those listed are accepted.
+// ggml tensor element types (ids as in ggml.h / gguf-py's GGMLQuantizationType). A file may name
+// an id we do not know (a newer ggml): it is still listed, and only reading its data fails.
 enum class GgmlType : uint32_t {
   F32 = 0,
   F16 = 1,
   Q4_0 = 2,
   Q4_1 = 3,
+  Q5_0 = 6,
+  Q5_1 = 7,
   Q8_0 = 8,
+  Q8_1 = 9,
+  Q2_K = 10,
+  Q3_K = 11,
+  Q4_K = 12,
+  Q5_K = 13,
+  Q6_K = 14,
+  Q8_K = 15,
+  IQ2_XXS = 16,
+  IQ2_XS = 17,
+  IQ3_XXS = 18,
+  IQ1_S = 19,
+  IQ4_NL = 20,
+  IQ3_S = 21,
+  IQ2_S = 22,
+  IQ4_XS = 23,
+  I8 = 24,
+  I16 = 25,
+  I32 = 26,
+  I64 = 27,
+  F64 = 28,
+  IQ1_M = 29,
   BF16 = 30,
+  TQ1_0 = 34,
+  TQ2_0 = 35,
+  MXFP4 = 39,
+  NVFP4 = 40,
+  Q1_0 = 41,
 };
 
 struct GgmlTypeInfo {
@@ -35,9 +64,12 @@ struct GgmlTypeInfo {
   int64_t block_size;  // elements per block
   int64_t type_size;   // bytes per block
 };
-// Throws Error for a type id we do not know ("unknown ggml type 77").
+// nullptr for an id we do not know.
+const GgmlTypeInfo* find_ggml_type(GgmlType type);
+// Throws Error for an id we do not know ("unknown ggml type 77").
 const GgmlTypeInfo& ggml_type_info(GgmlType type);
-std::optional<GgmlType> ggml_type_from_id(uint32_t id);
+// "Q6_K (14)", or "unknown (77)": what messages call a type.
+std::string ggml_type_label(GgmlType type);
 
 // GGUF metadata value types (ids as in the spec).
 enum class GgufValueType : uint32_t {
@@ -69,7 +101,7 @@ struct GgufTensorInfo {
   std::vector<int64_t> ne;  // ggml order: ne[0] is the contiguous (fastest) dimension
   GgmlType type;
   uint64_t offset = 0;  // relative to the data section
-  uint64_t nbytes = 0;
+  uint64_t nbytes = 0;  // 0 when the type is unknown (its size cannot be known either)
 
   // Row-major shape as PyTorch sees it: ne reversed ([out, in] for a linear weight).
   std::vector<int64_t> shape() const { return {ne.rbegin(), ne.rend()}; }
@@ -87,6 +119,10 @@ class GgufFile {
   const std::vector<GgufKV>& metadata() const { return kvs_; }
   const std::vector<GgufTensorInfo>& tensors() const { return tensors_; }
 
+  // Frees the key/values (a vocabulary parses to tens of MB) once a loader has read what it
+  // needs; lookups then find nothing. Tensors stay readable.
+  void forget_metadata();
+
   const GgufKV* find(std::string_view key) const;
   const GgufTensorInfo* find_tensor(std::string_view name) const;
   // Typed lookups; throw Error naming the key when missing (without fallback) or mistyped.
@@ -99,7 +135,7 @@ class GgufFile {
   std::vector<std::string> get_strings(std::string_view key) const;  // empty when missing
   std::vector<int64_t> get_ints(std::string_view key) const;         // empty when missing
 
-  // The raw bytes of a tensor (bounds checked at open()).
+  // The raw bytes of a tensor (bounds checked at open()); throws for a type we do not know.
   std::span<const std::byte> tensor_bytes(const GgufTensorInfo& t) const;
   const std::shared_ptr<const MappedFile>& file() const { return file_; }
 
@@ -112,5 +148,20 @@ class GgufFile {
   std::vector<GgufKV> kvs_;
   std::vector<GgufTensorInfo> tensors_;
 };
+
+// One tensor to write: ggml-order dims, and its bytes in that type's layout.
+struct GgufTensorData {
+  std::string name;
+  std::vector<int64_t> ne;
+  GgmlType type;
+  std::span<const std::byte> bytes;
+};
+
+// Writes a GGUF v3 file (via a temporary file renamed into place): the key/values in order, with
+// the types they carry, then the tensors, each aligned to `alignment` (which general.alignment,
+// when among kvs, must equal). Throws Error naming the path or the tensor whose byte count does not
+// match its type and dims.
+void write_gguf(const std::string& path, const std::vector<GgufKV>& kvs,
+                const std::vector<GgufTensorData>& tensors, uint64_t alignment = 32);
 
 }  // namespace lorahub

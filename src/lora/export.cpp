@@ -1,11 +1,16 @@
 #include "lora/export.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <map>
+#include <span>
 
 #include "core/error.h"
+#include "formats/gguf.h"
 #include "formats/peft_adapter.h"
 #include "formats/state_dict.h"
 #include "lora/compose.h"
+#include "models/llama.h"
 
 namespace lorahub {
 namespace fs = std::filesystem;
@@ -14,12 +19,70 @@ void save_composed_adapter(const LoraModule& composed, const std::string& dir) {
   save_peft_adapter(dir, composed.config, module_state_dict(composed));
 }
 
-void save_merged_model(Model& model, const LoraModule& composed, const std::string& base_dir,
-                       const std::string& out_dir) {
+namespace {
+
+// GGUF row h·d + 2i + j is transformers row h·d + j·d/2 + i (llama.cpp's RoPE permutation).
+std::vector<float> permute_for_gguf(const float* w, int64_t rows, int64_t cols, int64_t heads) {
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  const int64_t d = rows / heads, half = d / 2;
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t h = r / d, j = r % d / half, i = r % half;
+    std::copy_n(w + r * cols, cols, out.begin() + (h * d + 2 * i + j) * cols);
+  }
+  return out;
+}
+
+std::string save_merged_gguf(Model& model, const std::string& base, const std::string& out_dir) {
+  const GgufFile g = GgufFile::open(base);
+  const GgufWeightSource names = gguf_weights(g, DecoderSpec::from_gguf(g));
+  std::map<std::string, std::pair<std::string, GgufWeightSource::Entry>> by_gguf_name;  // -> HF
+  for (const auto& [hf, e] : names.entries()) by_gguf_name[e.tensor->name] = {hf, e};
+  std::map<std::string, Tensor> merged;
+  for (auto& [name, tensor] : model.state_dict()) merged.emplace(name, std::move(tensor));
+
+  std::vector<std::vector<float>> converted;  // storage for re-permuted q/k, re-shifted norms
+  converted.reserve(g.tensors().size());
+  std::vector<GgufTensorData> tensors;
+  for (const auto& t : g.tensors()) {
+    const auto named = by_gguf_name.find(t.name);
+    const auto values =
+        named == by_gguf_name.end() ? merged.end() : merged.find(named->second.first);
+    if (values == merged.end()) {  // not a weight the model holds (rope_freqs): as it is
+      tensors.push_back({t.name, t.ne, t.type, g.tensor_bytes(t)});
+      continue;
+    }
+    const Tensor& v = values->second;
+    check(v.dtype == DType::F32 && v.numel() == t.numel(),
+          "{}: merged tensor '{}' does not match the base's '{}'", out_dir, values->first, t.name);
+    std::span<const std::byte> bytes{v.data, v.nbytes()};
+    const GgufWeightSource::Entry& e = named->second.second;
+    if (e.rope_heads > 0 || e.shift != 0.0f) {
+      converted.push_back(e.rope_heads > 0
+                              ? permute_for_gguf(v.f32(), t.numel() / t.ne[0], t.ne[0], e.rope_heads)
+                              : std::vector<float>(v.f32(), v.f32() + v.numel()));
+      for (float& x : converted.back()) x -= e.shift;  // back to the file's convention
+      bytes = std::as_bytes(std::span<const float>(converted.back()));
+    }
+    tensors.push_back({t.name, t.ne, GgmlType::F32, bytes});
+  }
+  std::vector<GgufKV> kvs = g.metadata();
+  for (GgufKV& kv : kvs)
+    if (kv.key == "general.file_type") kv.value = 0;  // LLAMA_FTYPE_ALL_F32
+  const std::string path = (fs::path(out_dir) / "model.gguf").string();
+  write_gguf(path, kvs, tensors, g.alignment());
+  return path;
+}
+
+}  // namespace
+
+std::string save_merged_model(Model& model, const LoraModule& composed, const std::string& base,
+                              const std::string& out_dir) {
   model.merge_lora(to_lora_map(composed));
   std::error_code ec;
   fs::create_directories(out_dir, ec);
   check(!ec, "{}: cannot create directory: {}", out_dir, ec.message());
+  if (!fs::is_directory(base)) return save_merged_gguf(model, base, out_dir);
+  const std::string base_dir = base;
   StateDict dict(out_dir);
   for (auto& [name, tensor] : model.state_dict()) dict.add(name, std::move(tensor));
   save_safetensors((fs::path(out_dir) / "model.safetensors").string(), dict, {{"format", "pt"}});
@@ -32,6 +95,7 @@ void save_merged_model(Model& model, const LoraModule& composed, const std::stri
     fs::copy_file(src, fs::path(out_dir) / name, fs::copy_options::overwrite_existing, ec);
     check(!ec, "{}: cannot copy into {}: {}", src.string(), out_dir, ec.message());
   }
+  return (fs::path(out_dir) / "model.safetensors").string();
 }
 
 }  // namespace lorahub

@@ -14,25 +14,25 @@ namespace lorahub {
 std::vector<float> Embedding::lookup(const std::vector<int32_t>& ids) const {
   std::vector<float> x(ids.size() * static_cast<size_t>(dim));
   const auto count = static_cast<int64_t>(ids.size());
-  if (bf16.empty()) {
+  if (bf16 == nullptr) {
     embedding_lookup(f32.data(), rows, dim, ids.data(), count, x.data());
     return x;
   }
   for (int64_t t = 0; t < count; ++t) {
     check(ids[t] >= 0 && ids[t] < rows, "token id {} is outside the embedding table of {} rows",
           ids[t], rows);
-    bf16_to_f32(&bf16[static_cast<size_t>(ids[t] * dim)], &x[static_cast<size_t>(t * dim)],
+    bf16_to_f32(&(*bf16)[static_cast<size_t>(ids[t] * dim)], &x[static_cast<size_t>(t * dim)],
                 static_cast<size_t>(dim));
   }
   return x;
 }
 
 std::vector<float> Embedding::values() const {
-  return bf16.empty() ? f32 : widen_bf16(bf16);
+  return bf16 == nullptr ? f32 : widen_bf16(*bf16);
 }
 
 void Embedding::convert_to_bf16() {
-  bf16 = take_as_bf16(f32);
+  if (!f32.empty()) bf16 = std::make_shared<const std::vector<uint16_t>>(take_as_bf16(f32));
 }
 
 void norm_forward(const NormLayer& norm, const float* x, int64_t rows, float* y) {

@@ -8,6 +8,7 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <vector>
 
 #include "kernels/ops.h"
@@ -17,11 +18,12 @@
 namespace lorahub {
 
 // A token embedding table [rows, dim]: f32 (the reference path) or, after convert_to_bf16(), bf16
-// (the fast path: half the memory; rows are widened to f32 as they are looked up).
+// (the fast path: half the memory; rows are widened to f32 as they are looked up). The bf16 table
+// is shared with a tied LM head (weights.h: tied_head).
 struct Embedding {
   int64_t rows = 0, dim = 0;
   std::vector<float> f32;
-  std::vector<uint16_t> bf16;
+  std::shared_ptr<const std::vector<uint16_t>> bf16;
 
   // x[ids.size(), dim]; throws Error for an id outside the table.
   std::vector<float> lookup(const std::vector<int32_t>& ids) const;

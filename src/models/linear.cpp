@@ -24,10 +24,10 @@ const std::vector<LoraDelta>* find_deltas(const Linear& layer, const LoraMap* lo
 }  // namespace
 
 void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y) {
-  if (layer.weight_bf16.empty())
+  if (layer.weight_bf16 == nullptr)
     matmul_abt(x, layer.weight.data(), y, rows, layer.out, layer.in);
   else
-    matmul_abt_bf16(x, layer.weight_bf16.data(), y, rows, layer.out, layer.in);
+    matmul_abt_bf16(x, layer.weight_bf16->data(), y, rows, layer.out, layer.in);
   if (!layer.bias.empty()) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t o = 0; o < layer.out; ++o) y[r * layer.out + o] += layer.bias[o];
@@ -43,11 +43,12 @@ void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y)
 }
 
 void convert_to_bf16(Linear& layer) {
-  if (!layer.weight.empty()) layer.weight_bf16 = take_as_bf16(layer.weight);
+  if (!layer.weight.empty())
+    layer.weight_bf16 = std::make_shared<const std::vector<uint16_t>>(take_as_bf16(layer.weight));
 }
 
 std::vector<float> weight_f32(const Linear& layer) {
-  return layer.weight_bf16.empty() ? layer.weight : widen_bf16(layer.weight_bf16);
+  return layer.weight_bf16 == nullptr ? layer.weight : widen_bf16(*layer.weight_bf16);
 }
 
 void attach_lora(Linear& layer, const LoraMap* lora) {
@@ -60,7 +61,7 @@ void merge_lora_into(Linear& layer, const LoraMap& lora) {
   const auto* deltas = find_deltas(layer, &lora);
   if (deltas == nullptr) return;
   // bf16 weights: merged in f32 and rounded once, as PEFT merging into a bf16 model does.
-  const bool bf16 = !layer.weight_bf16.empty();
+  const bool bf16 = layer.weight_bf16 != nullptr;
   if (bf16) layer.weight = weight_f32(layer);
   for (const LoraDelta& d : *deltas) {
     check_delta(layer, d);

@@ -3,6 +3,7 @@
 // folds the same deltas into W, as PEFT's merge_and_unload does; a test proves both agree.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -18,9 +19,11 @@ struct Linear {
   const std::vector<LoraDelta>* lora = nullptr;  // set by attach_lora(); not owned
   // The bf16 fast path (LoadOptions::bf16): W held as bf16 [out, in] instead of `weight`, which is
   // then empty. Half the memory, and oneDNN's AVX512-BF16 products run about 2x the f32 ones.
-  std::vector<uint16_t> weight_bf16;
+  // Shared, never written in place: a tied LM head views the embedding's table (weights.h), and a
+  // merge gives the layer new storage.
+  std::shared_ptr<const std::vector<uint16_t>> weight_bf16;
 
-  bool has_weight() const { return !weight.empty() || !weight_bf16.empty(); }
+  bool has_weight() const { return !weight.empty() || weight_bf16 != nullptr; }
 };
 
 // y[rows, out] = x[rows, in] · Wᵀ + b + Σ scale · (x Aᵀ) Bᵀ. With bf16 weights, x is rounded to

@@ -4,13 +4,15 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <map>
 #include <unordered_map>
 
+#include "core/allocator.h"
 #include "core/error.h"
 #include "core/half.h"
-#include "kernels/dequant.h"
 #include "models/batch.h"
 #include "models/blocks.h"
+#include "models/gguf_weights.h"
 #include "models/weights.h"
 #include "tokenizer/bpe.h"
 
@@ -18,68 +20,20 @@ namespace lorahub {
 
 // ------------------------------------------------------------------------------ GGUF weights
 
-namespace {
-
-std::vector<float> dequantized(const GgufFile& g, const GgufTensorInfo& t) {
-  const auto bytes = g.tensor_bytes(t);
-  std::vector<float> out(static_cast<size_t>(t.numel()));
-  const auto* u16 = reinterpret_cast<const uint16_t*>(bytes.data());
-  switch (t.type) {
-    case GgmlType::F32:
-      std::memcpy(out.data(), bytes.data(), out.size() * 4);
-      break;
-    case GgmlType::F16:
-      f16_to_f32(u16, out.data(), out.size());
-      break;
-    case GgmlType::BF16:
-      bf16_to_f32(u16, out.data(), out.size());
-      break;
-    case GgmlType::Q4_0:
-      dequantize(BlockFormat::Q4_0, bytes.data(), out.data(), t.numel());
-      break;
-    case GgmlType::Q4_1:
-      dequantize(BlockFormat::Q4_1, bytes.data(), out.data(), t.numel());
-      break;
-    case GgmlType::Q8_0:
-      dequantize(BlockFormat::Q8_0, bytes.data(), out.data(), t.numel());
-      break;
-  }
-  return out;
-}
-
-// llama.cpp's converter reorders the rows of each head of q_proj/k_proj from transformers'
-// rotate_half layout [first halves | second halves] to interleaved pairs (convert_hf_to_gguf's
-// permute). Undo it: GGUF row h·d + 2i + j  ->  HF row h·d + j·d/2 + i.
-std::vector<float> unpermute_rows(const std::vector<float>& w, int64_t n_head, int64_t cols) {
-  const int64_t rows = static_cast<int64_t>(w.size()) / cols, d = rows / n_head;
-  std::vector<float> out(w.size());
-  for (int64_t h = 0; h < n_head; ++h)
-    for (int64_t i = 0; i < d / 2; ++i)
-      for (int64_t j = 0; j < 2; ++j)
-        std::memcpy(&out[(h * d + j * d / 2 + i) * cols], &w[(h * d + 2 * i + j) * cols],
-                    cols * sizeof(float));
-  return out;
-}
-
-}  // namespace
-
-StateDict gguf_to_hf_state_dict(const GgufFile& g, const DecoderSpec& c) {
-  StateDict sd(g.path());
-  const bool permuted = c.architecture == "llama";  // the converter permutes only Llama
+GgufWeightSource gguf_weights(const GgufFile& g, const DecoderSpec& c) {
+  const bool permuted = c.architecture == "llama";  // the converter permutes only Llama's q/k
+  std::map<std::string, GgufWeightSource::Entry> tensors;
   for (const auto& t : g.tensors()) {
     if (t.name == "rope_freqs.weight") continue;  // llama3 factors, recomputed from the config
     const std::string name = hf_name_for_gguf(t.name, c, g.path());
-    std::vector<float> w = dequantized(g, t);
-    if (permuted && name.ends_with("q_proj.weight"))
-      w = unpermute_rows(w, c.heads, t.ne[0]);
-    else if (permuted && name.ends_with("k_proj.weight"))
-      w = unpermute_rows(w, c.kv_heads, t.ne[0]);
+    GgufWeightSource::Entry e{&t};
     // (biases are permuted too, but Llama has none; Qwen2 is not permuted.)
-    if (c.norm_plus_one && name.ends_with("norm.weight"))
-      for (float& v : w) v -= 1.0f;  // Gemma: the converter stored 1 + w
-    sd.add(name, Tensor::from_f32(std::move(w), t.shape()));
+    if (permuted && name.ends_with("q_proj.weight")) e.rope_heads = c.heads;
+    if (permuted && name.ends_with("k_proj.weight")) e.rope_heads = c.kv_heads;
+    if (c.norm_plus_one && name.ends_with("norm.weight")) e.shift = -1.0f;  // stored as 1 + w
+    tensors.emplace(name, e);
   }
-  return sd;
+  return GgufWeightSource(g, std::move(tensors));
 }
 
 // ------------------------------------------------------------------------------ the model
@@ -99,7 +53,7 @@ struct DecoderBlock {
 
 class DecoderModel : public Model {
  public:
-  DecoderModel(const DecoderSpec& config, const StateDict& weights, bool bf16,
+  DecoderModel(const DecoderSpec& config, const WeightSource& weights, bool bf16,
              std::unique_ptr<BpeTokenizer> tokenizer)
       : cfg_(config), tokenizer_(std::move(tokenizer)), bf16_(bf16) {
     inv_freq_ = rope_inv_freq(cfg_.head_dim, cfg_.rope.theta, cfg_.rope.scaling);
@@ -107,19 +61,10 @@ class DecoderModel : public Model {
       inv_freq_local_ =
           rope_inv_freq(cfg_.head_dim, cfg_.rope_local.theta, cfg_.rope_local.scaling);
     WeightReader r(weights, bf16);
-    embed_.rows = cfg_.vocab_size;
-    embed_.dim = cfg_.hidden;
-    embed_.f32 = r.matrix("model.embed_tokens.weight", cfg_.vocab_size, cfg_.hidden);
-    // The vocabulary-sized tensors first (their f32 copies are the largest transients of
-    // loading). transformers ties lm_head to the embedding when configured so, or when the file
-    // has none.
+    embed_ = r.embedding("model.embed_tokens.weight", cfg_.vocab_size, cfg_.hidden);
+    // transformers ties lm_head to the embedding when configured so, or when the file has none.
     const bool tied = cfg_.tied_embeddings || !weights.contains("lm_head.weight");
-    lm_head_ = tied ? Linear{"lm_head", cfg_.hidden, cfg_.vocab_size, embed_.f32, {}, nullptr, {}}
-                    : r.linear("lm_head", cfg_.hidden, cfg_.vocab_size);
-    if (bf16) {
-      convert_to_bf16(lm_head_);
-      embed_.convert_to_bf16();
-    }
+    lm_head_ = tied ? tied_head(embed_, "lm_head") : r.linear("lm_head", cfg_.hidden, cfg_.vocab_size);
     tied_head_ = tied;
     for (int64_t i = 0; i < cfg_.layers; ++i) blocks_.push_back(load_block(r, i));
     final_norm_ = norm(r, "model.norm", cfg_.hidden);
@@ -469,15 +414,20 @@ std::unique_ptr<Model> load_llama(const std::string& dir, const HfConfig& config
         "{}: no tokenizer: tokenizer.json not found (decoder-only models need it)", dir);
   auto tokenizer = BpeTokenizer::from_hf_dir(dir);
   const StateDict weights = load_model_weights(dir);
-  return std::make_unique<DecoderModel>(cfg, weights, options.bf16, std::move(tokenizer));
+  return std::make_unique<DecoderModel>(cfg, StateDictSource(weights), options.bf16,
+                                        std::move(tokenizer));
 }
 
 std::unique_ptr<Model> load_llama_gguf(const std::string& path, const LoadOptions& options) {
-  const GgufFile gguf = GgufFile::open(path);
+  GgufFile gguf = GgufFile::open(path);
   const DecoderSpec cfg = DecoderSpec::from_gguf(gguf);
   auto tokenizer = BpeTokenizer::from_gguf(gguf);
-  const StateDict weights = gguf_to_hf_state_dict(gguf, cfg);
-  return std::make_unique<DecoderModel>(cfg, weights, options.bf16, std::move(tokenizer));
+  // The vocabulary's key/values (tens of MB as parsed) are done with: their memory goes to the
+  // weights instead of adding to the peak (a quarter of it for SmolLM2-135M).
+  gguf.forget_metadata();
+  release_freed_memory();
+  return std::make_unique<DecoderModel>(cfg, gguf_weights(gguf, cfg), options.bf16,
+                                        std::move(tokenizer));
 }
 
 }  // namespace lorahub

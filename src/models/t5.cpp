@@ -77,22 +77,13 @@ class T5Model : public Model {
           std::unique_ptr<SentencePieceTokenizer> tokenizer)
       : cfg_(config), tokenizer_(std::move(tokenizer)), bf16_(bf16) {
     WeightReader reader(weights, bf16);
-    shared_.rows = cfg_.vocab_size;
-    shared_.dim = cfg_.d_model;
-    shared_.f32 = reader.matrix(
+    shared_ = reader.embedding(
         weights.contains("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight",
         cfg_.vocab_size, cfg_.d_model);
-    // The vocabulary-sized tensors first, while nothing else is in memory: their f32 copies are
-    // the largest transients of loading (bf16 peak RSS = the bf16 model, not it plus these).
     // transformers ties lm_head to shared unless the checkpoint holds its own lm_head.weight.
     untied_head_ = weights.contains("lm_head.weight");
-    lm_head_ = untied_head_
-                   ? reader.linear("lm_head", cfg_.d_model, cfg_.vocab_size)
-                   : Linear{"lm_head", cfg_.d_model, cfg_.vocab_size, shared_.f32, {}, nullptr, {}};
-    if (bf16) {
-      convert_to_bf16(lm_head_);
-      shared_.convert_to_bf16();
-    }
+    lm_head_ = untied_head_ ? reader.linear("lm_head", cfg_.d_model, cfg_.vocab_size)
+                            : tied_head(shared_, "lm_head");
     encoder_ = load_stack(reader, "encoder", cfg_.num_layers, false);
     decoder_ = load_stack(reader, "decoder", cfg_.num_decoder_layers, true);
   }
