@@ -9,7 +9,7 @@ APT_PACKAGES=(
   libopenblas-dev libdnnl-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libsqlite3-dev libcpp-httplib-dev libssl-dev libzip-dev libnlopt-cxx-dev libnlopt-dev
   libpagmo-dev libgtest-dev libgmock-dev libbenchmark-dev pybind11-dev zlib1g-dev
-  libpcre2-dev
+  libpcre2-dev libutf8proc-dev
   libpq-dev postgresql chromium chromium-driver  # hub: PostgreSQL metadata, browser test
 )
 

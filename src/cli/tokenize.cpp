@@ -10,6 +10,7 @@
 
 #include "cli/command.h"
 #include "core/error.h"
+#include "core/mapped_file.h"
 #include "formats/gguf.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/sentencepiece.h"
@@ -19,7 +20,8 @@ namespace {
 
 struct TokenizeOptions {
   std::string model;
-  bool no_special = false, decode = false, keep_special = false, chat = false;
+  bool no_special = false, decode = false, keep_special = false, chat = false, render = false;
+  std::string chat_template;  // a template file replacing the model's
 };
 
 std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path) {
@@ -42,6 +44,7 @@ nlohmann::json parse_line(const std::string& line, size_t number) {
 
 void run(const TokenizeOptions& o) {
   const auto tok = open_tokenizer(o.model);
+  const std::string template_text = o.chat_template.empty() ? "" : read_text_file(o.chat_template);
   std::string line;
   for (size_t n = 1; std::getline(std::cin, line); ++n) {
     if (line.empty()) continue;
@@ -52,6 +55,19 @@ void run(const TokenizeOptions& o) {
                        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                 << '\n';
     } else {
+      if (o.render) {  // a conversation (or one user turn) through the chat template, as text
+        // Reparsed keeping key order: tojson in templates prints keys as given.
+        const auto ordered = nlohmann::ordered_json::parse(line);
+        const auto messages =
+            j.is_string()
+                ? nlohmann::ordered_json::array({{{"role", "user"}, {"content", ordered}}})
+                : ordered;
+        check(messages.is_array(), "stdin line {}: expected a JSON string or messages array", n);
+        std::cout << nlohmann::json(tok->render_chat(messages, true, template_text))
+                         .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                  << '\n';
+        continue;
+      }
       check(j.is_string(), "stdin line {}: expected a JSON string", n);
       const std::string text =
           o.chat ? tok->apply_chat_template(j.get<std::string>()) : j.get<std::string>();
@@ -69,6 +85,11 @@ const Registrar reg("tokenize", 90, [](CLI::App& app) {
   cmd->add_flag("--no-special", opts->no_special,
                 "Do not add the tokenizer's default special tokens");
   cmd->add_flag("--chat", opts->chat, "Wrap each text in the chat template as a user turn");
+  cmd->add_flag("--render-chat", opts->render,
+                "Print the chat template rendered for each line (a user turn as a JSON string, or "
+                "a JSON array of {role, content} messages) with the generation prompt");
+  cmd->add_option("--chat-template", opts->chat_template,
+                  "With --render-chat: a Jinja template file to use instead of the model's");
   cmd->add_flag("--decode", opts->decode, "Decode JSON arrays of ids to text");
   cmd->add_flag("--keep-special", opts->keep_special, "With --decode: keep special tokens");
   cmd->callback([opts] { run(*opts); });

@@ -1,5 +1,7 @@
 // Text <-> token ids. SentencePiece (T5) and byte-level BPE (Llama family) implement this.
 #pragma once
+#include <nlohmann/json.hpp>
+
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -18,9 +20,15 @@ class Tokenizer {
   virtual int32_t pad_id() const = 0;
   virtual int32_t bos_id() const { return -1; }  // -1 = none
   virtual int64_t vocab_size() const = 0;
-  // Chat template for instruct models: wraps `user` as a user turn plus the generation prompt.
-  // Models without a template throw Error.
+  // Chat template for instruct models: wraps `user` as a user turn plus the generation prompt,
+  // ready for encode() with its default special tokens. Models without a template throw Error.
   virtual std::string apply_chat_template(const std::string& user) const;
+  // The chat template rendered for `messages` (a JSON array of {"role", "content"} objects),
+  // as transformers' apply_chat_template(tokenize=False) does; `template_source` replaces the
+  // model's template when not empty.
+  virtual std::string render_chat(const nlohmann::ordered_json& messages,
+                                  bool add_generation_prompt,
+                                  const std::string& template_source = "") const;
 };
 
 }  // namespace lorahub

@@ -75,6 +75,14 @@ def assert_same_ids(ours_ids, hf_ids, texts):
 @pytest.mark.parametrize("source", ["gguf", "hf_dir"])
 def test_smollm2_ids_match_hf_on_all_bbh_inputs(source, smollm2_tokenizer_dir, bbh_dir):
     hf = tokenizers.Tokenizer.from_file(str(smollm2_tokenizer_dir / "tokenizer.json"))
+    if source == "gguf":
+        # The GGUF says tokenizer.ggml.pre = 'smollm': digits split one by one, as SmolLM2's own
+        # tokenizer.json (Digits(individual) + ByteLevel) and llama.cpp do. transformers' GGUF
+        # conversion ignores the key (GPT-2's regex only), so the oracle gets SmolLM2's real one.
+        from tokenizers import pre_tokenizers
+        hf.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
     texts = bbh_texts(bbh_dir)
     expected = [e.ids for e in hf.encode_batch(texts)]
     model = smollm2_gguf() if source == "gguf" else smollm2_tokenizer_dir

@@ -96,12 +96,18 @@ def smollm2_hf():
     from transformers import AutoModelForCausalLM, AutoTokenizer
     gguf = smollm2_gguf()
     cache = Path(os.environ.get("LORAHUB_TEST_CACHE", Path(tempfile.gettempdir()) / "lorahub-test-cache"))
-    out = cache / f"smollm2_hf_{transformers.__version__}_{os.path.getsize(gguf)}"
+    out = cache / f"smollm2_hf_{transformers.__version__}_{os.path.getsize(gguf)}_digits"
     if not (out / "model.safetensors").exists():
         kw = dict(gguf_file=os.path.basename(gguf))
         model = AutoModelForCausalLM.from_pretrained(os.path.dirname(gguf), dtype=torch.float32, **kw)
         tok = AutoTokenizer.from_pretrained(os.path.dirname(gguf), **kw)
         tok.eos_token = "<|im_end|>"  # transformers' GGUF converter copies BOS into EOS
+        # It also ignores tokenizer.ggml.pre ('smollm'): SmolLM2's own tokenizer (and llama.cpp)
+        # split digits one by one before ByteLevel.
+        from tokenizers import pre_tokenizers
+        tok.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
         cache.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(dir=cache))
         tok.save_pretrained(staging)
