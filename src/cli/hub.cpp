@@ -82,6 +82,9 @@ void add_serve(CLI::App& hub) {
   cmd->add_option("--port", args->server.port, "Port (0: any free port)")->capture_default_str();
   cmd->add_option("--db", args->server.db_url,
                   "postgresql://... to keep metadata in PostgreSQL (shared by several servers)");
+  cmd->add_option("--public-url", args->server.public_url,
+                  "Base URL clients reach the hub at, for pagination links (default: "
+                  "http://HOST:PORT; set it behind a proxy)");
   cmd->add_option("--max-upload-mib", args->max_upload_mib, "Largest accepted push, in MiB")
       ->capture_default_str();
   cmd->add_option("--page-size", args->server.page_size, "Entries per page of listings")
@@ -268,6 +271,9 @@ void gc(const std::string& root, const std::string& db, double min_age_minutes, 
   const auto meta = hub::MetaStore::open(root, db);
   const auto min_age = std::chrono::seconds(static_cast<int64_t>(min_age_minutes * 60));
   const hub::GcReport r = hub::collect_garbage(blobs, *meta, min_age, dry_run);
+  if (r.abandoned_temp_files > 0)
+    std::printf("gc: removed %lld temp files of writers that died\n",
+                static_cast<long long>(r.abandoned_temp_files));
   for (const hub::BlobFile& blob : r.collected)
     std::printf("%s %s (%zu bytes)\n", dry_run ? "would remove" : "removed", blob.sha256.c_str(),
                 blob.size);

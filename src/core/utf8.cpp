@@ -100,4 +100,9 @@ size_t utf8_complete_prefix(std::string_view text) {
   return text.size();
 }
 
+std::string printable_utf8(std::string_view text, size_t max_bytes) {
+  const std::string kept = truncate_utf8(text, max_bytes);
+  return to_valid_utf8(kept) + (kept.size() < text.size() ? "..." : "");
+}
+
 }  // namespace lorahub

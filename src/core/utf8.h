@@ -25,4 +25,8 @@ std::string truncate_utf8(std::string_view text, size_t max_bytes);
 // will once more bytes arrive; the rest is held back.
 size_t utf8_complete_prefix(std::string_view text);
 
+// For messages that quote outside bytes: to_valid_utf8 of at most `max_bytes` of `text`, with
+// "..." when it was longer.
+std::string printable_utf8(std::string_view text, size_t max_bytes = 200);
+
 }  // namespace lorahub

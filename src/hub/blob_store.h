@@ -2,6 +2,7 @@
 // temp file, fsync'd, renamed into place and its folder fsync'd, so a blob that exists is whole
 // and durable; metadata only ever points at blobs that already exist (crash safety, issue 7).
 #pragma once
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -27,6 +28,10 @@ class BlobStore {
  public:
   // Creates ROOT/blobs when missing and removes temp files that a crash left behind.
   explicit BlobStore(std::string root);
+
+  // Removes temp files whose writer died (no lock held on them: see write_file_atomic), however
+  // young; those of live writers, in this or another process, stay. Returns how many went.
+  int64_t remove_abandoned_temp_files() const;
 
   // Stores `content` durably (idempotent: identical content is stored once). Storing content
   // that is already there refreshes the blob's modification time: garbage collection keeps

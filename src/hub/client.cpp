@@ -3,6 +3,7 @@
 #include <httplib.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <map>
@@ -132,6 +133,9 @@ struct HubClient::Impl {
 
   Impl(std::string e, std::string t)
       : endpoint(std::move(e)), token(std::move(t)), http(check_endpoint(endpoint)) {
+    // A server refusing an upload early (401, 413) closes the socket while we still write: that
+    // must be an error to report, not SIGPIPE killing the process.
+    std::signal(SIGPIPE, SIG_IGN);
     http.set_connection_timeout(10);
     http.set_read_timeout(300);
     http.set_write_timeout(300);

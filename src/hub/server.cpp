@@ -1,6 +1,6 @@
 #include "hub/server.h"
 
-#include <httplib.h>
+#include <openssl/evp.h>
 
 #include <nlohmann/json.hpp>
 
@@ -10,7 +10,10 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "formats/json.h"
+#include "http/multipart.h"
+#include "http/server.h"
 #include "hub/blob_store.h"
 #include "hub/hash.h"
 #include "hub/meta_store.h"
@@ -25,24 +28,20 @@ using json = nlohmann::json;
 
 // A failure with its HTTP status and, for huggingface_hub, its X-Error-Code (RepoNotFound,
 // RevisionNotFound, EntryNotFound decide which Python exception the client raises).
-struct HttpError : Error {
-  HttpError(int status, std::string message, std::string code = "", std::string commit = "")
-      : Error(std::move(message)),
-        status(status),
-        code(std::move(code)),
-        commit(std::move(commit)) {}
-  int status;
-  std::string code;
-  std::string commit;
-};
+http::Error HttpError(int status, std::string message, std::string code = "",
+                      std::string commit = "") {
+  http::Headers headers;
+  if (!code.empty()) headers.emplace("X-Error-Code", std::move(code));
+  if (!commit.empty()) headers.emplace("X-Repo-Commit", std::move(commit));
+  return http::Error(status, std::move(message), std::move(headers));
+}
 
 constexpr size_t kMaxFilesPerUpload = 256;
 constexpr size_t kMaxTextField = 4000;
 constexpr size_t kMaxTags = 32;
 
-void send_json(httplib::Response& res, const json& body, int status = 200) {
-  res.status = status;
-  res.set_content(body.dump(), "application/json");
+http::Response send_json(const json& body, int status = 200) {
+  return http::Response::json(body.dump(), status);
 }
 
 std::string iso_time(int64_t seconds) {
@@ -61,18 +60,18 @@ int64_t now_seconds() {
 }
 
 // An integer query parameter within [low, high], or `fallback` when absent.
-int64_t int_param(const httplib::Request& req, const char* key, int64_t fallback, int64_t low,
+int64_t int_param(const http::Request& req, const char* key, int64_t fallback, int64_t low,
                   int64_t high) {
   if (!req.has_param(key)) return fallback;
-  const std::string value = req.get_param_value(key);
+  const std::string value = req.param(key);
   int64_t parsed = 0;
   try {
     size_t used = 0;
     parsed = std::stoll(value, &used);
     if (used != value.size()) throw std::invalid_argument(value);
   } catch (const std::exception&) {
-    throw HttpError(
-        400, fmt::format("query parameter '{}' is not an integer: '{}'", key, value.substr(0, 40)));
+    throw HttpError(400, fmt::format("query parameter '{}' is not an integer: '{}'", key,
+                                     printable_utf8(value, 40)));
   }
   if (parsed < low || parsed > high) {
     throw HttpError(400, fmt::format("query parameter '{}' must be in [{}, {}]", key, low, high));
@@ -80,13 +79,13 @@ int64_t int_param(const httplib::Request& req, const char* key, int64_t fallback
   return parsed;
 }
 
-bool true_param(const httplib::Request& req, const char* key) {
-  const std::string v = req.get_param_value(key);
+bool true_param(const http::Request& req, const char* key) {
+  const std::string v = req.param(key);
   return v == "true" || v == "True" || v == "1";
 }
 
-std::string repo_from(const httplib::Request& req) {
-  const std::string repo = std::string(req.matches[1]) + "/" + std::string(req.matches[2]);
+std::string repo_from(const http::Request& req) {
+  const std::string repo = req.capture("user") + "/" + req.capture("name");
   try {
     validate_repo_id(repo);
   } catch (const Error& e) {
@@ -157,9 +156,42 @@ json model_json(const RepoSummary& repo, const Revision& rev, bool with_files) {
   return out;
 }
 
-// The absolute URL of this request's path with `query`, for Link headers.
-std::string self_url(const httplib::Request& req, const std::string& query) {
-  return fmt::format("http://{}{}?{}", req.get_header_value("Host"), req.path, query);
+// A Link header to the next page. huggingface_hub fetches it as it is, so it must be absolute;
+// it is built on the configured base URL and checked names, never on the client's Host header.
+std::string next_link(const std::string& base_url, const std::string& path,
+                      const std::string& query) {
+  return fmt::format("<{}{}?{}>; rel=\"next\"", base_url, path, query);
+}
+
+// base64 of SHA-256: the form of a Content-Security-Policy source hash.
+std::string sha256_base64(std::string_view text) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr);
+  std::string out(4 * ((length + 2) / 3) + 1, '\0');
+  out.resize(EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), digest, length));
+  return out;
+}
+
+// The text between `open` and `close` in `page` (the page's one inline script or style).
+std::string_view inline_block(std::string_view page, std::string_view open,
+                              std::string_view close) {
+  const size_t start = page.find(open);
+  const size_t end = page.find(close, start);
+  check(start != std::string_view::npos && end != std::string_view::npos, "web page: no {} block",
+        open);
+  return page.substr(start + open.size(), end - start - open.size());
+}
+
+// A strict policy for the web page: only its own inline script and style (by hash) run, it
+// talks only to this server, and nothing may frame it.
+std::string web_page_csp() {
+  const std::string_view page = web_page_html();
+  return fmt::format(
+      "default-src 'none'; script-src 'sha256-{}'; style-src 'sha256-{}'; connect-src 'self'; "
+      "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+      sha256_base64(inline_block(page, "<script>", "</script>")),
+      sha256_base64(inline_block(page, "<style>", "</style>")));
 }
 
 struct TreeEntry {
@@ -225,11 +257,18 @@ std::string text_field(const json& meta, const char* key) {
   return value;
 }
 
-PushMeta read_push_meta(const httplib::Request& req) {
-  if (!req.has_file("meta")) throw HttpError(400, "push: missing the 'meta' form field");
+const http::FormPart* find_part(const std::vector<http::FormPart>& parts, std::string_view name) {
+  const auto it =
+      std::find_if(parts.begin(), parts.end(), [&](const auto& p) { return p.name == name; });
+  return it == parts.end() ? nullptr : &*it;
+}
+
+PushMeta read_push_meta(const std::vector<http::FormPart>& parts) {
+  const http::FormPart* part = find_part(parts, "meta");
+  if (part == nullptr) throw HttpError(400, "push: missing the 'meta' form field");
   json meta;
   try {
-    meta = parse_json(req.get_file_value("meta").content, "push meta");
+    meta = parse_json(part->content, "push meta");
   } catch (const Error& e) {
     throw HttpError(400, e.what());
   }
@@ -268,12 +307,12 @@ PushMeta read_push_meta(const httplib::Request& req) {
   return out;
 }
 
-std::vector<UploadedFile> read_push_files(const httplib::Request& req) {
+std::vector<UploadedFile> read_push_files(const std::vector<http::FormPart>& parts) {
   std::vector<UploadedFile> files;
   std::set<std::string> seen;
-  const auto range = req.files.equal_range("file");
-  for (auto it = range.first; it != range.second; ++it) {
-    const std::string& path = it->second.filename;
+  for (const auto& part : parts) {
+    if (part.name != "file") continue;
+    const std::string& path = part.filename;
     try {
       validate_file_path(path);
     } catch (const Error& e) {
@@ -283,7 +322,7 @@ std::vector<UploadedFile> read_push_files(const httplib::Request& req) {
     if (files.size() >= kMaxFilesPerUpload) {
       throw HttpError(400, fmt::format("push: more than {} files", kMaxFilesPerUpload));
     }
-    files.push_back({path, it->second.content});
+    files.push_back({path, std::string(part.content)});
   }
   if (files.empty()) throw HttpError(400, "push: no files");
   std::sort(files.begin(), files.end(),
@@ -307,58 +346,56 @@ struct HubServer::Impl {
   ServerOptions options;
   std::unique_ptr<MetaStore> meta;
   BlobStore blobs;
-  httplib::Server http;
+  std::string csp = web_page_csp();
+  std::string base_url;  // for Link headers; options.public_url or the bound address
+  std::unique_ptr<http::Server> server;
 
   explicit Impl(ServerOptions o)
       : options(std::move(o)),
         meta(MetaStore::open(options.root, options.db_url)),
         blobs(options.root) {
     remove_stale_scratch(scratch_root());
-    install_routes();
+    http::ServerOptions http_options;
+    http_options.host = options.host;
+    http_options.port = options.port;
+    http_options.worker_threads = options.threads;
+    server = std::make_unique<http::Server>(http_options, routes());
   }
 
   // Uploads are laid out here to be checked with the PEFT reader before anything is stored.
   std::string scratch_root() const { return options.root + "/uploads"; }
 
-  void install_routes() {
-    const int threads = options.threads;
-    http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
-    http.set_payload_max_length(options.max_upload_bytes);
-    http.set_keep_alive_max_count(1000);
-    http.set_read_timeout(60);
-    http.set_write_timeout(60);
-    http.set_exception_handler([](const httplib::Request&, httplib::Response& res,
-                                  std::exception_ptr ep) { report(res, ep); });
-    http.Get("/", [](const httplib::Request&, httplib::Response& res) {
-      const std::string_view page = web_page_html();
-      res.set_content(page.data(), page.size(), "text/html; charset=utf-8");
-    });
-    http.Get("/api/models", [this](const auto& req, auto& res) { list_models(req, res); });
-    http.Get("/api/whoami-v2", [this](const auto& req, auto& res) { whoami(req, res); });
-    http.Get(R"(/api/models/([^/]+)/([^/]+))",
-             [this](const auto& req, auto& res) { model_info(req, res, "main"); });
-    http.Get(R"(/api/models/([^/]+)/([^/]+)/revision/([^/]+))",
-             [this](const auto& req, auto& res) { model_info(req, res, req.matches[3]); });
-    http.Get(R"(/api/models/([^/]+)/([^/]+)/tree/([^/]+)(?:/(.*))?)",
-             [this](const auto& req, auto& res) { tree(req, res); });
-    http.Get(R"(/([^/]+)/([^/]+)/resolve/([^/]+)/(.+))",
-             [this](const auto& req, auto& res) { resolve(req, res); });
-    http.Post(R"(/api/lorahub/push/([^/]+)/([^/]+))",
-              [this](const auto& req, auto& res) { push(req, res); });
+  http::Router routes() {
+    http::Router router;
+    auto get = [&](std::string pattern, auto member) {
+      router.add({.method = "GET",
+                  .pattern = std::move(pattern),
+                  .handler = [this, member](http::Request& req) { return (this->*member)(req); },
+                  .before_body = nullptr,
+                  .max_body = 0});
+    };
+    get("/", &Impl::page);
+    get("/api/models", &Impl::list_models);
+    get("/api/whoami-v2", &Impl::whoami);
+    get("/api/models/{user}/{name}", &Impl::model_info);
+    get("/api/models/{user}/{name}/revision/{rev}", &Impl::model_info);
+    get("/api/models/{user}/{name}/tree/{rev}", &Impl::tree);
+    get("/api/models/{user}/{name}/tree/{rev}/{path*}", &Impl::tree);
+    get("/{user}/{name}/resolve/{rev}/{path*}", &Impl::resolve);
+    router.add({.method = "POST",
+                .pattern = "/api/lorahub/push/{user}/{name}",
+                .handler = [this](http::Request& req) { return push(req); },
+                // Token, namespace and form type are checked before the upload is read.
+                .before_body = [this](const http::Request& req) { authorize_push(req); },
+                .max_body = options.max_upload_bytes});
+    return router;
   }
 
-  static void report(httplib::Response& res, std::exception_ptr ep) {
-    try {
-      std::rethrow_exception(ep);
-    } catch (const HttpError& e) {
-      if (!e.code.empty()) res.set_header("X-Error-Code", e.code);
-      if (!e.commit.empty()) res.set_header("X-Repo-Commit", e.commit);
-      send_json(res, {{"error", e.what()}}, e.status);
-    } catch (const std::exception& e) {  // bad requests are HttpErrors; anything else is ours
-      send_json(res, {{"error", fmt::format("internal error: {}", e.what())}}, 500);
-    } catch (...) {
-      send_json(res, {{"error", "internal error"}}, 500);
-    }
+  http::Response page(http::Request&) {
+    auto res = http::Response::text(std::string(web_page_html()), "text/html; charset=utf-8");
+    res.set_header("Content-Security-Policy", csp);
+    res.set_header("Referrer-Policy", "no-referrer");
+    return res;
   }
 
   // The revision `rev` of `repo`, or the 404 that huggingface_hub maps to the right exception.
@@ -371,34 +408,35 @@ struct HubServer::Impl {
                     "RevisionNotFound");
   }
 
-  std::optional<std::string> user_of(const httplib::Request& req) {
-    const std::string header = req.get_header_value("Authorization");
+  std::optional<std::string> user_of(const http::Request& req) {
+    const std::string header = req.header("Authorization");
     if (!header.starts_with("Bearer ")) return std::nullopt;
     return meta->user_for_token(header.substr(7));
   }
 
-  void whoami(const httplib::Request& req, httplib::Response& res) {
+  http::Response whoami(http::Request& req) {
     const auto user = user_of(req);
     if (!user) throw HttpError(401, "missing or invalid token");
-    send_json(res, {{"type", "user"}, {"name", *user}, {"auth", {{"type", "access_token"}}}});
+    return send_json({{"type", "user"}, {"name", *user}, {"auth", {{"type", "access_token"}}}});
   }
 
-  void model_info(const httplib::Request& req, httplib::Response& res, const std::string& rev) {
+  http::Response model_info(http::Request& req) {
     const std::string repo = repo_from(req);
+    const std::string rev = req.captures.count("rev") ? req.capture("rev") : "main";
     const Revision revision = revision_or_404(repo, rev);
     const auto summary = meta->find_repo(repo);
     if (!summary)
       throw HttpError(404, fmt::format("repository '{}' not found", repo), "RepoNotFound");
-    send_json(res, model_json(*summary, revision, true));
+    return send_json(model_json(*summary, revision, true));
   }
 
-  void list_models(const httplib::Request& req, httplib::Response& res) {
+  http::Response list_models(http::Request& req) {
     SearchFilter filter;
-    filter.text = req.get_param_value("search");
-    filter.author = req.get_param_value("author");
-    filter.base_model = req.get_param_value("base_model");
-    filter.task = req.get_param_value("task");
-    filter.tag = req.has_param("tag") ? req.get_param_value("tag") : req.get_param_value("filter");
+    filter.text = req.param("search");
+    filter.author = req.param("author");
+    filter.base_model = req.param("base_model");
+    filter.task = req.param("task");
+    filter.tag = req.has_param("tag") ? req.param("tag") : req.param("filter");
     if (req.has_param("rank")) filter.rank = int_param(req, "rank", 0, 1, 65536);
     const int64_t limit = int_param(req, "limit", options.page_size, 1, 100000);
     filter.limit = std::min<int64_t>(limit, options.page_size);
@@ -411,23 +449,30 @@ struct HubServer::Impl {
       if (full) head = meta->find_revision(repo.id, repo.head.sha);
       out.push_back(model_json(repo, head ? *head : repo.head, head.has_value()));
     }
+    http::Response res = send_json(out);
     if (static_cast<int64_t>(found.size()) == filter.limit) {
       std::string query = fmt::format("cursor={}&limit={}", filter.offset + filter.limit, limit);
       for (const char* key :
            {"search", "author", "base_model", "task", "tag", "filter", "rank", "full"}) {
-        if (req.has_param(key))
-          query += fmt::format("&{}={}", key, percent_encode(req.get_param_value(key)));
+        if (req.has_param(key)) query += fmt::format("&{}={}", key, percent_encode(req.param(key)));
       }
-      res.set_header("Link", fmt::format("<{}>; rel=\"next\"", self_url(req, query)));
+      res.set_header("Link", next_link(base_url, "/api/models", query));
     }
-    send_json(res, out);
+    return res;
   }
 
-  void tree(const httplib::Request& req, httplib::Response& res) {
+  http::Response tree(http::Request& req) {
     const std::string repo = repo_from(req);
-    const Revision rev = revision_or_404(repo, req.matches[3]);
-    std::string prefix = req.matches.size() > 4 ? std::string(req.matches[4]) : "";
+    const Revision rev = revision_or_404(repo, req.capture("rev"));
+    std::string prefix = req.capture("path");
     while (prefix.ends_with('/')) prefix.pop_back();
+    if (!prefix.empty()) {
+      try {
+        validate_file_path(prefix);
+      } catch (const Error& e) {
+        throw HttpError(400, e.what());
+      }
+    }
     const bool recursive = true_param(req, "recursive");
     const auto entries = tree_entries(rev, prefix, recursive);
     if (!prefix.empty() && entries.empty()) {
@@ -440,23 +485,27 @@ struct HubServer::Impl {
     for (int64_t i = cursor; i < static_cast<int64_t>(entries.size()) && i < cursor + limit; ++i) {
       out.push_back(tree_entry_json(entries[i], rev.sha));
     }
+    http::Response res = send_json(out);
     if (cursor + limit < static_cast<int64_t>(entries.size())) {
       const std::string query = fmt::format("recursive={}&expand=false&limit={}&cursor={}",
                                             recursive ? "true" : "false", limit, cursor + limit);
-      res.set_header("Link", fmt::format("<{}>; rel=\"next\"", self_url(req, query)));
+      std::string path =
+          fmt::format("/api/models/{}/tree/{}", repo, percent_encode(req.capture("rev")));
+      if (!prefix.empty()) path += "/" + percent_encode(prefix);
+      res.set_header("Link", next_link(base_url, path, query));
     }
-    send_json(res, out);
+    return res;
   }
 
-  void resolve(const httplib::Request& req, httplib::Response& res) {
+  http::Response resolve(http::Request& req) {
     const std::string repo = repo_from(req);
-    const std::string path = req.matches[4];
+    const std::string path = req.capture("path");
     try {
       validate_file_path(path);
     } catch (const Error& e) {
       throw HttpError(400, e.what());
     }
-    const Revision rev = revision_or_404(repo, req.matches[3]);
+    const Revision rev = revision_or_404(repo, req.capture("rev"));
     const auto file = std::find_if(rev.files.begin(), rev.files.end(),
                                    [&](const auto& f) { return f.path == path; });
     if (file == rev.files.end()) {
@@ -468,32 +517,24 @@ struct HubServer::Impl {
       throw HttpError(
           500, fmt::format("{}@{}: the store has lost the blob of '{}'", repo, rev.sha, path));
     }
-    const auto blob = blobs.open(file->sha256);
-    if (blob->size() != static_cast<size_t>(file->size)) {
-      throw HttpError(500, fmt::format("{}: stored blob has {} bytes, expected {}", blob->path(),
-                                       blob->size(), file->size));
+    http::Response res =
+        http::Response::from_file(blobs.path_of(file->sha256), "application/octet-stream");
+    if (res.file->size != static_cast<uint64_t>(file->size)) {
+      throw HttpError(500, fmt::format("{}: stored blob has {} bytes, expected {}",
+                                       blobs.path_of(file->sha256), res.file->size, file->size));
     }
     res.set_header("X-Repo-Commit", rev.sha);
     res.set_header("ETag", "\"" + file->sha256 + "\"");
     res.set_header("X-Linked-Etag", "\"" + file->sha256 + "\"");
     res.set_header("X-Linked-Size", std::to_string(file->size));
-    res.set_header("Accept-Ranges", "bytes");
     // A revision sha names fixed content; "main" moves with every push.
-    const bool pinned = std::string(req.matches[3]) == rev.sha;
+    const bool pinned = req.capture("rev") == rev.sha;
     res.set_header("Cache-Control", pinned ? "public, max-age=31536000, immutable" : "no-cache");
-    if (blob->size() == 0) {
-      res.set_content("", "application/octet-stream");
-      return;
-    }
-    res.set_content_provider(blob->size(), "application/octet-stream",
-                             [blob](size_t offset, size_t length, httplib::DataSink& sink) {
-                               const size_t chunk = std::min<size_t>(length, 1 << 20);
-                               return sink.write(
-                                   reinterpret_cast<const char*>(blob->data()) + offset, chunk);
-                             });
+    return res;
   }
 
-  void push(const httplib::Request& req, httplib::Response& res) {
+  // The checks of a push that need no body: valid repo id, a token of the repo's owner, a form.
+  std::string authorize_push(const http::Request& req) {
     const std::string repo = repo_from(req);
     const auto user = user_of(req);
     if (!user) throw HttpError(401, "push needs a valid token (Authorization: Bearer ...)");
@@ -502,9 +543,18 @@ struct HubServer::Impl {
       throw HttpError(
           403, fmt::format("user '{}' may not write to '{}' (owned by '{}')", *user, repo, owner));
     }
-    if (!req.is_multipart_form_data()) throw HttpError(400, "push: expected multipart/form-data");
-    PushMeta pm = read_push_meta(req);
-    const std::vector<UploadedFile> files = read_push_files(req);
+    if (!req.header("Content-Type").starts_with("multipart/form-data")) {
+      throw HttpError(400, "push: expected multipart/form-data");
+    }
+    return repo;
+  }
+
+  http::Response push(http::Request& req) {
+    const std::string repo = authorize_push(req);  // again: a token may be revoked meanwhile
+    const auto parts =
+        http::parse_multipart(req.header("Content-Type"), req.body, 2 * kMaxFilesPerUpload);
+    PushMeta pm = read_push_meta(parts);
+    const std::vector<UploadedFile> files = read_push_files(parts);
     try {
       const ModuleMeta found = inspect_module(files, scratch_root());
       pm.meta.base_model = found.base_model;
@@ -532,7 +582,7 @@ struct HubServer::Impl {
     // put and commit; now that the revision points at it, store it again.
     for (size_t i = 0; i < files.size(); ++i)  // rev.files[i] was stored from files[i]
       if (!blobs.contains(rev.files[i].sha256)) blobs.put(files[i].content);
-    send_json(res, {{"commit", rev.sha}, {"repo", repo}, {"files", rev.files.size()}});
+    return send_json({{"commit", rev.sha}, {"repo", repo}, {"files", rev.files.size()}});
   }
 
   // Refuses early, before any blob is written, a push whose parent is no longer the head.
@@ -540,7 +590,7 @@ struct HubServer::Impl {
     if (meta->head_of(repo).value_or("") != parent) throw conflict(repo, parent);
   }
 
-  HttpError conflict(const std::string& repo, const std::string& parent) {
+  http::Error conflict(const std::string& repo, const std::string& parent) {
     return HttpError(409, fmt::format("'{}' has moved on: its head is '{}', not '{}' (pull, then "
                                       "push again)",
                                       repo, meta->head_of(repo).value_or("none"),
@@ -552,18 +602,18 @@ HubServer::HubServer(ServerOptions options) : impl_(std::make_unique<Impl>(std::
 HubServer::~HubServer() = default;
 
 int HubServer::bind() {
+  const int port = impl_->server->bind();
   const auto& o = impl_->options;
-  const int port = o.port == 0 ? impl_->http.bind_to_any_port(o.host)
-                               : (impl_->http.bind_to_port(o.host, o.port) ? o.port : -1);
-  check(port > 0, "cannot listen on {}:{} (in use, or not a local address?)", o.host, o.port);
+  impl_->base_url = o.public_url.empty() ? fmt::format("http://{}:{}", o.host, port) : o.public_url;
+  while (impl_->base_url.ends_with('/')) impl_->base_url.pop_back();
   return port;
 }
 
 void HubServer::run() {
-  impl_->http.listen_after_bind();
+  impl_->server->run();
 }
 void HubServer::stop() {
-  impl_->http.stop();
+  impl_->server->stop();
 }
 
 }  // namespace lorahub::hub

@@ -13,6 +13,7 @@ struct ServerOptions {
   std::string db_url;  // empty: SQLite under root; else postgresql://...
   std::string host = "127.0.0.1";
   int port = 8080;                         // 0: any free port
+  std::string public_url;                  // base of absolute links; "" = http://host:port
   size_t max_upload_bytes = 512ull << 20;  // a larger push is refused with 413
   int page_size = 1000;                    // entries per page of tree and model listings
   int threads = 32;

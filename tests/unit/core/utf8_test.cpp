@@ -63,5 +63,11 @@ TEST(Utf8, CompletePrefixHoldsBackOnlyWhatCanStillComplete) {
   EXPECT_EQ(to_valid_utf8(s.substr(0, cut)) + to_valid_utf8(s.substr(cut)), to_valid_utf8(s));
 }
 
+TEST(Utf8Malformed, PrintableIsValidAndMarksTheCut) {
+  EXPECT_EQ(printable_utf8("ab\xE2\x82\xAC" "c", 4), "ab...");
+  EXPECT_EQ(printable_utf8("a\xFF", 10), "a\xEF\xBF\xBD");
+  EXPECT_EQ(printable_utf8("abc", 3), "abc");
+}
+
 }  // namespace
 }  // namespace lorahub
