@@ -34,14 +34,14 @@ std::vector<float> permute_for_gguf(const float* w, int64_t rows, int64_t cols, 
 
 std::string save_merged_gguf(Model& model, const std::string& base, const std::string& out_dir) {
   const GgufFile g = GgufFile::open(base);
-  const GgufWeightSource names = gguf_weights(g, LlamaConfig::from_gguf(g));
-  std::map<std::string, std::pair<std::string, int64_t>> by_gguf_name;  // -> HF name, rope heads
-  for (const auto& [hf, e] : names.entries()) by_gguf_name[e.tensor->name] = {hf, e.rope_heads};
+  const GgufWeightSource names = gguf_weights(g, DecoderSpec::from_gguf(g));
+  std::map<std::string, std::pair<std::string, GgufWeightSource::Entry>> by_gguf_name;  // -> HF
+  for (const auto& [hf, e] : names.entries()) by_gguf_name[e.tensor->name] = {hf, e};
   std::map<std::string, Tensor> merged;
   for (auto& [name, tensor] : model.state_dict()) merged.emplace(name, std::move(tensor));
 
-  std::vector<std::vector<float>> permuted;  // storage for re-permuted q/k
-  permuted.reserve(g.tensors().size());
+  std::vector<std::vector<float>> converted;  // storage for re-permuted q/k, re-shifted norms
+  converted.reserve(g.tensors().size());
   std::vector<GgufTensorData> tensors;
   for (const auto& t : g.tensors()) {
     const auto named = by_gguf_name.find(t.name);
@@ -55,9 +55,13 @@ std::string save_merged_gguf(Model& model, const std::string& base, const std::s
     check(v.dtype == DType::F32 && v.numel() == t.numel(),
           "{}: merged tensor '{}' does not match the base's '{}'", out_dir, values->first, t.name);
     std::span<const std::byte> bytes{v.data, v.nbytes()};
-    if (const int64_t heads = named->second.second; heads > 0) {
-      permuted.push_back(permute_for_gguf(v.f32(), t.numel() / t.ne[0], t.ne[0], heads));
-      bytes = std::as_bytes(std::span<const float>(permuted.back()));
+    const GgufWeightSource::Entry& e = named->second.second;
+    if (e.rope_heads > 0 || e.shift != 0.0f) {
+      converted.push_back(e.rope_heads > 0
+                              ? permute_for_gguf(v.f32(), t.numel() / t.ne[0], t.ne[0], e.rope_heads)
+                              : std::vector<float>(v.f32(), v.f32() + v.numel()));
+      for (float& x : converted.back()) x -= e.shift;  // back to the file's convention
+      bytes = std::as_bytes(std::span<const float>(converted.back()));
     }
     tensors.push_back({t.name, t.ne, GgmlType::F32, bytes});
   }

@@ -39,7 +39,27 @@ void norm_forward(const NormLayer& norm, const float* x, int64_t rows, float* y)
   rms_norm(x, norm.weight.data(), y, rows, static_cast<int64_t>(norm.weight.size()), norm.eps);
 }
 
+namespace {
+// h[rows, hidden] = act(gate) · up from the fused projection y[rows, 2·hidden] = [gate | up].
+std::vector<float> fused_gate_up(const FeedForward& ff, const float* x, int64_t rows) {
+  const int64_t hidden = ff.gate.out / 2;
+  std::vector<float> y(static_cast<size_t>(rows * 2 * hidden)), h(static_cast<size_t>(rows * hidden));
+  linear_forward(ff.gate, x, rows, y.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    std::copy_n(&y[r * 2 * hidden], hidden, &h[r * hidden]);
+    apply_activation(ff.act, &h[r * hidden], hidden);
+    multiply_inplace(&h[r * hidden], &y[r * 2 * hidden + hidden], hidden);
+  }
+  return h;
+}
+}  // namespace
+
 void feed_forward(const FeedForward& ff, const float* x, int64_t rows, float* y) {
+  if (ff.fused_gate_up) {
+    const std::vector<float> h = fused_gate_up(ff, x, rows);
+    linear_forward(ff.down, h.data(), rows, y);
+    return;
+  }
   const int64_t hidden = ff.gate.out;
   std::vector<float> h(static_cast<size_t>(rows * hidden));
   linear_forward(ff.gate, x, rows, h.data());
@@ -71,15 +91,10 @@ void KvCache::reset(int64_t batch_size, int64_t max_length, int64_t dim, bool bf
   }
 }
 
-void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch& rows,
-               KvCache& cache) {
+void write_kv(const float* k, const float* v, const RaggedBatch& rows, KvCache& cache) {
   check(rows.batch == cache.batch && cache.length + rows.len <= cache.capacity,
         "KV cache of {} positions cannot take {} more", cache.capacity, rows.len);
-  const int64_t dim = layer.kv_dim();
-  std::vector<float> k(static_cast<size_t>(rows.rows * dim)), v(k.size());
-  linear_forward(layer.k, src, rows.rows, k.data());
-  linear_forward(layer.v, src, rows.rows, v.data());
-  if (layer.rotary) layer.rotary(k.data(), rows, layer.n_kv_heads, layer.head_dim, cache.length);
+  const int64_t dim = cache.kv_dim;
   for (int64_t b = 0; b < rows.batch; ++b) {
     const size_t dst =
         static_cast<size_t>((b * cache.capacity + cache.length + rows.first[b]) * dim);
@@ -96,6 +111,17 @@ void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch&
   cache.length += rows.len;
 }
 
+void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch& rows,
+               KvCache& cache) {
+  check(layer.kv_dim() == cache.kv_dim, "KV cache holds {} values per position, the layer {}",
+        cache.kv_dim, layer.kv_dim());
+  std::vector<float> k(static_cast<size_t>(rows.rows * cache.kv_dim)), v(k.size());
+  linear_forward(layer.k, src, rows.rows, k.data());
+  linear_forward(layer.v, src, rows.rows, v.data());
+  if (layer.rotary) layer.rotary(k.data(), rows, layer.n_kv_heads, layer.head_dim, cache.length);
+  write_kv(k.data(), v.data(), rows, cache);
+}
+
 namespace {
 
 constexpr float kMasked = -std::numeric_limits<float>::infinity();
@@ -107,6 +133,7 @@ struct HeadView {
   const float *k, *v;  // [k_len] rows of stride kv_stride
   int64_t q_stride, kv_stride, q_len, k_len;
   int64_t q_slot0;           // cache slot of the first query (for the causal mask)
+  int64_t window;            // > 0: sliding window (keys in slots > query slot - window)
   const uint8_t* key_valid;  // [k_len] or nullptr
   const float* bias;         // [q_len] rows of stride bias_stride, or nullptr
   int64_t bias_stride;
@@ -116,9 +143,11 @@ struct HeadView {
 void mask_scores(const AttentionLayer& layer, const HeadView& h, bool causal, int64_t i,
                  float* row) {
   const int64_t last_visible = causal ? std::min(h.k_len - 1, h.q_slot0 + i) : h.k_len - 1;
+  const int64_t first_visible = h.window > 0 ? h.q_slot0 + i - h.window + 1 : 0;
   const float* bias = h.bias ? h.bias + i * h.bias_stride : nullptr;
   for (int64_t j = 0; j < h.k_len; ++j) {
-    const bool visible = j <= last_visible && (h.key_valid == nullptr || h.key_valid[j]);
+    const bool visible = j <= last_visible && j >= first_visible &&
+                         (h.key_valid == nullptr || h.key_valid[j]);
     row[j] = visible ? row[j] * layer.score_scale + (bias ? bias[j] : 0.0f) : kMasked;
   }
 }
@@ -176,11 +205,19 @@ constexpr int64_t kLoopPathWork = 1 << 16;
 
 void attention_forward(const AttentionLayer& layer, const float* x, const RaggedBatch& rows,
                        const KvCache& cache, const AttentionMask& mask, float* y) {
-  const int64_t qd = layer.q_dim(), kvd = layer.kv_dim(), k_len = cache.length;
-  std::vector<float> q(static_cast<size_t>(rows.rows * qd));
+  std::vector<float> q(static_cast<size_t>(rows.rows * layer.q_dim()));
   linear_forward(layer.q, x, rows.rows, q.data());
   if (layer.rotary) layer.rotary(q.data(), rows, layer.n_heads, layer.head_dim, mask.q_pos0);
   std::vector<float> context(q.size());
+  attend(layer, q.data(), rows, cache, mask, context.data());
+  linear_forward(layer.o, context.data(), rows.rows, y);
+}
+
+void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows,
+            const KvCache& cache, const AttentionMask& mask, float* context) {
+  const int64_t qd = layer.q_dim(), kvd = layer.kv_dim(), k_len = cache.length;
+  check(kvd == cache.kv_dim, "KV cache holds {} values per position, the layer {}", cache.kv_dim,
+        kvd);
   const int64_t group = layer.n_heads / layer.n_kv_heads;  // query heads per key/value head
   // The keys and values of sequence b's key/value head kvh as f32 rows: in place for an f32
   // cache; for a bf16 cache widened once into `buffer` [2, k_len, head_dim] (read as bf16: half
@@ -212,8 +249,8 @@ void attention_forward(const AttentionLayer& layer, const float* x, const Ragged
   auto view = [&](int64_t b, int64_t h, const KeysValues& kv) {
     const size_t q_off = static_cast<size_t>(rows.row0[b] * qd + h * layer.head_dim);
     return HeadView{
-        .q = &q[q_off],
-        .out = &context[q_off],
+        .q = q + q_off,
+        .out = context + q_off,
         .k = kv.k,
         .v = kv.v,
         .q_stride = qd,
@@ -221,6 +258,7 @@ void attention_forward(const AttentionLayer& layer, const float* x, const Ragged
         .q_len = rows.count[b],
         .k_len = k_len,
         .q_slot0 = mask.q_pos0 + rows.first[b],
+        .window = mask.window,
         .key_valid = mask.key_valid ? mask.key_valid + b * cache.capacity : nullptr,
         .bias = mask.bias ? mask.bias + (h * rows.len + rows.first[b]) * k_len : nullptr,
         .bias_stride = k_len};
@@ -246,7 +284,6 @@ void attention_forward(const AttentionLayer& layer, const float* x, const Ragged
       }
     }
   }
-  linear_forward(layer.o, context.data(), rows.rows, y);
 }
 
 void append_kv(const AttentionLayer& layer, const float* src, int64_t batch, int64_t len,

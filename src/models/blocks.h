@@ -38,20 +38,29 @@ struct NormLayer {  // RMSNorm without bias (T5LayerNorm, LlamaRMSNorm)
 // y[rows, d] = rms_norm(x) · weight
 void norm_forward(const NormLayer& norm, const float* x, int64_t rows, float* y);
 
-// Pre-norm residual sub-layer: x[rows, d] += f(norm(x)), f(h, out) writing out[rows, d].
+// Residual sub-layer: x[rows, d] += f(norm(x)), f(h, out) writing out[rows, d]; with a post-norm
+// (Gemma's sandwich norms; an empty one is none) x += post(f(norm(x))).
 template <typename F>
-void residual(const NormLayer& norm, float* x, int64_t rows, int64_t d, F f) {
+void residual(const NormLayer& norm, const NormLayer& post, float* x, int64_t rows, int64_t d,
+              F f) {
   std::vector<float> h(static_cast<size_t>(rows * d)), out(h.size());
   norm_forward(norm, x, rows, h.data());
   f(h.data(), out.data());
+  if (!post.weight.empty()) norm_forward(post, out.data(), rows, out.data());
   add_inplace(x, out.data(), rows * d);
+}
+template <typename F>
+void residual(const NormLayer& norm, float* x, int64_t rows, int64_t d, F f) {
+  residual(norm, NormLayer{}, x, rows, d, f);
 }
 
 struct FeedForward {
   bool gated = false;  // gated: wo(act(gate x) · up x)   ungated: wo(act(gate x))
+  // Gated with one fused projection (Phi-3's gate_up_proj): `gate` gives [gate | up] halves.
+  bool fused_gate_up = false;
   Activation act = Activation::Relu;
-  Linear gate;  // T5 wi (ungated) or wi_0; Llama gate_proj
-  Linear up;    // T5 wi_1; Llama up_proj; unused when ungated
+  Linear gate;  // T5 wi (ungated) or wi_0; Llama gate_proj; Phi-3 gate_up_proj (fused)
+  Linear up;    // T5 wi_1; Llama up_proj; unused when ungated or fused
   Linear down;  // T5 wo; Llama down_proj
 };
 // y[rows, d_model] = feed-forward(x[rows, d_model])
@@ -90,6 +99,7 @@ struct AttentionMask {
   const uint8_t* key_valid = nullptr;  // [batch, cache capacity], 0 = padding (never attended)
   bool causal = false;                 // query in slot p sees keys in slots <= p
   int64_t q_pos0 = 0;                  // cache slot of the step's first slot (cached decoding)
+  int64_t window = 0;  // > 0: sliding window, a query in slot p sees keys in slots > p - window
   const float* bias = nullptr;         // [heads, step len, cache length], added to scores (T5)
 };
 
@@ -103,6 +113,14 @@ void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch&
 // the packed rows of one step.
 void attention_forward(const AttentionLayer& layer, const float* x, const RaggedBatch& rows,
                        const KvCache& cache, const AttentionMask& mask, float* y);
+
+// The two halves of the above on projections the caller made (fused projections, q/k norms and
+// rotary embeddings applied by the model): write_kv stores k, v [rows.rows, kv_dim] after the
+// cache's length (which grows by rows.len); attend writes the attention context [rows.rows,
+// q_dim] of the queries q [rows.rows, q_dim] (before the output projection).
+void write_kv(const float* k, const float* v, const RaggedBatch& rows, KvCache& cache);
+void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows,
+            const KvCache& cache, const AttentionMask& mask, float* context);
 
 // The same for a step where every slot is real (x, y: [batch, len, d]).
 void append_kv(const AttentionLayer& layer, const float* src, int64_t batch, int64_t len,

@@ -130,13 +130,17 @@ void GgufWeightSource::read_rows(const std::string& name, int64_t row0, int64_t 
                                  float* out) const {
   const Entry& e = entry(name);
   const GgufTensorInfo& t = *e.tensor;
-  if (e.rope_heads == 0) return gguf_rows_to_f32(gguf_, t, row0, rows, out);
-  // transformers row h·d + j·d/2 + i is GGUF row h·d + 2i + j.
-  const int64_t d = t.numel() / t.ne[0] / e.rope_heads, half = d / 2;
-  for (int64_t r = row0; r < row0 + rows; ++r) {
-    const int64_t h = r / d, j = r % d / half, i = r % half;
-    gguf_rows_to_f32(gguf_, t, h * d + 2 * i + j, 1, out + (r - row0) * t.ne[0]);
+  if (e.rope_heads == 0) {
+    gguf_rows_to_f32(gguf_, t, row0, rows, out);
+  } else {  // transformers row h·d + j·d/2 + i is GGUF row h·d + 2i + j.
+    const int64_t d = t.numel() / t.ne[0] / e.rope_heads, half = d / 2;
+    for (int64_t r = row0; r < row0 + rows; ++r) {
+      const int64_t h = r / d, j = r % d / half, i = r % half;
+      gguf_rows_to_f32(gguf_, t, h * d + 2 * i + j, 1, out + (r - row0) * t.ne[0]);
+    }
   }
+  if (e.shift != 0.0f)
+    for (int64_t k = 0; k < rows * t.ne[0]; ++k) out[k] += e.shift;
 }
 
 void GgufWeightSource::release(const std::string& name) const {

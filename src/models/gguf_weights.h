@@ -21,12 +21,13 @@ std::vector<float> gguf_tensor_f32(const GgufFile& gguf, const GgufTensorInfo& t
 // A GGUF file's tensors under model-side names. rope_heads > 0 marks a q/k projection that
 // llama.cpp's converter permuted for its RoPE layout (convert_hf_to_gguf's permute: within each
 // head, rows [first halves | second halves] became interleaved pairs); its rows are read back in
-// transformers' order.
+// transformers' order. shift undoes a converter's constant offset.
 class GgufWeightSource : public WeightSource {
  public:
   struct Entry {
     const GgufTensorInfo* tensor = nullptr;
     int64_t rope_heads = 0;
+    float shift = 0.0f;  // added to every value read (Gemma's norms, stored as 1 + w: -1)
   };
   // Checks every entry's type up front, so a file is refused before anything is converted.
   GgufWeightSource(const GgufFile& gguf, std::map<std::string, Entry> tensors);

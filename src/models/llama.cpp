@@ -18,160 +18,19 @@
 
 namespace lorahub {
 
-// ------------------------------------------------------------------------------ configuration
-
-bool is_llama_family(const std::string& model_type) {
-  return model_type == "llama" || model_type == "mistral" || model_type == "qwen2";
-}
-
-namespace {
-
-RopeScaling rope_scaling_from_json(const nlohmann::json& j, const std::string& source) {
-  RopeScaling s;
-  if (!j.is_object()) return s;
-  s.type = j.value("rope_type", j.value("type", std::string()));
-  if (s.type == "default") s.type.clear();
-  s.factor = j.value("factor", 1.0);
-  s.low_freq_factor = j.value("low_freq_factor", 1.0);
-  s.high_freq_factor = j.value("high_freq_factor", 4.0);
-  s.original_max_position = j.value("original_max_position_embeddings", int64_t{8192});
-  check(s.type.empty() || s.type == "linear" || s.type == "llama3",
-        "{}: rope type '{}' is not supported (default, linear and llama3 are)", source, s.type);
-  return s;
-}
-
-std::vector<int32_t> eos_ids_from(const HfConfig& hf) {
-  if (!hf.has("eos_token_id")) return {};
-  const auto& v = hf.json().at("eos_token_id");
-  if (v.is_array()) return v.get<std::vector<int32_t>>();
-  return {static_cast<int32_t>(hf.get_int("eos_token_id"))};
-}
-
-}  // namespace
-
-LlamaConfig LlamaConfig::from_hf(const HfConfig& hf) {
-  LlamaConfig c;
-  c.architecture = hf.get_string("model_type");
-  check(is_llama_family(c.architecture), "{}: model_type '{}' is not a Llama-family model",
-        hf.source(), c.architecture);
-  c.vocab_size = hf.get_int("vocab_size");
-  c.hidden = hf.get_int("hidden_size");
-  c.intermediate = hf.get_int("intermediate_size");
-  c.layers = hf.get_int("num_hidden_layers");
-  c.heads = hf.get_int("num_attention_heads");
-  c.kv_heads = hf.get_int_or("num_key_value_heads", c.heads);
-  c.head_dim = hf.get_int_or("head_dim", c.heads > 0 ? c.hidden / c.heads : 0);
-  c.eps = static_cast<float>(hf.get_double_or("rms_norm_eps", 1e-6));
-  // transformers 5 writes rope_parameters; older configs rope_theta + rope_scaling.
-  const auto& j = hf.json();
-  const auto params = j.contains("rope_parameters") ? j.at("rope_parameters") : nlohmann::json();
-  c.rope_theta = params.is_object() ? params.value("rope_theta", 10000.0)
-                                    : hf.get_double_or("rope_theta", 10000.0);
-  c.rope_scaling = rope_scaling_from_json(
-      params.is_object() ? params : j.value("rope_scaling", nlohmann::json()), hf.source());
-  c.qkv_bias = c.architecture == "qwen2" || hf.get_bool_or("attention_bias", false);
-  c.tied_embeddings = hf.get_bool_or("tie_word_embeddings", false);
-  c.eos_ids = eos_ids_from(hf);
-  const std::string act = hf.get_string_or("hidden_act", "silu");
-  check(act == "silu", "{}: hidden_act '{}' is not supported (Llama-family uses silu)", hf.source(),
-        act);
-  check(!hf.get_bool_or("mlp_bias", false), "{}: mlp_bias is not supported", hf.source());
-  check(!hf.get_bool_or("use_sliding_window", false),
-        "{}: sliding-window attention is not supported", hf.source());
-  c.validate(hf.source());
-  return c;
-}
-
-LlamaConfig LlamaConfig::from_gguf(const GgufFile& g) {
-  LlamaConfig c;
-  c.architecture = g.get_string("general.architecture");
-  check(c.architecture == "llama" || c.architecture == "qwen2",
-        "{}: general.architecture '{}' is not supported (llama and qwen2 are)", g.path(),
-        c.architecture);
-  const std::string a = c.architecture + ".";
-  c.layers = g.get_int(a + "block_count");
-  c.hidden = g.get_int(a + "embedding_length");
-  c.intermediate = g.get_int(a + "feed_forward_length");
-  c.heads = g.get_int(a + "attention.head_count");
-  c.kv_heads = g.get_int(a + "attention.head_count_kv", c.heads);
-  c.head_dim = g.get_int(a + "rope.dimension_count", c.heads > 0 ? c.hidden / c.heads : 0);
-  c.rope_theta = g.get_float(a + "rope.freq_base", 10000.0);
-  c.eps = static_cast<float>(g.get_float(a + "attention.layer_norm_rms_epsilon", 1e-6));
-  if (const auto type = g.get_string(a + "rope.scaling.type", nullptr); type && *type != "none") {
-    c.rope_scaling.type = *type;
-    c.rope_scaling.factor = g.get_float(a + "rope.scaling.factor", 1.0);
-    check(*type == "linear", "{}: rope scaling '{}' in GGUF is not supported (linear is)", g.path(),
-          *type);
-  }
-  const auto* embd = g.find_tensor("token_embd.weight");
-  check(embd != nullptr, "{}: tensor 'token_embd.weight' is missing", g.path());
-  c.vocab_size = g.get_int(a + "vocab_size", embd->ne.back());
-  c.qkv_bias = g.find_tensor("blk.0.attn_q.bias") != nullptr;
-  c.tied_embeddings = g.find_tensor("output.weight") == nullptr;
-  if (const int64_t eos = g.get_int("tokenizer.ggml.eos_token_id", -1); eos >= 0)
-    c.eos_ids = {static_cast<int32_t>(eos)};
-  c.validate(g.path());
-  return c;
-}
-
-void LlamaConfig::validate(const std::string& source) const {
-  for (auto [name, value] : {std::pair<const char*, int64_t>{"vocab_size", vocab_size},
-                             {"hidden_size", hidden},
-                             {"intermediate_size", intermediate},
-                             {"num_hidden_layers", layers},
-                             {"num_attention_heads", heads},
-                             {"num_key_value_heads", kv_heads},
-                             {"head_dim", head_dim}})
-    check(value > 0 && value < (int64_t{1} << 31), "{}: {} must be positive, got {}", source, name,
-          value);
-  check(heads % kv_heads == 0, "{}: {} attention heads are not a multiple of {} key/value heads",
-        source, heads, kv_heads);
-  check(head_dim % 2 == 0, "{}: head_dim {} must be even for rotary embeddings", source, head_dim);
-}
-
 // ------------------------------------------------------------------------------ GGUF weights
 
-namespace {
-
-// llama.cpp tensor names -> transformers module names (one table, as llama-arch.cpp has).
-constexpr std::pair<const char*, const char*> kGgufBlockNames[] = {
-    {"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"},
-    {"attn_q", "self_attn.q_proj"},   {"attn_k", "self_attn.k_proj"},
-    {"attn_v", "self_attn.v_proj"},   {"attn_output", "self_attn.o_proj"},
-    {"ffn_gate", "mlp.gate_proj"},    {"ffn_up", "mlp.up_proj"},
-    {"ffn_down", "mlp.down_proj"},
-};
-
-std::string hf_name_for(const std::string& gguf_name, const std::string& path) {
-  if (gguf_name == "token_embd.weight") return "model.embed_tokens.weight";
-  if (gguf_name == "output_norm.weight") return "model.norm.weight";
-  if (gguf_name == "output.weight") return "lm_head.weight";
-  // blk.<n>.<name>.<weight|bias>
-  if (gguf_name.starts_with("blk.")) {
-    const auto dot1 = gguf_name.find('.', 4);
-    const auto dot2 = gguf_name.rfind('.');
-    if (dot1 != std::string::npos && dot2 > dot1) {
-      const std::string layer = gguf_name.substr(4, dot1 - 4);
-      const std::string name = gguf_name.substr(dot1 + 1, dot2 - dot1 - 1);
-      for (auto [from, to] : kGgufBlockNames)
-        if (name == from) return "model.layers." + layer + "." + to + gguf_name.substr(dot2);
-    }
-  }
-  fail("{}: tensor '{}' has no Llama-family meaning", path, gguf_name);
-}
-
-}  // namespace
-
-GgufWeightSource gguf_weights(const GgufFile& g, const LlamaConfig& c) {
+GgufWeightSource gguf_weights(const GgufFile& g, const DecoderSpec& c) {
   const bool permuted = c.architecture == "llama";  // the converter permutes only Llama's q/k
   std::map<std::string, GgufWeightSource::Entry> tensors;
   for (const auto& t : g.tensors()) {
     if (t.name == "rope_freqs.weight") continue;  // llama3 factors, recomputed from the config
-    const std::string name = hf_name_for(t.name, g.path());
+    const std::string name = hf_name_for_gguf(t.name, c, g.path());
     GgufWeightSource::Entry e{&t};
     // (biases are permuted too, but Llama has none; Qwen2 is not permuted.)
     if (permuted && name.ends_with("q_proj.weight")) e.rope_heads = c.heads;
     if (permuted && name.ends_with("k_proj.weight")) e.rope_heads = c.kv_heads;
+    if (c.norm_plus_one && name.ends_with("norm.weight")) e.shift = -1.0f;  // stored as 1 + w
     tensors.emplace(name, e);
   }
   return GgufWeightSource(g, std::move(tensors));
@@ -181,18 +40,26 @@ GgufWeightSource gguf_weights(const GgufFile& g, const LlamaConfig& c) {
 
 namespace {
 
-struct LlamaBlock {
+struct DecoderBlock {
   NormLayer attn_norm, ffn_norm;
-  AttentionLayer attn;
+  NormLayer post_attn_norm, post_ffn_norm;  // Gemma's sandwich norms (empty otherwise)
+  NormLayer q_norm, k_norm;                 // per head (empty without q/k norm)
+  AttentionLayer attn;                      // q, k, v empty when fused into qkv
+  Linear qkv;                               // Phi-3's fused [q | k | v] projection
   FeedForward ffn;
+  const std::vector<float>* inv_freq = nullptr;  // this layer's RoPE (global or local)
+  int64_t window = 0;                            // > 0: sliding-window layer
 };
 
-class LlamaModel : public Model {
+class DecoderModel : public Model {
  public:
-  LlamaModel(const LlamaConfig& config, const WeightSource& weights, bool bf16,
-             std::unique_ptr<BpeTokenizer> tokenizer)
+  DecoderModel(const DecoderSpec& config, const WeightSource& weights, bool bf16,
+               std::unique_ptr<BpeTokenizer> tokenizer)
       : cfg_(config), tokenizer_(std::move(tokenizer)), bf16_(bf16) {
-    inv_freq_ = rope_inv_freq(cfg_.head_dim, cfg_.rope_theta, cfg_.rope_scaling);
+    inv_freq_ = rope_inv_freq(cfg_.head_dim, cfg_.rope.theta, cfg_.rope.scaling);
+    if (cfg_.local_rope)
+      inv_freq_local_ =
+          rope_inv_freq(cfg_.head_dim, cfg_.rope_local.theta, cfg_.rope_local.scaling);
     WeightReader r(weights, bf16);
     embed_ = r.embedding("model.embed_tokens.weight", cfg_.vocab_size, cfg_.hidden);
     // transformers ties lm_head to the embedding when configured so, or when the file has none.
@@ -201,7 +68,7 @@ class LlamaModel : public Model {
         tied ? tied_head(embed_, "lm_head") : r.linear("lm_head", cfg_.hidden, cfg_.vocab_size);
     tied_head_ = tied;
     for (int64_t i = 0; i < cfg_.layers; ++i) blocks_.push_back(load_block(r, i));
-    final_norm_ = r.norm("model.norm", cfg_.hidden, cfg_.eps);
+    final_norm_ = norm(r, "model.norm", cfg_.hidden);
     if (cfg_.eos_ids.empty()) cfg_.eos_ids = {tokenizer_->eos_id()};
     check(tokenizer_->vocab_size() <= cfg_.vocab_size,
           "tokenizer has {} tokens but the model's vocab_size is {}", tokenizer_->vocab_size(),
@@ -251,7 +118,7 @@ class LlamaModel : public Model {
   }
   std::vector<LinearInfo> linear_layers() const override {
     std::vector<LinearInfo> out;
-    const_cast<LlamaModel*>(this)->for_each_linear([&](Linear& l) {
+    const_cast<DecoderModel*>(this)->for_each_linear([&](Linear& l) {
       out.push_back({l.name, l.in, l.out});
     });
     return out;
@@ -259,39 +126,70 @@ class LlamaModel : public Model {
   std::vector<std::pair<std::string, Tensor>> state_dict() const override;
 
  private:
-  LlamaBlock load_block(const WeightReader& r, int64_t i) const {
+  // An RMSNorm's weight as the kernels use it: Gemma's (1 + w) folded in.
+  NormLayer norm(const WeightReader& r, const std::string& module, int64_t dim) const {
+    NormLayer n = r.norm(module, dim, cfg_.eps);
+    if (cfg_.norm_plus_one)
+      for (float& v : n.weight) v += 1.0f;
+    return n;
+  }
+  // The norm weights as transformers stores them (w, not 1 + w).
+  std::vector<float> stored(const NormLayer& n) const {
+    std::vector<float> w = n.weight;
+    if (cfg_.norm_plus_one)
+      for (float& v : w) v -= 1.0f;
+    return w;
+  }
+
+  DecoderBlock load_block(const WeightReader& r, int64_t i) const {
     const std::string p = fmt::format("model.layers.{}.", i);
-    LlamaBlock b;
-    b.attn_norm = r.norm(p + "input_layernorm", cfg_.hidden, cfg_.eps);
-    b.ffn_norm = r.norm(p + "post_attention_layernorm", cfg_.hidden, cfg_.eps);
+    auto name = [&](BlockTensor t) { return p + cfg_.hf_name(t); };
+    DecoderBlock b;
+    b.attn_norm = norm(r, name(BlockTensor::AttnNorm), cfg_.hidden);
+    b.ffn_norm = norm(r, name(BlockTensor::FfnNorm), cfg_.hidden);
+    if (cfg_.sandwich_norms) {
+      b.post_attn_norm = norm(r, name(BlockTensor::PostAttnNorm), cfg_.hidden);
+      b.post_ffn_norm = norm(r, name(BlockTensor::PostFfnNorm), cfg_.hidden);
+    }
+    if (cfg_.qk_norm) {
+      b.q_norm = norm(r, name(BlockTensor::QNorm), cfg_.head_dim);
+      b.k_norm = norm(r, name(BlockTensor::KNorm), cfg_.head_dim);
+    }
     const int64_t q_dim = cfg_.heads * cfg_.head_dim, kv_dim = cfg_.kv_heads * cfg_.head_dim;
-    b.attn.q = r.linear(p + "self_attn.q_proj", cfg_.hidden, q_dim, cfg_.qkv_bias);
-    b.attn.k = r.linear(p + "self_attn.k_proj", cfg_.hidden, kv_dim, cfg_.qkv_bias);
-    b.attn.v = r.linear(p + "self_attn.v_proj", cfg_.hidden, kv_dim, cfg_.qkv_bias);
-    b.attn.o = r.linear(p + "self_attn.o_proj", q_dim, cfg_.hidden);
+    if (cfg_.fused_qkv) {
+      b.qkv = r.linear(name(BlockTensor::Qkv), cfg_.hidden, q_dim + 2 * kv_dim, cfg_.qkv_bias);
+    } else {
+      b.attn.q = r.linear(name(BlockTensor::Q), cfg_.hidden, q_dim, cfg_.qkv_bias);
+      b.attn.k = r.linear(name(BlockTensor::K), cfg_.hidden, kv_dim, cfg_.qkv_bias);
+      b.attn.v = r.linear(name(BlockTensor::V), cfg_.hidden, kv_dim, cfg_.qkv_bias);
+    }
+    b.attn.o = r.linear(name(BlockTensor::O), q_dim, cfg_.hidden, cfg_.o_bias);
     b.attn.n_heads = cfg_.heads;
     b.attn.n_kv_heads = cfg_.kv_heads;
     b.attn.head_dim = cfg_.head_dim;
-    b.attn.score_scale = 1.0f / std::sqrt(static_cast<float>(cfg_.head_dim));
-    b.attn.rotary = [this](float* x, const RaggedBatch& rows, int64_t heads, int64_t head_dim,
-                           int64_t pos0) {
-      const std::vector<int64_t> positions = token_positions(rows, pos0);
-      apply_rope(x, rows.rows, heads, head_dim, positions.data(), inv_freq_);
-    };
+    b.attn.score_scale = cfg_.attn_scale;
     b.ffn.gated = true;
-    b.ffn.act = Activation::Silu;
-    b.ffn.gate = r.linear(p + "mlp.gate_proj", cfg_.hidden, cfg_.intermediate);
-    b.ffn.up = r.linear(p + "mlp.up_proj", cfg_.hidden, cfg_.intermediate);
-    b.ffn.down = r.linear(p + "mlp.down_proj", cfg_.intermediate, cfg_.hidden);
+    b.ffn.act = cfg_.act;
+    if (cfg_.fused_gate_up) {
+      b.ffn.fused_gate_up = true;
+      b.ffn.gate = r.linear(name(BlockTensor::GateUp), cfg_.hidden, 2 * cfg_.intermediate);
+    } else {
+      b.ffn.gate = r.linear(name(BlockTensor::Gate), cfg_.hidden, cfg_.intermediate);
+      b.ffn.up = r.linear(name(BlockTensor::Up), cfg_.hidden, cfg_.intermediate);
+    }
+    b.ffn.down = r.linear(name(BlockTensor::Down), cfg_.intermediate, cfg_.hidden);
+    const bool local = cfg_.local_rope && cfg_.sliding[i];
+    b.inv_freq = local ? &inv_freq_local_ : &inv_freq_;
+    b.window = cfg_.window_of(i);
     return b;
   }
 
   template <typename F>
   void for_each_linear(F f) {
-    for (LlamaBlock& b : blocks_) {
-      for (Linear* l :
-           {&b.attn.q, &b.attn.k, &b.attn.v, &b.attn.o, &b.ffn.gate, &b.ffn.up, &b.ffn.down})
-        f(*l);
+    for (DecoderBlock& b : blocks_) {
+      for (Linear* l : {&b.qkv, &b.attn.q, &b.attn.k, &b.attn.v, &b.attn.o, &b.ffn.gate, &b.ffn.up,
+                        &b.ffn.down})
+        if (l->has_weight()) f(*l);  // fused architectures leave q, k, v or up empty
     }
     f(lm_head_);
   }
@@ -308,15 +206,23 @@ class LlamaModel : public Model {
   // Runs the decoder over the packed rows x[rows.rows, hidden] appended to the caches.
   void forward(float* x, const RaggedBatch& rows, std::vector<KvCache>& caches,
                const uint8_t* key_valid) const;
+  // One block's self-attention over the normed rows h, appended to its cache.
+  void self_attention(const DecoderBlock& block, const float* h, const RaggedBatch& rows,
+                      const std::vector<int64_t>& positions, KvCache& cache,
+                      const uint8_t* key_valid, float* out) const;
   // Final norm + LM head for the given hidden rows.
   std::vector<float> logits(const float* hidden, int64_t rows) const;
-  std::vector<float> embed(const std::vector<int32_t>& ids) const { return embed_.lookup(ids); }
+  std::vector<float> embed(const std::vector<int32_t>& ids) const {
+    std::vector<float> x = embed_.lookup(ids);
+    if (cfg_.embed_scale != 1.0f) scale_inplace(x.data(), cfg_.embed_scale, std::ssize(x));
+    return x;
+  }
 
-  LlamaConfig cfg_;
+  DecoderSpec cfg_;
   std::unique_ptr<BpeTokenizer> tokenizer_;
-  std::vector<float> inv_freq_;
-  Embedding embed_;  // [vocab, hidden]
-  std::vector<LlamaBlock> blocks_;
+  std::vector<float> inv_freq_, inv_freq_local_;  // global layers (all by default), local ones
+  Embedding embed_;                               // [vocab, hidden]
+  std::vector<DecoderBlock> blocks_;
   NormLayer final_norm_;
   Linear lm_head_;
   bool tied_head_ = false;
@@ -324,38 +230,76 @@ class LlamaModel : public Model {
 };
 
 // A batch being decoded: its caches, which slots are real, and the rows of one step.
-struct LlamaDecodeState : DecodeState {
+struct DecoderDecodeState : DecodeState {
   std::vector<KvCache> caches;
   std::vector<uint8_t> valid;  // [batch, capacity]: 0 for left padding
   RaggedBatch step_rows;       // one new token per sequence
 };
 
-void LlamaModel::forward(float* x, const RaggedBatch& rows, std::vector<KvCache>& caches,
-                         const uint8_t* key_valid) const {
+void DecoderModel::self_attention(const DecoderBlock& block, const float* h,
+                                  const RaggedBatch& rows, const std::vector<int64_t>& positions,
+                                  KvCache& cache, const uint8_t* key_valid, float* out) const {
+  const AttentionLayer& a = block.attn;
+  const int64_t n = rows.rows, q_dim = a.q_dim(), kv_dim = a.kv_dim();
+  std::vector<float> q(static_cast<size_t>(n * q_dim)), k(static_cast<size_t>(n * kv_dim)),
+      v(k.size());
+  if (block.qkv.has_weight()) {  // [q | k | v] per row
+    const int64_t width = q_dim + 2 * kv_dim;
+    std::vector<float> qkv(static_cast<size_t>(n * width));
+    linear_forward(block.qkv, h, n, qkv.data());
+    for (int64_t r = 0; r < n; ++r) {
+      const float* row = &qkv[r * width];
+      std::copy_n(row, q_dim, &q[r * q_dim]);
+      std::copy_n(row + q_dim, kv_dim, &k[r * kv_dim]);
+      std::copy_n(row + q_dim + kv_dim, kv_dim, &v[r * kv_dim]);
+    }
+  } else {
+    linear_forward(a.q, h, n, q.data());
+    linear_forward(a.k, h, n, k.data());
+    linear_forward(a.v, h, n, v.data());
+  }
+  if (!block.q_norm.weight.empty()) {  // over each head: rows·heads rows of head_dim
+    norm_forward(block.q_norm, q.data(), n * a.n_heads, q.data());
+    norm_forward(block.k_norm, k.data(), n * a.n_kv_heads, k.data());
+  }
+  apply_rope(q.data(), n, a.n_heads, a.head_dim, positions.data(), *block.inv_freq);
+  apply_rope(k.data(), n, a.n_kv_heads, a.head_dim, positions.data(), *block.inv_freq);
+  const int64_t q_pos0 = cache.length;
+  write_kv(k.data(), v.data(), rows, cache);
+  const AttentionMask mask{
+      .key_valid = key_valid, .causal = true, .q_pos0 = q_pos0, .window = block.window};
+  std::vector<float> context(q.size());
+  attend(a, q.data(), rows, cache, mask, context.data());
+  linear_forward(a.o, context.data(), n, out);
+}
+
+void DecoderModel::forward(float* x, const RaggedBatch& rows, std::vector<KvCache>& caches,
+                           const uint8_t* key_valid) const {
   const int64_t d = cfg_.hidden;
+  const std::vector<int64_t> positions = token_positions(rows, caches.front().length);
   for (size_t l = 0; l < blocks_.size(); ++l) {
-    const LlamaBlock& block = blocks_[l];
+    const DecoderBlock& block = blocks_[l];
     KvCache& cache = caches[l];
-    residual(block.attn_norm, x, rows.rows, d, [&](const float* h, float* out) {
-      const int64_t q_pos0 = cache.length;
-      append_kv(block.attn, h, rows, cache);
-      AttentionMask mask{.key_valid = key_valid, .causal = true, .q_pos0 = q_pos0};
-      attention_forward(block.attn, h, rows, cache, mask, out);
-    });
-    residual(block.ffn_norm, x, rows.rows, d,
+    residual(block.attn_norm, block.post_attn_norm, x, rows.rows, d,
+             [&](const float* h, float* out) {
+               self_attention(block, h, rows, positions, cache, key_valid, out);
+             });
+    residual(block.ffn_norm, block.post_ffn_norm, x, rows.rows, d,
              [&](const float* h, float* out) { feed_forward(block.ffn, h, rows.rows, out); });
   }
 }
 
-std::vector<float> LlamaModel::logits(const float* hidden, int64_t rows) const {
+std::vector<float> DecoderModel::logits(const float* hidden, int64_t rows) const {
   std::vector<float> h(static_cast<size_t>(rows * cfg_.hidden));
   norm_forward(final_norm_, hidden, rows, h.data());
   std::vector<float> z(static_cast<size_t>(rows * cfg_.vocab_size));
   linear_forward(lm_head_, h.data(), rows, z.data());
+  if (const float cap = cfg_.final_softcap; cap > 0.0f)
+    for (float& v : z) v = cap * std::tanh(v / cap);
   return z;
 }
 
-std::vector<Tensor> LlamaModel::label_logits(const std::vector<Example>& batch) {
+std::vector<Tensor> DecoderModel::label_logits(const std::vector<Example>& batch) {
   std::vector<Tensor> out;
   if (batch.empty()) return out;
   std::vector<std::vector<int32_t>> seqs;
@@ -392,7 +336,7 @@ std::vector<Tensor> LlamaModel::label_logits(const std::vector<Example>& batch) 
   return out;
 }
 
-std::vector<std::vector<float>> LlamaModel::mean_hidden_states(
+std::vector<std::vector<float>> DecoderModel::mean_hidden_states(
     const std::vector<std::vector<int32_t>>& inputs) {
   if (inputs.empty()) return {};
   for (const auto& ids : inputs) check(!ids.empty(), "mean_hidden_states: an input has no tokens");
@@ -407,9 +351,9 @@ std::vector<std::vector<float>> LlamaModel::mean_hidden_states(
   return mean_rows(h, rows_of, cfg_.hidden);
 }
 
-std::unique_ptr<DecodeState> LlamaModel::prefill(const std::vector<std::vector<int32_t>>& inputs,
-                                                 int max_new_tokens) {
-  auto state = std::make_unique<LlamaDecodeState>();
+std::unique_ptr<DecodeState> DecoderModel::prefill(const std::vector<std::vector<int32_t>>& inputs,
+                                                   int max_new_tokens) {
+  auto state = std::make_unique<DecoderDecodeState>();
   std::vector<std::vector<int32_t>> prompts;
   for (const auto& ids : inputs) {
     check(!ids.empty(), "generate: empty input");
@@ -439,8 +383,8 @@ std::unique_ptr<DecodeState> LlamaModel::prefill(const std::vector<std::vector<i
   return state;
 }
 
-void LlamaModel::decode_step(DecodeState& base, const std::vector<int32_t>& tokens) {
-  auto& state = dynamic_cast<LlamaDecodeState&>(base);
+void DecoderModel::decode_step(DecodeState& base, const std::vector<int32_t>& tokens) {
+  auto& state = dynamic_cast<DecoderDecodeState&>(base);
   check(static_cast<int64_t>(tokens.size()) == state.batch,
         "decode step: {} tokens for {} sequences", tokens.size(), state.batch);
   check(state.caches.empty() || state.caches[0].length < state.caches[0].capacity,
@@ -450,7 +394,7 @@ void LlamaModel::decode_step(DecodeState& base, const std::vector<int32_t>& toke
   state.logits = logits(x.data(), state.batch);
 }
 
-std::vector<std::pair<std::string, Tensor>> LlamaModel::state_dict() const {
+std::vector<std::pair<std::string, Tensor>> DecoderModel::state_dict() const {
   std::vector<std::pair<std::string, Tensor>> sd;
   auto add = [&](const std::string& name, const std::vector<float>& v, Shape shape) {
     sd.emplace_back(name, Tensor::from_f32(v, std::move(shape)));
@@ -458,11 +402,20 @@ std::vector<std::pair<std::string, Tensor>> LlamaModel::state_dict() const {
   add("model.embed_tokens.weight", embed_.values(), {cfg_.vocab_size, cfg_.hidden});
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const std::string p = fmt::format("model.layers.{}.", i);
-    add(p + "input_layernorm.weight", blocks_[i].attn_norm.weight, {cfg_.hidden});
-    add(p + "post_attention_layernorm.weight", blocks_[i].ffn_norm.weight, {cfg_.hidden});
+    const DecoderBlock& b = blocks_[i];
+    auto add_norm = [&](BlockTensor t, const NormLayer& n) {
+      if (!n.weight.empty())
+        add(p + cfg_.hf_name(t) + ".weight", stored(n), {std::ssize(n.weight)});
+    };
+    add_norm(BlockTensor::AttnNorm, b.attn_norm);
+    add_norm(BlockTensor::FfnNorm, b.ffn_norm);
+    add_norm(BlockTensor::PostAttnNorm, b.post_attn_norm);
+    add_norm(BlockTensor::PostFfnNorm, b.post_ffn_norm);
+    add_norm(BlockTensor::QNorm, b.q_norm);
+    add_norm(BlockTensor::KNorm, b.k_norm);
   }
-  add("model.norm.weight", final_norm_.weight, {cfg_.hidden});
-  const_cast<LlamaModel*>(this)->for_each_linear([&](Linear& l) {
+  add("model.norm.weight", stored(final_norm_), {cfg_.hidden});
+  const_cast<DecoderModel*>(this)->for_each_linear([&](Linear& l) {
     if (&l == &lm_head_ && tied_head_) return;
     add(l.name + ".weight", weight_f32(l), {l.out, l.in});
     if (!l.bias.empty()) add(l.name + ".bias", l.bias, {l.out});
@@ -474,25 +427,25 @@ std::vector<std::pair<std::string, Tensor>> LlamaModel::state_dict() const {
 
 std::unique_ptr<Model> load_llama(const std::string& dir, const HfConfig& config,
                                   const LoadOptions& options) {
-  const LlamaConfig cfg = LlamaConfig::from_hf(config);
+  const DecoderSpec cfg = DecoderSpec::from_hf(config);
   check(std::filesystem::is_regular_file(std::filesystem::path(dir) / "tokenizer.json"),
-        "{}: no tokenizer: tokenizer.json not found (Llama-family models need it)", dir);
+        "{}: no tokenizer: tokenizer.json not found (decoder-only models need it)", dir);
   auto tokenizer = BpeTokenizer::from_hf_dir(dir);
   const StateDict weights = load_model_weights(dir);
-  return std::make_unique<LlamaModel>(cfg, StateDictSource(weights), options.bf16,
-                                      std::move(tokenizer));
+  return std::make_unique<DecoderModel>(cfg, StateDictSource(weights), options.bf16,
+                                        std::move(tokenizer));
 }
 
 std::unique_ptr<Model> load_llama_gguf(const std::string& path, const LoadOptions& options) {
   GgufFile gguf = GgufFile::open(path);
-  const LlamaConfig cfg = LlamaConfig::from_gguf(gguf);
+  const DecoderSpec cfg = DecoderSpec::from_gguf(gguf);
   auto tokenizer = BpeTokenizer::from_gguf(gguf);
   // The vocabulary's key/values (tens of MB as parsed) are done with: their memory goes to the
   // weights instead of adding to the peak (a quarter of it for SmolLM2-135M).
   gguf.forget_metadata();
   release_freed_memory();
-  return std::make_unique<LlamaModel>(cfg, gguf_weights(gguf, cfg), options.bf16,
-                                      std::move(tokenizer));
+  return std::make_unique<DecoderModel>(cfg, gguf_weights(gguf, cfg), options.bf16,
+                                        std::move(tokenizer));
 }
 
 }  // namespace lorahub

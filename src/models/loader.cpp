@@ -24,6 +24,9 @@ const std::map<std::string, FamilyLoader>& families() {
       {"llama", load_llama},
       {"mistral", load_llama},
       {"qwen2", load_llama},
+      {"qwen3", load_llama},
+      {"phi3", load_llama},
+      {"gemma3_text", load_llama},
   };
   return table;
 }
@@ -39,7 +42,7 @@ std::string supported_list() {
 std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options) {
   set_compute_threads(options.threads);
   if (path.ends_with(".gguf") && !std::filesystem::is_directory(path))
-    return load_llama_gguf(path, options);  // GGUF files hold Llama-family models only
+    return load_llama_gguf(path, options);  // GGUF files hold decoder-only models only
   check(std::filesystem::is_directory(path), "{}: not a model directory", path);
   const HfConfig config = HfConfig::load(path);
   const std::string type = config.get_string("model_type");

@@ -232,6 +232,62 @@ TEST(Attention, LoopPathEqualsBlasPath) {
   }
 }
 
+// With a sliding window w (Gemma 3's local layers, Mistral), the query at position t sees what it
+// would see if the sequence began at t - w + 1: in a long pass (BLAS path) and decoding token by
+// token (loop path).
+TEST(Attention, SlidingWindowEqualsTheLastWindowAlone) {
+  const int64_t heads = 2, dh = 16, d = heads * dh, len = 90, window = 7;
+  const AttentionLayer layer = random_attention(d, heads, 1, dh, 81);
+  const auto x = random_values(len * d, 82, 0.5f);
+  KvCache full, cache;
+  full.reset(1, len, layer.kv_dim());
+  append_kv(layer, x.data(), 1, len, full);
+  std::vector<float> windowed(len * d), step_y(d), unwindowed(len * d);
+  attention_forward(layer, x.data(), 1, len, full,
+                    AttentionMask{.causal = true, .window = window}, windowed.data());
+  attention_forward(layer, x.data(), 1, len, full, AttentionMask{.causal = true},
+                    unwindowed.data());
+  cache.reset(1, len, layer.kv_dim());
+  float changed = 0.0f;
+  for (int64_t t = 0; t < len; ++t) {
+    const int64_t first = std::max<int64_t>(0, t - window + 1), n = t - first + 1;
+    KvCache alone;
+    alone.reset(1, n, layer.kv_dim());
+    append_kv(layer, &x[first * d], 1, n, alone);
+    std::vector<float> y(n * d);
+    attention_forward(layer, &x[first * d], 1, n, alone, AttentionMask{.causal = true}, y.data());
+    append_kv(layer, &x[t * d], 1, 1, cache);
+    attention_forward(layer, &x[t * d], 1, 1, cache,
+                      AttentionMask{.causal = true, .q_pos0 = t, .window = window}, step_y.data());
+    for (int64_t i = 0; i < d; ++i) {
+      EXPECT_NEAR(windowed[t * d + i], y[(n - 1) * d + i], 1e-4f) << "t=" << t;
+      EXPECT_NEAR(step_y[i], y[(n - 1) * d + i], 1e-4f) << "t=" << t;
+      changed = std::max(changed, std::abs(windowed[t * d + i] - unwindowed[t * d + i]));
+    }
+  }
+  EXPECT_GT(changed, 1e-2f);  // the window mattered
+}
+
+TEST(FeedForward, FusedGateUpEqualsSeparateProjections) {
+  const int64_t d = 8, hidden = 12, rows = 3;
+  FeedForward separate{.gated = true,
+                       .act = Activation::Silu,
+                       .gate = random_linear("gate", d, hidden, 91),
+                       .up = random_linear("up", d, hidden, 92),
+                       .down = random_linear("down", hidden, d, 93)};
+  FeedForward fused = separate;  // Phi-3's gate_up_proj: gate rows, then up rows
+  fused.fused_gate_up = true;
+  fused.gate.out = 2 * hidden;
+  fused.gate.weight.insert(fused.gate.weight.end(), separate.up.weight.begin(),
+                           separate.up.weight.end());
+  fused.up = Linear{};
+  const auto x = random_values(rows * d, 94, 0.5f);
+  std::vector<float> expected(rows * d), got(rows * d);
+  feed_forward(separate, x.data(), rows, expected.data());
+  feed_forward(fused, x.data(), rows, got.data());
+  expect_near(got, expected, 1e-5f);
+}
+
 TEST(Attention, PaddedKeysAreIgnored) {
   const int64_t d = 8, len = 5;
   const AttentionLayer layer = random_attention(d, 2, 2, 4, 21);
