@@ -100,4 +100,4 @@ def test_select_errors(planted, tmp_path):
         (m / "examples.jsonl").unlink(missing_ok=True)
     assert_clean_error(run_lorahub(*base, "--select", "retrieval:1", check=False),
                        "examples.jsonl", str(planted["modules"][0]))
-    assert_clean_error(run_lorahub(*base, "--compose", "ties", check=False), "--density")
+    assert_clean_error(run_lorahub(*base, "--compose", "ties", check=False), "needs a density")

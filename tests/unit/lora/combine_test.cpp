@@ -173,7 +173,7 @@ TEST(CombineMalformed, OptionsThatDoNotFitTheMethod) {
     combine_modules(set, w, with(CombineMethod::kDareTies));
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("--density"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("needs a density"), std::string::npos) << e.what();
   }
 }
 
