@@ -209,7 +209,9 @@ def test_zip_and_pickle_bombs_keep_peak_memory_bounded(tmp_path, bomb):
     path.write_bytes(data)
     code, message, peak = peak_rss_mib("inspect", path)
     assert code == 1 and message.startswith("lorahub: error:"), message
-    assert peak < 400, f"{bomb}: peak RSS {peak:.0f} MiB for a {len(data)}-byte file"
+    # AddressSanitizer's redzones and quarantine roughly double what the same allocations take.
+    limit = 800 if "asan" in os.environ.get("LORAHUB_BIN", "") else 400
+    assert peak < limit, f"{bomb}: peak RSS {peak:.0f} MiB for a {len(data)}-byte file"
 
 
 @pytest.mark.malformed
