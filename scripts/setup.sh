@@ -9,8 +9,8 @@ APT_PACKAGES=(
   libopenblas-dev libdnnl-dev libsentencepiece-dev nlohmann-json3-dev libcli11-dev libfmt-dev
   libsqlite3-dev libcpp-httplib-dev libssl-dev libzip-dev libnlopt-cxx-dev libnlopt-dev
   libpagmo-dev libgtest-dev libgmock-dev libbenchmark-dev pybind11-dev zlib1g-dev
-  libpcre2-dev
-  libboost-dev libutf8proc-dev  # http layer (Beast/Asio), core UTF-8 checks
+  libpcre2-dev libre2-dev  # tokenizer regexes; PEFT rank/alpha patterns (linear time)
+  libboost-dev libutf8proc-dev  # http layer (Beast/Asio); Unicode normalization
   libpq-dev postgresql chromium chromium-driver  # hub: PostgreSQL metadata, browser test
   nginx  # hub: TLS in front of `lorahub hub serve` (deploy/nginx-hub.conf, its test)
 )

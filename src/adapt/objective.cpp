@@ -18,13 +18,6 @@ const char* loss_mode_name(LossMode mode) {
   return mode == LossMode::kReference ? "reference" : "example-mean";
 }
 
-void truncate_ids(std::vector<int32_t>& ids, int64_t max_length) {
-  if (max_length < 1 || static_cast<int64_t>(ids.size()) <= max_length) return;
-  const int32_t last = ids.back();
-  ids.resize(max_length);
-  ids.back() = last;
-}
-
 Objective::Objective(Model& model, const ModuleSet& modules, std::vector<Example> examples,
                      ObjectiveOptions options)
     : model_(model), modules_(modules), examples_(std::move(examples)), options_(options) {
@@ -32,8 +25,9 @@ Objective::Objective(Model& model, const ModuleSet& modules, std::vector<Example
   check(options_.batch_size >= 0, "objective: batch size must be >= 0, got {}",
         options_.batch_size);
   for (size_t i = 0; i < examples_.size(); ++i) {
-    truncate_ids(examples_[i].input_ids, options_.max_length);
-    truncate_ids(examples_[i].label_ids, options_.max_length);
+    // As the HF tokenizer truncates: the first max_length - 1 tokens and the closing one.
+    truncate_keep_last(examples_[i].input_ids, options_.max_length);
+    truncate_keep_last(examples_[i].label_ids, options_.max_length);
     check(!examples_[i].label_ids.empty(), "objective: example {} has no output tokens", i + 1);
   }
 }

@@ -40,10 +40,6 @@ struct ObjectiveOptions {
   int64_t max_length = 2048;  // the reference tokenizes with truncation at 2048 tokens
 };
 
-// Truncates a token sequence the way the HF tokenizer does with truncation=True: keep the
-// first max_length - 1 tokens and the closing special token (T5's EOS) that ends the sequence.
-void truncate_ids(std::vector<int32_t>& ids, int64_t max_length);
-
 class Objective {
  public:
   // `examples` are tokenized (Model::make_example); they are truncated here. Throws Error when

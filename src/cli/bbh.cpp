@@ -180,25 +180,26 @@ std::vector<BbhExample> first_test_examples(const BbhTask& task, int max_test) {
 // The answer is the generation up to the first stop sequence (lm-evaluation-harness's BBH
 // convention, "\n\n" and "Q:"): a base decoder that has seen Q:/A: pairs in its prompt goes
 // on to write the next question instead of ending with EOS. Every BBH target is one line, so
-// the cut never shortens a correct answer; it applies to every method alike.
-std::string cut_at_stop(const std::string& text) {
-  size_t end = text.size();
-  for (const char* stop : {"\n\n", "Q:"}) end = std::min(end, text.find(stop));
-  return text.substr(0, end);
-}
+// stopping never shortens a correct answer; it applies to every method alike, and decoding ends
+// there instead of running on to max_new_tokens.
+const std::vector<std::string> kAnswerStops = {"\n\n", "Q:"};
 
 // Greedy generation on the prompts, exact-match accuracy, and the mean prompt length.
 json evaluate(const TaskRun& run, const std::vector<std::string>& prompts) {
   std::vector<std::string> targets;
   for (const BbhExample& e : run.test) targets.push_back(e.target);
-  Generations gen =
-      generate_texts(run.model, prompts, run.args.max_new_tokens, run.args.batch_size);
-  for (std::string& text : gen.texts) text = cut_at_stop(text);
+  GenerateOptions options;
+  options.decode.max_new_tokens = run.args.max_new_tokens;
+  options.decode.stop = kAnswerStops;
+  options.batch_size = run.args.batch_size;
+  std::vector<std::string> texts;
+  for (Decoded& d : generate_with_progress(run.model, prompts, options))
+    texts.push_back(std::move(d.text));
   double tokens = 0;
   for (const std::string& p : prompts) tokens += run.model.tokenizer().encode(p).size();
-  return {{"accuracy", exact_match_accuracy(gen.texts, targets)},
+  return {{"accuracy", exact_match_accuracy(texts, targets)},
           {"input_tokens", prompts.empty() ? 0.0 : tokens / prompts.size()},
-          {"predictions", gen.texts}};
+          {"predictions", texts}};
 }
 
 std::vector<std::string> plain_prompts(const TaskRun& run) {
@@ -418,7 +419,7 @@ json settings_json(const BbhArgs& a, const std::vector<std::string>& pool) {
             {"loss_mode", a.loss_mode},
             {"max_test", a.max_test},
             {"max_new_tokens", a.max_new_tokens},
-            {"answer_stops", {"\n\n", "Q:"}},
+            {"answer_stops", kAnswerStops},
             {"optimizer", optimizer_settings(a.sample)},
             {"l1", ObjectiveOptions{}.l1}};
   // Only when set, so that results cached by f32 runs before the option existed stay valid.

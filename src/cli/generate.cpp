@@ -1,6 +1,9 @@
-// lorahub generate: greedy predictions for the inputs of a JSONL file, and the exact-match
-// accuracy (DESIGN §1.6) when every row has an output.
-//   --json: {"predictions": [...], "prediction_ids": [[...]...], "accuracy": percent or null}
+// lorahub generate: predictions for the inputs of a JSONL file (greedy unless --temperature),
+// and the exact-match accuracy (DESIGN §1.6) when every row has an output.
+//   plain: one JSON string per prediction per line (a prediction may hold newlines), then
+//          "accuracy: ..." when there are targets
+//   --json: {"predictions": [...], "prediction_ids": [[...]...], "finish_reasons": [...],
+//            "accuracy": percent or null}
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -18,33 +21,21 @@
 
 namespace lorahub::cli {
 
-Generations generate_texts(Model& model, const std::vector<std::string>& inputs, int max_new_tokens,
-                           int batch_size) {
-  Generations out;
-  const Tokenizer& tok = model.tokenizer();
-  const size_t step = std::max(1, batch_size);
+std::vector<Decoded> generate_with_progress(Model& model, const std::vector<std::string>& inputs,
+                                            GenerateOptions options) {
   Progress progress("generate", inputs.size());
-  for (size_t first = 0; first < inputs.size(); first += step) {
-    std::vector<std::vector<int32_t>> batch;
-    for (size_t i = first; i < std::min(inputs.size(), first + step); ++i)
-      batch.push_back(tok.encode(inputs[i]));
-    for (auto& ids : model.generate(batch, max_new_tokens)) {
-      out.texts.push_back(tok.decode(ids));
-      out.ids.push_back(std::move(ids));
-    }
-    progress.update(out.texts.size());
-  }
+  options.on_progress = [&](size_t done, size_t) { progress.update(done); };
+  std::vector<Decoded> out = generate_texts(model, inputs, options);
   progress.finish();
   return out;
 }
 
 namespace {
 
-struct GenerateOptions {
+struct GenerateArgs {
   ModelArgs model;
   std::string data;
-  int max_new_tokens = 256;
-  int batch_size = 10;
+  lorahub::GenerateOptions generation;
   bool json = false;
 };
 
@@ -58,39 +49,60 @@ std::optional<double> accuracy_if_targets(const std::vector<TextExample>& rows,
   return exact_match_accuracy(predictions, targets);
 }
 
-void run(const GenerateOptions& o) {
+void run(const GenerateArgs& o) {
   const auto rows = read_jsonl_examples(o.data);
   check(!rows.empty(), "{}: no examples", o.data);
   auto model = o.model.load();
   std::vector<std::string> inputs;
   for (const TextExample& row : rows) inputs.push_back(o.model.prompt(*model, row.input));
   if (o.json) Progress::set_quiet(true);
-  const Generations gen = generate_texts(*model, inputs, o.max_new_tokens, o.batch_size);
-  const auto accuracy = accuracy_if_targets(rows, gen.texts);
+  const std::vector<Decoded> gen = generate_with_progress(*model, inputs, o.generation);
+  std::vector<std::string> texts;
+  nlohmann::json ids = nlohmann::json::array(), reasons = nlohmann::json::array();
+  for (const Decoded& d : gen) {
+    texts.push_back(d.text);
+    ids.push_back(d.ids);
+    reasons.push_back(finish_reason_name(d.finish));
+  }
+  const auto accuracy = accuracy_if_targets(rows, texts);
   if (o.json) {
-    nlohmann::json j{{"predictions", gen.texts},
-                     {"prediction_ids", gen.ids},
+    nlohmann::json j{{"predictions", texts},
+                     {"prediction_ids", ids},
+                     {"finish_reasons", reasons},
                      {"accuracy", accuracy ? nlohmann::json(*accuracy) : nlohmann::json()}};
-    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    std::cout << j.dump() << '\n';
     return;
   }
-  for (const std::string& text : gen.texts) std::cout << text << '\n';
+  for (const std::string& text : texts) std::cout << nlohmann::json(text).dump() << '\n';
   if (accuracy)
     std::cout << fmt::format("accuracy: {:.2f}% ({} examples)\n", *accuracy, rows.size());
 }
 
 const Registrar reg("generate", 41, [](CLI::App& app) {
-  auto opts = std::make_shared<GenerateOptions>();
-  auto* cmd = app.add_subcommand("generate", "Greedy predictions for JSONL inputs (+ accuracy)");
+  auto opts = std::make_shared<GenerateArgs>();
+  auto* cmd = app.add_subcommand("generate", "Predictions for JSONL inputs (+ accuracy)");
   opts->model.add_options(cmd);
   cmd->add_option("--data", opts->data, "JSONL rows {input[, output]} or {context[, completion]}")
       ->required();
-  cmd->add_option("--max-new-tokens", opts->max_new_tokens, "Tokens to generate at most")
+  DecodeOptions& d = opts->generation.decode;
+  cmd->add_option("--max-new-tokens", d.max_new_tokens, "Tokens to generate at most")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  cmd->add_option("--batch-size", opts->batch_size, "Inputs per batch")
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--batch-size", opts->generation.batch_size, "Inputs per batch")
       ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, 1 << 16));
+  cmd->add_option("--stop", d.stop, "End a prediction where this text appears (repeatable)");
+  cmd->add_option("--temperature", d.sampling.temperature,
+                  "Sample at this temperature (0 = greedy)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 100.0));
+  cmd->add_option("--top-k", d.sampling.top_k, "Sample among the k most likely tokens (0 = all)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 30));
+  cmd->add_option("--top-p", d.sampling.top_p, "Sample within this probability mass")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
+  cmd->add_option("--seed", d.sampling.seed, "Seed of the sampler")->capture_default_str();
   cmd->add_flag("--json", opts->json, "Print one JSON object");
   cmd->callback([opts] { run(*opts); });
 });

@@ -271,6 +271,9 @@ void gc(const std::string& root, const std::string& db, double min_age_minutes, 
   const auto meta = hub::MetaStore::open(root, db);
   const auto min_age = std::chrono::seconds(static_cast<int64_t>(min_age_minutes * 60));
   const hub::GcReport r = hub::collect_garbage(blobs, *meta, min_age, dry_run);
+  if (r.abandoned_temp_files > 0)
+    std::printf("gc: removed %lld temp files of writers that died\n",
+                static_cast<long long>(r.abandoned_temp_files));
   for (const hub::BlobFile& blob : r.collected)
     std::printf("%s %s (%zu bytes)\n", dry_run ? "would remove" : "removed", blob.sha256.c_str(),
                 blob.size);

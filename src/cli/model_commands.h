@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "eval/generate.h"
 #include "models/model.h"
 
 namespace lorahub::cli {
@@ -16,13 +17,8 @@ struct ScoreReport {
 // Scores tokenized examples in batches of batch_size (0 = one batch).
 ScoreReport score_examples(Model& model, const std::vector<Example>& examples, int batch_size);
 
-struct Generations {
-  std::vector<std::vector<int32_t>> ids;  // generated ids (no EOS)
-  std::vector<std::string> texts;         // decoded, special tokens skipped
-};
-
-// Greedy generation in batches of batch_size (the reference uses 10).
-Generations generate_texts(Model& model, const std::vector<std::string>& inputs, int max_new_tokens,
-                           int batch_size);
+// Generation through eval/generate.h with the CLI's progress bar.
+std::vector<Decoded> generate_with_progress(Model& model, const std::vector<std::string>& inputs,
+                                            GenerateOptions options);
 
 }  // namespace lorahub::cli

@@ -21,12 +21,20 @@ constexpr std::array<DTypeInfo, 10> kDTypes{{{DType::F32, "F32", 4},
                                              {DType::Bool, "BOOL", 1}}};
 }  // namespace
 
-size_t dtype_size(DType t) { return kDTypes[static_cast<size_t>(t)].size; }
-std::string_view dtype_name(DType t) { return kDTypes[static_cast<size_t>(t)].name; }
+size_t dtype_size(DType t) {
+  return kDTypes[static_cast<size_t>(t)].size;
+}
+std::string_view dtype_name(DType t) {
+  return kDTypes[static_cast<size_t>(t)].name;
+}
 std::optional<DType> dtype_from_name(std::string_view name) {
   for (const auto& d : kDTypes)
     if (d.name == name) return d.type;
   return std::nullopt;
+}
+
+bool is_float_dtype(DType t) {
+  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::F64;
 }
 
 }  // namespace lorahub

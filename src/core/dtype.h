@@ -14,5 +14,7 @@ size_t dtype_size(DType t);
 // Safetensors spelling: "F32", "F16", "BF16", "F64", "I64", "I32", "I16", "I8", "U8", "BOOL".
 std::string_view dtype_name(DType t);
 std::optional<DType> dtype_from_name(std::string_view name);
+// F32, F16, BF16 or F64.
+bool is_float_dtype(DType t);
 
 }  // namespace lorahub

@@ -6,11 +6,16 @@
 #include <stdexcept>
 #include <string>
 
+#include "core/utf8.h"
+
 namespace lorahub {
 
+// Messages often quote bytes from untrusted input (names, JSON values, pickle globals); they are
+// made valid UTF-8 here, once for every error, so that whoever shows one (a JSON response, a
+// log line) never meets invalid text.
 class Error : public std::runtime_error {
  public:
-  explicit Error(const std::string& what) : std::runtime_error(what) {}
+  explicit Error(const std::string& what) : std::runtime_error(to_valid_utf8(what)) {}
 };
 
 // fail("{}: tensor '{}' has shape {}", path, name, shape) -> throws Error.

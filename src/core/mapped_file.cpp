@@ -1,6 +1,7 @@
 #include "core/mapped_file.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -67,6 +68,9 @@ void write_file_atomic(const std::string& path, std::span<const std::byte> data)
   const fs::path tmp = dir / fmt::format(".{}.tmp{:08x}", target.filename().string(), rd());
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd < 0) fail("{}: cannot write: {}", path, std::strerror(errno));
+  // Held until the file has its final name: a temp file nobody holds belongs to a writer that
+  // died, and cleanup (is_abandoned_temp_file) may remove it at once.
+  ::flock(fd, LOCK_EX);
   size_t off = 0;
   while (off < data.size()) {
     ssize_t n = ::write(fd, data.data() + off, data.size() - off);
@@ -79,15 +83,31 @@ void write_file_atomic(const std::string& path, std::span<const std::byte> data)
     }
     off += static_cast<size_t>(n);
   }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
+  if (::fsync(fd) != 0) {
+    const int err = errno;
+    ::close(fd);
     ::unlink(tmp.c_str());
-    fail("{}: fsync/close failed: {}", path, std::strerror(errno));
+    fail("{}: fsync failed: {}", path, std::strerror(err));
   }
   if (::rename(tmp.c_str(), target.c_str()) != 0) {
     const int err = errno;
+    ::close(fd);
     ::unlink(tmp.c_str());
     fail("{}: rename failed: {}", path, std::strerror(err));
   }
+  if (::close(fd) != 0) fail("{}: close failed: {}", path, std::strerror(errno));
+}
+
+bool is_temp_file_name(const std::string& name) {
+  return name.starts_with('.') && name.find(".tmp") != std::string::npos;
+}
+
+bool is_abandoned_temp_file(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;  // gone already, or not ours to judge
+  const bool free = ::flock(fd, LOCK_EX | LOCK_NB) == 0;
+  ::close(fd);
+  return free;
 }
 
 void write_file_atomic(const std::string& path, const std::string& text) {

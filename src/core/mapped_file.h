@@ -41,4 +41,10 @@ std::string read_text_file(const std::string& path);
 void write_file_atomic(const std::string& path, std::span<const std::byte> data);
 void write_file_atomic(const std::string& path, const std::string& text);
 
+// Whether `name` is one of write_file_atomic's temp files (".<name>.tmp<random>").
+bool is_temp_file_name(const std::string& name);
+// Whether no live writer holds the temp file at `path` (its writer died, e.g. by kill -9).
+// write_file_atomic holds a lock on its temp file until the rename.
+bool is_abandoned_temp_file(const std::string& path);
+
 }  // namespace lorahub

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "core/utf8.h"
 #include "formats/json.h"
 
 namespace lorahub {
@@ -37,7 +38,7 @@ const nlohmann::json& HfConfig::require(const std::string& key) const {
 void HfConfig::wrong_type(const std::string& key, const char* expected) const {
   const auto& v = json_.at(key);
   fail("{}: field '{}' must be {}, got {} {}", source_, key, expected, json_type_name(v),
-       v.dump().substr(0, 80));
+       truncate_utf8(v.dump(), 80));
 }
 
 int64_t HfConfig::get_int(const std::string& key) const {

@@ -1,12 +1,18 @@
 #include "formats/peft_adapter.h"
 
+#include <re2/re2.h>
+
 #include <cmath>
 #include <filesystem>
-#include <regex>
+#include <memory>
+#include <mutex>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "core/utf8.h"
 #include "formats/hf_config.h"
+#include "formats/json.h"
 #include "formats/safetensors.h"
 
 namespace lorahub {
@@ -18,34 +24,67 @@ constexpr std::string_view kPeftPrefix = "base_model.model.";
 constexpr std::string_view kSuffixA = ".lora_A.weight";
 constexpr std::string_view kSuffixB = ".lora_B.weight";
 
-std::regex compile_pattern(const std::string& pattern, const std::string& source) {
-  try {
-    return std::regex(pattern, std::regex::ECMAScript);
-  } catch (const std::regex_error& e) {
-    fail("{}: invalid regular expression '{}': {}", source, pattern, e.what());
-  }
+// RE2 with Python re's defaults where they differ from RE2's ('.' never matches a newline in
+// both); memory per compiled pattern is capped, so a pattern that explodes fails to compile.
+RE2::Options python_like_options() {
+  RE2::Options o;
+  o.set_log_errors(false);
+  o.set_max_mem(8 << 20);
+  return o;
 }
 
-// PEFT's get_pattern_key: the first pattern p with re.match(rf"(.*\.)?({p})$", module).
+// re.match(rf"(.*\.)?({key})$", name) as a full match ($ before a final newline aside: module
+// names have none).
+std::string full_match_form(const std::string& pattern) {
+  return "(.*\\.)?(" + pattern + ")";
+}
+
+// The full-match form of a PEFT key, compiled once per process (configs repeat their keys for
+// every module). A bounded cache: a hostile stream of distinct patterns cannot grow it forever.
+std::shared_ptr<const RE2> compiled_key(const std::string& pattern) {
+  static std::mutex mutex;
+  static std::unordered_map<std::string, std::shared_ptr<const RE2>> cache;
+  std::lock_guard lock(mutex);
+  if (auto it = cache.find(pattern); it != cache.end()) return it->second;
+  if (cache.size() >= 1024) cache.clear();
+  auto re = std::make_shared<const RE2>(full_match_form(pattern), python_like_options());
+  cache.emplace(pattern, re);
+  return re;
+}
+
+// Refuses what RE2 cannot run or what could never be a real module pattern.
+void check_pattern(const std::string& pattern, const std::string& source, std::string_view key) {
+  check(pattern.size() <= kMaxPatternLength, "{}: {} key '{}...' is longer than {} bytes", source,
+        key, truncate_utf8(pattern, 60), kMaxPatternLength);
+  const auto re = compiled_key(pattern);
+  check(re->ok(),
+        "{}: {} key '{}' is an invalid regular expression (RE2 syntax: no lookaround or "
+        "backreferences): {}",
+        source, key, truncate_utf8(pattern, 200), re->error());
+}
+
 template <typename Value>
-const Value* match_pattern(const std::map<std::string, Value>& patterns,
-                           const std::string& module) {
+const Value* match_pattern(const PatternMap<Value>& patterns, const std::string& module) {
   for (const auto& [pattern, value] : patterns)
-    if (std::regex_match(module, std::regex("(.*\\.)?(" + pattern + ")"))) return &value;
+    if (peft_pattern_matches(pattern, module)) return &value;
   return nullptr;
 }
 
+// The object `key` of adapter_config.json in the file's order (HfConfig's JSON sorts keys, and
+// PEFT takes the first matching key of the dict as written).
 template <typename Value, typename Getter>
-std::map<std::string, Value> parse_pattern(const HfConfig& c, const std::string& key,
-                                           Getter&& get) {
-  std::map<std::string, Value> out;
+PatternMap<Value> parse_pattern(const HfConfig& c, const std::string& text, const std::string& key,
+                                Getter&& get) {
+  PatternMap<Value> out;
   if (!c.has(key)) return out;
   const auto& obj = c.json().at(key);
   check(obj.is_object(), "{}: field '{}' must be an object, got {}", c.source(), key,
         obj.type_name());
-  for (const auto& [pattern, value] : obj.items()) {
-    compile_pattern("(.*\\.)?(" + pattern + ")", c.source());
-    out[pattern] = get(value, fmt::format("{}['{}']", key, pattern));
+  const auto ordered = nlohmann::ordered_json::parse(text).at(key);  // valid: parsed before
+  for (const auto& [pattern, value] : ordered.items()) {
+    check_pattern(pattern, c.source(), key);
+    out.emplace_back(pattern,
+                     get(value, fmt::format("{}['{}']", key, truncate_utf8(pattern, 200))));
   }
   return out;
 }
@@ -54,7 +93,7 @@ void parse_target_modules(const HfConfig& c, AdapterConfig& a) {
   if (!c.has("target_modules")) return;  // PEFT then picks defaults by model type
   if (c.json().at("target_modules").is_string()) {
     a.target_modules_regex = c.get_string("target_modules");
-    compile_pattern(a.target_modules_regex, c.source());
+    check_pattern(a.target_modules_regex, c.source(), "target_modules");
   } else {
     a.target_modules = c.get_string_list("target_modules");
   }
@@ -63,10 +102,6 @@ void parse_target_modules(const HfConfig& c, AdapterConfig& a) {
 std::string strip_prefix(std::string_view key) {
   if (key.starts_with(kPeftPrefix)) key.remove_prefix(kPeftPrefix.size());
   return std::string(key);
-}
-
-bool is_float(DType t) {
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::F64;
 }
 
 // Pairs every lora_A with its lora_B and checks shapes against each other and the config.
@@ -86,7 +121,7 @@ std::vector<LoraTarget> pair_lora_tensors(const StateDict& weights, const Adapte
     for (const auto& [tensor, label] : {std::pair{&t.a, "lora_A"}, std::pair{&t.b, "lora_B"}}) {
       check(tensor->shape.size() == 2, "{}: {} of '{}' must be 2-D, got shape {}", source, label,
             t.module, shape_str(tensor->shape));
-      check(is_float(tensor->dtype), "{}: {} of '{}' has non-float dtype {}", source, label,
+      check(is_float_dtype(tensor->dtype), "{}: {} of '{}' has non-float dtype {}", source, label,
             t.module, dtype_name(tensor->dtype));
     }
     check(t.a.dim(0) == r && t.b.dim(1) == r,
@@ -112,6 +147,15 @@ nlohmann::json or_null(const T& value) {
 }
 
 }  // namespace
+
+bool peft_pattern_matches(const std::string& pattern, const std::string& module) {
+  check(module.size() <= kMaxModuleNameLength, "module name '{}...' is longer than {} bytes",
+        truncate_utf8(module, 60), kMaxModuleNameLength);
+  const auto re = compiled_key(pattern);
+  check(re->ok(), "pattern '{}' is an invalid regular expression: {}", truncate_utf8(pattern, 200),
+        re->error());
+  return RE2::FullMatch(module, *re);
+}
 
 int64_t AdapterConfig::rank_for(const std::string& module) const {
   const int64_t* r = match_pattern(rank_pattern, module);
@@ -147,15 +191,17 @@ AdapterConfig parse_adapter_config(const std::string& text, const std::string& s
   a.task_type = c.get_string_or("task_type", "");
   a.bias = c.get_string_or("bias", "none");
   if (c.has("modules_to_save")) a.modules_to_save = c.get_string_list("modules_to_save");
-  a.rank_pattern = parse_pattern<int64_t>(c, "rank_pattern", [&](const auto& v, const auto& w) {
-    check(v.is_number_integer() && v.template get<int64_t>() > 0,
-          "{}: {} must be a positive integer", source, w);
-    return v.template get<int64_t>();
-  });
-  a.alpha_pattern = parse_pattern<double>(c, "alpha_pattern", [&](const auto& v, const auto& w) {
-    check(v.is_number(), "{}: {} must be a number", source, w);
-    return v.template get<double>();
-  });
+  a.rank_pattern =
+      parse_pattern<int64_t>(c, text, "rank_pattern", [&](const auto& v, const auto& w) {
+        check(v.is_number_integer() && v.template get<int64_t>() > 0,
+              "{}: {} must be a positive integer", source, w);
+        return v.template get<int64_t>();
+      });
+  a.alpha_pattern =
+      parse_pattern<double>(c, text, "alpha_pattern", [&](const auto& v, const auto& w) {
+        check(v.is_number(), "{}: {} must be a number", source, w);
+        return v.template get<double>();
+      });
   return a;
 }
 

@@ -9,12 +9,36 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
 #include "formats/state_dict.h"
 
 namespace lorahub {
+
+// rank_pattern / alpha_pattern: regex key -> value, in the order the file lists them.
+template <typename Value>
+struct PatternMap : std::vector<std::pair<std::string, Value>> {
+  using std::vector<std::pair<std::string, Value>>::vector;
+};
+
+// As a JSON object, the way PEFT writes it.
+template <typename Value>
+void to_json(nlohmann::json& j, const PatternMap<Value>& patterns) {
+  j = nlohmann::json::object();
+  for (const auto& [key, value] : patterns) j[key] = value;
+}
+
+// Patterns and module names longer than this are refused: no real config comes close, and
+// bounding both bounds the matching work (RE2 is linear in the name, and its memory is capped).
+inline constexpr size_t kMaxPatternLength = 1024;
+inline constexpr size_t kMaxModuleNameLength = 1024;
+
+// PEFT's get_pattern_key: whether re.match(rf"(.*\.)?({pattern})$", module) matches. Runs on
+// RE2 (linear time, no recursion), so a hostile pattern cannot backtrack or overflow the stack;
+// patterns RE2 cannot express (backreferences, lookaround) are refused when a config is parsed.
+bool peft_pattern_matches(const std::string& pattern, const std::string& module);
 
 struct AdapterConfig {
   int64_t r = 8;
@@ -29,8 +53,9 @@ struct AdapterConfig {
   std::string peft_type = "LORA";
   std::string bias = "none";
   std::vector<std::string> modules_to_save;
-  std::map<std::string, int64_t> rank_pattern;  // regex key -> r
-  std::map<std::string, double> alpha_pattern;  // regex key -> alpha
+  // regex key -> r / alpha, in the file's order: PEFT takes the first key that matches.
+  PatternMap<int64_t> rank_pattern;
+  PatternMap<double> alpha_pattern;
   // The file as read, so that fields we do not model (lora_dropout, revision, ...) survive a
   // load/save round trip. Empty for configs built in code.
   nlohmann::json raw = nlohmann::json::object();

@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "core/utf8.h"
 
 namespace lorahub {
 namespace {
@@ -57,6 +58,14 @@ constexpr std::array<StorageClass, 10> kStorageClasses{{{"FloatStorage", DType::
 
 // ---- the machine ---------------------------------------------------------------------------
 
+// Memory the machine may use for its values, stack and memo: a fixed allowance plus a multiple
+// of the pickle's size. A real state dict pickle needs about 20-30 bytes of machine memory per
+// pickle byte (one node per tensor field, memo entries for every object); one-byte opcodes that
+// each create a container ("]]]]...") or memo entry would otherwise amplify ~200x.
+constexpr size_t kPickleBaseBudget = size_t{64} << 20;
+constexpr size_t kPickleBudgetPerByte = 48;
+constexpr size_t kMemoEntryCost = 64;  // an unordered_map node and its bucket
+
 // Nodes live in an arena owned by the machine and point at each other with raw pointers: a
 // hostile pickle can build cycles (a list appended to itself) or very deep nesting, and neither
 // then leaks nor recurses on destruction. Only tensors (and their storages) leave the machine.
@@ -64,7 +73,10 @@ class PickleMachine {
  public:
   PickleMachine(std::span<const std::byte> bytes, const std::string& source,
                 const TorchStorageLoader& load)
-      : bytes_(bytes), source_(source), load_storage_(load) {}
+      : bytes_(bytes),
+        source_(source),
+        load_storage_(load),
+        budget_(kPickleBaseBudget + kPickleBudgetPerByte * bytes.size()) {}
 
   StateDict run();
 
@@ -77,8 +89,12 @@ class PickleMachine {
   std::string_view line();
 
   // stack
+  void charge(size_t bytes);
   Node* make(Node::Kind kind);
-  void push(Node* n) { stack_.push_back(n); }
+  void push(Node* n) {
+    charge(sizeof(Node*));
+    stack_.push_back(n);
+  }
   Node* pop();
   Node* top();
   std::vector<Node*> pop_to_mark();
@@ -90,7 +106,10 @@ class PickleMachine {
   void push_string(std::string_view s);
   void push_tuple(std::vector<Node*> items);
   void push_global(std::string_view module, std::string_view name);
-  void memo_put(uint64_t index) { memo_[index] = top(); }
+  void memo_put(uint64_t index) {
+    charge(kMemoEntryCost);
+    memo_[index] = top();
+  }
   void memo_get(uint64_t index);
   void append_items(Node* list, const std::vector<Node*>& items);
   void set_items(Node* dict, const std::vector<Node*>& items);
@@ -116,7 +135,16 @@ class PickleMachine {
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, Node*> memo_;
   std::unordered_map<std::string, TorchStorage> storages_;  // by key: tensors share storages
+  size_t budget_;    // bytes the machine may still use (see kPickleBaseBudget)
+  size_t used_ = 0;  // bytes charged so far
 };
+
+void PickleMachine::charge(size_t bytes) {
+  used_ += bytes;
+  if (used_ > budget_)
+    error(fmt::format("unpickling needs more than {} MiB for a {}-byte pickle (a pickle bomb?)",
+                      budget_ >> 20, bytes_.size()));
+}
 
 void PickleMachine::need(size_t n) {
   if (n > bytes_.size() - pos_) error("pickle is truncated");
@@ -151,6 +179,7 @@ std::string_view PickleMachine::line() {
 }
 
 Node* PickleMachine::make(Node::Kind kind) {
+  charge(sizeof(Node));
   arena_.emplace_back();
   arena_.back().kind = kind;
   return &arena_.back();
@@ -192,7 +221,10 @@ void PickleMachine::push_int(int64_t v) {
 }
 
 void PickleMachine::push_string(std::string_view s) {
+  // Python's unpickler decodes str opcodes as UTF-8 and fails on anything else.
+  if (!is_valid_utf8(s)) error("a str is not valid UTF-8");
   Node* n = make(Node::Kind::String);
+  charge(s.size());
   n->text = s;
   push(n);
 }
@@ -235,12 +267,14 @@ void PickleMachine::memo_get(uint64_t index) {
 
 void PickleMachine::append_items(Node* list, const std::vector<Node*>& items) {
   expect(list, Node::Kind::List, "APPEND target");
+  charge(items.size() * sizeof(Node*));
   list->items.insert(list->items.end(), items.begin(), items.end());
 }
 
 void PickleMachine::set_items(Node* dict, const std::vector<Node*>& items) {
   expect(dict, Node::Kind::Dict, "SETITEM target");
   if (items.size() % 2) error("SETITEMS needs key/value pairs");
+  charge(items.size() * sizeof(Node*));
   dict->items.insert(dict->items.end(), items.begin(), items.end());
 }
 
@@ -562,6 +596,14 @@ StateDict PickleMachine::run() {
 
 // ---- zip ------------------------------------------------------------------------------------
 
+// An archive may expand to at most this multiple of its own size (plus kZipSlack) in total.
+// torch.save stores entries uncompressed (ratio 1) and float weights hardly compress, so 32x
+// leaves room for re-zipped checkpoints while a deflate bomb (up to ~1032x per entry) stops
+// before its bytes are allocated.
+constexpr uint64_t kMaxZipExpansion = 32;
+constexpr uint64_t kZipSlack = uint64_t{1} << 20;
+constexpr uint64_t kMaxDeflateRatio = 1032;  // zlib's limit on how far deflate can expand
+
 // Read-only libzip archive over bytes in memory.
 class ZipArchive {
  public:
@@ -578,6 +620,7 @@ class ZipArchive {
     }
     zip_error_fini(&err);
     archive_size_ = bytes.size();
+    remaining_ = archive_size_ * kMaxZipExpansion + kZipSlack;
   }
   ~ZipArchive() { zip_discard(zip_); }
   ZipArchive(const ZipArchive&) = delete;
@@ -604,9 +647,7 @@ class ZipArchive {
       fail("{}: zip archive has no entry '{}'", source_, name);
     check(st.size >= min_size, "{}: zip entry '{}' holds {} bytes, expected at least {}", source_,
           name, st.size, min_size);
-    // Deflate expands at most ~1032:1; a larger claim is a zip bomb or a corrupt directory.
-    check(st.size / 1100 <= archive_size_, "{}: zip entry '{}' claims an impossible size {}",
-          source_, name, st.size);
+    reserve(name, st);
     auto out = std::make_shared<std::vector<std::byte>>(st.size);
     zip_file_t* f = zip_fopen(zip_, name.c_str(), 0);
     check(f != nullptr, "{}: cannot open zip entry '{}': {}", source_, name, zip_strerror(zip_));
@@ -618,9 +659,24 @@ class ZipArchive {
   }
 
  private:
+  // Refuses, before anything is allocated, an entry whose size cannot come from its compressed
+  // bytes or that would take the archive past what its size can legitimately hold.
+  void reserve(const std::string& name, const zip_stat_t& st) {
+    check(st.valid & ZIP_STAT_COMP_SIZE, "{}: zip entry '{}' has no compressed size", source_,
+          name);
+    const uint64_t limit = st.comp_size * kMaxDeflateRatio + 64;
+    check(st.size <= limit, "{}: zip entry '{}' claims {} bytes from {} compressed: impossible",
+          source_, name, st.size, st.comp_size);
+    check(st.size <= remaining_,
+          "{}: zip entry '{}' would expand the {}-byte archive past {}x its size (a zip bomb?)",
+          source_, name, archive_size_, kMaxZipExpansion);
+    remaining_ -= st.size;
+  }
+
   std::string source_;
   zip_t* zip_ = nullptr;
   size_t archive_size_ = 0;
+  uint64_t remaining_ = 0;  // bytes the entries not yet read may still expand to
 };
 
 // "<prefix>/data.pkl" -> "<prefix>/"; torch names the prefix after the file it saved to.

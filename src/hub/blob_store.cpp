@@ -10,6 +10,7 @@
 #include <span>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "hub/hash.h"
 
 namespace lorahub::hub {
@@ -26,32 +27,28 @@ void fsync_dir(const fs::path& dir) {
   if (rc != 0) fail("{}: fsync failed: {}", dir.string(), std::strerror(err));
 }
 
-// write_file_atomic names its temp files ".<name>.tmp<random>". One older than an hour belongs to
-// a writer that died (a live one finishes in seconds); other server processes sharing the store
-// may still be writing younger ones, so those stay.
-void remove_stale_temp_files(const fs::path& blobs_dir) {
-  const auto cutoff = fs::file_time_type::clock::now() - std::chrono::hours(1);
-  std::error_code ec;
-  for (const auto& entry : fs::recursive_directory_iterator(blobs_dir, ec)) {
-    const std::string name = entry.path().filename().string();
-    if (entry.is_regular_file(ec) && name.starts_with('.') &&
-        name.find(".tmp") != std::string::npos && entry.last_write_time(ec) < cutoff) {
-      fs::remove(entry.path(), ec);
-    }
-  }
-}
-
 }  // namespace
+
+int64_t BlobStore::remove_abandoned_temp_files() const {
+  int64_t removed = 0;
+  std::error_code ec;
+  for (const auto& entry : fs::recursive_directory_iterator(blobs_dir_, ec)) {
+    if (entry.is_regular_file(ec) && is_temp_file_name(entry.path().filename().string()) &&
+        is_abandoned_temp_file(entry.path().string()) && fs::remove(entry.path(), ec))
+      ++removed;
+  }
+  return removed;
+}
 
 BlobStore::BlobStore(std::string root) : blobs_dir_((fs::path(root) / "blobs").string()) {
   std::error_code ec;
   fs::create_directories(blobs_dir_, ec);
   check(!ec, "{}: cannot create the blob folder: {}", blobs_dir_, ec.message());
-  remove_stale_temp_files(blobs_dir_);
+  remove_abandoned_temp_files();
 }
 
 std::string BlobStore::path_of(std::string_view sha256) const {
-  check(is_lower_hex(sha256, 64), "'{}' is not a SHA-256 hex digest", sha256.substr(0, 80));
+  check(is_lower_hex(sha256, 64), "'{}' is not a SHA-256 hex digest", truncate_utf8(sha256, 80));
   return (fs::path(blobs_dir_) / sha256.substr(0, 2) / sha256).string();
 }
 

@@ -29,6 +29,10 @@ class BlobStore {
   // Creates ROOT/blobs when missing and removes temp files that a crash left behind.
   explicit BlobStore(std::string root);
 
+  // Removes temp files whose writer died (no lock held on them: see write_file_atomic), however
+  // young; those of live writers, in this or another process, stay. Returns how many went.
+  int64_t remove_abandoned_temp_files() const;
+
   // Stores `content` durably (idempotent: identical content is stored once). Storing content
   // that is already there refreshes the blob's modification time: garbage collection keeps
   // blobs touched within its grace period, so a push reusing an unreferenced blob keeps it.

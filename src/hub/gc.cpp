@@ -1,32 +1,54 @@
 #include "hub/gc.h"
 
+#include <algorithm>
 #include <filesystem>
+#include <unordered_map>
 
 namespace lorahub::hub {
+namespace {
+
+// Removals per metadata transaction: pushes wait for their commit while one runs, so keep each
+// short.
+constexpr size_t kBatch = 256;
+
+}  // namespace
 
 GcReport collect_garbage(const BlobStore& blobs, MetaStore& meta, std::chrono::seconds min_age,
                          bool dry_run) {
   const auto cutoff = std::filesystem::file_time_type::clock::now() - min_age;
-  // Blobs first, references second: a blob stored and committed in between is then seen as
-  // referenced; one stored after the listing is not listed at all.
-  const std::vector<BlobFile> stored = blobs.list();
-  const auto referenced = meta.referenced_blobs();
   GcReport report;
+  report.abandoned_temp_files = dry_run ? 0 : blobs.remove_abandoned_temp_files();
+  std::vector<BlobFile> stored = blobs.list();
+  // A first, unlocked look sorts out what is referenced now (referenced blobs never go back).
+  const auto referenced = meta.referenced_blobs();
+  std::unordered_map<std::string, size_t> size_of;
+  std::vector<std::string> candidates;
   for (const BlobFile& blob : stored) {
     if (referenced.contains(blob.sha256)) {
       ++report.referenced;
-      continue;
+    } else {
+      size_of[blob.sha256] = blob.size;
+      candidates.push_back(blob.sha256);
     }
+  }
+  const auto take = [&](const std::string& sha) {
     std::error_code ec;
-    const auto modified = std::filesystem::last_write_time(blobs.path_of(blob.sha256), ec);
-    if (ec) continue;  // already gone
-    const bool old = modified < cutoff;
-    if (!old || (!dry_run && !blobs.remove_if_untouched_since(blob.sha256, cutoff))) {
+    const auto modified = std::filesystem::last_write_time(blobs.path_of(sha), ec);
+    if (ec) return;  // already gone
+    if (modified >= cutoff || (!dry_run && !blobs.remove_if_untouched_since(sha, cutoff))) {
       ++report.young;
-      continue;
+      return;
     }
-    report.collected.push_back(blob);
-    report.collected_bytes += blob.size;
+    report.collected.push_back({sha, size_of[sha]});
+    report.collected_bytes += size_of[sha];
+  };
+  for (size_t at = 0; at < candidates.size(); at += kBatch) {
+    const std::vector<std::string> batch(
+        candidates.begin() + static_cast<std::ptrdiff_t>(at),
+        candidates.begin() + static_cast<std::ptrdiff_t>(std::min(at + kBatch, candidates.size())));
+    // The removal itself runs where no push can commit: a push that commits before it is seen
+    // as a reference; one that commits after it finds its blob gone and stores it again.
+    report.referenced += static_cast<int64_t>(meta.remove_unreferenced(batch, take).size());
   }
   return report;
 }

@@ -2,12 +2,17 @@
 
 #include <nlohmann/json.hpp>
 
+#include <charconv>
 #include <chrono>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "hub/hash.h"
+#include "hub/names.h"
 
 namespace lorahub::hub {
 namespace {
@@ -30,6 +35,10 @@ constexpr const char* kSchema[] = {
     "CREATE TABLE IF NOT EXISTS tags (revision TEXT NOT NULL, tag TEXT NOT NULL, "
     "PRIMARY KEY (revision, tag))",
     "CREATE INDEX IF NOT EXISTS revisions_by_repo ON revisions (repo)",
+    // Names differing only in case are one name (as on the Hugging Face Hub): the database
+    // refuses a second spelling, and lookups match any spelling to the stored one.
+    "CREATE UNIQUE INDEX IF NOT EXISTS repos_by_lower_id ON repos (LOWER(id))",
+    "CREATE UNIQUE INDEX IF NOT EXISTS users_by_lower_name ON users (LOWER(name))",
 };
 
 // The columns of a revision, in the order read_revision expects.
@@ -43,13 +52,34 @@ int64_t now_seconds() {
       .count();
 }
 
-const std::string& text(const SqlRow& row, size_t i) {
-  static const std::string empty;
-  return row.at(i) ? *row[i] : empty;
+// Stored rows are read defensively: a row that an older server, a hand edit or another client
+// wrote badly (a subnormal alpha that std::stod refuses, invalid UTF-8, a truncated JSON list)
+// must never make a listing fail. Text comes out valid UTF-8, numbers fall back to 0.
+std::string text(const SqlRow& row, size_t i) {
+  return row.at(i) ? to_valid_utf8(*row[i]) : std::string();
+}
+
+int64_t integer(const SqlRow& row, size_t i) {
+  const std::string value = text(row, i);
+  int64_t out = 0;
+  const auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), out);
+  return ec == std::errc() ? out : 0;
+}
+
+double real(const SqlRow& row, size_t i) {
+  const std::string value = text(row, i);
+  char* end = nullptr;
+  const double out = std::strtod(value.c_str(), &end);  // subnormals too (errno is ERANGE)
+  return end != value.c_str() && std::isfinite(out) ? out : 0.0;
 }
 
 std::vector<std::string> json_strings(const std::string& text) {
-  return nlohmann::json::parse(text).get<std::vector<std::string>>();
+  const auto parsed = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  std::vector<std::string> out;
+  if (!parsed.is_array()) return out;
+  for (const auto& item : parsed)
+    if (item.is_string()) out.push_back(item.get<std::string>());
+  return out;
 }
 
 Revision read_revision(const SqlRow& row, size_t first = 0) {
@@ -57,17 +87,21 @@ Revision read_revision(const SqlRow& row, size_t first = 0) {
   rev.sha = text(row, first + 0);
   rev.repo = text(row, first + 1);
   rev.parent = text(row, first + 2);
-  rev.created = std::stoll(text(row, first + 3));
+  rev.created = integer(row, first + 3);
   rev.message = text(row, first + 4);
   rev.meta.base_model = text(row, first + 5);
-  rev.meta.rank = std::stoll(text(row, first + 6));
-  rev.meta.alpha = std::stod(text(row, first + 7));
+  rev.meta.rank = integer(row, first + 6);
+  rev.meta.alpha = real(row, first + 7);
   rev.meta.targets = json_strings(text(row, first + 8));
   rev.meta.task = text(row, first + 9);
   rev.meta.description = text(row, first + 10);
   rev.meta.tags = json_strings(text(row, first + 11));
   rev.meta.license = text(row, first + 12);
   return rev;
+}
+
+RepoSummary read_summary(const SqlRow& row) {
+  return {text(row, 0), text(row, 1), integer(row, 2), integer(row, 3), read_revision(row, 4)};
 }
 
 // LIKE pattern matching `needle` anywhere, with LIKE's wildcards in it taken literally.
@@ -120,13 +154,16 @@ void MetaStore::create_schema() {
 
 std::string MetaStore::create_token(const std::string& user) {
   const std::string token = "lh_" + random_hex(24);
+  validate_user_name(user);
   std::lock_guard lock(mutex_);
   in_transaction(*db_, [&] {
     const std::string created = std::to_string(now_seconds());
-    db_->execute("INSERT INTO users (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING",
+    db_->execute("INSERT INTO users (name, created) VALUES (?, ?) ON CONFLICT DO NOTHING",
                  {user, created});
+    // The token belongs to the user as first spelled ("Alice" and "alice" are one user).
+    const auto stored = db_->query("SELECT name FROM users WHERE LOWER(name) = LOWER(?)", {user});
     db_->execute("INSERT INTO tokens (hash, user_name, created) VALUES (?, ?, ?)",
-                 {sha256_hex(token), user, created});
+                 {sha256_hex(token), text(stored.at(0), 0), created});
   });
   return token;
 }
@@ -150,7 +187,7 @@ int64_t MetaStore::revoke_tokens_of(const std::string& user) {
 
 std::optional<std::string> MetaStore::head_of(const std::string& repo) {
   std::lock_guard lock(mutex_);
-  const auto rows = db_->query("SELECT head FROM repos WHERE id = ?", {repo});
+  const auto rows = db_->query("SELECT head FROM repos WHERE LOWER(id) = LOWER(?)", {repo});
   if (rows.empty()) return std::nullopt;
   return text(rows[0], 0);
 }
@@ -160,7 +197,7 @@ std::vector<FileEntry> MetaStore::files_of(const std::string& sha) {
   for (const auto& row :
        db_->query("SELECT path, sha256, git_oid, size FROM files WHERE revision = ? ORDER BY path",
                   {sha})) {
-    files.push_back({text(row, 0), text(row, 1), text(row, 2), std::stoll(text(row, 3))});
+    files.push_back({text(row, 0), text(row, 1), text(row, 2), integer(row, 3)});
   }
   return files;
 }
@@ -173,15 +210,37 @@ std::unordered_set<std::string> MetaStore::referenced_blobs() {
   return shas;
 }
 
+std::vector<std::string> MetaStore::remove_unreferenced(
+    const std::vector<std::string>& candidates,
+    const std::function<void(const std::string&)>& remove) {
+  std::lock_guard lock(mutex_);
+  return in_transaction(*db_, [&] {
+    db_->exclude_writers("files");
+    std::unordered_set<std::string> referenced;
+    for (const auto& row : db_->query("SELECT DISTINCT sha256 FROM files", {}))
+      referenced.insert(text(row, 0));
+    std::vector<std::string> kept;
+    for (const auto& sha : candidates) {
+      if (referenced.contains(sha))
+        kept.push_back(sha);
+      else
+        remove(sha);
+    }
+    return kept;
+  });
+}
+
 std::optional<Revision> MetaStore::find_revision(const std::string& repo, const std::string& rev) {
   std::lock_guard lock(mutex_);
-  const std::string sql =
-      rev == "main" ? fmt::format(
-                          "SELECT {} FROM repos r JOIN revisions v ON v.sha = r.head "
-                          "WHERE r.id = ?",
-                          kRevisionColumns)
-                    : fmt::format("SELECT {} FROM revisions v WHERE v.repo = ? AND v.sha = ?",
-                                  kRevisionColumns);
+  const std::string sql = rev == "main"
+                              ? fmt::format(
+                                    "SELECT {} FROM repos r JOIN revisions v ON v.sha = r.head "
+                                    "WHERE LOWER(r.id) = LOWER(?)",
+                                    kRevisionColumns)
+                              : fmt::format(
+                                    "SELECT {} FROM repos r JOIN revisions v ON v.repo = r.id "
+                                    "WHERE LOWER(r.id) = LOWER(?) AND v.sha = ?",
+                                    kRevisionColumns);
   std::vector<SqlValue> params{repo};
   if (rev != "main") params.push_back(rev);
   const auto rows = db_->query(sql, params);
@@ -195,13 +254,11 @@ std::optional<RepoSummary> MetaStore::find_repo(const std::string& repo) {
   std::lock_guard lock(mutex_);
   const auto rows =
       db_->query(fmt::format("SELECT r.id, r.owner, r.created, r.updated, {} FROM repos r "
-                             "JOIN revisions v ON v.sha = r.head WHERE r.id = ?",
+                             "JOIN revisions v ON v.sha = r.head WHERE LOWER(r.id) = LOWER(?)",
                              kRevisionColumns),
                  {repo});
   if (rows.empty()) return std::nullopt;
-  const auto& row = rows[0];
-  return RepoSummary{text(row, 0), text(row, 1), std::stoll(text(row, 2)), std::stoll(text(row, 3)),
-                     read_revision(row, 4)};
+  return read_summary(rows[0]);
 }
 
 std::vector<RepoSummary> MetaStore::search(const SearchFilter& filter) {
@@ -223,7 +280,7 @@ std::vector<RepoSummary> MetaStore::search(const SearchFilter& filter) {
   };
   add(!filter.base_model.empty(), " AND LOWER(v.base_model) = LOWER(?)", filter.base_model);
   add(!filter.task.empty(), " AND v.task = ?", filter.task);
-  add(!filter.author.empty(), " AND r.owner = ?", filter.author);
+  add(!filter.author.empty(), " AND LOWER(r.owner) = LOWER(?)", filter.author);
   add(filter.rank.has_value(), " AND v.lora_rank = ?", std::to_string(filter.rank.value_or(0)));
   std::vector<std::string> tags = filter.tags;
   if (!filter.tag.empty()) tags.push_back(filter.tag);
@@ -237,8 +294,7 @@ std::vector<RepoSummary> MetaStore::search(const SearchFilter& filter) {
   std::lock_guard lock(mutex_);
   std::vector<RepoSummary> found;
   for (const auto& row : db_->query(sql, params)) {
-    found.push_back({text(row, 0), text(row, 1), std::stoll(text(row, 2)), std::stoll(text(row, 3)),
-                     read_revision(row, 4)});
+    found.push_back(read_summary(row));
   }
   return found;
 }
@@ -249,32 +305,35 @@ bool MetaStore::create_repo(const std::string& repo) {
   std::lock_guard lock(mutex_);
   return db_->execute(
              "INSERT INTO repos (id, owner, head, created, updated) VALUES (?, ?, '', ?, ?) "
-             "ON CONFLICT (id) DO NOTHING",
+             "ON CONFLICT DO NOTHING",  // any spelling
              {repo, owner, created, created}) == 1;
 }
 
 bool MetaStore::commit(const Revision& rev) {
-  const std::string owner = rev.repo.substr(0, rev.repo.find('/'));
   const std::string created = std::to_string(rev.created);
   std::lock_guard lock(mutex_);
   return in_transaction(*db_, [&] {
+    // A push to "Alice/Mod" updates "alice/mod" when that is how the repo was first spelled.
+    const auto stored = db_->query("SELECT id FROM repos WHERE LOWER(id) = LOWER(?)", {rev.repo});
+    const std::string repo = stored.empty() ? rev.repo : text(stored[0], 0);
+    const std::string owner = repo.substr(0, repo.find('/'));
     // The compare-and-swap on the head comes first: a lost race rolls back before writing.
     const int64_t moved =
-        rev.parent.empty()
-            ? db_->execute(  // a new repo, or one created empty (head '')
+        rev.parent.empty() && stored.empty()
+            ? db_->execute(
                   "INSERT INTO repos (id, owner, head, created, updated) "
-                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET head = excluded.head, "
-                  "updated = excluded.updated WHERE repos.head = ''",
-                  {rev.repo, owner, rev.sha, created, created})
+                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",  // any spelling
+                  {repo, owner, rev.sha, created, created})
+            // The head moves on; a repo created empty has head '' (create_repo).
             : db_->execute("UPDATE repos SET head = ?, updated = ? WHERE id = ? AND head = ?",
-                           {rev.sha, created, rev.repo, rev.parent});
+                           {rev.sha, created, repo, rev.parent});
     if (moved != 1) return false;  // nothing was written; the empty transaction commits
     const ModuleMeta& m = rev.meta;
     db_->execute(
         fmt::format("INSERT INTO revisions ({}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     "sha, repo, parent, created, message, base_model, lora_rank, alpha, "
                     "targets, task, description, tags, license"),
-        {rev.sha, rev.repo, rev.parent, created, rev.message, m.base_model, std::to_string(m.rank),
+        {rev.sha, repo, rev.parent, created, rev.message, m.base_model, std::to_string(m.rank),
          number(m.alpha), nlohmann::json(m.targets).dump(), m.task, m.description,
          nlohmann::json(m.tags).dump(), m.license});
     for (const auto& f : rev.files) {

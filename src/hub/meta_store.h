@@ -3,6 +3,7 @@
 // same code runs on SQLite and PostgreSQL. Thread-safe (one mutex around the connection).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -99,6 +100,13 @@ class MetaStore {
 
   // The SHA-256 of every blob some revision points at (what garbage collection must keep).
   std::unordered_set<std::string> referenced_blobs();
+
+  // Garbage collection's half of the push/gc protocol (hub/gc.h): in one write transaction, so
+  // that no revision can be committed between the check and the removal, calls `remove(sha)`
+  // for each candidate no revision references. Returns the candidates found referenced.
+  std::vector<std::string> remove_unreferenced(
+      const std::vector<std::string>& candidates,
+      const std::function<void(const std::string&)>& remove);
 
   std::string describe() const { return db_->describe(); }
 

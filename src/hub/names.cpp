@@ -18,6 +18,13 @@ bool is_name_char(char c) {
          c == '_' || c == '-';
 }
 
+// Path words of the Hugging Face Hub's URLs and of ours: a namespace named like one of them
+// would make "/<namespace>/..." ambiguous with a route.
+constexpr std::string_view kReservedUserNames[] = {
+    "api",         "models", "datasets", "spaces", "docs",    "settings",      "login",
+    "logout",      "join",   "new",      "search", "blog",    "organizations", "pricing",
+    "collections", "papers", "static",   "assets", "resolve", "openapi.json"};
+
 }  // namespace
 
 std::string printable(std::string_view text) {
@@ -27,6 +34,20 @@ std::string printable(std::string_view text) {
     out += (u >= 0x20 && u < 0x7f) ? std::string(1, c) : fmt::format("\\x{:02x}", u);
   }
   return out;
+}
+
+std::string lower_ascii(std::string_view text) {
+  std::string out(text);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+void validate_user_name(std::string_view name) {
+  validate_name(name, "user name");
+  const std::string lower = lower_ascii(name);
+  for (std::string_view reserved : kReservedUserNames)
+    check(lower != reserved, "user name '{}' is reserved (it is a word of the hub's URLs)", name);
 }
 
 void validate_name(std::string_view name, std::string_view what) {
@@ -46,7 +67,7 @@ std::string validate_repo_id(std::string_view repo_id) {
   check(slash != std::string_view::npos, "repo id '{}' is not of the form user/name",
         printable(repo_id));
   const std::string_view user = repo_id.substr(0, slash);
-  validate_name(user, "user name in repo id");
+  validate_user_name(user);
   validate_name(repo_id.substr(slash + 1), "repo name in repo id");
   return std::string(user);
 }

@@ -11,8 +11,17 @@ namespace lorahub::hub {
 // and not "." / "..". Throws Error naming `what` and the bad value.
 void validate_name(std::string_view name, std::string_view what);
 
-// "user/name" with both parts valid names; returns the user part. Throws Error.
+// A user (namespace) name: a valid name that is not one of the hub's route words ("api",
+// "models", "datasets", ...), compared case-insensitively as the Hugging Face Hub does, so that
+// no repo id can read like one of the hub's own URLs. Throws Error.
+void validate_user_name(std::string_view name);
+
+// "user/name" with a valid user name and repo name; returns the user part. Throws Error.
 std::string validate_repo_id(std::string_view repo_id);
+
+// ASCII lower case: names are ASCII and compared case-insensitively (HF treats "Alice/Mod" and
+// "alice/mod" as one repo).
+std::string lower_ascii(std::string_view text);
 
 // A relative path of '/'-separated valid names (at most 16 deep, 512 characters). Throws Error.
 void validate_file_path(std::string_view path);

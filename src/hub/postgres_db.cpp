@@ -77,6 +77,10 @@ class PostgresDb final : public SqlDb {
   void rollback() override {
     if (PQtransactionStatus(conn_) != PQTRANS_IDLE) PQclear(PQexec(conn_, "ROLLBACK"));
   }
+  void exclude_writers(std::string_view table) override {
+    // EXCLUSIVE conflicts with the ROW EXCLUSIVE lock every INSERT takes, not with SELECTs.
+    execute(fmt::format("LOCK TABLE {} IN EXCLUSIVE MODE", table), {});
+  }
   std::string describe() const override { return where_; }
 
  private:

@@ -29,6 +29,9 @@ class SqlDb {
   virtual void begin() = 0;
   virtual void commit() = 0;
   virtual void rollback() = 0;
+  // Inside a transaction: blocks writers of `table` (readers go on) until it ends. SQLite's
+  // BEGIN IMMEDIATE already excludes every other writer; PostgreSQL takes a table lock.
+  virtual void exclude_writers(std::string_view table) = 0;
   virtual std::string describe() const = 0;  // for messages: the file or the server
 };
 

@@ -49,6 +49,7 @@ class SqliteDb final : public SqlDb {
   void rollback() override {
     if (!sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
   }
+  void exclude_writers(std::string_view) override {}  // BEGIN IMMEDIATE holds the write lock
   std::string describe() const override { return path_; }
 
  private:

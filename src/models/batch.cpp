@@ -29,6 +29,7 @@ RaggedBatch RaggedBatch::dense(int64_t batch, int64_t len) {
   r.rows = batch * len;
   r.first.assign(static_cast<size_t>(batch), 0);
   r.count.assign(static_cast<size_t>(batch), len);
+  r.left_pad.assign(static_cast<size_t>(batch), 0);
   for (int64_t b = 0; b < batch; ++b) r.row0.push_back(b * len);
   return r;
 }
@@ -37,6 +38,7 @@ RaggedBatch RaggedBatch::of(const PaddedBatch& padded) {
   RaggedBatch r;
   r.batch = padded.batch;
   r.len = padded.len;
+  r.left_pad = padded.offsets;
   for (int64_t b = 0; b < padded.batch; ++b) {
     const uint8_t* valid = padded.valid.data() + b * padded.len;
     const int64_t first = std::find(valid, valid + padded.len, 1) - valid;

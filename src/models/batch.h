@@ -27,6 +27,9 @@ PaddedBatch pad_batch(const std::vector<std::vector<int32_t>>& seqs, int32_t pad
 struct RaggedBatch {
   int64_t batch = 0, len = 0, rows = 0;
   std::vector<int64_t> first, count, row0;
+  // Left padding of each sequence in its cache (decoder-only generation): the position of slot s
+  // is s - left_pad[b]. Travels with the rows so that no model keeps per-call state.
+  std::vector<int64_t> left_pad;
 
   // Every slot is real (decoding steps: one new token per sequence).
   static RaggedBatch dense(int64_t batch, int64_t len);

@@ -36,6 +36,15 @@ struct NormLayer {  // RMSNorm without bias (T5LayerNorm, LlamaRMSNorm)
 // y[rows, d] = rms_norm(x) · weight
 void norm_forward(const NormLayer& norm, const float* x, int64_t rows, float* y);
 
+// Pre-norm residual sub-layer: x[rows, d] += f(norm(x)), f(h, out) writing out[rows, d].
+template <typename F>
+void residual(const NormLayer& norm, float* x, int64_t rows, int64_t d, F f) {
+  std::vector<float> h(static_cast<size_t>(rows * d)), out(h.size());
+  norm_forward(norm, x, rows, h.data());
+  f(h.data(), out.data());
+  add_inplace(x, out.data(), rows * d);
+}
+
 struct FeedForward {
   bool gated = false;  // gated: wo(act(gate x) · up x)   ungated: wo(act(gate x))
   Activation act = Activation::Relu;

@@ -222,9 +222,6 @@ StateDict gguf_to_hf_state_dict(const GgufFile& g, const LlamaConfig& c) {
 
 namespace {
 
-// Inputs longer than this are cut, as the reference tokenizes with max_length=2048.
-constexpr size_t kMaxTokens = 2048;
-
 struct LlamaBlock {
   NormLayer attn_norm, ffn_norm;
   AttentionLayer attn;
@@ -268,37 +265,35 @@ class LlamaModel : public Model {
     Example e{tokenizer_->encode(input, true), tokenizer_->encode(" " + output, false)};
     e.label_ids.push_back(cfg_.eos_ids.front());
     // Over the limit, keep the end of the input (nearest the answer) and all of the output.
-    const size_t room = kMaxTokens > e.label_ids.size() ? kMaxTokens - e.label_ids.size() : 1;
+    const size_t room =
+        kMaxInputTokens > e.label_ids.size() ? kMaxInputTokens - e.label_ids.size() : 1;
     if (e.input_ids.size() > room) e.input_ids.erase(e.input_ids.begin(), e.input_ids.end() - room);
-    if (e.label_ids.size() > kMaxTokens - e.input_ids.size())
-      e.label_ids.resize(kMaxTokens - e.input_ids.size());
+    if (e.label_ids.size() > kMaxInputTokens - e.input_ids.size())
+      e.label_ids.resize(kMaxInputTokens - e.input_ids.size());
     return e;
   }
 
   std::vector<ExampleLoss> score(const std::vector<Example>& batch) override {
-    std::vector<ExampleLoss> losses(batch.size());
+    std::vector<ExampleLoss> losses;
     const auto logits = label_logits(batch);
-    for (size_t b = 0; b < batch.size(); ++b) {
-      const int64_t vocab = cfg_.vocab_size;
-      for (size_t t = 0; t < batch[b].label_ids.size(); ++t) {
-        const float* z = logits[b].f32() + t * vocab;
-        losses[b].ce_sum += log_sum_exp(z, vocab) - z[batch[b].label_ids[t]];
-        losses[b].tokens += 1;
-      }
-    }
+    for (size_t b = 0; b < batch.size(); ++b)
+      losses.push_back(cross_entropy(logits[b].f32(), batch[b].label_ids, cfg_.vocab_size));
     return losses;
   }
 
   std::vector<Tensor> label_logits(const std::vector<Example>& batch) override;
-  std::vector<std::vector<int32_t>> generate(const std::vector<std::vector<int32_t>>& inputs,
-                                             int max_new_tokens) override;
+  std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts,
+                                       int max_new_tokens) override;
+  void decode_step(DecodeState& state, const std::vector<int32_t>& tokens) override;
+  int64_t vocab_size() const override { return cfg_.vocab_size; }
+  std::vector<int32_t> end_of_sequence_ids() const override { return cfg_.eos_ids; }
 
   void set_lora(const LoraMap* lora) override {
-    check_lora_targets(lora);
+    if (lora) check_lora_targets(*lora, linear_layers(), cfg_.architecture);
     for_each_linear([&](Linear& l) { attach_lora(l, lora); });
   }
   void merge_lora(const LoraMap& lora) override {
-    check_lora_targets(&lora);
+    check_lora_targets(lora, linear_layers(), cfg_.architecture);
     for_each_linear([&](Linear& l) { merge_lora_into(l, lora); });
   }
   std::vector<LinearInfo> linear_layers() const override {
@@ -348,38 +343,21 @@ class LlamaModel : public Model {
     f(lm_head_);
   }
 
-  // An adapter made for another architecture (T5 keys on a Llama) would silently do nothing.
-  void check_lora_targets(const LoraMap* lora) {
-    if (!lora) return;
-    std::unordered_map<std::string, bool> known;
-    for_each_linear([&](Linear& l) { known[l.name] = true; });
-    for (const auto& [name, deltas] : *lora)
-      check(known.count(name) != 0,
-            "LoRA target '{}' is not a linear layer of this {} model (expected names like "
-            "'model.layers.0.self_attn.q_proj'; adapter made for another architecture?)",
-            name, cfg_.architecture);
-  }
-
-  // Positions of the packed rows of a step starting at cache slot pos0: slot − left padding
-  // (offsets_ is set per batch).
-  std::vector<int64_t> token_positions(const RaggedBatch& rows, int64_t pos0) const {
+  // Positions of the packed rows of a step starting at cache slot pos0: slot − left padding.
+  static std::vector<int64_t> token_positions(const RaggedBatch& rows, int64_t pos0) {
     std::vector<int64_t> positions;
     positions.reserve(static_cast<size_t>(rows.rows));
     for (int64_t b = 0; b < rows.batch; ++b)
       for (int64_t i = 0; i < rows.count[b]; ++i)
-        positions.push_back(pos0 + rows.first[b] + i - offsets_[b]);
+        positions.push_back(pos0 + rows.first[b] + i - rows.left_pad[b]);
     return positions;
   }
-  // Runs the decoder over the packed rows x[rows.rows, hidden] appended to the caches; the
-  // caller sets offsets_.
+  // Runs the decoder over the packed rows x[rows.rows, hidden] appended to the caches.
   void forward(float* x, const RaggedBatch& rows, std::vector<KvCache>& caches,
                const uint8_t* key_valid) const;
   // Final norm + LM head for the given hidden rows.
   std::vector<float> logits(const float* hidden, int64_t rows) const;
   std::vector<float> embed(const std::vector<int32_t>& ids) const { return embed_.lookup(ids); }
-  bool is_eos(int32_t id) const {
-    return std::find(cfg_.eos_ids.begin(), cfg_.eos_ids.end(), id) != cfg_.eos_ids.end();
-  }
 
   LlamaConfig cfg_;
   std::unique_ptr<BpeTokenizer> tokenizer_;
@@ -390,17 +368,14 @@ class LlamaModel : public Model {
   Linear lm_head_;
   bool tied_head_ = false;
   bool bf16_ = false;  // the fast path (LoadOptions::bf16): bf16 weights and generation caches
-  std::vector<int64_t> offsets_;  // left padding per sequence in the running batch
 };
 
-// Pre-norm residual sub-layer: x += f(norm(x)).
-template <typename F>
-void residual(const NormLayer& norm, float* x, int64_t rows, int64_t d, F f) {
-  std::vector<float> h(static_cast<size_t>(rows * d)), out(h.size());
-  norm_forward(norm, x, rows, h.data());
-  f(h.data(), out.data());
-  add_inplace(x, out.data(), rows * d);
-}
+// A batch being decoded: its caches, which slots are real, and the rows of one step.
+struct LlamaDecodeState : DecodeState {
+  std::vector<KvCache> caches;
+  std::vector<uint8_t> valid;  // [batch, capacity]: 0 for left padding
+  RaggedBatch step_rows;       // one new token per sequence
+};
 
 void LlamaModel::forward(float* x, const RaggedBatch& rows, std::vector<KvCache>& caches,
                          const uint8_t* key_valid) const {
@@ -439,7 +414,6 @@ std::vector<Tensor> LlamaModel::label_logits(const std::vector<Example>& batch) 
   }
   const PaddedBatch p = pad_batch(seqs, std::max(tokenizer_->pad_id(), 0), /*left=*/false);
   const RaggedBatch rows_of = RaggedBatch::of(p);
-  offsets_ = p.offsets;
   std::vector<float> x = embed(packed_ids(p));
   std::vector<KvCache> caches(blocks_.size());
   for (auto& c : caches) c.reset(p.batch, p.len, cfg_.kv_heads * cfg_.head_dim);
@@ -465,54 +439,47 @@ std::vector<Tensor> LlamaModel::label_logits(const std::vector<Example>& batch) 
   return out;
 }
 
-std::vector<std::vector<int32_t>> LlamaModel::generate(
-    const std::vector<std::vector<int32_t>>& inputs, int max_new_tokens) {
-  std::vector<std::vector<int32_t>> out(inputs.size());
-  if (inputs.empty() || max_new_tokens <= 0) return out;
+std::unique_ptr<DecodeState> LlamaModel::prefill(const std::vector<std::vector<int32_t>>& inputs,
+                                                 int max_new_tokens) {
+  auto state = std::make_unique<LlamaDecodeState>();
   std::vector<std::vector<int32_t>> prompts;
   for (const auto& ids : inputs) {
     check(!ids.empty(), "generate: empty input");
-    const size_t keep = std::min(ids.size(), kMaxTokens);
+    const size_t keep = std::min(ids.size(), kMaxInputTokens);
     prompts.emplace_back(ids.end() - keep, ids.end());
   }
   const PaddedBatch p = pad_batch(prompts, std::max(tokenizer_->pad_id(), 0), /*left=*/true);
-  offsets_ = p.offsets;
-  const int64_t capacity = p.len + max_new_tokens;
-  std::vector<KvCache> caches(blocks_.size());
-  for (auto& c : caches) c.reset(p.batch, capacity, cfg_.kv_heads * cfg_.head_dim, bf16_);
-  std::vector<uint8_t> valid(static_cast<size_t>(p.batch * capacity), 1);
-  for (int64_t b = 0; b < p.batch; ++b) std::fill_n(valid.begin() + b * capacity, p.offsets[b], 0);
+  state->batch = p.batch;
+  const int64_t capacity = p.len + std::max(max_new_tokens, 1);
+  state->caches.resize(blocks_.size());
+  for (auto& c : state->caches) c.reset(p.batch, capacity, cfg_.kv_heads * cfg_.head_dim, bf16_);
+  state->valid.assign(static_cast<size_t>(p.batch * capacity), 1);
+  for (int64_t b = 0; b < p.batch; ++b)
+    std::fill_n(state->valid.begin() + b * capacity, p.offsets[b], 0);
+  state->step_rows = RaggedBatch::dense(p.batch, 1);
+  state->step_rows.left_pad = p.offsets;
 
-  // Prefill: the whole prompt, packed; its last position gives the first new token.
+  // The whole prompt, packed; the last position of each sequence predicts its first new token.
   const RaggedBatch prompt_rows = RaggedBatch::of(p);
   std::vector<float> x = embed(packed_ids(p));
-  forward(x.data(), prompt_rows, caches, valid.data());
+  forward(x.data(), prompt_rows, state->caches, state->valid.data());
   std::vector<float> last(static_cast<size_t>(p.batch * cfg_.hidden));
   for (int64_t b = 0; b < p.batch; ++b)
     std::copy_n(x.begin() + (prompt_rows.row0[b] + prompt_rows.count[b] - 1) * cfg_.hidden,
                 cfg_.hidden, last.begin() + b * cfg_.hidden);
-  const RaggedBatch step_rows = RaggedBatch::dense(p.batch, 1);
-  std::vector<bool> finished(inputs.size(), false);
-  size_t running = inputs.size();
-  std::vector<int32_t> next(inputs.size(), std::max(tokenizer_->pad_id(), 0));
-  for (int step = 0; running > 0; ++step) {
-    const std::vector<float> z = logits(last.data(), p.batch);
-    for (int64_t b = 0; b < p.batch; ++b) {
-      if (finished[b]) continue;
-      const float* zb = &z[b * cfg_.vocab_size];
-      next[b] = static_cast<int32_t>(std::max_element(zb, zb + cfg_.vocab_size) - zb);
-      if (is_eos(next[b])) {
-        finished[b] = true;
-        --running;
-      } else {
-        out[b].push_back(next[b]);
-      }
-    }
-    if (step + 1 >= max_new_tokens || running == 0) break;
-    last = embed(next);  // finished sequences keep decoding their last token; it is discarded
-    forward(last.data(), step_rows, caches, valid.data());
-  }
-  return out;
+  state->logits = logits(last.data(), p.batch);
+  return state;
+}
+
+void LlamaModel::decode_step(DecodeState& base, const std::vector<int32_t>& tokens) {
+  auto& state = dynamic_cast<LlamaDecodeState&>(base);
+  check(static_cast<int64_t>(tokens.size()) == state.batch,
+        "decode step: {} tokens for {} sequences", tokens.size(), state.batch);
+  check(state.caches.empty() || state.caches[0].length < state.caches[0].capacity,
+        "decode step: the KV cache is full (prefill was given fewer new tokens)");
+  std::vector<float> x = embed(tokens);
+  forward(x.data(), state.step_rows, state.caches, state.valid.data());
+  state.logits = logits(x.data(), state.batch);
 }
 
 std::vector<std::pair<std::string, Tensor>> LlamaModel::state_dict() const {

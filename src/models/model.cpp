@@ -1,11 +1,43 @@
 #include "models/model.h"
 
+#include <unordered_set>
+
 #include "core/error.h"
+#include "kernels/ops.h"
 
 namespace lorahub {
 
 std::vector<Tensor> Model::label_logits(const std::vector<Example>&) {
   fail("{} models do not expose teacher-forced logits", architecture());
+}
+
+ExampleLoss cross_entropy(const float* logits, const std::vector<int32_t>& labels, int64_t vocab) {
+  ExampleLoss loss;
+  for (size_t t = 0; t < labels.size(); ++t) {
+    const float* z = logits + static_cast<int64_t>(t) * vocab;
+    loss.ce_sum += log_sum_exp(z, vocab) - z[labels[t]];
+    loss.tokens += 1;
+  }
+  return loss;
+}
+
+void truncate_keep_last(std::vector<int32_t>& ids, int64_t max_length) {
+  if (max_length < 1 || static_cast<int64_t>(ids.size()) <= max_length) return;
+  const int32_t last = ids.back();
+  ids.resize(static_cast<size_t>(max_length));
+  ids.back() = last;
+}
+
+void check_lora_targets(const LoraMap& lora, const std::vector<LinearInfo>& layers,
+                        const std::string& architecture) {
+  std::unordered_set<std::string> known;
+  for (const LinearInfo& l : layers) known.insert(l.name);
+  const std::string example = layers.empty() ? std::string() : layers.front().name;
+  for (const auto& [name, deltas] : lora)
+    check(known.count(name) != 0,
+          "LoRA target '{}' is not a linear layer of this {} model (expected names like '{}'; "
+          "adapter made for another architecture?)",
+          name, architecture, example);
 }
 
 }  // namespace lorahub

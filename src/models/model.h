@@ -1,5 +1,6 @@
 // The interface every model (T5 encoder-decoder, Llama-family decoder) offers to the layers
-// above: teacher-forced scoring, greedy generation, and LoRA through one side path.
+// above: teacher-forced scoring, the two steps of decoding (prefill, decode step; the loop
+// itself, with sampling and stop strings, is models/decode.h), and LoRA through one side path.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -27,6 +28,25 @@ struct ExampleLoss {
   int64_t tokens = 0;
 };
 
+// Inputs longer than this are cut, as the reference tokenizes with max_length=2048.
+constexpr size_t kMaxInputTokens = 2048;
+
+// Cross-entropy of the labels under `logits` [labels.size(), vocab] (row t predicts labels[t]).
+ExampleLoss cross_entropy(const float* logits, const std::vector<int32_t>& labels, int64_t vocab);
+
+// Cuts ids to max_length (< 1 = no limit) keeping the last id (EOS stays the last token).
+void truncate_keep_last(std::vector<int32_t>& ids, int64_t max_length);
+
+// What one batch being decoded needs between steps (KV caches, masks, positions). Made by
+// Model::prefill, owned by the caller; `logits` [batch, vocab_size()] predict each sequence's
+// next token after the latest step.
+class DecodeState {
+ public:
+  virtual ~DecodeState() = default;
+  int64_t batch = 0;
+  std::vector<float> logits;
+};
+
 struct LinearInfo {  // a linear layer that LoRA can target
   std::string name;  // HF module path, e.g. "decoder.block.0.layer.1.EncDecAttention.q"
   int64_t in = 0, out = 0;
@@ -51,11 +71,20 @@ class Model {
   // tensor per example (parity tests and debugging). Families without it throw Error.
   virtual std::vector<Tensor> label_logits(const std::vector<Example>& batch);
 
-  // Greedy decoding with a KV cache; returns only the generated ids (no prompt, stops at EOS).
-  virtual std::vector<std::vector<int32_t>> generate(
-      const std::vector<std::vector<int32_t>>& inputs, int max_new_tokens) = 0;
+  // Decoding, driven by decode() (models/decode.h). prefill runs the prompts (T5: the encoder
+  // and the decoder's start token; decoder-only: the whole prompt, left-padded) with room for
+  // max_new_tokens more tokens per sequence; decode_step feeds one token per sequence (those of
+  // finished sequences are computed and ignored). Prompts over kMaxInputTokens are cut.
+  virtual std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts,
+                                               int max_new_tokens) = 0;
+  virtual void decode_step(DecodeState& state, const std::vector<int32_t>& tokens) = 0;
+  // Rows of the logits (may exceed the tokenizer's vocabulary: FLAN-T5 32128 vs 32100).
+  virtual int64_t vocab_size() const = 0;
+  // Tokens that end a sequence (config's eos_token_id); not part of the generated text.
+  virtual std::vector<int32_t> end_of_sequence_ids() const = 0;
 
-  // LoRA as an unmerged side path (nullptr = none). The map must outlive its use.
+  // LoRA as an unmerged side path (nullptr = none). The map must outlive its use. Throws Error
+  // for a target that is not a linear layer of this model.
   virtual void set_lora(const LoraMap* lora) = 0;
   // Adds the LoRA deltas into the base weights (W += scale·B·A), as merge_and_unload does.
   virtual void merge_lora(const LoraMap& lora) = 0;
@@ -64,6 +93,11 @@ class Model {
   // The current weights as an HF state dict (f32), names as transformers saves them.
   virtual std::vector<std::pair<std::string, Tensor>> state_dict() const = 0;
 };
+
+// Throws Error naming the first target of `lora` that is not one of `layers` (an adapter made for
+// another architecture, e.g. T5 keys on a Llama, would otherwise silently do nothing).
+void check_lora_targets(const LoraMap& lora, const std::vector<LinearInfo>& layers,
+                        const std::string& architecture);
 
 struct LoadOptions {
   bool bf16 = false;  // compute with bf16 weights (fast path) instead of f32 (reference path)

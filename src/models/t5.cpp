@@ -56,9 +56,6 @@ T5Config T5Config::from_hf(const HfConfig& hf) {
 
 namespace {
 
-// Inputs longer than this are truncated, as the reference tokenizes with max_length=2048.
-constexpr size_t kMaxTokens = 2048;
-
 struct T5Block {
   NormLayer self_norm;
   AttentionLayer self_attn;
@@ -113,14 +110,11 @@ class T5Model : public Model {
     if (batch.empty()) return losses;
     const PaddedBatch labels = padded_labels(batch);
     const std::vector<float> logits = teacher_forced_logits(batch, labels);  // packed rows
-    const int64_t vocab = cfg_.vocab_size;
-    int64_t row = 0;  // label padding (-100 in transformers) has no row: it is never scored
+    // Label padding (-100 in transformers) has no row: it is never scored.
+    const float* z = logits.data();
     for (size_t b = 0; b < batch.size(); ++b) {
-      for (int32_t label : batch[b].label_ids) {
-        const float* z = &logits[static_cast<size_t>(row++ * vocab)];
-        losses[b].ce_sum += log_sum_exp(z, vocab) - z[label];
-        losses[b].tokens += 1;
-      }
+      losses[b] = cross_entropy(z, batch[b].label_ids, cfg_.vocab_size);
+      z += batch[b].label_ids.size() * cfg_.vocab_size;
     }
     return losses;
   }
@@ -140,13 +134,18 @@ class T5Model : public Model {
     return out;
   }
 
-  std::vector<std::vector<int32_t>> generate(const std::vector<std::vector<int32_t>>& inputs,
-                                             int max_new_tokens) override;
+  std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts,
+                                       int max_new_tokens) override;
+  void decode_step(DecodeState& state, const std::vector<int32_t>& tokens) override;
+  int64_t vocab_size() const override { return cfg_.vocab_size; }
+  std::vector<int32_t> end_of_sequence_ids() const override { return {cfg_.eos_id}; }
 
   void set_lora(const LoraMap* lora) override {
+    if (lora) check_lora_targets(*lora, linear_layers(), "t5");
     for_each_linear(*this, [&](Linear& l) { attach_lora(l, lora); });
   }
   void merge_lora(const LoraMap& lora) override {
+    check_lora_targets(lora, linear_layers(), "t5");
     for_each_linear(*this, [&](Linear& l) { merge_lora_into(l, lora); });
   }
   std::vector<LinearInfo> linear_layers() const override {
@@ -157,11 +156,10 @@ class T5Model : public Model {
   std::vector<std::pair<std::string, Tensor>> state_dict() const override;
 
  private:
+  // Over the limit, keep the start and end with EOS, as the reference's tokenizer does.
   std::vector<int32_t> truncate(std::vector<int32_t> ids) const {
-    if (ids.size() > kMaxTokens) {
-      ids.resize(kMaxTokens);
-      ids.back() = cfg_.eos_id;
-    }
+    if (ids.size() > kMaxInputTokens) ids.back() = cfg_.eos_id;
+    truncate_keep_last(ids, kMaxInputTokens);
     return ids;
   }
 
@@ -221,6 +219,13 @@ class T5Model : public Model {
   bool bf16_ = false;  // the fast path (LoadOptions::bf16): bf16 weights and generation caches
 };
 
+// A batch being decoded: the encoder's padding mask, the decoder's caches, the step reached.
+struct T5DecodeState : DecodeState {
+  PaddedBatch enc_in;
+  std::vector<KvCache> self_caches, cross_caches;
+  int64_t step = 0;  // decoder tokens fed so far
+};
+
 AttentionLayer T5Model::load_attention(WeightReader& r, const std::string& prefix) const {
   const int64_t inner = cfg_.num_heads * cfg_.d_kv;
   AttentionLayer a;
@@ -273,15 +278,6 @@ T5Stack T5Model::load_stack(WeightReader& r, const std::string& prefix, int64_t 
   s.rel.heads = cfg_.num_heads;
   s.rel.bidirectional = !is_decoder;
   return s;
-}
-
-// Pre-norm residual sub-layer: x += f(norm(x)).
-template <typename F>
-void residual(const NormLayer& norm, float* x, int64_t rows, int64_t d, F f) {
-  std::vector<float> h(static_cast<size_t>(rows * d)), out(h.size());
-  norm_forward(norm, x, rows, h.data());
-  f(h.data(), out.data());
-  add_inplace(x, out.data(), rows * d);
 }
 
 std::vector<float> T5Model::encode(const PaddedBatch& in) const {
@@ -362,54 +358,48 @@ std::vector<float> T5Model::teacher_forced_logits(const std::vector<Example>& ba
   return lm_logits(std::move(x), rows.rows);
 }
 
-std::vector<std::vector<int32_t>> T5Model::generate(const std::vector<std::vector<int32_t>>& inputs,
-                                                    int max_new_tokens) {
-  const int64_t batch = static_cast<int64_t>(inputs.size());
-  std::vector<std::vector<int32_t>> out(inputs.size());
-  if (batch == 0 || max_new_tokens <= 0) return out;
+std::unique_ptr<DecodeState> T5Model::prefill(const std::vector<std::vector<int32_t>>& inputs,
+                                              int max_new_tokens) {
+  auto state = std::make_unique<T5DecodeState>();
   std::vector<std::vector<int32_t>> truncated;
   for (const auto& ids : inputs) {
     check(!ids.empty(), "generate: empty input");
     truncated.push_back(truncate(ids));
   }
-  const PaddedBatch enc_in = pad_batch(truncated, cfg_.pad_id);
-  const std::vector<float> enc = encode(enc_in);
+  state->enc_in = pad_batch(truncated, cfg_.pad_id);
+  state->batch = state->enc_in.batch;
+  const std::vector<float> enc = encode(state->enc_in);
   const size_t layers = decoder_.blocks.size();
-  std::vector<KvCache> self_caches(layers), cross_caches(layers);
+  state->self_caches.resize(layers);
+  state->cross_caches.resize(layers);
   for (size_t l = 0; l < layers; ++l) {  // cross-attention keys/values: once per input
     // Generation caches live as long as the batch decodes: bf16 on the fast path.
-    fill_cross_cache(decoder_.blocks[l].cross_attn, enc, enc_in, cross_caches[l], bf16_);
-    self_caches[l].reset(batch, max_new_tokens, decoder_.blocks[l].self_attn.kv_dim(), bf16_);
+    fill_cross_cache(decoder_.blocks[l].cross_attn, enc, state->enc_in, state->cross_caches[l],
+                     bf16_);
+    state->self_caches[l].reset(state->batch, std::max(max_new_tokens, 1),
+                                decoder_.blocks[l].self_attn.kv_dim(), bf16_);
   }
-  std::vector<int32_t> current(static_cast<size_t>(batch), cfg_.decoder_start_id);
-  std::vector<bool> finished(static_cast<size_t>(batch), false);
-  int64_t running = batch;
-  const RaggedBatch step_rows = RaggedBatch::dense(batch, 1);
-  for (int64_t step = 0; step < max_new_tokens && running > 0; ++step) {
-    std::vector<float> x = embed(current);
-    const std::vector<float> bias = relative_position_bias(decoder_.rel, 1, step + 1, step);
-    for (size_t l = 0; l < layers; ++l)
-      decoder_block(decoder_.blocks[l], x.data(), step_rows, self_caches[l], cross_caches[l],
-                    enc_in.valid.data(), bias.data());
-    const std::vector<float> logits = lm_logits(std::move(x), batch);
-    for (int64_t b = 0; b < batch; ++b) {
-      if (finished[b]) {
-        current[b] = cfg_.pad_id;  // what transformers feeds finished sequences
-        continue;
-      }
-      const float* z = &logits[b * cfg_.vocab_size];
-      const int32_t next = static_cast<int32_t>(std::max_element(z, z + cfg_.vocab_size) - z);
-      if (next == cfg_.eos_id) {
-        finished[b] = true;
-        --running;
-        current[b] = cfg_.pad_id;
-      } else {
-        out[b].push_back(next);
-        current[b] = next;
-      }
-    }
-  }
-  return out;
+  // The decoder's first input is its start token; its logits predict the first new token.
+  decode_step(*state,
+              std::vector<int32_t>(static_cast<size_t>(state->batch), cfg_.decoder_start_id));
+  return state;
+}
+
+void T5Model::decode_step(DecodeState& base, const std::vector<int32_t>& tokens) {
+  auto& state = dynamic_cast<T5DecodeState&>(base);
+  check(static_cast<int64_t>(tokens.size()) == state.batch,
+        "decode step: {} tokens for {} sequences", tokens.size(), state.batch);
+  check(state.self_caches.empty() || state.step < state.self_caches[0].capacity,
+        "decode step: the KV cache is full (prefill was given fewer new tokens)");
+  std::vector<float> x = embed(tokens);
+  const std::vector<float> bias =
+      relative_position_bias(decoder_.rel, 1, state.step + 1, state.step);
+  const RaggedBatch step_rows = RaggedBatch::dense(state.batch, 1);
+  for (size_t l = 0; l < decoder_.blocks.size(); ++l)
+    decoder_block(decoder_.blocks[l], x.data(), step_rows, state.self_caches[l],
+                  state.cross_caches[l], state.enc_in.valid.data(), bias.data());
+  state.logits = lm_logits(std::move(x), state.batch);
+  ++state.step;
 }
 
 std::vector<std::pair<std::string, Tensor>> T5Model::state_dict() const {

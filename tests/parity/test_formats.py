@@ -104,6 +104,13 @@ ADAPTER_CONFIGS = {
     "rslora_patterns": dict(r=4, lora_alpha=16, target_modules=["q", "k", "v", "o", "wi_0", "wo"],
                             use_rslora=True, rank_pattern={"wo": 2}, alpha_pattern={"k": 4}),
     "regex_targets": dict(r=2, lora_alpha=3, target_modules=r".*decoder.*\.(q|v)$"),
+    # PEFT takes the first key in the file's order that matches (not the sorted first: sorted,
+    # "SelfAttention.q" would come before "q" and give rank 3, which PEFT's shapes contradict),
+    # keys are regexes anchored at a '.' boundary, and an unmatched module keeps r.
+    "ordered_regex_patterns": dict(
+        r=4, lora_alpha=8, target_modules=["q", "k", "v", "wo"],
+        rank_pattern={"q": 2, "SelfAttention.q": 3, r"block\.[0-9]+\.layer\.0\.SelfAttention\.(k|v)": 5},
+        alpha_pattern={"v": 4, "layer.0.SelfAttention.v": 6}),
 }
 
 

@@ -134,3 +134,22 @@ def test_empty_jsonl(good_dir, tmp_path):
     data = tmp_path / "empty.jsonl"
     data.write_text("\n")
     assert_clean_error(score(good_dir, data), "no examples")
+
+
+def test_adapter_for_another_architecture(good_dir, data, tmp_path):
+    """A Llama adapter (q_proj of model.layers.0) on a T5 is refused, naming the target (it used
+    to do nothing, silently)."""
+    config = json.loads((good_dir / "config.json").read_text())
+    d_model = config["d_model"]
+    adapter = tmp_path / "llama_lora"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({
+        "peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 4,
+        "target_modules": ["q_proj"], "base_model_name_or_path": "HuggingFaceTB/SmolLM2-135M"}))
+    key = "base_model.model.model.layers.0.self_attn.q_proj"
+    save_file({f"{key}.lora_A.weight": torch.zeros(2, d_model),
+               f"{key}.lora_B.weight": torch.zeros(d_model, 2)},
+              str(adapter / "adapter_model.safetensors"))
+    for cmd in ("score", "generate"):
+        res = run_lorahub(cmd, "--model", good_dir, "--data", data, "--lora", adapter, check=False)
+        assert_clean_error(res, "model.layers.0.self_attn.q_proj", "t5")

@@ -29,10 +29,12 @@ class FakeModel : public Model {
     }
     return out;
   }
-  std::vector<std::vector<int32_t>> generate(const std::vector<std::vector<int32_t>>&,
-                                             int) override {
-    return {};
+  std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>&, int) override {
+    return nullptr;
   }
+  void decode_step(DecodeState&, const std::vector<int32_t>&) override {}
+  int64_t vocab_size() const override { return 1; }
+  std::vector<int32_t> end_of_sequence_ids() const override { return {}; }
   void set_lora(const LoraMap* lora) override { lora_ = lora; }
   void merge_lora(const LoraMap&) override {}
   std::vector<LinearInfo> linear_layers() const override { return {}; }
@@ -122,9 +124,9 @@ TEST(ObjectiveMalformed, RejectsBadInput) {
 
 TEST(Objective, TruncatesLikeTheTokenizer) {
   std::vector<int32_t> ids{5, 6, 7, 8, 1};
-  truncate_ids(ids, 3);
+  truncate_keep_last(ids, 3);
   EXPECT_EQ(ids, (std::vector<int32_t>{5, 6, 1}));
-  truncate_ids(ids, 10);
+  truncate_keep_last(ids, 10);
   EXPECT_EQ(ids.size(), 3u);
 }
 

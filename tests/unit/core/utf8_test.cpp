@@ -1,47 +1,72 @@
-#include "core/utf8.h"
-
+// UTF-8 repair against Python's bytes.decode("utf-8", errors="replace") (values below were
+// printed by CPython 3.11), truncation at character boundaries, and the streaming prefix.
 #include <gtest/gtest.h>
+
+#include "core/utf8.h"
 
 namespace lorahub {
 namespace {
 
-const std::string kFffd = "\xEF\xBF\xBD";
+const std::string R = "\xEF\xBF\xBD";  // U+FFFD
 
 TEST(Utf8, ValidTextIsUnchanged) {
-  const std::string text = "plain, caf\xC3\xA9, \xE2\x82\xAC, \xF0\x9F\x98\x80";
-  EXPECT_TRUE(is_valid_utf8(text));
-  EXPECT_EQ(to_valid_utf8(text), text);
+  for (std::string s : {"", "abc", "caf\xC3\xA9", "\xE2\x82\xAC 5", "\xF0\x9F\x98\x80!"}) {
+    EXPECT_TRUE(is_valid_utf8(s)) << s;
+    EXPECT_EQ(to_valid_utf8(s), s);
+  }
 }
 
-TEST(Utf8Malformed, BadSequencesBecomeReplacementCharacters) {
-  EXPECT_EQ(to_valid_utf8("a\xFF"
-                          "b"),
-            "a" + kFffd + "b");
-  EXPECT_EQ(to_valid_utf8("\xC0\x80"), kFffd + kFffd);                    // overlong NUL
-  EXPECT_EQ(to_valid_utf8("\xED\xA0\x80"), kFffd + kFffd + kFffd);        // a surrogate
-  EXPECT_EQ(to_valid_utf8("\xF4\x90\x80\x80").size(), 4 * kFffd.size());  // past U+10FFFF
-  EXPECT_EQ(to_valid_utf8("x\xE2\x82"), "x" + kFffd + kFffd);             // cut at the end
-  for (const char* bad : {"\xFF", "\xC0\x80", "\xED\xA0\x80", "\xE2\x82"}) {
-    EXPECT_FALSE(is_valid_utf8(bad)) << bad;
-    EXPECT_TRUE(is_valid_utf8(to_valid_utf8(bad)));
+TEST(Utf8Malformed, ReplacesMaximalSubpartsLikePython) {
+  // b"\xe2\x82".decode(errors="replace") == "\ufffd": one mark for a cut character.
+  EXPECT_EQ(to_valid_utf8("a\xE2\x82"), "a" + R);
+  // b"\xe2(\xa1" -> "\ufffd(\ufffd"
+  EXPECT_EQ(to_valid_utf8("\xE2(\xA1"), R + "(" + R);
+  // b"\xf0\x80\x80" -> three marks: F0 80 is never the start of a character.
+  EXPECT_EQ(to_valid_utf8("\xF0\x80\x80"), R + R + R);
+  // b"\xed\xa0\x80" (a surrogate) -> three marks.
+  EXPECT_EQ(to_valid_utf8("\xED\xA0\x80"), R + R + R);
+  // b"\xc0\xaf" (overlong) -> two marks; b"\xff" -> one.
+  EXPECT_EQ(to_valid_utf8("\xC0\xAF"), R + R);
+  EXPECT_EQ(to_valid_utf8("x\xFFy"), "x" + R + "y");
+  // b"\xf0\x9f\x98" + b"!" -> "\ufffd!"
+  EXPECT_EQ(to_valid_utf8("\xF0\x9F\x98!"), R + "!");
+  // The byte the crash report named (0xBC, a lone continuation byte).
+  EXPECT_EQ(to_valid_utf8("yes \xBC"), "yes " + R);
+  for (std::string s : {"a\xE2\x82", "\xBC", "\xF4\x90\x80\x80", "\xC3"}) {
+    EXPECT_FALSE(is_valid_utf8(s));
+    EXPECT_TRUE(is_valid_utf8(to_valid_utf8(s)));
   }
 }
 
 TEST(Utf8, TruncateNeverCutsACharacter) {
-  const std::string text =
-      "ab\xE2\x82\xAC"
-      "c";  // a b EURO c
-  EXPECT_EQ(truncate_utf8(text, 2), "ab");
-  EXPECT_EQ(truncate_utf8(text, 3), "ab");
-  EXPECT_EQ(truncate_utf8(text, 4), "ab");
-  EXPECT_EQ(truncate_utf8(text, 5), "ab\xE2\x82\xAC");
-  EXPECT_EQ(truncate_utf8(text, 100), text);
-  EXPECT_EQ(truncate_utf8("\xFF\xFF\xFF", 2), "\xFF\xFF");  // ill-formed bytes count as one
-  EXPECT_EQ(printable_utf8("ab\xE2\x82\xAC"
-                           "c",
-                           4),
-            "ab...");
-  EXPECT_EQ(printable_utf8("a\xFF", 10), "a" + kFffd);
+  const std::string s =
+      "a\xE2\x82\xAC"
+      "b";  // a € b
+  EXPECT_EQ(truncate_utf8(s, 0), "");
+  EXPECT_EQ(truncate_utf8(s, 1), "a");
+  EXPECT_EQ(truncate_utf8(s, 2), "a");
+  EXPECT_EQ(truncate_utf8(s, 3), "a");
+  EXPECT_EQ(truncate_utf8(s, 4), "a\xE2\x82\xAC");
+  EXPECT_EQ(truncate_utf8(s, 99), s);
+}
+
+TEST(Utf8, CompletePrefixHoldsBackOnlyWhatCanStillComplete) {
+  EXPECT_EQ(utf8_complete_prefix("ab"), 2u);
+  EXPECT_EQ(utf8_complete_prefix("ab\xE2\x82"), 2u);  // € may still come
+  EXPECT_EQ(utf8_complete_prefix("ab\xE2\x82\xAC"), 5u);
+  EXPECT_EQ(utf8_complete_prefix("ab\xBC"), 3u);   // never becomes a character
+  EXPECT_EQ(utf8_complete_prefix("ab\xE2("), 4u);  // already broken
+  EXPECT_EQ(utf8_complete_prefix("\xF0\x9F\x98"), 0u);
+  // Converting the complete prefix and the rest apart equals converting the whole.
+  const std::string s = "x\xBC\xE2\x82\xAC\xF0\x9F";
+  const size_t cut = utf8_complete_prefix(s);
+  EXPECT_EQ(to_valid_utf8(s.substr(0, cut)) + to_valid_utf8(s.substr(cut)), to_valid_utf8(s));
+}
+
+TEST(Utf8Malformed, PrintableIsValidAndMarksTheCut) {
+  EXPECT_EQ(printable_utf8("ab\xE2\x82\xAC" "c", 4), "ab...");
+  EXPECT_EQ(printable_utf8("a\xFF", 10), "a\xEF\xBF\xBD");
+  EXPECT_EQ(printable_utf8("abc", 3), "abc");
 }
 
 }  // namespace

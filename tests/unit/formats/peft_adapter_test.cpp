@@ -168,3 +168,55 @@ TEST_F(PeftAdapterMalformed, UnpairedAndMisshapenTensors) {
 
 }  // namespace
 }  // namespace lorahub
+
+namespace lorahub {
+namespace {
+
+// PEFT's get_pattern_key: re.match(rf"(.*\.)?({key})$", name); the first key in file order.
+TEST(PeftAdapter, PatternsMatchLikePeftInFileOrder) {
+  const std::string m = "encoder.block.0.layer.0.SelfAttention.q";
+  EXPECT_TRUE(peft_pattern_matches("q", m));
+  EXPECT_TRUE(peft_pattern_matches("SelfAttention.q", m));
+  EXPECT_TRUE(peft_pattern_matches(R"(block\.\d+\.layer\.0\.SelfAttention\.(q|v))", m));
+  EXPECT_TRUE(peft_pattern_matches(".*q", m));
+  EXPECT_FALSE(peft_pattern_matches("Attention.q", m));    // only at a '.' boundary
+  EXPECT_FALSE(peft_pattern_matches("SelfAttention", m));  // anchored at the end
+  EXPECT_FALSE(peft_pattern_matches("q", "encoder.block.0.layer.0.SelfAttention.qq"));
+  const AdapterConfig c = parse_adapter_config(
+      R"({"r": 8, "rank_pattern": {"q": 2, "SelfAttention.q": 3, "v": 4}})", "c.json");
+  EXPECT_EQ(c.rank_for(m), 2);  // "q" comes first in the file, though it sorts last
+  EXPECT_EQ(c.rank_for("encoder.block.0.layer.0.SelfAttention.k"), 8);
+}
+
+TEST(PeftPatternMalformed, HostilePatternsAreLinearAndBounded) {
+  // (a|aa)*c backtracks ~1.6^n in a backtracking engine; RE2 answers at once.
+  EXPECT_FALSE(peft_pattern_matches("(a|aa)*c", std::string(1000, 'a')));
+  expect_error([] { peft_pattern_matches("(a|b)*q", "x." + std::string(100000, 'a')); },
+               {"module name", "longer than"});
+  expect_error([] { parse_adapter_config(R"({"r": 8, "rank_pattern": {"(?=q)q": 2}})", "c.json"); },
+               {"c.json", "rank_pattern", "invalid regular expression"});
+  expect_error(
+      [] {
+        parse_adapter_config(
+            R"({"r": 8, "alpha_pattern": {")" + std::string(2000, 'a') + R"(": 2}})", "c.json");
+      },
+      {"alpha_pattern", "longer than"});
+  expect_error([] { parse_adapter_config(R"({"r": 8, "target_modules": "(q"})", "c.json"); },
+               {"target_modules", "invalid regular expression"});
+}
+
+TEST(PeftConfigMalformed, NonAsciiValuesAreQuotedWithoutCuttingACharacter) {
+  std::string value;
+  for (int i = 0; i < 60; ++i) value += "\xc3\xa9";  // é
+  try {
+    parse_adapter_config(R"({"r": ")" + value + R"("})", "c.json");
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("field 'r' must be an integer"), std::string::npos) << what;
+    EXPECT_EQ(what.find("\xef\xbf\xbd"), std::string::npos) << what;  // nothing was cut
+  }
+}
+
+}  // namespace
+}  // namespace lorahub

@@ -138,7 +138,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadPickle{"past_storage", tensor_pickle(4, 2, {2, 2}, {2, 1}), "reads past its storage"},
         BadPickle{"huge_stride", tensor_pickle(4, 0, {2, 2}, {255, 1}), "reads past its storage"},
         BadPickle{"wide_long", "\x8a\x09" + std::string(9, '\x01') + ".", "wider than 64 bits"},
-        BadPickle{"two_values", "}}.", "2 values on the stack"}),
+        BadPickle{"two_values", "}}.", "2 values on the stack"},
+        BadPickle{"bad_utf8_str", "X\x02\0\0\0\xff\xfe."s, "not valid UTF-8"},
+        BadPickle{"bad_utf8_global", "c\xffos\nsys\xfetem\n."s, "refusing global"}),
     [](const auto& info) { return std::string(info.param.what); });
 
 TEST(TorchPickleMalformed, SelfContainingListDoesNotLeakOrLoop) {
@@ -153,6 +155,16 @@ TEST(TorchPickleMalformed, DeepNestingDoesNotRecurse) {
   p.op(std::string(200000, '\x85'));  // ((((),),),) 200k deep
   p.op(".");
   expect_error([&] { parse(p); }, {"not a state dict"});
+}
+
+// One-byte opcodes that each allocate a container or memo entry would amplify ~200x; the
+// machine's memory is bounded by a multiple of the pickle's size.
+TEST(TorchPickleMalformed, ContainerAndMemoBombsStopAtTheBudget) {
+  for (const std::string& op : {"]"s, "}"s}) {
+    Pickle p;
+    p.op("N" + std::string(4 << 20, op[0]) + ".");
+    expect_error([&] { parse(p); }, {"t.bin", "pickle bomb"});
+  }
 }
 
 TEST(TorchPickleMalformed, ZipWithoutDataPkl) {

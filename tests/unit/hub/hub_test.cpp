@@ -1,6 +1,8 @@
 // Unit tests of the hub's building blocks: hashes, names, the blob store, the metadata store on
 // SQLite (compare-and-swap commits, search), and upload validation.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -137,17 +139,31 @@ TEST(HubBlobStore, StoresOnceByContent) {
   EXPECT_THROW(store.path_of("../../etc/passwd"), Error);
 }
 
-TEST(HubBlobStore, RemovesOnlyStaleTempFiles) {
+// A temp file nobody holds belongs to a writer that died (kill -9): it goes at startup however
+// young; one a live writer holds (write_file_atomic keeps a lock until its rename) stays.
+TEST(HubBlobStore, RemovesTempFilesOfDeadWritersOnly) {
   TempDir dir;
   const fs::path folder = dir.path() / "blobs" / "ab";
   fs::create_directories(folder);
-  std::ofstream(folder / ".abc.tmp1234") << "partial";
-  std::ofstream(folder / ".abd.tmp5678") << "young";
-  fs::last_write_time(folder / ".abc.tmp1234",
-                      fs::file_time_type::clock::now() - std::chrono::hours(2));
+  std::ofstream(folder / ".abc.tmp1234") << "left by a crash a moment ago";
+  std::ofstream(folder / ".abd.tmp5678") << "being written";
+  const int held = ::open((folder / ".abd.tmp5678").c_str(), O_RDONLY);
+  ASSERT_EQ(::flock(held, LOCK_EX), 0);
   BlobStore store(dir.path().string());
   EXPECT_FALSE(fs::exists(folder / ".abc.tmp1234"));
-  EXPECT_TRUE(fs::exists(folder / ".abd.tmp5678"));  // may belong to a live writer
+  EXPECT_TRUE(fs::exists(folder / ".abd.tmp5678"));
+  ::close(held);
+  EXPECT_EQ(store.remove_abandoned_temp_files(), 1);
+  EXPECT_FALSE(fs::exists(folder / ".abd.tmp5678"));
+}
+
+TEST(HubNamesMalformed, ReservedUserNamesAreRefusedInAnyCase) {
+  for (const char* name : {"api", "API", "Models", "datasets", "spaces", "resolve"}) {
+    EXPECT_THROW(validate_user_name(name), Error) << name;
+    EXPECT_THROW(validate_repo_id(std::string(name) + "/x"), Error) << name;
+  }
+  EXPECT_NO_THROW(validate_repo_id("alice/api"));  // only the namespace is reserved
+  EXPECT_NO_THROW(validate_repo_id("lorahub/flan_t5_large-bbh"));
 }
 
 Revision make_revision(const std::string& repo, const std::string& sha, const std::string& parent,
@@ -165,6 +181,24 @@ Revision make_revision(const std::string& repo, const std::string& sha, const st
   rev.meta.tags = std::move(tags);
   rev.files = {{"adapter_config.json", std::string(64, 'a'), std::string(40, 'b'), 10}};
   return rev;
+}
+
+TEST(HubMetaStore, RepoIdsAndUsersDifferingInCaseAreOne) {
+  TempDir dir;
+  auto store = MetaStore::open(dir.path().string(), "");
+  const std::string token = store->create_token("Alice");
+  EXPECT_EQ(store->user_for_token(store->create_token("alice")), "Alice");
+  EXPECT_EQ(store->user_for_token(token), "Alice");
+  EXPECT_TRUE(store->commit(make_revision("Alice/Mod", std::string(40, '1'), "", 4, {})));
+  EXPECT_FALSE(store->commit(make_revision("alice/mod", std::string(40, '2'), "", 4, {})));
+  EXPECT_EQ(store->head_of("ALICE/MOD"), std::string(40, '1'));
+  ASSERT_TRUE(store->find_repo("alice/mod"));
+  EXPECT_EQ(store->find_repo("alice/mod")->id, "Alice/Mod");
+  EXPECT_TRUE(
+      store->commit(make_revision("alice/MOD", std::string(40, '3'), std::string(40, '1'), 4, {})));
+  const auto rev = store->find_revision("alice/mod", std::string(40, '3'));
+  ASSERT_TRUE(rev);
+  EXPECT_EQ(rev->repo, "Alice/Mod");  // stored under the first spelling
 }
 
 TEST(HubMetaStore, TokensAreHashedAndResolve) {
@@ -287,6 +321,24 @@ std::vector<UploadedFile> adapter_files(int config_rank, int weight_rank) {
 
 void age(const BlobStore& store, const std::string& sha, std::chrono::hours by) {
   fs::last_write_time(store.path_of(sha), fs::file_time_type::clock::now() - by);
+}
+
+// The race of issue 14: gc's first, unlocked look found a blob unreferenced, then a push
+// committed a revision pointing at it. The removal rechecks under the write lock and keeps it.
+TEST(HubGc, RemovalRechecksReferencesWhereNoPushCanCommit) {
+  TempDir dir;
+  const BlobStore blobs(dir.path().string());
+  auto meta = MetaStore::open(dir.path().string(), "");
+  const std::string raced = blobs.put("committed after gc looked").sha256;
+  const std::string orphan = blobs.put("an orphan").sha256;
+  Revision rev = make_revision("u/m", std::string(40, '1'), "", 4, {});
+  rev.files[0].sha256 = raced;
+  ASSERT_TRUE(meta->commit(rev));
+  std::vector<std::string> removed;
+  const auto kept = meta->remove_unreferenced(
+      {raced, orphan}, [&](const std::string& sha) { removed.push_back(sha); });
+  EXPECT_EQ(kept, std::vector<std::string>{raced});
+  EXPECT_EQ(removed, std::vector<std::string>{orphan});
 }
 
 TEST(HubGc, RemovesOnlyOldUnreferencedBlobs) {

@@ -1,0 +1,171 @@
+#include "models/decode.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "core/utf8.h"
+
+namespace lorahub {
+
+const char* finish_reason_name(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kEos:
+      return "eos";
+    case FinishReason::kStop:
+      return "stop";
+    case FinishReason::kLength:
+      return "length";
+  }
+  return "?";
+}
+
+int32_t pick_token(const float* z, int64_t vocab, const SamplingOptions& s, std::mt19937_64& rng) {
+  if (s.temperature <= 0.0f) return static_cast<int32_t>(std::max_element(z, z + vocab) - z);
+  // transformers' order: temperature, then top-k, then top-p, then a draw.
+  std::vector<std::pair<float, int32_t>> candidates(static_cast<size_t>(vocab));
+  for (int64_t i = 0; i < vocab; ++i)
+    candidates[i] = {z[i] / s.temperature, static_cast<int32_t>(i)};
+  auto more_likely = [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
+  const size_t keep =
+      s.top_k > 0 ? std::min<size_t>(s.top_k, candidates.size()) : candidates.size();
+  std::partial_sort(candidates.begin(), candidates.begin() + keep, candidates.end(), more_likely);
+  candidates.resize(keep);
+  std::vector<double> p(candidates.size());
+  double total = 0;
+  for (size_t i = 0; i < p.size(); ++i)
+    total += p[i] = std::exp(static_cast<double>(candidates[i].first - candidates[0].first));
+  // Nucleus: the most likely tokens until their probability reaches top_p (at least one).
+  size_t n = p.size();
+  if (s.top_p < 1.0f) {
+    double cumulative = 0;
+    for (n = 0; n < p.size();) {
+      cumulative += p[n++] / total;
+      if (cumulative >= s.top_p) break;
+    }
+  }
+  double kept = 0;
+  for (size_t i = 0; i < n; ++i) kept += p[i];
+  double u = std::uniform_real_distribution<double>(0.0, kept)(rng);
+  for (size_t i = 0; i < n; ++i) {
+    if (u < p[i]) return candidates[i].second;
+    u -= p[i];
+  }
+  return candidates[n - 1].second;  // rounding left u at the very end
+}
+
+TextStream::TextStream(const Tokenizer& tokenizer, std::vector<std::string> stop)
+    : tokenizer_(tokenizer), stop_(std::move(stop)) {
+  std::erase_if(stop_, [](const std::string& s) { return s.empty(); });
+}
+
+// The longest end of `raw` that begins one of the stop strings: it may become one.
+size_t TextStream::held_for_stop(std::string_view raw) const {
+  size_t held = 0;
+  for (const std::string& stop : stop_)
+    for (size_t k = std::min(stop.size() - 1, raw.size()); k > held; --k)
+      if (raw.substr(raw.size() - k) == std::string_view(stop).substr(0, k)) {
+        held = k;
+        break;
+      }
+  return held;
+}
+
+std::string TextStream::take(size_t end) {
+  if (end <= emitted_) return {};
+  std::string piece = to_valid_utf8(std::string_view(raw_).substr(emitted_, end - emitted_));
+  emitted_ = end;
+  streamed_ += piece;
+  return piece;
+}
+
+std::string TextStream::push(int32_t token) {
+  check(!stopped_, "text stream: token after a stop string");
+  ids_.push_back(token);
+  // Decoding the whole sequence again (not token by token) keeps what tokenizers do across
+  // token boundaries (SentencePiece's leading space, byte tokens joining into characters).
+  raw_ = tokenizer_.decode(ids_);
+  size_t stop_at = std::string::npos;
+  for (const std::string& stop : stop_) stop_at = std::min(stop_at, raw_.find(stop));
+  if (stop_at != std::string::npos) {
+    raw_.resize(stop_at);
+    stopped_ = true;
+  }
+  const size_t limit = raw_.size() - (stopped_ ? 0 : held_for_stop(raw_));
+  return take(utf8_complete_prefix(std::string_view(raw_).substr(0, limit)));
+}
+
+std::string TextStream::finish() {
+  return take(raw_.size());
+}
+
+std::string TextStream::text() const {
+  return to_valid_utf8(raw_);
+}
+
+namespace {
+
+std::mt19937_64 sequence_rng(uint64_t seed, size_t sequence) {
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
+                    static_cast<uint32_t>(sequence)};
+  return std::mt19937_64(seq);
+}
+
+}  // namespace
+
+std::vector<Decoded> decode(Model& model, const std::vector<std::vector<int32_t>>& prompts,
+                            const DecodeOptions& options) {
+  std::vector<Decoded> out(prompts.size());
+  if (prompts.empty() || options.max_new_tokens <= 0) return out;
+  const int64_t vocab = model.vocab_size();
+  const std::vector<int32_t> eos = model.end_of_sequence_ids();
+  const int32_t filler = std::max(model.tokenizer().pad_id(), 0);  // fed to finished sequences
+  std::vector<TextStream> streams;
+  std::vector<std::mt19937_64> rngs;
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    streams.emplace_back(model.tokenizer(), options.stop);
+    rngs.push_back(sequence_rng(options.sampling.seed, b));
+  }
+  std::vector<bool> running(prompts.size(), true);
+  size_t left = prompts.size();
+  auto emit = [&](size_t b, int32_t token, const std::string& text, bool done) {
+    if (options.on_event) options.on_event(StreamEvent{b, token, text, done});
+  };
+  auto end_sequence = [&](size_t b, FinishReason reason) {
+    emit(b, -1, streams[b].finish(), true);
+    out[b] = {streams[b].ids(), streams[b].text(), reason};
+    running[b] = false;
+    --left;
+  };
+
+  const std::unique_ptr<DecodeState> state = model.prefill(prompts, options.max_new_tokens);
+  check(state->logits.size() == prompts.size() * static_cast<size_t>(vocab),
+        "decode: the model returned {} logits for {} sequences of {}", state->logits.size(),
+        prompts.size(), vocab);
+  std::vector<int32_t> next(prompts.size(), filler);
+  while (true) {
+    for (size_t b = 0; b < prompts.size(); ++b) {
+      next[b] = filler;
+      if (!running[b]) continue;
+      const int32_t token =
+          pick_token(state->logits.data() + b * vocab, vocab, options.sampling, rngs[b]);
+      if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
+        end_sequence(b, FinishReason::kEos);
+        continue;
+      }
+      next[b] = token;
+      emit(b, token, streams[b].push(token), false);
+      if (streams[b].stopped())
+        end_sequence(b, FinishReason::kStop);
+      else if (streams[b].ids().size() >= static_cast<size_t>(options.max_new_tokens))
+        end_sequence(b, FinishReason::kLength);
+    }
+    if (left == 0) break;
+    model.decode_step(*state, next);
+  }
+  return out;
+}
+
+}  // namespace lorahub
