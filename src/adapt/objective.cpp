@@ -1,6 +1,7 @@
 #include "adapt/objective.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 
 #include "core/error.h"
@@ -66,11 +67,17 @@ double Objective::loss_of_current_model() {
 double Objective::loss(const Point& w) {
   check(w.size() == modules_.size(), "objective: {} weights for {} modules", w.size(),
         modules_.size());
-  const LoraMap lora = compose(modules_, w);
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  const LoraMap lora = to_lora_map(combine_modules(modules_, w, options_.combine));
+  const auto composed = Clock::now();
   model_.set_lora(&lora);
   double value = 0;
   try {
     value = loss_of_current_model();
+    times_.compose_seconds += std::chrono::duration<double>(composed - start).count();
+    times_.forward_seconds += std::chrono::duration<double>(Clock::now() - composed).count();
+    ++times_.evaluations;
   } catch (...) {
     model_.set_lora(nullptr);  // never leave the model pointing at a dead map
     throw;

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "adapt/optimizer.h"
+#include "lora/combine.h"
 #include "lora/module_set.h"
 #include "models/model.h"
 
@@ -38,6 +39,16 @@ struct ObjectiveOptions {
   int batch_size = 0;         // 0 = all examples in one batch (the reference's default)
   double l1 = 0.05;           // weight of the L1 penalty
   int64_t max_length = 2048;  // the reference tokenizes with truncation at 2048 tokens
+  // How w composes the modules (lora/combine.h); recomputed for every evaluation, DARE's masks
+  // seeded so that the objective stays a function of w.
+  CombineOptions combine = CombineOptions();
+};
+
+// Where an objective's time went, summed over its evaluations.
+struct ObjectiveTimes {
+  double compose_seconds = 0.0;  // combining the modules for w (and building the side path)
+  double forward_seconds = 0.0;  // scoring the examples with the model
+  int evaluations = 0;
 };
 
 class Objective {
@@ -56,6 +67,8 @@ class Objective {
   double penalty(const Point& w) const;
   size_t dimension() const { return modules_.size(); }
   size_t example_count() const { return examples_.size(); }
+  const ObjectiveTimes& times() const { return times_; }
+  CombineMethod combine_method() const { return options_.combine.method; }
 
  private:
   double loss_of_current_model();
@@ -64,6 +77,7 @@ class Objective {
   const ModuleSet& modules_;
   std::vector<Example> examples_;
   ObjectiveOptions options_;
+  ObjectiveTimes times_;
 };
 
 }  // namespace lorahub

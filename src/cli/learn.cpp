@@ -18,11 +18,13 @@
 
 #include "adapt/learner.h"
 #include "cli/command.h"
+#include "cli/compose_args.h"
 #include "cli/model_args.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "core/progress.h"
 #include "eval/jsonl.h"
+#include "eval/selection.h"
 #include "hub/client.h"
 #include "lora/compose.h"
 #include "lora/export.h"
@@ -43,6 +45,8 @@ struct TaskArgs {
   uint64_t seed = 42;
   std::string sampler = "fisher-yates";
   int batch_size = 0;
+  ComposeArgs compose;
+  std::string select;
 
   void add_options(CLI::App* cmd) {
     // Not model.add_options(): its --lora (one adapter to merge) means something else here.
@@ -71,6 +75,11 @@ struct TaskArgs {
                     "Examples per forward pass (0 = all, as the "
                     "reference)")
         ->capture_default_str();
+    compose.add_options(cmd);
+    cmd->add_option("--select", select,
+                    "Keep K of the modules before composing: loss-rank:K (each module's loss "
+                    "alone on the examples) or retrieval:K (similarity of the examples' inputs "
+                    "to each module's examples.jsonl under the base model)");
   }
 };
 
@@ -80,12 +89,22 @@ struct Task {
   ModuleSet modules;
   std::unique_ptr<Model> model;
   std::unique_ptr<Objective> objective;
+  nlohmann::json selection;  // --select: rule, k, each pool module's score, the kept ones
 };
+
+nlohmann::json selection_json(const SelectSpec& spec, const ModuleSet& pool, const Selection& s) {
+  nlohmann::json scores = nlohmann::json::object(), kept = nlohmann::json::array();
+  for (size_t i = 0; i < pool.size(); ++i) scores[pool[i].path] = s.score.at(i);
+  for (size_t i : s.kept_index) kept.push_back(pool[i].path);
+  return {{"rule", select_rule_name(spec.rule)}, {"k", spec.k}, {"scores", scores}, {"kept", kept}};
+}
 
 Task load_task(const TaskArgs& a) {
   check(a.batch_size >= 0, "--batch-size must be >= 0, got {}", a.batch_size);
-  const ObjectiveOptions options{parse_loss_mode(a.loss_mode), a.batch_size};
+  ObjectiveOptions options{parse_loss_mode(a.loss_mode), a.batch_size};
+  options.combine = a.compose.options(a.seed);
   const SampleRule sample_rule = parse_sample_rule(a.sampler);
+  const SelectSpec select = parse_select(a.select);
   Task t;
   t.rows = read_jsonl_examples(a.examples);
   check(!t.rows.empty(), "{}: no examples", a.examples);
@@ -104,8 +123,18 @@ Task load_task(const TaskArgs& a) {
                               a.model.bf16);
   t.model = a.model.load();
   std::vector<Example> examples;
-  for (const TextExample& row : t.rows)
+  std::vector<std::string> inputs;
+  for (const TextExample& row : t.rows) {
     examples.push_back(t.model->make_example(row.input, *row.output));
+    inputs.push_back(row.input);
+  }
+  if (select.rule != SelectRule::kAll && select.k < t.modules.size()) {
+    Selection s = select_for_task(*t.model, t.modules, examples, inputs, select, options);
+    t.selection = selection_json(select, t.modules, s);
+    fmt::print(stderr, "select ({}): kept {} of {} modules\n", select_rule_name(select.rule),
+               s.kept.size(), t.modules.size());
+    t.modules = std::move(s.kept);
+  }
   t.objective = std::make_unique<Objective>(*t.model, t.modules, std::move(examples), options);
   return t;
 }
@@ -167,7 +196,11 @@ nlohmann::json weights_json(const Task& t, const LearnResult& r, const std::stri
           {"seed", seed},
           {"loss_mode", loss_mode},
           {"examples", t.rows.size()},
-          {"seconds", r.seconds}};
+          {"seconds", r.seconds},
+          {"compose", combine_method_name(t.objective->combine_method())},
+          {"compose_seconds", t.objective->times().compose_seconds},
+          {"forward_seconds", t.objective->times().forward_seconds},
+          {"selection", t.selection}};
 }
 
 struct LearnArgs {
@@ -189,7 +222,8 @@ void run_learn(LearnArgs& a) {
   fmt::print(stderr, "learn: {} modules, {} examples, {} ({} evaluations), seed {}\n",
              t.modules.size(), t.rows.size(), a.learn.optimizer, a.learn.steps, a.learn.seed);
   const LearnResult r = learn(*t.objective, a.learn);
-  const LoraModule composed = compose_module(t.modules, r.weights);
+  const LoraModule composed =
+      combine_modules(t.modules, r.weights, a.task.compose.options(a.task.seed));
   save_composed_adapter(composed, out.path());
   const nlohmann::json summary =
       weights_json(t, r, a.learn.optimizer, a.learn.seed, a.task.loss_mode);
@@ -204,25 +238,6 @@ void run_learn(LearnArgs& a) {
   }
   fmt::print("objective {:.6f} with weights [{:.4f}]\n", r.objective, fmt::join(r.weights, ", "));
   fmt::print("wrote {}{}\n", a.out, a.merge ? " (adapter, weights.json, merged/)" : "");
-}
-
-// "0.1,-0.3,1" -> values; every entry must be a finite number.
-std::vector<double> parse_weight_list(const std::string& text) {
-  std::vector<double> w;
-  size_t begin = 0;
-  while (begin <= text.size()) {
-    size_t end = text.find(',', begin);
-    if (end == std::string::npos) end = text.size();
-    const std::string item = text.substr(begin, end - begin);
-    char* stop = nullptr;
-    const double v = std::strtod(item.c_str(), &stop);
-    check(!item.empty() && stop && *stop == '\0', "--weights: '{}' is not a number", item);
-    check(std::isfinite(v), "--weights: weight {} is {} (weights must be finite numbers)", w.size(),
-          item);
-    w.push_back(v);
-    begin = end + 1;
-  }
-  return w;
 }
 
 struct ObjectiveArgs {

@@ -1,5 +1,7 @@
 #include "cli/model_args.h"
 
+#include "core/error.h"
+#include "lora/combine.h"
 #include "lora/compose.h"
 #include "lora/module_set.h"
 
@@ -10,8 +12,11 @@ void ModelArgs::add_options(CLI::App* cmd) {
       ->required();
   add_compute_options(cmd);
   cmd->add_option("--lora", lora,
-                  "PEFT adapter directory to merge into the model (e.g. the "
-                  "output of lorahub learn)");
+                  "PEFT adapter directory to merge into the model (e.g. the output of lorahub "
+                  "learn); several are combined with --weights by --compose first");
+  cmd->add_option("--weights", weights, "With several --lora: comma-separated module weights");
+  compose.add_options(cmd);
+  cmd->add_option("--compose-seed", seed, "Seed for DARE's random masks")->capture_default_str();
   cmd->add_flag("--chat", chat,
                 "Wrap each input in the model's chat template (user turn + generation prompt)");
 }
@@ -23,13 +28,24 @@ void ModelArgs::add_compute_options(CLI::App* cmd) {
                 "half the memory; losses within 1e-2 relative of the f32 path");
 }
 
+LoraModule ModelArgs::adapter() const {
+  if (lora.size() == 1 && weights.empty() && compose.method == "lorahub")
+    return load_lora_module(lora[0]);
+  check(!weights.empty(), "--lora: {} modules need --weights (one per module)", lora.size());
+  const CombineOptions options = compose.options(seed);
+  const std::vector<double> w = parse_weight_list(weights);
+  const ModuleSet set = ModuleSet::load(lora);
+  check(w.size() == set.size(), "--weights: {} weights for {} modules", w.size(), set.size());
+  return combine_modules(set, w, options);
+}
+
 std::unique_ptr<Model> ModelArgs::load() const {
   LoadOptions options;
   options.threads = threads;
   options.bf16 = bf16;
   auto loaded = load_model(model, options);
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.
-  if (!lora.empty()) loaded->merge_lora(to_lora_map(load_lora_module(lora)));
+  if (!lora.empty()) loaded->merge_lora(to_lora_map(adapter()));
   return loaded;
 }
 

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "cli/compose_args.h"
 #include "models/model.h"
 
 namespace lorahub::cli {
@@ -14,14 +15,21 @@ namespace lorahub::cli {
 struct ModelArgs {
   std::string model;  // HF model directory (or .gguf)
   int threads = 0;    // 0 = all cores
-  std::string lora;   // a PEFT adapter directory (e.g. `lorahub learn --out`) merged in; "" = none
-  bool chat = false;  // wrap inputs in the model's chat template (instruct models)
-  bool bf16 = false;  // bf16 weights and products (fast path) instead of f32 (reference path)
+  // PEFT adapter directories merged in (none = the base model): one as is (e.g. the output of
+  // `lorahub learn`), several combined with --weights by --compose first.
+  std::vector<std::string> lora;
+  std::string weights;  // --weights w1,w2,... for several --lora
+  ComposeArgs compose;
+  uint64_t seed = 42;  // DARE's masks
+  bool chat = false;   // wrap inputs in the model's chat template (instruct models)
+  bool bf16 = false;   // bf16 weights and products (fast path) instead of f32 (reference path)
 
   void add_options(CLI::App* cmd);
   // --threads and --bf16, for commands that define their own --model/--lora.
   void add_compute_options(CLI::App* cmd);
   std::unique_ptr<Model> load() const;
+  // The adapter --lora names: one module, or the combination of several.
+  LoraModule adapter() const;
   // The model input for a text: as is, or with --chat a user turn + generation prompt.
   std::string prompt(const Model& model, const std::string& input) const {
     return chat ? model.tokenizer().apply_chat_template(input) : input;

@@ -305,7 +305,7 @@ bool MetaStore::create_repo(const std::string& repo) {
   std::lock_guard lock(mutex_);
   return db_->execute(
              "INSERT INTO repos (id, owner, head, created, updated) VALUES (?, ?, '', ?, ?) "
-             "ON CONFLICT DO NOTHING",  // any spelling
+             "ON CONFLICT DO NOTHING",  // any spelling: repo ids are case-insensitive
              {repo, owner, created, created}) == 1;
 }
 
@@ -319,14 +319,16 @@ bool MetaStore::commit(const Revision& rev) {
     const std::string owner = repo.substr(0, repo.find('/'));
     // The compare-and-swap on the head comes first: a lost race rolls back before writing.
     const int64_t moved =
-        rev.parent.empty() && stored.empty()
-            ? db_->execute(
-                  "INSERT INTO repos (id, owner, head, created, updated) "
-                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",  // any spelling
-                  {repo, owner, rev.sha, created, created})
-            // The head moves on; a repo created empty has head '' (create_repo).
-            : db_->execute("UPDATE repos SET head = ?, updated = ? WHERE id = ? AND head = ?",
-                           {rev.sha, created, repo, rev.parent});
+        !rev.parent.empty()
+            ? db_->execute("UPDATE repos SET head = ?, updated = ? WHERE id = ? AND head = ?",
+                           {rev.sha, created, repo, rev.parent})
+        : stored.empty()  // a new repo; ON CONFLICT covers a racing push of any spelling
+            ? db_->execute("INSERT INTO repos (id, owner, head, created, updated) "
+                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                           {repo, owner, rev.sha, created, created})
+            : db_->execute(  // a repo created empty (create_repo): its first revision
+                  "UPDATE repos SET head = ?, updated = ? WHERE id = ? AND head = ''",
+                  {rev.sha, created, repo});
     if (moved != 1) return false;  // nothing was written; the empty transaction commits
     const ModuleMeta& m = rev.meta;
     db_->execute(

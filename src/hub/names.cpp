@@ -18,13 +18,6 @@ bool is_name_char(char c) {
          c == '_' || c == '-';
 }
 
-// Path words of the Hugging Face Hub's URLs and of ours: a namespace named like one of them
-// would make "/<namespace>/..." ambiguous with a route.
-constexpr std::string_view kReservedUserNames[] = {
-    "api",         "models", "datasets", "spaces", "docs",    "settings",      "login",
-    "logout",      "join",   "new",      "search", "blog",    "organizations", "pricing",
-    "collections", "papers", "static",   "assets", "resolve", "openapi.json"};
-
 }  // namespace
 
 std::string printable(std::string_view text) {
@@ -35,6 +28,17 @@ std::string printable(std::string_view text) {
   }
   return out;
 }
+
+namespace {
+
+// Path words of the Hugging Face Hub's URLs and of ours: a namespace named like one of them
+// would make "/<namespace>/..." ambiguous with a route.
+constexpr std::string_view kReservedUserNames[] = {
+    "api",         "models", "datasets", "spaces", "docs",    "settings",      "login",
+    "logout",      "join",   "new",      "search", "blog",    "organizations", "pricing",
+    "collections", "papers", "static",   "assets", "resolve", "openapi.json"};
+
+}  // namespace
 
 std::string lower_ascii(std::string_view text) {
   std::string out(text);

@@ -60,4 +60,19 @@ std::vector<int32_t> packed_ids(const PaddedBatch& padded) {
   return ids;
 }
 
+std::vector<std::vector<float>> mean_rows(const std::vector<float>& packed, const RaggedBatch& rows,
+                                          int64_t d) {
+  std::vector<std::vector<float>> out;
+  for (int64_t b = 0; b < rows.batch; ++b) {
+    std::vector<double> sum(static_cast<size_t>(d), 0.0);
+    for (int64_t t = 0; t < rows.count[b]; ++t)
+      for (int64_t k = 0; k < d; ++k) sum[k] += packed[(rows.row0[b] + t) * d + k];
+    std::vector<float> mean(static_cast<size_t>(d));
+    for (int64_t k = 0; k < d; ++k)
+      mean[k] = static_cast<float>(sum[k] / std::max<int64_t>(1, rows.count[b]));
+    out.push_back(std::move(mean));
+  }
+  return out;
+}
+
 }  // namespace lorahub

@@ -40,4 +40,8 @@ struct RaggedBatch {
 // The ids of the valid slots of `padded`, in the row order of RaggedBatch::of(padded).
 std::vector<int32_t> packed_ids(const PaddedBatch& padded);
 
+// The mean of each sequence's packed rows of x[rows.rows, d]: one [d] vector per sequence.
+std::vector<std::vector<float>> mean_rows(const std::vector<float>& x, const RaggedBatch& rows,
+                                          int64_t d);
+
 }  // namespace lorahub

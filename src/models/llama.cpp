@@ -282,6 +282,8 @@ class LlamaModel : public Model {
   }
 
   std::vector<Tensor> label_logits(const std::vector<Example>& batch) override;
+  std::vector<std::vector<float>> mean_hidden_states(
+      const std::vector<std::vector<int32_t>>& inputs) override;
   std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts,
                                        int max_new_tokens) override;
   void decode_step(DecodeState& state, const std::vector<int32_t>& tokens) override;
@@ -437,6 +439,21 @@ std::vector<Tensor> LlamaModel::label_logits(const std::vector<Example>& batch) 
     row += n;
   }
   return out;
+}
+
+std::vector<std::vector<float>> LlamaModel::mean_hidden_states(
+    const std::vector<std::vector<int32_t>>& inputs) {
+  if (inputs.empty()) return {};
+  for (const auto& ids : inputs) check(!ids.empty(), "mean_hidden_states: an input has no tokens");
+  const PaddedBatch p = pad_batch(inputs, std::max(tokenizer_->pad_id(), 0), /*left=*/false);
+  const RaggedBatch rows_of = RaggedBatch::of(p);
+  std::vector<float> x = embed(packed_ids(p));
+  std::vector<KvCache> caches(blocks_.size());
+  for (auto& c : caches) c.reset(p.batch, p.len, cfg_.kv_heads * cfg_.head_dim);
+  forward(x.data(), rows_of, caches, p.valid.data());
+  std::vector<float> h(x.size());
+  norm_forward(final_norm_, x.data(), rows_of.rows, h.data());
+  return mean_rows(h, rows_of, cfg_.hidden);
 }
 
 std::unique_ptr<DecodeState> LlamaModel::prefill(const std::vector<std::vector<int32_t>>& inputs,

@@ -11,6 +11,11 @@ std::vector<Tensor> Model::label_logits(const std::vector<Example>&) {
   fail("{} models do not expose teacher-forced logits", architecture());
 }
 
+std::vector<std::vector<float>> Model::mean_hidden_states(
+    const std::vector<std::vector<int32_t>>&) {
+  fail("{} models do not expose hidden states", architecture());
+}
+
 ExampleLoss cross_entropy(const float* logits, const std::vector<int32_t>& labels, int64_t vocab) {
   ExampleLoss loss;
   for (size_t t = 0; t < labels.size(); ++t) {

@@ -71,6 +71,13 @@ class Model {
   // tensor per example (parity tests and debugging). Families without it throw Error.
   virtual std::vector<Tensor> label_logits(const std::vector<Example>& batch);
 
+  // The mean over each input's tokens of the base model's last hidden state (after the final
+  // norm; the encoder's for encoder-decoder models), one [hidden] vector per input: the input
+  // embedding of LoraRetriever-style module retrieval. LoRA, if set, applies. Families without
+  // it throw Error.
+  virtual std::vector<std::vector<float>> mean_hidden_states(
+      const std::vector<std::vector<int32_t>>& inputs);
+
   // Decoding, driven by decode() (models/decode.h). prefill runs the prompts (T5: the encoder
   // and the decoder's start token; decoder-only: the whole prompt, left-padded) with room for
   // max_new_tokens more tokens per sequence; decode_step feeds one token per sequence (those of

@@ -119,6 +119,13 @@ class T5Model : public Model {
     return losses;
   }
 
+  std::vector<std::vector<float>> mean_hidden_states(
+      const std::vector<std::vector<int32_t>>& inputs) override {
+    if (inputs.empty()) return {};
+    const PaddedBatch in = pad_batch(inputs, cfg_.pad_id);
+    return mean_rows(encode(in), RaggedBatch::of(in), cfg_.d_model);
+  }
+
   std::vector<Tensor> label_logits(const std::vector<Example>& batch) override {
     std::vector<Tensor> out;
     if (batch.empty()) return out;

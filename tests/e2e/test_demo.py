@@ -39,12 +39,14 @@ def check_run(proc, work, test_count):
     m = re.search(rf"accuracy on {test_count} test examples: base model ([\d.]+)% -> "
                   rf"LoraHub ([\d.]+)%", out)
     assert m, out[-2000:]
+    assert re.search(r"floor: always answering the few-shot majority .+ scores [\d.]+%", out)
     assert len((work / "test.jsonl").read_text().splitlines()) == test_count
     report = work / "report.html"
     assert f"report: {report}" in out
     page = report.read_text()
     assert page.count("<svg") == 2 and "<polyline" in page  # loss curve + weights chart
     assert f"<b>{float(m.group(1)):.1f}%</b>" in page and f"<b>{float(m.group(2)):.1f}%</b>" in page
+    assert 'class="floor"' in page and ("&#10003; right" in page or "&#10007; wrong" in page)
     assert "http" not in page.replace("http://www.w3.org/2000/svg", "")  # self-contained
 
 

@@ -1,0 +1,52 @@
+// Module selection for large pools (issue 18): keep the K modules most likely to help with the
+// few-shot task before composing them.
+//   loss-rank:K   each module alone (its own adapter, as PEFT applies it) scored by the
+//                 objective's loss term on the few-shot examples; the K lowest are kept.
+//   retrieval:K   LoraRetriever-style (Zhao et al. 2024), with the base model as the encoder:
+//                 the task's embedding is the mean over the few-shot inputs of the base model's
+//                 mean last hidden state (Model::mean_hidden_states); a module's embedding is
+//                 the same over its own examples, read from `examples.jsonl` in the module
+//                 directory (JSONL rows {"input": ...[, "output": ...]}: what the module was
+//                 trained on; the first kModuleExamples rows are used). The K modules of highest
+//                 cosine similarity are kept. A module without the file is an error naming it.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "adapt/objective.h"
+#include "lora/module_set.h"
+#include "models/model.h"
+
+namespace lorahub {
+
+enum class SelectRule { kAll, kLossRank, kRetrieval };
+
+struct SelectSpec {
+  SelectRule rule = SelectRule::kAll;
+  size_t k = 0;
+};
+
+// "" (keep all), "loss-rank:K" or "retrieval:K" with K >= 1; throws naming --select otherwise.
+SelectSpec parse_select(const std::string& text);
+const char* select_rule_name(SelectRule rule);
+
+inline constexpr size_t kModuleExamples = 20;
+inline constexpr const char* kModuleExamplesFile = "examples.jsonl";
+
+struct Selection {
+  ModuleSet kept;             // in the order of the pool
+  std::vector<double> score;  // per pool module: its loss (loss-rank) or similarity (retrieval)
+  std::vector<size_t> kept_index;  // pool indices of the kept modules, best first
+};
+
+// The selection for a task: `examples` are its tokenized few-shot examples (for loss-rank),
+// `inputs` their input texts (for retrieval, as the model sees them). K >= pool size keeps all.
+Selection select_for_task(Model& model, const ModuleSet& pool, const std::vector<Example>& examples,
+                          const std::vector<std::string>& inputs, const SelectSpec& spec,
+                          const ObjectiveOptions& options);
+
+// The mean of the mean hidden states of `texts` under the model as it is (no LoRA set).
+std::vector<float> text_embedding(Model& model, const std::vector<std::string>& texts);
+double cosine_similarity(const std::vector<float>& a, const std::vector<float>& b);
+
+}  // namespace lorahub

@@ -1,0 +1,408 @@
+#include "lora/combine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include "core/error.h"
+#include "kernels/matmul.h"
+#include "lora/compose.h"
+
+// LAPACK's single-precision divide-and-conquer SVD (OpenBLAS ships LAPACK); the trailing
+// argument is the hidden length of the jobz string in the gfortran calling convention.
+extern "C" void sgesdd_(const char* jobz, const int* m, const int* n, float* a, const int* lda,
+                        float* s, float* u, const int* ldu, float* vt, const int* ldvt, float* work,
+                        const int* lwork, int* iwork, int* info, size_t jobz_len);
+
+namespace lorahub {
+namespace {
+
+struct MethodInfo {
+  CombineMethod method;
+  std::string name;
+};
+
+const std::vector<MethodInfo>& method_table() {
+  static const std::vector<MethodInfo> table = {
+      {CombineMethod::kLoraHub, "lorahub"},
+      {CombineMethod::kLinear, "linear"},
+      {CombineMethod::kCat, "cat"},
+      {CombineMethod::kSvd, "svd"},
+      {CombineMethod::kTies, "ties"},
+      {CombineMethod::kTiesSvd, "ties_svd"},
+      {CombineMethod::kDareLinear, "dare_linear"},
+      {CombineMethod::kDareLinearSvd, "dare_linear_svd"},
+      {CombineMethod::kDareTies, "dare_ties"},
+      {CombineMethod::kDareTiesSvd, "dare_ties_svd"},
+      {CombineMethod::kMagnitudePrune, "magnitude_prune"},
+      {CombineMethod::kMagnitudePruneSvd, "magnitude_prune_svd"},
+  };
+  return table;
+}
+
+// How merge_utils merges a stack of task tensors (the method without its _svd suffix).
+enum class Merge { kArithmetic, kTies, kDareLinear, kDareTies, kMagnitude };
+
+Merge merge_of(CombineMethod m) {
+  switch (m) {
+    case CombineMethod::kTies:
+    case CombineMethod::kTiesSvd:
+      return Merge::kTies;
+    case CombineMethod::kDareLinear:
+    case CombineMethod::kDareLinearSvd:
+      return Merge::kDareLinear;
+    case CombineMethod::kDareTies:
+    case CombineMethod::kDareTiesSvd:
+      return Merge::kDareTies;
+    case CombineMethod::kMagnitudePrune:
+    case CombineMethod::kMagnitudePruneSvd:
+      return Merge::kMagnitude;
+    default:
+      return Merge::kArithmetic;
+  }
+}
+
+bool is_svd(CombineMethod m) {
+  return m == CombineMethod::kSvd || m == CombineMethod::kTiesSvd ||
+         m == CombineMethod::kDareLinearSvd || m == CombineMethod::kDareTiesSvd ||
+         m == CombineMethod::kMagnitudePruneSvd;
+}
+
+bool needs_density(CombineMethod m) {
+  return m != CombineMethod::kLoraHub && m != CombineMethod::kLinear && m != CombineMethod::kCat &&
+         m != CombineMethod::kSvd;
+}
+
+using Stack = std::vector<std::vector<float>>;  // one task tensor per module, same size
+
+// merge_utils.magnitude_based_pruning: keep the k = int(density·n) largest |values|.
+void prune_magnitude(std::vector<float>& t, double density) {
+  const size_t k = static_cast<size_t>(density * static_cast<double>(t.size()));
+  std::vector<size_t> order(t.size());
+  std::iota(order.begin(), order.end(), 0);
+  auto larger = [&](size_t a, size_t b) {
+    return std::abs(t[a]) != std::abs(t[b]) ? std::abs(t[a]) > std::abs(t[b]) : a < b;
+  };
+  if (k < order.size()) std::nth_element(order.begin(), order.begin() + k, order.end(), larger);
+  for (size_t i = k; i < order.size(); ++i) t[order[i]] = 0.0f;
+}
+
+// merge_utils.prune(): density >= 1 keeps the tensor as is (no rescaling either).
+void prune(Stack& stack, Merge merge, const CombineOptions& o, const std::string& name) {
+  if (merge == Merge::kArithmetic || *o.density >= 1.0) return;
+  const double density = *o.density;
+  for (size_t i = 0; i < stack.size(); ++i) {
+    std::vector<float>& t = stack[i];
+    if (merge == Merge::kTies || merge == Merge::kMagnitude) {
+      prune_magnitude(t, density);
+      continue;
+    }
+    const std::vector<float> mask = o.drop_mask
+                                        ? o.drop_mask(name, i, t.size(), density)
+                                        : seeded_drop_mask(o.seed, name, i, t.size(), density);
+    check(mask.size() == t.size(), "combine: drop mask for '{}' module {} has {} values, not {}",
+          name, i, mask.size(), t.size());
+    const float d = static_cast<float>(density);
+    for (size_t k = 0; k < t.size(); ++k) t[k] = t[k] * mask[k] / d;  // random_pruning, rescaled
+  }
+}
+
+// merge_utils.task_arithmetic: Σ vᵢTᵢ, accumulated in module order.
+std::vector<float> weighted_sum(const Stack& stack, const std::vector<float>& v) {
+  std::vector<float> out(stack[0].size(), 0.0f);
+  for (size_t i = 0; i < stack.size(); ++i)
+    for (size_t k = 0; k < out.size(); ++k) out[k] += stack[i][k] * v[i];
+  return out;
+}
+
+float sign_of(float x) {
+  return static_cast<float>((x > 0) - (x < 0));
+}
+
+// calculate_majority_sign_mask on the unweighted (pruned) tensors, then disjoint_merge of the
+// weighted ones: the mean of the weighted values that agree with the elected sign.
+std::vector<float> ties_merge(const Stack& stack, const std::vector<float>& v, MajoritySign rule) {
+  const size_t n = stack[0].size();
+  std::vector<float> out(n);
+  for (size_t k = 0; k < n; ++k) {
+    float magnitude = 0.0f;
+    for (const auto& t : stack) magnitude += rule == MajoritySign::kTotal ? t[k] : sign_of(t[k]);
+    const float elected = magnitude >= 0 ? 1.0f : -1.0f;
+    float mixed = 0.0f, kept = 0.0f;
+    for (size_t i = 0; i < stack.size(); ++i) {
+      if (sign_of(stack[i][k]) != elected) continue;
+      mixed += stack[i][k] * v[i];
+      kept += 1.0f;
+    }
+    out[k] = mixed / std::max(kept, 1.0f);
+  }
+  return out;
+}
+
+std::vector<float> merge_stack(Stack stack, const std::vector<float>& v, Merge merge,
+                               const CombineOptions& o, const std::string& name) {
+  prune(stack, merge, o, name);
+  if (merge == Merge::kTies || merge == Merge::kDareTies)
+    return ties_merge(stack, v, o.majority_sign);
+  return weighted_sum(stack, v);
+}
+
+// One target layer's tensors across the pool: where its lora_A and lora_B sit in each module.
+struct LayerSlots {
+  std::string layer;
+  size_t a = 0, b = 0;  // indices into LoraModule::tensors (the same in every module)
+};
+
+std::vector<LayerSlots> layer_slots(const LoraModule& m) {
+  std::vector<LayerSlots> out;
+  for (size_t t = 0; t < m.tensors.size(); ++t) {
+    const LoraTensor& x = m.tensors[t];
+    auto it = std::find_if(out.begin(), out.end(),
+                           [&](const LayerSlots& s) { return s.layer == x.layer; });
+    if (it == out.end()) it = out.insert(out.end(), LayerSlots{x.layer, t, t});
+    (x.is_a ? it->a : it->b) = t;
+  }
+  for (const LayerSlots& s : out)
+    check(m.tensors[s.a].is_a && !m.tensors[s.b].is_a, "{}: layer '{}' lacks lora_A or lora_B",
+          m.path, s.layer);
+  return out;
+}
+
+Stack gather(const ModuleSet& set, size_t tensor) {
+  Stack stack;
+  for (const LoraModule& m : set.modules()) stack.push_back(m.tensors[tensor].f32());
+  return stack;
+}
+
+std::vector<float> to_f32(const std::vector<double>& v) {
+  return std::vector<float>(v.begin(), v.end());  // torch.tensor(list of floats): float32
+}
+
+// linear/ties/dare/magnitude_prune: A and B merged apart, the weight split as √ over both.
+void combine_per_tensor(const ModuleSet& set, const std::vector<double>& w, const CombineOptions& o,
+                        const LayerSlots& s, LoraModule& out) {
+  std::vector<double> wa, wb;
+  for (size_t i = 0; i < set.size(); ++i) {
+    const double ws = w[i] * static_cast<double>(set[i].tensors[s.a].scale);
+    wa.push_back(std::sqrt(std::abs(ws)) * (ws >= 0 ? 1.0 : -1.0));  // the sign on A only
+    wb.push_back(std::sqrt(std::abs(ws)));
+  }
+  const Merge merge = merge_of(o.method);
+  out.tensors[s.a].values =
+      merge_stack(gather(set, s.a), to_f32(wa), merge, o, s.layer + ".lora_A");
+  out.tensors[s.b].values =
+      merge_stack(gather(set, s.b), to_f32(wb), merge, o, s.layer + ".lora_B");
+}
+
+// cat: A = [w₁s₁A₁; ...] (rows), B = [B₁ B₂ ...] (columns).
+void combine_cat(const ModuleSet& set, const std::vector<double>& w, const LayerSlots& s,
+                 LoraModule& out) {
+  const Shape& a_shape = set[0].tensors[s.a].shape;  // [r, in]
+  const Shape& b_shape = set[0].tensors[s.b].shape;  // [out, r]
+  const int64_t r = a_shape[0], in = a_shape[1], rows = b_shape[0];
+  const int64_t total = r * static_cast<int64_t>(set.size());
+  std::vector<float> a, b(static_cast<size_t>(rows * total));
+  for (size_t i = 0; i < set.size(); ++i) {
+    const float wi = static_cast<float>(w[i]);
+    const float si = static_cast<float>(set[i].tensors[s.a].scale);
+    for (float v : set[i].tensors[s.a].f32()) a.push_back(v * wi * si);  // (A·w)·s, as torch
+    const std::vector<float> bi = set[i].tensors[s.b].f32();
+    for (int64_t row = 0; row < rows; ++row)
+      for (int64_t c = 0; c < r; ++c)
+        b[row * total + static_cast<int64_t>(i) * r + c] = bi[row * r + c];
+  }
+  out.tensors[s.a].values = std::move(a);
+  out.tensors[s.a].shape = {total, in};
+  out.tensors[s.b].values = std::move(b);
+  out.tensors[s.b].shape = {rows, total};
+}
+
+// torch.quantile(x, q) with linear interpolation, computed in float32 as torch does.
+float quantile(std::vector<float> x, double q) {
+  std::sort(x.begin(), x.end());
+  const float rank = static_cast<float>(q) * static_cast<float>(x.size() - 1);
+  const size_t below = static_cast<size_t>(std::floor(rank));
+  const size_t above = std::min(x.size() - 1, static_cast<size_t>(std::ceil(rank)));
+  const float weight = rank - static_cast<float>(below);
+  const float lo = x[below], hi = x[above];
+  return weight < 0.5f ? lo + weight * (hi - lo) : hi - (hi - lo) * (1.0f - weight);  // torch.lerp
+}
+
+struct Svd {
+  std::vector<float> u, s, vt;  // column-major U [m, k], S [k], Vᵀ [k, n]; k = min(m, n)
+  int m = 0, n = 0, k = 0;
+};
+
+// Reduced SVD of a row-major [rows, cols] matrix with LAPACK sgesdd.
+Svd svd(const std::vector<float>& matrix, int64_t rows, int64_t cols, const std::string& name) {
+  Svd r;
+  r.m = static_cast<int>(rows);
+  r.n = static_cast<int>(cols);
+  r.k = std::min(r.m, r.n);
+  std::vector<float> a(matrix.size());  // to column-major
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) a[j * rows + i] = matrix[i * cols + j];
+  r.u.resize(static_cast<size_t>(r.m) * r.k);
+  r.s.resize(r.k);
+  r.vt.resize(static_cast<size_t>(r.k) * r.n);
+  std::vector<int> iwork(8 * static_cast<size_t>(r.k));
+  int info = 0, lwork = -1;
+  float query = 0;
+  sgesdd_("S", &r.m, &r.n, a.data(), &r.m, r.s.data(), r.u.data(), &r.m, r.vt.data(), &r.k, &query,
+          &lwork, iwork.data(), &info, 1);
+  lwork = static_cast<int>(query);
+  std::vector<float> work(static_cast<size_t>(std::max(1, lwork)));
+  sgesdd_("S", &r.m, &r.n, a.data(), &r.m, r.s.data(), r.u.data(), &r.m, r.vt.data(), &r.k,
+          work.data(), &lwork, iwork.data(), &info, 1);
+  check(info == 0, "combine: SVD of '{}' [{}, {}] failed (LAPACK sgesdd info {})", name, rows, cols,
+        info);
+  return r;
+}
+
+// The _svd methods: merge the full deltas sᵢBᵢAᵢ, then B = U[:, :r]·diag(S[:r]), A = Vᵀ[:r].
+void combine_svd(const ModuleSet& set, const std::vector<double>& w, const CombineOptions& o,
+                 int64_t rank, const LayerSlots& s, LoraModule& out) {
+  const int64_t in = set[0].tensors[s.a].shape[1], rows = set[0].tensors[s.b].shape[0];
+  const int64_t r = set[0].tensors[s.a].shape[0];
+  check(rank <= std::min(in, rows), "combine: svd_rank {} exceeds layer '{}' [{}, {}]", rank,
+        s.layer, rows, in);
+  Stack deltas;
+  for (const LoraModule& m : set.modules()) {
+    std::vector<float> d(static_cast<size_t>(rows * in));
+    const std::vector<float> a = m.tensors[s.a].f32(), b = m.tensors[s.b].f32();
+    matmul_ab(b.data(), a.data(), d.data(), rows, in, r);  // get_delta_weight: (B @ A) · s
+    const float scale = m.tensors[s.a].scale;
+    for (float& v : d) v *= scale;
+    deltas.push_back(std::move(d));
+  }
+  const std::string name = s.layer + ".delta";
+  const Svd f =
+      svd(merge_stack(std::move(deltas), to_f32(w), merge_of(o.method), o, name), rows, in, name);
+  std::vector<float> b(static_cast<size_t>(rows * rank)), a(static_cast<size_t>(rank * in));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t c = 0; c < rank; ++c) b[i * rank + c] = f.u[c * rows + i] * f.s[c];
+  for (int64_t c = 0; c < rank; ++c)
+    for (int64_t j = 0; j < in; ++j) a[c * in + j] = f.vt[j * f.k + c];
+  if (o.svd_clamp) {
+    std::vector<float> dist = b;
+    dist.insert(dist.end(), a.begin(), a.end());
+    const float hi = quantile(std::move(dist), *o.svd_clamp), lo = -hi;
+    for (auto* t : {&a, &b})
+      for (float& v : *t) v = std::min(std::max(v, lo), hi);  // torch.clamp(min, max)
+  }
+  out.tensors[s.a].values = std::move(a);
+  out.tensors[s.a].shape = {rank, in};
+  out.tensors[s.b].values = std::move(b);
+  out.tensors[s.b].shape = {rows, rank};
+}
+
+// The new adapter's config as PEFT writes it: r = lora_alpha = the new rank, no patterns.
+void set_rank(LoraModule& out, int64_t rank) {
+  out.config.r = rank;
+  out.config.lora_alpha = static_cast<double>(rank);
+  out.config.rank_pattern.clear();
+  out.config.alpha_pattern.clear();
+  const float scale =
+      static_cast<float>(out.config.use_rslora ? rank / std::sqrt(double(rank)) : 1.0);
+  for (LoraTensor& t : out.tensors) t.scale = scale;
+}
+
+uint64_t fnv1a(const std::string& s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+uint64_t splitmix(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ull;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+const std::vector<std::string>& combine_method_names() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const MethodInfo& m : method_table()) out.push_back(m.name);
+    return out;
+  }();
+  return names;
+}
+
+CombineMethod parse_combine_method(const std::string& name) {
+  for (const MethodInfo& m : method_table())
+    if (m.name == name) return m.method;
+  fail("--compose: unknown method '{}' (known: {})", name, fmt::join(combine_method_names(), ", "));
+}
+
+const std::string& combine_method_name(CombineMethod method) {
+  for (const MethodInfo& m : method_table())
+    if (m.method == method) return m.name;
+  fail("combine: unknown method {}", static_cast<int>(method));
+}
+
+MajoritySign parse_majority_sign(const std::string& name) {
+  if (name == "total") return MajoritySign::kTotal;
+  if (name == "frequency") return MajoritySign::kFrequency;
+  fail("--majority-sign: '{}' is not total or frequency", name);
+}
+
+void check_combine_options(const CombineOptions& o) {
+  const std::string& name = combine_method_name(o.method);
+  if (needs_density(o.method)) {
+    check(o.density.has_value(), "--compose {} needs --density (the fraction of values kept)",
+          name);
+    check(*o.density >= 0.0 && *o.density <= 1.0, "--density must be in [0, 1], got {}",
+          *o.density);
+  }
+  check(o.svd_rank >= 0, "--svd-rank must be >= 0, got {}", o.svd_rank);
+  if (o.svd_clamp)
+    check(*o.svd_clamp >= 0.0 && *o.svd_clamp <= 1.0, "--svd-clamp must be in [0, 1], got {}",
+          *o.svd_clamp);
+}
+
+std::vector<float> seeded_drop_mask(uint64_t seed, const std::string& tensor, size_t module,
+                                    size_t n, double density) {
+  std::mt19937_64 rng(splitmix(splitmix(seed) ^ fnv1a(tensor)) + module);
+  std::vector<float> mask(n);
+  // Uniform in [0, 1) from the top 53 bits: the same on every standard library, unlike
+  // std::bernoulli_distribution.
+  for (float& m : mask) m = static_cast<double>(rng() >> 11) * 0x1.0p-53 < density ? 1.0f : 0.0f;
+  return mask;
+}
+
+LoraModule combine_modules(const ModuleSet& set, const std::vector<double>& w,
+                           const CombineOptions& options) {
+  if (options.method == CombineMethod::kLoraHub) return compose_module(set, w);
+  check(w.size() == set.size(), "combine: {} weights for {} modules", w.size(), set.size());
+  check_weights(w, "combine");
+  CombineOptions o = options;
+  if (set.size() == 1) o.method = CombineMethod::kLinear;  // as PEFT: one adapter -> linear
+  check_combine_options(o);
+  check(!set[0].config.fan_in_fan_out, "{}: fan_in_fan_out adapters are not supported by --compose",
+        set[0].path);
+  LoraModule out = set[0];
+  for (LoraTensor& t : out.tensors) t.bf16.clear();  // the combined adapter is f32
+  const int64_t r = set[0].config.r;
+  int64_t rank = r;
+  if (o.method == CombineMethod::kCat) rank = r * static_cast<int64_t>(set.size());
+  if (is_svd(o.method) && o.svd_rank > 0) rank = o.svd_rank;
+  for (const LayerSlots& s : layer_slots(set[0])) {
+    if (o.method == CombineMethod::kCat)
+      combine_cat(set, w, s, out);
+    else if (is_svd(o.method))
+      combine_svd(set, w, o, rank, s, out);
+    else
+      combine_per_tensor(set, w, o, s, out);
+  }
+  set_rank(out, rank);
+  return out;
+}
+
+}  // namespace lorahub

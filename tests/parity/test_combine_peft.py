@@ -1,0 +1,185 @@
+"""Every PEFT combination type of `lorahub compose` / `--compose` against PEFT 0.21's own
+LoraModel.add_weighted_adapter, on a tiny random T5 with three PEFT-made modules (random,
+nonzero A and B; one weight negative):
+
+* the combined tensors within 1e-6; for the _svd methods the update B·A within 5e-6 (measured:
+  1.7e-6) and the factors within 2e-5 (measured: 5.6e-6, vectors of close singular values), up to the sign of each singular pair (two f32 LAPACKs: OpenBLAS's
+  sgesdd here, MKL's in torch);
+* the combined adapter as PeftModel.from_pretrained loads it gives PEFT's logits within 1e-4,
+  and our own forward pass (`score --lora M... --weights --compose`, which merges the adapter
+  into W) within 1e-4 + 1e-4 relative.
+
+DARE draws its masks with torch.bernoulli, whose stream we do not reproduce: the test records
+the masks PEFT drew (a wrapper around merge_utils.random_pruning) and hands them to ours with
+the testing option --dare-masks. Our own seeded masks are tested in tests/unit/lora."""
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import load_file
+from safetensors.torch import save_file
+
+from conftest import run_lorahub
+from lorahub_tiny import few_shot_examples, make_modules
+from t5_tiny import hf_tokenizer, load_hf, make_t5, train_spm
+
+torch.set_num_threads(1)
+WEIGHTS = [0.7, -0.4, 1.2]
+PREFIX = "base_model.model."
+
+CASES = [
+    ("linear", {}),
+    ("cat", {}),
+    ("svd", {}),
+    ("svd", {"svd_rank": 2, "svd_clamp": 0.9}),
+    ("ties", {"density": 0.5}),
+    ("ties", {"density": 0.4, "majority_sign_method": "frequency"}),
+    ("ties_svd", {"density": 0.5}),
+    ("dare_linear", {"density": 0.5}),
+    ("dare_ties", {"density": 0.6, "majority_sign_method": "frequency"}),
+    ("dare_linear_svd", {"density": 0.5, "svd_rank": 3}),
+    ("dare_ties_svd", {"density": 0.5}),
+    ("magnitude_prune", {"density": 0.3}),
+    ("magnitude_prune_svd", {"density": 0.5}),
+]
+
+
+@pytest.fixture(scope="module")
+def fx(bbh_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("combine")
+    spiece = train_spm(bbh_dir, root)
+    model_dir = make_t5("v1.1", spiece, root / "t5")
+    modules = make_modules(model_dir, root, 3, scale=0.1)
+    rows = few_shot_examples(bbh_dir, root / "examples.jsonl", count=3)
+    return {"root": root, "model": model_dir, "modules": modules, "rows": rows,
+            "examples": root / "examples.jsonl", "tok": hf_tokenizer(model_dir)}
+
+
+def peft_pool(fx):
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(load_hf(fx["model"]), fx["modules"][0], adapter_name="m0")
+    for i, path in enumerate(fx["modules"][1:], start=1):
+        model.load_adapter(path, adapter_name=f"m{i}")
+    return model.eval()
+
+
+def lora_layers(model, adapter):
+    from peft.tuners.lora import LoraLayer
+
+    return [name[len(PREFIX):] for name, m in model.named_modules()
+            if isinstance(m, LoraLayer) and adapter in m.lora_A]
+
+
+def peft_combine(fx, method, kw, masks_out):
+    """PEFT's combination, and the DARE masks it drew, named as --dare-masks reads them."""
+    import peft.utils.merge_utils as mu
+
+    model = peft_pool(fx)
+    drawn = []
+    original = mu.random_pruning
+
+    def recording(tensor, density, rescale):
+        mask = torch.bernoulli(torch.full_like(tensor, density))
+        drawn.append(mask.reshape(-1).clone())
+        pruned = tensor * mask
+        return pruned / density if rescale else pruned
+
+    mu.random_pruning = recording
+    try:
+        model.add_weighted_adapter(["m0", "m1", "m2"], WEIGHTS, "c", combination_type=method, **kw)
+    finally:
+        mu.random_pruning = original
+    model.set_adapter("c")
+    if drawn:
+        sides = ["delta"] if method.endswith("_svd") else ["lora_A", "lora_B"]
+        names = [f"{layer}.{side}.{i}" for layer in lora_layers(model, "c") for side in sides
+                 for i in range(3)]
+        assert len(names) == len(drawn)
+        save_file(dict(zip(names, drawn)), masks_out)
+    from peft import get_peft_model_state_dict
+
+    state = {k: v.detach().numpy() for k, v in get_peft_model_state_dict(model, adapter_name="c").items()}
+    return model, state
+
+
+def cli_args(method, kw):
+    args = []
+    if "density" in kw:
+        args += ["--density", kw["density"]]
+    if "majority_sign_method" in kw:
+        args += ["--majority-sign", kw["majority_sign_method"]]
+    if "svd_rank" in kw:
+        args += ["--svd-rank", kw["svd_rank"]]
+    if "svd_clamp" in kw:
+        args += ["--svd-clamp", kw["svd_clamp"]]
+    return args
+
+
+def aligned_svd_factors(ours, theirs):
+    """Flips each of our singular pairs (row c of A, column c of B) to PEFT's sign."""
+    out = dict(ours)
+    for key in ours:
+        if not key.endswith("lora_A.weight"):
+            continue
+        bkey = key.replace("lora_A", "lora_B")
+        a, b = ours[key].copy(), ours[bkey].copy()
+        for c in range(a.shape[0]):
+            if np.dot(a[c], theirs[key][c]) < 0:
+                a[c], b[:, c] = -a[c], -b[:, c]
+        out[key], out[bkey] = a, b
+    return out
+
+
+def hf_label_logits(model, tok, rows):
+    enc = tok([r[0] for r in rows], padding="longest", return_tensors="pt")
+    labels = tok([r[1] for r in rows], padding="longest", return_tensors="pt").input_ids
+    labels[labels == tok.pad_token_id] = -100
+    with torch.no_grad():
+        logits = model(**enc, labels=labels).logits
+    return [logits[i, :int((labels[i] != -100).sum())].numpy() for i in range(len(rows))]
+
+
+@pytest.mark.parametrize("method,kw", CASES, ids=[f"{m}-{i}" for i, (m, _) in enumerate(CASES)])
+def test_combination_matches_peft(fx, method, kw, tmp_path):
+    from peft import PeftModel
+
+    masks = tmp_path / "masks.safetensors"
+    peft_model, theirs = peft_combine(fx, method, kw, masks)
+    extra = cli_args(method, kw) + (["--dare-masks", masks] if masks.exists() else [])
+    weights = ",".join(repr(w) for w in WEIGHTS)
+    out = tmp_path / "ours"
+    run_lorahub("compose", "--lora", *fx["modules"], f"--weights={weights}", "--method", method,
+                "--out", out, *extra)
+    ours = load_file(out / "adapter_model.safetensors")
+    assert sorted(ours) == sorted(theirs)
+    factor_tol = 1e-6
+    if method.endswith("svd"):
+        # Two f32 LAPACKs, each with its own ~1e-6 error against the exact SVD: the truncated
+        # update B·A agrees to 1.7e-6; singular vectors of close singular values (eps / gap)
+        # to 5.6e-6 per entry.
+        factor_tol = 2e-5
+        if "svd_clamp" not in kw:
+            ours = aligned_svd_factors(ours, theirs)
+        for key in (k for k in theirs if k.endswith("lora_A.weight")):
+            bkey = key.replace("lora_A", "lora_B")
+            np.testing.assert_allclose(ours[bkey] @ ours[key], theirs[bkey] @ theirs[key],
+                                       rtol=0, atol=5e-6, err_msg=key)
+    for key, value in theirs.items():
+        assert ours[key].shape == value.shape, key
+        np.testing.assert_allclose(ours[key], value, rtol=0, atol=factor_tol, err_msg=key)
+    assert any(np.abs(v).max() > 1e-2 for v in theirs.values())
+
+    rows = fx["rows"]
+    expected = hf_label_logits(peft_model, fx["tok"], rows)
+    base = hf_label_logits(load_hf(fx["model"]), fx["tok"], rows)
+    assert max(np.abs(e - b).max() for e, b in zip(expected, base)) > 1e-2  # the adapter matters
+    loaded = PeftModel.from_pretrained(load_hf(fx["model"]), out).eval()
+    for got, want in zip(hf_label_logits(loaded, fx["tok"], rows), expected):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+    dump = tmp_path / "logits.safetensors"
+    run_lorahub("score", "--model", fx["model"], "--lora", *fx["modules"], f"--weights={weights}",
+                "--compose", method, "--data", fx["examples"], "--batch-size", 0,
+                "--dump-logits", dump, *extra)
+    logits = load_file(dump)
+    for i, want in enumerate(expected):  # merged into W in f32 (PEFT runs unmerged): ~3e-5 rel.
+        np.testing.assert_allclose(logits[f"example.{i}"], want, rtol=1e-4, atol=1e-4)
