@@ -16,10 +16,10 @@ constexpr std::string_view kDocument = R"json({
 "components": {
   "securitySchemes": {"token": {"type": "http", "scheme": "bearer", "description": "a token from `lorahub hub token create`"}},
   "parameters": {
-    "user": {"name": "user", "in": "path", "required": true, "schema": {"type": "string"}, "description": "owner of the repo"},
-    "name": {"name": "name", "in": "path", "required": true, "schema": {"type": "string"}, "description": "repo name"},
-    "rev": {"name": "rev", "in": "path", "required": true, "schema": {"type": "string"}, "description": "main, or a 40-digit revision sha"},
-    "path": {"name": "path", "in": "path", "required": true, "schema": {"type": "string"}, "description": "file path inside the repo (may hold '/')"},
+    "user": {"name": "user", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9._-]{0,95}$"}, "example": "alice", "description": "owner of the repo"},
+    "name": {"name": "name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9._-]{0,95}$"}, "example": "mod", "description": "repo name"},
+    "rev": {"name": "rev", "in": "path", "required": true, "schema": {"type": "string"}, "example": "main", "description": "main, or a 40-digit revision sha"},
+    "path": {"name": "path", "in": "path", "required": true, "schema": {"type": "string"}, "example": "adapter_config.json", "description": "file path inside the repo (may hold '/')"},
     "limit": {"name": "limit", "in": "query", "schema": {"type": "integer"}},
     "cursor": {"name": "cursor", "in": "query", "schema": {"type": "integer"}}
   },
@@ -146,7 +146,7 @@ constexpr std::string_view kDocument = R"json({
       "default": {"$ref": "#/components/responses/error"}}}},
   "/{user}/{git_name}/info/lfs/objects/batch": {"post": {"summary": "git LFS batch API, upload with the basic transfer: signed upload URLs, and verify", "security": [{"token": []}], "parameters": [
       {"$ref": "#/components/parameters/user"},
-      {"name": "git_name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]+\\.git$"}, "description": "the repo name and .git"}],
+      {"name": "git_name", "in": "path", "required": true, "schema": {"type": "string", "pattern": "^[A-Za-z0-9._-]+\\.git$"}, "example": "mod.git", "description": "the repo name and .git"}],
     "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["operation", "objects"], "properties": {
       "operation": {"type": "string", "enum": ["upload"]}, "transfers": {"type": "array", "items": {"type": "string"}},
       "hash_algo": {"type": "string"}, "ref": {"type": "object"},

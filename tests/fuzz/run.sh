@@ -9,7 +9,7 @@ seconds=${LORAHUB_FUZZ_SECONDS:-5}
 artifacts="$build/fuzz-artifacts"
 mkdir -p "$artifacts"
 
-for target in safetensors torch_pickle adapter_config http_request push_meta; do
+for target in safetensors torch_pickle adapter_config http_request push_meta hf_commit; do
   corpus=$(mktemp -d)
   cp "$here/seeds/$target"/* "$corpus"/
   echo "fuzz_$target: ${seconds}s"
