@@ -419,7 +419,7 @@ std::string HfUploads::authenticate(std::string_view authorization) {
 std::string HfUploads::authorize(std::string_view authorization, const std::string& repo) {
   const std::string user = authenticate(authorization);
   const std::string owner = repo.substr(0, repo.find('/'));
-  if (user != owner) {
+  if (lower_ascii(user) != lower_ascii(owner)) {  // names are case-insensitive, as on the HF Hub
     throw HttpError(
         403, fmt::format("user '{}' may not write to '{}' (owned by '{}')", user, repo, owner));
   }

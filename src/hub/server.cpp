@@ -23,6 +23,7 @@
 #include "hub/module_check.h"
 #include "hub/names.h"
 #include "hub/openapi.h"
+#include "hub/push_meta.h"
 #include "hub/web_page.h"
 
 namespace lorahub::hub {
@@ -31,8 +32,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr size_t kMaxFilesPerUpload = 256;
-constexpr size_t kMaxTextField = 4000;
-constexpr size_t kMaxTags = 32;
 
 http::Response send_json(const json& body, int status = 200) {
   return http::Response::json(body.dump(), status);
@@ -227,23 +226,11 @@ json tree_entry_json(const TreeEntry& e, const std::string& revision) {
 }
 
 // The JSON "meta" part of a push: what the uploader says about the module.
-struct PushMeta {
+struct PushRequest {
   std::string parent;
   std::string message;
   ModuleMeta meta;
 };
-
-std::string text_field(const json& meta, const char* key) {
-  const auto it = meta.find(key);
-  if (it == meta.end() || it->is_null()) return "";
-  if (!it->is_string()) throw HttpError(400, fmt::format("push meta: '{}' must be a string", key));
-  const std::string value = it->get<std::string>();
-  if (value.size() > kMaxTextField) {
-    throw HttpError(400,
-                    fmt::format("push meta: '{}' is longer than {} bytes", key, kMaxTextField));
-  }
-  return value;
-}
 
 const http::FormPart* find_part(const std::vector<http::FormPart>& parts, std::string_view name) {
   const auto it =
@@ -251,47 +238,21 @@ const http::FormPart* find_part(const std::vector<http::FormPart>& parts, std::s
   return it == parts.end() ? nullptr : &*it;
 }
 
-PushMeta read_push_meta(const std::vector<http::FormPart>& parts) {
+// The "meta" form part, validated by hub::parse_push_meta (the rules the push fuzzer drives).
+PushRequest read_push_meta(const std::vector<http::FormPart>& parts) {
   const http::FormPart* part = find_part(parts, "meta");
   if (part == nullptr) throw HttpError(400, "push: missing the 'meta' form field");
-  json meta;
+  PushMeta parsed;
   try {
-    meta = parse_json(part->content, "push meta");
+    parsed = parse_push_meta(part->content);
   } catch (const Error& e) {
     throw HttpError(400, e.what());
   }
-  if (!meta.is_object()) throw HttpError(400, "push meta: expected a JSON object");
-  PushMeta out;
-  out.parent = text_field(meta, "parent");
-  if (!out.parent.empty() && !is_lower_hex(out.parent, 40)) {
-    throw HttpError(400, "push meta: 'parent' must be a 40-digit revision sha or null");
-  }
-  out.message = text_field(meta, "message");
-  out.meta.task = text_field(meta, "task");
-  out.meta.description = text_field(meta, "description");
-  out.meta.license = text_field(meta, "license");
-  const auto tags = meta.find("tags");
-  if (tags != meta.end() && !tags->is_null()) {
-    if (!tags->is_array() || tags->size() > kMaxTags) {
-      throw HttpError(400, fmt::format("push meta: 'tags' must be a list of at most {}", kMaxTags));
-    }
-    for (const auto& t : *tags) {
-      if (!t.is_string()) throw HttpError(400, "push meta: every tag must be a string");
-      try {
-        validate_name(t.get<std::string>(), "tag");
-      } catch (const Error& e) {
-        throw HttpError(400, fmt::format("push meta: {}", e.what()));
-      }
-      out.meta.tags.push_back(t.get<std::string>());
-    }
-  }
-  if (!out.meta.task.empty()) {
-    try {
-      validate_name(out.meta.task, "task name");
-    } catch (const Error& e) {
-      throw HttpError(400, fmt::format("push meta: {}", e.what()));
-    }
-  }
+  PushRequest out{std::move(parsed.parent), std::move(parsed.message), {}};
+  out.meta.task = std::move(parsed.task);
+  out.meta.description = std::move(parsed.description);
+  out.meta.license = std::move(parsed.license);
+  out.meta.tags = std::move(parsed.tags);
   return out;
 }
 
@@ -667,7 +628,7 @@ struct HubServer::Impl {
     const std::string repo = authorize_push(req);  // again: a token may be revoked meanwhile
     const auto parts =
         http::parse_multipart(req.header("Content-Type"), req.body, 2 * kMaxFilesPerUpload);
-    const PushMeta pm = read_push_meta(parts);
+    const PushRequest pm = read_push_meta(parts);
     const std::vector<UploadedFile> files = read_push_files(parts);
     const auto rev =
         commit_upload(*meta, blobs, scratch_root(), {repo, pm.parent, pm.message, pm.meta}, files);

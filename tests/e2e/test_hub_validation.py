@@ -293,6 +293,16 @@ def test_user_names_differing_in_case_are_one_user(tmp_path):
         assert me.json()["name"] == "Alice"
 
 
+def test_a_user_writes_to_their_namespace_in_any_spelling(tmp_path):
+    root = tmp_path / "hub"
+    token = create_token(root, "alice")
+    with Hub(root) as h:
+        pushed = raw_push(h, "ALICE/mod", adapter_files(tmp_path, "a"), token=token)
+        assert pushed.status_code == 200, pushed.text
+        other = raw_push(h, "bob/mod", adapter_files(tmp_path, "b", seed=1), token=token)
+        assert other.status_code == 403, other.text
+
+
 @pytest.mark.malformed
 @pytest.mark.parametrize("user", ["api", "models", "Datasets", "spaces", "resolve"])
 def test_reserved_user_names_cannot_be_created(tmp_path, user):

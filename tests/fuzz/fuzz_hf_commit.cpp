@@ -30,7 +30,8 @@ void run(Parse&& parse) {
     parse(served);
   } catch (const lorahub::http::Error& e) {
     if (e.status < 400 || e.status >= 500) std::abort();
-    served = {{"error", e.what()}};
+    served = nlohmann::json::object();
+    served["error"] = e.what();
   }
   (void)served.dump();  // throws (and so fails the run) on invalid UTF-8
 }
