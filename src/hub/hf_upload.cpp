@@ -179,15 +179,6 @@ json git_ref(const std::string& name, const std::string& sha) {
   return {{"name", name}, {"ref", "refs/heads/" + name}, {"targetCommit", sha}};
 }
 
-std::string iso_time(int64_t seconds) {
-  const std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-  return buffer;
-}
-
 }  // namespace
 
 std::string decode_base64_strict(std::string_view text, std::string_view what) {
@@ -722,6 +713,15 @@ nlohmann::json HfUploads::commits(const std::string& repo, const std::string& re
     current = current->parent.empty() ? std::nullopt : meta_.find_revision(repo, current->parent);
   }
   return out;
+}
+
+std::string iso_time(int64_t seconds) {
+  const std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buffer[32];
+  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
+  return buffer;
 }
 
 }  // namespace lorahub::hub

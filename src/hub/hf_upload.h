@@ -156,4 +156,7 @@ class HfUploads {
   std::string key_;  // HMAC key of the signed upload URLs
 };
 
+// Seconds since the epoch as the HF Hub writes times: "2026-12-01T08:46:02.000Z" (UTC).
+std::string iso_time(int64_t seconds);
+
 }  // namespace lorahub::hub

@@ -37,15 +37,6 @@ http::Response send_json(const json& body, int status = 200) {
   return http::Response::json(body.dump(), status);
 }
 
-std::string iso_time(int64_t seconds) {
-  const std::time_t t = static_cast<std::time_t>(seconds);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buffer[32];
-  std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%S.000Z", &tm);
-  return buffer;
-}
-
 // An integer query parameter within [low, high], or `fallback` when absent.
 int64_t int_param(const http::Request& req, const char* key, int64_t fallback, int64_t low,
                   int64_t high) {
