@@ -7,16 +7,13 @@
 #include <string>
 
 #include "core/utf8.h"
+#include "lorahub/error.h"
 
 namespace lorahub {
 
-// Messages often quote bytes from untrusted input (names, JSON values, pickle globals); they are
-// made valid UTF-8 here, once for every error, so that whoever shows one (a JSON response, a
-// log line) never meets invalid text.
-class Error : public std::runtime_error {
- public:
-  explicit Error(const std::string& what) : std::runtime_error(to_valid_utf8(what)) {}
-};
+// lorahub::Error is public (include/lorahub/error.h): messages often quote bytes from untrusted
+// input (names, JSON values, pickle globals); they are made valid UTF-8 there, once for every
+// error, so that whoever shows one (a JSON response, a log line) never meets invalid text.
 
 // fail("{}: tensor '{}' has shape {}", path, name, shape) -> throws Error.
 template <typename... Args>

@@ -1,0 +1,283 @@
+// lorahub's public C++ API: the one surface the CLI, the Python package (python/) and the
+// OpenAI-compatible server (`lorahub serve`) are built on. Installed by `cmake --install`
+// with a CMake package (`find_package(lorahub)`, target `lorahub::lorahub`).
+//
+// The model of use:
+//   * a Model is loaded once and is immutable afterwards (merging adapters happens at load); it
+//     is shared (std::shared_ptr<const Model>) by every thread and request;
+//   * an Adapter is one LoRA (a PEFT module, or a composition of modules) and is immutable too;
+//   * a Session is per request / per thread state: the adapter it runs with, and the caches and
+//     scratch of its calls. N sessions with N adapters on one model, in N threads, give what N
+//     separate processes give;
+//   * a Batcher decodes many sequences, each with its own adapter, in shared steps (base
+//     products once for all rows, the low-rank path per group of rows), sequences joining and
+//     leaving between steps (continuous batching).
+// Every failure is a lorahub::Error whose message names the file, tensor or field at fault.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lorahub/error.h"
+
+namespace lorahub::api {
+
+// ------------------------------------------------------------------------------ runtime
+
+struct RuntimeOptions {
+  int threads = 0;             // compute threads for OpenMP, oneDNN and BLAS (0 = all cores)
+  bool tune_allocator = true;  // glibc malloc keeps large freed blocks (no page faults per call)
+  bool spin_wait = true;       // OpenMP threads spin briefly between parallel regions
+};
+// Sets the process-wide compute settings. Call once before the first model; calling it again
+// changes the thread count only. Every entry point calls it with defaults when nobody did.
+void init_runtime(const RuntimeOptions& options = {});
+std::string version();  // the engine version (also part of evaluation cache keys)
+
+// Long work reports progress here: `what` is being done, `done` of `total` units. Returning
+// false cancels the call, which then throws Cancelled.
+using ProgressFn = std::function<bool(std::string_view what, size_t done, size_t total)>;
+class Cancelled : public Error {
+ public:
+  Cancelled() : Error("cancelled") {}
+};
+
+// ------------------------------------------------------------------------------ models
+
+struct ModelOptions {
+  bool bf16 = false;               // bf16 weights (the fast path) instead of f32 (the reference)
+  std::vector<std::string> merge;  // adapter directories merged into the weights at load
+};
+
+struct ChatMessage {
+  std::string role;  // "system" | "user" | "assistant"
+  std::string content;
+};
+
+class Model {
+ public:
+  // An HF model directory (config.json + safetensors + tokenizer) or a .gguf file.
+  static std::shared_ptr<const Model> load(const std::string& path,
+                                           const ModelOptions& options = {});
+
+  const std::string& path() const;
+  std::string architecture() const;  // "t5", "llama", "qwen2", "gemma3", ...
+  bool is_encoder_decoder() const;
+  std::vector<int32_t> encode(const std::string& text, bool special_tokens = true) const;
+  std::string decode(const std::vector<int32_t>& ids) const;  // valid UTF-8, specials skipped
+  // The prompt for a conversation from the model's chat template; throws Error when the model
+  // has none.
+  bool has_chat_template() const;
+  std::string chat_prompt(const std::vector<ChatMessage>& messages,
+                          bool add_generation_prompt = true) const;
+  std::vector<std::string> lora_targets() const;  // names of the linear layers LoRA may target
+
+  struct Impl;
+  explicit Model(std::shared_ptr<const Impl> impl);
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
+
+// ------------------------------------------------------------------------------ adapters
+
+class Adapter {
+ public:
+  // A PEFT adapter directory (adapter_config.json + adapter_model.safetensors or .bin).
+  static std::shared_ptr<const Adapter> load(const std::string& path);
+  // Writes it as a PEFT adapter directory that peft.PeftModel.from_pretrained reads.
+  void save(const std::string& dir) const;
+  const std::string& name() const;  // the directory it came from, or "composition"
+  std::string base_model() const;   // adapter_config.json's base_model_name_or_path
+  int64_t rank() const;
+  std::vector<std::string> target_layers() const;  // the linear layers it changes
+
+  struct Impl;
+  explicit Adapter(std::shared_ptr<const Impl> impl);
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
+
+struct ComposeOptions {
+  std::string method = "lorahub";  // or PEFT's: linear, cat, svd, ties, dare_linear, ...
+  std::optional<double> density;   // ties / dare / magnitude_prune
+  std::string majority_sign = "total";
+  int64_t svd_rank = 0;  // 0 = the largest module rank
+  std::optional<double> svd_clamp;
+  uint64_t seed = 0;  // DARE's drop masks
+};
+
+struct ModuleSetOptions {
+  bool bf16 = false;  // hold the module tensors as bf16 (with bf16 models)
+  // Names that are not local directories are module ids on this lorahub hub ("" = the
+  // LORAHUB_ENDPOINT environment variable; none set = ids are an error). Fetched once into
+  // cache_dir ("" = the default cache).
+  std::string hub_endpoint;
+  std::string hub_token;
+  std::string cache_dir;
+};
+
+// The pool LoraHub composes: adapters of one base model with equal keys and shapes.
+class ModuleSet {
+ public:
+  // Throws Error for no modules, or naming the first module that differs from the first one.
+  static ModuleSet load(const std::vector<std::string>& names, const ModuleSetOptions& options = {});
+  size_t size() const;
+  const std::vector<std::string>& names() const;  // as given
+  std::shared_ptr<const Adapter> module(size_t i) const;
+  // w has one weight per module. Throws Error for a wrong count or non-finite weights.
+  std::shared_ptr<const Adapter> compose(const std::vector<double>& w,
+                                         const ComposeOptions& options = {}) const;
+
+  struct Impl;
+  explicit ModuleSet(std::shared_ptr<const Impl> impl);
+  const Impl& impl() const { return *impl_; }
+
+ private:
+  std::shared_ptr<const Impl> impl_;
+};
+
+// ------------------------------------------------------------------------------ sessions
+
+struct ExampleScore {
+  double loss_sum = 0.0;  // cross-entropy summed over the output's tokens
+  int64_t tokens = 0;     // how many there were (mean = loss_sum / tokens)
+};
+
+// One piece of generated text that is final (valid UTF-8), or the end of a sequence.
+struct TextEvent {
+  size_t index = 0;       // which prompt of the call (Batcher: the sequence id)
+  std::string_view text;  // may be empty
+  bool done = false;      // last event of the sequence; finish_reason is set
+  const char* finish_reason = "";
+};
+// Returning false cancels that sequence (a disconnected client).
+using StreamFn = std::function<bool(const TextEvent&)>;
+
+struct GenerationOptions {
+  int max_new_tokens = 256;
+  float temperature = 0.0f;  // <= 0: greedy
+  int top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+  std::vector<std::string> stop;  // a sequence ends before the first of these in its text
+  int batch_size = 10;            // prompts decoded together by Session::generate
+  StreamFn on_text;
+  ProgressFn on_progress;
+};
+
+struct Generation {
+  std::string text;  // valid UTF-8, special tokens skipped, cut before a stop string
+  std::vector<int32_t> ids;
+  std::string finish_reason;  // "stop" (EOS or a stop string), "length", "cancelled"
+  size_t prompt_tokens = 0;
+};
+
+class Session {
+ public:
+  explicit Session(std::shared_ptr<const Model> model,
+                   std::shared_ptr<const Adapter> adapter = nullptr);
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+
+  // Checks the adapter against the model (targets and shapes) and uses it from now on
+  // (nullptr = the base model).
+  void set_adapter(std::shared_ptr<const Adapter> adapter);
+  const std::shared_ptr<const Adapter>& adapter() const;
+  const Model& model() const;
+
+  // Teacher-forced cross-entropy of each output given its input (the LoraHub loss's terms).
+  // batch_size 0 = all in one batch. Throws Error when the lengths differ.
+  std::vector<ExampleScore> score(const std::vector<std::string>& inputs,
+                                  const std::vector<std::string>& outputs, int batch_size = 0);
+  std::vector<Generation> generate(const std::vector<std::string>& prompts,
+                                   const GenerationOptions& options = {});
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// Continuous batching: sequences, each with its own adapter and options, decode in shared
+// steps; new sequences join at the next step, finished or cancelled ones leave. Not thread-safe:
+// one thread drives step(), others hand it work through their own queue.
+class Batcher {
+ public:
+  explicit Batcher(std::shared_ptr<const Model> model);
+  ~Batcher();
+  // Queues a prompt (already a full prompt: no chat template is applied); returns its id. Its
+  // events go to options.on_text with index = the id.
+  uint64_t add(const std::string& prompt, std::shared_ptr<const Adapter> adapter,
+               const GenerationOptions& options);
+  void cancel(uint64_t id);
+  // Prefills the queued sequences, then decodes one token for every active one. Returns how many
+  // sequences were in the step.
+  size_t step();
+  size_t active() const;  // queued + decoding
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// ------------------------------------------------------------------------------ learning
+
+struct LearnStep {
+  int evaluation = 0;  // 1-based
+  std::vector<double> weights;
+  double objective = 0.0;  // loss + regularization
+  double loss = 0.0;
+};
+
+struct LearnOptions {
+  int steps = 40;                   // evaluation budget
+  std::string optimizer = "cobyla"; // cobyla (the reference's), cma-es, ...
+  uint64_t seed = 42;
+  double l1 = 0.05;                 // the default regularization: l1 · mean |w|
+  std::string loss = "reference";   // "reference" | "example-mean" (adapt/objective.h)
+  int batch_size = 0;               // 0 = all examples in one batch
+  ComposeOptions compose;
+  // Replaces the L1 term when set (the reference's get_regular).
+  std::function<double(const std::vector<double>& weights)> regularizer;
+  // After every evaluation; returning false cancels (learn throws Cancelled).
+  std::function<bool(const LearnStep&)> on_step;
+};
+
+struct LearnResult {
+  std::vector<double> weights;  // the best evaluated weights
+  double objective = 0.0;
+  std::vector<LearnStep> history;
+  std::shared_ptr<const Adapter> adapter;  // the modules composed with `weights`
+  double seconds = 0.0;
+};
+
+// LoraHub learning: weights for `modules` that minimize the few-shot loss of the examples.
+LearnResult learn(std::shared_ptr<const Model> model, const ModuleSet& modules,
+                  const std::vector<std::string>& inputs, const std::vector<std::string>& outputs,
+                  const LearnOptions& options = {});
+
+// ------------------------------------------------------------------------------ hub
+
+struct HubOptions {
+  std::string endpoint;  // "" = LORAHUB_ENDPOINT, else an error
+  std::string token;
+  std::string cache_dir;  // "" = the default cache
+};
+// Downloads (once, cached by revision) the modules with these ids; returns their local dirs.
+std::vector<std::string> hub_fetch(const std::vector<std::string>& ids, const HubOptions& options = {});
+// Pushes an adapter directory to the hub as `id` ("user/name"); returns the revision.
+std::string hub_push(const std::string& dir, const std::string& id, const HubOptions& options);
+
+}  // namespace lorahub::api
