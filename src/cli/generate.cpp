@@ -24,7 +24,8 @@
 
 namespace lorahub::cli {
 
-std::vector<Decoded> generate_with_progress(Model& model, const std::vector<std::string>& inputs,
+std::vector<Decoded> generate_with_progress(const Model& model,
+                                            const std::vector<std::string>& inputs,
                                             GenerateOptions options) {
   Progress progress("generate", inputs.size());
   options.on_progress = [&](size_t done, size_t) { progress.update(done); };

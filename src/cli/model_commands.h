@@ -8,7 +8,8 @@
 
 namespace lorahub::cli {
 
-std::vector<Decoded> generate_with_progress(Model& model, const std::vector<std::string>& inputs,
+std::vector<Decoded> generate_with_progress(const Model& model,
+                                            const std::vector<std::string>& inputs,
                                             GenerateOptions options);
 
 }  // namespace lorahub::cli

@@ -196,7 +196,7 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 // One task's data and the base model every method starts from (no LoRA between methods).
 struct TaskRun {
-  Model& model;
+  const Model& model;
   const BbhTask& task;
   const std::vector<BbhExample> test;  // the first max_test of the split's test set
   const BbhConfig& config;
@@ -207,14 +207,17 @@ std::vector<BbhExample> first_test_examples(const BbhTask& task, int max_test) {
   return {task.test.begin(), task.test.begin() + n};
 }
 
-// Greedy generation by the answer rule, exact-match accuracy, and the mean prompt length.
-json evaluate(const TaskRun& run, const std::vector<std::string>& prompts) {
+// Greedy generation by the answer rule, exact-match accuracy, and the mean prompt length; with
+// `lora`, every prompt runs with that adapter on the side path (the base model stays as it is).
+json evaluate(const TaskRun& run, const std::vector<std::string>& prompts,
+              const BoundLora* lora = nullptr) {
   std::vector<std::string> targets;
   for (const BbhExample& e : run.test) targets.push_back(e.target);
   GenerateOptions options;
   options.decode = answer_decode_options(run.config.max_new_tokens);
   options.batch_size = run.config.batch_size;
   options.on_progress = run.config.on_progress;
+  options.lora = lora;
   std::vector<std::string> texts;
   for (Decoded& d : generate_texts(run.model, prompts, options)) texts.push_back(std::move(d.text));
   double tokens = 0;
@@ -232,16 +235,7 @@ std::vector<std::string> plain_prompts(const TaskRun& run) {
 
 // Evaluates with `lora` on the unmerged side path, so the base model stays reusable.
 json evaluate_with(const TaskRun& run, const LoraMap& lora) {
-  run.model.set_lora(&lora);
-  json result;
-  try {
-    result = evaluate(run, plain_prompts(run));
-  } catch (...) {
-    run.model.set_lora(nullptr);
-    throw;
-  }
-  run.model.set_lora(nullptr);
-  return result;
+  return evaluate(run, plain_prompts(run), run.model.bind_lora(lora).get());
 }
 
 Objective few_shot_objective(const TaskRun& run, const ModuleSet& modules) {
@@ -420,7 +414,7 @@ std::string markdown(const std::vector<std::string>& tasks,
 
 }  // namespace
 
-BbhReport run_bbh(Model& model, const BbhConfig& c) {
+BbhReport run_bbh(const Model& model, const BbhConfig& c) {
   validate(c);
   const json settings = bbh_settings(c);
   ResultCache cache((fs::path(c.out) / "cache").string(), settings);

@@ -91,8 +91,8 @@ struct BbhReport {
   nlohmann::json summary;  // as written to OUT/results.json
 };
 
-// Runs every task × method (× seed) on the base model (LoRA only per evaluation, never left
-// set), reusing cached results, and writes OUT/results.{md,json}.
-BbhReport run_bbh(Model& model, const BbhConfig& config);
+// Runs every task × method (× seed) on the base model (an adapter is bound per evaluation; the
+// model is never changed), reusing cached results, and writes OUT/results.{md,json}.
+BbhReport run_bbh(const Model& model, const BbhConfig& config);
 
 }  // namespace lorahub

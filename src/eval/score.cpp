@@ -26,7 +26,8 @@ void for_each_batch(const std::vector<Example>& examples, int batch_size,
   }
 }
 
-ScoreReport score_examples(Model& model, const std::vector<Example>& examples, int batch_size) {
+ScoreReport score_examples(const Model& model, const std::vector<Example>& examples,
+                           int batch_size) {
   ScoreReport report;
   for_each_batch(examples, batch_size, [&](size_t, const std::vector<Example>& batch) {
     const auto losses = model.score(batch);

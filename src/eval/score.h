@@ -26,7 +26,8 @@ void for_each_batch(const std::vector<Example>& examples, int batch_size,
                     const std::function<void(size_t first, const std::vector<Example>&)>& f);
 
 // Scores the examples in batches of batch_size (0 = one batch).
-ScoreReport score_examples(Model& model, const std::vector<Example>& examples, int batch_size);
+ScoreReport score_examples(const Model& model, const std::vector<Example>& examples,
+                           int batch_size);
 
 // The token-mean cross-entropy of one example (0 for no tokens).
 double token_mean(const ExampleLoss& loss);
