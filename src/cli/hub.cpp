@@ -97,12 +97,8 @@ void add_serve(CLI::App& hub) {
 }
 
 // The maintenance commands never create a hub where there was none: a mistyped --root, or a
-// hub whose metadata is in PostgreSQL named without --db, is an error, not an empty hub.
-void check_metadata_exists(const std::string& root, const std::string& db) {
-  check(!db.empty() || std::filesystem::exists(std::filesystem::path(root) / "hub.sqlite3"),
-        "{}: not a hub folder (no hub.sqlite3 in it; metadata in PostgreSQL needs --db)", root);
-}
-
+// hub whose metadata is in PostgreSQL named without --db, is an error, not an empty hub
+// (hub::MetaStore::open_existing, hub::collect_garbage_at).
 // A token read from stdin when given as "-", so that it need not appear in the process list.
 std::string token_argument(const std::string& value) {
   if (value != "-") return value;
@@ -126,8 +122,7 @@ void add_token_revoke(CLI::App& token) {
   by_token->excludes(by_user);
   revoke->callback([args] {
     check(!args->token.empty() || !args->user.empty(), "token revoke: give --token or --user");
-    check_metadata_exists(args->root, args->db);
-    const auto store = hub::MetaStore::open(args->root, args->db);
+    const auto store = hub::MetaStore::open_existing(args->root, args->db);
     if (!args->user.empty()) {
       hub::validate_name(args->user, "user name");
       const int64_t n = store->revoke_tokens_of(args->user);
@@ -265,14 +260,8 @@ void add_pull(CLI::App& hub) {
 
 void gc(const std::string& root, const std::string& db, double min_age_minutes, bool dry_run) {
   check(min_age_minutes >= 0, "--min-age-minutes must be >= 0, got {}", min_age_minutes);
-  check(std::filesystem::is_directory(std::filesystem::path(root) / "blobs"),
-        "{}: not a hub folder (no blobs/ in it)", root);
-  // Without it MetaStore::open would start an empty SQLite store, in which no blob is referenced.
-  check_metadata_exists(root, db);
-  const hub::BlobStore blobs(root);
-  const auto meta = hub::MetaStore::open(root, db);
   const auto min_age = std::chrono::seconds(static_cast<int64_t>(min_age_minutes * 60));
-  const hub::GcReport r = hub::collect_garbage(blobs, *meta, min_age, dry_run);
+  const hub::GcReport r = hub::collect_garbage_at(root, db, min_age, dry_run);
   if (r.abandoned_temp_files > 0)
     std::printf("gc: removed %lld temp files of writers that died\n",
                 static_cast<long long>(r.abandoned_temp_files));

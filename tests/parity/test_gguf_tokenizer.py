@@ -20,8 +20,8 @@ from tokenizer_cases import all_texts, assert_same, EDGE_CASES, our_decoded, our
 from real_models import gemma3_270m_gguf
 from conftest import smollm2_gguf
 
-gguf = pytest.importorskip("gguf")
-llama_cpp = pytest.importorskip("llama_cpp")
+import gguf  # noqa: E402  (hard imports: a broken venv fails, it does not skip)
+import llama_cpp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = "\u2581"

@@ -17,7 +17,7 @@ import pytest
 
 from tokenizer_cases import all_texts, assert_same, EDGE_CASES, our_decoded, our_ids
 
-tokenizers = pytest.importorskip("tokenizers")
+import tokenizers  # noqa: E402  (a hard import: a broken venv fails, it does not skip)
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, Regex  # noqa: E402
 from conftest import smollm2_gguf
 

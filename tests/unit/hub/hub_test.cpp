@@ -343,6 +343,24 @@ TEST(HubGc, RemovalRechecksReferencesWhereNoPushCanCommit) {
   EXPECT_EQ(removed, std::vector<std::string>{orphan});
 }
 
+// The guard: gc never runs against a store it would have to create (it would reference nothing,
+// so every blob would go), and never creates a hub where there was none.
+TEST(HubGcMalformed, RefusesAFolderWithoutBlobsOrMetadata) {
+  TempDir dir;
+  const std::string root = dir.path().string();
+  EXPECT_THROW(collect_garbage_at(root + "/typo", "", std::chrono::seconds(0), false), Error);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "typo"));
+  const BlobStore blobs(root);
+  const std::string orphan = blobs.put("referenced in PostgreSQL").sha256;
+  EXPECT_THROW(collect_garbage_at(root, "", std::chrono::seconds(0), false), Error);
+  EXPECT_TRUE(blobs.contains(orphan));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "hub.sqlite3"));
+  EXPECT_THROW(MetaStore::open_existing(root, ""), Error);
+  MetaStore::open(root, "");  // now the hub exists: gc runs
+  EXPECT_EQ(collect_garbage_at(root, "", std::chrono::seconds(0), false).collected.size(), 1u);
+  EXPECT_FALSE(blobs.contains(orphan));
+}
+
 TEST(HubGc, RemovesOnlyOldUnreferencedBlobs) {
   TempDir dir;
   const BlobStore blobs(dir.path().string());
