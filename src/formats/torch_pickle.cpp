@@ -134,6 +134,12 @@ class PickleMachine {
   void push_tuple(std::vector<Node*> items);
   void push_global(std::string_view module, std::string_view name);
   void memo_put(uint64_t index) {
+    // A pickler memoizes each value it makes at most once: more entries than values is a bomb.
+    if (memo_.size() >= arena_.size() && !memo_.contains(index))
+      error(
+          fmt::format("{} memo entries for {} values: a state dict never has more (a pickle "
+                      "bomb?)",
+                      memo_.size() + 1, arena_.size()));
     charge(kMemoEntryCost);
     memo_[index] = top();
   }

@@ -7,6 +7,7 @@ import select
 import socket
 import statistics
 import subprocess
+import sys
 import threading
 import time
 from urllib.parse import urlsplit
@@ -14,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from hub_support import Hub, create_token, folder_files, make_adapter, raw_push
+from hub_support import Hub, create_token, folder_files, hf_env, make_adapter, raw_push
 
 
 @pytest.fixture(scope="module")
@@ -210,12 +211,17 @@ def test_huggingface_hub_resumes_a_download_with_range(hub, tmp_path):
     """huggingface_hub's http_get resumes a partial file with Range (its retries after a dropped
     connection do this). The part already there is kept: garbage planted in it stays, which
     proves the hub answered just the rest (206), not the whole file again."""
-    from huggingface_hub.file_download import http_get
-    data = hub.readme
-    with open(tmp_path / "partial", "w+b") as f:
-        f.write(b"#" * 7)
-        http_get(resolve_url(hub), f, resume_size=7, expected_size=len(data))
-    assert (tmp_path / "partial").read_bytes() == b"#" * 7 + data[7:]
+    script = ("import sys\n"
+              "from huggingface_hub.file_download import http_get\n"
+              "url, path, size = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+              "with open(path, 'r+b') as f:\n"
+              "    f.seek(7)\n"
+              "    http_get(url, f, resume_size=7, expected_size=size)\n")
+    partial = tmp_path / "partial"
+    partial.write_bytes(b"#" * 7)
+    subprocess.run([sys.executable, "-c", script, resolve_url(hub), str(partial),
+                    str(len(hub.readme))], check=True, timeout=60, env=hf_env(hub, tmp_path))
+    assert partial.read_bytes() == b"#" * 7 + hub.readme[7:]
 
 
 def send_chunked_forever(sock, total, stop):
