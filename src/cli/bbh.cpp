@@ -235,8 +235,8 @@ Objective few_shot_objective(const TaskRun& run, const ModuleSet& modules) {
 ModuleSet load_sampled_modules(const TaskRun& run, uint64_t seed) {
   const SampleRule rule =
       for_flag("--sampler", [&] { return parse_sample_rule(run.args.sampler); });
-  return ModuleSet::load(sample_modules(run.pool, run.args.sample, seed, rule),
-                         run.args.model.bf16);
+  return ModuleSet::load(sample_modules(run.pool, run.args.sample, seed, rule), run.args.model.bf16,
+                         run.args.model.model);
 }
 
 json run_lorahub(const TaskRun& run, const std::string& optimizer, uint64_t seed) {
@@ -270,7 +270,7 @@ json run_uniform(const TaskRun& run, uint64_t seed) {
 
 // Every pool module alone (weight 1) scored on the few-shot examples; the lowest loss wins.
 json run_best_single(const TaskRun& run) {
-  const ModuleSet modules = ModuleSet::load(run.pool, run.args.model.bf16);
+  const ModuleSet modules = ModuleSet::load(run.pool, run.args.model.bf16, run.args.model.model);
   Objective objective = few_shot_objective(run, modules);
   std::vector<double> losses;
   for (size_t i = 0; i < modules.size(); ++i) {

@@ -4,6 +4,7 @@
 //   OUT_DIR/weights.json   {"modules", "weights", "objective", "history", "optimizer", "seed", ...}
 //   OUT_DIR/merged/        with --merge: the base model with the adapter merged in: an HF
 //                          directory for an HF base, model.gguf for a GGUF base
+//   --out-gguf FILE        the composed adapter also as a llama.cpp GGUF LoRA for --model
 // into a staging folder that is renamed to OUT_DIR only when everything is written.
 //
 // lorahub objective: the objective at given weights (no search), e.g. to compare with the
@@ -30,6 +31,7 @@
 #include "hub/client.h"
 #include "lora/compose.h"
 #include "lora/export.h"
+#include "lora/gguf_lora.h"
 #include "lora/module_set.h"
 
 namespace lorahub::cli {
@@ -128,7 +130,8 @@ Task load_task(const TaskArgs& a) {
   if (!a.lora_list.empty())
     for (std::string& p : read_module_list(a.lora_list)) pool.push_back(std::move(p));
   warn_if_sample_exceeds(a.sample, pool.size());
-  t.modules = ModuleSet::load(sample_modules(pool, a.sample, a.seed, sample_rule), a.model.bf16);
+  t.modules = ModuleSet::load(sample_modules(pool, a.sample, a.seed, sample_rule), a.model.bf16,
+                              a.model.model);
   warn_about_base_models(t.modules, a.model.model);
   t.model = a.model.load();
   std::vector<Example> examples;
@@ -215,7 +218,7 @@ nlohmann::json weights_json(const Task& t, const LearnResult& r, const std::stri
 struct LearnArgs {
   TaskArgs task;
   LearnOptions learn;
-  std::string out;
+  std::string out, out_gguf;
   bool merge = false, overwrite = false, json = false;
 };
 
@@ -237,6 +240,7 @@ void run_learn(LearnArgs& a) {
   const nlohmann::json summary =
       weights_json(t, r, a.learn.optimizer, a.learn.seed, a.task.loss_mode);
   write_file_atomic((fs::path(out.path()) / "weights.json").string(), summary.dump(2) + "\n");
+  if (!a.out_gguf.empty()) save_gguf_lora(composed, a.out_gguf, a.task.model.model);
   std::string merged;  // what --merge wrote, under OUT/merged/
   if (a.merge)
     merged = fs::path(save_merged_model(*t.model, composed, a.task.model.model,
@@ -251,6 +255,7 @@ void run_learn(LearnArgs& a) {
   fmt::print("objective {:.6f} with weights\n", r.objective);
   for (size_t i = 0; i < r.weights.size(); ++i)
     fmt::print("  {:+.4f}  {}\n", r.weights[i], t.modules[i].path);
+  if (!a.out_gguf.empty()) fmt::print("wrote {} (the adapter as a GGUF LoRA)\n", a.out_gguf);
   fmt::print("wrote {}{}\n", a.out,
              a.merge ? fmt::format(" (adapter, weights.json, merged/{}: the merged model)", merged)
                      : std::string());
@@ -283,6 +288,8 @@ const Registrar learn_reg("learn", 50, [](CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out", a->out, "Output directory (adapter, weights.json[, merged/])")
       ->required();
+  cmd->add_option("--out-gguf", a->out_gguf,
+                  "Also write the adapter as a llama.cpp GGUF LoRA file (for --model)");
   cmd->add_flag("--merge", a->merge, "Also write OUT/merged/: the base model with the adapter");
   cmd->add_flag("--overwrite", a->overwrite, "Replace an existing output directory");
   cmd->add_flag("--json", a->json, "Print weights.json on stdout");

@@ -13,7 +13,8 @@ void ModelArgs::add_options(CLI::App* cmd) {
       ->required();
   add_compute_options(cmd);
   cmd->add_option("--lora", lora,
-                  "PEFT adapter directory to merge into the model (e.g. the output of lorahub "
+                  "PEFT adapter directory or llama.cpp GGUF LoRA (.gguf) to merge into the model "
+                  "(e.g. the output of lorahub "
                   "learn); several are combined with --weights by --compose first");
   cmd->add_option("--weights", weights, "With several --lora: comma-separated module weights");
   compose.add_options(cmd);
@@ -31,11 +32,11 @@ void ModelArgs::add_compute_options(CLI::App* cmd) {
 
 LoraModule ModelArgs::adapter() const {
   if (lora.size() == 1 && weights.empty() && compose.method == "lorahub")
-    return load_lora_module(lora[0]);
+    return load_lora_module(lora[0], model);
   check(!weights.empty(), "--lora: {} modules need --weights (one per module)", lora.size());
   const CombineOptions options = compose.options(seed);
   const std::vector<double> w = parse_weight_list(weights);
-  const ModuleSet set = ModuleSet::load(lora);
+  const ModuleSet set = ModuleSet::load(lora, false, model);
   check(w.size() == set.size(), "--weights: {} weights for {} modules", w.size(), set.size());
   return combine_modules(set, w, options);
 }
