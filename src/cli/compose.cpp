@@ -2,6 +2,7 @@
 // lora/combine.h and write the result as a PEFT adapter directory (adapter_config.json +
 // adapter_model.safetensors, loadable by PeftModel.from_pretrained), plus compose.json
 // {"modules", "weights", "method", "density", "majority_sign", "svd_rank", "svd_clamp", "seed"}.
+// --out-gguf FILE --base MODEL: the result also as a llama.cpp GGUF LoRA for MODEL.
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
@@ -13,6 +14,7 @@
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "lora/export.h"
+#include "lora/gguf_lora.h"
 #include "lora/module_set.h"
 
 namespace lorahub::cli {
@@ -21,7 +23,7 @@ namespace fs = std::filesystem;
 
 struct ComposeCommand {
   std::vector<std::string> lora;
-  std::string lora_list, weights, out;
+  std::string lora_list, weights, out, out_gguf, base;
   ComposeArgs compose;
   uint64_t seed = 42;
   bool overwrite = false;
@@ -36,10 +38,13 @@ void run(const ComposeCommand& a) {
   const std::vector<double> w = parse_weight_list(a.weights);
   check(a.overwrite || !fs::exists(a.out), "{}: already exists (pass --overwrite to replace it)",
         a.out);
-  const ModuleSet set = ModuleSet::load(select_modules(a.lora, a.lora_list, 0, 0));
+  check(a.out_gguf.empty() || !a.base.empty(),
+        "--out-gguf needs --base: the model the GGUF LoRA is for");
+  const ModuleSet set = ModuleSet::load(select_modules(a.lora, a.lora_list, 0, 0), false, a.base);
   check(w.size() == set.size(), "--weights: {} weights for {} modules", w.size(), set.size());
   const LoraModule combined = combine_modules(set, w, options);
   save_composed_adapter(combined, a.out);
+  if (!a.out_gguf.empty()) save_gguf_lora(combined, a.out_gguf, a.base);
   const nlohmann::json summary{{"modules", set.paths()},
                                {"weights", w},
                                {"method", a.compose.method},
@@ -49,19 +54,24 @@ void run(const ComposeCommand& a) {
                                {"svd_clamp", optional_json(options.svd_clamp)},
                                {"seed", a.seed}};
   write_file_atomic((fs::path(a.out) / "compose.json").string(), summary.dump(2) + "\n");
-  fmt::print("wrote {} ({} of {} modules, rank {})\n", a.out, a.compose.method, set.size(),
+  fmt::print("wrote {}{} ({} of {} modules, rank {})\n", a.out,
+             a.out_gguf.empty() ? "" : " and " + a.out_gguf, a.compose.method, set.size(),
              combined.config.r);
 }
 
 const Registrar reg("compose", 52, [](CLI::App& app) {
   auto a = std::make_shared<ComposeCommand>();
   auto* cmd = app.add_subcommand("compose", "Combine LoRA modules with given weights (PEFT out)");
-  cmd->add_option("--lora", a->lora, "LoRA module directories (PEFT adapters)");
+  cmd->add_option("--lora", a->lora, "LoRA modules (PEFT adapter directories or GGUF LoRAs)");
   cmd->add_option("--lora-list", a->lora_list, "File with one module directory per line");
   cmd->add_option("--weights", a->weights, "Comma-separated weights, one per module")->required();
   a->compose.add_options(cmd, "--method");
   cmd->add_option("--seed", a->seed, "Seed for DARE's random masks")->capture_default_str();
   cmd->add_option("--out", a->out, "Output adapter directory")->required();
+  cmd->add_option("--out-gguf", a->out_gguf, "Also write the result as a GGUF LoRA file");
+  cmd->add_option("--base", a->base,
+                  "Base model (GGUF file or HF directory): for --out-gguf, and for reading "
+                  "Llama GGUF LoRAs");
   cmd->add_flag("--overwrite", a->overwrite, "Replace an existing output directory");
   cmd->callback([a] { run(*a); });
 });

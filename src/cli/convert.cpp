@@ -2,6 +2,9 @@
 // writer. SRC is a PEFT adapter directory (DST becomes one: adapter_config.json +
 // adapter_model.safetensors, loadable by PEFT) or a weights file (.bin or .safetensors; DST is a
 // .safetensors file). Typical use: the legacy adapter_model.bin of released LoraHub modules.
+// GGUF LoRAs (llama.cpp's adapter files, lora/gguf_lora.h), both ways: a PEFT directory to
+// DST.gguf needs --base MODEL (the GGUF or HF model it is for: tensor names, Llama's q/k row
+// order); a GGUF LoRA SRC becomes a PEFT directory (--base needed for Llama q/k targets).
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -11,13 +14,15 @@
 #include "core/half.h"
 #include "formats/peft_adapter.h"
 #include "formats/state_dict.h"
+#include "lora/gguf_lora.h"
+#include "lora/module_set.h"
 
 namespace lorahub::cli {
 namespace {
 namespace fs = std::filesystem;
 
 struct ConvertOptions {
-  std::string src, dst, dtype = "keep";
+  std::string src, dst, base, dtype = "keep";
 };
 
 bool is_float(DType t) {
@@ -57,7 +62,14 @@ std::optional<DType> parse_dtype(const std::string& name) {
 void run(const ConvertOptions& o) {
   const auto to = parse_dtype(o.dtype);
   check(fs::exists(o.src), "{}: no such file or directory", o.src);
-  if (fs::is_directory(o.src)) {
+  if (o.dst.ends_with(".gguf")) {
+    check(!o.base.empty(), "{}: writing a GGUF LoRA needs --base (the model it is for)", o.dst);
+    check(!to || *to == DType::F32, "--dtype: GGUF LoRAs are written as f32");
+    save_gguf_lora(load_lora_module(o.src, o.base), o.dst, o.base);
+  } else if (is_gguf_lora_path(o.src)) {
+    const LoraModule module = load_gguf_lora(o.src, o.base);
+    save_peft_adapter(o.dst, module.config, cast_all(module_state_dict(module), to));
+  } else if (fs::is_directory(o.src)) {
     check(fs::exists(fs::path(o.src) / "adapter_config.json"),
           "{}: convert takes a PEFT adapter directory or a weights file", o.src);
     const PeftAdapter adapter = load_peft_adapter(o.src);
@@ -70,10 +82,14 @@ void run(const ConvertOptions& o) {
 const Registrar reg("convert", 11, [](CLI::App& app) {
   auto opts = std::make_shared<ConvertOptions>();
   auto* cmd = app.add_subcommand(
-      "convert", "Rewrite a PEFT adapter dir or weights file (.bin/.safetensors) as safetensors");
+      "convert",
+      "Rewrite a PEFT adapter dir or weights file (.bin/.safetensors) as safetensors, or "
+      "an adapter as a GGUF LoRA (DST.gguf) and back");
   cmd->add_option("src", opts->src, "PEFT adapter directory or weights file")->required();
   cmd->add_option("dst", opts->dst, "Output adapter directory or .safetensors file")->required();
   cmd->add_option("--dtype", opts->dtype, "keep, f32, f16 or bf16 (floating tensors only)");
+  cmd->add_option("--base", opts->base,
+                  "Base model (GGUF file or HF directory) for GGUF LoRA input or output");
   cmd->callback([opts] { run(*opts); });
 });
 

@@ -2,7 +2,8 @@
 // directory holds. One small function per kind of input; `inspect_path` picks by what is there.
 //   --json     exactly one JSON object on stdout:
 //              {"path", "kind", "tensors": [{"name", "dtype", "shape"[, "sha256"]}],
-//               "metadata": {..} (safetensors header), "adapter": {...} | null}
+//               "metadata": {..} (safetensors header), "adapter": {...} | null,
+//               "end_of_generation_ids": [...] (GGUF models: what generation stops at) | null}
 //   --sha256   hash each tensor's raw bytes (as stored), to compare files bit for bit
 //   GGUF files only (to compare our dequantization with gguf-py's, bit for bit):
 //   --f32-sha256       hash each tensor's values as f32 (little-endian), dequantized
@@ -28,6 +29,7 @@
 #include "formats/state_dict.h"
 #include "formats/torch_pickle.h"
 #include "hub/hash.h"
+#include "models/decoder_spec.h"
 #include "models/gguf_weights.h"
 
 namespace lorahub::cli {
@@ -59,7 +61,8 @@ struct Inspection {
   std::shared_ptr<const void> keep_alive;  // owns the bytes the rows view
   nlohmann::ordered_json metadata = nlohmann::ordered_json::object();
   std::optional<AdapterConfig> adapter{};
-  size_t num_targets = 0;  // adapters: lora_A/lora_B pairs
+  size_t num_targets = 0;                                       // adapters: lora_A/lora_B pairs
+  std::optional<std::vector<int32_t>> end_of_generation_ids{};  // GGUF models
 };
 
 Inspection from_state_dict(std::string kind, StateDict dict) {
@@ -116,6 +119,8 @@ Inspection inspect_gguf(const std::string& path, bool with_f32_sha256) {
   auto gguf = std::make_shared<const GgufFile>(GgufFile::open(path));
   Inspection out{"gguf", {}, gguf};
   out.metadata["gguf.version"] = gguf->version();
+  if (gguf->get_string("general.type", nullptr).value_or("model") == "model")
+    out.end_of_generation_ids = end_of_generation_ids(*gguf);
   for (const auto& kv : gguf->metadata()) {
     constexpr size_t kShown = 8;
     if (kv.type == GgufValueType::Array && kv.value.size() > kShown) {
@@ -194,6 +199,9 @@ void print_json(const std::string& path, const Inspection& in, bool sha256) {
   out["metadata"] = in.metadata;
   out["adapter"] = in.adapter ? nlohmann::ordered_json(adapter_json(*in.adapter, in.num_targets))
                               : nlohmann::ordered_json();
+  out["end_of_generation_ids"] = in.end_of_generation_ids
+                                     ? nlohmann::ordered_json(*in.end_of_generation_ids)
+                                     : nlohmann::ordered_json();
   std::cout << out.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
 }
 

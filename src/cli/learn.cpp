@@ -4,6 +4,7 @@
 //   OUT_DIR/weights.json   {"modules", "weights", "objective", "history", "optimizer", "seed", ...}
 //   OUT_DIR/merged/        with --merge: the base model with the adapter merged in: an HF
 //                          directory for an HF base, model.gguf for a GGUF base
+//   --out-gguf FILE        the composed adapter also as a llama.cpp GGUF LoRA for --model
 // into a staging folder that is renamed to OUT_DIR only when everything is written.
 //
 // lorahub objective: the objective at given weights (no search), e.g. to compare with the
@@ -29,6 +30,7 @@
 #include "hub/client.h"
 #include "lora/compose.h"
 #include "lora/export.h"
+#include "lora/gguf_lora.h"
 #include "lora/module_set.h"
 
 namespace lorahub::cli {
@@ -160,7 +162,7 @@ class StagedDir {
 struct LearnArgs {
   TaskArgs task;
   LearnOptions learn;
-  std::string out;
+  std::string out, out_gguf;
   bool merge = false, overwrite = false, json = false;
 };
 
@@ -181,6 +183,7 @@ void run_learn(LearnArgs& a) {
   save_composed_adapter(composed, out.path());
   const nlohmann::json summary = weights_json(t, r, a.learn);
   write_file_atomic((fs::path(out.path()) / "weights.json").string(), summary.dump(2) + "\n");
+  if (!a.out_gguf.empty()) save_gguf_lora(composed, a.out_gguf, a.task.model.model);
   std::string merged;  // what --merge wrote, under OUT/merged/
   if (a.merge)
     merged = fs::path(save_merged_model(*t.model, composed, a.task.model.model,
@@ -195,6 +198,7 @@ void run_learn(LearnArgs& a) {
   fmt::print("objective {:.6f} with weights\n", r.objective);
   for (size_t i = 0; i < r.weights.size(); ++i)
     fmt::print("  {:+.4f}  {}\n", r.weights[i], t.modules[i].path);
+  if (!a.out_gguf.empty()) fmt::print("wrote {} (the adapter as a GGUF LoRA)\n", a.out_gguf);
   fmt::print("wrote {}{}\n", a.out,
              a.merge ? fmt::format(" (adapter, weights.json, merged/{}: the merged model)", merged)
                      : std::string());
@@ -227,6 +231,8 @@ const Registrar learn_reg("learn", 50, [](CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--out", a->out, "Output directory (adapter, weights.json[, merged/])")
       ->required();
+  cmd->add_option("--out-gguf", a->out_gguf,
+                  "Also write the adapter as a llama.cpp GGUF LoRA file (for --model)");
   cmd->add_flag("--merge", a->merge, "Also write OUT/merged/: the base model with the adapter");
   cmd->add_flag("--overwrite", a->overwrite, "Replace an existing output directory");
   cmd->add_flag("--json", a->json, "Print weights.json on stdout");

@@ -15,7 +15,8 @@ void ModelArgs::add_options(CLI::App* cmd) {
       ->required();
   add_compute_options(cmd);
   cmd->add_option("--lora", lora,
-                  "PEFT adapter directory to merge into the model (e.g. the output of lorahub "
+                  "PEFT adapter directory or llama.cpp GGUF LoRA (.gguf) to merge into the model "
+                  "(e.g. the output of lorahub "
                   "learn); several are combined with --weights by --compose first");
   cmd->add_option("--weights", weights, "With several --lora: comma-separated module weights");
   compose.add_options(cmd);
@@ -34,7 +35,7 @@ void ModelArgs::add_compute_options(CLI::App* cmd) {
 LoraModule ModelArgs::adapter() const {
   const std::vector<double> w =
       weights.empty() ? std::vector<double>() : parse_weight_list(weights);
-  return for_flag("--lora", [&] { return adapter_from_modules(lora, w, compose.options(seed)); });
+  return for_flag("--lora", [&] { return adapter_from_modules(lora, w, compose.options(seed), model); });
 }
 
 std::unique_ptr<Model> ModelArgs::load() const {

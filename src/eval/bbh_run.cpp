@@ -250,7 +250,7 @@ Objective few_shot_objective(const TaskRun& run, const ModuleSet& modules) {
 ModuleSet load_sampled_modules(const TaskRun& run, uint64_t seed) {
   const BbhConfig& c = run.config;
   return ModuleSet::load(sample_modules(c.pool, c.sample, seed, parse_sample_rule(c.sampler)),
-                         c.bf16);
+                         c.bf16, c.model_path);
 }
 
 json run_lorahub(const TaskRun& run, const std::string& optimizer, uint64_t seed) {
@@ -284,7 +284,7 @@ json run_uniform(const TaskRun& run, uint64_t seed) {
 
 // Every pool module alone (weight 1) scored on the few-shot examples; the lowest loss wins.
 json run_best_single(const TaskRun& run) {
-  const ModuleSet modules = ModuleSet::load(run.config.pool, run.config.bf16);
+  const ModuleSet modules = ModuleSet::load(run.config.pool, run.config.bf16, run.config.model_path);
   Objective objective = few_shot_objective(run, modules);
   std::vector<double> losses;
   for (size_t i = 0; i < modules.size(); ++i) {

@@ -46,7 +46,7 @@ LearnTask load_learn_task(const LearnTaskSpec& spec) {
     check(row.output.has_value(), "example {} has no output", row.line);
   check(!spec.pool.empty(), "no LoRA modules given");
   t.modules = ModuleSet::load(sample_modules(spec.pool, spec.sample, spec.seed, spec.sampler),
-                              spec.load.bf16);
+                              spec.load.bf16, spec.model_path);
   for (const LoraModule& m : t.modules.modules())
     if (!base_model_matches(m.config.base_model_name_or_path, spec.model_path))
       say(spec.on_warning, fmt::format("module {} was made for {}, not for {}", m.path,

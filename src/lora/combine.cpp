@@ -406,13 +406,14 @@ LoraModule combine_modules(const ModuleSet& set, const std::vector<double>& w,
 }
 
 LoraModule adapter_from_modules(const std::vector<std::string>& dirs,
-                                const std::vector<double>& weights, const CombineOptions& options) {
+                                const std::vector<double>& weights, const CombineOptions& options,
+                                const std::string& base) {
   check(!dirs.empty(), "no adapter given");
   if (dirs.size() == 1 && weights.empty() && options.method == CombineMethod::kLoraHub)
-    return load_lora_module(dirs[0]);
+    return load_lora_module(dirs[0], base);
   check(!weights.empty(), "{} modules need weights (one per module)", dirs.size());
   check(weights.size() == dirs.size(), "{} weights for {} modules", weights.size(), dirs.size());
-  return combine_modules(ModuleSet::load(dirs), weights, options);
+  return combine_modules(ModuleSet::load(dirs, false, base), weights, options);
 }
 
 }  // namespace lorahub

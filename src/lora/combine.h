@@ -76,9 +76,11 @@ LoraModule combine_modules(const ModuleSet& set, const std::vector<double>& w,
 
 // The adapter that module directories name: a single module with no weights, combined by
 // LoraHub's method, is that module as PEFT loads it; otherwise the modules combined with
-// `weights` (one per module) by `options`. Throws Error when the counts do not fit.
+// `weights` (one per module) by `options`. `base` (the model's path) reads GGUF LoRAs' names.
+// Throws Error when the counts do not fit.
 LoraModule adapter_from_modules(const std::vector<std::string>& dirs,
-                                const std::vector<double>& weights, const CombineOptions& options);
+                                const std::vector<double>& weights, const CombineOptions& options,
+                                const std::string& base = "");
 
 // The default mask source: Bernoulli(density) from std::mt19937_64 seeded by (seed, tensor,
 // module). Exposed for tests.

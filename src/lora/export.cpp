@@ -10,6 +10,7 @@
 #include "formats/peft_adapter.h"
 #include "formats/state_dict.h"
 #include "lora/compose.h"
+#include "models/gguf_weights.h"
 #include "models/llama.h"
 
 namespace lorahub {
@@ -20,17 +21,6 @@ void save_composed_adapter(const LoraModule& composed, const std::string& dir) {
 }
 
 namespace {
-
-// GGUF row h·d + 2i + j is transformers row h·d + j·d/2 + i (llama.cpp's RoPE permutation).
-std::vector<float> permute_for_gguf(const float* w, int64_t rows, int64_t cols, int64_t heads) {
-  std::vector<float> out(static_cast<size_t>(rows * cols));
-  const int64_t d = rows / heads, half = d / 2;
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t h = r / d, j = r % d / half, i = r % half;
-    std::copy_n(w + r * cols, cols, out.begin() + (h * d + 2 * i + j) * cols);
-  }
-  return out;
-}
 
 std::string save_merged_gguf(Model& model, const std::string& base, const std::string& out_dir) {
   const GgufFile g = GgufFile::open(base);
@@ -57,9 +47,9 @@ std::string save_merged_gguf(Model& model, const std::string& base, const std::s
     std::span<const std::byte> bytes{v.data, v.nbytes()};
     const GgufWeightSource::Entry& e = named->second.second;
     if (e.rope_heads > 0 || e.shift != 0.0f) {
-      converted.push_back(e.rope_heads > 0
-                              ? permute_for_gguf(v.f32(), t.numel() / t.ne[0], t.ne[0], e.rope_heads)
-                              : std::vector<float>(v.f32(), v.f32() + v.numel()));
+      converted.push_back(e.rope_heads > 0 ? rope_permute_rows(v.f32(), t.numel() / t.ne[0],
+                                                               t.ne[0], e.rope_heads, true)
+                                           : std::vector<float>(v.f32(), v.f32() + v.numel()));
       for (float& x : converted.back()) x -= e.shift;  // back to the file's convention
       bytes = std::as_bytes(std::span<const float>(converted.back()));
     }

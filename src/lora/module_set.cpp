@@ -12,22 +12,17 @@
 #include "core/half.h"
 #include "core/mapped_file.h"
 #include "core/python_random.h"
+#include "lora/gguf_lora.h"
 
 namespace lorahub {
 namespace fs = std::filesystem;
 
-LoraModule load_lora_module(const std::string& dir) {
-  const PeftAdapter adapter = load_peft_adapter(dir);
-  const std::string& file = adapter.weights.source();
-  check(!adapter.targets.empty(), "{}: the adapter holds no LoRA tensors", file);
-  check(adapter.weights.size() == 2 * adapter.targets.size(),
-        "{}: the adapter holds {} tensors besides its {} LoRA A/B pairs (biases or "
-        "modules_to_save are not supported)",
-        file, adapter.weights.size() - 2 * adapter.targets.size(), adapter.targets.size());
+LoraModule make_lora_module(const std::string& path, AdapterConfig config,
+                            const std::vector<LoraTarget>& targets) {
   LoraModule m;
-  m.path = dir;
-  m.config = adapter.config;
-  for (const LoraTarget& target : adapter.targets) {
+  m.path = path;
+  m.config = std::move(config);
+  for (const LoraTarget& target : targets) {
     for (const bool is_a : {true, false}) {
       LoraTensor t;
       t.key = fmt::format("base_model.model.{}.lora_{}.weight", target.module, is_a ? "A" : "B");
@@ -38,13 +33,27 @@ LoraModule load_lora_module(const std::string& dir) {
       t.scale = static_cast<float>(target.scaling);
       t.values = tensor.to_f32();
       for (float v : t.values)
-        check(std::isfinite(v), "{}: tensor '{}' holds NaN or inf", file, t.key);
+        check(std::isfinite(v), "{}: tensor '{}' holds NaN or inf", path, t.key);
       m.tensors.push_back(std::move(t));
     }
   }
   // Sorted by key, so that files listing the same tensors in another order still line up.
   std::sort(m.tensors.begin(), m.tensors.end(),
             [](const LoraTensor& a, const LoraTensor& b) { return a.key < b.key; });
+  return m;
+}
+
+LoraModule load_lora_module(const std::string& path, const std::string& base_model) {
+  if (is_gguf_lora_path(path)) return load_gguf_lora(path, base_model);
+  const PeftAdapter adapter = load_peft_adapter(path);
+  const std::string& file = adapter.weights.source();
+  check(!adapter.targets.empty(), "{}: the adapter holds no LoRA tensors", file);
+  check(adapter.weights.size() == 2 * adapter.targets.size(),
+        "{}: the adapter holds {} tensors besides its {} LoRA A/B pairs (biases or "
+        "modules_to_save are not supported)",
+        file, adapter.weights.size() - 2 * adapter.targets.size(), adapter.targets.size());
+  LoraModule m = make_lora_module(file, adapter.config, adapter.targets);
+  m.path = path;
   return m;
 }
 
@@ -68,7 +77,9 @@ std::string targets_of(const AdapterConfig& c) {
 void check_compatible(const LoraModule& first, const LoraModule& other) {
   const std::string& name = other.path;
   const AdapterConfig &f = first.config, &o = other.config;
-  check(o.base_model_name_or_path == f.base_model_name_or_path,
+  // An adapter that names no base (a GGUF LoRA) goes with any.
+  check(o.base_model_name_or_path == f.base_model_name_or_path ||
+            o.base_model_name_or_path.empty() || f.base_model_name_or_path.empty(),
         "module {} is for base model '{}', but {} is for '{}'", name, o.base_model_name_or_path,
         first.path, f.base_model_name_or_path);
   check(o.r == f.r, "module {} has rank {}, but {} has rank {}", name, o.r, first.path, f.r);
@@ -113,11 +124,12 @@ ModuleSet ModuleSet::from_modules(std::vector<LoraModule> modules, bool bf16) {
   return set;
 }
 
-ModuleSet ModuleSet::load(const std::vector<std::string>& dirs, bool bf16) {
-  check(!dirs.empty(), "no LoRA modules given");
+ModuleSet ModuleSet::load(const std::vector<std::string>& paths, bool bf16,
+                          const std::string& base_model) {
+  check(!paths.empty(), "no LoRA modules given");
   std::vector<LoraModule> modules;
-  for (const std::string& dir : dirs) {
-    modules.push_back(load_lora_module(dir));
+  for (const std::string& path : paths) {
+    modules.push_back(load_lora_module(path, base_model));
     if (bf16) hold_as_bf16(modules.back());  // as we go: the f32 pool is never all in memory
     // Check as we go, so that a bad module is named before the rest are read.
     if (modules.size() > 1) check_compatible(modules[0], modules.back());

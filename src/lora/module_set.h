@@ -34,22 +34,29 @@ struct LoraModule {
   std::vector<LoraTensor> tensors;  // sorted by key
 };
 
-// Loads one PEFT adapter directory (formats/peft_adapter.h) as f32 tensors. Throws Error naming
-// the file and key for tensors that are not LoRA A/B weights (biases, modules_to_save) and for
+// Loads one module as f32 tensors: a PEFT adapter directory (formats/peft_adapter.h) or, for a
+// path ending in .gguf, a llama.cpp GGUF LoRA (lora/gguf_lora.h; base_model as there). Throws
+// Error naming the file and key for tensors that are not LoRA A/B weights (biases,
+// modules_to_save) and for NaN/inf values.
+LoraModule load_lora_module(const std::string& path, const std::string& base_model = "");
+
+// A module from A/B pairs read from `path` (any format), keyed as PEFT keys them; throws for
 // NaN/inf values.
-LoraModule load_lora_module(const std::string& dir);
+LoraModule make_lora_module(const std::string& path, AdapterConfig config,
+                            const std::vector<LoraTarget>& targets);
 
 // A module's tensors in PEFT's layout, for save_peft_adapter.
 StateDict module_state_dict(const LoraModule& module);
 
 class ModuleSet {
  public:
-  // Loads every directory and validates the set; throws Error for zero modules, or naming the
-  // first module (and key) that differs from the first one in base model, rank, scaling,
-  // target modules, keys or shapes.
+  // Loads every module (load_lora_module, with base_model for GGUF LoRAs) and validates the
+  // set; throws Error for zero modules, or naming the first module (and key) that differs from
+  // the first one in base model, rank, scaling, target modules, keys or shapes.
   // bf16: hold the tensors as bf16 (the bf16 fast path; values rounded as torch's
   // .to(bfloat16)), f32 otherwise.
-  static ModuleSet load(const std::vector<std::string>& dirs, bool bf16 = false);
+  static ModuleSet load(const std::vector<std::string>& paths, bool bf16 = false,
+                        const std::string& base_model = "");
   // From modules already in memory (tests); validates the same way.
   static ModuleSet from_modules(std::vector<LoraModule> modules, bool bf16 = false);
 
@@ -65,8 +72,8 @@ class ModuleSet {
 // Throws Error naming `other` and the first thing in which it differs from `first`.
 void check_compatible(const LoraModule& first, const LoraModule& other);
 
-// Reads a --lora-list file: one adapter directory per line; blank lines and lines starting
-// with '#' are skipped; relative paths are relative to the list file's folder.
+// Reads a --lora-list file: one adapter directory (or GGUF LoRA file) per line; blank lines and
+// lines starting with '#' are skipped; relative paths are relative to the list file's folder.
 std::vector<std::string> read_module_list(const std::string& list_file);
 
 // How --sample draws modules for a seed.

@@ -1,6 +1,11 @@
 #include "models/decoder_spec.h"
 
+#include <fmt/format.h>
+
+#include <algorithm>
 #include <cmath>
+#include <set>
+#include <string_view>
 
 #include "core/error.h"
 
@@ -141,8 +146,8 @@ void read_rope(const HfConfig& hf, DecoderSpec& s) {
   } else if (params.is_object()) {
     s.rope = rope_from_json(params, theta, hf.source());
   } else {
-    s.rope = {theta, rope_scaling_from_json(j.value("rope_scaling", nlohmann::json()),
-                                            hf.source())};
+    s.rope = {theta,
+              rope_scaling_from_json(j.value("rope_scaling", nlohmann::json()), hf.source())};
     if (hf.has("rope_local_base_freq")) {
       s.rope_local = {hf.get_double_or("rope_local_base_freq", 10000.0), {}};
       s.local_rope = true;
@@ -213,8 +218,8 @@ DecoderSpec DecoderSpec::from_hf(const HfConfig& hf) {
   if (a == "gemma3_text") {
     s.sandwich_norms = s.norm_plus_one = true;
     s.embed_scale = std::sqrt(static_cast<float>(s.hidden));
-    s.attn_scale = 1.0f / std::sqrt(static_cast<float>(hf.get_double_or("query_pre_attn_scalar",
-                                                                         double(s.head_dim))));
+    s.attn_scale = 1.0f / std::sqrt(static_cast<float>(
+                              hf.get_double_or("query_pre_attn_scalar", double(s.head_dim))));
     // attn_logit_softcapping is Gemma 2's: transformers' Gemma 3 attention (and llama.cpp's
     // gemma3 graph) ignore it, so it is not read here either.
     s.final_softcap = softcap_of(hf, "final_logit_softcapping");
@@ -233,14 +238,65 @@ DecoderSpec DecoderSpec::from_hf(const HfConfig& hf) {
 
 // ------------------------------------------------------------------------------ GGUF metadata
 
+std::string gguf_architecture(const DecoderSpec& spec) {
+  if (spec.architecture == "gemma3_text") return "gemma3";
+  if (spec.architecture == "mistral") return "llama";
+  return spec.architecture;
+}
+
+std::string architecture_from_gguf(const std::string& arch, const std::string& source) {
+  check(arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "phi3" || arch == "gemma3",
+        "{}: general.architecture '{}' is not supported (llama, qwen2, qwen3, phi3 and gemma3 are)",
+        source, arch);
+  return arch == "gemma3" ? "gemma3_text" : arch;
+}
+
+// What llama.cpp's llama_vocab_is_eog stops at: the eos, eot, eom and FIM pad/rep/sep ids the
+// file names, and every token spelled like an end of turn (<end_of_turn> for Gemma's chat,
+// <|im_end|>, <|eot_id|>, ...), whatever its type. eos comes first: it ends training labels.
+// A file without an eos id gets none (models/llama.cpp falls back on the tokenizer's).
+std::vector<int32_t> end_of_generation_ids(const GgufFile& g) {
+  std::vector<int32_t> ids;
+  // Without an eos id the tokenizer's own end token stands in (models/llama.cpp), first.
+  if (g.get_int("tokenizer.ggml.eos_token_id", -1) < 0) return ids;
+  const auto add = [&](int64_t id) {
+    if (id >= 0 && id < (int64_t{1} << 31) &&
+        std::find(ids.begin(), ids.end(), static_cast<int32_t>(id)) == ids.end())
+      ids.push_back(static_cast<int32_t>(id));
+  };
+  for (const char* key : {"eos", "eot", "eom", "fim_pad", "fim_rep", "fim_sep"})
+    add(g.get_int(fmt::format("tokenizer.ggml.{}_token_id", key), -1));
+  // llama.cpp's list (llama-vocab.cpp), as of the llama-cpp-python the tests run.
+  static const std::set<std::string_view> kEndOfTurn = {"<|eot_id|>",
+                                                        "<|im_end|>",
+                                                        "<|end|>",
+                                                        "<|return|>",
+                                                        "<|call|>",
+                                                        "<|flush|>",
+                                                        "<|calls|>",
+                                                        "<end_of_turn>",
+                                                        "<|endoftext|>",
+                                                        "</s>",
+                                                        "<|eom_id|>",
+                                                        "<EOT>",
+                                                        "_<EOT>",
+                                                        "[EOT]",
+                                                        "[EOS]",
+                                                        "<|end_of_text|>",
+                                                        "<end_of_utterance>",
+                                                        "<eos>",
+                                                        "<turn|>",
+                                                        "<|tool_response>"};
+  const std::vector<std::string> tokens = g.get_strings("tokenizer.ggml.tokens");
+  for (size_t id = 0; id < tokens.size(); ++id)
+    if (kEndOfTurn.count(tokens[id])) add(static_cast<int64_t>(id));
+  return ids;
+}
+
 DecoderSpec DecoderSpec::from_gguf(const GgufFile& g) {
   DecoderSpec s;
   const std::string arch = g.get_string("general.architecture");
-  check(arch == "llama" || arch == "qwen2" || arch == "qwen3" || arch == "phi3" ||
-            arch == "gemma3",
-        "{}: general.architecture '{}' is not supported (llama, qwen2, qwen3, phi3 and gemma3 are)",
-        g.path(), arch);
-  s.architecture = arch == "gemma3" ? "gemma3_text" : arch;
+  s.architecture = architecture_from_gguf(arch, g.path());
   const std::string a = arch + ".";
   s.layers = g.get_int(a + "block_count");
   s.hidden = g.get_int(a + "embedding_length");
@@ -249,8 +305,10 @@ DecoderSpec DecoderSpec::from_gguf(const GgufFile& g) {
   s.kv_heads = g.get_int(a + "attention.head_count_kv", s.heads);
   s.head_dim = g.get_int(a + "attention.key_length", s.heads > 0 ? s.hidden / s.heads : 0);
   const int64_t rotary = g.get_int(a + "rope.dimension_count", s.head_dim);
-  check(rotary == s.head_dim, "{}: rope.dimension_count {} is not the head size {} (partial "
-        "rotary embeddings are not supported)", g.path(), rotary, s.head_dim);
+  check(rotary == s.head_dim,
+        "{}: rope.dimension_count {} is not the head size {} (partial "
+        "rotary embeddings are not supported)",
+        g.path(), rotary, s.head_dim);
   s.rope.theta = g.get_float(a + "rope.freq_base", 10000.0);
   s.eps = static_cast<float>(g.get_float(a + "attention.layer_norm_rms_epsilon", 1e-6));
   if (const auto type = g.get_string(a + "rope.scaling.type", nullptr); type && *type != "none") {
@@ -283,8 +341,7 @@ DecoderSpec DecoderSpec::from_gguf(const GgufFile& g) {
     if (s.layers == 62) s.attn_scale = 1.0f / std::sqrt(static_cast<float>(s.hidden / s.heads));
     s.final_softcap = static_cast<float>(g.get_float(a + "final_logit_softcapping", 0.0));
   }
-  if (const int64_t eos = g.get_int("tokenizer.ggml.eos_token_id", -1); eos >= 0)
-    s.eos_ids = {static_cast<int32_t>(eos)};
+  s.eos_ids = end_of_generation_ids(g);
   s.validate(g.path());
   return s;
 }
@@ -323,6 +380,25 @@ std::string hf_name_for_gguf(const std::string& gguf_name, const DecoderSpec& sp
     }
   }
   fail("{}: tensor '{}' has no meaning in a {} model", path, gguf_name, spec.architecture);
+}
+
+std::string gguf_name_for_hf(const std::string& hf_name, const DecoderSpec& spec,
+                             const std::string& source) {
+  for (auto [to, from] : kGlobalNames)
+    if (hf_name == from) return to;
+  // model.layers.<n>.<module>.<weight|bias>
+  const std::string prefix = "model.layers.";
+  if (hf_name.starts_with(prefix)) {
+    const auto dot1 = hf_name.find('.', prefix.size());
+    const auto dot2 = hf_name.rfind('.');
+    if (dot1 != std::string::npos && dot2 > dot1) {
+      const std::string layer = hf_name.substr(prefix.size(), dot1 - prefix.size());
+      const std::string module = hf_name.substr(dot1 + 1, dot2 - dot1 - 1);
+      for (const auto& n : spec.names())
+        if (module == n.hf) return "blk." + layer + "." + n.gguf + hf_name.substr(dot2);
+    }
+  }
+  fail("{}: tensor '{}' has no llama.cpp name in a {} model", source, hf_name, spec.architecture);
 }
 
 }  // namespace lorahub

@@ -61,11 +61,11 @@ struct DecoderSpec {
   Activation act = Activation::Silu;              // Gemma: GELU (tanh)
   float embed_scale = 1.0f;                       // Gemma: sqrt(hidden)
   float attn_scale = 0.0f;                        // 1/sqrt(head_dim), Gemma: query_pre_attn_scalar
-  float final_softcap = 0.0f;  // > 0: logits become cap·tanh(logits/cap)
+  float final_softcap = 0.0f;                     // > 0: logits become cap·tanh(logits/cap)
   bool tied_embeddings = false;
 
-  RopeSpec rope;                 // global (full-attention) layers, and every layer by default
-  bool local_rope = false;       // sliding layers use rope_local instead (Gemma 3)
+  RopeSpec rope;            // global (full-attention) layers, and every layer by default
+  bool local_rope = false;  // sliding layers use rope_local instead (Gemma 3)
   RopeSpec rope_local;
   int64_t sliding_window = 0;    // > 0 on sliding layers: keys within this many positions
   std::vector<bool> sliding;     // [layers]
@@ -85,6 +85,10 @@ struct DecoderSpec {
   void validate(const std::string& source) const;
 };
 
+// The ids generation stops at in a GGUF model, as llama.cpp's llama_vocab_is_eog decides (eos
+// first; empty when the file names none).
+std::vector<int32_t> end_of_generation_ids(const GgufFile& gguf);
+
 // config.json model_type values the decoder loads.
 bool is_decoder_architecture(const std::string& model_type);
 
@@ -92,5 +96,15 @@ bool is_decoder_architecture(const std::string& model_type);
 // "model.layers.3.self_attn.q_proj.weight") in this architecture; throws naming the file.
 std::string hf_name_for_gguf(const std::string& gguf_name, const DecoderSpec& spec,
                              const std::string& path);
+// The inverse: llama.cpp's name of a transformers tensor ("model.layers.3.self_attn.q_proj.weight"
+// -> "blk.3.attn_q.weight"); throws naming `source` for a tensor llama.cpp has no name for.
+std::string gguf_name_for_hf(const std::string& hf_name, const DecoderSpec& spec,
+                             const std::string& source);
+// general.architecture in llama.cpp's files for a spec's architecture (gemma3_text -> gemma3;
+// Mistral is converted as llama).
+std::string gguf_architecture(const DecoderSpec& spec);
+// The inverse of the mapping above (gemma3 -> gemma3_text); throws naming `source` for an
+// architecture the decoder does not know.
+std::string architecture_from_gguf(const std::string& gguf_arch, const std::string& source);
 
 }  // namespace lorahub

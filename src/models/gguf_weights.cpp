@@ -1,5 +1,6 @@
 #include "models/gguf_weights.h"
 
+#include <algorithm>
 #include <cstring>
 #include <optional>
 
@@ -109,6 +110,18 @@ std::vector<float> gguf_tensor_f32(const GgufFile& g, const GgufTensorInfo& t) {
   return out;
 }
 
+std::vector<float> rope_permute_rows(const float* w, int64_t rows, int64_t cols, int64_t heads,
+                                     bool to_gguf) {
+  check(heads > 0 && rows % heads == 0 && rows / heads % 2 == 0,
+        "{} rows do not split into {} heads of even size", rows, heads);
+  std::vector<float> out(static_cast<size_t>(rows * cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t g = gguf_rope_row(r, rows, heads);
+    std::copy_n(w + (to_gguf ? r : g) * cols, cols, out.begin() + (to_gguf ? g : r) * cols);
+  }
+  return out;
+}
+
 GgufWeightSource::GgufWeightSource(const GgufFile& gguf, std::map<std::string, Entry> tensors)
     : gguf_(gguf), tensors_(std::move(tensors)) {
   for (const auto& [name, e] : tensors_) {
@@ -132,12 +145,11 @@ void GgufWeightSource::read_rows(const std::string& name, int64_t row0, int64_t 
   const GgufTensorInfo& t = *e.tensor;
   if (e.rope_heads == 0) {
     gguf_rows_to_f32(gguf_, t, row0, rows, out);
-  } else {  // transformers row h·d + j·d/2 + i is GGUF row h·d + 2i + j.
-    const int64_t d = t.numel() / t.ne[0] / e.rope_heads, half = d / 2;
-    for (int64_t r = row0; r < row0 + rows; ++r) {
-      const int64_t h = r / d, j = r % d / half, i = r % half;
-      gguf_rows_to_f32(gguf_, t, h * d + 2 * i + j, 1, out + (r - row0) * t.ne[0]);
-    }
+  } else {
+    const int64_t all_rows = t.numel() / t.ne[0];
+    for (int64_t r = row0; r < row0 + rows; ++r)
+      gguf_rows_to_f32(gguf_, t, gguf_rope_row(r, all_rows, e.rope_heads), 1,
+                       out + (r - row0) * t.ne[0]);
   }
   if (e.shift != 0.0f)
     for (int64_t k = 0; k < rows * t.ne[0]; ++k) out[k] += e.shift;

@@ -18,6 +18,18 @@ void gguf_rows_to_f32(const GgufFile& gguf, const GgufTensorInfo& t, int64_t row
                       float* out);
 std::vector<float> gguf_tensor_f32(const GgufFile& gguf, const GgufTensorInfo& t);
 
+// llama.cpp's converter permutes the rows of Llama's q/k projections for its RoPE layout: within
+// each of `heads` heads of d rows, transformers row j·d/2 + i is GGUF row 2i + j. The GGUF row of
+// transformers row `row` of a [rows, ...] tensor.
+inline int64_t gguf_rope_row(int64_t row, int64_t rows, int64_t heads) {
+  const int64_t d = rows / heads, half = d / 2;
+  const int64_t h = row / d, j = row % d / half, i = row % half;
+  return h * d + 2 * i + j;
+}
+// A whole [rows, cols] q/k tensor into llama.cpp's row order (to_gguf) or back into transformers'.
+std::vector<float> rope_permute_rows(const float* w, int64_t rows, int64_t cols, int64_t heads,
+                                     bool to_gguf);
+
 // A GGUF file's tensors under model-side names. rope_heads > 0 marks a q/k projection that
 // llama.cpp's converter permuted for its RoPE layout (convert_hf_to_gguf's permute: within each
 // head, rows [first halves | second halves] became interleaved pairs); its rows are read back in

