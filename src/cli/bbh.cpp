@@ -426,6 +426,8 @@ json settings_json(const BbhArgs& a, const std::vector<std::string>& pool) {
             {"l1", ObjectiveOptions{}.l1}};
   // Only when set, so that results cached by f32 runs before the option existed stay valid.
   if (a.model.bf16) s["compute"] = "bf16";
+  if (a.model.int8) s["compute_int8"] = true;
+  if (a.model.quantized) s["compute_quantized"] = true;
   if (a.sampler != "fisher-yates") s["sampler"] = a.sampler;
   return s;
 }
