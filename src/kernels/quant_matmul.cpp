@@ -25,6 +25,7 @@ constexpr int kRowBlock = 4;         // rows of A per register block
 constexpr int kColBlock = 2;         // weight rows per register block
 constexpr int64_t kRowTile = 128;    // rows of A whose quantized copy stays in L2 per pass
 constexpr int64_t kParallelMin = 1 << 15;  // below this many weight values one thread wins
+constexpr int64_t kTileValues = int64_t{1} << 17;  // f32 weight values per tile (512 KB, L2)
 
 int64_t padded(int64_t k) {
   return (k + kChunk - 1) / kChunk * kChunk;
@@ -156,7 +157,6 @@ void unpack_block(QuantFormat f, const uint8_t* b, int8_t* q, float* s4, float* 
 
 struct WeightRows {  // kColBlock unpacked rows, padded to kChunk with zeros
   int64_t kp = 0;
-  int32_t qsum[kColBlock] = {};  // I8: Σq of each row (for the per-row activations)
   std::vector<int8_t> q;
   std::vector<float> s4, m32;
   explicit WeightRows(int64_t k)
@@ -177,9 +177,6 @@ void unpack_row(const QuantMatrix& b, int64_t row, WeightRows& w, int j) {
   if (b.format == QuantFormat::I8) {
     std::memcpy(q, src, static_cast<size_t>(k));
     std::fill_n(q + k, w.kp - k, int8_t{0});
-    int32_t sum = 0;
-    for (int64_t t = 0; t < k; ++t) sum += q[t];
-    w.qsum[j] = sum;
     std::fill_n(s4, w.kp / 4, b.row_scale[static_cast<size_t>(row)]);  // pad: q is 0 there
     return;
   }
@@ -193,15 +190,13 @@ void unpack_row(const QuantMatrix& b, int64_t row, WeightRows& w, int j) {
 }
 
 // ------------------------------------------------------------------ activations, quantized
-// Row i: u[kp] = q + 128, q = round(x / d) in [−127, 127]. Per block (GGUF formats, as ggml's
-// Q8_0 activations): d per 32 values, d4[kp / 4] the scale of each 4 values, sums[kp / 32] =
-// d · Σq of each 32 (for the weights' offsets). Per row (I8): one d per row, row_d[m]; the
-// products then sum integers over the whole row, scaled once.
+// Row i: u[kp] = q + 128, q = round(x / d) in [−127, 127], d per 32 values (as ggml's Q8_0
+// activations); d4[kp / 4] the scale of each 4 values, sums[kp / 32] = d · Σq of each 32 (for
+// the weights' offsets).
 struct ActRows {
   int64_t kp = 0;
-  bool per_row = false;
   std::vector<uint8_t> u;
-  std::vector<float> d4, sums, row_d;
+  std::vector<float> d4, sums;
 };
 
 // q + 128 of values x[0..len) at 1/d = inv; returns Σq.
@@ -223,20 +218,10 @@ float abs_max(const float* x, int64_t len) {
   return amax;
 }
 
-void quantize_activations(const float* a, int64_t m, int64_t k, bool per_row, ActRows& x) {
+void quantize_activations(const float* a, int64_t m, int64_t k, ActRows& x) {
   x.kp = padded(k);
-  x.per_row = per_row;
   const int64_t kp = x.kp;
   x.u.assign(static_cast<size_t>(m * kp), uint8_t{128});
-  if (per_row) {
-    x.row_d.resize(static_cast<size_t>(m));
-    for (int64_t i = 0; i < m; ++i) {
-      const float amax = abs_max(a + i * k, k);
-      x.row_d[static_cast<size_t>(i)] = amax / 127.0f;
-      quantize_run(a + i * k, k, amax > 0.0f ? 127.0f / amax : 0.0f, x.u.data() + i * kp);
-    }
-    return;
-  }
   x.d4.assign(static_cast<size_t>(m * kp / 4), 0.0f);
   x.sums.assign(static_cast<size_t>(m * kp / 32), 0.0f);
   for (int64_t i = 0; i < m; ++i) {
@@ -269,18 +254,6 @@ void store(float* out, float sum, float beta) {
 void block_scalar(const ActRows& x, int64_t i0, int rows, WeightRows& w, int cols, bool offsets,
                   float* c, int64_t ldc, float beta) {
   const int64_t kp = x.kp;
-  if (x.per_row) {  // I8: one integer sum per row pair, scaled once
-    for (int i = 0; i < rows; ++i)
-      for (int j = 0; j < cols; ++j) {
-        const uint8_t* u = x.u.data() + (i0 + i) * kp;
-        const int8_t* q = w.q_of(j);
-        int64_t dot = 0;
-        for (int64_t t = 0; t < kp; ++t) dot += (int32_t{u[t]} - 128) * q[t];
-        const float scale = w.s4_of(j)[0] * x.row_d[static_cast<size_t>(i0 + i)];
-        store(c + i * ldc + j, static_cast<float>(dot) * scale, beta);
-      }
-    return;
-  }
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < cols; ++j) {
       const uint8_t* u = x.u.data() + (i0 + i) * kp;
@@ -377,55 +350,9 @@ LORAHUB_VNNI_TARGET void block_vnni(const ActRows& x, int64_t i0, WeightRows& w,
     }
 }
 
-// The same with one scale per row of A and of W (I8): integer sums over the whole row, one
-// vpdpbusd per 64 products; 128·Σq of the weight row comes off at the end.
-template <int R, int C>
-LORAHUB_VNNI_TARGET void block_vnni_per_row(const ActRows& x, int64_t i0, WeightRows& w, float* c,
-                                            int64_t ldc, float beta) {
-  const int64_t kp = x.kp;
-  const uint8_t* u_row[R];
-  const int8_t* q_row[C];
-#pragma GCC unroll 4
-  for (int i = 0; i < R; ++i) u_row[i] = x.u.data() + (i0 + i) * kp;
-#pragma GCC unroll 4
-  for (int j = 0; j < C; ++j) q_row[j] = w.q_of(j);
-  __m512i acc[R][C];
-#pragma GCC unroll 4
-  for (int i = 0; i < R; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < C; ++j) acc[i][j] = _mm512_setzero_si512();
-  for (int64_t k0 = 0; k0 < kp; k0 += kChunk) {
-    __m512i q[C];
-#pragma GCC unroll 4
-    for (int j = 0; j < C; ++j) q[j] = _mm512_loadu_si512(q_row[j] + k0);
-#pragma GCC unroll 4
-    for (int i = 0; i < R; ++i) {
-      const __m512i u = _mm512_loadu_si512(u_row[i] + k0);
-#pragma GCC unroll 4
-      for (int j = 0; j < C; ++j) acc[i][j] = _mm512_dpbusd_epi32(acc[i][j], u, q[j]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < R; ++i)
-#pragma GCC unroll 4
-    for (int j = 0; j < C; ++j) {
-      const int64_t dot = _mm512_reduce_add_epi32(acc[i][j]) - int64_t{128} * w.qsum[j];
-      const float scale = w.s4_of(j)[0] * x.row_d[static_cast<size_t>(i0 + i)];
-      store(c + i * ldc + j, static_cast<float>(dot) * scale, beta);
-    }
-}
-
 template <int C>
 LORAHUB_VNNI_TARGET void rows_vnni(const ActRows& x, int64_t i0, int rows, WeightRows& w,
                                    bool offsets, float* c, int64_t ldc, float beta) {
-  if (x.per_row) {
-    switch (rows) {
-      case 4: return block_vnni_per_row<4, C>(x, i0, w, c, ldc, beta);
-      case 3: return block_vnni_per_row<3, C>(x, i0, w, c, ldc, beta);
-      case 2: return block_vnni_per_row<2, C>(x, i0, w, c, ldc, beta);
-      default: return block_vnni_per_row<1, C>(x, i0, w, c, ldc, beta);
-    }
-  }
   switch (rows) {
     case 4: return block_vnni<4, C>(x, i0, w, offsets, c, ldc, beta);
     case 3: return block_vnni<3, C>(x, i0, w, offsets, c, ldc, beta);
@@ -445,6 +372,23 @@ void block_vnni_any(const ActRows& x, int64_t i0, int rows, WeightRows& w, int c
 
 using BlockKernel = void (*)(const ActRows&, int64_t, int, WeightRows&, int, bool, float*, int64_t,
                              float);
+
+// Many rows of A: f32 products of dequantized weight tiles. Per-32 integer products need four
+// vector operations per 64 products (dot, convert, scale, add: each block has its own two
+// scales), no faster than f32 FMA; a tile dequantized once serves all rows of A at sgemm's rate,
+// and the weights stay quantized in memory.
+void matmul_dequantized_tiles(const float* a, const QuantMatrix& b, float* c, int64_t m,
+                              float beta) {
+  const int64_t n = b.rows, k = b.cols;
+  const int64_t step = std::max<int64_t>(1, std::min(n, kTileValues / k));
+  thread_local std::vector<float> tile;
+  tile.resize(static_cast<size_t>(step * k));
+  for (int64_t j0 = 0; j0 < n; j0 += step) {
+    const int64_t rows = std::min(step, n - j0);
+    dequantize_rows(b, j0, rows, tile.data());
+    gemm(true, m, rows, k, a, k, tile.data(), k, c + j0, n, beta);
+  }
+}
 
 BlockKernel kernel_for(QuantPath path) {
 #ifdef LORAHUB_VNNI_TARGET
@@ -533,12 +477,14 @@ void matmul_abt_quant(const float* a, const QuantMatrix& b, float* c, int64_t m,
             static_cast<int64_t>(b.data.size()) == b.rows * b.row_bytes(),
         "quantized matmul: {} matrix {}x{} does not hold whole blocks", quant_format_name(b.format),
         b.rows, b.cols);
+  if (path == QuantPath::kDequantizedTiles || (path == QuantPath::kAuto && m > kIntegerRowsMax))
+    return matmul_dequantized_tiles(a, b, c, m, beta);
   const BlockKernel kernel = kernel_for(path);
   const int64_t n = b.rows, k = b.cols;
   const bool offsets = info(b.format).offsets;
   thread_local ActRows buffer;  // the caller's; the OpenMP threads below share it through x
   ActRows& x = buffer;
-  quantize_activations(a, m, k, b.format == QuantFormat::I8, x);
+  quantize_activations(a, m, k, x);
   const int64_t col_blocks = (n + kColBlock - 1) / kColBlock;
   const bool parallel = n * k >= kParallelMin && compute_threads() != 1;
 #pragma omp parallel if (parallel)
