@@ -84,8 +84,8 @@ nlohmann::json ours_int8_peak(const Options& o) {
   auto a = random_matrix(n * n, 1), w = random_matrix(n * n, 2);
   const QuantMatrix b = quantize_rows_int8(w.data(), n, n);
   std::vector<float> c(n * n);
-  double s = best_seconds([&] { matmul_abt_quant(a.data(), b, c.data(), n, 0.0f, QuantPath::kVnni); },
-                          o.seconds);
+  double s = best_seconds(
+      [&] { matmul_abt_quant(a.data(), b, c.data(), n, 0.0f, QuantPath::kVnni); }, o.seconds);
   return {{"dtype", "int8_ours"},
           {"library", "ours (vpdpbusd, f32 input quantized per 32 values, f32 output)"},
           {"size", n},

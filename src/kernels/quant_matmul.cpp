@@ -20,11 +20,11 @@ namespace lorahub {
 
 namespace {
 
-constexpr int64_t kChunk = 64;       // values per vector step; rows are padded to it with zeros
-constexpr int kRowBlock = 4;         // rows of A per register block
-constexpr int kColBlock = 2;         // weight rows per register block
-constexpr int64_t kRowTile = 128;    // rows of A whose quantized copy stays in L2 per pass
-constexpr int64_t kParallelMin = 1 << 15;  // below this many weight values one thread wins
+constexpr int64_t kChunk = 64;     // values per vector step; rows are padded to it with zeros
+constexpr int kRowBlock = 4;       // rows of A per register block
+constexpr int kColBlock = 2;       // weight rows per register block
+constexpr int64_t kRowTile = 128;  // rows of A whose quantized copy stays in L2 per pass
+constexpr int64_t kParallelMin = 1 << 15;          // below this many weight values one thread wins
 constexpr int64_t kTileValues = int64_t{1} << 17;  // f32 weight values per tile (512 KB, L2)
 
 int64_t padded(int64_t k) {
@@ -39,8 +39,8 @@ struct FormatInfo {
 
 const FormatInfo& info(QuantFormat f) {
   static const FormatInfo table[] = {
-      {"Q4_0", 32, 18, false}, {"Q4_1", 32, 20, true},   {"Q5_0", 32, 22, false},
-      {"Q5_1", 32, 24, true},  {"Q8_0", 32, 34, false},  {"Q4_K", 256, 144, true},
+      {"Q4_0", 32, 18, false},  {"Q4_1", 32, 20, true},    {"Q5_0", 32, 22, false},
+      {"Q5_1", 32, 24, true},   {"Q8_0", 32, 34, false},   {"Q4_K", 256, 144, true},
       {"Q5_K", 256, 176, true}, {"Q6_K", 256, 210, false}, {"Q8_K", 256, 292, false},
       {"I8", 1, 1, false},
   };
@@ -49,16 +49,26 @@ const FormatInfo& info(QuantFormat f) {
 
 BlockFormat block_format_of(QuantFormat f) {
   switch (f) {
-    case QuantFormat::Q4_0: return BlockFormat::Q4_0;
-    case QuantFormat::Q4_1: return BlockFormat::Q4_1;
-    case QuantFormat::Q5_0: return BlockFormat::Q5_0;
-    case QuantFormat::Q5_1: return BlockFormat::Q5_1;
-    case QuantFormat::Q8_0: return BlockFormat::Q8_0;
-    case QuantFormat::Q4_K: return BlockFormat::Q4_K;
-    case QuantFormat::Q5_K: return BlockFormat::Q5_K;
-    case QuantFormat::Q6_K: return BlockFormat::Q6_K;
-    case QuantFormat::Q8_K: return BlockFormat::Q8_K;
-    case QuantFormat::I8: break;
+    case QuantFormat::Q4_0:
+      return BlockFormat::Q4_0;
+    case QuantFormat::Q4_1:
+      return BlockFormat::Q4_1;
+    case QuantFormat::Q5_0:
+      return BlockFormat::Q5_0;
+    case QuantFormat::Q5_1:
+      return BlockFormat::Q5_1;
+    case QuantFormat::Q8_0:
+      return BlockFormat::Q8_0;
+    case QuantFormat::Q4_K:
+      return BlockFormat::Q4_K;
+    case QuantFormat::Q5_K:
+      return BlockFormat::Q5_K;
+    case QuantFormat::Q6_K:
+      return BlockFormat::Q6_K;
+    case QuantFormat::Q8_K:
+      return BlockFormat::Q8_K;
+    case QuantFormat::I8:
+      break;
   }
   fail("quantized matrix: I8 is not a GGUF block format");
 }
@@ -284,7 +294,7 @@ LORAHUB_VNNI_TARGET inline float lane_sum(__m512 v) {
 
 // Σ m32·sums, 16 blocks per step.
 LORAHUB_VNNI_TARGET inline float offset_term_vnni(const float* m32, const float* sums,
-                                                   int64_t blocks) {
+                                                  int64_t blocks) {
   __m512 t = _mm512_setzero_ps();
   for (int64_t b = 0; b < blocks; b += 16) {
     const __mmask16 mask = blocks - b >= 16 ? 0xFFFF : (__mmask16(1) << (blocks - b)) - 1;
@@ -333,8 +343,7 @@ LORAHUB_VNNI_TARGET void block_vnni(const ActRows& x, int64_t i0, WeightRows& w,
       const __m512 d = _mm512_loadu_ps(d_row[i] + s0);
 #pragma GCC unroll 4
       for (int j = 0; j < C; ++j) {
-        const __m512 dot =
-            _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_dpbusd_epi32(start[j], u, q[j]));
+        const __m512 dot = _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_dpbusd_epi32(start[j], u, q[j]));
         acc[i][j] = _mm512_fmadd_ps(dot, _mm512_mul_ps(s[j], d), acc[i][j]);
       }
     }
@@ -354,10 +363,14 @@ template <int C>
 LORAHUB_VNNI_TARGET void rows_vnni(const ActRows& x, int64_t i0, int rows, WeightRows& w,
                                    bool offsets, float* c, int64_t ldc, float beta) {
   switch (rows) {
-    case 4: return block_vnni<4, C>(x, i0, w, offsets, c, ldc, beta);
-    case 3: return block_vnni<3, C>(x, i0, w, offsets, c, ldc, beta);
-    case 2: return block_vnni<2, C>(x, i0, w, offsets, c, ldc, beta);
-    default: return block_vnni<1, C>(x, i0, w, offsets, c, ldc, beta);
+    case 4:
+      return block_vnni<4, C>(x, i0, w, offsets, c, ldc, beta);
+    case 3:
+      return block_vnni<3, C>(x, i0, w, offsets, c, ldc, beta);
+    case 2:
+      return block_vnni<2, C>(x, i0, w, offsets, c, ldc, beta);
+    default:
+      return block_vnni<1, C>(x, i0, w, offsets, c, ldc, beta);
   }
 }
 
@@ -407,16 +420,26 @@ int64_t QuantMatrix::row_bytes() const {
 
 std::optional<QuantFormat> quant_format_for(BlockFormat format) {
   switch (format) {
-    case BlockFormat::Q4_0: return QuantFormat::Q4_0;
-    case BlockFormat::Q4_1: return QuantFormat::Q4_1;
-    case BlockFormat::Q5_0: return QuantFormat::Q5_0;
-    case BlockFormat::Q5_1: return QuantFormat::Q5_1;
-    case BlockFormat::Q8_0: return QuantFormat::Q8_0;
-    case BlockFormat::Q4_K: return QuantFormat::Q4_K;
-    case BlockFormat::Q5_K: return QuantFormat::Q5_K;
-    case BlockFormat::Q6_K: return QuantFormat::Q6_K;
-    case BlockFormat::Q8_K: return QuantFormat::Q8_K;
-    default: return std::nullopt;
+    case BlockFormat::Q4_0:
+      return QuantFormat::Q4_0;
+    case BlockFormat::Q4_1:
+      return QuantFormat::Q4_1;
+    case BlockFormat::Q5_0:
+      return QuantFormat::Q5_0;
+    case BlockFormat::Q5_1:
+      return QuantFormat::Q5_1;
+    case BlockFormat::Q8_0:
+      return QuantFormat::Q8_0;
+    case BlockFormat::Q4_K:
+      return QuantFormat::Q4_K;
+    case BlockFormat::Q5_K:
+      return QuantFormat::Q5_K;
+    case BlockFormat::Q6_K:
+      return QuantFormat::Q6_K;
+    case BlockFormat::Q8_K:
+      return QuantFormat::Q8_K;
+    default:
+      return std::nullopt;
   }
 }
 
@@ -438,8 +461,7 @@ QuantMatrix quantize_rows_int8(const float* w, int64_t rows, int64_t cols) {
     const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
     m.row_scale[static_cast<size_t>(r)] = amax / 127.0f;
     auto* dst = reinterpret_cast<int8_t*>(m.data.data() + r * cols);
-    for (int64_t t = 0; t < cols; ++t)
-      dst[t] = static_cast<int8_t>(std::nearbyint(src[t] * inv));
+    for (int64_t t = 0; t < cols; ++t) dst[t] = static_cast<int8_t>(std::nearbyint(src[t] * inv));
   }
   return m;
 }

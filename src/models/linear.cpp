@@ -44,8 +44,8 @@ void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
     float* ys = y + span.begin * layer.out;
     for (const LoraDelta& d : *deltas) {
       ax.resize(static_cast<size_t>(n * d.r));
-      matmul_abt(xs, d.A.data(), ax.data(), n, d.r, d.in);        // [n, r] = x Aᵀ
-      for (float& v : ax) v *= d.scale;                           // scale the small side
+      matmul_abt(xs, d.A.data(), ax.data(), n, d.r, d.in);         // [n, r] = x Aᵀ
+      for (float& v : ax) v *= d.scale;                            // scale the small side
       matmul_abt(ax.data(), d.B.data(), ys, n, d.out, d.r, 1.0f);  // y += (s·x Aᵀ) Bᵀ
     }
   }

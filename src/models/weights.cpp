@@ -105,8 +105,8 @@ Linear WeightReader::tied_linear(const Embedding& embedding, const std::string& 
   if (storage_.keep_quantized) q = weights_.quantized(name);
   if (!q && storage_.int8) {
     const std::vector<float> w = embedding.values();
-    q = std::make_shared<const QuantMatrix>(quantize_rows_int8(w.data(), embedding.rows,
-                                                               embedding.dim));
+    q = std::make_shared<const QuantMatrix>(
+        quantize_rows_int8(w.data(), embedding.rows, embedding.dim));
   }
   if (!q) return tied_head(embedding, std::move(module));
   Linear l;

@@ -3,9 +3,9 @@
 // a few, 32, more than a row tile (prefill, scoring), odd widths and the tail of a 64-value chunk.
 // Stated tolerance: the activations are rounded to int8 per 32 values, so each
 // output may differ from the exact product of the dequantized weights by at most Σ|w_i|·d_i/2
-// (d_i the scale of x_i's block), plus f32 summation (1e-5 relative of Σ|w_i·x_i|). VNNI and the scalar reference
-// compute the same integers and differ by f32 summation order only. The dequantized-tiles path
-// (many rows) does not round A: it is held to the f32 summation term alone.
+// (d_i the scale of x_i's block), plus f32 summation (1e-5 relative of Σ|w_i·x_i|). VNNI and the
+// scalar reference compute the same integers and differ by f32 summation order only. The
+// dequantized-tiles path (many rows) does not round A: it is held to the f32 summation term alone.
 #include "kernels/quant_matmul.h"
 
 #include <gtest/gtest.h>
@@ -91,8 +91,8 @@ Expected expected(const std::vector<float>& a, const QuantMatrix& b, int64_t m, 
         magnitude += std::fabs(wv * xv);
       }
       e.value[i * n + j] = sum;
-      e.bound[i * n + j] = exact_a ? 1e-5 * magnitude + 1e-30
-                                   : quant * 1.001 + 1e-5 * (magnitude + quant) + 1e-30;
+      e.bound[i * n + j] =
+          exact_a ? 1e-5 * magnitude + 1e-30 : quant * 1.001 + 1e-5 * (magnitude + quant) + 1e-30;
     }
   }
   return e;
@@ -115,8 +115,7 @@ bool skip_path(QuantPath path) {
   return path == QuantPath::kVnni && !quant_vnni_available();
 }
 
-class QuantBlocks
-    : public ::testing::TestWithParam<std::tuple<size_t, Shape, QuantPath>> {};
+class QuantBlocks : public ::testing::TestWithParam<std::tuple<size_t, Shape, QuantPath>> {};
 
 TEST_P(QuantBlocks, WithinStatedToleranceOfDequantizedProduct) {
   const auto [fi, shape, path] = GetParam();
@@ -157,13 +156,12 @@ TEST_P(QuantInt8, WeightsWithinHalfAStepOfF32) {
                 q.row_scale[r] * 0.5f * 1.0001f);
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, QuantInt8,
-                         ::testing::Combine(::testing::Values(Shape{1, 1, 1}, Shape{3, 5, 7},
-                                                              Shape{1, 64, 576}, Shape{2, 6, 33},
-                                                              Shape{32, 67, 100},
-                                                              Shape{300, 9, 1536}),
-                                            ::testing::Values(QuantPath::kScalar, QuantPath::kVnni,
-                                                              QuantPath::kDequantizedTiles)));
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, QuantInt8,
+    ::testing::Combine(::testing::Values(Shape{1, 1, 1}, Shape{3, 5, 7}, Shape{1, 64, 576},
+                                         Shape{2, 6, 33}, Shape{32, 67, 100}, Shape{300, 9, 1536}),
+                       ::testing::Values(QuantPath::kScalar, QuantPath::kVnni,
+                                         QuantPath::kDequantizedTiles)));
 
 TEST(QuantMatmul, VnniAndScalarAgreeAndBetaAccumulates) {
   if (!quant_vnni_available()) GTEST_SKIP() << "this CPU has no AVX512-VNNI";
