@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_lorahub
-from test_bf16 import assert_close_losses, scores
-from test_llama import bbh_rows, smollm2_gguf, write_jsonl
+from conftest import run_lorahub, smollm2_gguf
+from test_bf16 import scores
+from test_llama import bbh_rows, write_jsonl
 from test_t5_parity import VARIANTS, make_t5, spiece  # noqa: F401 (fixture)
 from t5_tiny import bbh_prompts
 
