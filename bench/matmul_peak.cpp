@@ -1,6 +1,7 @@
 // This machine's matmul peak, measured with the same libraries the engine uses (W3 of issue 5):
 // OpenBLAS sgemm (fp32) and, where oneDNN is present, oneDNN's bf16 x bf16 -> f32 matmul
-// (AVX512-BF16 when the CPU has it). Large square problems on all cores, best of several timed
+// (AVX512-BF16 when the CPU has it) and u8 x s8 -> s32 matmul (AVX512-VNNI / AMX int8), beside our
+// int8 product (kernels/quant_matmul.h). Large square problems on all cores, best of several timed
 // repetitions, so the number is an honest upper bound for what a forward pass could reach.
 //
 // Usage: bench_matmul_peak [--size N] [--seconds S] [--threads T]   (prints JSON on stdout)
@@ -18,6 +19,8 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "kernels/quant_matmul.h"
 
 #ifdef LORAHUB_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.hpp>
@@ -72,21 +75,47 @@ nlohmann::json sgemm_peak(const Options& o) {
           {"gflops", flops / s / 1e9}};
 }
 
+// Our int8 product (kernels/quant_matmul.h: int8 weights per output channel, activations
+// quantized per 32 values on the fly, AVX512-VNNI), the integer path forced for all n rows.
+nlohmann::json ours_int8_peak(const Options& o) {
+  using namespace lorahub;
+  const int64_t n = o.size;
+  if (!quant_vnni_available()) return {{"dtype", "int8_ours"}, {"error", "no AVX512-VNNI"}};
+  auto a = random_matrix(n * n, 1), w = random_matrix(n * n, 2);
+  const QuantMatrix b = quantize_rows_int8(w.data(), n, n);
+  std::vector<float> c(n * n);
+  double s = best_seconds(
+      [&] { matmul_abt_quant(a.data(), b, c.data(), n, 0.0f, QuantPath::kVnni); }, o.seconds);
+  return {{"dtype", "int8_ours"},
+          {"library", "ours (vpdpbusd, f32 input quantized per 32 values, f32 output)"},
+          {"size", n},
+          {"seconds", s},
+          {"gflops", 2.0 * n * n * n / s / 1e9}};
+}
+
 #ifdef LORAHUB_HAVE_DNNL
-nlohmann::json dnnl_bf16_peak(const Options& o) {
+// oneDNN's matmul: bf16 x bf16 -> f32, or u8 x s8 -> s32 (the int8 peak).
+nlohmann::json dnnl_peak(const Options& o, bool int8) {
   using namespace dnnl;
   using tag = memory::format_tag;
   using dt = memory::data_type;
   const memory::dim n = o.size;
   engine eng(engine::kind::cpu, 0);
   stream strm(eng);
-  memory::desc a_md({n, n}, dt::bf16, tag::ab);
-  memory::desc b_md({n, n}, dt::bf16, tag::any);
-  memory::desc c_md({n, n}, dt::f32, tag::ab);
+  memory::desc a_md({n, n}, int8 ? dt::u8 : dt::bf16, tag::ab);
+  memory::desc b_md({n, n}, int8 ? dt::s8 : dt::bf16, tag::any);
+  memory::desc c_md({n, n}, int8 ? dt::s32 : dt::f32, tag::ab);
   matmul::primitive_desc pd(matmul::desc(a_md, b_md, c_md), eng);
   // Let oneDNN pick its preferred (blocked) weight layout, as a real engine would do once.
   memory a(pd.src_desc(), eng), b(pd.weights_desc(), eng), c(pd.dst_desc(), eng);
-  for (auto* m : {&a, &b}) {  // fill with random bf16 (upper halves of random floats)
+  std::mt19937 rng(3);
+  for (auto* m : {&a, &b}) {
+    if (int8) {  // random bytes
+      auto* p = static_cast<uint8_t*>(m->get_data_handle());
+      for (size_t i = 0; i < m->get_desc().get_size(); ++i) p[i] = uint8_t(rng());
+      continue;
+    }
+    // random bf16 (upper halves of random floats)
     auto* p = static_cast<uint16_t*>(m->get_data_handle());
     auto values = random_matrix(int64_t(m->get_desc().get_size() / 2), 3);
     for (size_t i = 0; i < values.size(); ++i) {
@@ -103,7 +132,7 @@ nlohmann::json dnnl_bf16_peak(const Options& o) {
       },
       o.seconds);
   double flops = 2.0 * double(n) * n * n;
-  return {{"dtype", "bf16"},
+  return {{"dtype", int8 ? "int8" : "bf16"},
           {"library", std::string("onednn matmul ") + pd.impl_info_str()},
           {"size", n},
           {"seconds", s},
@@ -150,7 +179,9 @@ int main(int argc, char** argv) {
   nlohmann::json results = nlohmann::json::array();
   results.push_back(sgemm_peak(o));
 #ifdef LORAHUB_HAVE_DNNL
-  results.push_back(dnnl_bf16_peak(o));
+  results.push_back(dnnl_peak(o, false));
+  results.push_back(dnnl_peak(o, true));
 #endif
+  results.push_back(ours_int8_peak(o));
   std::printf("%s\n", nlohmann::json{{"threads", threads}, {"results", results}}.dump(1).c_str());
 }

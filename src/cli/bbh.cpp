@@ -33,6 +33,8 @@ BbhConfig to_config(const BbhArgs& a) {
   BbhConfig c;
   c.model_path = a.model.model;
   c.bf16 = a.model.bf16;
+  c.int8 = a.model.int8;
+  c.quantized = a.model.quantized;
   c.data_dir = a.data_dir;
   c.methods = for_flag("--methods", [&] { return parse_bbh_methods(a.methods); });
   c.seeds = for_flag("--seeds", [&] { return parse_seed_list(a.seeds); });

@@ -30,6 +30,12 @@ void ModelArgs::add_compute_options(CLI::App* cmd) {
   cmd->add_flag("--bf16", bf16,
                 "bf16 weights and matrix products (oneDNN, f32 accumulation): about 2x faster, "
                 "half the memory; losses within 1e-2 relative of the f32 path");
+  cmd->add_flag("--int8", int8,
+                "int8 weights per output channel (quantized at load) and int8 activations per 32 "
+                "values, AVX512-VNNI products with f32 accumulation; LoRA stays f32");
+  cmd->add_flag("--quantized", quantized,
+                "GGUF models: compute in the file's quantized blocks (Q4_0..Q8_0, Q4_K, Q5_K, "
+                "Q6_K) against int8 activations instead of expanding them at load");
 }
 
 LoraModule ModelArgs::adapter() const {
@@ -42,6 +48,8 @@ std::unique_ptr<Model> ModelArgs::load() const {
   LoadOptions options;
   options.threads = threads;
   options.bf16 = bf16;
+  options.int8 = int8;
+  options.quantized = quantized;
   auto loaded = load_model(model, options);
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.
   if (!lora.empty()) {

@@ -20,9 +20,11 @@ struct ModelArgs {
   std::vector<std::string> lora;
   std::string weights;  // --weights w1,w2,... for several --lora
   ComposeArgs compose;
-  uint64_t seed = 42;  // DARE's masks
-  bool chat = false;   // wrap inputs in the model's chat template (instruct models)
-  bool bf16 = false;   // bf16 weights and products (fast path) instead of f32 (reference path)
+  uint64_t seed = 42;      // DARE's masks
+  bool chat = false;       // wrap inputs in the model's chat template (instruct models)
+  bool bf16 = false;       // bf16 weights and products (fast path) instead of f32 (reference path)
+  bool int8 = false;       // int8 weights per output channel, VNNI products
+  bool quantized = false;  // GGUF: products in the file's quantized blocks
 
   void add_options(CLI::App* cmd);
   // --threads and --bf16, for commands that define their own --model/--lora.

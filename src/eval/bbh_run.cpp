@@ -184,6 +184,8 @@ json bbh_settings(const BbhConfig& c, std::string_view engine_version) {
             {"l1", ObjectiveOptions{}.l1}};
   // Only when set, so that the key of the default settings stays as it was before they existed.
   if (c.bf16) s["compute"] = "bf16";
+  if (c.int8) s["compute_int8"] = true;
+  if (c.quantized) s["compute_quantized"] = true;
   if (c.sampler != "fisher-yates") s["sampler"] = c.sampler;
   return s;
 }

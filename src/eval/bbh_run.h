@@ -38,11 +38,12 @@ std::vector<uint64_t> parse_seed_list(const std::string& text);
 std::vector<std::string> parse_bbh_tasks(const std::string& text, const std::string& data_dir);
 
 struct BbhConfig {
-  std::string model_path;          // named in the cache key by content hash
-  bool bf16 = false;               // the compute path the model was loaded with
-  std::vector<std::string> pool;   // module directories
-  std::string data_dir;            // tasks/, task-prompts/
-  std::vector<std::string> tasks;  // parse_bbh_tasks
+  std::string model_path;                // named in the cache key by content hash
+  bool bf16 = false;                     // the compute path the model was loaded with
+  bool int8 = false, quantized = false;  // (the quantized paths, likewise)
+  std::vector<std::string> pool;         // module directories
+  std::string data_dir;                  // tasks/, task-prompts/
+  std::vector<std::string> tasks;        // parse_bbh_tasks
   std::vector<std::string> methods = bbh_methods();
   std::vector<uint64_t> seeds = {1, 2, 3, 4, 5};
   size_t sample = 20;                    // modules drawn per seed

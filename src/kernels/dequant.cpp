@@ -18,6 +18,16 @@
 #endif
 
 namespace lorahub {
+
+void scale_min_k4(const uint8_t* s, uint8_t* sc, uint8_t* mn) {
+  for (int j = 0; j < 4; ++j) {
+    sc[j] = s[j] & 0x3f;
+    mn[j] = s[j + 4] & 0x3f;
+    sc[j + 4] = (s[j + 8] & 0x0f) | ((s[j] >> 2) & 0x30);
+    mn[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 2) & 0x30);
+  }
+}
+
 namespace {
 
 using Kernel = void (*)(const uint8_t* block, float* out);
@@ -37,10 +47,6 @@ uint32_t u32_at(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
   return v;
-}
-// Element j of a 32-value nibble block: low nibbles of bytes 0..15, then their high nibbles.
-int nibble32(const uint8_t* qs, int j) {
-  return j < 16 ? qs[j] & 0x0f : qs[j - 16] >> 4;
 }
 // x · (−1 when bit `bit` of pattern is set, else 1), as x86's multiply gives it: a NaN x comes
 // back unchanged. (The compiler may turn x · −1 into a negation, which flips a NaN's sign: so the
@@ -139,15 +145,6 @@ void q3_k(const uint8_t* b, float* y) {
     const int low = (qs[32 * h + l] >> (2 * sh)) & 3;
     const int high = ((hmask[l] >> (i / 32)) & 1) ^ 1;
     y[i] = dl[i / 16] * static_cast<float>(low - (high << 2));
-  }
-}
-// The eight 6-bit (scale, min) pairs of Q4_K/Q5_K, packed in 12 bytes.
-void scale_min_k4(const uint8_t* s, uint8_t* sc, uint8_t* mn) {
-  for (int j = 0; j < 4; ++j) {
-    sc[j] = s[j] & 0x3f;
-    mn[j] = s[j + 4] & 0x3f;
-    sc[j + 4] = (s[j + 8] & 0x0f) | ((s[j] >> 2) & 0x30);
-    mn[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 2) & 0x30);
   }
 }
 // Q4_K: f16 d | f16 dmin | 12 B scales | 128 B nibbles. Element i = 64·c + 32·k + l is nibble k

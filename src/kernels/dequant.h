@@ -52,6 +52,14 @@ inline int64_t block_bytes(BlockFormat format) {
   return block_layout(format).bytes;
 }
 
+// The block pieces the quantized products (kernels/quant_matmul.h) share with dequantization:
+// element j of a 32-value nibble block (low nibbles of bytes 0..15, then their high nibbles), and
+// the eight 6-bit (scale, min) pairs of Q4_K/Q5_K packed in 12 bytes.
+inline int nibble32(const uint8_t* qs, int j) {
+  return j < 16 ? qs[j] & 0x0f : qs[j - 16] >> 4;
+}
+void scale_min_k4(const uint8_t* s, uint8_t* sc, uint8_t* mn);
+
 // n must be a multiple of the format's block; src holds n / elements blocks.
 void dequantize(BlockFormat format, const std::byte* src, float* dst, int64_t n);
 

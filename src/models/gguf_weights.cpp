@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/half.h"
 #include "kernels/dequant.h"
+#include "kernels/quant_matmul.h"
 
 namespace lorahub {
 
@@ -153,6 +154,28 @@ void GgufWeightSource::read_rows(const std::string& name, int64_t row0, int64_t 
   }
   if (e.shift != 0.0f)
     for (int64_t k = 0; k < rows * t.ne[0]; ++k) out[k] += e.shift;
+}
+
+std::shared_ptr<const QuantMatrix> GgufWeightSource::quantized(const std::string& name) const {
+  const Entry& e = entry(name);
+  const GgufTensorInfo& t = *e.tensor;
+  const auto block = block_format(t.type);
+  const auto format = block ? quant_format_for(*block) : std::nullopt;
+  if (!format || e.shift != 0.0f || t.shape().size() != 2) return nullptr;
+  auto m = std::make_shared<QuantMatrix>();
+  m->format = *format;
+  m->cols = t.ne[0];
+  m->rows = t.numel() / t.ne[0];
+  const uint64_t bytes = row_bytes(t);
+  const std::byte* src = gguf_.tensor_bytes(t).data();
+  m->data.resize(static_cast<size_t>(m->rows) * bytes);
+  const int64_t d = e.rope_heads == 0 ? 0 : m->rows / e.rope_heads, half = d / 2;
+  for (int64_t r = 0; r < m->rows; ++r) {
+    // As read_rows: transformers row h·d + j·d/2 + i is GGUF row h·d + 2i + j.
+    const int64_t from = d == 0 ? r : r / d * d + 2 * (r % half) + r % d / half;
+    std::memcpy(m->data.data() + r * bytes, src + from * bytes, bytes);
+  }
+  return m;
 }
 
 void GgufWeightSource::release(const std::string& name) const {

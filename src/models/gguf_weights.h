@@ -49,6 +49,8 @@ class GgufWeightSource : public WeightSource {
   Shape shape(const std::string& name) const override { return entry(name).tensor->shape(); }
   void read_rows(const std::string& name, int64_t row0, int64_t rows, float* out) const override;
   void release(const std::string& name) const override;
+  // The tensor's rows as stored (rows in transformers' order), where its type has a kernel.
+  std::shared_ptr<const QuantMatrix> quantized(const std::string& name) const override;
   const std::map<std::string, Entry>& entries() const { return tensors_; }
 
  private:

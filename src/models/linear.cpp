@@ -25,10 +25,12 @@ const std::vector<LoraDelta>* find_deltas(const Linear& layer, const LoraMap* lo
 
 void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
                     const LoraRows& lora) {
-  if (layer.weight_bf16 == nullptr)
-    matmul_abt(x, layer.weight.data(), y, rows, layer.out, layer.in);
-  else
+  if (layer.weight_q != nullptr)
+    matmul_abt_quant(x, *layer.weight_q, y, rows);
+  else if (layer.weight_bf16 != nullptr)
     matmul_abt_bf16(x, layer.weight_bf16->data(), y, rows, layer.out, layer.in);
+  else
+    matmul_abt(x, layer.weight.data(), y, rows, layer.out, layer.in);
   if (!layer.bias.empty()) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t o = 0; o < layer.out; ++o) y[r * layer.out + o] += layer.bias[o];
@@ -42,8 +44,8 @@ void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
     float* ys = y + span.begin * layer.out;
     for (const LoraDelta& d : *deltas) {
       ax.resize(static_cast<size_t>(n * d.r));
-      matmul_abt(xs, d.A.data(), ax.data(), n, d.r, d.in);        // [n, r] = x Aᵀ
-      for (float& v : ax) v *= d.scale;                           // scale the small side
+      matmul_abt(xs, d.A.data(), ax.data(), n, d.r, d.in);         // [n, r] = x Aᵀ
+      for (float& v : ax) v *= d.scale;                            // scale the small side
       matmul_abt(ax.data(), d.B.data(), ys, n, d.out, d.r, 1.0f);  // y += (s·x Aᵀ) Bᵀ
     }
   }
@@ -55,6 +57,11 @@ void convert_to_bf16(Linear& layer) {
 }
 
 std::vector<float> weight_f32(const Linear& layer) {
+  if (layer.weight_q != nullptr) {
+    std::vector<float> w(static_cast<size_t>(layer.out * layer.in));
+    dequantize_rows(*layer.weight_q, 0, layer.out, w.data());
+    return w;
+  }
   return layer.weight_bf16 == nullptr ? layer.weight : widen_bf16(*layer.weight_bf16);
 }
 
@@ -75,8 +82,12 @@ void merge_lora_into(Linear& layer, const LoraMap& lora) {
   const auto* deltas = find_deltas(layer, &lora);
   if (deltas == nullptr) return;
   // bf16 weights: merged in f32 and rounded once, as PEFT merging into a bf16 model does.
+  // Quantized weights: merged in f32; int8 is quantized again, GGUF blocks (for which lorahub has
+  // no quantizer) stay f32.
   const bool bf16 = layer.weight_bf16 != nullptr;
-  if (bf16) layer.weight = weight_f32(layer);
+  const bool int8 = layer.weight_q != nullptr && layer.weight_q->format == QuantFormat::I8;
+  if (bf16 || layer.weight_q != nullptr) layer.weight = weight_f32(layer);
+  layer.weight_q = nullptr;
   for (const LoraDelta& d : *deltas) {
     check_delta(layer, d);
     std::vector<float> scaled_b(d.B);
@@ -84,6 +95,11 @@ void merge_lora_into(Linear& layer, const LoraMap& lora) {
     matmul_ab(scaled_b.data(), d.A.data(), layer.weight.data(), d.out, d.in, d.r, 1.0f);
   }
   if (bf16) convert_to_bf16(layer);
+  if (int8) {
+    layer.weight_q = std::make_shared<const QuantMatrix>(
+        quantize_rows_int8(layer.weight.data(), layer.out, layer.in));
+    layer.weight.clear();
+  }
 }
 
 }  // namespace lorahub

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/quant_matmul.h"
 #include "models/lora_delta.h"
 
 namespace lorahub {
@@ -24,14 +25,21 @@ struct Linear {
   // Shared, never written in place: a tied LM head views the embedding's table (weights.h), and a
   // merge gives the layer new storage.
   std::shared_ptr<const std::vector<uint16_t>> weight_bf16;
+  // The quantized paths (LoadOptions::int8, LoadOptions::quantized): W as int8 per output channel
+  // or as the GGUF file's blocks, multiplied in place (kernels/quant_matmul.h); the other weight
+  // fields are then empty. Shared and never written, as weight_bf16.
+  std::shared_ptr<const QuantMatrix> weight_q;
 
-  bool has_weight() const { return !weight.empty() || weight_bf16 != nullptr; }
+  bool has_weight() const {
+    return !weight.empty() || weight_bf16 != nullptr || weight_q != nullptr;
+  }
 };
 
 // y[rows, out] = x[rows, in] · Wᵀ + b, plus Σ scale · (x Aᵀ) Bᵀ on the rows of each span of
 // `lora` with that span's deltas for this layer. The base product runs once for all rows, the
 // side path once per span. With bf16 weights, x is rounded to bf16 for the base product (f32
-// accumulation); bias and the LoRA side path stay f32.
+// accumulation); with quantized weights, to int8 per 32 values (decoding steps; more rows use
+// dequantized weight tiles); bias and the LoRA side path stay f32.
 void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
                     const LoraRows& lora = {});
 

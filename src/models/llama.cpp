@@ -62,19 +62,19 @@ struct ForwardPart {
 
 class DecoderModel : public Model {
  public:
-  DecoderModel(const DecoderSpec& config, const WeightSource& weights, bool bf16,
+  DecoderModel(const DecoderSpec& config, const WeightSource& weights, const LoadOptions& options,
                std::unique_ptr<BpeTokenizer> tokenizer)
-      : cfg_(config), tokenizer_(std::move(tokenizer)), bf16_(bf16) {
+      : cfg_(config), tokenizer_(std::move(tokenizer)), bf16_(options.bf16) {
     inv_freq_ = rope_inv_freq(cfg_.head_dim, cfg_.rope.theta, cfg_.rope.scaling);
     if (cfg_.local_rope)
       inv_freq_local_ =
           rope_inv_freq(cfg_.head_dim, cfg_.rope_local.theta, cfg_.rope_local.scaling);
-    WeightReader r(weights, bf16);
+    WeightReader r(weights, {options.bf16, options.int8, options.quantized});
     embed_ = r.embedding("model.embed_tokens.weight", cfg_.vocab_size, cfg_.hidden);
     // transformers ties lm_head to the embedding when configured so, or when the file has none.
     const bool tied = cfg_.tied_embeddings || !weights.contains("lm_head.weight");
-    lm_head_ =
-        tied ? tied_head(embed_, "lm_head") : r.linear("lm_head", cfg_.hidden, cfg_.vocab_size);
+    lm_head_ = tied ? r.tied_linear(embed_, "model.embed_tokens.weight", "lm_head")
+                    : r.linear("lm_head", cfg_.hidden, cfg_.vocab_size);
     tied_head_ = tied;
     for (int64_t i = 0; i < cfg_.layers; ++i) blocks_.push_back(load_block(r, i));
     final_norm_ = norm(r, "model.norm", cfg_.hidden);
@@ -490,7 +490,7 @@ std::unique_ptr<Model> load_llama(const std::string& dir, const HfConfig& config
         "{}: no tokenizer: tokenizer.json not found (decoder-only models need it)", dir);
   auto tokenizer = BpeTokenizer::from_hf_dir(dir);
   const StateDict weights = load_model_weights(dir);
-  return std::make_unique<DecoderModel>(cfg, StateDictSource(weights), options.bf16,
+  return std::make_unique<DecoderModel>(cfg, StateDictSource(weights), options,
                                         std::move(tokenizer));
 }
 
@@ -502,7 +502,7 @@ std::unique_ptr<Model> load_llama_gguf(const std::string& path, const LoadOption
   // weights instead of adding to the peak (a quarter of it for SmolLM2-135M).
   gguf.forget_metadata();
   release_freed_memory();
-  return std::make_unique<DecoderModel>(cfg, gguf_weights(gguf, cfg), options.bf16,
+  return std::make_unique<DecoderModel>(cfg, gguf_weights(gguf, cfg), options,
                                         std::move(tokenizer));
 }
 

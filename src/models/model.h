@@ -134,6 +134,12 @@ void check_lora_targets(const LoraMap& lora, const std::vector<LinearInfo>& laye
 struct LoadOptions {
   bool bf16 = false;  // compute with bf16 weights (fast path) instead of f32 (reference path)
   int threads = 0;    // 0 = all cores
+  // Linear layers as int8 per output channel, quantized at load (any model); activations are
+  // quantized to int8 per 32 values on the fly (kernels/quant_matmul.h).
+  bool int8 = false;
+  // GGUF files: linear layers keep the file's quantized blocks (Q4_0 ... Q6_K) and are multiplied
+  // in them; types without a kernel load as int8 (with int8), bf16 (with bf16) or f32.
+  bool quantized = false;
 };
 
 // Loads from an HF model directory (config.json + weights + tokenizer) or a .gguf file.

@@ -73,17 +73,17 @@ struct T5Stack {
 
 class T5Model : public Model {
  public:
-  T5Model(const T5Config& config, const StateDict& weights, bool bf16,
+  T5Model(const T5Config& config, const StateDict& weights, const LoadOptions& options,
           std::unique_ptr<SentencePieceTokenizer> tokenizer)
-      : cfg_(config), tokenizer_(std::move(tokenizer)), bf16_(bf16) {
-    WeightReader reader(weights, bf16);
-    shared_ = reader.embedding(
-        weights.contains("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight",
-        cfg_.vocab_size, cfg_.d_model);
+      : cfg_(config), tokenizer_(std::move(tokenizer)), bf16_(options.bf16) {
+    WeightReader reader(weights, {options.bf16, options.int8, options.quantized});
+    const std::string shared_name =
+        weights.contains("shared.weight") ? "shared.weight" : "encoder.embed_tokens.weight";
+    shared_ = reader.embedding(shared_name, cfg_.vocab_size, cfg_.d_model);
     // transformers ties lm_head to shared unless the checkpoint holds its own lm_head.weight.
     untied_head_ = weights.contains("lm_head.weight");
     lm_head_ = untied_head_ ? reader.linear("lm_head", cfg_.d_model, cfg_.vocab_size)
-                            : tied_head(shared_, "lm_head");
+                            : reader.tied_linear(shared_, shared_name, "lm_head");
     encoder_ = load_stack(reader, "encoder", cfg_.num_layers, false);
     decoder_ = load_stack(reader, "decoder", cfg_.num_decoder_layers, true);
     std::vector<Linear*> targets;
@@ -458,7 +458,7 @@ std::unique_ptr<Model> load_t5(const std::string& dir, const HfConfig& config,
   const T5Config cfg = T5Config::from_hf(config);
   auto tokenizer = SentencePieceTokenizer::load(find_spiece_model(dir));
   const StateDict weights = load_model_weights(dir);
-  return std::make_unique<T5Model>(cfg, weights, options.bf16, std::move(tokenizer));
+  return std::make_unique<T5Model>(cfg, weights, options, std::move(tokenizer));
 }
 
 }  // namespace lorahub

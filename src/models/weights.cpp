@@ -74,12 +74,46 @@ Linear WeightReader::linear(const std::string& module, int64_t in, int64_t out,
   l.name = module;
   l.in = in;
   l.out = out;
-  if (bf16_)
+  if ((l.weight_q = quantized_weight(module + ".weight", in, out)))
+    ;
+  else if (bf16_)
     l.weight_bf16 =
         std::make_shared<const std::vector<uint16_t>>(tensor_bf16(module + ".weight", {out, in}));
   else
     l.weight = matrix(module + ".weight", out, in);
   if (with_bias) l.bias = tensor(module + ".bias", {out});
+  return l;
+}
+
+std::shared_ptr<const QuantMatrix> WeightReader::quantized_weight(const std::string& name,
+                                                                  int64_t in, int64_t out) const {
+  if (storage_.keep_quantized) {
+    check_shape(name, {out, in});
+    if (auto blocks = weights_.quantized(name)) {
+      weights_.release(name);
+      return blocks;
+    }
+  }
+  if (!storage_.int8) return nullptr;
+  const std::vector<float> w = matrix(name, out, in);
+  return std::make_shared<const QuantMatrix>(quantize_rows_int8(w.data(), out, in));
+}
+
+Linear WeightReader::tied_linear(const Embedding& embedding, const std::string& name,
+                                 std::string module) const {
+  std::shared_ptr<const QuantMatrix> q;
+  if (storage_.keep_quantized) q = weights_.quantized(name);
+  if (!q && storage_.int8) {
+    const std::vector<float> w = embedding.values();
+    q = std::make_shared<const QuantMatrix>(
+        quantize_rows_int8(w.data(), embedding.rows, embedding.dim));
+  }
+  if (!q) return tied_head(embedding, std::move(module));
+  Linear l;
+  l.name = std::move(module);
+  l.in = embedding.dim;
+  l.out = embedding.rows;
+  l.weight_q = std::move(q);
   return l;
 }
 

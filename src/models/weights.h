@@ -28,6 +28,20 @@ class WeightSource {
   virtual void read_rows(const std::string& name, int64_t row0, int64_t rows, float* out) const = 0;
   // The tensor has been converted: its file pages may leave memory (read again if touched).
   virtual void release(const std::string& name) const = 0;
+  // The tensor's quantized blocks as they are stored, where the source has them and the
+  // quantized products have a kernel for their type; nullptr otherwise.
+  virtual std::shared_ptr<const QuantMatrix> quantized(const std::string& /*name*/) const {
+    return nullptr;
+  }
+};
+
+// How a WeightReader holds linear layers and embeddings (from LoadOptions).
+struct WeightStorage {
+  bool bf16 = false;  // bf16 linear layers and embeddings (norms stay f32)
+  bool int8 = false;  // linear layers as int8 per output channel (quantized at load)
+  // linear layers as the source's quantized blocks where it has them (GGUF); the others (and the
+  // embeddings) as bf16 or f32 above
+  bool keep_quantized = false;
 };
 
 // A state dict's F32/F16/BF16 tensors (HF directories, T5).
@@ -46,11 +60,13 @@ class StateDictSource : public WeightSource {
 
 class WeightReader {
  public:
-  // bf16: linear layers and embeddings are held as bf16 (LoadOptions::bf16); norms stay f32.
-  explicit WeightReader(const WeightSource& weights, bool bf16 = false)
-      : weights_(weights), bf16_(bf16) {}
-  explicit WeightReader(const StateDict& weights, bool bf16 = false)
-      : owned_(std::make_unique<StateDictSource>(weights)), weights_(*owned_), bf16_(bf16) {}
+  explicit WeightReader(const WeightSource& weights, WeightStorage storage = {})
+      : weights_(weights), storage_(storage), bf16_(storage.bf16) {}
+  explicit WeightReader(const StateDict& weights, WeightStorage storage = {})
+      : owned_(std::make_unique<StateDictSource>(weights)),
+        weights_(*owned_),
+        storage_(storage),
+        bf16_(storage.bf16) {}
 
   bool contains(const std::string& name) const { return weights_.contains(name); }
 
@@ -63,8 +79,11 @@ class WeightReader {
   std::vector<uint16_t> tensor_bf16(const std::string& name, const Shape& shape) const;
 
   // `<module>.weight` [out, in] (and `<module>.bias` [out] when with_bias) as a Linear named
-  // module, in bf16 when the reader was made so.
+  // module, held as the reader's WeightStorage says.
   Linear linear(const std::string& module, int64_t in, int64_t out, bool with_bias = false) const;
+  // An LM head tied to `embedding` (read from tensor `name`): on the quantized paths its own
+  // int8 copy or the file's blocks of the table, else tied_head().
+  Linear tied_linear(const Embedding& embedding, const std::string& name, std::string module) const;
   // `<module>.weight` [dim] as an RMS norm.
   NormLayer norm(const std::string& module, int64_t dim, float eps) const;
   // A token embedding table [rows, dim], in bf16 when the reader was made so.
@@ -74,7 +93,12 @@ class WeightReader {
   void check_shape(const std::string& name, const Shape& shape) const;
 
   std::unique_ptr<const WeightSource> owned_;
+  // W as int8 or as the source's blocks where the storage asks for it; nullptr otherwise.
+  std::shared_ptr<const QuantMatrix> quantized_weight(const std::string& name, int64_t in,
+                                                      int64_t out) const;
+
   const WeightSource& weights_;
+  WeightStorage storage_;
   bool bf16_;
   mutable std::vector<float> chunk_;  // tensor_bf16's conversion buffer
 };

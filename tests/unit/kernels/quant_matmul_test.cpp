@@ -1,0 +1,189 @@
+// The quantized products (kernels/quant_matmul.h) against the f32 product of the dequantized
+// weights, for every format and both implementations, on every shape class: one row (decoding),
+// a few, 32, more than a row tile (prefill, scoring), odd widths and the tail of a 64-value chunk.
+// Stated tolerance: the activations are rounded to int8 per 32 values, so each
+// output may differ from the exact product of the dequantized weights by at most Σ|w_i|·d_i/2
+// (d_i the scale of x_i's block), plus f32 summation (1e-5 relative of Σ|w_i·x_i|). VNNI and the
+// scalar reference compute the same integers and differ by f32 summation order only. The
+// dequantized-tiles path (many rows) does not round A: it is held to the f32 summation term alone.
+#include "kernels/quant_matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "core/half.h"
+#include "support/random_values.h"
+
+namespace lorahub {
+namespace {
+using test_support::random_values;
+
+struct FormatCase {
+  QuantFormat format;
+  int64_t block_values, block_bytes;
+  std::vector<int> f16_scales;  // byte offsets of f16 fields set to sane scales
+  int f32_scale = -1;           // byte offset of an f32 scale (Q8_K)
+};
+
+const std::vector<FormatCase>& formats() {
+  static const std::vector<FormatCase> table = {
+      {QuantFormat::Q4_0, 32, 18, {0}},      {QuantFormat::Q4_1, 32, 20, {0, 2}},
+      {QuantFormat::Q5_0, 32, 22, {0}},      {QuantFormat::Q5_1, 32, 24, {0, 2}},
+      {QuantFormat::Q8_0, 32, 34, {0}},      {QuantFormat::Q4_K, 256, 144, {0, 2}},
+      {QuantFormat::Q5_K, 256, 176, {0, 2}}, {QuantFormat::Q6_K, 256, 210, {208}},
+      {QuantFormat::Q8_K, 256, 292, {}, 0},
+  };
+  return table;
+}
+
+// Random blocks (every bit pattern of the quants and sub-scales) with scales of a sane size.
+QuantMatrix random_matrix(const FormatCase& f, int64_t rows, int64_t cols, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(-0.05f, 0.05f);
+  QuantMatrix m;
+  m.format = f.format;
+  m.rows = rows;
+  m.cols = cols;
+  m.data.resize(static_cast<size_t>(rows * cols / f.block_values * f.block_bytes));
+  for (auto& b : m.data) b = static_cast<uint8_t>(byte(rng));
+  for (size_t b0 = 0; b0 < m.data.size(); b0 += static_cast<size_t>(f.block_bytes)) {
+    for (int off : f.f16_scales) {
+      const uint16_t h = f32_to_f16(scale(rng));
+      std::memcpy(&m.data[b0 + off], &h, 2);
+    }
+    if (f.f32_scale >= 0) {
+      const float s = scale(rng) * 0.1f;
+      std::memcpy(&m.data[b0 + f.f32_scale], &s, 4);
+    }
+  }
+  return m;
+}
+
+// Per output: the exact product of the dequantized weights and the bound stated above.
+struct Expected {
+  std::vector<double> value, bound;
+};
+Expected expected(const std::vector<float>& a, const QuantMatrix& b, int64_t m, bool exact_a) {
+  const int64_t n = b.rows, k = b.cols;
+  const int64_t block = 32;
+  std::vector<float> w(static_cast<size_t>(n * k));
+  dequantize_rows(b, 0, n, w.data());
+  Expected e{std::vector<double>(m * n), std::vector<double>(m * n)};
+  for (int64_t i = 0; i < m; ++i) {
+    std::vector<double> half_step(static_cast<size_t>(k));  // d/2 of each value's block
+    for (int64_t b0 = 0; b0 < k; b0 += block) {
+      double amax = 0;
+      for (int64_t t = b0; t < std::min(k, b0 + block); ++t)
+        amax = std::max(amax, double(std::fabs(a[i * k + t])));
+      for (int64_t t = b0; t < std::min(k, b0 + block); ++t) half_step[t] = amax / 127.0 / 2.0;
+    }
+    for (int64_t j = 0; j < n; ++j) {
+      double sum = 0, quant = 0, magnitude = 0;
+      for (int64_t t = 0; t < k; ++t) {
+        const double wv = w[j * k + t], xv = a[i * k + t];
+        sum += wv * xv;
+        quant += std::fabs(wv) * half_step[t];
+        magnitude += std::fabs(wv * xv);
+      }
+      e.value[i * n + j] = sum;
+      e.bound[i * n + j] =
+          exact_a ? 1e-5 * magnitude + 1e-30 : quant * 1.001 + 1e-5 * (magnitude + quant) + 1e-30;
+    }
+  }
+  return e;
+}
+
+struct Shape {
+  int64_t m, n, k;
+};
+
+void check_product(const QuantMatrix& b, int64_t m, QuantPath path) {
+  const auto a = random_values(static_cast<size_t>(m * b.cols), 11);
+  std::vector<float> c(static_cast<size_t>(m * b.rows), std::nanf(""));  // beta 0 must not read C
+  matmul_abt_quant(a.data(), b, c.data(), m, 0.0f, path);
+  const Expected e = expected(a, b, m, path == QuantPath::kDequantizedTiles);
+  for (size_t i = 0; i < c.size(); ++i)
+    ASSERT_NEAR(c[i], e.value[i], e.bound[i]) << quant_format_name(b.format) << " element " << i;
+}
+
+bool skip_path(QuantPath path) {
+  return path == QuantPath::kVnni && !quant_vnni_available();
+}
+
+class QuantBlocks : public ::testing::TestWithParam<std::tuple<size_t, Shape, QuantPath>> {};
+
+TEST_P(QuantBlocks, WithinStatedToleranceOfDequantizedProduct) {
+  const auto [fi, shape, path] = GetParam();
+  if (skip_path(path)) GTEST_SKIP() << "this CPU has no AVX512-VNNI";
+  const FormatCase& f = formats()[fi];
+  // k in whole blocks: shape.k counts 32-value units for the legacy formats, 256 for K-quants.
+  const int64_t k = f.block_values == 32 ? shape.k * 32 : (shape.k + 7) / 8 * 256;
+  check_product(random_matrix(f, shape.n, k, 5), shape.m, path);
+}
+
+// k units: 1 (a lone half chunk), 3 (a chunk and a tail), 18 (SmolLM2's 576); K-quants round up.
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, QuantBlocks,
+    ::testing::Combine(::testing::Range<size_t>(0, 9),
+                       ::testing::Values(Shape{1, 1, 1}, Shape{1, 67, 18}, Shape{3, 5, 3},
+                                         Shape{32, 9, 8}, Shape{37, 6, 24}, Shape{300, 3, 9}),
+                       ::testing::Values(QuantPath::kScalar, QuantPath::kVnni,
+                                         QuantPath::kDequantizedTiles, QuantPath::kAuto)));
+
+class QuantInt8 : public ::testing::TestWithParam<std::tuple<Shape, QuantPath>> {};
+
+TEST_P(QuantInt8, WithinStatedToleranceOfDequantizedProduct) {
+  const auto [shape, path] = GetParam();
+  if (skip_path(path)) GTEST_SKIP() << "this CPU has no AVX512-VNNI";
+  const auto w = random_values(static_cast<size_t>(shape.n * shape.k), 3, 0.1f);
+  check_product(quantize_rows_int8(w.data(), shape.n, shape.k), shape.m, path);
+}
+
+TEST_P(QuantInt8, WeightsWithinHalfAStepOfF32) {
+  const auto [shape, path] = GetParam();
+  const auto w = random_values(static_cast<size_t>(shape.n * shape.k), 4);
+  const QuantMatrix q = quantize_rows_int8(w.data(), shape.n, shape.k);
+  std::vector<float> back(w.size());
+  dequantize_rows(q, 0, shape.n, back.data());
+  for (int64_t r = 0; r < shape.n; ++r)
+    for (int64_t t = 0; t < shape.k; ++t)
+      ASSERT_LE(std::fabs(back[r * shape.k + t] - w[r * shape.k + t]),
+                q.row_scale[r] * 0.5f * 1.0001f);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Shapes, QuantInt8,
+    ::testing::Combine(::testing::Values(Shape{1, 1, 1}, Shape{3, 5, 7}, Shape{1, 64, 576},
+                                         Shape{2, 6, 33}, Shape{32, 67, 100}, Shape{300, 9, 1536}),
+                       ::testing::Values(QuantPath::kScalar, QuantPath::kVnni,
+                                         QuantPath::kDequantizedTiles)));
+
+TEST(QuantMatmul, VnniAndScalarAgreeAndBetaAccumulates) {
+  if (!quant_vnni_available()) GTEST_SKIP() << "this CPU has no AVX512-VNNI";
+  const QuantMatrix b = random_matrix(formats()[5], 13, 512, 9);  // Q4_K: offsets too
+  const int64_t m = 7;
+  const auto a = random_values(static_cast<size_t>(m * b.cols), 12);
+  std::vector<float> s(m * b.rows), v(m * b.rows);
+  matmul_abt_quant(a.data(), b, s.data(), m, 0.0f, QuantPath::kScalar);
+  matmul_abt_quant(a.data(), b, v.data(), m, 0.0f, QuantPath::kVnni);
+  for (size_t i = 0; i < s.size(); ++i) ASSERT_NEAR(v[i], s[i], 1e-5 * (1 + std::fabs(s[i])));
+  std::vector<float> twice = v;
+  matmul_abt_quant(a.data(), b, twice.data(), m, 0.5f, QuantPath::kVnni);
+  for (size_t i = 0; i < v.size(); ++i)
+    ASSERT_NEAR(twice[i], 1.5f * v[i], 1e-5 * (1 + std::fabs(v[i])));
+}
+
+TEST(QuantMatmulMalformed, PartialBlocksAreAnError) {
+  QuantMatrix b = random_matrix(formats()[4], 2, 64, 1);
+  b.data.pop_back();
+  std::vector<float> a(64), c(2);
+  EXPECT_THROW(matmul_abt_quant(a.data(), b, c.data(), 1), Error);
+}
+
+}  // namespace
+}  // namespace lorahub
