@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, lorahub_bin, run_lorahub
+from hub_support import Hub, create_token
 
 sys.path.insert(0, str(ROOT / "tests" / "parity"))
 from lorahub_tiny import make_modules  # noqa: E402
@@ -39,8 +40,13 @@ def example(tmp_path_factory):
         text = (prefix / "include" / "lorahub" / h).read_text()
         assert '#include "' not in text.replace('#include "lorahub/', "")
     out = root / "example"
-    run(["cmake", "-S", ROOT / "examples" / "cpp", "-B", out, f"-DCMAKE_PREFIX_PATH={prefix}"]
-        + (["-G", "Ninja"] if shutil.which("ninja") else []))
+    flags = []
+    if "LORAHUB_SANITIZE:BOOL=ON" in (build / "CMakeCache.txt").read_text():
+        # A sanitized library loads only into a sanitized program (the malformed tests' run).
+        sanitize = "-fsanitize=address,undefined"
+        flags = [f"-DCMAKE_CXX_FLAGS={sanitize}", f"-DCMAKE_EXE_LINKER_FLAGS={sanitize}"]
+    run(["cmake", "-S", ROOT / "examples" / "cpp", "-B", out, f"-DCMAKE_PREFIX_PATH={prefix}",
+         *flags] + (["-G", "Ninja"] if shutil.which("ninja") else []))
     run(["cmake", "--build", out])
     return out / "compose_and_generate"
 
@@ -80,6 +86,28 @@ def test_example_links_the_installed_package_and_matches_the_cli(example, tiny):
     base = run_lorahub("score", "--model", tiny["model"], "--data", root / "rows.jsonl",
                        "--json").json()
     assert base["examples"][0]["loss"] != pytest.approx(scores[0]["loss"], rel=1e-3)
+
+
+def test_module_ids_come_from_the_hub(example, tiny, tmp_path):
+    """Names that are not local folders are hub ids (LORAHUB_ENDPOINT), pulled into the cache
+    once: the same composition as from the folders."""
+    root = tiny["root"]
+    args = [WEIGHTS, root / "inputs.txt", root / "outputs.txt"]
+    local = run([example, tiny["model"], *args, *tiny["modules"]]).stdout
+    with Hub(tmp_path / "hub") as hub:
+        token = create_token(hub.root, "cpp")
+        ids = []
+        for i, module in enumerate(tiny["modules"]):
+            run_lorahub("hub", "push", module, "--repo", f"cpp/module{i}", "--endpoint", hub.url,
+                        "--token", token)
+            ids.append(f"cpp/module{i}")
+        env = {**os.environ, "LORAHUB_ENDPOINT": hub.url, "LORAHUB_CACHE": str(tmp_path / "cache")}
+        assert run([example, tiny["model"], *args, *ids], env=env).stdout == local
+        assert len(list((tmp_path / "cache" / "cpp").iterdir())) == 3
+        env.pop("LORAHUB_ENDPOINT")
+        proc = subprocess.run([str(c) for c in [example, tiny["model"], *args, *ids]],
+                              capture_output=True, text=True, timeout=120, env=env)
+        assert proc.returncode == 1 and "LORAHUB_ENDPOINT" in proc.stderr, proc.stderr
 
 
 @pytest.mark.malformed
