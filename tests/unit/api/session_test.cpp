@@ -287,7 +287,12 @@ TEST_F(ApiTest, MalformedInputsNameTheProblem) {
   expect_error([&] { api::Session(model_, api::Adapter::load(foreign)); }, "not a linear layer");
   // A hub id without an endpoint.
   unsetenv("LORAHUB_ENDPOINT");
-  expect_error([&] { api::ModuleSet::load({"someone/module"}); }, "LORAHUB_ENDPOINT");
+  expect_error(
+      [&] {
+        api::ModuleSet::load({modules_[0], "someone/module"});
+      },
+      "module 'someone/module' is not a local directory");
+  expect_error([&] { api::hub_fetch({"someone/module"}); }, "LORAHUB_ENDPOINT");
   api::ComposeOptions bad;
   bad.method = "average";
   expect_error([&] { set.compose({1, 1, 1}, bad); }, "average");
