@@ -252,7 +252,11 @@ TEST_F(ApiTest, BatcherEqualsSessionsPerAdapter) {
   const uint64_t cancelled = batcher.add(kInputs[0], adapters[0], options);
   batcher.cancel(cancelled);
   EXPECT_EQ(batcher.active(), 4u);
+  EXPECT_EQ(batcher.step(), 2u);  // the first batch: the sequences with the oldest's adapter
+  // A sequence added while a batch decodes joins a later one.
+  const uint64_t late = batcher.add(kInputs[2], adapters[2], options);
   for (int guard = 0; batcher.active() > 0 && guard < 1000; ++guard) batcher.step();
+  EXPECT_EQ(text[late], expected[2]);
   EXPECT_EQ(batcher.active(), 0u);
   for (size_t i = 0; i < kInputs.size(); ++i) {
     EXPECT_EQ(text[ids[i]], expected[i]) << i;
