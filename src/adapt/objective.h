@@ -58,15 +58,18 @@ class Objective {
  public:
   // `examples` are tokenized (Model::make_example); they are truncated here. Throws Error when
   // there are no examples, or an example has no label tokens.
-  Objective(Model& model, const ModuleSet& modules, std::vector<Example> examples,
+  Objective(const Model& model, const ModuleSet& modules, std::vector<Example> examples,
             ObjectiveOptions options = {});
 
-  // loss(w) + penalty(w); leaves the model without LoRA afterwards.
+  // loss(w) + penalty(w).
   double operator()(const Point& w);
-  // One value per point, in order (the BatchObjective the optimizers take).
+  // One value per point, in order (the BatchObjective the optimizers take). All points are
+  // scored in shared forwards: each example once per point, each with its point's adapter (the
+  // base products once for all rows, the low-rank path per point).
   std::vector<double> evaluate(const std::vector<Point>& points);
 
   double loss(const Point& w);  // the loss term alone
+  std::vector<double> losses(const std::vector<Point>& points);  // one per point
   double penalty(const Point& w) const;
   size_t dimension() const { return modules_.size(); }
   size_t example_count() const { return examples_.size(); }
@@ -74,9 +77,10 @@ class Objective {
   CombineMethod combine_method() const { return options_.combine.method; }
 
  private:
-  double loss_of_current_model();
+  // The loss term of one batch of examples from their per-example losses.
+  double batch_loss(const ExampleLoss* losses, size_t n) const;
 
-  Model& model_;
+  const Model& model_;
   const ModuleSet& modules_;
   std::vector<Example> examples_;
   ObjectiveOptions options_;

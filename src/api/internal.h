@@ -15,16 +15,13 @@ namespace lorahub::api {
 
 struct Model::Impl {
   std::string path;
-  std::unique_ptr<lorahub::Model> engine;
-  // Today's engine keeps the LoRA side path in the model (Model::set_lora): a call that runs with
-  // an adapter holds this for its whole duration (session.cpp). Goes away with immutable models.
-  mutable std::mutex lora_mutex;
+  std::unique_ptr<lorahub::Model> engine;  // immutable once shared (merging happens at load)
 };
 
 struct Adapter::Impl {
   std::string name;
   LoraModule module;
-  LoraMap map;  // module as the models' side path
+  std::shared_ptr<const LoraMap> map;  // module as the models' side path
 };
 
 struct ModuleSet::Impl {
@@ -37,22 +34,20 @@ struct ModuleSet::Impl {
 void ensure_runtime();
 
 // The handles' engine objects.
-inline lorahub::Model& engine(const api::Model& model) {
+inline const lorahub::Model& engine(const api::Model& model) {
   return *model.impl().engine;
 }
 std::shared_ptr<const Adapter> make_adapter(std::string name, LoraModule module);
 
-// Throws Error naming the first target of `adapter` that the model does not have or whose shape
-// differs from the model's layer.
-void check_adapter_fits(const api::Model& model, const Adapter& adapter);
-
-// Runs f() with `adapter` (nullptr = none) as the model's LoRA side path, excluding every other
-// call that sets one (session.cpp: the one place that knows how adapters reach the engine).
-void with_adapter(const api::Model& model, const Adapter* adapter,
-                  const std::function<void(lorahub::Model&)>& f);
+// `adapter` bound to the model (nullptr for none). Throws Error naming the first target that the
+// model does not have or whose shape differs from the model's layer.
+std::shared_ptr<const BoundLora> bind(const api::Model& model, const Adapter* adapter);
 
 // The engine's combine options for the public ones (names parsed, values checked).
 CombineOptions to_combine_options(const ComposeOptions& options);
+
+// The public name of a finish reason: "stop" (EOS or a stop string), "length", "cancelled".
+const char* finish_reason(FinishReason reason);
 
 // The engine's decode options for the public generation options (sampling, stop, max tokens).
 DecodeOptions to_decode_options(const GenerationOptions& options);

@@ -29,11 +29,10 @@ LearnResult learn(std::shared_ptr<const Model> model, const ModuleSet& modules,
         outputs.size());
   check(!inputs.empty(), "learn: no examples");
   const ObjectiveOptions objective_opts = objective_options(options);
-  for (size_t i = 0; i < modules.size(); ++i) check_adapter_fits(*model, *modules.module(i));
+  for (size_t i = 0; i < modules.size(); ++i) bind(*model, modules.module(i).get());
   LearnResult out;
-  // The objective sets each composition on the model itself; holding the model's adapter lock
-  // (with none set) keeps every other call off it meanwhile.
-  with_adapter(*model, nullptr, [&](lorahub::Model& m) {
+  {
+    const lorahub::Model& m = engine(*model);
     std::vector<Example> examples;
     for (size_t i = 0; i < inputs.size(); ++i)
       examples.push_back(m.make_example(inputs[i], outputs[i]));
@@ -52,7 +51,7 @@ LearnResult learn(std::shared_ptr<const Model> model, const ModuleSet& modules,
     out.weights = r.weights;
     out.objective = r.objective;
     out.seconds = r.seconds;
-  });
+  }
   out.adapter = modules.compose(out.weights, options.compose);
   return out;
 }

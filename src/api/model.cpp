@@ -28,9 +28,8 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const ModelOpt
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.
   for (const std::string& dir : options.merge) {
     const std::shared_ptr<const Adapter> adapter = Adapter::load(dir);
-    const Model view(impl);
-    check_adapter_fits(view, *adapter);
-    impl->engine->merge_lora(adapter->impl().map);
+    bind(Model(impl), adapter.get());  // checks targets and shapes, naming the adapter
+    impl->engine->merge_lora(*adapter->impl().map);
   }
   return std::make_shared<const Model>(std::move(impl));
 }
@@ -88,7 +87,7 @@ Adapter::Adapter(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
 std::shared_ptr<const Adapter> make_adapter(std::string name, LoraModule module) {
   auto impl = std::make_shared<Adapter::Impl>();
   impl->name = std::move(name);
-  impl->map = to_lora_map(module);
+  impl->map = std::make_shared<const LoraMap>(to_lora_map(module));
   impl->module = std::move(module);
   return std::make_shared<const Adapter>(std::move(impl));
 }

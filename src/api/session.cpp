@@ -1,7 +1,6 @@
-// Sessions on today's engine: the model keeps one LoRA side path (Model::set_lora), so every call
-// holds the model's mutex, sets the session's adapter, runs, and takes it off again. Every engine
-// call of a session is in this file (and batcher.cpp), so that per-call adapters replace this
-// without touching the rest of the API.
+// Sessions: a session binds its adapter to the model once (Model::bind_lora checks targets and
+// shapes) and passes it with every call; the model is immutable, so sessions on one model run in
+// parallel threads. Every engine call of a session is in this file (and batcher.cpp).
 #include <algorithm>
 
 #include "api/internal.h"
@@ -10,32 +9,24 @@
 
 namespace lorahub::api {
 
-void check_adapter_fits(const api::Model& model, const Adapter& adapter) {
-  const lorahub::Model& m = engine(model);
-  const std::vector<LinearInfo> layers = m.linear_layers();
-  check_lora_targets(adapter.impl().map, layers, m.architecture());
-  for (const LinearInfo& layer : layers) {
-    const auto it = adapter.impl().map.find(layer.name);
-    if (it == adapter.impl().map.end()) continue;
-    for (const LoraDelta& d : it->second)
-      check(d.in == layer.in && d.out == layer.out,
-            "adapter {}: target '{}' is {}x{} (out x in) but the model's layer is {}x{}",
-            adapter.name(), layer.name, d.out, d.in, layer.out, layer.in);
+std::shared_ptr<const BoundLora> bind(const api::Model& model, const Adapter* adapter) {
+  if (adapter == nullptr) return nullptr;
+  try {
+    return engine(model).bind_lora(adapter->impl().map);
+  } catch (const Error& e) {
+    fail("adapter {}: {}", adapter->name(), e.what());
   }
 }
 
-void with_adapter(const api::Model& model, const Adapter* adapter,
-                  const std::function<void(lorahub::Model&)>& f) {
-  std::lock_guard<std::mutex> lock(model.impl().lora_mutex);
-  lorahub::Model& m = engine(model);
-  m.set_lora(adapter != nullptr ? &adapter->impl().map : nullptr);
-  try {
-    f(m);
-  } catch (...) {
-    m.set_lora(nullptr);  // never leave the model pointing at an adapter it does not own
-    throw;
+const char* finish_reason(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kLength:
+      return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
+    default:
+      return "stop";  // EOS or a stop string, as OpenAI's API names both
   }
-  m.set_lora(nullptr);
 }
 
 DecodeOptions to_decode_options(const GenerationOptions& options) {
@@ -54,6 +45,9 @@ DecodeOptions to_decode_options(const GenerationOptions& options) {
 struct Session::Impl {
   std::shared_ptr<const Model> model;
   std::shared_ptr<const Adapter> adapter;
+  std::shared_ptr<const BoundLora> bound;  // adapter bound to model
+
+  SequenceLora lora() const { return bound ? SequenceLora{bound.get()} : SequenceLora{}; }
 };
 
 Session::Session(std::shared_ptr<const Model> model, std::shared_ptr<const Adapter> adapter)
@@ -68,7 +62,7 @@ Session::Session(Session&&) noexcept = default;
 Session& Session::operator=(Session&&) noexcept = default;
 
 void Session::set_adapter(std::shared_ptr<const Adapter> adapter) {
-  if (adapter) check_adapter_fits(*impl_->model, *adapter);
+  impl_->bound = bind(*impl_->model, adapter.get());
   impl_->adapter = std::move(adapter);
 }
 
@@ -86,7 +80,8 @@ std::vector<ExampleScore> Session::score(const std::vector<std::string>& inputs,
   check(batch_size >= 0, "score: batch_size must be >= 0, got {}", batch_size);
   std::vector<ExampleScore> scores;
   if (inputs.empty()) return scores;
-  with_adapter(*impl_->model, impl_->adapter.get(), [&](lorahub::Model& m) {
+  const lorahub::Model& m = engine(*impl_->model);
+  {
     std::vector<Example> examples;
     for (size_t i = 0; i < inputs.size(); ++i)
       examples.push_back(m.make_example(inputs[i], outputs[i]));
@@ -94,9 +89,10 @@ std::vector<ExampleScore> Session::score(const std::vector<std::string>& inputs,
     for (size_t first = 0; first < examples.size(); first += step) {
       const std::vector<Example> batch(examples.begin() + first,
                                        examples.begin() + std::min(examples.size(), first + step));
-      for (const ExampleLoss& l : m.score(batch)) scores.push_back({l.ce_sum, l.tokens});
+      for (const ExampleLoss& l : m.score(batch, impl_->lora()))
+        scores.push_back({l.ce_sum, l.tokens});
     }
-  });
+  }
   return scores;
 }
 
@@ -105,8 +101,8 @@ std::vector<Generation> Session::generate(const std::vector<std::string>& prompt
   GenerateOptions generate;
   generate.decode = to_decode_options(options);
   generate.batch_size = std::max(1, options.batch_size);
-  // A sequence whose stream callback said false is cancelled: it gets no more events, and its
-  // result is what it had streamed (its batch still runs to the end on today's engine).
+  // A sequence whose stream callback says false is cancelled: it gets no more events, and its
+  // result is what it had streamed (its batch runs on to the end).
   std::vector<bool> cancelled(prompts.size(), false);
   std::vector<std::string> streamed(prompts.size());
   std::vector<std::vector<int32_t>> tokens(prompts.size());
@@ -117,10 +113,8 @@ std::vector<Generation> Session::generate(const std::vector<std::string>& prompt
         streamed[e.sequence] += e.text;
         tokens[e.sequence].push_back(e.token);
       }
-      // The loop ends a sequence at its token limit, or else at EOS or a stop string.
-      const bool full = std::ssize(tokens[e.sequence]) >= options.max_new_tokens;
-      const TextEvent event{e.sequence, e.text, e.done, e.done ? (full ? "length" : "stop") : ""};
-      if (!options.on_text(event) && !e.done) {
+      const char* reason = e.done && e.result ? finish_reason(e.result->finish) : "";
+      if (!options.on_text(TextEvent{e.sequence, e.text, e.done, reason}) && !e.done) {
         cancelled[e.sequence] = true;
         options.on_text(TextEvent{e.sequence, {}, true, "cancelled"});
       }
@@ -129,13 +123,12 @@ std::vector<Generation> Session::generate(const std::vector<std::string>& prompt
     generate.on_progress = [&](size_t done, size_t total) {
       if (!options.on_progress("generate", done, total)) throw Cancelled();
     };
-  std::vector<Decoded> decoded;
+  const lorahub::Model& m = engine(*impl_->model);
+  generate.lora = impl_->bound.get();
   std::vector<size_t> prompt_tokens;
-  with_adapter(*impl_->model, impl_->adapter.get(), [&](lorahub::Model& m) {
-    for (const std::string& p : prompts)
-      prompt_tokens.push_back(std::min(m.tokenizer().encode(p).size(), kMaxInputTokens));
-    decoded = generate_texts(m, prompts, generate);
-  });
+  for (const std::string& p : prompts)
+    prompt_tokens.push_back(std::min(m.tokenizer().encode(p).size(), kMaxInputTokens));
+  std::vector<Decoded> decoded = generate_texts(m, prompts, generate);
   std::vector<Generation> out;
   for (size_t i = 0; i < decoded.size(); ++i) {
     Generation g;
@@ -147,7 +140,7 @@ std::vector<Generation> Session::generate(const std::vector<std::string>& prompt
     } else {
       g.text = std::move(decoded[i].text);
       g.ids = std::move(decoded[i].ids);
-      g.finish_reason = decoded[i].finish == FinishReason::kLength ? "length" : "stop";
+      g.finish_reason = finish_reason(decoded[i].finish);
     }
     out.push_back(std::move(g));
   }

@@ -186,13 +186,15 @@ std::vector<BbhExample> first_test_examples(const BbhTask& task, int max_test) {
 const std::vector<std::string> kAnswerStops = {"\n\n", "Q:"};
 
 // Greedy generation on the prompts, exact-match accuracy, and the mean prompt length.
-json evaluate(const TaskRun& run, const std::vector<std::string>& prompts) {
+json evaluate(const TaskRun& run, const std::vector<std::string>& prompts,
+              const BoundLora* lora = nullptr) {
   std::vector<std::string> targets;
   for (const BbhExample& e : run.test) targets.push_back(e.target);
   GenerateOptions options;
   options.decode.max_new_tokens = run.args.max_new_tokens;
   options.decode.stop = kAnswerStops;
   options.batch_size = run.args.batch_size;
+  options.lora = lora;
   std::vector<std::string> texts;
   for (Decoded& d : generate_with_progress(run.model, prompts, options))
     texts.push_back(std::move(d.text));
@@ -211,16 +213,7 @@ std::vector<std::string> plain_prompts(const TaskRun& run) {
 
 // Evaluates with `lora` on the unmerged side path, so the base model stays reusable.
 json evaluate_with(const TaskRun& run, const LoraMap& lora) {
-  run.model.set_lora(&lora);
-  json result;
-  try {
-    result = evaluate(run, plain_prompts(run));
-  } catch (...) {
-    run.model.set_lora(nullptr);
-    throw;
-  }
-  run.model.set_lora(nullptr);
-  return result;
+  return evaluate(run, plain_prompts(run), run.model.bind_lora(lora).get());
 }
 
 Objective few_shot_objective(const TaskRun& run, const ModuleSet& modules) {

@@ -42,7 +42,7 @@ const char* select_rule_name(SelectRule rule) {
   }
 }
 
-std::vector<float> text_embedding(Model& model, const std::vector<std::string>& texts) {
+std::vector<float> text_embedding(const Model& model, const std::vector<std::string>& texts) {
   check(!texts.empty(), "text_embedding: no texts");
   std::vector<std::vector<int32_t>> ids;
   for (const std::string& t : texts) ids.push_back(model.tokenizer().encode(t));
@@ -75,7 +75,7 @@ double cosine_similarity(const std::vector<float>& a, const std::vector<float>& 
 
 namespace {
 
-std::vector<double> single_module_losses(Model& model, const ModuleSet& pool,
+std::vector<double> single_module_losses(const Model& model, const ModuleSet& pool,
                                          const std::vector<Example>& examples,
                                          const ObjectiveOptions& options) {
   std::vector<double> losses;
@@ -103,9 +103,9 @@ std::vector<std::string> module_example_inputs(const LoraModule& m) {
   return inputs;
 }
 
-std::vector<double> retrieval_similarities(Model& model, const ModuleSet& pool,
+std::vector<double> retrieval_similarities(const Model& model, const ModuleSet& pool,
                                            const std::vector<std::string>& inputs) {
-  model.set_lora(nullptr);  // embeddings come from the base model
+  // Embeddings come from the base model (no adapter).
   const std::vector<float> task = text_embedding(model, inputs);
   std::vector<double> similarity;
   for (const LoraModule& m : pool.modules())
@@ -115,7 +115,7 @@ std::vector<double> retrieval_similarities(Model& model, const ModuleSet& pool,
 
 }  // namespace
 
-Selection select_for_task(Model& model, const ModuleSet& pool, const std::vector<Example>& examples,
+Selection select_for_task(const Model& model, const ModuleSet& pool, const std::vector<Example>& examples,
                           const std::vector<std::string>& inputs, const SelectSpec& spec,
                           const ObjectiveOptions& options) {
   Selection s;

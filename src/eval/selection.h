@@ -41,12 +41,12 @@ struct Selection {
 
 // The selection for a task: `examples` are its tokenized few-shot examples (for loss-rank),
 // `inputs` their input texts (for retrieval, as the model sees them). K >= pool size keeps all.
-Selection select_for_task(Model& model, const ModuleSet& pool, const std::vector<Example>& examples,
+Selection select_for_task(const Model& model, const ModuleSet& pool, const std::vector<Example>& examples,
                           const std::vector<std::string>& inputs, const SelectSpec& spec,
                           const ObjectiveOptions& options);
 
 // The mean of the mean hidden states of `texts` under the model as it is (no LoRA set).
-std::vector<float> text_embedding(Model& model, const std::vector<std::string>& texts);
+std::vector<float> text_embedding(const Model& model, const std::vector<std::string>& texts);
 double cosine_similarity(const std::vector<float>& a, const std::vector<float>& b);
 
 }  // namespace lorahub

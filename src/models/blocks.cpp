@@ -41,10 +41,11 @@ void norm_forward(const NormLayer& norm, const float* x, int64_t rows, float* y)
 
 namespace {
 // h[rows, hidden] = act(gate) · up from the fused projection y[rows, 2·hidden] = [gate | up].
-std::vector<float> fused_gate_up(const FeedForward& ff, const float* x, int64_t rows) {
+std::vector<float> fused_gate_up(const FeedForward& ff, const float* x, int64_t rows,
+                                 const LoraRows& lora) {
   const int64_t hidden = ff.gate.out / 2;
   std::vector<float> y(static_cast<size_t>(rows * 2 * hidden)), h(static_cast<size_t>(rows * hidden));
-  linear_forward(ff.gate, x, rows, y.data());
+  linear_forward(ff.gate, x, rows, y.data(), lora);
   for (int64_t r = 0; r < rows; ++r) {
     std::copy_n(&y[r * 2 * hidden], hidden, &h[r * hidden]);
     apply_activation(ff.act, &h[r * hidden], hidden);
@@ -54,22 +55,23 @@ std::vector<float> fused_gate_up(const FeedForward& ff, const float* x, int64_t 
 }
 }  // namespace
 
-void feed_forward(const FeedForward& ff, const float* x, int64_t rows, float* y) {
+void feed_forward(const FeedForward& ff, const float* x, int64_t rows, float* y,
+                  const LoraRows& lora) {
   if (ff.fused_gate_up) {
-    const std::vector<float> h = fused_gate_up(ff, x, rows);
-    linear_forward(ff.down, h.data(), rows, y);
+    const std::vector<float> h = fused_gate_up(ff, x, rows, lora);
+    linear_forward(ff.down, h.data(), rows, y, lora);
     return;
   }
   const int64_t hidden = ff.gate.out;
   std::vector<float> h(static_cast<size_t>(rows * hidden));
-  linear_forward(ff.gate, x, rows, h.data());
+  linear_forward(ff.gate, x, rows, h.data(), lora);
   apply_activation(ff.act, h.data(), rows * hidden);
   if (ff.gated) {
     std::vector<float> up(h.size());
-    linear_forward(ff.up, x, rows, up.data());
+    linear_forward(ff.up, x, rows, up.data(), lora);
     multiply_inplace(h.data(), up.data(), rows * hidden);
   }
-  linear_forward(ff.down, h.data(), rows, y);
+  linear_forward(ff.down, h.data(), rows, y, lora);
 }
 
 void KvCache::reset(int64_t batch_size, int64_t max_length, int64_t dim, bool bf16) {
@@ -112,12 +114,12 @@ void write_kv(const float* k, const float* v, const RaggedBatch& rows, KvCache& 
 }
 
 void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch& rows,
-               KvCache& cache) {
+               KvCache& cache, const LoraRows& lora) {
   check(layer.kv_dim() == cache.kv_dim, "KV cache holds {} values per position, the layer {}",
         cache.kv_dim, layer.kv_dim());
   std::vector<float> k(static_cast<size_t>(rows.rows * cache.kv_dim)), v(k.size());
-  linear_forward(layer.k, src, rows.rows, k.data());
-  linear_forward(layer.v, src, rows.rows, v.data());
+  linear_forward(layer.k, src, rows.rows, k.data(), lora);
+  linear_forward(layer.v, src, rows.rows, v.data(), lora);
   if (layer.rotary) layer.rotary(k.data(), rows, layer.n_kv_heads, layer.head_dim, cache.length);
   write_kv(k.data(), v.data(), rows, cache);
 }
@@ -204,13 +206,14 @@ constexpr int64_t kLoopPathWork = 1 << 16;
 }  // namespace
 
 void attention_forward(const AttentionLayer& layer, const float* x, const RaggedBatch& rows,
-                       const KvCache& cache, const AttentionMask& mask, float* y) {
+                       const KvCache& cache, const AttentionMask& mask, float* y,
+                       const LoraRows& lora) {
   std::vector<float> q(static_cast<size_t>(rows.rows * layer.q_dim()));
-  linear_forward(layer.q, x, rows.rows, q.data());
+  linear_forward(layer.q, x, rows.rows, q.data(), lora);
   if (layer.rotary) layer.rotary(q.data(), rows, layer.n_heads, layer.head_dim, mask.q_pos0);
   std::vector<float> context(q.size());
   attend(layer, q.data(), rows, cache, mask, context.data());
-  linear_forward(layer.o, context.data(), rows.rows, y);
+  linear_forward(layer.o, context.data(), rows.rows, y, lora);
 }
 
 void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows,

@@ -63,8 +63,9 @@ struct FeedForward {
   Linear up;    // T5 wi_1; Llama up_proj; unused when ungated or fused
   Linear down;  // T5 wo; Llama down_proj
 };
-// y[rows, d_model] = feed-forward(x[rows, d_model])
-void feed_forward(const FeedForward& ff, const float* x, int64_t rows, float* y);
+// y[rows, d_model] = feed-forward(x[rows, d_model]), each span of rows with its LoRA.
+void feed_forward(const FeedForward& ff, const float* x, int64_t rows, float* y,
+                  const LoraRows& lora = {});
 
 // Rotary position embedding applied in place to projected heads: x is [rows.rows, heads·head_dim],
 // the packed rows of a step whose first slot is cache slot pos0. Filled in by the Llama family
@@ -107,12 +108,13 @@ struct AttentionMask {
 // writes them to their slots after the cache's current length, which grows by rows.len. Slots
 // of padding are left as they are: masks keep every query away from them.
 void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch& rows,
-               KvCache& cache);
+               KvCache& cache, const LoraRows& lora = {});
 
 // y[rows.rows, d] = o(softmax(scale · q(x) kᵀ + bias + mask) v) over the cached keys/values, for
-// the packed rows of one step.
+// the packed rows of one step (`lora`: the adapters of those rows, models/lora_delta.h).
 void attention_forward(const AttentionLayer& layer, const float* x, const RaggedBatch& rows,
-                       const KvCache& cache, const AttentionMask& mask, float* y);
+                       const KvCache& cache, const AttentionMask& mask, float* y,
+                       const LoraRows& lora = {});
 
 // The two halves of the above on projections the caller made (fused projections, q/k norms and
 // rotary embeddings applied by the model): write_kv stores k, v [rows.rows, kv_dim] after the

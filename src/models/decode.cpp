@@ -16,6 +16,8 @@ const char* finish_reason_name(FinishReason reason) {
       return "stop";
     case FinishReason::kLength:
       return "length";
+    case FinishReason::kCancelled:
+      return "cancelled";
   }
   return "?";
 }
@@ -105,62 +107,82 @@ std::string TextStream::text() const {
   return to_valid_utf8(raw_);
 }
 
+namespace {
+
 std::mt19937_64 sequence_rng(uint64_t seed, size_t sequence) {
   std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
                     static_cast<uint32_t>(sequence)};
   return std::mt19937_64(seq);
 }
 
-std::vector<Decoded> decode(Model& model, const std::vector<std::vector<int32_t>>& prompts,
-                            const DecodeOptions& options) {
+}  // namespace
+
+SequenceDecoder::SequenceDecoder(const Model& model, const DecodeOptions& options,
+                                 size_t sequence, uint64_t rng_stream)
+    : model_(model),
+      options_(options),
+      sequence_(sequence),
+      stream_(model.tokenizer(), options.stop),
+      rng_(sequence_rng(options.sampling.seed, rng_stream)),
+      eos_(model.end_of_sequence_ids()),
+      vocab_(model.vocab_size()) {
+  if (options.max_new_tokens <= 0) end(FinishReason::kLength);
+}
+
+void SequenceDecoder::emit(int32_t token, const std::string& text, bool done) {
+  if (options_.on_event)
+    options_.on_event(StreamEvent{sequence_, token, text, done, done ? &result_ : nullptr});
+}
+
+void SequenceDecoder::end(FinishReason reason) {
+  if (done_) return;
+  done_ = true;
+  const std::string rest = stream_.finish();
+  result_ = {stream_.ids(), stream_.text(), reason};
+  emit(-1, rest, true);
+}
+
+int32_t SequenceDecoder::advance(const float* z) {
+  if (done_) return -1;
+  const int32_t token = pick_token(z, vocab_, options_.sampling, rng_);
+  if (std::find(eos_.begin(), eos_.end(), token) != eos_.end()) {
+    end(FinishReason::kEos);
+    return -1;
+  }
+  emit(token, stream_.push(token), false);
+  if (stream_.stopped())
+    end(FinishReason::kStop);
+  else if (stream_.ids().size() >= static_cast<size_t>(options_.max_new_tokens))
+    end(FinishReason::kLength);
+  return done_ ? -1 : token;
+}
+
+std::vector<Decoded> decode(const Model& model, const std::vector<std::vector<int32_t>>& prompts,
+                            const DecodeOptions& options, const SequenceLora& lora) {
   std::vector<Decoded> out(prompts.size());
   if (prompts.empty() || options.max_new_tokens <= 0) return out;
   const int64_t vocab = model.vocab_size();
-  const std::vector<int32_t> eos = model.end_of_sequence_ids();
   const int32_t filler = std::max(model.tokenizer().pad_id(), 0);  // fed to finished sequences
-  std::vector<TextStream> streams;
-  std::vector<std::mt19937_64> rngs;
-  for (size_t b = 0; b < prompts.size(); ++b) {
-    streams.emplace_back(model.tokenizer(), options.stop);
-    rngs.push_back(sequence_rng(options.sampling.seed, b));
-  }
-  std::vector<bool> running(prompts.size(), true);
-  size_t left = prompts.size();
-  auto emit = [&](size_t b, int32_t token, const std::string& text, bool done) {
-    if (options.on_event) options.on_event(StreamEvent{b, token, text, done});
-  };
-  auto end_sequence = [&](size_t b, FinishReason reason) {
-    emit(b, -1, streams[b].finish(), true);
-    out[b] = {streams[b].ids(), streams[b].text(), reason};
-    running[b] = false;
-    --left;
-  };
+  std::vector<SequenceDecoder> sequences;
+  sequences.reserve(prompts.size());
+  for (size_t b = 0; b < prompts.size(); ++b) sequences.emplace_back(model, options, b, b);
 
-  const std::unique_ptr<DecodeState> state = model.prefill(prompts, options.max_new_tokens);
+  const std::unique_ptr<DecodeState> state = model.prefill(prompts, options.max_new_tokens, lora);
   check(state->logits.size() == prompts.size() * static_cast<size_t>(vocab),
         "decode: the model returned {} logits for {} sequences of {}", state->logits.size(),
         prompts.size(), vocab);
   std::vector<int32_t> next(prompts.size(), filler);
   while (true) {
+    size_t left = 0;
     for (size_t b = 0; b < prompts.size(); ++b) {
-      next[b] = filler;
-      if (!running[b]) continue;
-      const int32_t token =
-          pick_token(state->logits.data() + b * vocab, vocab, options.sampling, rngs[b]);
-      if (std::find(eos.begin(), eos.end(), token) != eos.end()) {
-        end_sequence(b, FinishReason::kEos);
-        continue;
-      }
-      next[b] = token;
-      emit(b, token, streams[b].push(token), false);
-      if (streams[b].stopped())
-        end_sequence(b, FinishReason::kStop);
-      else if (streams[b].ids().size() >= static_cast<size_t>(options.max_new_tokens))
-        end_sequence(b, FinishReason::kLength);
+      const int32_t token = sequences[b].advance(state->logits.data() + b * vocab);
+      next[b] = token < 0 ? filler : token;
+      left += sequences[b].done() ? 0 : 1;
     }
     if (left == 0) break;
     model.decode_step(*state, next);
   }
+  for (size_t b = 0; b < prompts.size(); ++b) out[b] = sequences[b].result();
   return out;
 }
 

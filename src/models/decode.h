@@ -24,13 +24,16 @@ struct SamplingOptions {
   uint64_t seed = 0;         // sequence i of a call draws from a generator seeded (seed, i)
 };
 
+struct Decoded;
+
 // Streaming: one event per generated token (`text` = what became final with it, maybe empty)
 // and one last event with done = true (token -1, the rest of the text).
 struct StreamEvent {
-  size_t sequence = 0;  // index into the prompts of the call
+  size_t sequence = 0;  // index into the prompts of the call (ContinuousBatcher: the id)
   int32_t token = -1;
   std::string_view text;
   bool done = false;
+  const Decoded* result = nullptr;  // with done: the sequence's outcome
 };
 
 struct DecodeOptions {
@@ -41,7 +44,7 @@ struct DecodeOptions {
   std::function<void(const StreamEvent&)> on_event;
 };
 
-enum class FinishReason { kEos, kStop, kLength };
+enum class FinishReason { kEos, kStop, kLength, kCancelled };
 const char* finish_reason_name(FinishReason reason);
 
 struct Decoded {
@@ -49,17 +52,6 @@ struct Decoded {
   std::string text;          // valid UTF-8, special tokens skipped, cut before a stop string
   FinishReason finish = FinishReason::kLength;
 };
-
-// Decodes all prompts as one batch.
-std::vector<Decoded> decode(Model& model, const std::vector<std::vector<int32_t>>& prompts,
-                            const DecodeOptions& options);
-
-// The next token from logits z[vocab] under `sampling`.
-int32_t pick_token(const float* z, int64_t vocab, const SamplingOptions& sampling,
-                   std::mt19937_64& rng);
-
-// The generator of sequence `sequence` of a call with this seed (what decode() draws with).
-std::mt19937_64 sequence_rng(uint64_t seed, size_t sequence);
 
 // Turns one sequence's growing token list into final text: tokens in, text pieces out. Used by
 // decode(); public so that tests can feed token sequences that split characters.
@@ -91,5 +83,43 @@ class TextStream {
   std::string streamed_;
   bool stopped_ = false;
 };
+
+// One sequence being decoded: picks its tokens from the logits of each step, ends it at EOS, a
+// stop string or max_new_tokens, and reports its text through options.on_event. Shared by
+// decode() and the continuous batcher (models/batcher.h).
+class SequenceDecoder {
+ public:
+  SequenceDecoder(const Model& model, const DecodeOptions& options, size_t sequence,
+                  uint64_t rng_stream);
+  // Takes the next token from logits z[vocab]; returns it when it is to be fed to the model,
+  // or -1 when the sequence has ended (result() is final).
+  int32_t advance(const float* z);
+  // Ends the sequence now (a cancelled request).
+  void cancel() { end(FinishReason::kCancelled); }
+  bool done() const { return done_; }
+  const Decoded& result() const { return result_; }
+
+ private:
+  void emit(int32_t token, const std::string& text, bool done);
+  void end(FinishReason reason);
+
+  const Model& model_;
+  const DecodeOptions& options_;
+  size_t sequence_;
+  TextStream stream_;
+  std::mt19937_64 rng_;
+  std::vector<int32_t> eos_;
+  int64_t vocab_;
+  bool done_ = false;
+  Decoded result_;
+};
+
+// Decodes all prompts as one batch, each with its adapter (models/lora_delta.h).
+std::vector<Decoded> decode(const Model& model, const std::vector<std::vector<int32_t>>& prompts,
+                            const DecodeOptions& options, const SequenceLora& lora = {});
+
+// The next token from logits z[vocab] under `sampling`.
+int32_t pick_token(const float* z, int64_t vocab, const SamplingOptions& sampling,
+                   std::mt19937_64& rng);
 
 }  // namespace lorahub

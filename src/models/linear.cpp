@@ -23,7 +23,8 @@ const std::vector<LoraDelta>* find_deltas(const Linear& layer, const LoraMap* lo
 }
 }  // namespace
 
-void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y) {
+void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
+                    const LoraRows& lora) {
   if (layer.weight_bf16 == nullptr)
     matmul_abt(x, layer.weight.data(), y, rows, layer.out, layer.in);
   else
@@ -32,13 +33,19 @@ void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y)
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t o = 0; o < layer.out; ++o) y[r * layer.out + o] += layer.bias[o];
   }
-  if (layer.lora == nullptr) return;
   std::vector<float> ax;
-  for (const LoraDelta& d : *layer.lora) {
-    ax.resize(static_cast<size_t>(rows * d.r));
-    matmul_abt(x, d.A.data(), ax.data(), rows, d.r, d.in);         // [rows, r] = x Aᵀ
-    for (float& v : ax) v *= d.scale;                              // scale the small side
-    matmul_abt(ax.data(), d.B.data(), y, rows, d.out, d.r, 1.0f);  // y += (s·x Aᵀ) Bᵀ
+  for (const LoraSpan& span : lora) {
+    const auto* deltas = span.lora->deltas(layer.index);
+    if (deltas == nullptr) continue;
+    const int64_t n = span.end - span.begin;
+    const float* xs = x + span.begin * layer.in;
+    float* ys = y + span.begin * layer.out;
+    for (const LoraDelta& d : *deltas) {
+      ax.resize(static_cast<size_t>(n * d.r));
+      matmul_abt(xs, d.A.data(), ax.data(), n, d.r, d.in);        // [n, r] = x Aᵀ
+      for (float& v : ax) v *= d.scale;                           // scale the small side
+      matmul_abt(ax.data(), d.B.data(), ys, n, d.out, d.r, 1.0f);  // y += (s·x Aᵀ) Bᵀ
+    }
   }
 }
 
@@ -51,10 +58,17 @@ std::vector<float> weight_f32(const Linear& layer) {
   return layer.weight_bf16 == nullptr ? layer.weight : widen_bf16(*layer.weight_bf16);
 }
 
-void attach_lora(Linear& layer, const LoraMap* lora) {
-  layer.lora = find_deltas(layer, lora);
-  if (layer.lora)
-    for (const LoraDelta& d : *layer.lora) check_delta(layer, d);
+const std::vector<LoraDelta>* checked_deltas(const Linear& layer, const LoraMap& lora) {
+  const auto* deltas = find_deltas(layer, &lora);
+  if (deltas)
+    for (const LoraDelta& d : *deltas) check_delta(layer, d);
+  return deltas;
+}
+
+BoundLora bind_to_layer(Linear& layer, const LoraMap& lora) {
+  layer.index = 0;
+  return BoundLora{std::shared_ptr<const LoraMap>(std::shared_ptr<void>(), &lora),
+                   {checked_deltas(layer, lora)}};
 }
 
 void merge_lora_into(Linear& layer, const LoraMap& lora) {

@@ -16,7 +16,9 @@ struct Linear {
   int64_t in = 0, out = 0;
   std::vector<float> weight;  // [out, in] row-major, as PyTorch stores nn.Linear.weight
   std::vector<float> bias;    // [out] or empty
-  const std::vector<LoraDelta>* lora = nullptr;  // set by attach_lora(); not owned
+  // Position among the model's linear layers (Model::linear_layers()): where a BoundLora keeps
+  // this layer's deltas. -1 = not a LoRA target.
+  int32_t index = -1;
   // The bf16 fast path (LoadOptions::bf16): W held as bf16 [out, in] instead of `weight`, which is
   // then empty. Half the memory, and oneDNN's AVX512-BF16 products run about 2x the f32 ones.
   // Shared, never written in place: a tied LM head views the embedding's table (weights.h), and a
@@ -26,18 +28,25 @@ struct Linear {
   bool has_weight() const { return !weight.empty() || weight_bf16 != nullptr; }
 };
 
-// y[rows, out] = x[rows, in] · Wᵀ + b + Σ scale · (x Aᵀ) Bᵀ. With bf16 weights, x is rounded to
-// bf16 for the base product (f32 accumulation); bias and the LoRA side path stay f32.
-void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y);
+// y[rows, out] = x[rows, in] · Wᵀ + b, plus Σ scale · (x Aᵀ) Bᵀ on the rows of each span of
+// `lora` with that span's deltas for this layer. The base product runs once for all rows, the
+// side path once per span. With bf16 weights, x is rounded to bf16 for the base product (f32
+// accumulation); bias and the LoRA side path stay f32.
+void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
+                    const LoraRows& lora = {});
 
 // Moves the layer to bf16 weights (round to nearest even, as torch's .to(bfloat16)).
 void convert_to_bf16(Linear& layer);
 // W as f32 values, whichever way the layer holds it.
 std::vector<float> weight_f32(const Linear& layer);
 
-// Points layer.lora at the deltas registered under layer.name (or nullptr), after checking
-// their shapes against the layer. Throws Error naming the layer on a shape mismatch.
-void attach_lora(Linear& layer, const LoraMap* lora);
+// The deltas registered under layer.name in `lora` (or nullptr), after checking their shapes
+// against the layer. Throws Error naming the layer on a shape mismatch.
+const std::vector<LoraDelta>* checked_deltas(const Linear& layer, const LoraMap& lora);
+
+// `lora` bound to this one layer (its index becomes 0): for code and tests that run one layer.
+// The map must outlive the binding.
+BoundLora bind_to_layer(Linear& layer, const LoraMap& lora);
 
 // W += scale · B · A for each delta of this layer in `lora` (if any).
 void merge_lora_into(Linear& layer, const LoraMap& lora);

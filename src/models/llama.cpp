@@ -51,6 +51,15 @@ struct DecoderBlock {
   int64_t window = 0;                            // > 0: sliding-window layer
 };
 
+// One batch among the rows of a forward: its ragged view (rows counted from the part's first),
+// where its rows start, its KV caches (one per layer) and which of their slots are real.
+struct ForwardPart {
+  const RaggedBatch* rows = nullptr;
+  int64_t row_offset = 0;
+  std::vector<KvCache>* caches = nullptr;
+  const uint8_t* key_valid = nullptr;
+};
+
 class DecoderModel : public Model {
  public:
   DecoderModel(const DecoderSpec& config, const WeightSource& weights, bool bf16,
@@ -70,6 +79,9 @@ class DecoderModel : public Model {
     for (int64_t i = 0; i < cfg_.layers; ++i) blocks_.push_back(load_block(r, i));
     final_norm_ = norm(r, "model.norm", cfg_.hidden);
     if (cfg_.eos_ids.empty()) cfg_.eos_ids = {tokenizer_->eos_id()};
+    std::vector<Linear*> targets;
+    for_each_linear([&](Linear& l) { targets.push_back(&l); });
+    index_lora_targets(targets);
     check(tokenizer_->vocab_size() <= cfg_.vocab_size,
           "tokenizer has {} tokens but the model's vocab_size is {}", tokenizer_->vocab_size(),
           cfg_.vocab_size);
@@ -91,39 +103,39 @@ class DecoderModel : public Model {
     return e;
   }
 
-  std::vector<ExampleLoss> score(const std::vector<Example>& batch) override {
+  std::vector<ExampleLoss> score(const std::vector<Example>& batch,
+                                 const SequenceLora& lora) const override {
     std::vector<ExampleLoss> losses;
-    const auto logits = label_logits(batch);
+    const auto logits = label_logits(batch, lora);
     for (size_t b = 0; b < batch.size(); ++b)
       losses.push_back(cross_entropy(logits[b].f32(), batch[b].label_ids, cfg_.vocab_size));
     return losses;
   }
 
-  std::vector<Tensor> label_logits(const std::vector<Example>& batch) override;
-  std::vector<std::vector<float>> mean_hidden_states(
-      const std::vector<std::vector<int32_t>>& inputs) override;
+  std::vector<Tensor> label_logits(const std::vector<Example>& batch,
+                                   const SequenceLora& lora) const override;
+  std::vector<std::vector<float>> mean_hidden_states(const std::vector<std::vector<int32_t>>& inputs,
+                                                     const SequenceLora& lora) const override;
   std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts,
-                                       int max_new_tokens) override;
-  void decode_step(DecodeState& state, const std::vector<int32_t>& tokens) override;
+                                       int max_new_tokens, const SequenceLora& lora) const override;
+  void decode_step(DecodeState& state, const std::vector<int32_t>& tokens) const override;
+  void decode_steps(const std::vector<DecodeState*>& states,
+                    const std::vector<int32_t>& tokens) const override;
   int64_t vocab_size() const override { return cfg_.vocab_size; }
   std::vector<int32_t> end_of_sequence_ids() const override { return cfg_.eos_ids; }
 
-  void set_lora(const LoraMap* lora) override {
-    if (lora) check_lora_targets(*lora, linear_layers(), cfg_.architecture);
-    for_each_linear([&](Linear& l) { attach_lora(l, lora); });
-  }
   void merge_lora(const LoraMap& lora) override {
     check_lora_targets(lora, linear_layers(), cfg_.architecture);
     for_each_linear([&](Linear& l) { merge_lora_into(l, lora); });
   }
-  std::vector<LinearInfo> linear_layers() const override {
-    std::vector<LinearInfo> out;
-    const_cast<DecoderModel*>(this)->for_each_linear([&](Linear& l) {
-      out.push_back({l.name, l.in, l.out});
-    });
+  std::vector<std::pair<std::string, Tensor>> state_dict() const override;
+
+ protected:
+  std::vector<const Linear*> lora_targets() const override {
+    std::vector<const Linear*> out;
+    const_cast<DecoderModel*>(this)->for_each_linear([&](Linear& l) { out.push_back(&l); });
     return out;
   }
-  std::vector<std::pair<std::string, Tensor>> state_dict() const override;
 
  private:
   // An RMSNorm's weight as the kernels use it: Gemma's (1 + w) folded in.
@@ -203,15 +215,21 @@ class DecoderModel : public Model {
         positions.push_back(pos0 + rows.first[b] + i - rows.left_pad[b]);
     return positions;
   }
-  // Runs the decoder over the packed rows x[rows.rows, hidden] appended to the caches.
+  // Runs the decoder over the packed rows x[rows, hidden] of one or more batches (parts), each
+  // appended to its own caches; every linear layer runs once over all rows.
+  void forward(float* x, int64_t rows, const std::vector<ForwardPart>& parts,
+               const LoraRows& lora) const;
   void forward(float* x, const RaggedBatch& rows, std::vector<KvCache>& caches,
-               const uint8_t* key_valid) const;
-  // One block's self-attention over the normed rows h, appended to its cache.
-  void self_attention(const DecoderBlock& block, const float* h, const RaggedBatch& rows,
-                      const std::vector<int64_t>& positions, KvCache& cache,
-                      const uint8_t* key_valid, float* out) const;
+               const uint8_t* key_valid, const LoraRows& lora) const {
+    forward(x, rows.rows, {ForwardPart{&rows, 0, &caches, key_valid}}, lora);
+  }
+  // One block's self-attention over the normed rows h of all parts, appended to their caches.
+  void self_attention(const DecoderBlock& block, size_t layer, const float* h, int64_t rows,
+                      const std::vector<ForwardPart>& parts,
+                      const std::vector<int64_t>& positions, const LoraRows& lora,
+                      float* out) const;
   // Final norm + LM head for the given hidden rows.
-  std::vector<float> logits(const float* hidden, int64_t rows) const;
+  std::vector<float> logits(const float* hidden, int64_t rows, const LoraRows& lora) const;
   std::vector<float> embed(const std::vector<int32_t>& ids) const {
     std::vector<float> x = embed_.lookup(ids);
     if (cfg_.embed_scale != 1.0f) scale_inplace(x.data(), cfg_.embed_scale, std::ssize(x));
@@ -236,17 +254,18 @@ struct DecoderDecodeState : DecodeState {
   RaggedBatch step_rows;       // one new token per sequence
 };
 
-void DecoderModel::self_attention(const DecoderBlock& block, const float* h,
-                                  const RaggedBatch& rows, const std::vector<int64_t>& positions,
-                                  KvCache& cache, const uint8_t* key_valid, float* out) const {
+void DecoderModel::self_attention(const DecoderBlock& block, size_t layer, const float* h,
+                                  int64_t n, const std::vector<ForwardPart>& parts,
+                                  const std::vector<int64_t>& positions, const LoraRows& lora,
+                                  float* out) const {
   const AttentionLayer& a = block.attn;
-  const int64_t n = rows.rows, q_dim = a.q_dim(), kv_dim = a.kv_dim();
+  const int64_t q_dim = a.q_dim(), kv_dim = a.kv_dim();
   std::vector<float> q(static_cast<size_t>(n * q_dim)), k(static_cast<size_t>(n * kv_dim)),
       v(k.size());
   if (block.qkv.has_weight()) {  // [q | k | v] per row
     const int64_t width = q_dim + 2 * kv_dim;
     std::vector<float> qkv(static_cast<size_t>(n * width));
-    linear_forward(block.qkv, h, n, qkv.data());
+    linear_forward(block.qkv, h, n, qkv.data(), lora);
     for (int64_t r = 0; r < n; ++r) {
       const float* row = &qkv[r * width];
       std::copy_n(row, q_dim, &q[r * q_dim]);
@@ -254,9 +273,9 @@ void DecoderModel::self_attention(const DecoderBlock& block, const float* h,
       std::copy_n(row + q_dim + kv_dim, kv_dim, &v[r * kv_dim]);
     }
   } else {
-    linear_forward(a.q, h, n, q.data());
-    linear_forward(a.k, h, n, k.data());
-    linear_forward(a.v, h, n, v.data());
+    linear_forward(a.q, h, n, q.data(), lora);
+    linear_forward(a.k, h, n, k.data(), lora);
+    linear_forward(a.v, h, n, v.data(), lora);
   }
   if (!block.q_norm.weight.empty()) {  // over each head: rows·heads rows of head_dim
     norm_forward(block.q_norm, q.data(), n * a.n_heads, q.data());
@@ -264,68 +283,81 @@ void DecoderModel::self_attention(const DecoderBlock& block, const float* h,
   }
   apply_rope(q.data(), n, a.n_heads, a.head_dim, positions.data(), *block.inv_freq);
   apply_rope(k.data(), n, a.n_kv_heads, a.head_dim, positions.data(), *block.inv_freq);
-  const int64_t q_pos0 = cache.length;
-  write_kv(k.data(), v.data(), rows, cache);
-  const AttentionMask mask{
-      .key_valid = key_valid, .causal = true, .q_pos0 = q_pos0, .window = block.window};
   std::vector<float> context(q.size());
-  attend(a, q.data(), rows, cache, mask, context.data());
-  linear_forward(a.o, context.data(), n, out);
+  for (const ForwardPart& part : parts) {  // attention is per batch: its own cache and mask
+    KvCache& cache = (*part.caches)[layer];
+    const int64_t r0 = part.row_offset;
+    const int64_t q_pos0 = cache.length;
+    write_kv(&k[r0 * kv_dim], &v[r0 * kv_dim], *part.rows, cache);
+    const AttentionMask mask{
+        .key_valid = part.key_valid, .causal = true, .q_pos0 = q_pos0, .window = block.window};
+    attend(a, &q[r0 * q_dim], *part.rows, cache, mask, &context[r0 * q_dim]);
+  }
+  linear_forward(a.o, context.data(), n, out, lora);
 }
 
-void DecoderModel::forward(float* x, const RaggedBatch& rows, std::vector<KvCache>& caches,
-                           const uint8_t* key_valid) const {
+void DecoderModel::forward(float* x, int64_t rows, const std::vector<ForwardPart>& parts,
+                           const LoraRows& lora) const {
   const int64_t d = cfg_.hidden;
-  const std::vector<int64_t> positions = token_positions(rows, caches.front().length);
+  std::vector<int64_t> positions;
+  positions.reserve(static_cast<size_t>(rows));
+  for (const ForwardPart& part : parts) {
+    const auto p = token_positions(*part.rows, part.caches->front().length);
+    positions.insert(positions.end(), p.begin(), p.end());
+  }
+  check(std::ssize(positions) == rows, "forward: the parts hold {} rows, not {}",
+        positions.size(), rows);
   for (size_t l = 0; l < blocks_.size(); ++l) {
     const DecoderBlock& block = blocks_[l];
-    KvCache& cache = caches[l];
-    residual(block.attn_norm, block.post_attn_norm, x, rows.rows, d,
-             [&](const float* h, float* out) {
-               self_attention(block, h, rows, positions, cache, key_valid, out);
-             });
-    residual(block.ffn_norm, block.post_ffn_norm, x, rows.rows, d,
-             [&](const float* h, float* out) { feed_forward(block.ffn, h, rows.rows, out); });
+    residual(block.attn_norm, block.post_attn_norm, x, rows, d, [&](const float* h, float* out) {
+      self_attention(block, l, h, rows, parts, positions, lora, out);
+    });
+    residual(block.ffn_norm, block.post_ffn_norm, x, rows, d,
+             [&](const float* h, float* out) { feed_forward(block.ffn, h, rows, out, lora); });
   }
 }
 
-std::vector<float> DecoderModel::logits(const float* hidden, int64_t rows) const {
+std::vector<float> DecoderModel::logits(const float* hidden, int64_t rows,
+                                        const LoraRows& lora) const {
   std::vector<float> h(static_cast<size_t>(rows * cfg_.hidden));
   norm_forward(final_norm_, hidden, rows, h.data());
   std::vector<float> z(static_cast<size_t>(rows * cfg_.vocab_size));
-  linear_forward(lm_head_, h.data(), rows, z.data());
+  linear_forward(lm_head_, h.data(), rows, z.data(), lora);
   if (const float cap = cfg_.final_softcap; cap > 0.0f)
     for (float& v : z) v = cap * std::tanh(v / cap);
   return z;
 }
 
-std::vector<Tensor> DecoderModel::label_logits(const std::vector<Example>& batch) {
+std::vector<Tensor> DecoderModel::label_logits(const std::vector<Example>& batch,
+                                               const SequenceLora& lora) const {
   std::vector<Tensor> out;
   if (batch.empty()) return out;
   std::vector<std::vector<int32_t>> seqs;
+  std::vector<int64_t> label_counts;
   for (const Example& e : batch) {
     check(!e.input_ids.empty() && !e.label_ids.empty(),
           "decoder-only example needs input and label tokens");
     seqs.push_back(e.input_ids);
     seqs.back().insert(seqs.back().end(), e.label_ids.begin(), e.label_ids.end());
+    label_counts.push_back(std::ssize(e.label_ids));
   }
   const PaddedBatch p = pad_batch(seqs, std::max(tokenizer_->pad_id(), 0), /*left=*/false);
   const RaggedBatch rows_of = RaggedBatch::of(p);
   std::vector<float> x = embed(packed_ids(p));
   std::vector<KvCache> caches(blocks_.size());
   for (auto& c : caches) c.reset(p.batch, p.len, cfg_.kv_heads * cfg_.head_dim);
-  forward(x.data(), rows_of, caches, p.valid.data());
+  forward(x.data(), rows_of, caches, p.valid.data(), lora_rows(lora, rows_of.count));
   // The logits at position t predict token t + 1: gather the rows before each label token and
   // run the LM head on those alone (the vocabulary is large; the other rows are not needed).
   const int64_t d = cfg_.hidden;
   std::vector<float> rows;
   for (size_t b = 0; b < batch.size(); ++b) {
     const int64_t first = static_cast<int64_t>(batch[b].input_ids.size()) - 1;
-    const int64_t n = static_cast<int64_t>(batch[b].label_ids.size());
     const auto from = x.begin() + (rows_of.row0[b] + first) * d;
-    rows.insert(rows.end(), from, from + n * d);
+    rows.insert(rows.end(), from, from + label_counts[b] * d);
   }
-  const std::vector<float> z = logits(rows.data(), static_cast<int64_t>(rows.size()) / d);
+  const std::vector<float> z = logits(rows.data(), static_cast<int64_t>(rows.size()) / d,
+                                      lora_rows(lora, label_counts));
   size_t row = 0;
   for (const Example& e : batch) {
     const int64_t n = static_cast<int64_t>(e.label_ids.size());
@@ -337,7 +369,7 @@ std::vector<Tensor> DecoderModel::label_logits(const std::vector<Example>& batch
 }
 
 std::vector<std::vector<float>> DecoderModel::mean_hidden_states(
-    const std::vector<std::vector<int32_t>>& inputs) {
+    const std::vector<std::vector<int32_t>>& inputs, const SequenceLora& lora) const {
   if (inputs.empty()) return {};
   for (const auto& ids : inputs) check(!ids.empty(), "mean_hidden_states: an input has no tokens");
   const PaddedBatch p = pad_batch(inputs, std::max(tokenizer_->pad_id(), 0), /*left=*/false);
@@ -345,14 +377,15 @@ std::vector<std::vector<float>> DecoderModel::mean_hidden_states(
   std::vector<float> x = embed(packed_ids(p));
   std::vector<KvCache> caches(blocks_.size());
   for (auto& c : caches) c.reset(p.batch, p.len, cfg_.kv_heads * cfg_.head_dim);
-  forward(x.data(), rows_of, caches, p.valid.data());
+  forward(x.data(), rows_of, caches, p.valid.data(), lora_rows(lora, rows_of.count));
   std::vector<float> h(x.size());
   norm_forward(final_norm_, x.data(), rows_of.rows, h.data());
   return mean_rows(h, rows_of, cfg_.hidden);
 }
 
 std::unique_ptr<DecodeState> DecoderModel::prefill(const std::vector<std::vector<int32_t>>& inputs,
-                                                   int max_new_tokens) {
+                                                   int max_new_tokens,
+                                                   const SequenceLora& lora) const {
   auto state = std::make_unique<DecoderDecodeState>();
   std::vector<std::vector<int32_t>> prompts;
   for (const auto& ids : inputs) {
@@ -362,6 +395,7 @@ std::unique_ptr<DecodeState> DecoderModel::prefill(const std::vector<std::vector
   }
   const PaddedBatch p = pad_batch(prompts, std::max(tokenizer_->pad_id(), 0), /*left=*/true);
   state->batch = p.batch;
+  state->lora = lora;
   const int64_t capacity = p.len + std::max(max_new_tokens, 1);
   state->caches.resize(blocks_.size());
   for (auto& c : state->caches) c.reset(p.batch, capacity, cfg_.kv_heads * cfg_.head_dim, bf16_);
@@ -374,24 +408,48 @@ std::unique_ptr<DecodeState> DecoderModel::prefill(const std::vector<std::vector
   // The whole prompt, packed; the last position of each sequence predicts its first new token.
   const RaggedBatch prompt_rows = RaggedBatch::of(p);
   std::vector<float> x = embed(packed_ids(p));
-  forward(x.data(), prompt_rows, state->caches, state->valid.data());
+  forward(x.data(), prompt_rows, state->caches, state->valid.data(),
+          lora_rows(lora, prompt_rows.count));
   std::vector<float> last(static_cast<size_t>(p.batch * cfg_.hidden));
   for (int64_t b = 0; b < p.batch; ++b)
     std::copy_n(x.begin() + (prompt_rows.row0[b] + prompt_rows.count[b] - 1) * cfg_.hidden,
                 cfg_.hidden, last.begin() + b * cfg_.hidden);
-  state->logits = logits(last.data(), p.batch);
+  state->logits = logits(last.data(), p.batch, lora_rows(lora, state->step_rows.count));
   return state;
 }
 
-void DecoderModel::decode_step(DecodeState& base, const std::vector<int32_t>& tokens) {
-  auto& state = dynamic_cast<DecoderDecodeState&>(base);
-  check(static_cast<int64_t>(tokens.size()) == state.batch,
-        "decode step: {} tokens for {} sequences", tokens.size(), state.batch);
-  check(state.caches.empty() || state.caches[0].length < state.caches[0].capacity,
-        "decode step: the KV cache is full (prefill was given fewer new tokens)");
+void DecoderModel::decode_step(DecodeState& state, const std::vector<int32_t>& tokens) const {
+  decode_steps({&state}, tokens);
+}
+
+void DecoderModel::decode_steps(const std::vector<DecodeState*>& states,
+                                const std::vector<int32_t>& tokens) const {
+  std::vector<ForwardPart> parts;
+  SequenceLora lora;  // per sequence, over all states
+  std::vector<int64_t> ones;
+  int64_t rows = 0;
+  for (DecodeState* base : states) {
+    auto& state = dynamic_cast<DecoderDecodeState&>(*base);
+    check(state.caches.empty() || state.caches[0].length < state.caches[0].capacity,
+          "decode step: the KV cache is full (prefill was given fewer new tokens)");
+    parts.push_back({&state.step_rows, rows, &state.caches, state.valid.data()});
+    for (int64_t b = 0; b < state.batch; ++b)
+      lora.push_back(state.lora.empty()        ? nullptr
+                     : state.lora.size() == 1 ? state.lora[0]
+                                              : state.lora.at(static_cast<size_t>(b)));
+    rows += state.batch;
+  }
+  check(std::ssize(tokens) == rows, "decode step: {} tokens for {} sequences", tokens.size(), rows);
+  ones.assign(static_cast<size_t>(rows), 1);
+  const LoraRows spans = lora_rows(lora, ones);
   std::vector<float> x = embed(tokens);
-  forward(x.data(), state.step_rows, state.caches, state.valid.data());
-  state.logits = logits(x.data(), state.batch);
+  forward(x.data(), rows, parts, spans);
+  const std::vector<float> z = logits(x.data(), rows, spans);
+  for (const ForwardPart& part : parts) {
+    DecodeState* state = states[static_cast<size_t>(&part - parts.data())];
+    const auto from = z.begin() + part.row_offset * cfg_.vocab_size;
+    state->logits.assign(from, from + state->batch * cfg_.vocab_size);
+  }
 }
 
 std::vector<std::pair<std::string, Tensor>> DecoderModel::state_dict() const {

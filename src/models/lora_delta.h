@@ -1,8 +1,15 @@
 // The LoRA side path as the models see it. Every linear layer of every model goes through one
 // function (models/linear.h) that computes  y = W x + Σ scaleᵢ · Bᵢ (Aᵢ x)  using the deltas
 // registered for that layer here. The lora layer builds a LoraMap (compose.h); models only read it.
+//
+// Models never hold an adapter: a LoraMap is bound to a model once (Model::bind_lora checks its
+// targets and shapes and indexes it by layer) and every call says which bound adapter each of
+// its sequences runs with (SequenceLora), so one loaded model serves many adapters at once, and
+// one batch may mix them (the CPU counterpart of Punica/S-LoRA's SGMV: the base products once
+// for all rows, the low-rank path per group of rows).
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -19,5 +26,34 @@ struct LoraDelta {
 // Keyed by the HF module path of the linear layer, without PEFT's "base_model.model." prefix
 // and without ".weight": "encoder.block.0.layer.0.SelfAttention.q", "model.layers.3.self_attn.q_proj".
 using LoraMap = std::unordered_map<std::string, std::vector<LoraDelta>>;
+
+// A LoraMap checked against one model and indexed by the model's linear layers (Linear::index):
+// what a forward looks up per layer. Keeps the map alive.
+struct BoundLora {
+  std::shared_ptr<const LoraMap> map;
+  std::vector<const std::vector<LoraDelta>*> by_layer;  // nullptr: the layer has no delta
+
+  const std::vector<LoraDelta>* deltas(int32_t layer_index) const {
+    return layer_index >= 0 && static_cast<size_t>(layer_index) < by_layer.size()
+               ? by_layer[static_cast<size_t>(layer_index)]
+               : nullptr;
+  }
+};
+
+// The adapter of each sequence of a call: empty = none, one entry = the same for all
+// sequences, else one per sequence (nullptr = the base model). Not owned.
+using SequenceLora = std::vector<const BoundLora*>;
+
+// The adapter of a range of packed activation rows [begin, end).
+struct LoraSpan {
+  int64_t begin = 0, end = 0;
+  const BoundLora* lora = nullptr;
+};
+// What a linear layer's side path runs on: spans in row order, rows without LoRA left out.
+using LoraRows = std::vector<LoraSpan>;
+
+// The spans of a forward whose sequence b owns rows_per_sequence[b] consecutive rows;
+// consecutive sequences with the same adapter share one span.
+LoraRows lora_rows(const SequenceLora& lora, const std::vector<int64_t>& rows_per_sequence);
 
 }  // namespace lorahub

@@ -7,13 +7,46 @@
 
 namespace lorahub {
 
-std::vector<Tensor> Model::label_logits(const std::vector<Example>&) {
+std::vector<Tensor> Model::label_logits(const std::vector<Example>&, const SequenceLora&) const {
   fail("{} models do not expose teacher-forced logits", architecture());
 }
 
-std::vector<std::vector<float>> Model::mean_hidden_states(
-    const std::vector<std::vector<int32_t>>&) {
+std::vector<std::vector<float>> Model::mean_hidden_states(const std::vector<std::vector<int32_t>>&,
+                                                          const SequenceLora&) const {
   fail("{} models do not expose hidden states", architecture());
+}
+
+void Model::decode_steps(const std::vector<DecodeState*>& states,
+                         const std::vector<int32_t>& tokens) const {
+  size_t next = 0;
+  for (DecodeState* state : states) {
+    const size_t n = static_cast<size_t>(state->batch);
+    check(next + n <= tokens.size(), "decode steps: {} tokens for more sequences", tokens.size());
+    decode_step(*state, std::vector<int32_t>(tokens.begin() + next, tokens.begin() + next + n));
+    next += n;
+  }
+  check(next == tokens.size(), "decode steps: {} tokens for {} sequences", tokens.size(), next);
+}
+
+std::vector<LinearInfo> Model::linear_layers() const {
+  std::vector<LinearInfo> out;
+  for (const Linear* l : lora_targets()) out.push_back({l->name, l->in, l->out});
+  return out;
+}
+
+std::shared_ptr<const BoundLora> Model::bind_lora(std::shared_ptr<const LoraMap> lora) const {
+  check(lora != nullptr, "bind_lora: no adapter");
+  const std::vector<const Linear*> layers = lora_targets();
+  check_lora_targets(*lora, linear_layers(), architecture());
+  auto bound = std::make_shared<BoundLora>();
+  bound->by_layer.resize(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i) bound->by_layer[i] = checked_deltas(*layers[i], *lora);
+  bound->map = std::move(lora);
+  return bound;
+}
+
+void index_lora_targets(const std::vector<Linear*>& layers) {
+  for (size_t i = 0; i < layers.size(); ++i) layers[i]->index = static_cast<int32_t>(i);
 }
 
 ExampleLoss cross_entropy(const float* logits, const std::vector<int32_t>& labels, int64_t vocab) {

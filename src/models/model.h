@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "models/linear.h"
 #include "models/lora_delta.h"
 #include "tokenizer/tokenizer.h"
 
@@ -45,6 +46,7 @@ class DecodeState {
   virtual ~DecodeState() = default;
   int64_t batch = 0;
   std::vector<float> logits;
+  SequenceLora lora;  // the adapters the batch runs with (from prefill; not owned)
 };
 
 struct LinearInfo {  // a linear layer that LoRA can target
@@ -52,6 +54,10 @@ struct LinearInfo {  // a linear layer that LoRA can target
   int64_t in = 0, out = 0;
 };
 
+// A loaded model is immutable: every method is const and safe to call from many threads at
+// once. Per-call state (KV caches, scratch) lives in the call or in its DecodeState, and each call
+// says which adapter each of its sequences runs with (SequenceLora of adapters bound by
+// bind_lora; models/lora_delta.h). Only merge_lora changes weights, before the model is shared.
 class Model {
  public:
   virtual ~Model() = default;
@@ -65,41 +71,60 @@ class Model {
   virtual Example make_example(const std::string& input, const std::string& output) const = 0;
 
   // Teacher-forced losses for a batch, padded internally to the longest with masks.
-  virtual std::vector<ExampleLoss> score(const std::vector<Example>& batch) = 0;
+  virtual std::vector<ExampleLoss> score(const std::vector<Example>& batch,
+                                         const SequenceLora& lora = {}) const = 0;
 
   // Teacher-forced logits at each example's label positions, one [label tokens, vocab] f32
   // tensor per example (parity tests and debugging). Families without it throw Error.
-  virtual std::vector<Tensor> label_logits(const std::vector<Example>& batch);
+  virtual std::vector<Tensor> label_logits(const std::vector<Example>& batch,
+                                           const SequenceLora& lora = {}) const;
 
-  // The mean over each input's tokens of the base model's last hidden state (after the final
-  // norm; the encoder's for encoder-decoder models), one [hidden] vector per input: the input
-  // embedding of LoraRetriever-style module retrieval. LoRA, if set, applies. Families without
-  // it throw Error.
+  // The mean over each input's tokens of the last hidden state (after the final norm; the
+  // encoder's for encoder-decoder models), one [hidden] vector per input: the input embedding of
+  // LoraRetriever-style module retrieval. Families without it throw Error.
   virtual std::vector<std::vector<float>> mean_hidden_states(
-      const std::vector<std::vector<int32_t>>& inputs);
+      const std::vector<std::vector<int32_t>>& inputs, const SequenceLora& lora = {}) const;
 
   // Decoding, driven by decode() (models/decode.h). prefill runs the prompts (T5: the encoder
   // and the decoder's start token; decoder-only: the whole prompt, left-padded) with room for
   // max_new_tokens more tokens per sequence; decode_step feeds one token per sequence (those of
   // finished sequences are computed and ignored). Prompts over kMaxInputTokens are cut.
   virtual std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts,
-                                               int max_new_tokens) = 0;
-  virtual void decode_step(DecodeState& state, const std::vector<int32_t>& tokens) = 0;
+                                               int max_new_tokens,
+                                               const SequenceLora& lora = {}) const = 0;
+  virtual void decode_step(DecodeState& state, const std::vector<int32_t>& tokens) const = 0;
+  // One step of several batches at once, each from its own prefill (continuous batching:
+  // sequences join and leave between steps); `tokens` holds each state's tokens in turn. The
+  // decoder family computes every linear layer once over all rows; the default steps each state.
+  virtual void decode_steps(const std::vector<DecodeState*>& states,
+                            const std::vector<int32_t>& tokens) const;
   // Rows of the logits (may exceed the tokenizer's vocabulary: FLAN-T5 32128 vs 32100).
   virtual int64_t vocab_size() const = 0;
   // Tokens that end a sequence (config's eos_token_id); not part of the generated text.
   virtual std::vector<int32_t> end_of_sequence_ids() const = 0;
 
-  // LoRA as an unmerged side path (nullptr = none). The map must outlive its use. Throws Error
-  // for a target that is not a linear layer of this model.
-  virtual void set_lora(const LoraMap* lora) = 0;
-  // Adds the LoRA deltas into the base weights (W += scale·B·A), as merge_and_unload does.
+  // Checks `lora` against this model (every target one of its linear layers, every shape that
+  // layer's) and indexes it for calls. Throws Error naming the first target at fault.
+  std::shared_ptr<const BoundLora> bind_lora(std::shared_ptr<const LoraMap> lora) const;
+  // The same for a map the caller keeps alive for as long as the binding is used.
+  std::shared_ptr<const BoundLora> bind_lora(const LoraMap& lora) const {
+    return bind_lora(std::shared_ptr<const LoraMap>(std::shared_ptr<void>(), &lora));
+  }
+  // Adds the LoRA deltas into the base weights (W += scale·B·A), as merge_and_unload does. The
+  // one method that changes a model: use it right after loading, before the model is shared.
   virtual void merge_lora(const LoraMap& lora) = 0;
-  // Linear layers LoRA may target, with their shapes.
-  virtual std::vector<LinearInfo> linear_layers() const = 0;
+  // Linear layers LoRA may target, with their shapes, in the order of Linear::index.
+  std::vector<LinearInfo> linear_layers() const;
   // The current weights as an HF state dict (f32), names as transformers saves them.
   virtual std::vector<std::pair<std::string, Tensor>> state_dict() const = 0;
+
+ protected:
+  // The LoRA targets, position i holding the layer with Linear::index == i.
+  virtual std::vector<const Linear*> lora_targets() const = 0;
 };
+
+// Numbers the layers (Linear::index = position) in the order lora_targets() returns them.
+void index_lora_targets(const std::vector<Linear*>& layers);
 
 // Throws Error naming the first target of `lora` that is not one of `layers` (an adapter made for
 // another architecture, e.g. T5 keys on a Llama, would otherwise silently do nothing).

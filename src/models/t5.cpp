@@ -86,6 +86,9 @@ class T5Model : public Model {
                             : tied_head(shared_, "lm_head");
     encoder_ = load_stack(reader, "encoder", cfg_.num_layers, false);
     decoder_ = load_stack(reader, "decoder", cfg_.num_decoder_layers, true);
+    std::vector<Linear*> targets;
+    for_each_linear(*this, [&](Linear& l) { targets.push_back(&l); });
+    index_lora_targets(targets);
   }
 
   std::string architecture() const override { return "t5"; }
@@ -96,11 +99,12 @@ class T5Model : public Model {
     return {truncate(tokenizer_->encode(input)), truncate(tokenizer_->encode(output))};
   }
 
-  std::vector<ExampleLoss> score(const std::vector<Example>& batch) override {
+  std::vector<ExampleLoss> score(const std::vector<Example>& batch,
+                                 const SequenceLora& lora) const override {
     std::vector<ExampleLoss> losses(batch.size());
     if (batch.empty()) return losses;
     const PaddedBatch labels = padded_labels(batch);
-    const std::vector<float> logits = teacher_forced_logits(batch, labels);  // packed rows
+    const std::vector<float> logits = teacher_forced_logits(batch, labels, lora);  // packed
     // Label padding (-100 in transformers) has no row: it is never scored.
     const float* z = logits.data();
     for (size_t b = 0; b < batch.size(); ++b) {
@@ -110,18 +114,19 @@ class T5Model : public Model {
     return losses;
   }
 
-  std::vector<std::vector<float>> mean_hidden_states(
-      const std::vector<std::vector<int32_t>>& inputs) override {
+  std::vector<std::vector<float>> mean_hidden_states(const std::vector<std::vector<int32_t>>& inputs,
+                                                     const SequenceLora& lora) const override {
     if (inputs.empty()) return {};
     const PaddedBatch in = pad_batch(inputs, cfg_.pad_id);
-    return mean_rows(encode(in), RaggedBatch::of(in), cfg_.d_model);
+    return mean_rows(encode(in, lora), RaggedBatch::of(in), cfg_.d_model);
   }
 
-  std::vector<Tensor> label_logits(const std::vector<Example>& batch) override {
+  std::vector<Tensor> label_logits(const std::vector<Example>& batch,
+                                   const SequenceLora& lora) const override {
     std::vector<Tensor> out;
     if (batch.empty()) return out;
     const PaddedBatch labels = padded_labels(batch);
-    const std::vector<float> logits = teacher_forced_logits(batch, labels);  // packed rows
+    const std::vector<float> logits = teacher_forced_logits(batch, labels, lora);  // packed
     const int64_t vocab = cfg_.vocab_size;
     auto first = logits.begin();
     for (const Example& e : batch) {
@@ -133,25 +138,23 @@ class T5Model : public Model {
   }
 
   std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts,
-                                       int max_new_tokens) override;
-  void decode_step(DecodeState& state, const std::vector<int32_t>& tokens) override;
+                                       int max_new_tokens, const SequenceLora& lora) const override;
+  void decode_step(DecodeState& state, const std::vector<int32_t>& tokens) const override;
   int64_t vocab_size() const override { return cfg_.vocab_size; }
   std::vector<int32_t> end_of_sequence_ids() const override { return {cfg_.eos_id}; }
 
-  void set_lora(const LoraMap* lora) override {
-    if (lora) check_lora_targets(*lora, linear_layers(), "t5");
-    for_each_linear(*this, [&](Linear& l) { attach_lora(l, lora); });
-  }
   void merge_lora(const LoraMap& lora) override {
     check_lora_targets(lora, linear_layers(), "t5");
     for_each_linear(*this, [&](Linear& l) { merge_lora_into(l, lora); });
   }
-  std::vector<LinearInfo> linear_layers() const override {
-    std::vector<LinearInfo> out;
-    for_each_linear(*this, [&](const Linear& l) { out.push_back({l.name, l.in, l.out}); });
+  std::vector<std::pair<std::string, Tensor>> state_dict() const override;
+
+ protected:
+  std::vector<const Linear*> lora_targets() const override {
+    std::vector<const Linear*> out;
+    for_each_linear(*this, [&](const Linear& l) { out.push_back(&l); });
     return out;
   }
-  std::vector<std::pair<std::string, Tensor>> state_dict() const override;
 
  private:
   // Over the limit, keep the start and end with EOS, as the reference's tokenizer does.
@@ -191,21 +194,25 @@ class T5Model : public Model {
   }
 
   // Encoder output for the real tokens of `in`: packed rows [RaggedBatch::of(in).rows, d_model].
-  std::vector<float> encode(const PaddedBatch& in) const;
+  std::vector<float> encode(const PaddedBatch& in, const SequenceLora& lora) const;
   // Decoder hidden states -> logits [rows, vocab] (final norm, optional scaling, LM head).
-  std::vector<float> lm_logits(std::vector<float> hidden, int64_t rows) const;
+  std::vector<float> lm_logits(std::vector<float> hidden, int64_t rows,
+                               const LoraRows& lora) const;
   // One decoder block over the packed rows x with its caches (self-attention appended to).
   void decoder_block(const T5Block& block, float* x, const RaggedBatch& rows, KvCache& self_cache,
-                     const KvCache& cross_cache, const uint8_t* enc_valid,
-                     const float* self_bias) const;
+                     const KvCache& cross_cache, const uint8_t* enc_valid, const float* self_bias,
+                     const LoraRows& lora) const;
   // Keys/values of the encoder output for one decoder block's cross-attention.
   void fill_cross_cache(const AttentionLayer& cross, const std::vector<float>& enc,
-                        const PaddedBatch& enc_in, KvCache& cache, bool bf16 = false) const {
+                        const PaddedBatch& enc_in, const SequenceLora& lora, KvCache& cache,
+                        bool bf16 = false) const {
     cache.reset(enc_in.batch, enc_in.len, cross.kv_dim(), bf16);
-    append_kv(cross, enc.data(), RaggedBatch::of(enc_in), cache);
+    const RaggedBatch rows = RaggedBatch::of(enc_in);
+    append_kv(cross, enc.data(), rows, cache, lora_rows(lora, rows.count));
   }
   std::vector<float> teacher_forced_logits(const std::vector<Example>& batch,
-                                           const PaddedBatch& labels) const;
+                                           const PaddedBatch& labels,
+                                           const SequenceLora& lora) const;
   std::vector<float> embed(const std::vector<int32_t>& ids) const { return shared_.lookup(ids); }
 
   T5Config cfg_;
@@ -278,8 +285,9 @@ T5Stack T5Model::load_stack(WeightReader& r, const std::string& prefix, int64_t 
   return s;
 }
 
-std::vector<float> T5Model::encode(const PaddedBatch& in) const {
+std::vector<float> T5Model::encode(const PaddedBatch& in, const SequenceLora& adapters) const {
   const RaggedBatch ragged = RaggedBatch::of(in);
+  const LoraRows lora = lora_rows(adapters, ragged.count);
   const int64_t rows = ragged.rows, d = cfg_.d_model;
   std::vector<float> x = embed(packed_ids(in));
   const std::vector<float> bias = relative_position_bias(encoder_.rel, in.len, in.len, 0);
@@ -287,12 +295,12 @@ std::vector<float> T5Model::encode(const PaddedBatch& in) const {
   for (const T5Block& block : encoder_.blocks) {
     residual(block.self_norm, x.data(), rows, d, [&](const float* h, float* out) {
       cache.reset(in.batch, in.len, block.self_attn.kv_dim());
-      append_kv(block.self_attn, h, ragged, cache);
+      append_kv(block.self_attn, h, ragged, cache, lora);
       AttentionMask mask{.key_valid = in.valid.data(), .bias = bias.data()};
-      attention_forward(block.self_attn, h, ragged, cache, mask, out);
+      attention_forward(block.self_attn, h, ragged, cache, mask, out, lora);
     });
     residual(block.ff_norm, x.data(), rows, d,
-             [&](const float* h, float* out) { feed_forward(block.ff, h, rows, out); });
+             [&](const float* h, float* out) { feed_forward(block.ff, h, rows, out, lora); });
   }
   std::vector<float> y(x.size());
   norm_forward(encoder_.final_norm, x.data(), rows, y.data());
@@ -301,42 +309,45 @@ std::vector<float> T5Model::encode(const PaddedBatch& in) const {
 
 void T5Model::decoder_block(const T5Block& block, float* x, const RaggedBatch& rows,
                             KvCache& self_cache, const KvCache& cross_cache,
-                            const uint8_t* enc_valid, const float* self_bias) const {
+                            const uint8_t* enc_valid, const float* self_bias,
+                            const LoraRows& lora) const {
   const int64_t d = cfg_.d_model;
   residual(block.self_norm, x, rows.rows, d, [&](const float* h, float* out) {
     const int64_t q_pos0 = self_cache.length;
-    append_kv(block.self_attn, h, rows, self_cache);
+    append_kv(block.self_attn, h, rows, self_cache, lora);
     AttentionMask mask{.causal = true, .q_pos0 = q_pos0, .bias = self_bias};
-    attention_forward(block.self_attn, h, rows, self_cache, mask, out);
+    attention_forward(block.self_attn, h, rows, self_cache, mask, out, lora);
   });
   residual(block.cross_norm, x, rows.rows, d, [&](const float* h, float* out) {
     AttentionMask mask{.key_valid = enc_valid};  // no position bias across the two stacks
-    attention_forward(block.cross_attn, h, rows, cross_cache, mask, out);
+    attention_forward(block.cross_attn, h, rows, cross_cache, mask, out, lora);
   });
   residual(block.ff_norm, x, rows.rows, d,
-           [&](const float* h, float* out) { feed_forward(block.ff, h, rows.rows, out); });
+           [&](const float* h, float* out) { feed_forward(block.ff, h, rows.rows, out, lora); });
 }
 
-std::vector<float> T5Model::lm_logits(std::vector<float> hidden, int64_t rows) const {
+std::vector<float> T5Model::lm_logits(std::vector<float> hidden, int64_t rows,
+                                      const LoraRows& lora) const {
   std::vector<float> h(hidden.size());
   norm_forward(decoder_.final_norm, hidden.data(), rows, h.data());
   if (cfg_.scale_decoder_outputs)
     scale_inplace(h.data(), 1.0f / std::sqrt(static_cast<float>(cfg_.d_model)),
                   static_cast<int64_t>(h.size()));
   std::vector<float> logits(static_cast<size_t>(rows * cfg_.vocab_size));
-  linear_forward(lm_head_, h.data(), rows, logits.data());
+  linear_forward(lm_head_, h.data(), rows, logits.data(), lora);
   return logits;
 }
 
 std::vector<float> T5Model::teacher_forced_logits(const std::vector<Example>& batch,
-                                                  const PaddedBatch& labels) const {
+                                                  const PaddedBatch& labels,
+                                                  const SequenceLora& adapters) const {
   std::vector<std::vector<int32_t>> inputs;
   for (const Example& e : batch) {
     check(!e.input_ids.empty(), "T5 example without input tokens");
     inputs.push_back(e.input_ids);
   }
   const PaddedBatch enc_in = pad_batch(inputs, cfg_.pad_id);
-  const std::vector<float> enc = encode(enc_in);
+  const std::vector<float> enc = encode(enc_in, adapters);
   // Decoder input = labels shifted right behind the start token (packed: label padding, whose
   // loss transformers ignores, is not computed at all).
   std::vector<int32_t> dec_ids;
@@ -345,20 +356,24 @@ std::vector<float> T5Model::teacher_forced_logits(const std::vector<Example>& ba
     dec_ids.insert(dec_ids.end(), e.label_ids.begin(), e.label_ids.end() - 1);
   }
   const RaggedBatch rows = RaggedBatch::of(labels);
+  const LoraRows lora = lora_rows(adapters, rows.count);
   std::vector<float> x = embed(dec_ids);
   const std::vector<float> bias = relative_position_bias(decoder_.rel, labels.len, labels.len, 0);
   KvCache self_cache, cross_cache;
   for (const T5Block& block : decoder_.blocks) {
     self_cache.reset(labels.batch, labels.len, block.self_attn.kv_dim());
-    fill_cross_cache(block.cross_attn, enc, enc_in, cross_cache);
-    decoder_block(block, x.data(), rows, self_cache, cross_cache, enc_in.valid.data(), bias.data());
+    fill_cross_cache(block.cross_attn, enc, enc_in, adapters, cross_cache);
+    decoder_block(block, x.data(), rows, self_cache, cross_cache, enc_in.valid.data(), bias.data(),
+                  lora);
   }
-  return lm_logits(std::move(x), rows.rows);
+  return lm_logits(std::move(x), rows.rows, lora);
 }
 
 std::unique_ptr<DecodeState> T5Model::prefill(const std::vector<std::vector<int32_t>>& inputs,
-                                              int max_new_tokens) {
+                                              int max_new_tokens,
+                                              const SequenceLora& lora) const {
   auto state = std::make_unique<T5DecodeState>();
+  state->lora = lora;
   std::vector<std::vector<int32_t>> truncated;
   for (const auto& ids : inputs) {
     check(!ids.empty(), "generate: empty input");
@@ -366,14 +381,14 @@ std::unique_ptr<DecodeState> T5Model::prefill(const std::vector<std::vector<int3
   }
   state->enc_in = pad_batch(truncated, cfg_.pad_id);
   state->batch = state->enc_in.batch;
-  const std::vector<float> enc = encode(state->enc_in);
+  const std::vector<float> enc = encode(state->enc_in, lora);
   const size_t layers = decoder_.blocks.size();
   state->self_caches.resize(layers);
   state->cross_caches.resize(layers);
   for (size_t l = 0; l < layers; ++l) {  // cross-attention keys/values: once per input
     // Generation caches live as long as the batch decodes: bf16 on the fast path.
-    fill_cross_cache(decoder_.blocks[l].cross_attn, enc, state->enc_in, state->cross_caches[l],
-                     bf16_);
+    fill_cross_cache(decoder_.blocks[l].cross_attn, enc, state->enc_in, lora,
+                     state->cross_caches[l], bf16_);
     state->self_caches[l].reset(state->batch, std::max(max_new_tokens, 1),
                                 decoder_.blocks[l].self_attn.kv_dim(), bf16_);
   }
@@ -383,7 +398,7 @@ std::unique_ptr<DecodeState> T5Model::prefill(const std::vector<std::vector<int3
   return state;
 }
 
-void T5Model::decode_step(DecodeState& base, const std::vector<int32_t>& tokens) {
+void T5Model::decode_step(DecodeState& base, const std::vector<int32_t>& tokens) const {
   auto& state = dynamic_cast<T5DecodeState&>(base);
   check(static_cast<int64_t>(tokens.size()) == state.batch,
         "decode step: {} tokens for {} sequences", tokens.size(), state.batch);
@@ -393,10 +408,11 @@ void T5Model::decode_step(DecodeState& base, const std::vector<int32_t>& tokens)
   const std::vector<float> bias =
       relative_position_bias(decoder_.rel, 1, state.step + 1, state.step);
   const RaggedBatch step_rows = RaggedBatch::dense(state.batch, 1);
+  const LoraRows lora = lora_rows(state.lora, step_rows.count);
   for (size_t l = 0; l < decoder_.blocks.size(); ++l)
     decoder_block(decoder_.blocks[l], x.data(), step_rows, state.self_caches[l],
-                  state.cross_caches[l], state.enc_in.valid.data(), bias.data());
-  state.logits = lm_logits(std::move(x), state.batch);
+                  state.cross_caches[l], state.enc_in.valid.data(), bias.data(), lora);
+  state.logits = lm_logits(std::move(x), state.batch, lora);
   ++state.step;
 }
 

@@ -14,34 +14,44 @@ namespace {
 // losses depend on the composed weights.
 class FakeModel : public Model {
  public:
+  FakeModel() {
+    q_.name = "enc.q";
+    q_.in = q_.out = 1;
+    index_lora_targets({&q_});
+  }
   std::string architecture() const override { return "fake"; }
   bool is_encoder_decoder() const override { return true; }
   const Tokenizer& tokenizer() const override { throw Error("no tokenizer"); }
   Example make_example(const std::string&, const std::string&) const override { return {}; }
-  std::vector<ExampleLoss> score(const std::vector<Example>& batch) override {
+  std::vector<ExampleLoss> score(const std::vector<Example>& batch,
+                                 const SequenceLora& lora) const override {
     ++score_calls;
-    double shift = 0;
-    if (lora_) shift = std::abs(lora_->at("enc.q")[0].A[0] - best_a);
     std::vector<ExampleLoss> out;
-    for (const Example& e : batch) {
-      const auto n = static_cast<int64_t>(e.label_ids.size());
-      out.push_back({e.input_ids[0] * static_cast<double>(n) * (1 + shift), n});
+    for (size_t b = 0; b < batch.size(); ++b) {
+      const BoundLora* l = lora.empty() ? nullptr : lora.size() == 1 ? lora[0] : lora.at(b);
+      const double shift = l ? std::abs(l->map->at("enc.q")[0].A[0] - best_a) : 0.0;
+      const auto n = static_cast<int64_t>(batch[b].label_ids.size());
+      out.push_back({batch[b].input_ids[0] * static_cast<double>(n) * (1 + shift), n});
     }
     return out;
   }
-  std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>&, int) override {
+  std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>&, int,
+                                       const SequenceLora&) const override {
     return nullptr;
   }
-  void decode_step(DecodeState&, const std::vector<int32_t>&) override {}
+  void decode_step(DecodeState&, const std::vector<int32_t>&) const override {}
   int64_t vocab_size() const override { return 1; }
   std::vector<int32_t> end_of_sequence_ids() const override { return {}; }
-  void set_lora(const LoraMap* lora) override { lora_ = lora; }
   void merge_lora(const LoraMap&) override {}
-  std::vector<LinearInfo> linear_layers() const override { return {}; }
   std::vector<std::pair<std::string, Tensor>> state_dict() const override { return {}; }
-  const LoraMap* lora_ = nullptr;
-  int score_calls = 0;
+  mutable int score_calls = 0;
   float best_a = 0.0f;  // the composed A with the lowest loss
+
+ protected:
+  std::vector<const Linear*> lora_targets() const override { return {&q_}; }
+
+ private:
+  Linear q_;
 };
 
 LoraModule module_with_a(float a0, const std::string& path) {
@@ -73,7 +83,24 @@ TEST(Objective, ReferenceModeIsBatchTokenMeanOverExampleCount) {
   EXPECT_NEAR(f.loss({0, 0}), 13.0 / 6 / 3, 1e-12);
   // w = (0.5, 0.25): composed A = 0.5·1 + 0.25·2 = 1 -> losses doubled; penalty 0.05·0.375.
   EXPECT_NEAR(f({0.5, 0.25}), 2 * 13.0 / 6 / 3 + 0.05 * 0.375, 1e-12);
-  EXPECT_EQ(model.lora_, nullptr);  // detached after scoring
+}
+
+// A generation of points is scored in one forward per batch, each copy of an example with its
+// point's adapter, and gives what scoring each point alone gives.
+TEST(Objective, EvaluateScoresAllPointsInSharedForwards) {
+  FakeModel model;
+  model.best_a = 0.5f;
+  const ModuleSet set = ModuleSet::from_modules({module_with_a(1, "a"), module_with_a(2, "b")});
+  Objective f(model, set, examples());
+  const std::vector<Point> points = {{0.5, 0.25}, {0, 0}, {1, -1}, {0.1, 0.2}};
+  std::vector<double> alone;
+  for (const Point& w : points) alone.push_back(f(w));
+  model.score_calls = 0;
+  const std::vector<double> together = f.evaluate(points);
+  EXPECT_EQ(model.score_calls, 1);
+  ASSERT_EQ(together.size(), points.size());
+  for (size_t p = 0; p < points.size(); ++p) EXPECT_DOUBLE_EQ(together[p], alone[p]) << p;
+  EXPECT_NE(together[0], together[1]);
 }
 
 TEST(Objective, ReferenceModeSumsBatchLosses) {

@@ -116,9 +116,8 @@ TEST(Compose, MergedEqualsUnmerged) {
 
   std::vector<float> unmerged(3 * 4), merged(3 * 4), base(3 * 4);
   linear_forward(layer, x.data(), 3, base.data());
-  attach_lora(layer, &map);
-  linear_forward(layer, x.data(), 3, unmerged.data());
-  attach_lora(layer, nullptr);
+  const BoundLora bound = bind_to_layer(layer, map);
+  linear_forward(layer, x.data(), 3, unmerged.data(), {{0, 3, &bound}});
   merge_lora_into(layer, map);
   linear_forward(layer, x.data(), 3, merged.data());
   double max_diff = 0, moved = 0;

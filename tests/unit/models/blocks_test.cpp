@@ -16,7 +16,7 @@ namespace {
 using test_support::random_values;
 
 Linear random_linear(const std::string& name, int64_t in, int64_t out, unsigned seed) {
-  return Linear{name, in, out, random_values(in * out, seed, 0.5f), {}, nullptr, {}};
+  return Linear{name, in, out, random_values(in * out, seed, 0.5f), {}, -1, {}};
 }
 
 LoraDelta random_delta(int64_t in, int64_t out, int64_t r, float scale, unsigned seed) {
@@ -38,9 +38,8 @@ TEST(Linear, LoraUnmergedEqualsMerged) {
 
   std::vector<float> plain(rows * out), unmerged(rows * out), merged(rows * out);
   linear_forward(layer, x.data(), rows, plain.data());
-  attach_lora(layer, &lora);
-  linear_forward(layer, x.data(), rows, unmerged.data());
-  attach_lora(layer, nullptr);
+  const BoundLora bound = bind_to_layer(layer, lora);
+  linear_forward(layer, x.data(), rows, unmerged.data(), {{0, rows, &bound}});
   merge_lora_into(layer, lora);
   linear_forward(layer, x.data(), rows, merged.data());
 
@@ -49,6 +48,52 @@ TEST(Linear, LoraUnmergedEqualsMerged) {
   for (size_t i = 0; i < plain.size(); ++i)
     changed = std::max(changed, std::abs(plain[i] - merged[i]));
   EXPECT_GT(changed, 0.1f);  // the deltas did something
+}
+
+// One product over rows whose spans carry different adapters (and rows without any) equals
+// running each span alone with its adapter: the per-row side path of heterogeneous batches.
+TEST(Linear, RowSpansWithDifferentAdaptersEqualSeparateRuns) {
+  const int64_t in = 10, out = 7, rows = 9;
+  Linear layer = random_linear("model.layers.0.mlp.down_proj", in, out, 31);
+  LoraMap a, b;
+  a[layer.name] = {random_delta(in, out, 3, 0.5f, 32)};
+  b[layer.name] = {random_delta(in, out, 2, 1.5f, 33), random_delta(in, out, 1, 1.0f, 34)};
+  const BoundLora bound_a = bind_to_layer(layer, a), bound_b = bind_to_layer(layer, b);
+  const auto x = random_values(rows * in, 35, 0.5f);
+  // rows 0-2: a, rows 3-4: base, rows 5-8: b
+  std::vector<float> mixed(rows * out);
+  linear_forward(layer, x.data(), rows, mixed.data(), {{0, 3, &bound_a}, {5, 9, &bound_b}});
+  std::vector<float> expected;
+  auto run = [&](int64_t first, int64_t n, const BoundLora* lora) {
+    std::vector<float> y(n * out);
+    LoraRows spans;
+    if (lora) spans.push_back({0, n, lora});
+    linear_forward(layer, &x[first * in], n, y.data(), spans);
+    expected.insert(expected.end(), y.begin(), y.end());
+  };
+  run(0, 3, &bound_a);
+  run(3, 2, nullptr);
+  run(5, 4, &bound_b);
+  expect_near(mixed, expected, 1e-5f);
+  std::vector<float> all_a(rows * out);
+  linear_forward(layer, x.data(), rows, all_a.data(), {{0, rows, &bound_a}});
+  EXPECT_GT(std::abs(all_a[8 * out] - mixed[8 * out]), 1e-3f);  // b's rows differ from a's
+}
+
+TEST(LoraRows, ConsecutiveSequencesWithOneAdapterShareASpan) {
+  BoundLora a, b;
+  const LoraRows spans = lora_rows({&a, &a, nullptr, &b, &a}, {2, 3, 4, 1, 2});
+  ASSERT_EQ(spans.size(), 3u);
+  EXPECT_EQ(spans[0].begin, 0);
+  EXPECT_EQ(spans[0].end, 5);
+  EXPECT_EQ(spans[0].lora, &a);
+  EXPECT_EQ(spans[1].begin, 9);
+  EXPECT_EQ(spans[1].lora, &b);
+  EXPECT_EQ(spans[2].begin, 10);
+  EXPECT_EQ(spans[2].end, 12);
+  EXPECT_TRUE(lora_rows({}, {3, 4}).empty());
+  EXPECT_EQ(lora_rows({&b}, {3, 4}).size(), 1u);  // one adapter for every sequence
+  EXPECT_THROW(lora_rows({&a, &b}, {1, 2, 3}), Error);
 }
 
 TEST(Linear, Bf16WeightsStayWithinRoundingOfF32) {
@@ -65,12 +110,11 @@ TEST(Linear, Bf16WeightsStayWithinRoundingOfF32) {
   LoraMap lora;
   lora[f32.name] = {random_delta(in, out, 4, 0.5f, 63)};
   std::vector<float> y32(rows * out), y16(rows * out), merged(rows * out);
-  attach_lora(f32, &lora);
-  attach_lora(bf16, &lora);
-  linear_forward(f32, x.data(), rows, y32.data());
-  linear_forward(bf16, x.data(), rows, y16.data());
+  const BoundLora bound = bind_to_layer(f32, lora);
+  bind_to_layer(bf16, lora);
+  linear_forward(f32, x.data(), rows, y32.data(), {{0, rows, &bound}});
+  linear_forward(bf16, x.data(), rows, y16.data(), {{0, rows, &bound}});
   expect_near(y16, y32, 0.05f);  // |y| ~ 0.5·0.5·sqrt(64) = 2; 2^-8·2·sqrt(64)/sqrt(3) ≈ 0.04
-  attach_lora(bf16, nullptr);
   merge_lora_into(bf16, lora);
   EXPECT_TRUE(bf16.weight.empty());  // still bf16 after merging
   linear_forward(bf16, x.data(), rows, merged.data());
@@ -84,9 +128,8 @@ TEST(Linear, LayersWithoutDeltasAreUntouched) {
   LoraMap lora;
   lora["some.other.layer"] = {random_delta(4, 3, 1, 1.0f, 7)};
   merge_lora_into(layer, lora);
-  attach_lora(layer, &lora);
   EXPECT_EQ(layer.weight, before);
-  EXPECT_EQ(layer.lora, nullptr);
+  EXPECT_EQ(bind_to_layer(layer, lora).deltas(0), nullptr);
 }
 
 TEST(LinearMalformed, DeltaShapeMismatchNamesTheLayer) {
@@ -94,7 +137,7 @@ TEST(LinearMalformed, DeltaShapeMismatchNamesTheLayer) {
   LoraMap lora;
   lora[layer.name] = {random_delta(7, 6, 2, 1.0f, 3)};
   try {
-    attach_lora(layer, &lora);
+    bind_to_layer(layer, lora);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(layer.name), std::string::npos) << e.what();
@@ -337,9 +380,9 @@ TEST(FeedForward, GatedIsActTimesUp) {
   FeedForward ff;
   ff.gated = true;
   ff.act = Activation::Relu;
-  ff.gate = Linear{"g", 1, 2, {1.0f, -1.0f}, {}, nullptr, {}};
-  ff.up = Linear{"u", 1, 2, {3.0f, 5.0f}, {}, nullptr, {}};
-  ff.down = Linear{"d", 2, 1, {1.0f, 1.0f}, {}, nullptr, {}};
+  ff.gate = Linear{"g", 1, 2, {1.0f, -1.0f}, {}, -1, {}};
+  ff.up = Linear{"u", 1, 2, {3.0f, 5.0f}, {}, -1, {}};
+  ff.down = Linear{"d", 2, 1, {1.0f, 1.0f}, {}, -1, {}};
   const float x = 2.0f;
   float y = 0.0f;
   feed_forward(ff, &x, 1, &y);

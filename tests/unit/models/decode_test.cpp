@@ -45,9 +45,12 @@ class ScriptedModel : public Model {
   bool is_encoder_decoder() const override { return false; }
   const Tokenizer& tokenizer() const override { return tok_; }
   Example make_example(const std::string&, const std::string&) const override { return {}; }
-  std::vector<ExampleLoss> score(const std::vector<Example>&) override { return {}; }
-  std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts,
-                                       int) override {
+  std::vector<ExampleLoss> score(const std::vector<Example>&,
+                                 const SequenceLora&) const override {
+    return {};
+  }
+  std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts, int,
+                                       const SequenceLora&) const override {
     auto s = std::make_unique<ScriptState>();
     s->batch = static_cast<int64_t>(prompts.size());
     which_.clear();
@@ -55,7 +58,7 @@ class ScriptedModel : public Model {
     fill(*s);
     return s;
   }
-  void decode_step(DecodeState& base, const std::vector<int32_t>& tokens) override {
+  void decode_step(DecodeState& base, const std::vector<int32_t>& tokens) const override {
     auto& s = dynamic_cast<ScriptState&>(base);
     ASSERT_EQ(static_cast<int64_t>(tokens.size()), s.batch);
     ++s.step;
@@ -64,11 +67,12 @@ class ScriptedModel : public Model {
   }
   int64_t vocab_size() const override { return tok_.vocab_size(); }
   std::vector<int32_t> end_of_sequence_ids() const override { return {0}; }
-  void set_lora(const LoraMap*) override {}
   void merge_lora(const LoraMap&) override {}
-  std::vector<LinearInfo> linear_layers() const override { return {}; }
   std::vector<std::pair<std::string, Tensor>> state_dict() const override { return {}; }
-  int steps = 0;
+  mutable int steps = 0;
+
+ protected:
+  std::vector<const Linear*> lora_targets() const override { return {}; }
 
  private:
   void fill(ScriptState& s) const {
@@ -82,7 +86,7 @@ class ScriptedModel : public Model {
   }
   ByteTokenizer tok_;
   std::vector<std::vector<int32_t>> scripts_;
-  std::vector<int32_t> which_;
+  mutable std::vector<int32_t> which_;
 };
 
 // Pieces: 1 "a", 2 "\n", 3 "Q", 4 ":", 5 E2, 6 82, 7 AC (the three bytes of €), 8 BC, 9 "b".
@@ -192,14 +196,14 @@ TEST(Decode, StreamHoldsBackAnUnfinishedCharacter) {
 class FixedModel : public ScriptedModel {
  public:
   FixedModel() : ScriptedModel(kPieces, {{}}) {}
-  std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts,
-                                       int) override {
+  std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts, int,
+                                       const SequenceLora&) const override {
     auto s = std::make_unique<ScriptState>();
     s->batch = static_cast<int64_t>(prompts.size());
     fill(*s);
     return s;
   }
-  void decode_step(DecodeState& s, const std::vector<int32_t>&) override { fill(s); }
+  void decode_step(DecodeState& s, const std::vector<int32_t>&) const override { fill(s); }
 
  private:
   void fill(DecodeState& s) const {

@@ -1,0 +1,54 @@
+// Continuous batching over one loaded model: sequences, each with its own adapter and decoding
+// options, decode in shared steps. A new sequence is prefilled alone when it joins and then
+// decodes in the same step as all the others (Model::decode_steps: every linear layer once over
+// all rows, the LoRA side path per group of rows, attention per sequence over its own cache);
+// finished or cancelled sequences leave between steps. This is what lets a server answer many
+// requests with different LoRA compositions at once, where peers batch only equal adapters.
+//
+// Not thread-safe: one thread calls add/cancel/step (a server's scheduler); results and text
+// arrive through each sequence's DecodeOptions::on_event, from inside step().
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "models/decode.h"
+
+namespace lorahub {
+
+class ContinuousBatcher {
+ public:
+  explicit ContinuousBatcher(const Model& model) : model_(model) {}
+
+  // Queues a prompt; it joins at the next step. Its events carry `sequence` = the returned id.
+  // `lora` (nullptr = the base model) must be bound to this model.
+  uint64_t add(std::vector<int32_t> prompt, std::shared_ptr<const BoundLora> lora,
+               DecodeOptions options);
+  // Ends the sequence at the next step (its done event reports kCancelled). Unknown ids
+  // (finished already) are ignored.
+  void cancel(uint64_t id);
+  // Prefills the queued sequences, then decodes one token for every running one. Returns how many
+  // sequences took part.
+  size_t step();
+  size_t active() const { return sequences_.size(); }
+
+ private:
+  struct Sequence {
+    uint64_t id = 0;
+    std::vector<int32_t> prompt;
+    std::shared_ptr<const BoundLora> lora;
+    std::unique_ptr<DecodeOptions> options;  // stable address: the decoder refers to it
+    std::unique_ptr<SequenceDecoder> decoder;
+    std::unique_ptr<DecodeState> state;  // null until prefilled
+    int32_t next = -1;                   // token to feed at the next step
+    bool cancelled = false;
+  };
+
+  void prefill(Sequence& s) const;
+
+  const Model& model_;
+  std::vector<Sequence> sequences_;
+  uint64_t next_id_ = 1;
+};
+
+}  // namespace lorahub
