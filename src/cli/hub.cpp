@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -55,14 +56,36 @@ void stop_on_signals(hub::HubServer& server) {
   ::sigaction(SIGTERM, &action, nullptr);
 }
 
+// The HTTP limits in the units a user thinks in (seconds, KiB); converted by serve().
+struct HttpLimitArgs {
+  size_t max_connections = 1024;
+  size_t max_header_kib = 16;
+  size_t max_header_fields = 100;
+  double header_timeout = 10, idle_timeout = 30, body_timeout = 30, write_timeout = 60;
+  uint64_t min_body_rate_kib = 64;
+};
+
 struct ServeArgs {
   hub::ServerOptions server;
   double max_upload_mib = 512;
+  HttpLimitArgs limits;
 };
 
+std::chrono::milliseconds to_ms(double seconds) {
+  return std::chrono::milliseconds(std::llround(seconds * 1000));
+}
+
 void serve(ServeArgs& args) {
-  check(args.max_upload_mib > 0, "--max-upload-mib must be positive");
+  const HttpLimitArgs& l = args.limits;
   args.server.max_upload_bytes = static_cast<size_t>(args.max_upload_mib * 1024 * 1024);
+  args.server.limits = {.max_connections = l.max_connections,
+                        .max_header_bytes = l.max_header_kib << 10,
+                        .max_header_fields = l.max_header_fields,
+                        .header_timeout = to_ms(l.header_timeout),
+                        .idle_timeout = to_ms(l.idle_timeout),
+                        .body_timeout = to_ms(l.body_timeout),
+                        .min_body_rate = l.min_body_rate_kib << 10,
+                        .write_timeout = to_ms(l.write_timeout)};
   hub::HubServer server(args.server);
   stop_on_signals(server);
   const int port = server.bind();
@@ -73,19 +96,62 @@ void serve(ServeArgs& args) {
   server.run();
 }
 
+// A number in [low, high]; unlike CLI::Range it also refuses nan (every comparison with it is
+// false) and inf.
+CLI::Validator between(double low, double high) {
+  return CLI::Validator(
+      [=](std::string& text) -> std::string {
+        double value = 0;
+        if (!CLI::detail::lexical_cast(text, value) || !(value >= low && value <= high))
+          return fmt::format("value {} is not a number from {} to {}", text, low, high);
+        return "";
+      },
+      fmt::format("[{} - {}]", low, high));
+}
+
+void add_http_limits(CLI::App& cmd, HttpLimitArgs& l) {
+  const char* group = "HTTP limits (per client; a hostile one gets no more)";
+  const auto add = [&](const char* name, auto& value, const char* help, double low, double high) {
+    cmd.add_option(name, value, help)
+        ->check(between(low, high))
+        ->capture_default_str()
+        ->group(group);
+  };
+  add("--max-connections", l.max_connections,
+      "Sockets open at once; over it a client gets 503 with Retry-After", 1, 1e6);
+  add("--max-header-kib", l.max_header_kib,
+      "Largest request line + header fields, in KiB (larger: 431)", 1, 1024);
+  add("--max-header-fields", l.max_header_fields, "Most header fields in a request (more: 431)", 1,
+      10000);
+  add("--header-timeout", l.header_timeout,
+      "Seconds a client has to send a request's line and headers", 0.001, 86400);
+  add("--idle-timeout", l.idle_timeout, "Seconds an idle keep-alive connection stays open", 0.001,
+      86400);
+  add("--body-timeout", l.body_timeout,
+      "Seconds a request body may take, on top of its length at --min-body-rate-kib", 0.001, 86400);
+  add("--min-body-rate-kib", l.min_body_rate_kib,
+      "Slowest accepted upload, in KiB/s (sets the body's deadline)", 1, 1 << 20);
+  add("--write-timeout", l.write_timeout,
+      "Seconds a client may take to read each piece of an answer", 0.001, 86400);
+}
+
 void add_serve(CLI::App& hub) {
   auto args = std::make_shared<ServeArgs>();
   auto* cmd = hub.add_subcommand("serve", "Run a module hub (Hugging Face compatible read API)");
   cmd->add_option("--root", args->server.root, "Folder for blobs and the SQLite metadata")
       ->required();
   cmd->add_option("--host", args->server.host, "Address to listen on")->capture_default_str();
-  cmd->add_option("--port", args->server.port, "Port (0: any free port)")->capture_default_str();
+  cmd->add_option("--port", args->server.port, "Port (0: any free port)")
+      ->check(between(0, 65535))
+      ->capture_default_str();
   cmd->add_option("--db", args->server.db_url,
                   "postgresql://... to keep metadata in PostgreSQL (shared by several servers)");
   cmd->add_option("--public-url", args->server.public_url,
                   "Base URL clients reach the hub at, for links and upload URLs (default: "
                   "http://HOST:PORT; set it behind a proxy, e.g. https://hub.example)");
-  cmd->add_option("--max-upload-mib", args->max_upload_mib, "Largest accepted push, in MiB")
+  cmd->add_option("--max-upload-mib", args->max_upload_mib,
+                  "Largest accepted upload (push or file), in MiB (larger: 413)")
+      ->check(between(0.001, 1 << 20))
       ->capture_default_str();
   cmd->add_option("--page-size", args->server.page_size, "Entries per page of listings")
       ->check(CLI::Range(1, 100000))
@@ -93,16 +159,13 @@ void add_serve(CLI::App& hub) {
   cmd->add_option("--threads", args->server.threads, "Worker threads")
       ->check(CLI::Range(1, 1024))
       ->capture_default_str();
+  add_http_limits(*cmd, args->limits);
   cmd->callback([args] { serve(*args); });
 }
 
 // The maintenance commands never create a hub where there was none: a mistyped --root, or a
-// hub whose metadata is in PostgreSQL named without --db, is an error, not an empty hub.
-void check_metadata_exists(const std::string& root, const std::string& db) {
-  check(!db.empty() || std::filesystem::exists(std::filesystem::path(root) / "hub.sqlite3"),
-        "{}: not a hub folder (no hub.sqlite3 in it; metadata in PostgreSQL needs --db)", root);
-}
-
+// hub whose metadata is in PostgreSQL named without --db, is an error, not an empty hub
+// (hub::MetaStore::open_existing, hub::collect_garbage_at).
 // A token read from stdin when given as "-", so that it need not appear in the process list.
 std::string token_argument(const std::string& value) {
   if (value != "-") return value;
@@ -126,8 +189,7 @@ void add_token_revoke(CLI::App& token) {
   by_token->excludes(by_user);
   revoke->callback([args] {
     check(!args->token.empty() || !args->user.empty(), "token revoke: give --token or --user");
-    check_metadata_exists(args->root, args->db);
-    const auto store = hub::MetaStore::open(args->root, args->db);
+    const auto store = hub::MetaStore::open_existing(args->root, args->db);
     if (!args->user.empty()) {
       hub::validate_name(args->user, "user name");
       const int64_t n = store->revoke_tokens_of(args->user);
@@ -265,14 +327,8 @@ void add_pull(CLI::App& hub) {
 
 void gc(const std::string& root, const std::string& db, double min_age_minutes, bool dry_run) {
   check(min_age_minutes >= 0, "--min-age-minutes must be >= 0, got {}", min_age_minutes);
-  check(std::filesystem::is_directory(std::filesystem::path(root) / "blobs"),
-        "{}: not a hub folder (no blobs/ in it)", root);
-  // Without it MetaStore::open would start an empty SQLite store, in which no blob is referenced.
-  check_metadata_exists(root, db);
-  const hub::BlobStore blobs(root);
-  const auto meta = hub::MetaStore::open(root, db);
   const auto min_age = std::chrono::seconds(static_cast<int64_t>(min_age_minutes * 60));
-  const hub::GcReport r = hub::collect_garbage(blobs, *meta, min_age, dry_run);
+  const hub::GcReport r = hub::collect_garbage_at(root, db, min_age, dry_run);
   if (r.abandoned_temp_files > 0)
     std::printf("gc: removed %lld temp files of writers that died\n",
                 static_cast<long long>(r.abandoned_temp_files));

@@ -13,7 +13,6 @@
 #include <unistd.h>
 #include <nlohmann/json.hpp>
 
-#include <cmath>
 #include <filesystem>
 #include <iostream>
 
@@ -26,7 +25,7 @@
 #include "core/mapped_file.h"
 #include "core/progress.h"
 #include "eval/jsonl.h"
-#include "eval/selection.h"
+#include "eval/learn_task.h"
 #include "hub/client.h"
 #include "lora/compose.h"
 #include "lora/export.h"
@@ -85,67 +84,41 @@ struct TaskArgs {
   }
 };
 
-// Everything the objective needs, loaded in the order that fails fastest on bad input.
-struct Task {
-  std::vector<TextExample> rows;
-  ModuleSet modules;
-  std::unique_ptr<Model> model;
-  std::unique_ptr<Objective> objective;
-  nlohmann::json selection;  // --select: rule, k, each pool module's score, the kept ones
-};
-
-nlohmann::json selection_json(const SelectSpec& spec, const ModuleSet& pool, const Selection& s) {
-  nlohmann::json scores = nlohmann::json::object(), kept = nlohmann::json::array();
-  for (size_t i = 0; i < pool.size(); ++i) scores[pool[i].path] = s.score.at(i);
-  for (size_t i : s.kept_index) kept.push_back(pool[i].path);
-  return {{"rule", select_rule_name(spec.rule)}, {"k", spec.k}, {"scores", scores}, {"kept", kept}};
+void print_warning(const std::string& line) {
+  fmt::print(stderr, "lorahub: warning: {}\n", line);
 }
 
-Task load_task(const TaskArgs& a) {
+// The flags as a LearnTaskSpec (module pool from --lora, --lora-list and --hub), then the task.
+LearnTask load_task(const TaskArgs& a) {
   check(a.batch_size >= 0, "--batch-size must be >= 0, got {}", a.batch_size);
-  ObjectiveOptions options{parse_loss_mode(a.loss_mode), a.batch_size};
-  options.combine = a.compose.options(a.seed);
-  const SampleRule sample_rule =
-      for_flag("--sampler", [&] { return parse_sample_rule(a.sampler); });
-  const SelectSpec select = for_flag("--select", [&] { return parse_select(a.select); });
-  Task t;
-  t.rows = read_jsonl_examples(a.examples);
-  check(!t.rows.empty(), "{}: no examples", a.examples);
-  for (const TextExample& row : t.rows)
-    check(row.output.has_value(), "{}:{}: missing field 'output' (learning needs targets)",
-          a.examples, row.line);
-  std::vector<std::string> dirs = a.lora;
+  LearnTaskSpec spec;
+  spec.objective = ObjectiveOptions{
+      for_flag("--loss-mode", [&] { return parse_loss_mode(a.loss_mode); }), a.batch_size};
+  spec.objective.combine = a.compose.options(a.seed);
+  spec.sampler = for_flag("--sampler", [&] { return parse_sample_rule(a.sampler); });
+  spec.select = for_flag("--select", [&] { return parse_select(a.select); });
+  spec.rows = read_learning_examples(a.examples);  // before the slow hub and model
+  spec.model_path = a.model.model;
+  spec.load.threads = a.model.threads;
+  spec.load.bf16 = a.model.bf16;
+  spec.sample = a.sample;
+  spec.seed = a.seed;
+  spec.pool = a.lora;
   if (!a.hub.empty()) {
     const auto fetched = hub::fetch_modules(
         a.hub, for_flag("--hub-filter", [&] { return hub::parse_hub_filter(a.hub_filter); }),
         a.hub_cache.empty() ? hub::default_cache_dir() : a.hub_cache);
     check(!fetched.empty(), "--hub {}: no module matches the filter", a.hub);
-    dirs.insert(dirs.end(), fetched.begin(), fetched.end());
+    spec.pool.insert(spec.pool.end(), fetched.begin(), fetched.end());
   }
-  check(!dirs.empty() || !a.lora_list.empty(),
+  check(!spec.pool.empty() || !a.lora_list.empty(),
         "no LoRA modules given (use --lora DIR..., --lora-list FILE or --hub URL)");
-  std::vector<std::string> pool = dirs;
   if (!a.lora_list.empty())
-    for (std::string& p : read_module_list(a.lora_list)) pool.push_back(std::move(p));
-  warn_if_sample_exceeds(a.sample, pool.size());
-  t.modules = ModuleSet::load(sample_modules(pool, a.sample, a.seed, sample_rule), a.model.bf16);
-  warn_about_base_models(t.modules, a.model.model);
-  t.model = a.model.load();
-  std::vector<Example> examples;
-  std::vector<std::string> inputs;
-  for (const TextExample& row : t.rows) {
-    examples.push_back(t.model->make_example(row.input, *row.output));
-    inputs.push_back(row.input);
-  }
-  if (select.rule != SelectRule::kAll && select.k < t.modules.size()) {
-    Selection s = select_for_task(*t.model, t.modules, examples, inputs, select, options);
-    t.selection = selection_json(select, t.modules, s);
-    fmt::print(stderr, "select ({}): kept {} of {} modules\n", select_rule_name(select.rule),
-               s.kept.size(), t.modules.size());
-    t.modules = std::move(s.kept);
-  }
-  t.objective = std::make_unique<Objective>(*t.model, t.modules, std::move(examples), options);
-  return t;
+    for (std::string& p : read_module_list(a.lora_list)) spec.pool.push_back(std::move(p));
+  warn_if_sample_exceeds(a.sample, spec.pool.size());
+  spec.on_warning = print_warning;
+  spec.on_note = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+  return load_learn_task(spec);
 }
 
 // A folder written under a temporary name and renamed into place at the end, so that a run
@@ -184,34 +157,6 @@ class StagedDir {
   bool committed_ = false;
 };
 
-nlohmann::json number_or_null(double v) {
-  return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json();
-}
-
-nlohmann::json weights_json(const Task& t, const LearnResult& r, const std::string& optimizer,
-                            uint64_t seed, const std::string& loss_mode) {
-  nlohmann::json history = nlohmann::json::array();
-  double best = INFINITY;
-  for (const Evaluation& e : r.history) {
-    best = std::min(best, e.value);
-    history.push_back(
-        {{"step", e.step}, {"objective", number_or_null(e.value)}, {"best", number_or_null(best)}});
-  }
-  return {{"modules", t.modules.paths()},
-          {"weights", r.weights},
-          {"objective", number_or_null(r.objective)},
-          {"history", history},
-          {"optimizer", optimizer},
-          {"seed", seed},
-          {"loss_mode", loss_mode},
-          {"examples", t.rows.size()},
-          {"seconds", r.seconds},
-          {"compose", combine_method_name(t.objective->combine_method())},
-          {"compose_seconds", t.objective->times().compose_seconds},
-          {"forward_seconds", t.objective->times().forward_seconds},
-          {"selection", t.selection}};
-}
-
 struct LearnArgs {
   TaskArgs task;
   LearnOptions learn;
@@ -227,15 +172,14 @@ void run_learn(LearnArgs& a) {
         "unknown optimizer '{}' (known: {})", a.learn.optimizer,
         fmt::join(optimizer_names(), ", "));
   StagedDir out(a.out, a.overwrite);  // before the slow part: an unwritable --out fails now
-  Task t = load_task(a.task);
+  LearnTask t = load_task(a.task);
   fmt::print(stderr, "learn: {} modules, {} examples, {} ({} evaluations), seed {}\n",
              t.modules.size(), t.rows.size(), a.learn.optimizer, a.learn.steps, a.learn.seed);
   const LearnResult r = learn(*t.objective, a.learn);
   const LoraModule composed =
       combine_modules(t.modules, r.weights, a.task.compose.options(a.task.seed));
   save_composed_adapter(composed, out.path());
-  const nlohmann::json summary =
-      weights_json(t, r, a.learn.optimizer, a.learn.seed, a.task.loss_mode);
+  const nlohmann::json summary = weights_json(t, r, a.learn);
   write_file_atomic((fs::path(out.path()) / "weights.json").string(), summary.dump(2) + "\n");
   std::string merged;  // what --merge wrote, under OUT/merged/
   if (a.merge)
@@ -263,7 +207,7 @@ struct ObjectiveArgs {
 
 void run_objective(const ObjectiveArgs& a) {
   const std::vector<double> w = parse_weight_list(a.weights);
-  Task t = load_task(a.task);
+  LearnTask t = load_task(a.task);
   check(w.size() == t.modules.size(), "--weights: {} weights for {} modules", w.size(),
         t.modules.size());
   const double loss = t.objective->loss(w);

@@ -1,5 +1,7 @@
 #include "cli/model_args.h"
 
+#include "cli/command.h"
+#include "cli/compose_args.h"
 #include "cli/module_checks.h"
 #include "core/error.h"
 #include "lora/combine.h"
@@ -31,14 +33,9 @@ void ModelArgs::add_compute_options(CLI::App* cmd) {
 }
 
 LoraModule ModelArgs::adapter() const {
-  if (lora.size() == 1 && weights.empty() && compose.method == "lorahub")
-    return load_lora_module(lora[0]);
-  check(!weights.empty(), "--lora: {} modules need --weights (one per module)", lora.size());
-  const CombineOptions options = compose.options(seed);
-  const std::vector<double> w = parse_weight_list(weights);
-  const ModuleSet set = ModuleSet::load(lora);
-  check(w.size() == set.size(), "--weights: {} weights for {} modules", w.size(), set.size());
-  return combine_modules(set, w, options);
+  const std::vector<double> w =
+      weights.empty() ? std::vector<double>() : parse_weight_list(weights);
+  return for_flag("--lora", [&] { return adapter_from_modules(lora, w, compose.options(seed)); });
 }
 
 std::unique_ptr<Model> ModelArgs::load() const {

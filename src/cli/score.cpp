@@ -1,63 +1,21 @@
-// lorahub score: teacher-forced cross-entropy of (input, output) examples, computed as
-// transformers computes `loss` (label padding ignored; mean over all label tokens of a batch).
+// lorahub score: teacher-forced cross-entropy of (input, output) examples (eval/score.h),
+// computed as transformers computes `loss` (label padding ignored; mean over all label tokens of
+// a batch).
 //   --json: {"examples": [{"loss": token-mean CE, "tokens": n}...], "batch_loss": Σ CE / Σ n}
 //   --dump-logits FILE: the label-position logits as safetensors, "example.<i>" [tokens, vocab].
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include <algorithm>
 #include <iostream>
 
 #include "cli/command.h"
 #include "cli/model_args.h"
-#include "cli/model_commands.h"
 #include "core/error.h"
 #include "eval/jsonl.h"
+#include "eval/score.h"
 #include "formats/state_dict.h"
 
 namespace lorahub::cli {
-
-namespace {
-
-std::vector<Example> tokenize_examples(const Model& model, const std::vector<TextExample>& rows,
-                                       const std::string& source) {
-  std::vector<Example> examples;
-  for (const TextExample& row : rows) {
-    check(row.output.has_value(), "{}:{}: scoring needs an 'output' (or 'completion')", source,
-          row.line);
-    examples.push_back(model.make_example(row.input, *row.output));
-  }
-  return examples;
-}
-
-// Calls f(first, batch) for consecutive batches of at most batch_size (0 = one batch).
-template <typename F>
-void for_each_batch(const std::vector<Example>& examples, int batch_size, F f) {
-  const size_t step = batch_size > 0 ? static_cast<size_t>(batch_size) : examples.size();
-  for (size_t first = 0; first < examples.size(); first += step) {
-    const size_t last = std::min(examples.size(), first + step);
-    f(first, std::vector<Example>(examples.begin() + first, examples.begin() + last));
-  }
-}
-
-}  // namespace
-
-ScoreReport score_examples(Model& model, const std::vector<Example>& examples, int batch_size) {
-  ScoreReport report;
-  for_each_batch(examples, batch_size, [&](size_t, const std::vector<Example>& batch) {
-    const auto losses = model.score(batch);
-    report.examples.insert(report.examples.end(), losses.begin(), losses.end());
-  });
-  double ce = 0.0;
-  int64_t tokens = 0;
-  for (const ExampleLoss& l : report.examples) {
-    ce += l.ce_sum;
-    tokens += l.tokens;
-  }
-  report.batch_loss = tokens > 0 ? ce / static_cast<double>(tokens) : 0.0;
-  return report;
-}
-
 namespace {
 
 struct ScoreOptions {
@@ -76,10 +34,6 @@ void dump_logits(Model& model, const std::vector<Example>& examples, int batch_s
       dict.add(fmt::format("example.{}", first + i), std::move(logits[i]));
   });
   save_safetensors(path, dict);
-}
-
-double token_mean(const ExampleLoss& l) {
-  return l.tokens > 0 ? l.ce_sum / static_cast<double>(l.tokens) : 0.0;
 }
 
 void print_report(const ScoreReport& report, bool json) {

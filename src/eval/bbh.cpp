@@ -1,30 +1,15 @@
 #include "eval/bbh.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <filesystem>
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "formats/digest.h"
 #include "formats/json.h"
 
 namespace lorahub {
 namespace fs = std::filesystem;
-
-std::string sha256_hex(const std::string& text) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  check(EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) == 1,
-        "SHA-256 failed");
-  static const char* hex = "0123456789abcdef";
-  std::string out;
-  for (unsigned int i = 0; i < length; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
-  }
-  return out;
-}
 
 std::string bbh_prompt(const std::string& description, const std::string& input) {
   return description + "\n\nQ: " + input + "\nA:";

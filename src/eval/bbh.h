@@ -38,7 +38,4 @@ std::string bbh_prompt(const std::string& description, const std::string& input)
 // "<description>\n\nQ: <q1>\nA: <t1>\n\n...Q: <input>\nA:".
 std::string bbh_icl_prompt(const BbhTask& task, const std::string& input);
 
-// Lower-case hex SHA-256 of `text` (the split's sort key).
-std::string sha256_hex(const std::string& text);
-
 }  // namespace lorahub

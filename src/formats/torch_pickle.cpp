@@ -19,20 +19,36 @@ namespace {
 // ---- values ------------------------------------------------------------------------------
 
 // The globals a state dict pickle may name. Everything else is refused at the GLOBAL opcode.
-enum class Global { OrderedDict, RebuildTensorV2, RebuildParameter, StorageType };
+enum class Global : uint8_t { OrderedDict, RebuildTensorV2, RebuildParameter, StorageType };
 
+// Kept small (64 bytes): a hostile pickle makes one per opcode byte, so the size of a Node is the
+// amplification a bomb gets. Strings are views (into the pickle, or into the machine's own
+// names); storages and tensors live beside the nodes, which hold their index.
 struct Node {
-  enum class Kind { None, Bool, Int, Float, String, Tuple, List, Dict, Global, Storage, Tensor };
+  enum class Kind : uint8_t {
+    None,
+    Bool,
+    Int,
+    Float,
+    String,
+    Tuple,
+    List,
+    Dict,
+    Global,
+    Storage,
+    Tensor
+  };
   Kind kind = Kind::None;
-  int64_t int_value = 0;     // Int, Bool
-  double float_value = 0;    // Float
-  std::string text;          // String; Global: "module.name"
   Global global{};           // Global
   DType storage_dtype{};     // Global of StorageType
+  uint32_t slot = 0;         // Storage, Tensor: index into the machine's storages / tensors
+  int64_t int_value = 0;     // Int, Bool
+  double float_value = 0;    // Float
+  std::string_view text;     // String; Global: "module.name"
   std::vector<Node*> items;  // Tuple, List; Dict: key, value, key, value, ...
-  TorchStorage storage;      // Storage
-  Tensor tensor;             // Tensor
 };
+
+static_assert(sizeof(Node) <= 64, "a Node's size is what a pickle bomb multiplies");
 
 const char* kind_name(Node::Kind k) {
   static constexpr std::array<const char*, 11> names{"None",   "bool",    "int",   "float",
@@ -58,13 +74,17 @@ constexpr std::array<StorageClass, 10> kStorageClasses{{{"FloatStorage", DType::
 
 // ---- the machine ---------------------------------------------------------------------------
 
-// Memory the machine may use for its values, stack and memo: a fixed allowance plus a multiple
-// of the pickle's size. A real state dict pickle needs about 20-30 bytes of machine memory per
-// pickle byte (one node per tensor field, memo entries for every object); one-byte opcodes that
-// each create a container ("]]]]...") or memo entry would otherwise amplify ~200x.
-constexpr size_t kPickleBaseBudget = size_t{64} << 20;
-constexpr size_t kPickleBudgetPerByte = 48;
-constexpr size_t kMemoEntryCost = 64;  // an unordered_map node and its bucket
+// What the machine may allocate, relative to the pickle's size. The pickle of a real state dict
+// (measured on PEFT and transformers .bin files) makes one value per 7-8 pickle bytes and needs
+// 10-13 bytes of machine memory per pickle byte (nodes, memo entries, storages, tensors);
+// one-byte opcodes that each make a value ("]]]]...") amplify most. So: at most one value per
+// four pickle bytes and 24 bytes per pickle byte, above fixed allowances for small pickles. A
+// 3 MiB stored bomb now stops below 60 MiB (it reached 247 MiB with 180-byte nodes and 48x).
+constexpr size_t kPickleBaseBudget = size_t{8} << 20;
+constexpr size_t kPickleBudgetPerByte = 24;
+constexpr size_t kPickleBaseObjects = size_t{1} << 16;
+constexpr size_t kPickleBytesPerObject = 4;
+constexpr size_t kMemoEntryCost = 48;  // an unordered_map node (32 with malloc's) and its bucket
 
 // Nodes live in an arena owned by the machine and point at each other with raw pointers: a
 // hostile pickle can build cycles (a list appended to itself) or very deep nesting, and neither
@@ -76,7 +96,8 @@ class PickleMachine {
       : bytes_(bytes),
         source_(source),
         load_storage_(load),
-        budget_(kPickleBaseBudget + kPickleBudgetPerByte * bytes.size()) {}
+        budget_(kPickleBaseBudget + kPickleBudgetPerByte * bytes.size()),
+        max_objects_(kPickleBaseObjects + bytes.size() / kPickleBytesPerObject) {}
 
   StateDict run();
 
@@ -92,8 +113,14 @@ class PickleMachine {
   void charge(size_t bytes);
   Node* make(Node::Kind kind);
   void push(Node* n) {
-    charge(sizeof(Node*));
+    grow(stack_, 1);
     stack_.push_back(n);
+  }
+  // Charges what appending `more` pointers to `v` adds to its capacity (libstdc++ grows a vector
+  // to size + max(size, more)).
+  void grow(std::vector<Node*>& v, size_t more) {
+    if (v.size() + more > v.capacity())
+      charge((v.size() + std::max(v.size(), more) - v.capacity()) * sizeof(Node*));
   }
   Node* pop();
   Node* top();
@@ -107,6 +134,12 @@ class PickleMachine {
   void push_tuple(std::vector<Node*> items);
   void push_global(std::string_view module, std::string_view name);
   void memo_put(uint64_t index) {
+    // A pickler memoizes each value it makes at most once: more entries than values is a bomb.
+    if (memo_.size() >= arena_.size() && !memo_.contains(index))
+      error(
+          fmt::format("{} memo entries for {} values: a state dict never has more (a pickle "
+                      "bomb?)",
+                      memo_.size() + 1, arena_.size()));
     charge(kMemoEntryCost);
     memo_[index] = top();
   }
@@ -135,8 +168,12 @@ class PickleMachine {
   std::vector<size_t> marks_;
   std::unordered_map<uint64_t, Node*> memo_;
   std::unordered_map<std::string, TorchStorage> storages_;  // by key: tensors share storages
-  size_t budget_;    // bytes the machine may still use (see kPickleBaseBudget)
-  size_t used_ = 0;  // bytes charged so far
+  std::deque<TorchStorage> storage_values_;                 // Node::slot of Storage nodes
+  std::deque<Tensor> tensors_;                              // Node::slot of Tensor nodes
+  std::deque<std::string> names_;                           // Global nodes' text
+  size_t budget_;       // bytes the machine may use (see kPickleBaseBudget)
+  size_t used_ = 0;     // bytes charged so far
+  size_t max_objects_;  // values the machine may make (see kPickleBaseObjects)
 };
 
 void PickleMachine::charge(size_t bytes) {
@@ -179,6 +216,11 @@ std::string_view PickleMachine::line() {
 }
 
 Node* PickleMachine::make(Node::Kind kind) {
+  if (arena_.size() >= max_objects_)
+    error(
+        fmt::format("a {}-byte pickle makes more than {} values: a state dict never does (a "
+                    "pickle bomb?)",
+                    bytes_.size(), max_objects_));
   charge(sizeof(Node));
   arena_.emplace_back();
   arena_.back().kind = kind;
@@ -224,20 +266,22 @@ void PickleMachine::push_string(std::string_view s) {
   // Python's unpickler decodes str opcodes as UTF-8 and fails on anything else.
   if (!is_valid_utf8(s)) error("a str is not valid UTF-8");
   Node* n = make(Node::Kind::String);
-  charge(s.size());
-  n->text = s;
+  n->text = s;  // a view into the pickle: nothing to charge
   push(n);
 }
 
 void PickleMachine::push_tuple(std::vector<Node*> items) {
   Node* n = make(Node::Kind::Tuple);
+  charge(items.capacity() * sizeof(Node*));
   n->items = std::move(items);
   push(n);
 }
 
 void PickleMachine::push_global(std::string_view module, std::string_view name) {
   Node* n = make(Node::Kind::Global);
-  n->text = fmt::format("{}.{}", module, name);
+  names_.push_back(fmt::format("{}.{}", module, name));
+  charge(sizeof(std::string) + names_.back().capacity());
+  n->text = names_.back();
   if (n->text == "collections.OrderedDict") {
     n->global = Global::OrderedDict;
   } else if (n->text == "torch._utils._rebuild_tensor_v2") {
@@ -267,14 +311,14 @@ void PickleMachine::memo_get(uint64_t index) {
 
 void PickleMachine::append_items(Node* list, const std::vector<Node*>& items) {
   expect(list, Node::Kind::List, "APPEND target");
-  charge(items.size() * sizeof(Node*));
+  grow(list->items, items.size());
   list->items.insert(list->items.end(), items.begin(), items.end());
 }
 
 void PickleMachine::set_items(Node* dict, const std::vector<Node*>& items) {
   expect(dict, Node::Kind::Dict, "SETITEM target");
   if (items.size() % 2) error("SETITEMS needs key/value pairs");
-  charge(items.size() * sizeof(Node*));
+  grow(dict->items, items.size());
   dict->items.insert(dict->items.end(), items.begin(), items.end());
 }
 
@@ -446,7 +490,9 @@ void PickleMachine::reduce() {
       return;
     case Global::RebuildTensorV2: {
       Node* n = make(Node::Kind::Tensor);
-      n->tensor = rebuild_tensor(args->items);
+      tensors_.push_back(rebuild_tensor(args->items));
+      charge(sizeof(Tensor) + tensors_.back().shape.capacity() * sizeof(int64_t));
+      n->slot = static_cast<uint32_t>(tensors_.size() - 1);
       push(n);
       return;
     }
@@ -468,7 +514,7 @@ void PickleMachine::persistent_load() {
   Node* type = expect(f[1], Node::Kind::Global, "storage type");
   if (type->global != Global::StorageType)
     error(fmt::format("'{}' is not a storage type", type->text));
-  const std::string& key = expect(f[2], Node::Kind::String, "storage key")->text;
+  const std::string key(expect(f[2], Node::Kind::String, "storage key")->text);
   const int64_t numel = expect(f[4], Node::Kind::Int, "storage size")->int_value;
   if (numel < 0) error("negative storage size");
 
@@ -478,7 +524,9 @@ void PickleMachine::persistent_load() {
   if (it->second.dtype != type->storage_dtype)
     error(fmt::format("storage '{}' is used with two element types", key));
   Node* n = make(Node::Kind::Storage);
-  n->storage = it->second;
+  storage_values_.push_back(it->second);
+  charge(sizeof(TorchStorage));
+  n->slot = static_cast<uint32_t>(storage_values_.size() - 1);
   push(n);
 }
 
@@ -519,7 +567,8 @@ void gather_strided(const std::byte* base, const Shape& shape, const std::vector
 // metadata]): a contiguous view of the storage, or a copy when the strides are not contiguous.
 Tensor PickleMachine::rebuild_tensor(const std::vector<Node*>& args) {
   if (args.size() < 4) error("_rebuild_tensor_v2 needs at least 4 arguments");
-  const TorchStorage& storage = expect(args[0], Node::Kind::Storage, "tensor storage")->storage;
+  const TorchStorage& storage =
+      storage_values_[expect(args[0], Node::Kind::Storage, "tensor storage")->slot];
   const auto& sizes = expect(args[2], Node::Kind::Tuple, "tensor size")->items;
   const auto& strides = expect(args[3], Node::Kind::Tuple, "tensor stride")->items;
   if (sizes.size() != strides.size()) error("tensor size and stride differ in length");
@@ -581,7 +630,7 @@ StateDict PickleMachine::to_state_dict(Node* root) {
     if (value->kind != Node::Kind::Tensor)
       fail("{}: state dict entry '{}' is a {}, not a tensor", source_, key->text,
            kind_name(value->kind));
-    dict.add(key->text, value->tensor);
+    dict.add(std::string(key->text), tensors_[value->slot]);
   }
   return dict;
 }

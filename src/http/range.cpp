@@ -1,5 +1,10 @@
 #include "http/range.h"
 
+#include <cstdio>
+
+#include <time.h>
+
+#include <array>
 #include <limits>
 #include <optional>
 
@@ -34,7 +39,56 @@ bool unit_is_bytes(std::string_view unit) {
   return true;
 }
 
+// entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE; etagc = %x21 / %x23-7E / obs-text.
+bool is_strong_entity_tag(std::string_view tag) {
+  if (tag.size() < 2 || tag.front() != '"' || tag.back() != '"') return false;
+  for (const char c : tag.substr(1, tag.size() - 2)) {
+    const auto u = static_cast<unsigned char>(c);
+    if (u < 0x21 || u == '"' || u == 0x7F) return false;
+  }
+  return true;
+}
+
+constexpr std::array<const char*, 7> kDays{"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+constexpr std::array<const char*, 12> kMonths{"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                              "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
 }  // namespace
+
+std::string http_date(std::chrono::system_clock::time_point when) {
+  const time_t t = std::chrono::system_clock::to_time_t(when);
+  tm utc{};
+  gmtime_r(&t, &utc);
+  char text[32];
+  std::snprintf(text, sizeof text, "%s, %02d %s %04d %02d:%02d:%02d GMT", kDays[utc.tm_wday],
+                utc.tm_mday, kMonths[utc.tm_mon], utc.tm_year + 1900, utc.tm_hour, utc.tm_min,
+                utc.tm_sec);
+  return text;
+}
+
+std::optional<std::chrono::system_clock::time_point> parse_http_date(std::string_view text) {
+  // Strictly the fixed format: 29 characters, and printing the parsed time gives `text` back
+  // (which rejects out-of-range fields and a wrong weekday).
+  if (text.size() != 29) return std::nullopt;
+  const std::string copy(text);
+  tm utc{};
+  const char* end = strptime(copy.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &utc);
+  if (end == nullptr || *end != '\0') return std::nullopt;
+  const auto when = std::chrono::system_clock::from_time_t(timegm(&utc));
+  if (http_date(when) != text) return std::nullopt;
+  return when;
+}
+
+bool if_range_holds(std::string_view if_range, std::string_view etag,
+                    std::string_view last_modified, std::chrono::system_clock::time_point now) {
+  if_range = trim(if_range);
+  if (if_range.empty()) return true;
+  if (if_range.front() == '"') return is_strong_entity_tag(if_range) && if_range == etag;
+  if (if_range.starts_with("W/") || last_modified.empty() || if_range != last_modified)
+    return false;
+  const auto modified = parse_http_date(last_modified);
+  return modified && *modified + std::chrono::seconds(1) <= now;
+}
 
 RangeAnswer parse_range(std::string_view header, uint64_t size) {
   const RangeAnswer whole;

@@ -59,6 +59,15 @@ namespace {
 constexpr size_t kFileChunk = 256 << 10;
 constexpr size_t kReadBuffer = 64 << 10;
 constexpr std::chrono::seconds kLingerTime{2};
+// Connections over the cap being told 503 at once; beyond this many (a flood), the next are
+// closed without an answer, so that refusing costs a bounded number of sockets.
+constexpr size_t kMaxRefusals = 64;
+constexpr int kRetryAfterSeconds = 1;
+
+std::string header_of(const Response& res, std::string_view name) {
+  const auto it = res.headers.find(std::string(name));
+  return it == res.headers.end() ? "" : it->second;
+}
 
 bool is_body_method(std::string_view method) {
   return method == "POST" || method == "PUT" || method == "PATCH";
@@ -89,10 +98,32 @@ awaitable<std::invoke_result_t<F>> on_pool(asio::thread_pool& pool, F f) {
 
 }  // namespace
 
+void validate(const Limits& l) {
+  using std::chrono::milliseconds;
+  constexpr milliseconds kDay{86'400'000};
+  const auto check_time = [&](milliseconds t, const char* name) {
+    check(t.count() > 0 && t <= kDay, "HTTP limit {}: {} ms is not between 1 ms and one day", name,
+          t.count());
+  };
+  check(l.max_connections >= 1 && l.max_connections <= 1'000'000,
+        "HTTP limit max_connections: {} is not between 1 and 1000000", l.max_connections);
+  check(l.max_header_bytes >= 1024 && l.max_header_bytes <= (size_t{1} << 20),
+        "HTTP limit max_header_bytes: {} is not between 1 KiB and 1 MiB", l.max_header_bytes);
+  check(l.max_header_fields >= 1 && l.max_header_fields <= 10'000,
+        "HTTP limit max_header_fields: {} is not between 1 and 10000", l.max_header_fields);
+  check(l.min_body_rate >= 1024, "HTTP limit min_body_rate: {} bytes/s is below 1 KiB/s",
+        l.min_body_rate);
+  check_time(l.header_timeout, "header_timeout");
+  check_time(l.idle_timeout, "idle_timeout");
+  check_time(l.body_timeout, "body_timeout");
+  check_time(l.write_timeout, "write_timeout");
+}
+
 struct Server::Impl {
   ServerOptions options;
   Router router;
   std::atomic<size_t> connections{0};  // before io: its destructor ends the sessions
+  std::atomic<size_t> refusals{0};     // connections over the cap being answered 503
   std::atomic<bool> stopping{false};
   asio::io_context io;
   asio::thread_pool pool;
@@ -116,15 +147,37 @@ struct Server::Impl {
         if (!acceptor.is_open()) co_return;
         continue;  // EMFILE and friends: keep serving the connections we have
       }
-      if (connections.load() >= options.max_connections) continue;  // closed when dropped
       socket.set_option(tcp::no_delay(true), ec);  // no Nagle stall on keep-alive answers
+      if (connections.load() >= options.limits.max_connections) {
+        if (refusals.load() < kMaxRefusals)
+          asio::co_spawn(io, refuse_busy(beast::tcp_stream(std::move(socket))), asio::detached);
+        continue;  // else closed when dropped
+      }
       asio::co_spawn(io, session(beast::tcp_stream(std::move(socket))), asio::detached);
     }
   }
 
+  // Over the connection cap: a 503 the client can act on (Retry-After) instead of a silent close
+  // or a wait; sent before reading the request, then the connection lingers and closes.
+  awaitable<void> refuse_busy(beast::tcp_stream stream) {
+    Slot slot(refusals);
+    Response res = error_response(
+        503, fmt::format("the server has {} connections open, its limit: retry later",
+                         options.limits.max_connections));
+    res.set_header("Retry-After", std::to_string(kRetryAfterSeconds));
+    bhttp::response<bhttp::string_body> msg{head_of(res, false)};
+    msg.set(bhttp::field::content_length, std::to_string(res.body.size()));
+    msg.body() = std::move(res.body);
+    stream.expires_after(kLingerTime);
+    boost::system::error_code ec;
+    co_await bhttp::async_write(stream, msg, asio::redirect_error(use_awaitable, ec));
+    if (!ec) co_await linger(stream);
+    stream.socket().close(ec);
+  }
+
   awaitable<void> session(beast::tcp_stream stream) {
     Slot slot(connections);
-    beast::flat_buffer buffer(options.max_header_bytes + kReadBuffer);
+    beast::flat_buffer buffer(options.limits.max_header_bytes + kReadBuffer);
     try {
       while (!stopping && co_await serve_one(stream, buffer)) {
       }
@@ -138,13 +191,13 @@ struct Server::Impl {
   // Reads and answers one request; false when the connection must close.
   awaitable<bool> serve_one(beast::tcp_stream& stream, beast::flat_buffer& buffer) {
     if (buffer.size() == 0) {  // idle keep-alive: wait for the first byte of the next request
-      stream.expires_after(options.idle_timeout);
+      stream.expires_after(options.limits.idle_timeout);
       const size_t n = co_await stream.async_read_some(buffer.prepare(kReadBuffer), use_awaitable);
       buffer.commit(n);
     }
-    stream.expires_after(options.header_timeout);  // for the whole header, not per byte
+    stream.expires_after(options.limits.header_timeout);  // for the whole header, not per byte
     bhttp::request_parser<bhttp::string_body> parser;
-    parser.header_limit(static_cast<uint32_t>(options.max_header_bytes));
+    parser.header_limit(static_cast<uint32_t>(options.limits.max_header_bytes));
     // No limit yet: the route's, once it is known (read_body). Not boost::none: Beast 1.74
     // compares the length with the optional, and every length is greater than none.
     parser.body_limit(std::numeric_limits<uint64_t>::max());
@@ -164,7 +217,8 @@ struct Server::Impl {
       co_return false;
     }
     const auto& head = parser.get();
-    if (static_cast<size_t>(std::distance(head.begin(), head.end())) > options.max_header_fields) {
+    if (static_cast<size_t>(std::distance(head.begin(), head.end())) >
+        options.limits.max_header_fields) {
       co_await write_error(stream, 431, "the request has too many header fields");
       co_return false;
     }
@@ -256,12 +310,13 @@ struct Server::Impl {
     const auto& head = parser.get();
     if (beast::iequals(head[bhttp::field::expect], "100-continue")) {
       bhttp::response<bhttp::empty_body> go{bhttp::status::continue_, 11};
-      stream.expires_after(options.write_timeout);
+      stream.expires_after(options.limits.write_timeout);
       co_await bhttp::async_write(stream, go, use_awaitable);
     }
     const uint64_t expected = parser.content_length().value_or(route.max_body);
-    const auto allowance = std::chrono::milliseconds(expected * 1000 / options.min_body_rate);
-    stream.expires_after(options.body_timeout + allowance);
+    const auto allowance =
+        std::chrono::milliseconds(expected * 1000 / options.limits.min_body_rate);
+    stream.expires_after(options.limits.body_timeout + allowance);
     parser.body_limit(route.max_body);
     boost::system::error_code ec;
     co_await bhttp::async_read(stream, buffer, parser, asio::redirect_error(use_awaitable, ec));
@@ -291,6 +346,7 @@ struct Server::Impl {
     head.result(static_cast<unsigned>(res.status));
     for (const auto& [name, value] : res.headers) head.insert(name, value);
     head.set("X-Content-Type-Options", "nosniff");
+    head.set(bhttp::field::date, http_date(std::chrono::system_clock::now()));
     head.keep_alive(keep_alive);
     return head;
   }
@@ -303,7 +359,7 @@ struct Server::Impl {
     bhttp::response<bhttp::string_body> msg{head_of(res, keep_alive)};
     msg.set(bhttp::field::content_length, std::to_string(res.body.size()));
     if (!head_only) msg.body() = std::move(res.body);
-    stream.expires_after(options.write_timeout);
+    stream.expires_after(options.limits.write_timeout);
     boost::system::error_code ec;
     bhttp::response_serializer<bhttp::string_body> serializer(msg);
     co_await bhttp::async_write(stream, serializer, asio::redirect_error(use_awaitable, ec));
@@ -312,7 +368,7 @@ struct Server::Impl {
 
   awaitable<bool> write_head(beast::tcp_stream& stream, bhttp::response<bhttp::empty_body>& head) {
     bhttp::response_serializer<bhttp::empty_body> serializer(head);
-    stream.expires_after(options.write_timeout);
+    stream.expires_after(options.limits.write_timeout);
     boost::system::error_code ec;
     co_await bhttp::async_write_header(stream, serializer, asio::redirect_error(use_awaitable, ec));
     co_return !ec;
@@ -324,7 +380,12 @@ struct Server::Impl {
     uint64_t first = 0, count = size;
     res.set_header("Accept-Ranges", "bytes");
     if (res.status == 200 && (req.method == "GET" || head_only)) {
-      const RangeAnswer range = parse_range(req.header("Range"), size);
+      RangeAnswer range = parse_range(req.header("Range"), size);
+      if (range.kind != RangeAnswer::kWhole &&
+          !if_range_holds(req.header("If-Range"), header_of(res, "ETag"),
+                          header_of(res, "Last-Modified"), std::chrono::system_clock::now())) {
+        range = RangeAnswer{};  // the client's part is of another version: send all of this one
+      }
       if (range.kind == RangeAnswer::kUnsatisfiable) {
         Response refused = error_response(416, fmt::format("range not satisfiable: the file has {} "
                                                            "bytes",
@@ -350,7 +411,7 @@ struct Server::Impl {
       const ssize_t got =
           ::pread(res.file->fd, chunk.data(), want, static_cast<off_t>(first + sent));
       if (got <= 0) co_return false;  // the file shrank under us: cut the answer short
-      stream.expires_after(options.write_timeout);
+      stream.expires_after(options.limits.write_timeout);
       co_await asio::async_write(stream, asio::buffer(chunk.data(), static_cast<size_t>(got)),
                                  use_awaitable);
       sent += static_cast<uint64_t>(got);
@@ -373,7 +434,7 @@ struct Server::Impl {
       asio::co_spawn(
           stream.get_executor(),
           [this, bytes]() -> awaitable<bool> {
-            stream.expires_after(server.options.write_timeout);
+            stream.expires_after(server.options.limits.write_timeout);
             co_await asio::async_write(stream, bhttp::make_chunk(asio::buffer(bytes)),
                                        use_awaitable);
             co_return true;
@@ -404,7 +465,7 @@ struct Server::Impl {
       return 0;
     });
     if (writer.gone) co_return false;
-    stream.expires_after(options.write_timeout);
+    stream.expires_after(options.limits.write_timeout);
     boost::system::error_code ec;
     co_await asio::async_write(stream, bhttp::make_chunk_last(),
                                asio::redirect_error(use_awaitable, ec));
@@ -412,8 +473,10 @@ struct Server::Impl {
   }
 };
 
-Server::Server(ServerOptions options, Router router)
-    : impl_(std::make_unique<Impl>(std::move(options), std::move(router))) {}
+Server::Server(ServerOptions options, Router router) {
+  validate(options.limits);
+  impl_ = std::make_unique<Impl>(std::move(options), std::move(router));
+}
 
 Server::~Server() {
   stop();

@@ -5,8 +5,9 @@
 // `max_header_fields` (else 431) and arrive within `header_timeout`; the body must arrive within
 // `body_timeout` plus its length at `min_body_rate`; an idle keep-alive connection is closed after
 // `idle_timeout`; at most `max_connections` sockets are open at once. Every accepted socket has
-// TCP_NODELAY. Every answer carries `X-Content-Type-Options: nosniff`; every error answer is a
-// JSON object {"error": "..."} in valid UTF-8; a handler that throws gets a 500, never a crash.
+// TCP_NODELAY; a connection over the cap gets a 503 with Retry-After. Every answer carries
+// `X-Content-Type-Options: nosniff`; every error answer is a JSON object {"error": "..."} in valid
+// UTF-8; a handler that throws gets a 500, never a crash.
 //
 // Adding a route:
 //
@@ -62,12 +63,10 @@ class Router {
   std::vector<std::shared_ptr<const Compiled>> routes_;
 };
 
-struct ServerOptions {
-  std::string host = "127.0.0.1";
-  int port = 0;  // 0: any free port
-  int io_threads = 2;
-  int worker_threads = 16;
-  size_t max_connections = 1024;
+// What one client may take of the server. The defaults suit a hub on the open internet (behind
+// nginx or not); `lorahub hub serve` has a flag for each.
+struct Limits {
+  size_t max_connections = 1024;       // more are answered 503 with Retry-After, then closed
   size_t max_header_bytes = 16 << 10;  // request line + header fields
   size_t max_header_fields = 100;
   std::chrono::milliseconds header_timeout{10'000};
@@ -75,6 +74,17 @@ struct ServerOptions {
   std::chrono::milliseconds body_timeout{30'000};   // plus the body's length at min_body_rate
   uint64_t min_body_rate = 64 << 10;                // bytes per second
   std::chrono::milliseconds write_timeout{60'000};  // for each piece of an answer
+};
+
+// Throws Error naming the limit when one is nonsense (zero, or too large to be meant).
+void validate(const Limits& limits);
+
+struct ServerOptions {
+  std::string host = "127.0.0.1";
+  int port = 0;  // 0: any free port
+  int io_threads = 2;
+  int worker_threads = 16;
+  Limits limits;
 };
 
 class Server {

@@ -1,5 +1,7 @@
 #include "hub/gc.h"
 
+#include "core/error.h"
+
 #include <algorithm>
 #include <filesystem>
 #include <unordered_map>
@@ -51,6 +53,15 @@ GcReport collect_garbage(const BlobStore& blobs, MetaStore& meta, std::chrono::s
     report.referenced += static_cast<int64_t>(meta.remove_unreferenced(batch, take).size());
   }
   return report;
+}
+
+GcReport collect_garbage_at(const std::string& root, const std::string& db_url,
+                            std::chrono::seconds min_age, bool dry_run) {
+  check(std::filesystem::is_directory(std::filesystem::path(root) / "blobs"),
+        "{}: not a hub folder (no blobs/ in it)", root);
+  const auto meta = MetaStore::open_existing(root, db_url);
+  const BlobStore blobs(root);
+  return collect_garbage(blobs, *meta, min_age, dry_run);
 }
 
 }  // namespace lorahub::hub

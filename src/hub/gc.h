@@ -32,4 +32,10 @@ struct GcReport {
 GcReport collect_garbage(const BlobStore& blobs, MetaStore& meta, std::chrono::seconds min_age,
                          bool dry_run);
 
+// collect_garbage on the hub at `root` (metadata in ROOT/hub.sqlite3, or at db_url), with the
+// safety guard: a folder without blobs/ or without existing metadata is an error, never an
+// empty store (in which no blob is referenced, so every blob would go).
+GcReport collect_garbage_at(const std::string& root, const std::string& db_url,
+                            std::chrono::seconds min_age, bool dry_run);
+
 }  // namespace lorahub::hub

@@ -6,15 +6,13 @@
 #include <string>
 #include <string_view>
 
+#include "formats/digest.h"
+
 namespace lorahub::hub {
 
-std::string sha256_hex(std::span<const std::byte> data);
-std::string sha256_hex(std::string_view data);
-
-// SHA-256 of a file's bytes; for a directory, SHA-256 of "relative/path\0<file's sha256>\n" over
-// its regular files in path order. Names content independently of where it lies, so results
-// keyed by it stay valid in another checkout. Throws Error naming an unreadable path.
-std::string content_sha256_hex(const std::string& path);
+// The digests live in formats/digest.h (the evaluation keys its cache by them too).
+using lorahub::content_sha256_hex;
+using lorahub::sha256_hex;
 
 // git's object id of a blob: SHA-1 of "blob <size>\0" + data (what `git hash-object` prints).
 std::string git_blob_sha1_hex(std::string_view data);

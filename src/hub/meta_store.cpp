@@ -132,6 +132,13 @@ std::unique_ptr<MetaStore> MetaStore::open(const std::string& root, const std::s
   return std::make_unique<MetaStore>(open_postgres(db_url));
 }
 
+std::unique_ptr<MetaStore> MetaStore::open_existing(const std::string& root,
+                                                    const std::string& db_url) {
+  check(!db_url.empty() || std::filesystem::exists(std::filesystem::path(root) / "hub.sqlite3"),
+        "{}: not a hub folder (no hub.sqlite3 in it; is its metadata in PostgreSQL?)", root);
+  return open(root, db_url);
+}
+
 MetaStore::MetaStore(std::unique_ptr<SqlDb> db) : db_(std::move(db)) {
   create_schema();
 }
@@ -323,9 +330,10 @@ bool MetaStore::commit(const Revision& rev) {
             ? db_->execute("UPDATE repos SET head = ?, updated = ? WHERE id = ? AND head = ?",
                            {rev.sha, created, repo, rev.parent})
         : stored.empty()  // a new repo; ON CONFLICT covers a racing push of any spelling
-            ? db_->execute("INSERT INTO repos (id, owner, head, created, updated) "
-                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                           {repo, owner, rev.sha, created, created})
+            ? db_->execute(
+                  "INSERT INTO repos (id, owner, head, created, updated) "
+                  "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                  {repo, owner, rev.sha, created, created})
             : db_->execute(  // a repo created empty (create_repo): its first revision
                   "UPDATE repos SET head = ?, updated = ? WHERE id = ? AND head = ''",
                   {rev.sha, created, repo});

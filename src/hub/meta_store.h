@@ -71,6 +71,11 @@ class MetaStore {
  public:
   // `db_url` empty: SQLite at ROOT/hub.sqlite3; else a postgresql:// URL.
   static std::unique_ptr<MetaStore> open(const std::string& root, const std::string& db_url);
+  // As open(), but a SQLite store that does not exist yet is an error naming ROOT, not a new
+  // empty one: for tools that read or remove (gc, token revoke), where an empty store would
+  // mean "nothing is referenced".
+  static std::unique_ptr<MetaStore> open_existing(const std::string& root,
+                                                  const std::string& db_url);
   explicit MetaStore(std::unique_ptr<SqlDb> db);
 
   // Creates the user when new; returns a fresh token (only its SHA-256 is stored).

@@ -292,6 +292,7 @@ struct HubServer::Impl {
     http_options.host = options.host;
     http_options.port = options.port;
     http_options.worker_threads = options.threads;
+    http_options.limits = options.limits;
     server = std::make_unique<http::Server>(http_options, routes());
   }
 

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "http/server.h"
+
 namespace lorahub::hub {
 
 struct ServerOptions {
@@ -18,6 +20,7 @@ struct ServerOptions {
   size_t max_upload_bytes = 512ull << 20;  // a larger push is refused with 413
   int page_size = 1000;                    // entries per page of tree and model listings
   int threads = 32;
+  http::Limits limits;  // per client: connections, header size and count, deadlines, body rate
 };
 
 // A route the server answers: its method and its OpenAPI path template (/openapi.json documents

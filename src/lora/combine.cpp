@@ -405,4 +405,14 @@ LoraModule combine_modules(const ModuleSet& set, const std::vector<double>& w,
   return out;
 }
 
+LoraModule adapter_from_modules(const std::vector<std::string>& dirs,
+                                const std::vector<double>& weights, const CombineOptions& options) {
+  check(!dirs.empty(), "no adapter given");
+  if (dirs.size() == 1 && weights.empty() && options.method == CombineMethod::kLoraHub)
+    return load_lora_module(dirs[0]);
+  check(!weights.empty(), "{} modules need weights (one per module)", dirs.size());
+  check(weights.size() == dirs.size(), "{} weights for {} modules", weights.size(), dirs.size());
+  return combine_modules(ModuleSet::load(dirs), weights, options);
+}
+
 }  // namespace lorahub

@@ -74,6 +74,12 @@ void check_combine_options(const CombineOptions& options);
 LoraModule combine_modules(const ModuleSet& set, const std::vector<double>& w,
                            const CombineOptions& options);
 
+// The adapter that module directories name: a single module with no weights, combined by
+// LoraHub's method, is that module as PEFT loads it; otherwise the modules combined with
+// `weights` (one per module) by `options`. Throws Error when the counts do not fit.
+LoraModule adapter_from_modules(const std::vector<std::string>& dirs,
+                                const std::vector<double>& weights, const CombineOptions& options);
+
 // The default mask source: Bernoulli(density) from std::mt19937_64 seeded by (seed, tensor,
 // module). Exposed for tests.
 std::vector<float> seeded_drop_mask(uint64_t seed, const std::string& tensor, size_t module,

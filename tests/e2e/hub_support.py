@@ -18,6 +18,18 @@ from conftest import lorahub_bin, run_lorahub
 BASE_MODEL = "lorahub-test/tiny-t5"
 
 
+def stop_process(proc, grace=10):
+    """Ends a server process: SIGTERM, then SIGKILL after `grace` seconds; returns its exit code."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+    return proc.returncode
+
+
 class Hub:
     """A `lorahub hub serve` process; stop() ends it (SIGTERM, then SIGKILL after 10 s)."""
 
@@ -36,14 +48,7 @@ class Hub:
 
     def stop(self):
         self.http.close()
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        return self.proc.returncode
+        return stop_process(self.proc)
 
     def kill9(self):
         self.http.close()

@@ -88,7 +88,7 @@ def test_gc_refuses_a_folder_that_is_not_a_hub_missing_metadata_and_a_negative_a
     orphan = plant_orphan(tmp_path / "hub", b"referenced in PostgreSQL", 3 * 3600)
     proc = run_lorahub("hub", "gc", "--root", tmp_path / "hub", "--min-age-minutes", "0",
                        check=False)
-    assert_clean_error(proc, "not a hub folder", "--db")
+    assert_clean_error(proc, "not a hub folder", "PostgreSQL")
     assert blob_files(tmp_path / "hub") == [orphan]
     assert not (tmp_path / "hub" / "hub.sqlite3").exists()
     create_token(tmp_path / "hub", "alice")  # now a hub with (empty) SQLite metadata

@@ -6,6 +6,8 @@ import json
 import select
 import socket
 import statistics
+import subprocess
+import sys
 import threading
 import time
 from urllib.parse import urlsplit
@@ -13,7 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from hub_support import Hub, create_token, folder_files, make_adapter, raw_push
+from hub_support import Hub, create_token, folder_files, hf_env, make_adapter, raw_push
 
 
 @pytest.fixture(scope="module")
@@ -161,6 +163,65 @@ def test_range_requests_follow_rfc_9110(hub):
                          headers={"Range": "bytes=2-3"})
     assert head.status_code == 206 and head.headers["Content-Length"] == "2"
     assert_alive(hub)
+
+
+def resolve_url(hub):
+    return f"{hub.url}/alice/other/resolve/{hub.sha}/README.md"
+
+
+@pytest.mark.malformed
+def test_if_range_sends_a_part_only_of_the_same_version(hub):
+    data = hub.readme
+    etag = requests.head(resolve_url(hub), timeout=10).headers["ETag"]
+    assert etag.startswith('"') and "Last-Modified" not in requests.head(resolve_url(hub)).headers
+    same = requests.get(resolve_url(hub), headers={"Range": "bytes=5-", "If-Range": etag},
+                        timeout=10)
+    assert same.status_code == 206 and same.content == data[5:]
+    # Another version, a weak tag, a date (the hub sends no Last-Modified), junk: all of it.
+    for other in ('"' + "0" * 64 + '"', "W/" + etag, "Sun, 06 Nov 1994 08:49:37 GMT",
+                  etag[:-1], "\xff"):
+        for range_ in ("bytes=5-", "bytes=100000-"):  # satisfiable or not: never 206 nor 416
+            r = requests.get(resolve_url(hub), headers={"Range": range_, "If-Range": other},
+                             timeout=10)
+            assert r.status_code == 200 and r.content == data, (other, range_, r.status_code)
+            assert "Content-Range" not in r.headers
+    assert_alive(hub)
+
+
+def test_curl_resumes_a_download_and_if_range_guards_it(hub, tmp_path):
+    data, url = hub.readme, resolve_url(hub)
+    partial = tmp_path / "README.md"
+    partial.write_bytes(data[:7])
+    subprocess.run(["curl", "-sS", "-f", "-C", "-", "-o", str(partial), url], check=True,
+                   timeout=30)
+    assert partial.read_bytes() == data
+    etag = requests.head(url, timeout=10).headers["ETag"]
+
+    def curl_status(if_range):
+        out = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-r", "3-",
+                              "-H", f"If-Range: {if_range}", url],
+                             capture_output=True, text=True, check=True, timeout=30)
+        return out.stdout
+
+    assert curl_status(etag) == "206"
+    assert curl_status('"stale"') == "200"
+
+
+def test_huggingface_hub_resumes_a_download_with_range(hub, tmp_path):
+    """huggingface_hub's http_get resumes a partial file with Range (its retries after a dropped
+    connection do this). The part already there is kept: garbage planted in it stays, which
+    proves the hub answered just the rest (206), not the whole file again."""
+    script = ("import sys\n"
+              "from huggingface_hub.file_download import http_get\n"
+              "url, path, size = sys.argv[1], sys.argv[2], int(sys.argv[3])\n"
+              "with open(path, 'r+b') as f:\n"
+              "    f.seek(7)\n"
+              "    http_get(url, f, resume_size=7, expected_size=size)\n")
+    partial = tmp_path / "partial"
+    partial.write_bytes(b"#" * 7)
+    subprocess.run([sys.executable, "-c", script, resolve_url(hub), str(partial),
+                    str(len(hub.readme))], check=True, timeout=60, env=hf_env(hub, tmp_path))
+    assert partial.read_bytes() == b"#" * 7 + hub.readme[7:]
 
 
 def send_chunked_forever(sock, total, stop):

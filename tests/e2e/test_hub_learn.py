@@ -1,34 +1,15 @@
 """`lorahub learn --hub URL`: LoraHub composes modules straight from a hub. Modules pushed with
 our client are pulled into a local cache (by revision) and give exactly the weights that the
 same modules give from local folders."""
-import json
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, assert_clean_error, run_lorahub
+from conftest import assert_clean_error, run_lorahub
+from hub_learn_support import learn, learn_fixture
 from hub_support import Hub, create_token
 
-sys.path.insert(0, str(ROOT / "tests" / "parity"))
-from lorahub_tiny import few_shot_examples, make_modules  # noqa: E402
-from t5_tiny import make_t5, train_spm  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def fx(bbh_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("hub_learn")
-    model_dir = make_t5("v1.1", train_spm(bbh_dir, root), root / "t5")
-    modules = make_modules(model_dir, root, 4)
-    few_shot_examples(bbh_dir, root / "examples.jsonl", count=3)
-    return {"root": root, "model": model_dir, "modules": modules,
-            "examples": root / "examples.jsonl"}
-
-
-def learn(fx, out, *args):
-    run_lorahub("learn", "--model", fx["model"], "--examples", fx["examples"], "--steps", 4,
-                "--seed", 7, "--out", out, "--quiet", *args)
-    return json.loads((out / "weights.json").read_text())
+fx = learn_fixture("hub_learn")
 
 
 def test_learn_composes_modules_from_the_hub(fx, tmp_path):

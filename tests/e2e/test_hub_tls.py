@@ -10,6 +10,7 @@ import ssl
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -17,7 +18,8 @@ import httpx
 import pytest
 
 from conftest import ROOT
-from hub_support import Hub, create_token, folder_files, hf_env, make_adapter, sha256
+from hub_support import (Hub, create_token, folder_files, hf_env, make_adapter, sha256,
+                         stop_process)
 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 
@@ -80,13 +82,7 @@ class Nginx:
         raise AssertionError("nginx did not start listening")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
+        stop_process(self.proc)
 
 
 @pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is installed by scripts/setup.sh")
@@ -123,5 +119,80 @@ def test_hf_client_uploads_and_downloads_over_https(tmp_path):
                 # Under nginx's limit, the hub's own (before-body) checks still answer.
                 anon = client.post("/api/models/alice/tls-mod/commit/main", content=b"{}\n")
                 assert anon.status_code == 401 and "token" in anon.json()["error"]
+        finally:
+            nginx.stop()
+
+
+def tls_socket(port, cert):
+    context = ssl.create_default_context(cafile=str(cert))
+    raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+    return context.wrap_socket(raw, server_hostname="127.0.0.1")
+
+
+def trickle(sock, first, limit):
+    """Sends `first`, then a byte every 0.25 s, until the other end closes; returns the seconds
+    that took (`limit` at most) and what came back."""
+    start, received = time.monotonic(), b""
+    sock.sendall(first)
+    sock.settimeout(0.25)
+    while time.monotonic() - start < limit:
+        try:
+            sock.sendall(b"x")
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except (OSError, ssl.SSLError):
+            break
+        if not chunk:
+            break
+        received += chunk
+    return time.monotonic() - start, received
+
+
+@pytest.mark.malformed
+@pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is installed by scripts/setup.sh")
+def test_slow_clients_are_cut_by_nginx_and_the_hub_while_others_are_served(tmp_path):
+    """Through deploy/nginx-hub.conf: headers trickling in are cut by nginx's client_header_timeout
+    (10 s); a body trickling in (never 30 s between two reads, so nginx lets it through) is cut
+    by the hub's body deadline (--body-timeout 2 plus the length at 64 KiB/s). Meanwhile a normal
+    client is answered at once, and afterwards both still serve."""
+    cert, key = self_signed(tmp_path)
+    port = free_port()
+    with Hub(tmp_path / "hub", "--body-timeout", 2) as hub:
+        token = create_token(hub.root, "alice")
+        nginx = Nginx(tmp_path / "nginx", port, hub.url.removeprefix("http://"), cert, key, "2m")
+        try:
+            results = {}
+            requests_ = {
+                "headers": b"GET /api/models HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ",
+                "body": (b"POST /api/lorahub/push/alice/mod HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Authorization: Bearer " + token.encode() + b"\r\n"
+                         b"Content-Type: multipart/form-data; boundary=b\r\n"
+                         b"Content-Length: 100000\r\n\r\n"),
+            }
+
+            def slow(name):
+                with tls_socket(port, cert) as sock:
+                    results[name] = trickle(sock, requests_[name], limit=25)
+
+            threads = [threading.Thread(target=slow, args=(name,)) for name in requests_]
+            for t in threads:
+                t.start()
+            trusted = ssl.create_default_context(cafile=str(cert))
+            with httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=trusted,
+                              timeout=10) as client:
+                for _ in range(8):  # while the slow ones trickle
+                    start = time.monotonic()
+                    assert client.get("/api/models").status_code == 200
+                    assert time.monotonic() - start < 2
+                    time.sleep(0.5)
+                for t in threads:
+                    t.join(timeout=40)
+                header_seconds, _ = results["headers"]
+                assert 9 <= header_seconds < 15, results
+                body_seconds, answer = results["body"]
+                assert 2 <= body_seconds < 8, results  # nginx alone would wait 30 s per read
+                assert hub.proc.poll() is None and nginx.proc.poll() is None
+                assert client.get("/api/models").status_code == 200
         finally:
             nginx.stop()

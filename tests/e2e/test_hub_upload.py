@@ -16,12 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import ROOT, run_lorahub
+from conftest import run_lorahub
+from hub_learn_support import learn, learn_fixture
 from hub_support import Hub, blob_files, create_token, folder_files, hf_env, make_adapter, sha256
 
-sys.path.insert(0, str(ROOT / "tests" / "parity"))
-from lorahub_tiny import few_shot_examples, make_modules  # noqa: E402
-from t5_tiny import make_t5, train_spm  # noqa: E402
 
 UPLOAD_SCRIPT = textwrap.dedent(r"""
     import json, sys
@@ -82,14 +80,7 @@ UPLOAD_SCRIPT = textwrap.dedent(r"""
 """)
 
 
-@pytest.fixture(scope="module")
-def fx(bbh_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("hub_upload")
-    model_dir = make_t5("v1.1", train_spm(bbh_dir, root), root / "t5")
-    modules = make_modules(model_dir, root, 4)
-    few_shot_examples(bbh_dir, root / "examples.jsonl", count=3)
-    return {"root": root, "model": model_dir, "modules": modules,
-            "examples": root / "examples.jsonl"}
+fx = learn_fixture("hub_upload")
 
 
 def run_hf(hub, tmp_path, script, *args, xet=False):
@@ -98,12 +89,6 @@ def run_hf(hub, tmp_path, script, *args, xet=False):
         env.pop("HF_HUB_DISABLE_XET")
     return subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True,
                           text=True, timeout=600, env=env)
-
-
-def learn(fx, out, *args):
-    run_lorahub("learn", "--model", fx["model"], "--examples", fx["examples"], "--steps", 4,
-                "--seed", 7, "--out", out, "--quiet", *args)
-    return json.loads((out / "weights.json").read_text())
 
 
 def test_hf_client_uploads_modules_that_learn_composes(fx, tmp_path):

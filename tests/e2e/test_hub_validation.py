@@ -214,6 +214,25 @@ def test_zip_and_pickle_bombs_keep_peak_memory_bounded(tmp_path, bomb):
     assert peak < limit, f"{bomb}: peak RSS {peak:.0f} MiB for a {len(data)}-byte file"
 
 
+# A stored pickle of one-byte opcodes that each make a value: what it costs above a tiny valid
+# .bin, per byte of the file. It was ~80x (a 3 MiB file reached 247 MiB); now the machine's
+# values are 64 bytes, at most one per two pickle bytes and 16 bytes per pickle byte in all.
+@pytest.mark.malformed
+@pytest.mark.parametrize("opcodes", [b"]", b"}", b")", b"N"])
+def test_a_stored_pickle_bomb_amplifies_at_most_24x_its_size(tmp_path, opcodes):
+    tiny = tmp_path / "tiny" / "adapter_model.bin"
+    tiny.parent.mkdir()
+    tiny.write_bytes(torch_zip(b"\x80\x02}."))
+    _, _, baseline = peak_rss_mib("inspect", tiny)
+    mib = 6
+    path = tmp_path / "adapter_model.bin"
+    path.write_bytes(torch_zip(b"\x80\x02(" + opcodes * (mib << 20) + b"t."))
+    code, message, peak = peak_rss_mib("inspect", path)
+    assert code == 1 and "pickle bomb" in message, message
+    factor = 2 if "asan" in os.environ.get("LORAHUB_BIN", "") else 1
+    assert peak - baseline < factor * 24 * mib, f"{peak - baseline:.0f} MiB above the baseline"
+
+
 @pytest.mark.malformed
 def test_a_pushed_bomb_leaves_the_server_small(hub, tmp_path):
     files = adapter_files(tmp_path)

@@ -5,6 +5,7 @@
 // UTF-8; truncation never cuts a character; form parts lie inside the body.
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -23,6 +24,12 @@ using namespace lorahub;
 
 void require(bool ok) {
   if (!ok) std::abort();
+}
+
+std::string_view trim_blanks(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
 }
 
 std::vector<std::string_view> split(std::string_view path) {
@@ -95,6 +102,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (range.kind == http::RangeAnswer::kPartial) {
     require(range.first <= range.last && range.last < file_size);
   }
+  // If-Range: a part only for exactly our strong tag or (old enough) date; dates round-trip.
+  const auto now = std::chrono::system_clock::now();
+  const std::string modified = http::http_date(now - std::chrono::hours(1));
+  if (http::if_range_holds(text, "\"tag\"", modified, now)) {
+    const std::string_view trimmed = trim_blanks(text);
+    require(trimmed.empty() || trimmed == "\"tag\"" || trimmed == modified);
+  }
+  if (const auto when = http::parse_http_date(text)) require(http::http_date(*when) == text);
 
   route(text);
 

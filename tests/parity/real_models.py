@@ -21,7 +21,8 @@ def assemble(name: str, packages: list[str], expected_size: int | None = None) -
         try:
             mod = importlib.import_module(pkg)
         except ImportError:
-            pytest.skip(f"{pkg} is not installed (scripts/setup.sh installs it)")
+            # A failure, not a skip: a venv without it is broken and must not pass silently.
+            pytest.fail(f"{pkg} is not installed (scripts/setup.sh installs it)")
         chunks.append(pathlib.Path(mod.chunk_path()))
     CACHE.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".tmp{os.getpid()}")

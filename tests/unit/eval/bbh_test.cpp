@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "eval/bbh.h"
+#include "formats/digest.h"
 
 namespace lorahub {
 namespace {

@@ -152,7 +152,7 @@ TEST(TorchPickleMalformed, SelfContainingListDoesNotLeakOrLoop) {
 TEST(TorchPickleMalformed, DeepNestingDoesNotRecurse) {
   Pickle p;
   p.op(")");
-  p.op(std::string(200000, '\x85'));  // ((((),),),) 200k deep
+  p.op(std::string(80000, '\x85'));  // ((((),),),) 80k deep
   p.op(".");
   expect_error([&] { parse(p); }, {"not a state dict"});
 }
@@ -165,6 +165,23 @@ TEST(TorchPickleMalformed, ContainerAndMemoBombsStopAtTheBudget) {
     p.op("N" + std::string(4 << 20, op[0]) + ".");
     expect_error([&] { parse(p); }, {"t.bin", "pickle bomb"});
   }
+}
+
+// A value per pickle byte is several times what a state dict makes: the count of values is
+// bounded by the pickle's size too (memory alone would let a 64-byte Node per byte through).
+TEST(TorchPickleMalformed, MoreValuesThanAStateDictMakesStopClearly) {
+  Pickle p;
+  p.op("(" + std::string(1 << 20, 'N') + "t.");
+  expect_error([&] { parse(p); }, {"t.bin", "pickle bomb", "values"});
+  // A real state dict, however many tensors, stays far below both bounds.
+  Pickle dict;
+  dict.op("}(");
+  for (int i = 0; i < 5000; ++i) {
+    dict.str(std::to_string(i) + ".w")
+        .tensor(std::to_string(i % 3), "FloatStorage", 6, 0, {2, 3}, {3, 1});
+  }
+  dict.op("u.");
+  EXPECT_EQ(parse(dict).size(), 5000u);
 }
 
 TEST(TorchPickleMalformed, ZipWithoutDataPkl) {

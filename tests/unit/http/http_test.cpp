@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "http/message.h"
 #include "http/multipart.h"
 #include "http/range.h"
@@ -55,6 +57,72 @@ TEST(HttpRangeMalformed, FollowsRfc9110) {
       EXPECT_EQ(got.last, c.last) << c.header;
     }
   }
+}
+
+// RFC 9110 §13.1.5: a Range is honoured only when If-Range names this very representation.
+TEST(HttpIfRangeMalformed, HoldsOnlyForAStrongMatch) {
+  const auto now = std::chrono::system_clock::from_time_t(784111777 + 10);  // 10 s after modified
+  const std::string modified = "Sun, 06 Nov 1994 08:49:37 GMT";
+  const std::string etag = "\"abc\"";
+  struct Case {
+    const char* if_range;
+    std::string etag, last_modified;
+    bool holds;
+  };
+  const Case cases[] = {
+      {"", etag, modified, true},  // absent: the Range stands
+      {"\"abc\"", etag, modified, true},
+      {"  \"abc\" ", etag, modified, true},
+      {"\"abd\"", etag, modified, false},     // another version
+      {"W/\"abc\"", etag, modified, false},   // weak: never by strong comparison
+      {"\"abc\"", "W/\"abc\"", "", false},    // our tag is weak
+      {"\"abc\"", "", modified, false},       // we send no ETag
+      {"\"ab\"c\"", "\"ab\"c\"", "", false},  // not an entity-tag
+      {"\"", "\"", "", false},
+      {"abc", etag, modified, false},
+      {"Sun, 06 Nov 1994 08:49:37 GMT", etag, modified, true},  // exactly our Last-Modified
+      {"Sun, 06 Nov 1994 08:49:38 GMT", etag, modified, false},
+      {"Sunday, 06-Nov-94 08:49:37 GMT", etag, modified, false},  // not exactly it
+      {"Sun, 06 Nov 1994 08:49:37 GMT", etag, "", false},         // we send no Last-Modified
+      {"Sun, 06 Nov 1994 08:49:37 GMT \xFF", etag, modified, false},
+  };
+  for (const auto& c : cases) {
+    EXPECT_EQ(if_range_holds(c.if_range, c.etag, c.last_modified, now), c.holds) << c.if_range;
+  }
+  // A Last-Modified less than a second old is a weak validator (a change within that second
+  // would keep it): a date then never holds.
+  const auto just_then = std::chrono::system_clock::from_time_t(784111777);
+  EXPECT_FALSE(if_range_holds(modified, etag, modified, just_then));
+}
+
+TEST(HttpDate, FormatsAndParsesImfFixdate) {
+  const auto when = std::chrono::system_clock::from_time_t(784111777);
+  EXPECT_EQ(http_date(when), "Sun, 06 Nov 1994 08:49:37 GMT");
+  EXPECT_EQ(parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"), when);
+  for (const char* bad : {"Mon, 06 Nov 1994 08:49:37 GMT", "Sun, 36 Nov 1994 08:49:37 GMT",
+                          "Sun, 06 Nov 1994 08:49:37 UTC", "Sun, 06 Nov 1994 08:49:37 GMTx", ""}) {
+    EXPECT_FALSE(parse_http_date(bad).has_value()) << bad;
+  }
+}
+
+TEST(HttpLimitsMalformed, NonsenseIsRefusedNamingTheLimit) {
+  EXPECT_NO_THROW(validate(Limits{}));
+  const auto refused = [](Limits l, const char* name) {
+    try {
+      validate(l);
+      ADD_FAILURE() << name << " accepted";
+    } catch (const lorahub::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(name), std::string::npos) << e.what();
+    }
+  };
+  refused({.max_connections = 0}, "max_connections");
+  refused({.max_header_bytes = 10}, "max_header_bytes");
+  refused({.max_header_fields = 0}, "max_header_fields");
+  refused({.header_timeout = std::chrono::milliseconds(0)}, "header_timeout");
+  refused({.idle_timeout = std::chrono::milliseconds(-5)}, "idle_timeout");
+  refused({.body_timeout = std::chrono::hours(48)}, "body_timeout");
+  refused({.min_body_rate = 0}, "min_body_rate");
+  refused({.write_timeout = std::chrono::milliseconds(0)}, "write_timeout");
 }
 
 TEST(HttpRouter, MatchesPatternsAndDecodesCaptures) {

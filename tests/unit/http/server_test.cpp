@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -89,6 +90,16 @@ class HttpServerTest : public ::testing::Test {
                 .before_body = nullptr,
                 .max_body = 0});
     router.add({.method = "GET",
+                .pattern = "/tagged",
+                .handler =
+                    [this](Request&) {
+                      Response res = Response::from_file(file_.string(), "text/plain");
+                      res.set_header("ETag", "\"v1\"");
+                      return res;
+                    },
+                .before_body = nullptr,
+                .max_body = 0});
+    router.add({.method = "GET",
                 .pattern = "/throw",
                 .handler = [](Request&) -> Response { throw std::logic_error("oops \xFF"); },
                 .before_body = nullptr,
@@ -106,6 +117,7 @@ class HttpServerTest : public ::testing::Test {
     ServerOptions options;
     options.io_threads = 1;
     options.worker_threads = 2;
+    options.limits = limits_;
     server_ = std::make_unique<Server>(options, std::move(router));
     port_ = server_->bind();
     thread_ = std::thread([this] { server_->run(); });
@@ -117,6 +129,7 @@ class HttpServerTest : public ::testing::Test {
     std::filesystem::remove(file_);
   }
 
+  Limits limits_;  // a derived fixture may change them in its constructor
   std::filesystem::path file_;
   std::unique_ptr<Server> server_;
   std::thread thread_;
@@ -182,6 +195,68 @@ TEST_F(HttpServerTest, AHandlerExceptionIsA500InValidJson) {
   const std::string file = client.read_until("789");
   EXPECT_NE(file.find("HTTP/1.1 206"), std::string::npos) << file;
   EXPECT_NE(file.find("Content-Range: bytes 7-9/10"), std::string::npos) << file;
+}
+
+// If-Range (RFC 9110 §13.1.5) against the ETag the route sends: a part only of that version.
+TEST_F(HttpServerTest, IfRangeHonoursTheRangeOnlyForTheSameVersion) {
+  Client client(port_);
+  client.send("GET /tagged HTTP/1.1\r\nHost: h\r\nRange: bytes=2-3\r\nIf-Range: \"v1\"\r\n\r\n");
+  std::string answer = client.read_until("\r\n\r\n23");
+  EXPECT_NE(answer.find("HTTP/1.1 206"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("Content-Range: bytes 2-3/10"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("Date: "), std::string::npos) << answer;
+  // Another version, a weak tag, a date (the route sends no Last-Modified): the whole file.
+  for (const char* other : {"\"v0\"", "W/\"v1\"", "Sun, 06 Nov 1994 08:49:37 GMT"}) {
+    client.send(
+        fmt::format("GET /tagged HTTP/1.1\r\nHost: h\r\nRange: bytes=2-3\r\n"
+                    "If-Range: {}\r\n\r\n",
+                    other));
+    answer = client.read_until("0123456789");
+    EXPECT_NE(answer.find("HTTP/1.1 200"), std::string::npos) << other << "\n" << answer;
+    EXPECT_NE(answer.find("Content-Length: 10"), std::string::npos) << answer;
+    EXPECT_EQ(answer.find("Content-Range"), std::string::npos) << answer;
+  }
+  // An unsatisfiable range of another version is not a 416: that version is sent whole.
+  client.send("GET /tagged HTTP/1.1\r\nHost: h\r\nRange: bytes=50-\r\nIf-Range: \"v0\"\r\n\r\n");
+  answer = client.read_until("0123456789");
+  EXPECT_NE(answer.find("HTTP/1.1 200"), std::string::npos) << answer;
+  client.send("GET /tagged HTTP/1.1\r\nHost: h\r\nRange: bytes=50-\r\nIf-Range: \"v1\"\r\n\r\n");
+  EXPECT_NE(client.read_until("}").find("HTTP/1.1 416"), std::string::npos);
+}
+
+class HttpServerCapTest : public HttpServerTest {
+ protected:
+  HttpServerCapTest() { limits_.max_connections = 2; }
+};
+
+// Over the connection cap a client is told 503 with Retry-After at once (not closed silently,
+// not left waiting), and is served again once a connection is free.
+TEST_F(HttpServerCapTest, OverTheCapAnswers503WithRetryAfter) {
+  auto first = std::make_unique<Client>(port_);
+  Client second(port_);
+  first->send("GET /file HTTP/1.1\r\nHost: h\r\n\r\n");  // both are counted once served
+  second.send("GET /file HTTP/1.1\r\nHost: h\r\n\r\n");
+  EXPECT_NE(first->read_until("0123456789").find("200 OK"), std::string::npos);
+  EXPECT_NE(second.read_until("0123456789").find("200 OK"), std::string::npos);
+  const auto start = std::chrono::steady_clock::now();
+  Client third(port_);
+  third.send("GET /file HTTP/1.1\r\nHost: h\r\n\r\n");
+  const std::string refused = third.read_until("}");
+  EXPECT_LT(std::chrono::steady_clock::now() - start, 1s);
+  EXPECT_NE(refused.find("HTTP/1.1 503"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("Retry-After: 1"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("Connection: close"), std::string::npos) << refused;
+  EXPECT_NE(refused.find("{\"error\":\"the server has 2 connections open"), std::string::npos)
+      << refused;
+  first.reset();  // a slot frees: served again
+  std::string served;
+  for (int attempt = 0; attempt < 50 && served.find("200 OK") == std::string::npos; ++attempt) {
+    std::this_thread::sleep_for(20ms);
+    Client again(port_);
+    again.send("GET /file HTTP/1.1\r\nHost: h\r\n\r\n");
+    served = again.read_until("0123456789");
+  }
+  EXPECT_NE(served.find("200 OK"), std::string::npos) << served;
 }
 
 }  // namespace

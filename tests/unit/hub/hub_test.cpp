@@ -5,18 +5,26 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
+#include <optional>
+#include <thread>
 
 #include "core/error.h"
 #include "hub/blob_store.h"
 #include "hub/client.h"
+#include "hub/commit.h"
 #include "hub/gc.h"
 #include "hub/hash.h"
 #include "hub/meta_store.h"
 #include "hub/module_check.h"
 #include "hub/names.h"
+#include "hub/sql.h"
 
 namespace lorahub::hub {
 namespace {
@@ -343,6 +351,24 @@ TEST(HubGc, RemovalRechecksReferencesWhereNoPushCanCommit) {
   EXPECT_EQ(removed, std::vector<std::string>{orphan});
 }
 
+// The guard: gc never runs against a store it would have to create (it would reference nothing,
+// so every blob would go), and never creates a hub where there was none.
+TEST(HubGcMalformed, RefusesAFolderWithoutBlobsOrMetadata) {
+  TempDir dir;
+  const std::string root = dir.path().string();
+  EXPECT_THROW(collect_garbage_at(root + "/typo", "", std::chrono::seconds(0), false), Error);
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "typo"));
+  const BlobStore blobs(root);
+  const std::string orphan = blobs.put("referenced in PostgreSQL").sha256;
+  EXPECT_THROW(collect_garbage_at(root, "", std::chrono::seconds(0), false), Error);
+  EXPECT_TRUE(blobs.contains(orphan));
+  EXPECT_FALSE(std::filesystem::exists(dir.path() / "hub.sqlite3"));
+  EXPECT_THROW(MetaStore::open_existing(root, ""), Error);
+  MetaStore::open(root, "");  // now the hub exists: gc runs
+  EXPECT_EQ(collect_garbage_at(root, "", std::chrono::seconds(0), false).collected.size(), 1u);
+  EXPECT_FALSE(blobs.contains(orphan));
+}
+
 TEST(HubGc, RemovesOnlyOldUnreferencedBlobs) {
   TempDir dir;
   const BlobStore blobs(dir.path().string());
@@ -386,6 +412,149 @@ TEST(HubGc, StoringAnOrphanAgainProtectsIt) {
   fs::remove(blobs.path_of(sha));
   EXPECT_TRUE(blobs.put("reused").created);
   EXPECT_TRUE(blobs.contains(sha));
+}
+
+// ---- the push/gc race (issue 14, finding 4), made deterministic ----------------------------
+// A push and a gc each run on their own MetaStore connection to one SQLite file, as a server and
+// `lorahub hub gc` do. A SqlDb wrapper stops one side at a chosen point (a push right before its
+// commit's transaction; gc right after its first, unlocked look at the references) until the
+// other side has got where the race needs it. Both orders with min age 0 must lose no blob.
+
+class Gate {
+ public:
+  void open() {
+    std::lock_guard lock(mutex_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  void wait() {
+    std::unique_lock lock(mutex_);
+    ASSERT_TRUE(cv_.wait_for(lock, std::chrono::seconds(30), [&] { return open_; }))
+        << "the other side of the race never got there";
+  }
+
+ private:
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  bool open_ = false;
+};
+
+// Runs `pause` once: before the first write transaction, or after the first query outside one.
+class PausingDb : public SqlDb {
+ public:
+  enum class At { kFirstBegin, kFirstLook };
+  PausingDb(std::unique_ptr<SqlDb> db, At at, std::function<void()> pause)
+      : db_(std::move(db)), at_(at), pause_(std::move(pause)) {}
+  std::vector<SqlRow> query(std::string_view sql, const std::vector<SqlValue>& params) override {
+    auto rows = db_->query(sql, params);
+    if (at_ == At::kFirstLook && !in_transaction_ &&
+        sql.find("SELECT DISTINCT sha256 FROM files") != std::string_view::npos)
+      pause_once();
+    return rows;
+  }
+  int64_t execute(std::string_view sql, const std::vector<SqlValue>& params) override {
+    return db_->execute(sql, params);
+  }
+  void begin() override {
+    if (at_ == At::kFirstBegin) pause_once();
+    db_->begin();
+    in_transaction_ = true;
+  }
+  void commit() override {
+    in_transaction_ = false;
+    db_->commit();
+  }
+  void rollback() override {
+    in_transaction_ = false;
+    db_->rollback();
+  }
+  void exclude_writers(std::string_view table) override { db_->exclude_writers(table); }
+  std::string describe() const override { return db_->describe(); }
+  void arm() { armed_ = true; }
+
+ private:
+  void pause_once() {
+    if (!armed_ || paused_.exchange(true)) return;
+    pause_();
+  }
+  std::unique_ptr<SqlDb> db_;
+  At at_;
+  std::function<void()> pause_;
+  std::atomic<bool> armed_{false}, paused_{false};
+  bool in_transaction_ = false;
+};
+
+class HubGcRace : public ::testing::Test {
+ protected:
+  std::unique_ptr<MetaStore> connect(PausingDb::At at, std::function<void()> pause) {
+    auto db = std::make_unique<PausingDb>(open_sqlite((dir_.path() / "hub.sqlite3").string()), at,
+                                          std::move(pause));
+    PausingDb& pausing = *db;
+    auto meta = std::make_unique<MetaStore>(std::move(db));
+    pausing.arm();  // not while MetaStore creates its schema
+    return meta;
+  }
+  // Runs `gc` on this thread while a push of a new module runs on another, both on their own
+  // connection with their pauses; then checks that the acknowledged push kept every blob.
+  void race(std::function<void()> push_pause, PausingDb::At gc_at, std::function<void()> gc_pause,
+            const std::function<void()>& before_gc, const std::function<void()>& after_gc) {
+    auto push_meta = connect(PausingDb::At::kFirstBegin, std::move(push_pause));
+    auto gc_meta = connect(gc_at, std::move(gc_pause));
+    const auto files = adapter_files(4, 4);
+    std::optional<Revision> rev;
+    std::thread pusher([&] {
+      rev = commit_upload(*push_meta, blobs_, (dir_.path() / "uploads").string(),
+                          {"u/m", "", "", {}}, files);
+      pushed_.open();
+    });
+    before_gc();
+    collected_ = collect_garbage(blobs_, *gc_meta, std::chrono::seconds(0), false).collected.size();
+    after_gc();
+    pusher.join();
+    ASSERT_TRUE(rev.has_value());
+    ASSERT_EQ(rev->files.size(), files.size());
+    for (const auto& f : files) {  // the acknowledged revision serves every file it names
+      const auto entry = std::find_if(rev->files.begin(), rev->files.end(),
+                                      [&](const FileEntry& e) { return e.path == f.path; });
+      ASSERT_NE(entry, rev->files.end());
+      ASSERT_TRUE(blobs_.contains(entry->sha256)) << "lost the blob of " << f.path;
+      EXPECT_EQ(sha256_hex(std::string_view(f.content)), entry->sha256);
+    }
+  }
+
+  TempDir dir_;
+  BlobStore blobs_{dir_.path().string()};
+  Gate stored_, looked_, pushed_, collected_gate_;
+  size_t collected_ = 0;
+};
+
+// The push stored its blobs, then gc looked (none referenced), then the push committed, then gc
+// removed: the removal must re-read the references where no push can commit (remove_unreferenced).
+TEST_F(HubGcRace, APushCommittingBetweenGcsLookAndItsRemovalKeepsItsBlobs) {
+  race(
+      [&] {
+        stored_.open();
+        looked_.wait();
+      },
+      PausingDb::At::kFirstLook,
+      [&] {
+        looked_.open();
+        pushed_.wait();
+      },
+      [&] { stored_.wait(); }, [] {});
+  EXPECT_EQ(collected_, 0u);
+}
+
+// gc ran entirely between the push's put and its commit, and removed the (then unreferenced)
+// blobs: the push must find them gone after its commit and store them again (commit_upload).
+TEST_F(HubGcRace, AGcBetweenAPushsPutAndItsCommitCostsThePushNoBlob) {
+  race(
+      [&] {
+        stored_.open();
+        collected_gate_.wait();
+      },
+      PausingDb::At::kFirstLook, [] {}, [&] { stored_.wait(); }, [&] { collected_gate_.open(); });
+  EXPECT_EQ(collected_, 2u);  // gc did remove both files' blobs: the race was hit
 }
 
 TEST(HubModuleCheck, ReadsTheMetadata) {

@@ -177,5 +177,22 @@ TEST(CombineMalformed, OptionsThatDoNotFitTheMethod) {
   }
 }
 
+// Counts are checked before any module is read (the directories here do not exist).
+TEST(CombineMalformed, AdapterFromModulesNeedsOneWeightPerModule) {
+  const CombineOptions lorahub;
+  const auto message = [&](const std::vector<std::string>& dirs, const std::vector<double>& w) {
+    try {
+      adapter_from_modules(dirs, w, lorahub);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(message({}, {}), "no adapter given");
+  EXPECT_EQ(message({"/no/a", "/no/b"}, {}), "2 modules need weights (one per module)");
+  EXPECT_EQ(message({"/no/a", "/no/b"}, {0.5, 0.2, 0.3}), "3 weights for 2 modules");
+  EXPECT_NE(message({"/no/a"}, {}).find("/no/a"), std::string::npos);  // loaded as is
+}
+
 }  // namespace
 }  // namespace lorahub

@@ -1,0 +1,454 @@
+#include "eval/bbh_run.h"
+
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+#include <set>
+
+#include "adapt/learner.h"
+#include "adapt/objective.h"
+#include "adapt/optimizer.h"
+#include "core/error.h"
+#include "core/mapped_file.h"
+#include "eval/answer.h"
+#include "eval/bbh.h"
+#include "eval/generate.h"
+#include "eval/metrics.h"
+#include "formats/digest.h"
+#include "formats/json.h"
+#include "lora/compose.h"
+#include "lora/module_set.h"
+
+namespace lorahub {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::vector<std::string>& bbh_methods() {
+  static const std::vector<std::string> methods = {"zero-shot",     "icl",     "lorahub-cobyla",
+                                                   "lorahub-cmaes", "uniform", "best-single"};
+  return methods;
+}
+
+bool bbh_method_is_seeded(const std::string& method) {
+  return method == "uniform" || method.starts_with("lorahub-");
+}
+
+namespace {
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> items;
+  size_t begin = 0;
+  while (begin <= text.size()) {
+    size_t end = text.find(',', begin);
+    if (end == std::string::npos) end = text.size();
+    items.push_back(text.substr(begin, end - begin));
+    begin = end + 1;
+  }
+  return items;
+}
+
+bool contains(const std::vector<std::string>& items, const std::string& item) {
+  return std::find(items.begin(), items.end(), item) != items.end();
+}
+
+}  // namespace
+
+std::vector<std::string> parse_bbh_methods(const std::string& text) {
+  const std::vector<std::string> chosen = split_commas(text);
+  for (const std::string& m : chosen)
+    check(contains(bbh_methods(), m), "unknown method '{}' (known: {})", m,
+          fmt::join(bbh_methods(), ", "));
+  std::vector<std::string> methods;
+  for (const std::string& m : bbh_methods())
+    if (contains(chosen, m)) methods.push_back(m);
+  return methods;
+}
+
+std::vector<uint64_t> parse_seed_list(const std::string& text) {
+  std::vector<uint64_t> seeds;
+  for (const std::string& item : split_commas(text)) {
+    unsigned long long lo = 0, hi = 0;
+    char extra = 0;
+    const bool range = item.find('-') != std::string::npos;
+    const int n = std::sscanf(item.c_str(), "%llu-%llu%c", &lo, &hi, &extra);
+    if (n == 1 && !range) hi = lo;
+    check((n == 1 && !range) || (n == 2 && lo <= hi && hi - lo < 1000),
+          "'{}' is not a seed or a range like 1-5", item);
+    for (auto s = lo; s <= hi; ++s) seeds.push_back(s);
+  }
+  return seeds;
+}
+
+std::vector<std::string> parse_bbh_tasks(const std::string& text, const std::string& data_dir) {
+  const std::vector<std::string> all = bbh_task_names(data_dir);
+  if (text == "all") return all;
+  const std::vector<std::string> tasks = split_commas(text);
+  for (const std::string& name : tasks)
+    check(contains(all, name), "no task '{}' in {}/tasks", name, data_dir);
+  return tasks;
+}
+
+void validate(const BbhConfig& c) {
+  check(c.steps >= 1, "steps must be at least 1, got {}", c.steps);
+  check(c.max_test >= 0, "max_test must be >= 0, got {}", c.max_test);
+  check(c.batch_size >= 1, "batch size must be >= 1, got {}", c.batch_size);
+  check(c.max_new_tokens >= 1, "max_new_tokens must be >= 1, got {}", c.max_new_tokens);
+  check(c.sample >= 1, "sample must be at least 1");
+  check(!c.methods.empty() && !c.seeds.empty(), "no methods or no seeds to run");
+  for (const std::string& m : c.methods)
+    check(contains(bbh_methods(), m), "unknown method '{}'", m);
+  parse_loss_mode(c.loss_mode);
+  parse_sample_rule(c.sampler);
+}
+
+std::string differing_settings(const json& cached, const json& now) {
+  std::set<std::string> keys;  // sorted, each once
+  for (const json* side : {&cached, &now})
+    if (side->is_object())
+      for (const auto& [key, value] : side->items()) keys.insert(key);
+  std::string out;
+  for (const std::string& key : keys) {
+    const json before = cached.is_object() ? cached.value(key, json()) : json();
+    const json after = now.is_object() ? now.value(key, json()) : json();
+    if (before == after) continue;
+    const std::string a = before.is_null() ? "unset" : before.dump();
+    const std::string b = after.is_null() ? "unset" : after.dump();
+    out += (out.empty() ? "" : ", ") +
+           (a.size() + b.size() > 80 ? key : fmt::format("{}: {} -> {}", key, a, b));
+  }
+  return out.empty() ? "unreadable settings" : out;
+}
+
+ResultCache::ResultCache(std::string dir, json settings)
+    : dir_(std::move(dir)), settings_(std::move(settings)) {
+  std::error_code ec;
+  fs::create_directories(dir_, ec);
+  check(!ec, "{}: cannot create the cache directory: {}", dir_, ec.message());
+}
+
+json ResultCache::get_or_compute(const std::string& name, const std::function<json()>& compute,
+                                 const std::function<void(const std::string&)>& on_stale) {
+  const std::string path = (fs::path(dir_) / (name + ".json")).string();
+  if (fs::exists(path)) {
+    const json cached = parse_json(read_text_file(path), path);
+    const json settings = cached.is_object() ? cached.value("settings", json()) : json();
+    if (settings == settings_ && cached.contains("result")) return cached["result"];
+    if (on_stale)
+      on_stale(fmt::format("{} was made with other settings ({}); recomputing", path,
+                           differing_settings(settings, settings_)));
+  }
+  json result = compute();
+  write_file_atomic(path, json{{"settings", settings_}, {"result", result}}.dump(1) + "\n");
+  return result;
+}
+
+namespace {
+
+// A model or module by its name and content hash, not its path: a cached result stays valid in
+// another checkout or machine, and is recomputed when the weights change under the same path.
+json content_identity(const std::string& path) {
+  return {{"name", fs::path(path).lexically_normal().filename().string()},
+          {"sha256", content_sha256_hex(path)}};
+}
+
+// The search's constants (code defaults, not options): part of the key so that changing one in
+// the code recomputes the LoraHub results instead of serving stale ones.
+json optimizer_settings(int sample) {
+  const OptimizeOptions defaults;
+  return {{"lower", defaults.lower},
+          {"upper", defaults.upper},
+          {"initial_step", defaults.initial_step},
+          {"cmaes_population", cmaes_population(sample)}};
+}
+
+}  // namespace
+
+json bbh_settings(const BbhConfig& c, std::string_view engine_version) {
+  json modules = json::array();
+  for (const std::string& path : c.pool) modules.push_back(content_identity(path));
+  json s = {{"engine", engine_version},
+            {"model", content_identity(c.model_path)},
+            {"pool", modules},
+            {"sample", c.sample},
+            {"steps", c.steps},
+            {"loss_mode", c.loss_mode},
+            {"max_test", c.max_test},
+            {"max_new_tokens", c.max_new_tokens},
+            {"answer_stops", kAnswerStops},
+            {"optimizer", optimizer_settings(static_cast<int>(c.sample))},
+            {"l1", ObjectiveOptions{}.l1}};
+  // Only when set, so that the key of the default settings stays as it was before they existed.
+  if (c.bf16) s["compute"] = "bf16";
+  if (c.sampler != "fisher-yates") s["sampler"] = c.sampler;
+  return s;
+}
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// One task's data and the base model every method starts from (no LoRA between methods).
+struct TaskRun {
+  const Model& model;
+  const BbhTask& task;
+  const std::vector<BbhExample> test;  // the first max_test of the split's test set
+  const BbhConfig& config;
+};
+
+std::vector<BbhExample> first_test_examples(const BbhTask& task, int max_test) {
+  const size_t n = max_test > 0 ? std::min<size_t>(max_test, task.test.size()) : task.test.size();
+  return {task.test.begin(), task.test.begin() + n};
+}
+
+// Greedy generation by the answer rule, exact-match accuracy, and the mean prompt length; with
+// `lora`, every prompt runs with that adapter on the side path (the base model stays as it is).
+json evaluate(const TaskRun& run, const std::vector<std::string>& prompts,
+              const BoundLora* lora = nullptr) {
+  std::vector<std::string> targets;
+  for (const BbhExample& e : run.test) targets.push_back(e.target);
+  GenerateOptions options;
+  options.decode = answer_decode_options(run.config.max_new_tokens);
+  options.batch_size = run.config.batch_size;
+  options.on_progress = run.config.on_progress;
+  options.lora = lora;
+  std::vector<std::string> texts;
+  for (Decoded& d : generate_texts(run.model, prompts, options)) texts.push_back(std::move(d.text));
+  double tokens = 0;
+  for (const std::string& p : prompts) tokens += run.model.tokenizer().encode(p).size();
+  return {{"accuracy", exact_match_accuracy(texts, targets)},
+          {"input_tokens", prompts.empty() ? 0.0 : tokens / prompts.size()},
+          {"predictions", texts}};
+}
+
+std::vector<std::string> plain_prompts(const TaskRun& run) {
+  std::vector<std::string> prompts;
+  for (const BbhExample& e : run.test) prompts.push_back(e.prompt);
+  return prompts;
+}
+
+// Evaluates with `lora` on the unmerged side path, so the base model stays reusable.
+json evaluate_with(const TaskRun& run, const LoraMap& lora) {
+  return evaluate(run, plain_prompts(run), run.model.bind_lora(lora).get());
+}
+
+Objective few_shot_objective(const TaskRun& run, const ModuleSet& modules) {
+  std::vector<Example> examples;
+  for (const BbhExample& e : run.task.few_shot)
+    examples.push_back(run.model.make_example(e.prompt, e.target));
+  return Objective(run.model, modules, std::move(examples),
+                   ObjectiveOptions{parse_loss_mode(run.config.loss_mode)});
+}
+
+// The seed's draw of `sample` modules from the pool (the same draw for every seeded method).
+ModuleSet load_sampled_modules(const TaskRun& run, uint64_t seed) {
+  const BbhConfig& c = run.config;
+  return ModuleSet::load(sample_modules(c.pool, c.sample, seed, parse_sample_rule(c.sampler)),
+                         c.bf16);
+}
+
+json run_lorahub(const TaskRun& run, const std::string& optimizer, uint64_t seed) {
+  const ModuleSet modules = load_sampled_modules(run, seed);
+  Objective objective = few_shot_objective(run, modules);
+  LearnOptions options;
+  options.optimizer = optimizer;
+  options.steps = run.config.steps;
+  options.seed = seed;
+  const LearnResult learned = learn(objective, options);
+  json result = evaluate_with(run, compose(modules, learned.weights));
+  result["modules"] = modules.paths();
+  result["weights"] = learned.weights;
+  result["objective"] = learned.objective;
+  json curve = json::array();
+  for (const Evaluation& e : learned.history) curve.push_back(e.value);
+  result["history"] = curve;
+  return result;
+}
+
+// The sampled modules averaged: each weight 1/k (a convex combination, the natural
+// "no learning" counterpart of LoraHub's learned weights).
+json run_uniform(const TaskRun& run, uint64_t seed) {
+  const ModuleSet modules = load_sampled_modules(run, seed);
+  const std::vector<double> weights(modules.size(), 1.0 / modules.size());
+  json result = evaluate_with(run, compose(modules, weights));
+  result["modules"] = modules.paths();
+  result["weights"] = weights;
+  return result;
+}
+
+// Every pool module alone (weight 1) scored on the few-shot examples; the lowest loss wins.
+json run_best_single(const TaskRun& run) {
+  const ModuleSet modules = ModuleSet::load(run.config.pool, run.config.bf16);
+  Objective objective = few_shot_objective(run, modules);
+  std::vector<double> losses;
+  for (size_t i = 0; i < modules.size(); ++i) {
+    Point one_hot(modules.size(), 0.0);
+    one_hot[i] = 1.0;
+    losses.push_back(objective.loss(one_hot));
+  }
+  const size_t best = std::min_element(losses.begin(), losses.end()) - losses.begin();
+  std::vector<double> weights(modules.size(), 0.0);
+  weights[best] = 1.0;
+  json result = evaluate_with(run, compose(modules, weights));
+  result["module"] = modules.paths()[best];
+  result["few_shot_losses"] = losses;
+  return result;
+}
+
+json run_method(const TaskRun& run, const std::string& method, uint64_t seed) {
+  const auto start = std::chrono::steady_clock::now();
+  json result;
+  if (method == "zero-shot") {
+    result = evaluate(run, plain_prompts(run));
+  } else if (method == "icl") {
+    std::vector<std::string> prompts;
+    for (const BbhExample& e : run.test) prompts.push_back(bbh_icl_prompt(run.task, e.input));
+    result = evaluate(run, prompts);
+  } else if (method == "uniform") {
+    result = run_uniform(run, seed);
+  } else if (method == "best-single") {
+    result = run_best_single(run);
+  } else {
+    result = run_lorahub(run, method.substr(std::string("lorahub-").size()), seed);
+  }
+  result["seconds"] = seconds_since(start);
+  return result;
+}
+
+// One method's results on one task: per seed (or a single run), averaged.
+struct Cell {
+  double average = 0, best = 0, input_tokens = 0, seconds = 0;
+};
+
+json run_task_method(const TaskRun& run, ResultCache& cache, const std::string& method,
+                     const std::vector<uint64_t>& seeds, Cell& cell) {
+  json runs = json::array();
+  std::vector<double> accuracy;
+  const bool seeded = bbh_method_is_seeded(method);
+  const std::vector<uint64_t> one_run = {0};
+  const auto on_stale = [&](const std::string& why) {
+    if (run.config.on_status) run.config.on_status(why);
+  };
+  for (uint64_t seed : seeded ? seeds : one_run) {
+    const std::string key = seeded ? fmt::format("{}.{}.seed{}", run.task.name, method, seed)
+                                   : fmt::format("{}.{}", run.task.name, method);
+    json r = cache.get_or_compute(
+        key, [&] { return run_method(run, method, seed); }, on_stale);
+    accuracy.push_back(r["accuracy"]);
+    cell.input_tokens = r["input_tokens"];
+    cell.seconds += r["seconds"].get<double>();
+    r.erase("predictions");
+    r.erase("history");
+    if (seeded) r["seed"] = seed;
+    runs.push_back(std::move(r));
+  }
+  cell.average = std::accumulate(accuracy.begin(), accuracy.end(), 0.0) / accuracy.size();
+  cell.best = *std::max_element(accuracy.begin(), accuracy.end());
+  return {{"accuracy", cell.average},
+          {"best", cell.best},
+          {"input_tokens", cell.input_tokens},
+          {"seconds", cell.seconds},
+          {"runs", runs}};
+}
+
+std::string column_title(const std::string& method, size_t seeds) {
+  if (method == "zero-shot") return "zero-shot";
+  if (method == "icl") return "ICL 5-shot";
+  if (method == "best-single") return "best single";
+  if (method == "uniform") return fmt::format("uniform avg ({} seeds)", seeds);
+  const std::string opt = method == "lorahub-cobyla" ? "COBYLA" : "CMA-ES";
+  return fmt::format("LoraHub {} avg ({} seeds) | LoraHub {} best", opt, seeds, opt);
+}
+
+std::string table_row(const std::string& task, const std::vector<std::string>& methods,
+                      const std::vector<Cell>& cells, bool bold) {
+  const auto fmt1 = [bold](double v) {
+    return bold ? fmt::format("**{:.1f}**", v) : fmt::format("{:.1f}", v);
+  };
+  std::string line = "| " + task + " |";
+  for (size_t m = 0; m < methods.size(); ++m) {
+    line += " " + fmt1(cells[m].average) + " |";
+    if (methods[m].starts_with("lorahub-")) line += " " + fmt1(cells[m].best) + " |";
+  }
+  return line + "\n";
+}
+
+// The mean over tasks of each method's per-task average, best, tokens; summed wall time.
+std::vector<Cell> mean_cells(const std::vector<std::vector<Cell>>& rows, size_t methods) {
+  std::vector<Cell> mean(methods);
+  for (size_t m = 0; m < methods; ++m)
+    for (const auto& row : rows) {
+      mean[m].average += row[m].average / rows.size();
+      mean[m].best += row[m].best / rows.size();
+      mean[m].input_tokens += row[m].input_tokens / rows.size();
+      mean[m].seconds += row[m].seconds;
+    }
+  return mean;
+}
+
+std::string markdown(const std::vector<std::string>& tasks,
+                     const std::vector<std::vector<Cell>>& rows, const std::vector<Cell>& mean,
+                     const std::vector<std::string>& methods, size_t seeds) {
+  std::string md = "| task |", rule = "|---|";
+  for (const std::string& m : methods) {
+    md += " " + column_title(m, seeds) + " |";
+    rule += m.starts_with("lorahub-") ? "---:|---:|" : "---:|";
+  }
+  md += "\n" + rule + "\n";
+  for (size_t t = 0; t < tasks.size(); ++t) md += table_row(tasks[t], methods, rows[t], false);
+  md += table_row("**average**", methods, mean, true);
+  md +=
+      "\n| method | input tokens per example | wall time (s, all tasks and seeds) |\n"
+      "|---|---:|---:|\n";
+  for (size_t m = 0; m < methods.size(); ++m)
+    md += fmt::format("| {} | {:.0f} | {:.0f} |\n", methods[m], mean[m].input_tokens,
+                      mean[m].seconds);
+  return md;
+}
+
+}  // namespace
+
+BbhReport run_bbh(const Model& model, const BbhConfig& c) {
+  validate(c);
+  const json settings = bbh_settings(c);
+  ResultCache cache((fs::path(c.out) / "cache").string(), settings);
+  std::vector<std::vector<Cell>> rows;
+  json per_task = json::array();
+  for (const std::string& name : c.tasks) {
+    const BbhTask task = load_bbh_task(c.data_dir, name);
+    const TaskRun run{model, task, first_test_examples(task, c.max_test), c};
+    if (c.on_status) c.on_status(fmt::format("{} ({} test examples)", name, run.test.size()));
+    std::vector<Cell> cells(c.methods.size());
+    json by_method = json::object();
+    for (size_t m = 0; m < c.methods.size(); ++m)
+      by_method[c.methods[m]] = run_task_method(run, cache, c.methods[m], c.seeds, cells[m]);
+    per_task.push_back(
+        {{"task", name}, {"test_examples", run.test.size()}, {"methods", by_method}});
+    rows.push_back(std::move(cells));
+  }
+  const std::vector<Cell> mean = mean_cells(rows, c.methods.size());
+  BbhReport report;
+  report.markdown = markdown(c.tasks, rows, mean, c.methods, c.seeds.size());
+  json average = json::object();
+  for (size_t m = 0; m < c.methods.size(); ++m)
+    average[c.methods[m]] = {{"accuracy", mean[m].average},
+                             {"best", mean[m].best},
+                             {"input_tokens", mean[m].input_tokens},
+                             {"seconds", mean[m].seconds}};
+  report.summary = {{"settings", settings},
+                    {"methods", c.methods},
+                    {"seeds", c.seeds},
+                    {"tasks", per_task},
+                    {"average", average}};
+  write_file_atomic((fs::path(c.out) / "results.md").string(), report.markdown);
+  write_file_atomic((fs::path(c.out) / "results.json").string(), report.summary.dump(2) + "\n");
+  return report;
+}
+
+}  // namespace lorahub

@@ -1,0 +1,98 @@
+// The LoraHub BBH protocol (DESIGN §1.7) on our split (eval/bbh.h), with the paper's baselines.
+// Methods, per task:
+//   zero-shot       the base model on the bare prompt
+//   icl             5-shot in-context learning: the few-shot examples answered in the prompt
+//   lorahub-cobyla  per seed: `sample` modules drawn from the pool, weights learned on the 5
+//   lorahub-cmaes   few-shot examples (`steps` evaluations), then accuracy on the test set
+//   uniform         per seed: the same sampled modules, each with weight 1/sample
+//   best-single     the one pool module with the lowest few-shot loss (seed-independent)
+// Every method answers by the answer rule (eval/answer.h) and is scored by exact match
+// (eval/metrics.h). Seeded methods are reported as the average and the best over seeds; each
+// method also reports its input tokens per test example and its wall time. Writes
+// OUT/results.md and OUT/results.json. Every task × method × seed result is cached in OUT/cache/
+// with the settings that produced it (the engine version among them), so that an interrupted
+// run resumes where it stopped and a changed setting or engine recomputes.
+#pragma once
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/version.h"
+#include "models/model.h"
+
+namespace lorahub {
+
+// The methods in the table's column order.
+const std::vector<std::string>& bbh_methods();
+bool bbh_method_is_seeded(const std::string& method);
+
+// "a,b,c" -> the named methods in the table's column order; throws naming an unknown one.
+std::vector<std::string> parse_bbh_methods(const std::string& text);
+// "1-5" or "1,2,7" (ranges and single seeds, comma-separated) -> the seeds in order.
+std::vector<uint64_t> parse_seed_list(const std::string& text);
+// "all" or "a,b" -> task names, each checked against data_dir/tasks.
+std::vector<std::string> parse_bbh_tasks(const std::string& text, const std::string& data_dir);
+
+struct BbhConfig {
+  std::string model_path;          // named in the cache key by content hash
+  bool bf16 = false;               // the compute path the model was loaded with
+  std::vector<std::string> pool;   // module directories
+  std::string data_dir;            // tasks/, task-prompts/
+  std::vector<std::string> tasks;  // parse_bbh_tasks
+  std::vector<std::string> methods = bbh_methods();
+  std::vector<uint64_t> seeds = {1, 2, 3, 4, 5};
+  size_t sample = 20;                    // modules drawn per seed
+  std::string sampler = "fisher-yates";  // lora/module_set.h parse_sample_rule
+  int steps = 40;                        // objective evaluations per seed
+  std::string loss_mode = "reference";   // adapt/objective.h parse_loss_mode
+  int max_test = 0;                      // test examples per task (0 = all)
+  int max_new_tokens = 256;
+  int batch_size = 10;  // generation batch
+  std::string out;      // results folder
+  // Called after each generation batch (e.g. to draw a bar); done == total ends one generation.
+  std::function<void(size_t done, size_t total)> on_progress;
+  // One line per task started ("date_understanding (245 test examples)").
+  std::function<void(const std::string& line)> on_status;
+};
+
+// Throws Error naming the setting at fault (steps < 1, an unknown loss mode, ...).
+void validate(const BbhConfig& config);
+
+// The cache key: everything that decides a result (model and modules by name and content hash,
+// not path; the protocol's settings; the search's constants) and the engine version.
+nlohmann::json bbh_settings(const BbhConfig& config,
+                            std::string_view engine_version = kEngineVersion);
+
+// The top-level settings whose values differ, e.g. "steps: 40 -> 20, pool"; long values (the
+// pool) are named, not printed.
+std::string differing_settings(const nlohmann::json& cached, const nlohmann::json& now);
+
+// JSON result files in a folder, each reused only when it was made with the same settings.
+class ResultCache {
+ public:
+  ResultCache(std::string dir, nlohmann::json settings);
+  // The result named `name`: from DIR/<name>.json when its settings equal this cache's, else
+  // compute() (written atomically before it is returned). `on_stale` hears why one is redone.
+  nlohmann::json get_or_compute(const std::string& name,
+                                const std::function<nlohmann::json()>& compute,
+                                const std::function<void(const std::string&)>& on_stale = {});
+
+ private:
+  std::string dir_;
+  nlohmann::json settings_;
+};
+
+struct BbhReport {
+  std::string markdown;    // the table, as written to OUT/results.md
+  nlohmann::json summary;  // as written to OUT/results.json
+};
+
+// Runs every task × method (× seed) on the base model (an adapter is bound per evaluation; the
+// model is never changed), reusing cached results, and writes OUT/results.{md,json}.
+BbhReport run_bbh(const Model& model, const BbhConfig& config);
+
+}  // namespace lorahub

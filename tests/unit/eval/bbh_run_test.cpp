@@ -1,0 +1,124 @@
+// The BBH protocol's parts that need no model: flag-free parsing, the cache and its key.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <unistd.h>
+
+#include "core/error.h"
+#include "core/version.h"
+#include "eval/answer.h"
+#include "eval/bbh_run.h"
+
+namespace lorahub {
+namespace {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+class TempDir {
+ public:
+  TempDir() : path_(fs::temp_directory_path() / ("lorahub-bbh-run-" + std::to_string(::getpid()))) {
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+};
+
+void write(const fs::path& path, const std::string& text) {
+  fs::create_directories(path.parent_path());
+  std::ofstream(path) << text;
+}
+
+TEST(BbhRun, MethodsComeInTableOrder) {
+  EXPECT_EQ(parse_bbh_methods("uniform,zero-shot"),
+            (std::vector<std::string>{"zero-shot", "uniform"}));
+  EXPECT_TRUE(bbh_method_is_seeded("lorahub-cmaes"));
+  EXPECT_TRUE(bbh_method_is_seeded("uniform"));
+  EXPECT_FALSE(bbh_method_is_seeded("best-single"));
+}
+
+TEST(BbhRun, SeedsAreRangesAndLists) {
+  EXPECT_EQ(parse_seed_list("1-3,7"), (std::vector<uint64_t>{1, 2, 3, 7}));
+  EXPECT_EQ(parse_seed_list("42"), (std::vector<uint64_t>{42}));
+}
+
+TEST(BbhRunMalformed, BadListsAreErrorsWithoutFlagNames) {
+  for (const char* bad : {"5-1", "x", "1-", "", "1-2000"}) {
+    try {
+      parse_seed_list(bad);
+      ADD_FAILURE() << bad;
+    } catch (const Error& e) {
+      EXPECT_EQ(std::string(e.what()).find("--"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_THROW(parse_bbh_methods("zero-shot,magic"), Error);
+  BbhConfig c;
+  c.steps = 0;
+  EXPECT_THROW(validate(c), Error);
+  c = BbhConfig();
+  c.loss_mode = "median";
+  EXPECT_THROW(validate(c), Error);
+}
+
+TEST(BbhRun, AnswerRuleIsTheStopSequences) {
+  const DecodeOptions d = answer_decode_options(7);
+  EXPECT_EQ(d.max_new_tokens, 7);
+  EXPECT_EQ(d.stop, (std::vector<std::string>{"\n\n", "Q:"}));
+  EXPECT_EQ(d.sampling.temperature, 0.0f);  // greedy
+}
+
+// The key names the engine version: a numerical change (a bumped LORAHUB_NUMERICS_REVISION or a
+// new PROJECT_VERSION) recomputes instead of reusing a result the old engine made.
+TEST(BbhRun, CacheMissesWhenTheEngineVersionChanges) {
+  TempDir dir;
+  write(dir.path() / "model" / "config.json", "{}");
+  write(dir.path() / "m1" / "adapter_config.json", "{}");
+  BbhConfig c;
+  c.model_path = (dir.path() / "model").string();
+  c.pool = {(dir.path() / "m1").string()};
+  EXPECT_EQ(bbh_settings(c)["engine"], kEngineVersion);
+  const json old_key = bbh_settings(c, "0.1.0+numerics.1");
+  const json new_key = bbh_settings(c, "0.1.0+numerics.2");
+  EXPECT_NE(old_key, new_key);
+
+  int computed = 0;
+  const auto compute = [&] { return json{{"accuracy", ++computed}}; };
+  const std::string cache_dir = (dir.path() / "cache").string();
+  {
+    ResultCache cache(cache_dir, old_key);
+    EXPECT_EQ(cache.get_or_compute("navigate.zero-shot", compute)["accuracy"], 1);
+    EXPECT_EQ(cache.get_or_compute("navigate.zero-shot", compute)["accuracy"], 1);  // a hit
+  }
+  EXPECT_EQ(computed, 1);
+  ResultCache cache(cache_dir, new_key);
+  std::string why;
+  const json r = cache.get_or_compute("navigate.zero-shot", compute,
+                                      [&](const std::string& line) { why = line; });
+  EXPECT_EQ(r["accuracy"], 2);
+  EXPECT_EQ(computed, 2);
+  EXPECT_NE(why.find("engine: \"0.1.0+numerics.1\" -> \"0.1.0+numerics.2\""), std::string::npos)
+      << why;
+}
+
+TEST(BbhRun, KeyFollowsContentNotPath) {
+  TempDir dir;
+  write(dir.path() / "a" / "model" / "config.json", "{}");
+  write(dir.path() / "b" / "model" / "config.json", "{}");
+  BbhConfig c;
+  c.model_path = (dir.path() / "a" / "model").string();
+  const json a = bbh_settings(c);
+  c.model_path = (dir.path() / "b" / "model").string();
+  EXPECT_EQ(bbh_settings(c), a);
+  write(dir.path() / "b" / "model" / "config.json", "{ }");
+  EXPECT_NE(bbh_settings(c), a);
+  c.steps = 20;
+  EXPECT_NE(differing_settings(a, bbh_settings(c)).find("steps: 40 -> 20"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace lorahub
