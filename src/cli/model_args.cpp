@@ -7,6 +7,7 @@
 #include "lora/combine.h"
 #include "lora/compose.h"
 #include "lora/module_set.h"
+#include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 
@@ -45,8 +46,9 @@ LoraModule ModelArgs::adapter() const {
 }
 
 std::unique_ptr<Model> ModelArgs::load() const {
+  // --threads changes the runtime's thread count (main set all cores).
+  if (threads > 0) api::init_runtime({.threads = threads});
   LoadOptions options;
-  options.threads = threads;
   options.bf16 = bf16;
   options.int8 = int8;
   options.quantized = quantized;

@@ -133,7 +133,9 @@ void check_lora_targets(const LoraMap& lora, const std::vector<LinearInfo>& laye
 
 struct LoadOptions {
   bool bf16 = false;  // compute with bf16 weights (fast path) instead of f32 (reference path)
-  int threads = 0;    // 0 = all cores
+  // > 0: also sets the process's compute threads, for callers not yet on api::init_runtime
+  // (which owns that setting); 0 leaves the thread count as it is.
+  int threads = 0;
   // Linear layers as int8 per output channel, quantized at load (any model); activations are
   // quantized to int8 per 32 values on the fly (kernels/quant_matmul.h).
   bool int8 = false;

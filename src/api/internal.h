@@ -1,0 +1,55 @@
+// What the public handles of include/lorahub/lorahub.h hold: the engine's own objects. Only
+// src/api/ includes this; the installed headers never name anything under src/.
+#pragma once
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "lora/combine.h"
+#include "lora/module_set.h"
+#include "lorahub/lorahub.h"
+#include "models/decode.h"
+#include "models/model.h"
+
+namespace lorahub::api {
+
+struct Model::Impl {
+  std::string path;
+  std::unique_ptr<lorahub::Model> engine;  // immutable once shared (merging happens at load)
+};
+
+struct Adapter::Impl {
+  std::string name;
+  LoraModule module;
+  std::shared_ptr<const LoraMap> map;  // module as the models' side path
+};
+
+struct ModuleSet::Impl {
+  lorahub::ModuleSet set;
+  std::vector<std::string> names;
+  std::vector<std::shared_ptr<const Adapter>> adapters;
+};
+
+// Calls init_runtime() with defaults unless someone already called it (runtime.cpp).
+void ensure_runtime();
+
+// The handles' engine objects.
+inline const lorahub::Model& engine(const api::Model& model) {
+  return *model.impl().engine;
+}
+std::shared_ptr<const Adapter> make_adapter(std::string name, LoraModule module);
+
+// `adapter` bound to the model (nullptr for none). Throws Error naming the first target that the
+// model does not have or whose shape differs from the model's layer.
+std::shared_ptr<const BoundLora> bind(const api::Model& model, const Adapter* adapter);
+
+// The engine's combine options for the public ones (names parsed, values checked).
+CombineOptions to_combine_options(const ComposeOptions& options);
+
+// The public name of a finish reason: "stop" (EOS or a stop string), "length", "cancelled".
+const char* finish_reason(FinishReason reason);
+
+// The engine's decode options for the public generation options (sampling, stop, max tokens).
+DecodeOptions to_decode_options(const GenerationOptions& options);
+
+}  // namespace lorahub::api
