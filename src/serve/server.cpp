@@ -37,6 +37,8 @@ bool same_secret(std::string_view a, std::string_view b) {
 
 // How often a waiting handler looks at its client and at shutdown.
 constexpr std::chrono::milliseconds kPoll{100};
+// Silence on a stream after which it gets an SSE comment (see write_events).
+constexpr std::chrono::seconds kHeartbeat{1};
 // After the last answer ended: time for its final bytes to leave before the sockets close.
 constexpr std::chrono::milliseconds kFlushGrace{200};
 
@@ -266,11 +268,18 @@ struct OpenAIServer::Impl {
     const int64_t created = unix_now();
     if (req.chat && !out.write(chunk_event(req, id, created, "", "", true))) return;
     Job::Piece piece;
+    auto last_write = Clock::now();
     for (;;) {
       if (!job.next(piece, kPoll)) {
-        if (out.client_gone()) return;
+        // An SSE comment now and then while nothing comes (queued, long prefill): a client that
+        // left is noticed (the write fails) and its request cancelled before it decodes.
+        if (Clock::now() - last_write >= kHeartbeat) {
+          if (!out.write(": waiting\n\n")) return;
+          last_write = Clock::now();
+        }
         continue;
       }
+      last_write = Clock::now();
       if (!piece.text.empty() && !out.write(chunk_event(req, id, created, piece.text, ""))) return;
       if (piece.done) break;
     }
