@@ -58,9 +58,9 @@ AdapterRegistry::AdapterRegistry(AdapterOptions options, std::shared_ptr<const a
     for (const auto& entry : fs::directory_iterator(dir)) {
       if (!is_module_dir(entry.path())) continue;
       const std::string name = entry.path().filename().string();
-      check(!modules_.count(name) || modules_[name] == entry.path().string(),
-            "module '{}' is in two folders: {} and {}", name, modules_[name],
-            entry.path().string());
+      if (auto seen = modules_.find(name); seen != modules_.end())
+        fail("module '{}' is in two folders: {} and {}", name, seen->second,
+             entry.path().string());
       modules_[name] = entry.path().string();
     }
   }
