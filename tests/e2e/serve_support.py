@@ -53,3 +53,19 @@ def generate(model, prompts, tmp_path, max_tokens, modules=(), weights=(), chat=
     if chat:
         args.append("--chat")
     return run_lorahub(*args).json()["predictions"]
+
+
+_tiny_t5 = {}
+
+
+def tiny_t5(bbh_dir, tmp_path_factory):
+    """A tiny T5 with 3 random PEFT modules and 3 few-shot examples, made once per session for
+    all the serve test files (the serve_t5 fixtures call this)."""
+    if not _tiny_t5:
+        root = tmp_path_factory.mktemp("serve_t5")
+        model = make_t5("v1.1", train_spm(bbh_dir, root), root / "t5")
+        modules = make_modules(model, root / "modules", 3)
+        few_shot_examples(bbh_dir, root / "examples.jsonl", count=3)
+        examples = [json.loads(line) for line in (root / "examples.jsonl").read_text().splitlines()]
+        _tiny_t5.update(root=root, model=model, modules=modules, examples=examples)
+    return dict(_tiny_t5)

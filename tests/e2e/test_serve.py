@@ -11,8 +11,7 @@ import time
 import httpx
 import pytest
 
-from serve_support import (LIBRARY, Serve, few_shot_examples, generate, library_prompt,
-                           make_modules, make_t5, smollm2_gguf, train_spm)
+from serve_support import LIBRARY, Serve, generate, library_prompt, smollm2_gguf, tiny_t5
 
 TASKS = ["add_sub", "boolean_eval", "count_letter", "sort_words", "reverse_word", "parity",
          "larger_number", "first_letters"]
@@ -41,13 +40,10 @@ def smol():
 
 @pytest.fixture(scope="module")
 def t5(bbh_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve_t5")
-    model = make_t5("v1.1", train_spm(bbh_dir, root), root / "t5")
-    modules = make_modules(model, root / "modules", 3)
-    few_shot_examples(bbh_dir, root / "examples.jsonl", count=3)
-    examples = [json.loads(line) for line in (root / "examples.jsonl").read_text().splitlines()]
-    with Serve(model, "--modules", root / "modules", "--name", "tiny-t5") as s:
-        yield {"server": s, "model": model, "modules": modules, "examples": examples}
+    serve_t5 = tiny_t5(bbh_dir, tmp_path_factory)
+    with Serve(serve_t5["model"], "--modules", serve_t5["root"] / "modules", "--name",
+               "tiny-t5") as s:
+        yield {**serve_t5, "server": s}
 
 
 def complete(server, prompt, lora=None, model="smollm2", stream=False, max_tokens=MAX_TOKENS):

@@ -6,7 +6,7 @@ import socket
 import httpx
 import pytest
 
-from serve_support import Serve, make_modules, make_t5, train_spm
+from serve_support import Serve, tiny_t5
 
 pytestmark = pytest.mark.malformed
 KEY = "sk-test-0123456789"
@@ -14,13 +14,11 @@ KEY = "sk-test-0123456789"
 
 @pytest.fixture(scope="module")
 def srv(bbh_dir, tmp_path_factory):
-    root = tmp_path_factory.mktemp("serve_bad")
-    model = make_t5("v1.1", train_spm(bbh_dir, root), root / "t5")
-    make_modules(model, root / "modules", 2)
-    keys = root / "keys.txt"
+    serve_t5 = tiny_t5(bbh_dir, tmp_path_factory)
+    keys = tmp_path_factory.mktemp("serve_keys") / "keys.txt"
     keys.write_text(f"# test keys\n{KEY}\n")
-    with Serve(model, "--modules", root / "modules", "--name", "t5", "--api-key-file", keys,
-               "--max-body-mib", 0.05, api_key=KEY) as s:
+    with Serve(serve_t5["model"], "--modules", serve_t5["root"] / "modules", "--name", "t5",
+               "--api-key-file", keys, "--max-body-mib", 0.05, api_key=KEY) as s:
         yield s
 
 
