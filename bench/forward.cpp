@@ -15,6 +15,7 @@
 
 #include "core/allocator.h"
 #include "core/error.h"
+#include "kernels/matmul.h"
 #include "models/model.h"
 
 namespace {
@@ -124,8 +125,10 @@ Options parse(int argc, char** argv) {
 
 int main(int argc, char** argv) try {
   Options o = parse(argc, argv);
-  lorahub::keep_freed_memory_for_reuse();  // as the lorahub CLI does
-  auto model = lorahub::load_model(o.model, {.bf16 = o.bf16, .threads = o.threads});
+  // As api::init_runtime sets them for the CLI (the bench links the models layer only).
+  lorahub::keep_freed_memory_for_reuse();
+  lorahub::set_compute_threads(o.threads);
+  auto model = lorahub::load_model(o.model, {.bf16 = o.bf16});
   auto batch = read_examples(*model, o.data);
   Shape shape = read_shape(o.model);
   double flops = 0, input_tokens = 0, label_tokens = 0;
