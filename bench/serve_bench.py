@@ -7,7 +7,7 @@ p50/p95 request latency for 1, 4 and 8 concurrent clients.
 Ours serves a *different* composition to every client (two library modules, distinct weights,
 sent per request in "lora"); llama.cpp serves one LoRA (library/smollm2/add_sub, converted to a
 GGUF LoRA here) to everyone: its best case (its server does not batch requests with different
-LoRA settings). Both: the same GGUF, the same library prompts, greedy, the same max_tokens, the
+LoRA settings). Both: the same GGUF, the same open-ended prompts, greedy, the same max_tokens, the
 same thread count, the real openai client; tokens are the servers' own usage counts. Prints a
 JSON object and writes bench/results/serve_bench.json.
 """
@@ -26,8 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 LIBRARY = ROOT / "library" / "smollm2"
 TASKS = ["add_sub", "boolean_eval", "count_letter", "sort_words", "reverse_word", "parity",
          "larger_number", "first_letters"]
-QUESTIONS = ["12 + 7 - 5", "not ( True and False )", "How many r in 'strawberry'?",
-             "pear apple fig", "garden", "17", "Which is larger: 41 or 14?", "red old sun"]
+# Open-ended prompts, so that every request generates its max_tokens or close (the library's own
+# task prompts end after 2-3 tokens, which would measure request overhead, not decoding).
+PROMPTS = ["Once upon a time, in a small village by the sea,",
+           "The history of the Roman Empire begins",
+           "Here is a recipe for a simple tomato soup. First,",
+           "The three most important ideas in physics are",
+           "Dear diary, today was a strange day because",
+           "A guide to growing vegetables in a small garden:",
+           "The old lighthouse keeper looked at the storm and",
+           "Ten reasons to learn a second language: 1."]
 
 
 def smollm2_gguf() -> str:
@@ -36,9 +44,7 @@ def smollm2_gguf() -> str:
 
 
 def prompts():
-    manifest = {m["task"]: m["description"]
-                for m in json.loads((LIBRARY / "manifest.json").read_text())["modules"]}
-    return [f"{manifest[t]}\n\nQ: {q}\nA:" for t, q in zip(TASKS, QUESTIONS)]
+    return PROMPTS
 
 
 def composition(i):
@@ -157,8 +163,11 @@ def run_clients(url, model, clients, per_client, max_tokens, lora_of):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--requests-per-client", type=int, default=2)
-    ap.add_argument("--max-tokens", type=int, default=32)
+    ap.add_argument("--max-tokens", type=int, default=48)
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--llama-threads", type=int, default=0,
+                    help="llama.cpp's threads (0 = --threads); on a loaded machine its spinning "
+                         "thread pool can do better with fewer")
     ap.add_argument("--bf16", action="store_true", help="ours on the bf16 fast path")
     ap.add_argument("--bin", default=str(ROOT / "build" / "bin" / "lorahub"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve_bench.json"))
@@ -166,6 +175,7 @@ def main():
     gguf_path = smollm2_gguf()
     work = Path(tempfile.mkdtemp(prefix="serve_bench-"))
     result = {"model": Path(gguf_path).name, "max_tokens": a.max_tokens, "threads": a.threads,
+              "llama_threads": a.llama_threads or a.threads,
               "requests_per_client": a.requests_per_client, "bf16": a.bf16,
               "load_average_before": os.getloadavg(), "lorahub": [], "llama_cpp": []}
     levels = [1, 4, 8]
@@ -188,7 +198,7 @@ def main():
     port = 18000 + os.getpid() % 1000
     theirs = Process([sys.executable, "-c", LLAMA_CHILD, "--model", gguf_path, "--lora_path",
                       str(lora), "--host", "127.0.0.1", "--port", str(port), "--n_threads",
-                      str(a.threads), "--n_ctx", "2048", "--model_alias", "smollm2"],
+                      str(a.llama_threads or a.threads), "--n_ctx", "2048", "--model_alias", "smollm2"],
                      port=port, log=work / "llama.log")
     try:
         for c in levels:

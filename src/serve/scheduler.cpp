@@ -98,23 +98,24 @@ void Scheduler::admit(std::unique_lock<std::mutex>& lock) {
     }
     lock.unlock();
     api::GenerationOptions options = job->options_;
-    Job* raw = job.get();
-    options.on_text = [this, raw](const api::TextEvent& event) {
+    // Owns the job: the Batcher may still report a sequence that was cancelled here, after its
+    // handler has gone.
+    options.on_text = [this, job](const api::TextEvent& event) {
       const auto now = Clock::now();
       if (!event.done) {
         // One event per generated token (its text may be empty while a character is
         // incomplete).
-        ++raw->completion_tokens_;
-        if (!raw->had_token_)
-          metrics_.first_token(seconds_between(raw->arrived_, now));
+        ++job->completion_tokens_;
+        if (!job->had_token_)
+          metrics_.first_token(seconds_between(job->arrived_, now));
         else
-          metrics_.token_gap(seconds_between(raw->last_token_, now));
-        raw->had_token_ = true;
-        raw->last_token_ = now;
+          metrics_.token_gap(seconds_between(job->last_token_, now));
+        job->had_token_ = true;
+        job->last_token_ = now;
       }
       if (!event.text.empty() || event.done)
-        raw->push({std::string(event.text), event.done, event.done ? event.finish_reason : ""});
-      return !raw->cancelled_.load();
+        job->push({std::string(event.text), event.done, event.done ? event.finish_reason : ""});
+      return !job->cancelled_.load();
     };
     try {
       job->id_ = batcher_.add(job->prompt_, job->adapter_, options);
