@@ -134,6 +134,10 @@ std::vector<std::string> resolve_module_names(const std::vector<std::string>& na
   for (const std::string& name : names)
     if (!fs::is_directory(name)) ids.push_back(name);
   if (ids.empty()) return names;
+  check(!endpoint_or_env(options.hub_endpoint).empty(),
+        "module '{}' is not a local directory, and there is no hub to fetch it from (give "
+        "hub_endpoint or set LORAHUB_ENDPOINT)",
+        ids.front());
   HubOptions hub;
   hub.endpoint = options.hub_endpoint;
   hub.token = options.hub_token;

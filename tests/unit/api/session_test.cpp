@@ -252,7 +252,11 @@ TEST_F(ApiTest, BatcherEqualsSessionsPerAdapter) {
   const uint64_t cancelled = batcher.add(kInputs[0], adapters[0], options);
   batcher.cancel(cancelled);
   EXPECT_EQ(batcher.active(), 4u);
+  EXPECT_EQ(batcher.step(), 2u);  // the first batch: the sequences with the oldest's adapter
+  // A sequence added while a batch decodes joins a later one.
+  const uint64_t late = batcher.add(kInputs[2], adapters[2], options);
   for (int guard = 0; batcher.active() > 0 && guard < 1000; ++guard) batcher.step();
+  EXPECT_EQ(text[late], expected[2]);
   EXPECT_EQ(batcher.active(), 0u);
   for (size_t i = 0; i < kInputs.size(); ++i) {
     EXPECT_EQ(text[ids[i]], expected[i]) << i;
@@ -287,7 +291,12 @@ TEST_F(ApiTest, MalformedInputsNameTheProblem) {
   expect_error([&] { api::Session(model_, api::Adapter::load(foreign)); }, "not a linear layer");
   // A hub id without an endpoint.
   unsetenv("LORAHUB_ENDPOINT");
-  expect_error([&] { api::ModuleSet::load({"someone/module"}); }, "LORAHUB_ENDPOINT");
+  expect_error(
+      [&] {
+        api::ModuleSet::load({modules_[0], "someone/module"});
+      },
+      "module 'someone/module' is not a local directory");
+  expect_error([&] { api::hub_fetch({"someone/module"}); }, "LORAHUB_ENDPOINT");
   api::ComposeOptions bad;
   bad.method = "average";
   expect_error([&] { set.compose({1, 1, 1}, bad); }, "average");
