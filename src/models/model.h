@@ -108,6 +108,9 @@ void check_lora_targets(const LoraMap& lora, const std::vector<LinearInfo>& laye
 
 struct LoadOptions {
   bool bf16 = false;  // compute with bf16 weights (fast path) instead of f32 (reference path)
+  // > 0: also sets the process's compute threads, for callers not yet on api::init_runtime
+  // (which owns that setting); 0 leaves the thread count as it is.
+  int threads = 0;
 };
 
 // Loads from an HF model directory (config.json + weights + tokenizer) or a .gguf file.
