@@ -59,8 +59,7 @@ AdapterRegistry::AdapterRegistry(AdapterOptions options, std::shared_ptr<const a
       if (!is_module_dir(entry.path())) continue;
       const std::string name = entry.path().filename().string();
       if (auto seen = modules_.find(name); seen != modules_.end())
-        fail("module '{}' is in two folders: {} and {}", name, seen->second,
-             entry.path().string());
+        fail("module '{}' is in two folders: {} and {}", name, seen->second, entry.path().string());
       modules_[name] = entry.path().string();
     }
   }
