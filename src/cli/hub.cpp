@@ -7,7 +7,6 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
-#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -15,9 +14,9 @@
 #include <iostream>
 #include <memory>
 #include <sstream>
-#include <thread>
 
 #include "cli/command.h"
+#include "cli/stop_signals.h"
 #include "core/error.h"
 #include "hub/blob_store.h"
 #include "hub/client.h"
@@ -30,31 +29,6 @@ namespace lorahub::cli {
 namespace {
 
 using hub::HubClient;
-
-// SIGINT/SIGTERM stop the server cleanly. Libraries (OpenBLAS, OpenMP) start threads before
-// main, so masking signals cannot route them to one thread; instead the handler writes a byte to
-// a pipe (async-signal-safe) and a watcher thread, blocked reading it, stops the server.
-int g_stop_pipe[2] = {-1, -1};
-
-void on_stop_signal(int) {
-  const char byte = 1;
-  [[maybe_unused]] const auto written = ::write(g_stop_pipe[1], &byte, 1);
-}
-
-void stop_on_signals(hub::HubServer& server) {
-  check(::pipe(g_stop_pipe) == 0, "cannot create a pipe: {}", std::strerror(errno));
-  std::thread([&server] {
-    char byte = 0;
-    while (::read(g_stop_pipe[0], &byte, 1) < 0 && errno == EINTR) {
-    }
-    server.stop();
-  }).detach();
-  struct sigaction action {};
-  action.sa_handler = on_stop_signal;
-  sigemptyset(&action.sa_mask);
-  ::sigaction(SIGINT, &action, nullptr);
-  ::sigaction(SIGTERM, &action, nullptr);
-}
 
 // The HTTP limits in the units a user thinks in (seconds, KiB); converted by serve().
 struct HttpLimitArgs {
@@ -87,7 +61,7 @@ void serve(ServeArgs& args) {
                         .min_body_rate = l.min_body_rate_kib << 10,
                         .write_timeout = to_ms(l.write_timeout)};
   hub::HubServer server(args.server);
-  stop_on_signals(server);
+  stop_on_signals([&server] { server.stop(); });
   const int port = server.bind();
   std::printf("lorahub hub: serving %s on http://%s:%d (metadata in %s)\n",
               args.server.root.c_str(), args.server.host.c_str(), port,

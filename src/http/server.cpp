@@ -38,20 +38,36 @@ Response error_response(int status, std::string_view message) {
   return Response::json(error_json(message), status);
 }
 
-Response error_response(std::exception_ptr error) {
+namespace {
+
+// The status, message and headers of an exception escaping a handler (see error_response).
+struct Failure {
+  int status = 500;
+  std::string message;
+  Headers headers;
+};
+
+Failure failure_of(std::exception_ptr error) {
   try {
     std::rethrow_exception(error);
   } catch (const Error& e) {
-    Response res = error_response(e.status, e.what());
-    for (const auto& [k, v] : e.headers) res.set_header(k, v);
-    return res;
+    return {e.status, e.what(), e.headers};
   } catch (const std::bad_alloc&) {
-    return error_response(503, "out of memory");
+    return {503, "out of memory", {}};
   } catch (const std::exception& e) {
-    return error_response(500, fmt::format("internal error: {}", e.what()));
+    return {500, fmt::format("internal error: {}", e.what()), {}};
   } catch (...) {
-    return error_response(500, "internal error");
+    return {500, "internal error", {}};
   }
+}
+
+}  // namespace
+
+Response error_response(std::exception_ptr error) {
+  Failure f = failure_of(error);
+  Response res = error_response(f.status, f.message);
+  for (const auto& [k, v] : f.headers) res.set_header(k, v);
+  return res;
 }
 
 namespace {
@@ -131,6 +147,18 @@ struct Server::Impl {
 
   Impl(ServerOptions o, Router r)
       : options(std::move(o)), router(std::move(r)), pool(std::max(1, options.worker_threads)) {}
+
+  // Error answers in the format of options.error_body (default: error_json).
+  Response error_answer(int status, std::string_view message) const {
+    if (!options.error_body) return error_response(status, message);
+    return Response::json(options.error_body(status, to_valid_utf8(message)), status);
+  }
+  Response error_answer(std::exception_ptr error) const {
+    Failure f = failure_of(error);
+    Response res = error_answer(f.status, f.message);
+    for (const auto& [k, v] : f.headers) res.set_header(k, v);
+    return res;
+  }
 
   // Counts a connection for the whole life of its coroutine.
   struct Slot {
@@ -231,7 +259,7 @@ struct Server::Impl {
       route = &router.match(req);
       co_await check_before_body(req, *route, parser);
     } catch (...) {
-      res = error_response(std::current_exception());
+      res = error_answer(std::current_exception());
       route = nullptr;
     }
     if (route != nullptr) {
@@ -246,11 +274,11 @@ struct Server::Impl {
         }
         req.body = std::move(parser.get().body());
       }
-      res = co_await on_pool(pool, [route, &req] {
+      res = co_await on_pool(pool, [this, route, &req] {
         try {
           return route->handler(req);
         } catch (...) {
-          return error_response(std::current_exception());
+          return error_answer(std::current_exception());
         }
       });
     } else if (has_body) {  // refused: the unread body is still on its way
@@ -331,7 +359,7 @@ struct Server::Impl {
 
   awaitable<void> write_error(beast::tcp_stream& stream, int status, std::string_view message) {
     Request none;
-    Response res = error_response(status, message);
+    Response res = error_answer(status, message);
     try {
       co_await write_response(stream, none, res, false);
     } catch (const std::exception&) {
@@ -387,9 +415,9 @@ struct Server::Impl {
         range = RangeAnswer{};  // the client's part is of another version: send all of this one
       }
       if (range.kind == RangeAnswer::kUnsatisfiable) {
-        Response refused = error_response(416, fmt::format("range not satisfiable: the file has {} "
-                                                           "bytes",
-                                                           size));
+        Response refused = error_answer(416, fmt::format("range not satisfiable: the file has {} "
+                                                         "bytes",
+                                                         size));
         refused.set_header("Content-Range", fmt::format("bytes */{}", size));
         co_return co_await write_response(stream, req, refused, keep_alive);
       }
@@ -508,6 +536,14 @@ void Server::run() {
   }
   impl.io.run();
   for (auto& t : threads) t.join();
+}
+
+void Server::stop_accepting() {
+  auto& impl = *impl_;
+  asio::post(impl.io, [&impl] {
+    boost::system::error_code ec;
+    impl.acceptor.close(ec);
+  });
 }
 
 void Server::stop() {

@@ -85,6 +85,11 @@ struct ServerOptions {
   int io_threads = 2;
   int worker_threads = 16;
   Limits limits;
+  // The JSON body of the error answers the server makes (no route, limits, framing, refusals in
+  // before-body checks, exceptions escaping handlers), from the status and the message (already
+  // valid UTF-8). Unset: error_json's {"error": message}. Lets a server speak another API's error
+  // format (e.g. OpenAI's {"error": {"message", "type", ...}}).
+  std::function<std::string(int status, std::string_view message)> error_body;
 };
 
 class Server {
@@ -95,6 +100,9 @@ class Server {
   int bind();
   // Serves until stop() (callable from any thread, also before run()).
   void run();
+  // Closes the listening socket (new connections are refused); open ones are still served.
+  // For a graceful shutdown: stop_accepting(), let in-flight answers finish, then stop().
+  void stop_accepting();
   void stop();
 
  private:

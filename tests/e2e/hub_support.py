@@ -30,25 +30,26 @@ def stop_process(proc, grace=10):
     return proc.returncode
 
 
-class Hub:
-    """A `lorahub hub serve` process; stop() ends it (SIGTERM, then SIGKILL after 10 s)."""
+class ServerProcess:
+    """A lorahub server subcommand on a free loopback port (it prints "... on http://HOST:PORT"
+    once it listens); stop() ends it (SIGTERM, then SIGKILL after `stop_timeout` s)."""
 
-    def __init__(self, root, *extra, env=None):
-        self.root = Path(root)
+    def __init__(self, args, env=None, stop_timeout=10):
+        self.stop_timeout = stop_timeout
         self.proc = subprocess.Popen(
-            [lorahub_bin(), "hub", "serve", "--root", str(root), "--port", "0", *map(str, extra)],
+            [lorahub_bin(), *map(str, args)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             env={**os.environ, **(env or {})})
         line = self.proc.stdout.readline()  # the server prints its URL once it listens
         if "http://" not in line:
             self.proc.kill()
-            raise AssertionError(f"hub did not start: {line!r} {self.proc.stderr.read()}")
+            raise AssertionError(f"server did not start: {line!r} {self.proc.stderr.read()}")
         self.url = line.split(" on ")[1].split()[0]
         self.http = httpx.Client(base_url=self.url, timeout=60)
 
     def stop(self):
         self.http.close()
-        return stop_process(self.proc)
+        return stop_process(self.proc, self.stop_timeout)
 
     def kill9(self):
         self.http.close()
@@ -60,6 +61,14 @@ class Hub:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class Hub(ServerProcess):
+    """A `lorahub hub serve` process."""
+
+    def __init__(self, root, *extra, env=None):
+        self.root = Path(root)
+        super().__init__(["hub", "serve", "--root", root, "--port", "0", *extra], env=env)
 
 
 def create_token(root, user, *extra):
