@@ -1,15 +1,15 @@
 """The Python package lorahub_cpp as a user gets it: `pip wheel .` of the repository (scikit-build-
 core + pybind11, with pip's build isolation), the wheel installed with pip into a folder of its
 own, and scripts run against it in fresh interpreters of .venv (which also holds the reference
-`lorahub`, torch, peft). Built once per pytest process; the CMake tree is kept in
-build-python/ (build-python-asan/ for the sanitizer build) so that a rerun only recompiles what
-changed.
+`lorahub`, torch, peft). Built once per pytest process; the CMake tree is kept in build-python/
+so that a rerun only recompiles what changed.
 
     site = package_site()                 # the folder holding lorahub_cpp (built on first use)
     run_python(code, cwd=...)             # runs `code` with lorahub_cpp importable; a Result
 
-LORAHUB_PYTHON_SANITIZE=1 builds the extension with ASan + UBSan (Debug) instead and preloads
-the ASan runtime into the interpreters (scripts/test.sh does so for the malformed tests).
+LORAHUB_PYTHON_SANITIZE=1 builds the extension with ASan + UBSan (Debug, in build-asan/) instead
+and preloads the ASan runtime into the interpreters (scripts/test.sh does so for the malformed
+tests).
 """
 import functools
 import os
@@ -38,10 +38,15 @@ def package_site() -> Path:
     """Builds the wheel and installs it (pip, no dependencies: numpy is in .venv) into a
     temporary folder; returns that folder."""
     out = Path(tempfile.mkdtemp(prefix="lorahub_cpp_"))
-    build_dir = ROOT / ("build-python-asan" if SANITIZE else "build-python")
-    config = [f"-Cbuild-dir={build_dir}"]
     if SANITIZE:
-        config += ["-Ccmake.build-type=Debug", "-Ccmake.define.LORAHUB_SANITIZE=ON"]
+        # Into scripts/test.sh's sanitizer tree (same options, tests kept on): only the
+        # extension compiles. Without build isolation: the CMake cache then names the venv's
+        # pybind11, which stays (an isolated build's temporary one would not).
+        config = [f"-Cbuild-dir={ROOT / 'build-asan'}", "--no-build-isolation",
+                  "-Ccmake.build-type=Debug", "-Ccmake.define.LORAHUB_SANITIZE=ON",
+                  "-Ccmake.define.LORAHUB_TESTS=ON"]
+    else:
+        config = [f"-Cbuild-dir={ROOT / 'build-python'}"]
     start = time.time()
     _pip("wheel", ".", "--no-deps", "-w", out / "dist", *config)
     print(f"lorahub_cpp: pip wheel . took {time.time() - start:.0f}s")
