@@ -21,6 +21,7 @@ LearnResult learn(Objective& objective, const LearnOptions& options) {
     progress = std::make_unique<Progress>(fmt::format("learn ({})", options.optimizer),
                                           static_cast<size_t>(options.steps));
   auto on_eval = [&](const Evaluation& e, double best) {
+    if (options.on_evaluation) options.on_evaluation(e, best);
     if (progress)
       progress->update(static_cast<size_t>(e.step),
                        fmt::format("objective {:.6f} best {:.6f}", e.value, best));

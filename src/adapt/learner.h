@@ -13,7 +13,8 @@ struct LearnOptions {
   std::string optimizer = "cobyla";
   int steps = 40;  // evaluation budget
   uint64_t seed = 42;
-  bool progress = true;  // per-step line/bar on stderr (core/progress.h)
+  bool progress = true;              // per-step line/bar on stderr (core/progress.h)
+  EvaluationCallback on_evaluation;  // after every evaluation (may throw to stop the search)
 };
 
 struct LearnResult {

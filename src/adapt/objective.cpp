@@ -34,6 +34,7 @@ Objective::Objective(Model& model, const ModuleSet& modules, std::vector<Example
 }
 
 double Objective::penalty(const Point& w) const {
+  if (options_.regularizer) return options_.regularizer(w);
   double sum = 0;
   for (double v : w) sum += std::abs(v);
   return options_.l1 * sum / static_cast<double>(w.size());

@@ -19,6 +19,7 @@
 // (tests/parity/test_lorahub_reference.py) compares against a de-aliased copy of its cache and
 // documents the bug.
 #pragma once
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -36,8 +37,10 @@ const char* loss_mode_name(LossMode mode);
 
 struct ObjectiveOptions {
   LossMode mode = LossMode::kReference;
-  int batch_size = 0;         // 0 = all examples in one batch (the reference's default)
-  double l1 = 0.05;           // weight of the L1 penalty
+  int batch_size = 0;  // 0 = all examples in one batch (the reference's default)
+  double l1 = 0.05;    // weight of the L1 penalty
+  // Replaces the L1 penalty when set (the reference's get_regular hook).
+  std::function<double(const Point& w)> regularizer = nullptr;
   int64_t max_length = 2048;  // the reference tokenizes with truncation at 2048 tokens
   // How w composes the modules (lora/combine.h); recomputed for every evaluation, DARE's masks
   // seeded so that the objective stays a function of w.

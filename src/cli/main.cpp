@@ -2,8 +2,6 @@
 // one clear line on stderr and a non-zero exit.
 #include <fmt/format.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -11,8 +9,8 @@
 #include <string>
 
 #include "cli/command.h"
-#include "core/allocator.h"
 #include "core/error.h"
+#include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 std::vector<CommandEntry>& command_registry() {
@@ -22,17 +20,6 @@ std::vector<CommandEntry>& command_registry() {
 }  // namespace lorahub::cli
 
 namespace {
-// libgomp reads its wait policy once, when it is loaded (before main). Its default lets idle
-// threads spin for ~300k rounds, which on a busy 2-core machine made a forward pass up to 75x
-// slower (bench/README.md); OMP_WAIT_POLICY=PASSIVE (sleep at once) fixes that but costs a
-// wake-up per parallel region: SmolLM2 generation took 7.9 s instead of 6.5 s on a quiet machine.
-// A short spin (GOMP_SPINCOUNT=30000, some microseconds) keeps the speed of spinning without
-// burning a busy machine. When the user has chosen neither, re-run ourselves once with it.
-void prefer_short_omp_spin(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
-  ::setenv("GOMP_SPINCOUNT", "30000", 1);
-  ::execv("/proc/self/exe", argv);  // returns only on failure: carry on with the default policy
-}
 // CLI11 answers a mistyped command with "A subcommand is required"; name it instead.
 void check_command_name(int argc, char** argv) {
   if (argc < 2 || argv[1][0] == '-') return;
@@ -47,10 +34,11 @@ void check_command_name(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace lorahub::cli;
-  prefer_short_omp_spin(argv);
-  lorahub::keep_freed_memory_for_reuse();
+  // Threads, allocator and OpenMP wait policy, as any user of the library sets them (this may
+  // re-run the process once with a short OpenMP spin; see api::init_runtime).
+  lorahub::api::init_runtime();
   CLI::App app{"lorahub: compose LoRA modules for unseen tasks from a few examples (LoraHub)"};
-  app.set_version_flag("--version", std::string("lorahub ") + LORAHUB_VERSION);
+  app.set_version_flag("--version", "lorahub " + lorahub::api::version());
   app.require_subcommand(1);
   auto& registry = command_registry();
   std::sort(registry.begin(), registry.end(),

@@ -5,6 +5,7 @@
 #include "lora/combine.h"
 #include "lora/compose.h"
 #include "lora/module_set.h"
+#include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 
@@ -41,8 +42,9 @@ LoraModule ModelArgs::adapter() const {
 }
 
 std::unique_ptr<Model> ModelArgs::load() const {
+  // --threads changes the runtime's thread count (main set all cores).
+  if (threads > 0) api::init_runtime({.threads = threads});
   LoadOptions options;
-  options.threads = threads;
   options.bf16 = bf16;
   auto loaded = load_model(model, options);
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.

@@ -267,38 +267,62 @@ std::string HubClient::pull(const std::string& repo, const std::string& rev,
   return sha;
 }
 
+namespace {
+
+// Makes sure revision `sha` of `repo` is in cache_dir/<user>/<name>/<sha>/; returns that folder.
+std::string cache_module(HubClient& client, const std::string& repo, const std::string& sha,
+                         const std::string& cache_dir) {
+  validate_repo_id(repo);
+  check(is_lower_hex(sha, 40), "{}: revision '{}' is not a 40-digit sha", repo, sha);
+  const fs::path target = fs::path(cache_dir) / repo / sha;
+  if (fs::is_directory(target)) return target.string();
+  // Pull next to the target and rename: the cache never holds a half-pulled module.
+  const fs::path partial = fs::path(cache_dir) / repo / fmt::format(".{}.{}", sha, random_hex(4));
+  fs::create_directories(partial);
+  try {
+    client.pull(repo, sha, partial.string());
+    std::error_code ec;
+    fs::rename(partial, target, ec);
+    // Another process may have cached the same revision meanwhile: theirs is as good.
+    if (ec) {
+      check(fs::is_directory(target), "{}: cannot move into the cache: {}", target.string(),
+            ec.message());
+      fs::remove_all(partial, ec);
+    }
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(partial, ec);
+    throw;
+  }
+  return target.string();
+}
+
+}  // namespace
+
 std::vector<std::string> fetch_modules(const std::string& endpoint, const HubFilter& filter,
                                        const std::string& cache_dir) {
   HubClient client(endpoint, env_or("HF_TOKEN", ""));
   std::vector<std::string> dirs;
-  for (const auto& module : client.search(filter)) {
-    const std::string repo = module.at("id").get<std::string>();
-    const std::string sha = module.at("sha").get<std::string>();
+  for (const auto& module : client.search(filter))
+    dirs.push_back(cache_module(client, module.at("id").get<std::string>(),
+                                module.at("sha").get<std::string>(), cache_dir));
+  return dirs;
+}
+
+std::vector<std::string> fetch_module_ids(const std::string& endpoint, const std::string& token,
+                                          const std::vector<std::string>& ids,
+                                          const std::string& cache_dir) {
+  HubClient client(endpoint, token);
+  std::vector<std::string> dirs;
+  for (const std::string& id : ids) {
+    const size_t at = id.find('@');
+    const std::string repo = id.substr(0, at);
+    const std::string rev = at == std::string::npos ? "main" : id.substr(at + 1);
     validate_repo_id(repo);
-    check(is_lower_hex(sha, 40), "{}: revision '{}' is not a 40-digit sha", repo, sha);
-    const fs::path target = fs::path(cache_dir) / repo / sha;
-    if (!fs::is_directory(target)) {
-      // Pull next to the target and rename: the cache never holds a half-pulled module.
-      const fs::path partial =
-          fs::path(cache_dir) / repo / fmt::format(".{}.{}", sha, random_hex(4));
-      fs::create_directories(partial);
-      try {
-        client.pull(repo, sha, partial.string());
-        std::error_code ec;
-        fs::rename(partial, target, ec);
-        // Another process may have cached the same revision meanwhile: theirs is as good.
-        if (ec) {
-          check(fs::is_directory(target), "{}: cannot move into the cache: {}", target.string(),
-                ec.message());
-          fs::remove_all(partial, ec);
-        }
-      } catch (...) {
-        std::error_code ec;
-        fs::remove_all(partial, ec);
-        throw;
-      }
-    }
-    dirs.push_back(target.string());
+    const nlohmann::json info = client.model_info(repo, rev);
+    check(info.is_object() && info.contains("sha") && info["sha"].is_string(),
+          "{}@{}: the hub's answer has no revision sha", repo, rev);
+    dirs.push_back(cache_module(client, repo, info["sha"].get<std::string>(), cache_dir));
   }
   return dirs;
 }

@@ -71,4 +71,10 @@ class HubClient {
 std::vector<std::string> fetch_modules(const std::string& endpoint, const HubFilter& filter,
                                        const std::string& cache_dir);
 
+// Makes sure each module id ("user/name", or "user/name@revision"; default main) is in the
+// cache as fetch_modules keeps it; returns the folders in the order of `ids`.
+std::vector<std::string> fetch_module_ids(const std::string& endpoint, const std::string& token,
+                                          const std::vector<std::string>& ids,
+                                          const std::string& cache_dir);
+
 }  // namespace lorahub::hub

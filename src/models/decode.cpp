@@ -105,15 +105,11 @@ std::string TextStream::text() const {
   return to_valid_utf8(raw_);
 }
 
-namespace {
-
 std::mt19937_64 sequence_rng(uint64_t seed, size_t sequence) {
   std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
                     static_cast<uint32_t>(sequence)};
   return std::mt19937_64(seq);
 }
-
-}  // namespace
 
 std::vector<Decoded> decode(Model& model, const std::vector<std::vector<int32_t>>& prompts,
                             const DecodeOptions& options) {

@@ -58,6 +58,9 @@ std::vector<Decoded> decode(Model& model, const std::vector<std::vector<int32_t>
 int32_t pick_token(const float* z, int64_t vocab, const SamplingOptions& sampling,
                    std::mt19937_64& rng);
 
+// The generator of sequence `sequence` of a call with this seed (what decode() draws with).
+std::mt19937_64 sequence_rng(uint64_t seed, size_t sequence);
+
 // Turns one sequence's growing token list into final text: tokens in, text pieces out. Used by
 // decode(); public so that tests can feed token sequences that split characters.
 class TextStream {

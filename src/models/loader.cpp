@@ -6,9 +6,8 @@
 
 #include "core/error.h"
 #include "formats/hf_config.h"
-#include "kernels/matmul.h"
-#include "models/model.h"
 #include "models/llama.h"
+#include "models/model.h"
 #include "models/t5.h"
 
 namespace lorahub {
@@ -40,7 +39,6 @@ std::string supported_list() {
 }  // namespace
 
 std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& options) {
-  set_compute_threads(options.threads);
   if (path.ends_with(".gguf") && !std::filesystem::is_directory(path))
     return load_llama_gguf(path, options);  // GGUF files hold decoder-only models only
   check(std::filesystem::is_directory(path), "{}: not a model directory", path);

@@ -108,7 +108,6 @@ void check_lora_targets(const LoraMap& lora, const std::vector<LinearInfo>& laye
 
 struct LoadOptions {
   bool bf16 = false;  // compute with bf16 weights (fast path) instead of f32 (reference path)
-  int threads = 0;    // 0 = all cores
 };
 
 // Loads from an HF model directory (config.json + weights + tokenizer) or a .gguf file.

@@ -1,0 +1,66 @@
+// The process-wide compute settings (threads, allocator, OpenMP wait policy), made once by
+// whoever uses the engine: the CLI's main calls init_runtime() as any library user does.
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <fstream>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "api/internal.h"
+#include "core/allocator.h"
+#include "kernels/matmul.h"
+
+namespace lorahub::api {
+
+namespace {
+
+std::atomic<bool> initialized{false};
+
+// libgomp reads its wait policy once, when it is loaded (before main). Its default lets idle
+// threads spin for ~300k rounds, which on a busy 2-core machine made a forward pass up to 75x
+// slower (bench/README.md); OMP_WAIT_POLICY=PASSIVE (sleep at once) fixes that but costs a
+// wake-up per parallel region: SmolLM2 generation took 7.9 s instead of 6.5 s on a quiet machine.
+// A short spin (GOMP_SPINCOUNT=30000, some microseconds) keeps the speed of spinning without
+// burning a busy machine. When the user has chosen neither, the process re-runs itself once with
+// it (its command line from /proc/self/cmdline); if that fails it carries on with the default.
+void prefer_short_omp_spin() {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
+  std::ifstream in("/proc/self/cmdline", std::ios::binary);
+  const std::string cmdline{std::istreambuf_iterator<char>(in), {}};
+  ::setenv("GOMP_SPINCOUNT", "30000", 1);
+  if (cmdline.empty()) return;
+  std::vector<char*> argv;
+  for (size_t at = 0; at < cmdline.size(); at = cmdline.find('\0', at) + 1) {
+    argv.push_back(const_cast<char*>(cmdline.c_str() + at));
+    if (cmdline.find('\0', at) == std::string::npos) break;
+  }
+  argv.push_back(nullptr);
+  ::execv("/proc/self/exe", argv.data());  // returns only on failure
+}
+
+}  // namespace
+
+void init_runtime(const RuntimeOptions& options) {
+  const bool first = !initialized.exchange(true);
+  if (first && options.spin_wait) prefer_short_omp_spin();
+  if (first && options.tune_allocator) keep_freed_memory_for_reuse();
+  set_compute_threads(options.threads);
+}
+
+// The implicit call never re-executes the process: a library user (Python, a server) did not
+// ask for it, and only an explicit init_runtime(spin_wait = true) does.
+void ensure_runtime() {
+  if (initialized.load()) return;
+  RuntimeOptions defaults;
+  defaults.spin_wait = false;
+  init_runtime(defaults);
+}
+
+std::string version() {
+  return LORAHUB_VERSION;
+}
+
+}  // namespace lorahub::api

@@ -1,0 +1,297 @@
+// The public API on a tiny random Llama written at test time: Session score/generate equal the
+// engine's own functions (what the CLI calls), sessions with different adapters on one model in
+// two threads equal sequential runs, composition/learning round trips, bad input names the
+// problem, and callbacks cancel.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <thread>
+
+#include "api/internal.h"
+#include "eval/generate.h"
+#include "lora/combine.h"
+#include "lora/compose.h"
+#include "lorahub/lorahub.h"
+#include "tiny_models.h"
+
+namespace lorahub::api_test {
+namespace {
+
+namespace fs = std::filesystem;
+
+class ApiTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = fs::temp_directory_path() / ("lorahub-api-" + std::to_string(std::random_device()()));
+    model_dir_ = make_tiny_llama(root_ / "model");
+    for (unsigned i = 0; i < 3; ++i)
+      modules_.push_back(make_module(root_ / fmt::format("module_{}", i), 10 + i));
+    model_ = api::Model::load(model_dir_);
+  }
+  static void TearDownTestSuite() {
+    model_.reset();
+    fs::remove_all(root_);
+  }
+
+  static inline fs::path root_;
+  static inline std::string model_dir_;
+  static inline std::vector<std::string> modules_;
+  static inline std::shared_ptr<const api::Model> model_;
+};
+
+const std::vector<std::string> kInputs = {"The sky is", "Q: 2 + 2?\nA:", "hello"};
+const std::vector<std::string> kOutputs = {"blue", "4", "world, again"};
+
+// What `lorahub score --lora M` runs: the engine's score with the module as side path.
+std::vector<ExampleLoss> engine_scores(const std::string& model_dir, const LoraMap* lora) {
+  auto model = load_model(model_dir);
+  model->set_lora(lora);
+  std::vector<Example> examples;
+  for (size_t i = 0; i < kInputs.size(); ++i)
+    examples.push_back(model->make_example(kInputs[i], kOutputs[i]));
+  return model->score(examples);
+}
+
+TEST_F(ApiTest, ScoreEqualsTheEngine) {
+  const api::ModuleSet set = api::ModuleSet::load(modules_);
+  const std::vector<double> w = {0.7, -0.3, 0.2};
+  api::Session session(model_, set.compose(w));
+  const auto scores = session.score(kInputs, kOutputs);
+  const LoraMap lora = compose(lorahub::ModuleSet::load(modules_), w);
+  const auto expected = engine_scores(model_dir_, &lora);
+  ASSERT_EQ(scores.size(), expected.size());
+  for (size_t i = 0; i < scores.size(); ++i) {
+    EXPECT_DOUBLE_EQ(scores[i].loss_sum, expected[i].ce_sum) << i;
+    EXPECT_EQ(scores[i].tokens, expected[i].tokens);
+  }
+  // The adapter changes the result (the check above would otherwise hold for any adapter).
+  api::Session base(model_);
+  EXPECT_NE(base.score(kInputs, kOutputs)[0].loss_sum, scores[0].loss_sum);
+  // Batching does not change the losses beyond rounding.
+  const auto batched = session.score(kInputs, kOutputs, 1);
+  for (size_t i = 0; i < scores.size(); ++i)
+    EXPECT_NEAR(batched[i].loss_sum, scores[i].loss_sum, 1e-4 * std::abs(scores[i].loss_sum));
+}
+
+TEST_F(ApiTest, GenerateEqualsTheEngineAndStreams) {
+  const auto adapter = api::Adapter::load(modules_[1]);
+  api::GenerationOptions options;
+  options.max_new_tokens = 12;
+  std::vector<std::string> streamed(kInputs.size());
+  size_t done_events = 0;
+  options.on_text = [&](const api::TextEvent& e) {
+    streamed.at(e.index) += e.text;
+    done_events += e.done;
+    return true;
+  };
+  api::Session session(model_, adapter);
+  const auto out = session.generate(kInputs, options);
+
+  auto model = load_model(model_dir_);
+  const LoraMap lora = to_lora_map(load_lora_module(modules_[1]));
+  model->set_lora(&lora);
+  GenerateOptions engine_options;
+  engine_options.decode.max_new_tokens = 12;
+  const auto expected = generate_texts(*model, kInputs, engine_options);
+  ASSERT_EQ(out.size(), expected.size());
+  EXPECT_EQ(done_events, kInputs.size());
+  for (size_t i = 0; i < out.size(); ++i) {
+    EXPECT_EQ(out[i].text, expected[i].text);
+    EXPECT_EQ(out[i].ids, expected[i].ids);
+    EXPECT_EQ(streamed[i], out[i].text);
+    EXPECT_EQ(out[i].prompt_tokens, model_->encode(kInputs[i]).size());
+  }
+  EXPECT_EQ(out[0].finish_reason, expected[0].finish == FinishReason::kLength ? "length" : "stop");
+}
+
+TEST_F(ApiTest, TwoThreadsWithTwoAdaptersEqualSequentialRuns) {
+  const api::ModuleSet set = api::ModuleSet::load(modules_);
+  const auto a = set.compose({1.0, 0.0, 0.5});
+  const auto b = set.compose({-0.5, 1.0, 0.0});
+  api::GenerationOptions options;
+  options.max_new_tokens = 8;
+  auto run = [&](const std::shared_ptr<const api::Adapter>& adapter) {
+    api::Session s(model_, adapter);
+    return std::make_pair(s.score(kInputs, kOutputs), s.generate(kInputs, options));
+  };
+  const auto alone_a = run(a), alone_b = run(b);
+  for (int round = 0; round < 3; ++round) {
+    decltype(run(a)) got_a, got_b;
+    std::thread ta([&] { got_a = run(a); });
+    std::thread tb([&] { got_b = run(b); });
+    ta.join();
+    tb.join();
+    for (size_t i = 0; i < kInputs.size(); ++i) {
+      EXPECT_EQ(got_a.first[i].loss_sum, alone_a.first[i].loss_sum);
+      EXPECT_EQ(got_b.first[i].loss_sum, alone_b.first[i].loss_sum);
+      EXPECT_EQ(got_a.second[i].text, alone_a.second[i].text);
+      EXPECT_EQ(got_b.second[i].text, alone_b.second[i].text);
+    }
+  }
+  EXPECT_NE(alone_a.first[0].loss_sum, alone_b.first[0].loss_sum);
+}
+
+TEST_F(ApiTest, ComposedAdapterSavesAndLoads) {
+  const api::ModuleSet set = api::ModuleSet::load(modules_);
+  ASSERT_EQ(set.size(), 3u);
+  EXPECT_EQ(set.names(), modules_);
+  const auto composed = set.compose({0.3, 0.3, 0.4});
+  EXPECT_EQ(composed->name(), "composition");
+  EXPECT_EQ(composed->rank(), 4);
+  EXPECT_EQ(composed->base_model(), "tiny-llama");
+  EXPECT_EQ(composed->target_layers().size(), 2u * kLayers);
+  const std::string dir = (root_ / "saved").string();
+  composed->save(dir);
+  api::Session a(model_, composed), b(model_, api::Adapter::load(dir));
+  EXPECT_EQ(a.score(kInputs, kOutputs)[2].loss_sum, b.score(kInputs, kOutputs)[2].loss_sum);
+  // PEFT's cat: the rank adds up.
+  api::ComposeOptions cat;
+  cat.method = "cat";
+  EXPECT_EQ(set.compose({1, 1, 1}, cat)->rank(), 12);
+}
+
+TEST_F(ApiTest, LearnFindsWeightsAndReportsEverySteps) {
+  const api::ModuleSet set = api::ModuleSet::load(modules_);
+  // Targets that module 2 alone says: its weight should dominate.
+  api::GenerationOptions gen;
+  gen.max_new_tokens = 4;
+  api::Session planted(model_, set.module(2));
+  std::vector<std::string> outputs;
+  for (const auto& g : planted.generate(kInputs, gen)) outputs.push_back(g.text);
+  api::LearnOptions options;
+  options.steps = 25;
+  int steps = 0;
+  options.on_step = [&](const api::LearnStep& s) {
+    EXPECT_EQ(s.evaluation, ++steps);
+    EXPECT_NEAR(
+        s.objective - s.loss,
+        0.05 * (std::abs(s.weights[0]) + std::abs(s.weights[1]) + std::abs(s.weights[2])) / 3,
+        1e-12);
+    return true;
+  };
+  const api::LearnResult r = api::learn(model_, set, kInputs, outputs, options);
+  EXPECT_EQ(steps, 25);
+  EXPECT_EQ(r.history.size(), 25u);
+  ASSERT_EQ(r.weights.size(), 3u);
+  double best = r.history[0].objective;
+  for (const auto& s : r.history) best = std::min(best, s.objective);
+  EXPECT_EQ(r.objective, best);
+  // The learned adapter is the composition of the weights.
+  api::Session learned(model_, r.adapter), again(model_, set.compose(r.weights));
+  EXPECT_EQ(learned.score(kInputs, outputs)[0].loss_sum, again.score(kInputs, outputs)[0].loss_sum);
+
+  // A regularizer replaces the L1 term.
+  options.steps = 3;
+  options.on_step = [](const api::LearnStep& s) {
+    EXPECT_NEAR(s.objective - s.loss, 1.0 + s.weights[0], 1e-12);
+    return true;
+  };
+  options.regularizer = [](const std::vector<double>& w) { return 1.0 + w[0]; };
+  api::learn(model_, set, kInputs, outputs, options);
+}
+
+TEST_F(ApiTest, CallbacksCancel) {
+  const api::ModuleSet set = api::ModuleSet::load(modules_);
+  api::LearnOptions learn;
+  learn.steps = 10;
+  int calls = 0;
+  learn.on_step = [&](const api::LearnStep&) { return ++calls < 2; };
+  EXPECT_THROW(api::learn(model_, set, kInputs, kOutputs, learn), api::Cancelled);
+  EXPECT_EQ(calls, 2);
+
+  api::Session session(model_);
+  api::GenerationOptions gen;
+  gen.max_new_tokens = 10;
+  gen.batch_size = 1;
+  gen.on_progress = [](std::string_view, size_t done, size_t) { return done < 2; };
+  EXPECT_THROW(session.generate(kInputs, gen), api::Cancelled);
+  // After a cancelled call the model works as before (no adapter left behind).
+  gen.on_progress = nullptr;
+  const auto full = session.generate(kInputs, gen);
+  gen.on_text = [](const api::TextEvent& e) { return e.index != 1; };  // cancel prompt 1 at once
+  const auto cut = session.generate(kInputs, gen);
+  EXPECT_EQ(cut[0].text, full[0].text);
+  EXPECT_EQ(cut[1].finish_reason, "cancelled");
+  EXPECT_LE(cut[1].ids.size(), 1u);
+  EXPECT_EQ(cut[2].text, full[2].text);
+}
+
+TEST_F(ApiTest, ChatPromptAndTokenizer) {
+  EXPECT_EQ(model_->architecture(), "llama");
+  EXPECT_FALSE(model_->is_encoder_decoder());
+  EXPECT_TRUE(model_->has_chat_template());
+  EXPECT_EQ(model_->chat_prompt({{"user", "hi"}}), "<|user|>hi\n<|assistant|>");
+  EXPECT_EQ(model_->decode(model_->encode("héllo")), "héllo");
+  EXPECT_FALSE(api::version().empty());
+  const auto targets = model_->lora_targets();
+  EXPECT_NE(std::find(targets.begin(), targets.end(), "model.layers.0.self_attn.q_proj"),
+            targets.end());
+}
+
+TEST_F(ApiTest, BatcherEqualsSessionsPerAdapter) {
+  const api::ModuleSet set = api::ModuleSet::load(modules_);
+  const std::vector<std::shared_ptr<const api::Adapter>> adapters = {set.module(0), set.module(1),
+                                                                     nullptr};
+  api::GenerationOptions options;
+  options.max_new_tokens = 10;
+  options.stop = {"\n"};
+  std::vector<std::string> expected;
+  for (size_t i = 0; i < kInputs.size(); ++i)
+    expected.push_back(api::Session(model_, adapters[i]).generate({kInputs[i]}, options)[0].text);
+
+  api::Batcher batcher(model_);
+  std::map<uint64_t, std::string> text, reason;
+  options.on_text = [&](const api::TextEvent& e) {
+    text[e.index] += e.text;
+    if (e.done) reason[e.index] = e.finish_reason;
+    return true;
+  };
+  std::vector<uint64_t> ids;
+  for (size_t i = 0; i < kInputs.size(); ++i)
+    ids.push_back(batcher.add(kInputs[i], adapters[i], options));
+  const uint64_t cancelled = batcher.add(kInputs[0], adapters[0], options);
+  batcher.cancel(cancelled);
+  EXPECT_EQ(batcher.active(), 4u);
+  for (int guard = 0; batcher.active() > 0 && guard < 1000; ++guard) batcher.step();
+  EXPECT_EQ(batcher.active(), 0u);
+  for (size_t i = 0; i < kInputs.size(); ++i) {
+    EXPECT_EQ(text[ids[i]], expected[i]) << i;
+    EXPECT_FALSE(reason[ids[i]].empty());
+  }
+  EXPECT_EQ(reason[cancelled], "cancelled");
+  EXPECT_EQ(batcher.step(), 0u);
+}
+
+TEST_F(ApiTest, MalformedInputsNameTheProblem) {
+  auto expect_error = [](auto&& f, const std::string& fragment) {
+    try {
+      f();
+      ADD_FAILURE() << "expected lorahub::Error with '" << fragment << "'";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(fragment), std::string::npos) << e.what();
+    }
+  };
+  expect_error([&] { api::Model::load((root_ / "nope").string()); }, "nope");
+  expect_error([&] { api::Adapter::load((root_ / "missing").string()); }, "missing");
+  api::Session session(model_);
+  expect_error([&] { session.score({"a", "b"}, {"x"}); }, "2 inputs but 1 outputs");
+  const api::ModuleSet set = api::ModuleSet::load(modules_);
+  expect_error([&] { set.compose({1.0, 2.0}); }, "2 weights for 3 modules");
+  expect_error([&] { set.compose({1.0, NAN, 0.0}); }, "weight");
+  expect_error([&] { api::ModuleSet::load({}); }, "no modules");
+  // A module of another rank cannot join the set; a module on layers the model lacks, or of
+  // other shapes, cannot be used with it.
+  const std::string odd_rank = make_module(root_ / "rank8", 5, {"q_proj", "v_proj"}, 8);
+  expect_error([&] { api::ModuleSet::load({modules_[0], odd_rank}); }, "rank8");
+  const std::string foreign = make_module(root_ / "t5ish", 6, {"q", "v"});
+  expect_error([&] { api::Session(model_, api::Adapter::load(foreign)); }, "not a linear layer");
+  // A hub id without an endpoint.
+  unsetenv("LORAHUB_ENDPOINT");
+  expect_error([&] { api::ModuleSet::load({"someone/module"}); }, "LORAHUB_ENDPOINT");
+  api::ComposeOptions bad;
+  bad.method = "average";
+  expect_error([&] { set.compose({1, 1, 1}, bad); }, "average");
+}
+
+}  // namespace
+}  // namespace lorahub::api_test
