@@ -55,12 +55,15 @@ double Objective::batch_loss(const ExampleLoss* losses, size_t n) const {
     }
     total = ce / static_cast<double>(tokens);  // transformers' batch loss
   } else {
-    for (size_t i = 0; i < n; ++i) total += losses[i].ce_sum / static_cast<double>(losses[i].tokens);
+    for (size_t i = 0; i < n; ++i)
+      total += losses[i].ce_sum / static_cast<double>(losses[i].tokens);
   }
   return total;
 }
 
-double Objective::loss(const Point& w) { return losses({w}).front(); }
+double Objective::loss(const Point& w) {
+  return losses({w}).front();
+}
 
 std::vector<double> Objective::losses(const std::vector<Point>& points) {
   using Clock = std::chrono::steady_clock;

@@ -68,7 +68,7 @@ class Objective {
   // base products once for all rows, the low-rank path per point).
   std::vector<double> evaluate(const std::vector<Point>& points);
 
-  double loss(const Point& w);  // the loss term alone
+  double loss(const Point& w);                                   // the loss term alone
   std::vector<double> losses(const std::vector<Point>& points);  // one per point
   double penalty(const Point& w) const;
   size_t dimension() const { return modules_.size(); }

@@ -42,7 +42,8 @@ void ModelArgs::add_compute_options(CLI::App* cmd) {
 LoraModule ModelArgs::adapter() const {
   const std::vector<double> w =
       weights.empty() ? std::vector<double>() : parse_weight_list(weights);
-  return for_flag("--lora", [&] { return adapter_from_modules(lora, w, compose.options(seed), model); });
+  return for_flag("--lora",
+                  [&] { return adapter_from_modules(lora, w, compose.options(seed), model); });
 }
 
 std::unique_ptr<Model> ModelArgs::load() const {

@@ -44,7 +44,8 @@ namespace {
 std::vector<float> fused_gate_up(const FeedForward& ff, const float* x, int64_t rows,
                                  const LoraRows& lora) {
   const int64_t hidden = ff.gate.out / 2;
-  std::vector<float> y(static_cast<size_t>(rows * 2 * hidden)), h(static_cast<size_t>(rows * hidden));
+  std::vector<float> y(static_cast<size_t>(rows * 2 * hidden)),
+      h(static_cast<size_t>(rows * hidden));
   linear_forward(ff.gate, x, rows, y.data(), lora);
   for (int64_t r = 0; r < rows; ++r) {
     std::copy_n(&y[r * 2 * hidden], hidden, &h[r * hidden]);
@@ -148,8 +149,8 @@ void mask_scores(const AttentionLayer& layer, const HeadView& h, bool causal, in
   const int64_t first_visible = h.window > 0 ? h.q_slot0 + i - h.window + 1 : 0;
   const float* bias = h.bias ? h.bias + i * h.bias_stride : nullptr;
   for (int64_t j = 0; j < h.k_len; ++j) {
-    const bool visible = j <= last_visible && j >= first_visible &&
-                         (h.key_valid == nullptr || h.key_valid[j]);
+    const bool visible =
+        j <= last_visible && j >= first_visible && (h.key_valid == nullptr || h.key_valid[j]);
     row[j] = visible ? row[j] * layer.score_scale + (bias ? bias[j] : 0.0f) : kMasked;
   }
 }

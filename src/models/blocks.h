@@ -101,7 +101,7 @@ struct AttentionMask {
   bool causal = false;                 // query in slot p sees keys in slots <= p
   int64_t q_pos0 = 0;                  // cache slot of the step's first slot (cached decoding)
   int64_t window = 0;  // > 0: sliding window, a query in slot p sees keys in slots > p - window
-  const float* bias = nullptr;         // [heads, step len, cache length], added to scores (T5)
+  const float* bias = nullptr;  // [heads, step len, cache length], added to scores (T5)
 };
 
 // Projects the packed rows src[rows.rows, d] through k and v (with the rotary hook on k) and

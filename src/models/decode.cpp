@@ -117,8 +117,8 @@ std::mt19937_64 sequence_rng(uint64_t seed, size_t sequence) {
 
 }  // namespace
 
-SequenceDecoder::SequenceDecoder(const Model& model, const DecodeOptions& options,
-                                 size_t sequence, uint64_t rng_stream)
+SequenceDecoder::SequenceDecoder(const Model& model, const DecodeOptions& options, size_t sequence,
+                                 uint64_t rng_stream)
     : model_(model),
       options_(options),
       sequence_(sequence),

@@ -114,8 +114,8 @@ class DecoderModel : public Model {
 
   std::vector<Tensor> label_logits(const std::vector<Example>& batch,
                                    const SequenceLora& lora) const override;
-  std::vector<std::vector<float>> mean_hidden_states(const std::vector<std::vector<int32_t>>& inputs,
-                                                     const SequenceLora& lora) const override;
+  std::vector<std::vector<float>> mean_hidden_states(
+      const std::vector<std::vector<int32_t>>& inputs, const SequenceLora& lora) const override;
   std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts,
                                        int max_new_tokens, const SequenceLora& lora) const override;
   void decode_step(DecodeState& state, const std::vector<int32_t>& tokens) const override;
@@ -225,9 +225,8 @@ class DecoderModel : public Model {
   }
   // One block's self-attention over the normed rows h of all parts, appended to their caches.
   void self_attention(const DecoderBlock& block, size_t layer, const float* h, int64_t rows,
-                      const std::vector<ForwardPart>& parts,
-                      const std::vector<int64_t>& positions, const LoraRows& lora,
-                      float* out) const;
+                      const std::vector<ForwardPart>& parts, const std::vector<int64_t>& positions,
+                      const LoraRows& lora, float* out) const;
   // Final norm + LM head for the given hidden rows.
   std::vector<float> logits(const float* hidden, int64_t rows, const LoraRows& lora) const;
   std::vector<float> embed(const std::vector<int32_t>& ids) const {
@@ -305,8 +304,8 @@ void DecoderModel::forward(float* x, int64_t rows, const std::vector<ForwardPart
     const auto p = token_positions(*part.rows, part.caches->front().length);
     positions.insert(positions.end(), p.begin(), p.end());
   }
-  check(std::ssize(positions) == rows, "forward: the parts hold {} rows, not {}",
-        positions.size(), rows);
+  check(std::ssize(positions) == rows, "forward: the parts hold {} rows, not {}", positions.size(),
+        rows);
   for (size_t l = 0; l < blocks_.size(); ++l) {
     const DecoderBlock& block = blocks_[l];
     residual(block.attn_norm, block.post_attn_norm, x, rows, d, [&](const float* h, float* out) {
@@ -356,8 +355,8 @@ std::vector<Tensor> DecoderModel::label_logits(const std::vector<Example>& batch
     const auto from = x.begin() + (rows_of.row0[b] + first) * d;
     rows.insert(rows.end(), from, from + label_counts[b] * d);
   }
-  const std::vector<float> z = logits(rows.data(), static_cast<int64_t>(rows.size()) / d,
-                                      lora_rows(lora, label_counts));
+  const std::vector<float> z =
+      logits(rows.data(), static_cast<int64_t>(rows.size()) / d, lora_rows(lora, label_counts));
   size_t row = 0;
   for (const Example& e : batch) {
     const int64_t n = static_cast<int64_t>(e.label_ids.size());
@@ -434,7 +433,7 @@ void DecoderModel::decode_steps(const std::vector<DecodeState*>& states,
           "decode step: the KV cache is full (prefill was given fewer new tokens)");
     parts.push_back({&state.step_rows, rows, &state.caches, state.valid.data()});
     for (int64_t b = 0; b < state.batch; ++b)
-      lora.push_back(state.lora.empty()        ? nullptr
+      lora.push_back(state.lora.empty()       ? nullptr
                      : state.lora.size() == 1 ? state.lora[0]
                                               : state.lora.at(static_cast<size_t>(b)));
     rows += state.batch;

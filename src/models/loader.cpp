@@ -7,8 +7,8 @@
 #include "core/error.h"
 #include "formats/hf_config.h"
 #include "kernels/matmul.h"
-#include "models/model.h"
 #include "models/llama.h"
+#include "models/model.h"
 #include "models/t5.h"
 
 namespace lorahub {

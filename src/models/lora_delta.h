@@ -24,7 +24,8 @@ struct LoraDelta {
 };
 
 // Keyed by the HF module path of the linear layer, without PEFT's "base_model.model." prefix
-// and without ".weight": "encoder.block.0.layer.0.SelfAttention.q", "model.layers.3.self_attn.q_proj".
+// and without ".weight": "encoder.block.0.layer.0.SelfAttention.q",
+// "model.layers.3.self_attn.q_proj".
 using LoraMap = std::unordered_map<std::string, std::vector<LoraDelta>>;
 
 // A LoraMap checked against one model and indexed by the model's linear layers (Linear::index):

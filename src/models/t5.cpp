@@ -114,8 +114,8 @@ class T5Model : public Model {
     return losses;
   }
 
-  std::vector<std::vector<float>> mean_hidden_states(const std::vector<std::vector<int32_t>>& inputs,
-                                                     const SequenceLora& lora) const override {
+  std::vector<std::vector<float>> mean_hidden_states(
+      const std::vector<std::vector<int32_t>>& inputs, const SequenceLora& lora) const override {
     if (inputs.empty()) return {};
     const PaddedBatch in = pad_batch(inputs, cfg_.pad_id);
     return mean_rows(encode(in, lora), RaggedBatch::of(in), cfg_.d_model);
@@ -196,8 +196,7 @@ class T5Model : public Model {
   // Encoder output for the real tokens of `in`: packed rows [RaggedBatch::of(in).rows, d_model].
   std::vector<float> encode(const PaddedBatch& in, const SequenceLora& lora) const;
   // Decoder hidden states -> logits [rows, vocab] (final norm, optional scaling, LM head).
-  std::vector<float> lm_logits(std::vector<float> hidden, int64_t rows,
-                               const LoraRows& lora) const;
+  std::vector<float> lm_logits(std::vector<float> hidden, int64_t rows, const LoraRows& lora) const;
   // One decoder block over the packed rows x with its caches (self-attention appended to).
   void decoder_block(const T5Block& block, float* x, const RaggedBatch& rows, KvCache& self_cache,
                      const KvCache& cross_cache, const uint8_t* enc_valid, const float* self_bias,
@@ -370,8 +369,7 @@ std::vector<float> T5Model::teacher_forced_logits(const std::vector<Example>& ba
 }
 
 std::unique_ptr<DecodeState> T5Model::prefill(const std::vector<std::vector<int32_t>>& inputs,
-                                              int max_new_tokens,
-                                              const SequenceLora& lora) const {
+                                              int max_new_tokens, const SequenceLora& lora) const {
   auto state = std::make_unique<T5DecodeState>();
   state->lora = lora;
   std::vector<std::vector<int32_t>> truncated;

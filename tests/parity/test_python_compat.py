@@ -21,6 +21,10 @@ N_MODULES = 3
 STEPS = 8
 
 # The user's script. {IMPORT} is the only line that differs between the two runs.
+# lorahub_inference runs one input per batch: the reference's calls model.generate(input_ids=...)
+# without the attention mask, so in a padded batch its T5 attends to the padding (transformers
+# 5 does not infer the mask; with the mask passed, transformers gives exactly our texts). With
+# batch size 1 there is no padding, and both sides compute what the reference means to.
 SCRIPT = """
 import json, sys
 {IMPORT}
@@ -28,8 +32,8 @@ fx = json.load(open(sys.argv[1]))
 weights, model, tokenizer = lorahub_learning(fx["modules"], fx["inputs"], fx["outputs"],
                                              max_inference_step={STEPS},
                                              model_name_or_path=fx["model"], seed=42)
-predictions, accuracy = lorahub_inference(fx["inputs"], model, tokenizer, 2, fx["outputs"])
-base_predictions, base_accuracy = lorahub_inference(fx["inputs"], fx["model"], fx["model"], 3)
+predictions, accuracy = lorahub_inference(fx["inputs"], model, tokenizer, 1, fx["outputs"])
+base_predictions, base_accuracy = lorahub_inference(fx["inputs"], fx["model"], fx["model"], 1)
 print("RESULT " + json.dumps({"weights": [float(w) for w in weights],
                               "type": type(weights).__name__,
                               "predictions": predictions, "accuracy": accuracy,
@@ -61,7 +65,7 @@ for w in weights:
     s = model.score(fx["inputs"], fx["outputs"], adapter=adapter)
     objective = s.loss_sum.sum() / s.tokens.sum() / len(fx["inputs"]) + 0.05 * np.abs(w).mean()
     predictions, accuracy = lorahub_inference(fx["inputs"], AdaptedModel(model, adapter),
-                                              Tokenizer(model), 2, fx["outputs"])
+                                              Tokenizer(model), 1, fx["outputs"])
     out.append({"objective": float(objective), "predictions": predictions, "accuracy": accuracy})
 print("RESULT " + json.dumps(out))
 """
@@ -113,7 +117,7 @@ def reference_at(fx, weights):
         objective = get_score(w, model, cache, dataset, None, default_get_loss,
                               default_l1_regularization)
         set_peft_model_state_dict(model, get_final_weights(w, fx["modules"], cache))
-        predictions, accuracy = lorahub_inference(fx["inputs"], model.merge_and_unload(), tok, 2,
+        predictions, accuracy = lorahub_inference(fx["inputs"], model.merge_and_unload(), tok, 1,
                                                   fx["outputs"])
         out.append({"objective": objective, "predictions": predictions, "accuracy": accuracy})
     return out

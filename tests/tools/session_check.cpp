@@ -60,7 +60,9 @@ std::vector<std::vector<int32_t>> prompt_ids(const Model& model) {
   return out;
 }
 
-SequenceLora one(const BoundLora* lora) { return lora ? SequenceLora{lora} : SequenceLora{}; }
+SequenceLora one(const BoundLora* lora) {
+  return lora ? SequenceLora{lora} : SequenceLora{};
+}
 
 Outcome run_alone(const Model& model, const BoundLora* lora) {
   Outcome o;
@@ -72,7 +74,9 @@ Outcome run_alone(const Model& model, const BoundLora* lora) {
   return o;
 }
 
-double relative_gap(double a, double b) { return std::abs(a - b) / std::max(1e-12, std::abs(b)); }
+double relative_gap(double a, double b) {
+  return std::abs(a - b) / std::max(1e-12, std::abs(b));
+}
 
 }  // namespace
 
@@ -103,8 +107,8 @@ int main(int argc, char** argv) {
     for (auto& t : threads) t.join();
     bool threads_equal = true, distinct = false;
     for (size_t k = 0; k < K; ++k) {
-      threads_equal &= threaded[k].losses == sequential[k].losses &&
-                       threaded[k].texts == sequential[k].texts;
+      threads_equal &=
+          threaded[k].losses == sequential[k].losses && threaded[k].texts == sequential[k].texts;
       distinct |= sequential[k].losses != sequential[0].losses;
     }
     report["threads_equal"] = threads_equal;
@@ -134,8 +138,8 @@ int main(int argc, char** argv) {
     bool texts_equal = true;
     for (size_t k = 0; k < K; ++k) {
       for (size_t i = 0; i < kExamples.size(); ++i)
-        worst = std::max(worst, relative_gap(mixed[k * kExamples.size() + i].ce_sum,
-                                             sequential[k].losses[i]));
+        worst = std::max(
+            worst, relative_gap(mixed[k * kExamples.size() + i].ce_sum, sequential[k].losses[i]));
       for (size_t i = 0; i < kPrompts.size(); ++i)
         texts_equal &= mixed_texts[k * kPrompts.size() + i].text == sequential[k].texts[i];
     }

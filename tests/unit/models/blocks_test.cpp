@@ -286,8 +286,8 @@ TEST(Attention, SlidingWindowEqualsTheLastWindowAlone) {
   full.reset(1, len, layer.kv_dim());
   append_kv(layer, x.data(), 1, len, full);
   std::vector<float> windowed(len * d), step_y(d), unwindowed(len * d);
-  attention_forward(layer, x.data(), 1, len, full,
-                    AttentionMask{.causal = true, .window = window}, windowed.data());
+  attention_forward(layer, x.data(), 1, len, full, AttentionMask{.causal = true, .window = window},
+                    windowed.data());
   attention_forward(layer, x.data(), 1, len, full, AttentionMask{.causal = true},
                     unwindowed.data());
   cache.reset(1, len, layer.kv_dim());

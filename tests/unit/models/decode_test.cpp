@@ -45,8 +45,7 @@ class ScriptedModel : public Model {
   bool is_encoder_decoder() const override { return false; }
   const Tokenizer& tokenizer() const override { return tok_; }
   Example make_example(const std::string&, const std::string&) const override { return {}; }
-  std::vector<ExampleLoss> score(const std::vector<Example>&,
-                                 const SequenceLora&) const override {
+  std::vector<ExampleLoss> score(const std::vector<Example>&, const SequenceLora&) const override {
     return {};
   }
   std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts, int,
