@@ -59,9 +59,13 @@ def package_site() -> Path:
 
 
 def _asan_runtime() -> str:
-    lib = subprocess.run(["gcc", "-print-file-name=libasan.so"], capture_output=True,
-                         text=True, check=True).stdout.strip()
-    return os.path.realpath(lib)
+    """libasan, then libstdc++: the interpreter does not link libstdc++, so without it preloaded
+    ASan finds no real __cxa_throw to intercept and aborts at the extension's first throw."""
+    def lib(name):
+        path = subprocess.run(["gcc", f"-print-file-name={name}"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+        return os.path.realpath(path)
+    return " ".join([lib("libasan.so"), lib("libstdc++.so")])
 
 
 def python_env(extra=None) -> dict:
