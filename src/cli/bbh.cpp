@@ -97,7 +97,7 @@ const Registrar reg("bbh", 60, [](CLI::App& app) {
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--methods", a->methods,
                   "Comma-separated: zero-shot, icl, lorahub-cobyla, lorahub-cmaes, uniform, "
-                  "best-single")
+                  "best-single, arrow (Arrow routing over the sampled modules, top_k 3)")
       ->capture_default_str();
   cmd->add_option("--loss-mode", a->loss_mode, "reference or example-mean")->capture_default_str();
   cmd->add_option("--max-test", a->max_test, "Test examples per task (0 = all)")

@@ -21,6 +21,7 @@
 #include "eval/metrics.h"
 #include "formats/digest.h"
 #include "formats/json.h"
+#include "lora/arrow.h"
 #include "lora/compose.h"
 #include "lora/module_set.h"
 
@@ -29,13 +30,13 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 const std::vector<std::string>& bbh_methods() {
-  static const std::vector<std::string> methods = {"zero-shot",     "icl",     "lorahub-cobyla",
-                                                   "lorahub-cmaes", "uniform", "best-single"};
+  static const std::vector<std::string> methods = {
+      "zero-shot", "icl", "lorahub-cobyla", "lorahub-cmaes", "uniform", "best-single", "arrow"};
   return methods;
 }
 
 bool bbh_method_is_seeded(const std::string& method) {
-  return method == "uniform" || method.starts_with("lorahub-");
+  return method == "uniform" || method == "arrow" || method.starts_with("lorahub-");
 }
 
 namespace {
@@ -284,9 +285,24 @@ json run_uniform(const TaskRun& run, uint64_t seed) {
   return result;
 }
 
+// Arrow routing (lora/arrow.h) over the seed's sampled modules with PEFT's defaults (top_k 3,
+// temperature 1): gradient-free and example-free, the few-shot examples are not used.
+json run_arrow(const TaskRun& run, uint64_t seed) {
+  const ModuleSet modules = load_sampled_modules(run, seed);
+  const ArrowOptions options{.top_k = std::min<int64_t>(kBbhArrowTopK, modules.size())};
+  const auto routed = run.model.bind_router(
+      std::make_shared<const LoraRouterMap>(arrow_router(modules, nullptr, options)));
+  json result = evaluate(run, plain_prompts(run), routed.get());
+  result["modules"] = modules.paths();
+  result["top_k"] = options.top_k;
+  result["temperature"] = options.temperature;
+  return result;
+}
+
 // Every pool module alone (weight 1) scored on the few-shot examples; the lowest loss wins.
 json run_best_single(const TaskRun& run) {
-  const ModuleSet modules = ModuleSet::load(run.config.pool, run.config.bf16, run.config.model_path);
+  const ModuleSet modules =
+      ModuleSet::load(run.config.pool, run.config.bf16, run.config.model_path);
   Objective objective = few_shot_objective(run, modules);
   std::vector<double> losses;
   for (size_t i = 0; i < modules.size(); ++i) {
@@ -316,6 +332,8 @@ json run_method(const TaskRun& run, const std::string& method, uint64_t seed) {
     result = run_uniform(run, seed);
   } else if (method == "best-single") {
     result = run_best_single(run);
+  } else if (method == "arrow") {
+    result = run_arrow(run, seed);
   } else {
     result = run_lorahub(run, method.substr(std::string("lorahub-").size()), seed);
   }
@@ -364,6 +382,7 @@ std::string column_title(const std::string& method, size_t seeds) {
   if (method == "icl") return "ICL 5-shot";
   if (method == "best-single") return "best single";
   if (method == "uniform") return fmt::format("uniform avg ({} seeds)", seeds);
+  if (method == "arrow") return fmt::format("Arrow top-{} avg ({} seeds)", kBbhArrowTopK, seeds);
   const std::string opt = method == "lorahub-cobyla" ? "COBYLA" : "CMA-ES";
   return fmt::format("LoraHub {} avg ({} seeds) | LoraHub {} best", opt, seeds, opt);
 }

@@ -6,6 +6,8 @@
 //   lorahub-cmaes   few-shot examples (`steps` evaluations), then accuracy on the test set
 //   uniform         per seed: the same sampled modules, each with weight 1/sample
 //   best-single     the one pool module with the lowest few-shot loss (seed-independent)
+//   arrow           per seed: Arrow routing per token over the same sampled modules
+//                   (lora/arrow.h; PEFT's defaults top_k 3, temperature 1; no examples used)
 // Every method answers by the answer rule (eval/answer.h) and is scored by exact match
 // (eval/metrics.h). Seeded methods are reported as the average and the best over seeds; each
 // method also reports its input tokens per test example and its wall time. Writes
@@ -25,6 +27,8 @@
 #include "models/model.h"
 
 namespace lorahub {
+
+inline constexpr int64_t kBbhArrowTopK = 3;  // the arrow method's top_k (PEFT's default)
 
 // The methods in the table's column order.
 const std::vector<std::string>& bbh_methods();
