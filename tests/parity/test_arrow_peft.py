@@ -22,29 +22,32 @@ from test_llama import (EOS, bbh_rows, hf_greedy, hf_label_logits, our_greedy,  
 TARGETS = ["q_proj", "v_proj", "o_proj", "up_proj", "down_proj"]
 
 
-def make_module(model_dir, out_dir, seed, rank=4):
+def make_modules(model_dir, out_dirs, seeds, rank=4):
+    """PEFT modules on one loaded base, one per (out_dir, seed): random A and B."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
     base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     model = get_peft_model(base, LoraConfig(r=rank, lora_alpha=8, target_modules=TARGETS,
                                             lora_dropout=0.0, task_type="CAUSAL_LM"))
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_" in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
-                if "lora_A" in name:
-                    p[0].mul_(4.0)  # a clear top singular value (see the module docstring)
-    model.save_pretrained(out_dir)
-    return out_dir
+    for out_dir, seed in zip(out_dirs, seeds):
+        gen = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                if "lora_" in name:
+                    p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+                    if "lora_A" in name:
+                        p[0].mul_(4.0)  # a clear top singular value (see the module docstring)
+        model.save_pretrained(out_dir)
+    return out_dirs
 
 
 @pytest.fixture(scope="module")
 def fx(smollm2_hf, bbh_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("arrow")
     model = tiny_model("llama", root / "llama", smollm2_hf[0])
-    tasks = [make_module(root / "llama", root / f"task{i}", 10 + i) for i in range(4)]
-    general = [make_module(root / "llama", root / f"general{i}", 20 + i) for i in range(2)]
+    names = [f"task{i}" for i in range(4)] + [f"general{i}" for i in range(2)]
+    made = make_modules(root / "llama", [root / n for n in names], range(10, 16))
+    tasks, general = made[:4], made[4:]
     rows = [dict(r, input=r["input"][-120:]) for r in bbh_rows(bbh_dir, 3)]
     return {"root": root, "dir": root / "llama", "tasks": tasks, "general": general,
             "rows": rows, "tok": smollm2_hf[2], "state": model.state_dict()}
@@ -122,7 +125,7 @@ def test_gks_without_arrow_and_mismatched_general(fx, tmp_path):
     res = run_lorahub("score", "--model", fx["dir"], "--data", data, "--lora", fx["tasks"][0],
                       "--gks-lora", fx["general"][0], check=False)
     assert_clean_error(res, "--gks-lora needs --arrow")
-    other = make_module(fx["dir"], tmp_path / "rank2", 99, rank=2)
+    [other] = make_modules(fx["dir"], [tmp_path / "rank2"], [99], rank=2)
     res = run_lorahub("score", "--model", fx["dir"], "--data", data, "--lora", *fx["tasks"],
                       "--arrow", "2", "--gks-lora", other, check=False)
     assert_clean_error(res, "--arrow", "rank2")
