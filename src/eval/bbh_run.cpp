@@ -19,6 +19,7 @@
 #include "eval/bbh.h"
 #include "eval/generate.h"
 #include "eval/metrics.h"
+#include "eval/selection.h"
 #include "formats/digest.h"
 #include "formats/json.h"
 #include "lora/arrow.h"
@@ -105,6 +106,7 @@ void validate(const BbhConfig& c) {
     check(contains(bbh_methods(), m), "unknown method '{}'", m);
   parse_loss_mode(c.loss_mode);
   parse_sample_rule(c.sampler);
+  parse_select(c.select);
 }
 
 std::string differing_settings(const json& cached, const json& now) {
@@ -188,6 +190,7 @@ json bbh_settings(const BbhConfig& c, std::string_view engine_version) {
   if (c.int8) s["compute_int8"] = true;
   if (c.quantized) s["compute_quantized"] = true;
   if (c.sampler != "fisher-yates") s["sampler"] = c.sampler;
+  if (!c.select.empty()) s["select"] = c.select;
   return s;
 }
 
@@ -241,19 +244,34 @@ json evaluate_with(const TaskRun& run, const LoraMap& lora) {
   return evaluate(run, plain_prompts(run), run.model.bind_lora(lora).get());
 }
 
-Objective few_shot_objective(const TaskRun& run, const ModuleSet& modules) {
+std::vector<Example> few_shot_examples(const TaskRun& run) {
   std::vector<Example> examples;
   for (const BbhExample& e : run.task.few_shot)
     examples.push_back(run.model.make_example(e.prompt, e.target));
-  return Objective(run.model, modules, std::move(examples),
-                   ObjectiveOptions{parse_loss_mode(run.config.loss_mode)});
+  return examples;
 }
 
-// The seed's draw of `sample` modules from the pool (the same draw for every seeded method).
+ObjectiveOptions objective_options(const TaskRun& run) {
+  return ObjectiveOptions{parse_loss_mode(run.config.loss_mode)};
+}
+
+Objective few_shot_objective(const TaskRun& run, const ModuleSet& modules) {
+  return Objective(run.model, modules, few_shot_examples(run), objective_options(run));
+}
+
+// The seed's draw of `sample` modules from the pool (the same draw for every seeded method),
+// then the ones config.select keeps.
 ModuleSet load_sampled_modules(const TaskRun& run, uint64_t seed) {
   const BbhConfig& c = run.config;
-  return ModuleSet::load(sample_modules(c.pool, c.sample, seed, parse_sample_rule(c.sampler)),
-                         c.bf16, c.model_path);
+  ModuleSet drawn = ModuleSet::load(
+      sample_modules(c.pool, c.sample, seed, parse_sample_rule(c.sampler)), c.bf16, c.model_path);
+  const SelectSpec spec = parse_select(c.select);
+  if (spec.rule == SelectRule::kAll || spec.k >= drawn.size()) return drawn;
+  std::vector<std::string> inputs;
+  for (const BbhExample& e : run.task.few_shot) inputs.push_back(e.prompt);
+  return select_for_task(run.model, drawn, few_shot_examples(run), inputs, spec,
+                         objective_options(run))
+      .kept;
 }
 
 json run_lorahub(const TaskRun& run, const std::string& optimizer, uint64_t seed) {
