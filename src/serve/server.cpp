@@ -146,19 +146,18 @@ struct OpenAIServer::Impl {
                   .pattern = chat ? "/v1/chat/completions" : "/v1/completions",
                   .handler =
                       [this, chat, endpoint](http::Request& req) {
-                        return guarded(endpoint, [&] { return complete(req.body, chat); });
+                        return guarded(endpoint, [&] { return complete(req, chat); });
                       },
                   .before_body = authed(endpoint),
                   .max_body = options.max_body});
     }
-    router.add({.method = "POST",
-                .pattern = "/v1/lorahub/learn",
-                .handler =
-                    [this](http::Request& req) {
-                      return guarded("learn", [&] { return learn(req.body); });
-                    },
-                .before_body = authed("learn"),
-                .max_body = options.max_learn_body});
+    router.add(
+        {.method = "POST",
+         .pattern = "/v1/lorahub/learn",
+         .handler =
+             [this](http::Request& req) { return guarded("learn", [&] { return learn(req); }); },
+         .before_body = authed("learn"),
+         .max_body = options.max_learn_body});
     return router;
   }
 
@@ -195,10 +194,10 @@ struct OpenAIServer::Impl {
     return model->chat_prompt(req.messages);
   }
 
-  http::Response complete(const std::string& body, bool chat) {
+  http::Response complete(const http::Request& http_req, bool chat) {
     RequestLimits limits;
     limits.max_tokens = options.max_tokens;
-    CompletionRequest req = parse_completion(body, chat, limits);
+    CompletionRequest req = parse_completion(http_req.body, chat, limits);
     auto adapter = adapters.resolve(req.model, req.lora);
     const std::string prompt = prompt_of(req);
     const size_t prompt_tokens = model->encode(prompt).size();
@@ -213,10 +212,12 @@ struct OpenAIServer::Impl {
     g.stop = req.stop;
     auto job = scheduler.submit(prompt, std::move(adapter), std::move(g), prompt_tokens);
     const std::string id = random_id(chat ? "chatcmpl-" : "cmpl-");
-    return req.stream ? stream_answer(std::move(req), job, id) : whole_answer(req, job, id);
+    return req.stream ? stream_answer(std::move(req), job, id)
+                      : whole_answer(req, job, id, http_req);
   }
 
-  static void refuse_unfinished(const Job& job, const std::string& reason) {
+  static void refuse_unfinished(const Job& job, const std::string& reason, bool client_gone) {
+    if (reason == "cancelled" && client_gone) throw client_left();
     if (reason == "cancelled")
       throw ApiError(503, "the request was cancelled: the server is shutting down");
     if (reason == "error") throw ApiError(500, fmt::format("generation failed: {}", job.error()));
@@ -226,18 +227,37 @@ struct OpenAIServer::Impl {
     metrics.tokens(job.prompt_tokens(), job.completion_tokens());
   }
 
+  // What a request whose client closed its connection is counted as (nobody reads it): nginx's
+  // 499 "client closed request".
+  static ApiError client_left() {
+    return ApiError(499, "the client closed the connection: the request was cancelled", "",
+                    "client_closed_request");
+  }
+
+  // Waits for the whole text. The client cannot be written to meanwhile, so its socket is
+  // watched instead: one that closed cancels its sequence (queued or decoding) at once.
   http::Response whole_answer(const CompletionRequest& req, const std::shared_ptr<Job>& job,
-                              const std::string& id) {
+                              const std::string& id, const http::Request& http_req) {
     AnswerSlot slot(open_answers);
     std::string text;
     Job::Piece piece;
+    bool client_gone = false;
+    auto last_look = Clock::now();
     for (;;) {
-      if (!job->next(piece, kPoll)) continue;
+      const bool got = job->next(piece, kPoll);
+      if (!client_gone && Clock::now() - last_look >= kPoll) {  // also while tokens flow
+        last_look = Clock::now();
+        if (http_req.client_gone()) {
+          client_gone = true;
+          scheduler.cancel(job);
+        }
+      }
+      if (!got) continue;
       text += piece.text;
       if (piece.done) break;
     }
     count_tokens(*job);
-    refuse_unfinished(*job, piece.finish_reason);
+    refuse_unfinished(*job, piece.finish_reason, client_gone);
     return http::Response::json(completion_json(req, id, unix_now(), text, piece.finish_reason,
                                                 {job->prompt_tokens(), job->completion_tokens()}));
   }
@@ -298,8 +318,8 @@ struct OpenAIServer::Impl {
     out.write(kDoneEvent);
   }
 
-  http::Response learn(const std::string& body) {
-    LearnRequest req = parse_learn(body);
+  http::Response learn(const http::Request& http_req) {
+    LearnRequest req = parse_learn(http_req.body);
     const std::vector<std::string> paths = adapters.module_paths(req.modules, "modules");
     std::unique_lock lock(learning, std::try_to_lock);
     if (!lock.owns_lock()) throw ApiError(429, "another learning run is under way; retry later");
@@ -308,9 +328,12 @@ struct OpenAIServer::Impl {
     api::LearnResult result;
     try {
       const api::ModuleSet set = api::ModuleSet::load(paths, set_options);
-      req.options.on_step = [this](const api::LearnStep&) { return !draining.load(); };
+      req.options.on_step = [this, &http_req](const api::LearnStep&) {
+        return !draining.load() && !http_req.client_gone();
+      };
       result = api::learn(model, set, req.inputs, req.outputs, req.options);
     } catch (const api::Cancelled&) {
+      if (!draining) throw client_left();
       throw ApiError(503, "learning was cancelled: the server is shutting down");
     } catch (const Error& e) {
       throw ApiError(400, fmt::format("learn: {}", e.what()));
