@@ -5,15 +5,19 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <random>
 #include <thread>
 
+#include "core/mapped_file.h"
 #include "core/utf8.h"
+#include "hub/names.h"
 #include "serve/openai.h"
 
 namespace lorahub::serve {
 
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -41,6 +45,8 @@ constexpr std::chrono::milliseconds kPoll{100};
 constexpr std::chrono::seconds kHeartbeat{1};
 // After the last answer ended: time for its final bytes to leave before the sockets close.
 constexpr std::chrono::milliseconds kFlushGrace{200};
+// The most modules a learning run composes (as many as a "lora" composition may have).
+constexpr size_t kMaxLearnModules = RequestLimits{}.max_lora_modules;
 
 }  // namespace
 
@@ -318,9 +324,51 @@ struct OpenAIServer::Impl {
     out.write(kDoneEvent);
   }
 
+  // The hub's answer to a push is only known at the end; what can be checked costs nothing and
+  // is checked before learning.
+  void check_push_target(const LearnRequest& req) {
+    if (req.push_repo.empty()) return;
+    if (options.adapters.hub_endpoint.empty())
+      throw ApiError(400, "'push' needs a server started with --hub URL", "push");
+    try {
+      hub::validate_repo_id(req.push_repo);
+    } catch (const Error& e) {
+      throw ApiError(400, fmt::format("push.repo: {}", e.what()), "push");
+    }
+  }
+
+  // Pushes the composition (the PEFT adapter and weights.json) to the hub with the caller's
+  // token; returns the revision.
+  std::string push_composition(const LearnRequest& req, const api::Adapter& adapter,
+                               const json& record, const std::string& id) {
+    const fs::path dir = fs::temp_directory_path() / random_id("lorahub-serve-push-");
+    struct Cleanup {
+      fs::path dir;
+      ~Cleanup() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+      }
+    } cleanup{dir};
+    try {
+      adapter.save(dir.string());
+      write_file_atomic((dir / "weights.json").string(), record.dump(2) + "\n");
+      return api::hub_push(dir.string(), req.push_repo,
+                           {options.adapters.hub_endpoint, req.push_token, ""});
+    } catch (const Error& e) {
+      throw ApiError(502,
+                     fmt::format("the composition was learned (model '{}') but pushing it to "
+                                 "the hub failed: {}",
+                                 id, e.what()),
+                     "push", "hub_push_failed");
+    }
+  }
+
   http::Response learn(const http::Request& http_req) {
     LearnRequest req = parse_learn(http_req.body);
-    const std::vector<std::string> paths = adapters.module_paths(req.modules, "modules");
+    if (req.hub_filter) req.modules = adapters.hub_modules(*req.hub_filter, kMaxLearnModules);
+    check_push_target(req);
+    const std::vector<std::string> paths =
+        adapters.module_paths(req.modules, req.hub_filter ? "hub_filter" : "modules");
     std::unique_lock lock(learning, std::try_to_lock);
     if (!lock.owns_lock()) throw ApiError(429, "another learning run is under way; retry later");
     api::ModuleSetOptions set_options;
@@ -346,15 +394,26 @@ struct OpenAIServer::Impl {
                          {"weights", s.weights},
                          {"objective", s.objective},
                          {"loss", s.loss}});
-    return http::Response::json(json{
-        {"id", id},
-        {"object", "lorahub.composition"},
-        {"modules", req.modules},
-        {"weights", result.weights},
-        {"method", spec.method},
-        {"objective", result.objective},
-        {"history", history},
-        {"seconds", result.seconds}}.dump());
+    json answer{{"id", id},
+                {"object", "lorahub.composition"},
+                {"modules", req.modules},
+                {"weights", result.weights},
+                {"method", spec.method},
+                {"objective", result.objective},
+                {"history", history},
+                {"seconds", result.seconds}};
+    if (!req.push_repo.empty()) {
+      json record = answer;  // weights.json on the hub: what was learned, and how
+      record.erase("id");
+      record.erase("object");
+      record["optimizer"] = req.options.optimizer;
+      record["seed"] = req.options.seed;
+      record["steps"] = req.options.steps;
+      record["examples"] = req.inputs.size();
+      answer["push"] = {{"repo", req.push_repo},
+                        {"revision", push_composition(req, *result.adapter, record, id)}};
+    }
+    return http::Response::json(answer.dump());
   }
 
   void shutdown() {
