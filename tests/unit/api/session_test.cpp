@@ -311,6 +311,22 @@ TEST_F(ApiTest, BatcherPrefillsJoinersTogetherAndTheyEndApart) {
   EXPECT_EQ(expected[2].rfind(text[ids[2]], 0), 0u);  // what it said before, it says alone
 }
 
+// An adapter whose sequences have ended is let go at once, even while others still decode.
+TEST_F(ApiTest, BatcherLetsGoOfAdaptersNoSequenceUses) {
+  const api::ModuleSet set = api::ModuleSet::load(modules_);
+  api::Batcher batcher(model_);
+  api::GenerationOptions o;
+  o.max_new_tokens = 12;
+  batcher.add(kInputs[0], set.module(0), o);
+  auto composed = set.compose({0.3, 0.3, 0.3});
+  const std::weak_ptr<const api::Adapter> watched = composed;
+  o.max_new_tokens = 2;
+  batcher.add(kInputs[1], std::move(composed), o);
+  for (int i = 0; i < 4; ++i) batcher.step();
+  EXPECT_EQ(batcher.active(), 1u);  // the first still decodes
+  EXPECT_TRUE(watched.expired());
+}
+
 TEST_F(ApiTest, MalformedInputsNameTheProblem) {
   auto expect_error = [](auto&& f, const std::string& fragment) {
     try {
