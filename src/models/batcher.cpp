@@ -49,6 +49,17 @@ const float* ContinuousBatcher::row_logits(const Sequence& s) const {
   return s.state->logits.data() + s.row * model_.vocab_size();
 }
 
+void ContinuousBatcher::leave_finished() {
+  std::erase_if(sequences_, [](Sequence& s) {
+    if (!s.decoder->done()) return false;
+    // Its row may go on being stepped with the rest of its batch: without the adapter, which
+    // is released with the sequence (the batch holds adapters by plain pointer).
+    if (s.state != nullptr && s.state->lora.size() > 1)
+      s.state->lora[static_cast<size_t>(s.row)] = nullptr;
+    return true;
+  });
+}
+
 size_t ContinuousBatcher::step() {
   std::vector<Sequence*> joining;
   for (Sequence& s : sequences_) {
@@ -56,7 +67,7 @@ size_t ContinuousBatcher::step() {
     if (!s.decoder->done() && s.state == nullptr) joining.push_back(&s);
   }
   prefill(joining);
-  std::erase_if(sequences_, [](const Sequence& s) { return s.decoder->done(); });
+  leave_finished();
   const size_t stepped = sequences_.size();
   if (stepped == 0) return 0;
   // Every row of every batch still in use, in the batches' order; rows whose sequence has
@@ -76,7 +87,7 @@ size_t ContinuousBatcher::step() {
   for (const auto& r : rows) tokens.insert(tokens.end(), r.begin(), r.end());
   model_.decode_steps(states, tokens);
   for (Sequence& s : sequences_) s.next = s.decoder->advance(row_logits(s));
-  std::erase_if(sequences_, [](const Sequence& s) { return s.decoder->done(); });
+  leave_finished();
   return stepped;
 }
 

@@ -53,6 +53,7 @@ class ContinuousBatcher {
   // Prefills sequences that join together, in one forward per max_new_tokens.
   void prefill(const std::vector<Sequence*>& joining) const;
   const float* row_logits(const Sequence& s) const;  // its row of its batch's logits
+  void leave_finished();
 
   const Model& model_;
   std::vector<Sequence> sequences_;
