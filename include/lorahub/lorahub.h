@@ -38,7 +38,9 @@ struct RuntimeOptions {
 // Sets the process-wide compute settings. Call once before the first model; calling it again
 // changes the thread count only. Every entry point calls it with defaults when nobody did.
 void init_runtime(const RuntimeOptions& options = {});
-std::string version();  // the engine version (also part of evaluation cache keys)
+// The engine version, e.g. "0.1.0+numerics.3": the release and the numerics revision (bumped
+// with every change of computed numbers). Cached evaluation results are keyed by it.
+std::string version();
 
 // Long work reports progress here: `what` is being done, `done` of `total` units. Returning
 // false cancels the call, which then throws Cancelled.
