@@ -258,7 +258,14 @@ TEST_F(ApiTest, ChatPromptAndTokenizer) {
   EXPECT_TRUE(model_->has_chat_template());
   EXPECT_EQ(model_->chat_prompt({{"user", "hi"}}), "<|user|>hi\n<|assistant|>");
   EXPECT_EQ(model_->decode(model_->encode("héllo")), "héllo");
-  EXPECT_EQ(api::version(), kEngineVersion);  // one version: the one results are keyed by
+  EXPECT_EQ(api::version(), kEngineVersion);
+  // The tokenizer alone (no weights) is the model's.
+  const auto tokenizer = api::Tokenizer::load(model_dir_);
+  EXPECT_EQ(tokenizer->encode("héllo"), model_->encode("héllo"));
+  EXPECT_EQ(tokenizer->decode(model_->encode("héllo")), "héllo");
+  EXPECT_EQ(tokenizer->render_chat(R"([{"role": "user", "content": "hi"}])"),
+            model_->chat_prompt({{"user", "hi"}}));
+  EXPECT_THROW(tokenizer->render_chat("{}"), Error);  // one version: the one results are keyed by
   const auto targets = model_->lora_targets();
   EXPECT_NE(std::find(targets.begin(), targets.end(), "model.layers.0.self_attn.q_proj"),
             targets.end());
