@@ -38,7 +38,9 @@ struct RuntimeOptions {
 // Sets the process-wide compute settings. Call once before the first model; calling it again
 // changes the thread count only. Every entry point calls it with defaults when nobody did.
 void init_runtime(const RuntimeOptions& options = {});
-std::string version();  // the engine version (also part of evaluation cache keys)
+// The engine version, e.g. "0.1.0+numerics.3": the release and the numerics revision (bumped
+// with every change of computed numbers). Cached evaluation results are keyed by it.
+std::string version();
 
 // Long work reports progress here: `what` is being done, `done` of `total` units. Returning
 // false cancels the call, which then throws Cancelled.
@@ -46,6 +48,36 @@ using ProgressFn = std::function<bool(std::string_view what, size_t done, size_t
 class Cancelled : public Error {
  public:
   Cancelled() : Error("cancelled") {}
+};
+
+// ------------------------------------------------------------------------------ tokenizers
+
+// A model's tokenizer on its own (no weights loaded): for checking tokenizers and prompts.
+class Tokenizer {
+ public:
+  // A GGUF file, an HF model directory (spiece.model: SentencePiece, as T5; else tokenizer.json:
+  // byte-level BPE) or a tokenizer.json file.
+  static std::shared_ptr<const Tokenizer> load(const std::string& path);
+  // special_tokens: those the HF tokenizer adds by default (T5: EOS; Llama: BOS if any).
+  std::vector<int32_t> encode(const std::string& text, bool special_tokens = true) const;
+  // The bytes the ids stand for, as the tokenizer joins them: not always valid UTF-8 (a
+  // byte-level token may be part of a character; Model::decode repairs that).
+  std::string decode(const std::vector<int32_t>& ids, bool skip_special = true) const;
+  // `user` as a user turn of the chat template plus the generation prompt, ready for encode()
+  // with its default special tokens. Throws Error when the tokenizer has no template.
+  std::string chat_prompt(const std::string& user) const;
+  // The chat template rendered for `messages_json` (a JSON array of {"role", "content"}
+  // objects; their keys' order is kept, as templates' tojson prints them), as transformers'
+  // apply_chat_template(tokenize=False) does. template_source, when not "", is a Jinja template
+  // used instead of the tokenizer's.
+  std::string render_chat(const std::string& messages_json, bool add_generation_prompt = true,
+                          const std::string& template_source = "") const;
+
+  struct Impl;
+  explicit Tokenizer(std::shared_ptr<const Impl> impl);
+
+ private:
+  std::shared_ptr<const Impl> impl_;
 };
 
 // ------------------------------------------------------------------------------ models
@@ -130,7 +162,8 @@ struct ModuleSetOptions {
 class ModuleSet {
  public:
   // Throws Error for no modules, or naming the first module that differs from the first one.
-  static ModuleSet load(const std::vector<std::string>& names, const ModuleSetOptions& options = {});
+  static ModuleSet load(const std::vector<std::string>& names,
+                        const ModuleSetOptions& options = {});
   size_t size() const;
   const std::vector<std::string>& names() const;  // as given
   std::shared_ptr<const Adapter> module(size_t i) const;
@@ -242,12 +275,12 @@ struct LearnStep {
 };
 
 struct LearnOptions {
-  int steps = 40;                   // evaluation budget
-  std::string optimizer = "cobyla"; // cobyla (the reference's), cma-es, ...
+  int steps = 40;                    // evaluation budget
+  std::string optimizer = "cobyla";  // cobyla (the reference's), cma-es, ...
   uint64_t seed = 42;
-  double l1 = 0.05;                 // the default regularization: l1 · mean |w|
-  std::string loss = "reference";   // "reference" | "example-mean" (adapt/objective.h)
-  int batch_size = 0;               // 0 = all examples in one batch
+  double l1 = 0.05;                // the default regularization: l1 · mean |w|
+  std::string loss = "reference";  // "reference" | "example-mean" (adapt/objective.h)
+  int batch_size = 0;              // 0 = all examples in one batch
   ComposeOptions compose;
   // Replaces the L1 term when set (the reference's get_regular).
   std::function<double(const std::vector<double>& weights)> regularizer;
@@ -276,7 +309,8 @@ struct HubOptions {
   std::string cache_dir;  // "" = the default cache
 };
 // Downloads (once, cached by revision) the modules with these ids; returns their local dirs.
-std::vector<std::string> hub_fetch(const std::vector<std::string>& ids, const HubOptions& options = {});
+std::vector<std::string> hub_fetch(const std::vector<std::string>& ids,
+                                   const HubOptions& options = {});
 // Pushes an adapter directory to the hub as `id` ("user/name"); returns the revision.
 std::string hub_push(const std::string& dir, const std::string& id, const HubOptions& options);
 

@@ -11,7 +11,7 @@ from .api import (Adapter, Generation, LearnResult, LearnStep, LorahubError, Mod
 from .compat import (AdaptedModel, Tokenizer, default_get_loss, default_l1_regularization,
                      lorahub_inference, lorahub_learning)
 
-__version__ = "0.1.0"
+__version__ = version()  # the engine's one version (core/version.h)
 __all__ = ["Adapter", "Generation", "LearnResult", "LearnStep", "LorahubError", "Model",
            "ModuleSet", "Scores", "hub_fetch", "init_runtime", "learn", "version",
            "AdaptedModel", "Tokenizer", "default_get_loss", "default_l1_regularization",

@@ -40,20 +40,12 @@ Batcher::~Batcher() = default;
 uint64_t Batcher::add(const std::string& prompt, std::shared_ptr<const Adapter> adapter,
                       const GenerationOptions& options) {
   DecodeOptions decode = to_decode_options(options);
-  if (options.on_text) {
-    // The id is known only after add(); events come from step(), after it.
-    auto id = std::make_shared<uint64_t>(0);
-    Impl* impl = impl_.get();
-    StreamFn on_text = options.on_text;
-    decode.on_event = [impl, id, on_text](const StreamEvent& e) {
+  if (options.on_text)
+    // on_text's false cancels the sequence at once; its "cancelled" event follows.
+    decode.on_event = [on_text = options.on_text](const StreamEvent& e) {
       const char* reason = e.done && e.result ? finish_reason(e.result->finish) : "";
-      if (!on_text(TextEvent{e.sequence, e.text, e.done, reason}) && !e.done)
-        impl->engine_batcher.cancel(*id);  // ends at the next step, with a "cancelled" event
+      return on_text(TextEvent{e.sequence, e.text, e.done, reason});
     };
-    *id = impl_->engine_batcher.add(engine(*impl_->model).tokenizer().encode(prompt),
-                                    impl_->bound_for(adapter), std::move(decode));
-    return *id;
-  }
   return impl_->engine_batcher.add(engine(*impl_->model).tokenizer().encode(prompt),
                                    impl_->bound_for(adapter), std::move(decode));
 }

@@ -59,7 +59,7 @@ bool Model::has_chat_template() const {
 
 std::string Model::chat_prompt(const std::vector<ChatMessage>& messages,
                                bool add_generation_prompt) const {
-  const Tokenizer& tokenizer = impl_->engine->tokenizer();
+  const lorahub::Tokenizer& tokenizer = impl_->engine->tokenizer();
   nlohmann::ordered_json list = nlohmann::ordered_json::array();
   for (const ChatMessage& m : messages) list.push_back({{"role", m.role}, {"content", m.content}});
   std::string prompt = tokenizer.render_chat(list, add_generation_prompt);

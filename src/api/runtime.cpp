@@ -11,6 +11,7 @@
 
 #include "api/internal.h"
 #include "core/allocator.h"
+#include "core/version.h"
 #include "kernels/matmul.h"
 
 namespace lorahub::api {
@@ -60,7 +61,7 @@ void ensure_runtime() {
 }
 
 std::string version() {
-  return LORAHUB_VERSION;
+  return kEngineVersion;  // the one version: what cached results are keyed by
 }
 
 }  // namespace lorahub::api

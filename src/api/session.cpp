@@ -101,23 +101,23 @@ std::vector<Generation> Session::generate(const std::vector<std::string>& prompt
   GenerateOptions generate;
   generate.decode = to_decode_options(options);
   generate.batch_size = std::max(1, options.batch_size);
-  // A sequence whose stream callback says false is cancelled: it gets no more events, and its
-  // result is what it had streamed (its batch runs on to the end).
+  // A sequence whose stream callback says false is cancelled: it decodes no further and gets
+  // one last event; its result is what it had streamed. A batch whose rows all ended stops.
   std::vector<bool> cancelled(prompts.size(), false);
   std::vector<std::string> streamed(prompts.size());
   std::vector<std::vector<int32_t>> tokens(prompts.size());
   if (options.on_text)
     generate.decode.on_event = [&](const StreamEvent& e) {
-      if (cancelled[e.sequence]) return;
+      if (cancelled[e.sequence]) return false;  // the engine's own last event of it
       if (!e.done) {
         streamed[e.sequence] += e.text;
         tokens[e.sequence].push_back(e.token);
       }
       const char* reason = e.done && e.result ? finish_reason(e.result->finish) : "";
-      if (!options.on_text(TextEvent{e.sequence, e.text, e.done, reason}) && !e.done) {
-        cancelled[e.sequence] = true;
-        options.on_text(TextEvent{e.sequence, {}, true, "cancelled"});
-      }
+      if (options.on_text(TextEvent{e.sequence, e.text, e.done, reason}) || e.done) return true;
+      cancelled[e.sequence] = true;
+      options.on_text(TextEvent{e.sequence, {}, true, "cancelled"});
+      return false;
     };
   if (options.on_progress)
     generate.on_progress = [&](size_t done, size_t total) {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "lorahub/error.h"
 
 namespace lorahub::cli {
 
@@ -28,6 +28,19 @@ struct Registrar {
     command_registry().push_back({std::move(name), order, std::move(setup)});
   }
 };
+
+// fail/check as the engine's (core/error.h), for the CLI, which sees only the public API.
+template <typename... Args>
+[[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {
+  throw Error(fmt::format(f, std::forward<Args>(args)...));
+}
+template <typename... Args>
+void check(bool cond, fmt::format_string<Args...> f, Args&&... args) {
+  if (!cond) throw Error(fmt::format(f, std::forward<Args>(args)...));
+}
+
+// A whole file's bytes; Error "<path>: cannot open: <reason>" when it cannot be read.
+std::string read_file(const std::string& path);
 
 // Runs f; an Error from it gets the flag whose value was at fault in front ("--sampler: ..."), so
 // that the layers below never need to know the CLI's flag names.

@@ -3,19 +3,30 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "cli/command.h"
-#include "core/error.h"
 #include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 std::vector<CommandEntry>& command_registry() {
   static std::vector<CommandEntry> registry;
   return registry;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open: {}", path, std::strerror(errno));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
 }
 }  // namespace lorahub::cli
 
@@ -28,7 +39,7 @@ void check_command_name(int argc, char** argv) {
     if (entry.name == argv[1]) return;
     known += (known.empty() ? "" : ", ") + entry.name;
   }
-  lorahub::fail("unknown command '{}' (commands: {})", argv[1], known);
+  lorahub::cli::fail("unknown command '{}' (commands: {})", argv[1], known);
 }
 }  // namespace
 

@@ -4,16 +4,11 @@
 //   (with --decode: stdin JSON arrays of ids, stdout JSON strings).
 #include <nlohmann/json.hpp>
 
-#include <filesystem>
 #include <iostream>
 #include <string>
 
 #include "cli/command.h"
-#include "core/error.h"
-#include "core/mapped_file.h"
-#include "formats/gguf.h"
-#include "tokenizer/bpe.h"
-#include "tokenizer/sentencepiece.h"
+#include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 namespace {
@@ -24,16 +19,6 @@ struct TokenizeOptions {
   std::string chat_template;  // a template file replacing the model's
 };
 
-std::unique_ptr<Tokenizer> open_tokenizer(const std::string& path) {
-  // T5-family directories carry a SentencePiece model; the others a byte-level BPE tokenizer.json.
-  const auto spiece = std::filesystem::path(path) / "spiece.model";
-  if (std::filesystem::is_regular_file(spiece))
-    return SentencePieceTokenizer::load(spiece.string());
-  if (std::filesystem::is_directory(path)) return BpeTokenizer::from_hf_dir(path);
-  if (path.ends_with(".json")) return BpeTokenizer::from_tokenizer_json(path);
-  return BpeTokenizer::from_gguf(GgufFile::open(path));
-}
-
 nlohmann::json parse_line(const std::string& line, size_t number) {
   try {
     return nlohmann::json::parse(line);
@@ -43,8 +28,8 @@ nlohmann::json parse_line(const std::string& line, size_t number) {
 }
 
 void run(const TokenizeOptions& o) {
-  const auto tok = open_tokenizer(o.model);
-  const std::string template_text = o.chat_template.empty() ? "" : read_text_file(o.chat_template);
+  const auto tok = api::Tokenizer::load(o.model);
+  const std::string template_text = o.chat_template.empty() ? "" : read_file(o.chat_template);
   std::string line;
   for (size_t n = 1; std::getline(std::cin, line); ++n) {
     if (line.empty()) continue;
@@ -63,14 +48,17 @@ void run(const TokenizeOptions& o) {
                 ? nlohmann::ordered_json::array({{{"role", "user"}, {"content", ordered}}})
                 : ordered;
         check(messages.is_array(), "stdin line {}: expected a JSON string or messages array", n);
-        std::cout << nlohmann::json(tok->render_chat(messages, true, template_text))
+        std::cout << nlohmann::json(
+                         tok->render_chat(messages.dump(-1, ' ', false,
+                                                        nlohmann::json::error_handler_t::replace),
+                                          true, template_text))
                          .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                   << '\n';
         continue;
       }
       check(j.is_string(), "stdin line {}: expected a JSON string", n);
       const std::string text =
-          o.chat ? tok->apply_chat_template(j.get<std::string>()) : j.get<std::string>();
+          o.chat ? tok->chat_prompt(j.get<std::string>()) : j.get<std::string>();
       std::cout << nlohmann::json(tok->encode(text, !o.no_special)).dump() << '\n';
     }
   }

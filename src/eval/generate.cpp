@@ -19,7 +19,7 @@ std::vector<Decoded> generate_texts(const Model& model, const std::vector<std::s
       decode.on_event = [&](const StreamEvent& e) {
         StreamEvent global = e;
         global.sequence += first;
-        options.decode.on_event(global);
+        return options.decode.on_event(global);
       };
     for (Decoded& d : lorahub::decode(model, batch, decode, lora)) out.push_back(std::move(d));
     if (options.on_progress) options.on_progress(out.size(), inputs.size());

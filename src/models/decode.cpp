@@ -129,9 +129,9 @@ SequenceDecoder::SequenceDecoder(const Model& model, const DecodeOptions& option
   if (options.max_new_tokens <= 0) end(FinishReason::kLength);
 }
 
-void SequenceDecoder::emit(int32_t token, const std::string& text, bool done) {
-  if (options_.on_event)
-    options_.on_event(StreamEvent{sequence_, token, text, done, done ? &result_ : nullptr});
+bool SequenceDecoder::emit(int32_t token, const std::string& text, bool done) {
+  if (!options_.on_event) return true;
+  return options_.on_event(StreamEvent{sequence_, token, text, done, done ? &result_ : nullptr});
 }
 
 void SequenceDecoder::end(FinishReason reason) {
@@ -149,8 +149,10 @@ int32_t SequenceDecoder::advance(const float* z) {
     end(FinishReason::kEos);
     return -1;
   }
-  emit(token, stream_.push(token), false);
-  if (stream_.stopped())
+  const bool wanted = emit(token, stream_.push(token), false);
+  if (!wanted)
+    end(FinishReason::kCancelled);
+  else if (stream_.stopped())
     end(FinishReason::kStop);
   else if (stream_.ids().size() >= static_cast<size_t>(options_.max_new_tokens))
     end(FinishReason::kLength);

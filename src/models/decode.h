@@ -41,7 +41,9 @@ struct DecodeOptions {
   SamplingOptions sampling;
   // A sequence ends where its text first contains one of these; the text ends before it.
   std::vector<std::string> stop;
-  std::function<void(const StreamEvent&)> on_event;
+  // Returning false cancels the sequence (a client gone): it decodes no further, and a last
+  // event (done, FinishReason::kCancelled) follows. A batch whose sequences all ended stops.
+  std::function<bool(const StreamEvent&)> on_event;
 };
 
 enum class FinishReason { kEos, kStop, kLength, kCancelled };
@@ -100,7 +102,7 @@ class SequenceDecoder {
   const Decoded& result() const { return result_; }
 
  private:
-  void emit(int32_t token, const std::string& text, bool done);
+  bool emit(int32_t token, const std::string& text, bool done);  // false: the caller cancels
   void end(FinishReason reason);
 
   const Model& model_;

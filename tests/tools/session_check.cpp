@@ -161,6 +161,7 @@ int main(int argc, char** argv) {
         o.max_new_tokens = kNewTokens;
         o.on_event = [&texts](const StreamEvent& e) {
           if (e.done) texts[e.sequence] = e.result->text;
+          return true;
         };
         which[batcher.add(ids[p], adapters[k], o)] = k * kPrompts.size() + p;
         ++added;

@@ -8,10 +8,12 @@
 #include <thread>
 
 #include "api/internal.h"
+#include "core/version.h"
 #include "eval/generate.h"
 #include "lora/combine.h"
 #include "lora/compose.h"
 #include "lorahub/lorahub.h"
+#include "support/scripted_model.h"
 #include "tiny_models.h"
 
 namespace lorahub::api_test {
@@ -217,13 +219,53 @@ TEST_F(ApiTest, CallbacksCancel) {
   EXPECT_EQ(cut[2].text, full[2].text);
 }
 
+// A generation cancelled from its on_text callback stops decoding (the scripted model counts its
+// steps): the cancelled row decodes no further, and a batch whose rows are all cancelled ends.
+TEST(ApiCancel, CancelledGenerationStopsDecoding) {
+  auto impl = std::make_shared<api::Model::Impl>();
+  impl->path = "scripted";
+  impl->engine = std::make_unique<ScriptedModel>(
+      std::vector<std::string>{"", "a"},
+      std::vector<std::vector<int32_t>>{{}, std::vector<int32_t>(200, 1)});
+  const auto& scripted = dynamic_cast<const ScriptedModel&>(*impl->engine);
+  const auto model = std::make_shared<const api::Model>(impl);
+  api::Session session(model);
+  api::GenerationOptions gen;
+  gen.max_new_tokens = 100;
+  gen.batch_size = 2;
+  std::vector<int> events(2, 0);
+  gen.on_text = [&](const api::TextEvent& e) {
+    ++events[e.index];
+    return e.done || e.index == 1 || events[0] < 5;  // prompt 0 cancels at its fifth token
+  };
+  std::vector<api::Generation> out = session.generate({"x", "y"}, gen);
+  EXPECT_EQ(out[0].finish_reason, "cancelled");
+  EXPECT_EQ(out[0].text, "aaaaa");  // what it had streamed, the cancelling event's token too
+  EXPECT_EQ(events[0], 6);          // five tokens, then the one "cancelled" event
+  EXPECT_EQ(out[1].text, std::string(100, 'a'));
+  EXPECT_EQ(scripted.steps, 99);
+
+  scripted.steps = 0;
+  gen.on_text = [](const api::TextEvent& e) { return e.done; };  // both cancel at once
+  out = session.generate({"x", "y"}, gen);
+  EXPECT_EQ(out[1].finish_reason, "cancelled");
+  EXPECT_EQ(scripted.steps, 0);  // the batch ended after prefill, not after 99 steps
+}
+
 TEST_F(ApiTest, ChatPromptAndTokenizer) {
   EXPECT_EQ(model_->architecture(), "llama");
   EXPECT_FALSE(model_->is_encoder_decoder());
   EXPECT_TRUE(model_->has_chat_template());
   EXPECT_EQ(model_->chat_prompt({{"user", "hi"}}), "<|user|>hi\n<|assistant|>");
   EXPECT_EQ(model_->decode(model_->encode("héllo")), "héllo");
-  EXPECT_FALSE(api::version().empty());
+  EXPECT_EQ(api::version(), kEngineVersion);
+  // The tokenizer alone (no weights) is the model's.
+  const auto tokenizer = api::Tokenizer::load(model_dir_);
+  EXPECT_EQ(tokenizer->encode("héllo"), model_->encode("héllo"));
+  EXPECT_EQ(tokenizer->decode(model_->encode("héllo")), "héllo");
+  EXPECT_EQ(tokenizer->render_chat(R"([{"role": "user", "content": "hi"}])"),
+            model_->chat_prompt({{"user", "hi"}}));
+  EXPECT_THROW(tokenizer->render_chat("{}"), Error);  // one version: the one results are keyed by
   const auto targets = model_->lora_targets();
   EXPECT_NE(std::find(targets.begin(), targets.end(), "model.layers.0.self_attn.q_proj"),
             targets.end());

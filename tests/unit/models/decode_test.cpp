@@ -8,85 +8,12 @@
 #include "core/error.h"
 #include "core/utf8.h"
 #include "models/decode.h"
+#include "support/scripted_model.h"
 
 namespace lorahub {
 namespace {
 
 const std::string R = "\xEF\xBF\xBD";  // U+FFFD
-
-// Token i decodes to pieces[i]; 0 is EOS (special, decodes to nothing).
-class ByteTokenizer : public Tokenizer {
- public:
-  explicit ByteTokenizer(std::vector<std::string> pieces) : pieces_(std::move(pieces)) {}
-  std::vector<int32_t> encode(std::string_view, bool) const override { return {1}; }
-  std::string decode(const std::vector<int32_t>& ids, bool) const override {
-    std::string out;
-    for (int32_t id : ids) out += id == 0 ? "" : pieces_.at(id);
-    return out;
-  }
-  int32_t eos_id() const override { return 0; }
-  int32_t pad_id() const override { return 0; }
-  int64_t vocab_size() const override { return static_cast<int64_t>(pieces_.size()); }
-
- private:
-  std::vector<std::string> pieces_;
-};
-
-struct ScriptState : DecodeState {
-  int step = 0;
-};
-
-// Sequence b of a call emits scripts[prompt[b][0]] (then EOS); logits are one-hot.
-class ScriptedModel : public Model {
- public:
-  ScriptedModel(std::vector<std::string> pieces, std::vector<std::vector<int32_t>> scripts)
-      : tok_(std::move(pieces)), scripts_(std::move(scripts)) {}
-  std::string architecture() const override { return "scripted"; }
-  bool is_encoder_decoder() const override { return false; }
-  const Tokenizer& tokenizer() const override { return tok_; }
-  Example make_example(const std::string&, const std::string&) const override { return {}; }
-  std::vector<ExampleLoss> score(const std::vector<Example>&, const SequenceLora&) const override {
-    return {};
-  }
-  std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts, int,
-                                       const SequenceLora&) const override {
-    auto s = std::make_unique<ScriptState>();
-    s->batch = static_cast<int64_t>(prompts.size());
-    which_.clear();
-    for (const auto& p : prompts) which_.push_back(p.at(0));
-    fill(*s);
-    return s;
-  }
-  void decode_step(DecodeState& base, const std::vector<int32_t>& tokens) const override {
-    auto& s = dynamic_cast<ScriptState&>(base);
-    ASSERT_EQ(static_cast<int64_t>(tokens.size()), s.batch);
-    ++s.step;
-    ++steps;
-    fill(s);
-  }
-  int64_t vocab_size() const override { return tok_.vocab_size(); }
-  std::vector<int32_t> end_of_sequence_ids() const override { return {0}; }
-  void merge_lora(const LoraMap&) override {}
-  std::vector<std::pair<std::string, Tensor>> state_dict() const override { return {}; }
-  mutable int steps = 0;
-
- protected:
-  std::vector<const Linear*> lora_targets() const override { return {}; }
-
- private:
-  void fill(ScriptState& s) const {
-    const int64_t v = vocab_size();
-    s.logits.assign(static_cast<size_t>(s.batch * v), 0.0f);
-    for (int64_t b = 0; b < s.batch; ++b) {
-      const auto& script = scripts_.at(which_[b]);
-      const int32_t token = s.step < static_cast<int>(script.size()) ? script[s.step] : 0;
-      s.logits[b * v + token] = 10.0f;
-    }
-  }
-  ByteTokenizer tok_;
-  std::vector<std::vector<int32_t>> scripts_;
-  mutable std::vector<int32_t> which_;
-};
 
 // Pieces: 1 "a", 2 "\n", 3 "Q", 4 ":", 5 E2, 6 82, 7 AC (the three bytes of €), 8 BC, 9 "b".
 const std::vector<std::string> kPieces = {"",     "a",    "\n",   "Q",    ":",
@@ -104,6 +31,7 @@ DecodeRun run(ScriptedModel& model, const std::vector<int32_t>& which, DecodeOpt
     EXPECT_TRUE(is_valid_utf8(e.text)) << "streamed piece of sequence " << e.sequence;
     r.streamed[e.sequence] += e.text;
     if (e.done) ++r.done_events[e.sequence];
+    return true;
   };
   std::vector<std::vector<int32_t>> prompts;
   for (int32_t w : which) prompts.push_back({w});
@@ -144,6 +72,34 @@ TEST(Decode, StopStringsEndDecodingAndAreCut) {
   // The held-back "\n" and "Q" never reached the stream.
   EXPECT_EQ(r.streamed.at(0), "a");
   EXPECT_EQ(r.streamed.at(1), "a");
+}
+
+TEST(Decode, CancelledSequencesStopDecoding) {
+  // Sequence 0 is cancelled by its third event, sequence 1 runs to max_new_tokens.
+  ScriptedModel model(kPieces, {std::vector<int32_t>(40, 1), std::vector<int32_t>(40, 9)});
+  DecodeOptions o;
+  o.max_new_tokens = 30;
+  std::map<size_t, int> events;
+  std::map<size_t, FinishReason> last;
+  o.on_event = [&](const StreamEvent& e) {
+    if (e.done) last[e.sequence] = e.result->finish;
+    return ++events[e.sequence] < 3 || e.sequence == 1;
+  };
+  std::vector<Decoded> out = decode(model, {{0}, {1}}, o);
+  EXPECT_EQ(out[0].finish, FinishReason::kCancelled);
+  EXPECT_EQ(out[0].ids.size(), 3u);
+  EXPECT_EQ(events[0], 4);  // three tokens, then the one "cancelled" event
+  EXPECT_EQ(last[0], FinishReason::kCancelled);
+  EXPECT_EQ(out[1].ids.size(), 30u);
+  EXPECT_EQ(model.steps, 29);
+
+  // Once every row is cancelled the batch stops: two steps, not 29.
+  model.steps = 0;
+  events.clear();
+  o.on_event = [&](const StreamEvent& e) { return ++events[e.sequence] < 3; };
+  out = decode(model, {{0}, {1}}, o);
+  EXPECT_EQ(model.steps, 2);
+  EXPECT_EQ(out[1].finish, FinishReason::kCancelled);
 }
 
 TEST(Decode, HeldBackStopPrefixIsReleasedWhenItIsNotAStop) {

@@ -1,0 +1,88 @@
+// A model whose tokens are byte strings a test chooses and whose "forward" plays back scripted
+// tokens (one-hot logits): the decoding loop's tests (decode_test.cpp) and the API's
+// cancellation test drive it and count its decode steps.
+#pragma once
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "models/model.h"
+
+namespace lorahub {
+
+// Token i decodes to pieces[i]; 0 is EOS (special, decodes to nothing).
+class ByteTokenizer : public Tokenizer {
+ public:
+  explicit ByteTokenizer(std::vector<std::string> pieces) : pieces_(std::move(pieces)) {}
+  std::vector<int32_t> encode(std::string_view, bool) const override { return {1}; }
+  std::string decode(const std::vector<int32_t>& ids, bool) const override {
+    std::string out;
+    for (int32_t id : ids) out += id == 0 ? "" : pieces_.at(id);
+    return out;
+  }
+  int32_t eos_id() const override { return 0; }
+  int32_t pad_id() const override { return 0; }
+  int64_t vocab_size() const override { return static_cast<int64_t>(pieces_.size()); }
+
+ private:
+  std::vector<std::string> pieces_;
+};
+
+struct ScriptState : DecodeState {
+  int step = 0;
+};
+
+// Sequence b of a call emits scripts[prompt[b][0]] (then EOS); logits are one-hot.
+class ScriptedModel : public Model {
+ public:
+  ScriptedModel(std::vector<std::string> pieces, std::vector<std::vector<int32_t>> scripts)
+      : tok_(std::move(pieces)), scripts_(std::move(scripts)) {}
+  std::string architecture() const override { return "scripted"; }
+  bool is_encoder_decoder() const override { return false; }
+  const Tokenizer& tokenizer() const override { return tok_; }
+  Example make_example(const std::string&, const std::string&) const override { return {}; }
+  std::vector<ExampleLoss> score(const std::vector<Example>&, const SequenceLora&) const override {
+    return {};
+  }
+  std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts, int,
+                                       const SequenceLora&) const override {
+    auto s = std::make_unique<ScriptState>();
+    s->batch = static_cast<int64_t>(prompts.size());
+    which_.clear();
+    for (const auto& p : prompts) which_.push_back(p.at(0));
+    fill(*s);
+    return s;
+  }
+  void decode_step(DecodeState& base, const std::vector<int32_t>& tokens) const override {
+    auto& s = dynamic_cast<ScriptState&>(base);
+    ASSERT_EQ(static_cast<int64_t>(tokens.size()), s.batch);
+    ++s.step;
+    ++steps;
+    fill(s);
+  }
+  int64_t vocab_size() const override { return tok_.vocab_size(); }
+  std::vector<int32_t> end_of_sequence_ids() const override { return {0}; }
+  void merge_lora(const LoraMap&) override {}
+  std::vector<std::pair<std::string, Tensor>> state_dict() const override { return {}; }
+  mutable int steps = 0;
+
+ protected:
+  std::vector<const Linear*> lora_targets() const override { return {}; }
+
+ private:
+  void fill(ScriptState& s) const {
+    const int64_t v = vocab_size();
+    s.logits.assign(static_cast<size_t>(s.batch * v), 0.0f);
+    for (int64_t b = 0; b < s.batch; ++b) {
+      const auto& script = scripts_.at(which_[b]);
+      const int32_t token = s.step < static_cast<int>(script.size()) ? script[s.step] : 0;
+      s.logits[b * v + token] = 10.0f;
+    }
+  }
+  ByteTokenizer tok_;
+  std::vector<std::vector<int32_t>> scripts_;
+  mutable std::vector<int32_t> which_;
+};
+
+}  // namespace lorahub
