@@ -37,6 +37,6 @@ if [[ -f tests/fuzz/CMakeLists.txt ]]; then
 fi
 
 section "pytest: parity with transformers / peft / safetensors / reference lorahub, and e2e"
-LORAHUB_BIN=$PWD/build/bin/lorahub .venv/bin/python -m pytest -q tests/parity tests/e2e "$@"
+LORAHUB_BIN=$PWD/build/bin/lorahub .venv/bin/python -m pytest -q --durations=25 tests/parity tests/e2e "$@"
 
 section "all tests passed in $(( $(date +%s) - start ))s"

@@ -26,6 +26,7 @@ struct BbhArgs {
   size_t sample = 20;
   std::string sampler = "fisher-yates";
   int steps = 40, max_test = 0, max_new_tokens = 256, batch_size = 10;
+  std::vector<std::string> reuse_engines;
 };
 
 // The flags as the protocol's settings; each value checked with its flag named in the error.
@@ -49,6 +50,7 @@ BbhConfig to_config(const BbhArgs& a) {
   c.max_new_tokens = a.max_new_tokens;
   c.batch_size = a.batch_size;
   c.out = a.out;
+  c.reuse_engines = a.reuse_engines;
   c.pool = for_flag("--lora-list", [&] { return read_module_list(a.lora_list); });
   validate(c);
   return c;
@@ -111,6 +113,10 @@ const Registrar reg("bbh", 60, [](CLI::App& app) {
       ->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--out", a->out, "Results folder (results.md, results.json, cache/)")
       ->capture_default_str();
+  cmd->add_option("--reuse-cached-engine", a->reuse_engines,
+                  "Also reuse cached results made by this engine version (repeatable; every "
+                  "other setting must match): e.g. to rebuild a committed table after checking "
+                  "the new engine's numerical difference on a sample");
   cmd->callback([a] { run(*a); });
 });
 

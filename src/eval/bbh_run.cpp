@@ -124,11 +124,23 @@ std::string differing_settings(const json& cached, const json& now) {
   return out.empty() ? "unreadable settings" : out;
 }
 
-ResultCache::ResultCache(std::string dir, json settings)
-    : dir_(std::move(dir)), settings_(std::move(settings)) {
+ResultCache::ResultCache(std::string dir, json settings, std::vector<std::string> reuse_engines)
+    : dir_(std::move(dir)),
+      settings_(std::move(settings)),
+      reuse_engines_(std::move(reuse_engines)) {
   std::error_code ec;
   fs::create_directories(dir_, ec);
   check(!ec, "{}: cannot create the cache directory: {}", dir_, ec.message());
+}
+
+bool ResultCache::reusable(const json& cached) const {
+  if (cached == settings_) return true;
+  if (!cached.is_object() || !cached.contains("engine") || !cached["engine"].is_string())
+    return false;
+  if (!contains(reuse_engines_, cached["engine"].get<std::string>())) return false;
+  json same_engine = cached;
+  same_engine["engine"] = settings_.value("engine", json());
+  return same_engine == settings_;
 }
 
 json ResultCache::get_or_compute(const std::string& name, const std::function<json()>& compute,
@@ -137,7 +149,7 @@ json ResultCache::get_or_compute(const std::string& name, const std::function<js
   if (fs::exists(path)) {
     const json cached = parse_json(read_text_file(path), path);
     const json settings = cached.is_object() ? cached.value("settings", json()) : json();
-    if (settings == settings_ && cached.contains("result")) return cached["result"];
+    if (reusable(settings) && cached.contains("result")) return cached["result"];
     if (on_stale)
       on_stale(fmt::format("{} was made with other settings ({}); recomputing", path,
                            differing_settings(settings, settings_)));
@@ -286,7 +298,8 @@ json run_uniform(const TaskRun& run, uint64_t seed) {
 
 // Every pool module alone (weight 1) scored on the few-shot examples; the lowest loss wins.
 json run_best_single(const TaskRun& run) {
-  const ModuleSet modules = ModuleSet::load(run.config.pool, run.config.bf16, run.config.model_path);
+  const ModuleSet modules =
+      ModuleSet::load(run.config.pool, run.config.bf16, run.config.model_path);
   Objective objective = few_shot_objective(run, modules);
   std::vector<double> losses;
   for (size_t i = 0; i < modules.size(); ++i) {
@@ -419,7 +432,7 @@ std::string markdown(const std::vector<std::string>& tasks,
 BbhReport run_bbh(const Model& model, const BbhConfig& c) {
   validate(c);
   const json settings = bbh_settings(c);
-  ResultCache cache((fs::path(c.out) / "cache").string(), settings);
+  ResultCache cache((fs::path(c.out) / "cache").string(), settings, c.reuse_engines);
   std::vector<std::vector<Cell>> rows;
   json per_task = json::array();
   for (const std::string& name : c.tasks) {
@@ -443,11 +456,9 @@ BbhReport run_bbh(const Model& model, const BbhConfig& c) {
                              {"best", mean[m].best},
                              {"input_tokens", mean[m].input_tokens},
                              {"seconds", mean[m].seconds}};
-  report.summary = {{"settings", settings},
-                    {"methods", c.methods},
-                    {"seeds", c.seeds},
-                    {"tasks", per_task},
-                    {"average", average}};
+  report.summary = {{"settings", settings}, {"reused_engines", c.reuse_engines},
+                    {"methods", c.methods}, {"seeds", c.seeds},
+                    {"tasks", per_task},    {"average", average}};
   write_file_atomic((fs::path(c.out) / "results.md").string(), report.markdown);
   write_file_atomic((fs::path(c.out) / "results.json").string(), report.summary.dump(2) + "\n");
   return report;

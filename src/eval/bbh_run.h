@@ -54,6 +54,10 @@ struct BbhConfig {
   int max_new_tokens = 256;
   int batch_size = 10;  // generation batch
   std::string out;      // results folder
+  // Cached results that other engine versions made, reused as if this engine had made them
+  // (every other setting must still match): to rebuild a committed table after a change whose
+  // numerical effect was checked on a sample. New results are keyed by this engine.
+  std::vector<std::string> reuse_engines;
   // Called after each generation batch (e.g. to draw a bar); done == total ends one generation.
   std::function<void(size_t done, size_t total)> on_progress;
   // One line per task started ("date_understanding (245 test examples)").
@@ -72,10 +76,12 @@ nlohmann::json bbh_settings(const BbhConfig& config,
 // pool) are named, not printed.
 std::string differing_settings(const nlohmann::json& cached, const nlohmann::json& now);
 
-// JSON result files in a folder, each reused only when it was made with the same settings.
+// JSON result files in a folder, each reused only when it was made with the same settings (or
+// with the same settings by one of `reuse_engines`, see BbhConfig).
 class ResultCache {
  public:
-  ResultCache(std::string dir, nlohmann::json settings);
+  ResultCache(std::string dir, nlohmann::json settings,
+              std::vector<std::string> reuse_engines = {});
   // The result named `name`: from DIR/<name>.json when its settings equal this cache's, else
   // compute() (written atomically before it is returned). `on_stale` hears why one is redone.
   nlohmann::json get_or_compute(const std::string& name,
@@ -83,8 +89,11 @@ class ResultCache {
                                 const std::function<void(const std::string&)>& on_stale = {});
 
  private:
+  bool reusable(const nlohmann::json& cached_settings) const;
+
   std::string dir_;
   nlohmann::json settings_;
+  std::vector<std::string> reuse_engines_;
 };
 
 struct BbhReport {
