@@ -103,14 +103,12 @@ struct Shape {
   int64_t m, n, k;
 };
 
-void check_product(const QuantMatrix& b, int64_t m, QuantPath path,
-                   std::vector<float> a = {}) {
+void check_product(const QuantMatrix& b, int64_t m, QuantPath path, std::vector<float> a = {}) {
   if (a.empty()) a = random_values(static_cast<size_t>(m * b.cols), 11);
   std::vector<float> c(static_cast<size_t>(m * b.rows), std::nanf(""));  // beta 0 must not read C
   matmul_abt_quant(a.data(), b, c.data(), m, 0.0f, path);
   const bool per_row = path == QuantPath::kLibraryInt8;
-  const Expected e =
-      expected(a, b, m, path == QuantPath::kDequantizedTiles, per_row ? b.cols : 32);
+  const Expected e = expected(a, b, m, path == QuantPath::kDequantizedTiles, per_row ? b.cols : 32);
   for (size_t i = 0; i < c.size(); ++i)
     ASSERT_NEAR(c[i], e.value[i], e.bound[i]) << quant_format_name(b.format) << " element " << i;
 }
