@@ -6,6 +6,10 @@
 //   lorahub-cmaes   few-shot examples (`steps` evaluations), then accuracy on the test set
 //   uniform         per seed: the same sampled modules, each with weight 1/sample
 //   best-single     the one pool module with the lowest few-shot loss (seed-independent)
+//   arrow           per seed: Arrow routing per token over the same sampled modules
+//                   (lora/arrow.h; PEFT's defaults top_k 3, temperature 1; no examples used)
+// With `select` (loss-rank:K, retrieval:K) the seeded methods work on the K drawn modules the
+// rule keeps (eval/selection.h), as `lorahub learn --select` does.
 // Every method answers by the answer rule (eval/answer.h) and is scored by exact match
 // (eval/metrics.h). Seeded methods are reported as the average and the best over seeds; each
 // method also reports its input tokens per test example and its wall time. Writes
@@ -25,6 +29,8 @@
 #include "models/model.h"
 
 namespace lorahub {
+
+inline constexpr int64_t kBbhArrowTopK = 3;  // the arrow method's top_k (PEFT's default)
 
 // The methods in the table's column order.
 const std::vector<std::string>& bbh_methods();
@@ -46,7 +52,10 @@ struct BbhConfig {
   std::vector<std::string> tasks;        // parse_bbh_tasks
   std::vector<std::string> methods = bbh_methods();
   std::vector<uint64_t> seeds = {1, 2, 3, 4, 5};
-  size_t sample = 20;                    // modules drawn per seed
+  size_t sample = 20;  // modules drawn per seed
+  // Then keep K of the drawn modules for the seeded methods: "" (all), "loss-rank:K" or
+  // "retrieval:K" (eval/selection.h), as `lorahub learn --select` keeps them.
+  std::string select;
   std::string sampler = "fisher-yates";  // lora/module_set.h parse_sample_rule
   int steps = 40;                        // objective evaluations per seed
   std::string loss_mode = "reference";   // adapt/objective.h parse_loss_mode
