@@ -1,8 +1,9 @@
-"""Batch-1 decoding and prefill speed on the SmolLM2 GGUF: lorahub generate (f32, --quantized,
---int8) against llama.cpp through llama-cpp-python on the same file and the same chat-wrapped
+"""Batch-1 decoding and prefill speed on the SmolLM2 GGUF: lorahub generate (--quantized, --bf16,
+--int8, f32: --paths) against llama.cpp through llama-cpp-python on the same file and the same chat-wrapped
 BBH prompts, greedy, same thread count.
 
     .venv/bin/python bench/llamacpp_decode.py [--prompts 10] [--max-new-tokens 32] [--threads 2]
+        [--paths quantized,bf16,int8,f32]
 
 Ours: prefill time = wall time of a run with --max-new-tokens 1 minus a load-only run; decoding
 tokens/s = (new tokens − prompts) / (full run − the max-new-tokens-1 run). llama.cpp: prefill and
@@ -95,6 +96,8 @@ def main():
     ap.add_argument("--prompts", type=int, default=10)
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--paths", default="quantized,bf16,int8,f32",
+                    help="our compute paths, comma-separated (f32 = no flag)")
     ap.add_argument("--bin", default=str(ROOT / "build" / "bin" / "lorahub"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "llamacpp_decode.json"))
     a = ap.parse_args()
@@ -107,7 +110,7 @@ def main():
               "threads": a.threads, "load_average_start": os.getloadavg()}
     theirs = run_llamacpp(prompts, a.max_new_tokens, a.threads)
     ours = [run_ours(a.bin, prompts, a.max_new_tokens, a.threads, flags, theirs["prompt_tokens"])
-            for flags in ([], ["--quantized"], ["--int8"])]
+            for flags in ([] if p == "f32" else [f"--{p}"] for p in a.paths.split(","))]
     result["load_average_end"] = os.getloadavg()
     result["llamacpp"] = {k: v for k, v in theirs.items() if k != "ids"}
     result["lorahub"] = []

@@ -103,6 +103,8 @@ LearnTask load_task(const TaskArgs& a) {
   spec.model_path = a.model.model;
   spec.load.threads = a.model.threads;
   spec.load.bf16 = a.model.bf16;
+  spec.load.int8 = a.model.int8;  // accepted by add_compute_options, so honoured here too
+  spec.load.quantized = a.model.quantized;
   spec.sample = a.sample;
   spec.seed = a.seed;
   spec.pool = a.lora;

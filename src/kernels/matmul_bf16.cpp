@@ -9,12 +9,9 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "kernels/dnnl_engine.h"
 #include "kernels/matmul.h"
 #include "kernels/small_rows_bf16.h"
-
-#ifdef LORAHUB_HAVE_DNNL
-#include <oneapi/dnnl/dnnl.hpp>
-#endif
 
 namespace lorahub {
 
@@ -29,11 +26,6 @@ const uint16_t* to_bf16(const float* a, int64_t count) {
 }
 
 #ifdef LORAHUB_HAVE_DNNL
-dnnl::engine& cpu_engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
 // One compiled matmul per shape. Building a primitive descriptor and a primitive costs tens of
 // microseconds even with oneDNN's own cache: nothing against a prefill's products, but a decoding
 // step runs ~200 small ones (batch-10 rows), where it was a fifth of the step.
@@ -69,7 +61,7 @@ void dnnl_abt(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t
   using dnnl::memory;
   const Bf16Matmul& mm = bf16_matmul(m, n, k, beta);
   dnnl::engine& engine = cpu_engine();
-  thread_local dnnl::stream stream(engine);
+  dnnl::stream& stream = thread_stream();
   memory a_mem(mm.a_md, engine, const_cast<uint16_t*>(a));
   memory b_mem(mm.b_md, engine, const_cast<uint16_t*>(b));
   memory c_mem(mm.c_md, engine, c);

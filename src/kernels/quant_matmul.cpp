@@ -454,6 +454,7 @@ QuantMatrix quantize_rows_int8(const float* w, int64_t rows, int64_t cols) {
   m.cols = cols;
   m.data.resize(static_cast<size_t>(rows * cols));
   m.row_scale.resize(static_cast<size_t>(rows));
+  m.row_sum.resize(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
     const float* src = w + r * cols;
     float amax = 0.0f;
@@ -461,8 +462,14 @@ QuantMatrix quantize_rows_int8(const float* w, int64_t rows, int64_t cols) {
     const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
     m.row_scale[static_cast<size_t>(r)] = amax / 127.0f;
     auto* dst = reinterpret_cast<int8_t*>(m.data.data() + r * cols);
-    for (int64_t t = 0; t < cols; ++t) dst[t] = static_cast<int8_t>(std::nearbyint(src[t] * inv));
+    int32_t sum = 0;
+    for (int64_t t = 0; t < cols; ++t) {
+      dst[t] = static_cast<int8_t>(std::nearbyint(src[t] * inv));
+      sum += dst[t];
+    }
+    m.row_sum[static_cast<size_t>(r)] = sum;
   }
+  pack_int8_for_library(m);
   return m;
 }
 
@@ -499,7 +506,11 @@ void matmul_abt_quant(const float* a, const QuantMatrix& b, float* c, int64_t m,
             static_cast<int64_t>(b.data.size()) == b.rows * b.row_bytes(),
         "quantized matmul: {} matrix {}x{} does not hold whole blocks", quant_format_name(b.format),
         b.rows, b.cols);
-  if (path == QuantPath::kDequantizedTiles || (path == QuantPath::kAuto && m > kIntegerRowsMax))
+  const bool many = path == QuantPath::kAuto && m > kIntegerRowsMax;
+  if (path == QuantPath::kLibraryInt8 ||
+      (many && m >= kLibraryRowsMin && b.format == QuantFormat::I8 && int8_library_available()))
+    return matmul_int8_library(a, b, c, m, beta);
+  if (path == QuantPath::kDequantizedTiles || many)
     return matmul_dequantized_tiles(a, b, c, m, beta);
   const BlockKernel kernel = kernel_for(path);
   const int64_t n = b.rows, k = b.cols;

@@ -22,6 +22,7 @@
 // 32 values (half a step, d/2, per value), plus f32 summation order.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <vector>
 
@@ -31,11 +32,17 @@ namespace lorahub {
 
 enum class QuantFormat { Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K, Q8_K, I8 };
 
+struct Int8Pack;  // I8 weights in oneDNN's blocked layout (int8_matmul.cpp)
+
 struct QuantMatrix {
   QuantFormat format = QuantFormat::I8;
   int64_t rows = 0, cols = 0;    // [out, in], as a Linear weight
   std::vector<uint8_t> data;     // rows × row_bytes(), each row as the format stores it
   std::vector<float> row_scale;  // I8 only: x = q · row_scale[row]
+  std::vector<int32_t> row_sum;  // I8 only: Σq of each row (oneDNN's path sends A as q + 128)
+  // I8 only, where the build has oneDNN: the same int8 values reordered once (at quantization)
+  // into the blocked layout of oneDNN's int8 kernels, which otherwise repack W on every call.
+  std::shared_ptr<const Int8Pack> library_pack;
   int64_t row_bytes() const;
 };
 
@@ -49,17 +56,27 @@ QuantMatrix quantize_rows_int8(const float* w, int64_t rows, int64_t cols);
 void dequantize_rows(const QuantMatrix& m, int64_t row0, int64_t count, float* out);
 
 // kScalar: the portable reference of the same arithmetic; kVnni: AVX512-VNNI (throws where the
-// CPU lacks it); kDequantizedTiles: for many rows of A (prefill, scoring), where the integer
-// products are compute bound and no faster than f32 FMA, the weights are dequantized a tile of
-// rows at a time (512 KB of f32, reused for every row of A) into sgemm: the weights stay
-// quantized in memory, and A is not rounded. kAuto: up to kIntegerRowsMax rows (decoding) the
-// integer products, VNNI where the CPU has it (checked at run time); tiles above.
-enum class QuantPath { kAuto, kScalar, kVnni, kDequantizedTiles };
+// CPU lacks it); kDequantizedTiles: for many rows of A (prefill, scoring), where the per-32
+// integer products are compute bound and no faster than f32 FMA, the weights are dequantized a
+// tile of rows at a time (512 KB of f32, reused for every row of A) into sgemm: the weights stay
+// quantized in memory, and A is not rounded. kLibraryInt8 (I8 weights only, builds with oneDNN):
+// oneDNN's u8 × s8 matmul, A quantized per row with its outlier columns in f32
+// (kernels/int8_matmul.cpp). kAuto: up to kIntegerRowsMax rows (decoding) the integer products,
+// VNNI where the CPU has it (checked at run time); above, I8 weights take oneDNN's int8 matmul
+// from kLibraryRowsMin rows (below it the per-call weight packing of oneDNN costs more than the
+// products save), the block formats the tiles.
+enum class QuantPath { kAuto, kScalar, kVnni, kDequantizedTiles, kLibraryInt8 };
 inline constexpr int64_t kIntegerRowsMax = 16;
+inline constexpr int64_t kLibraryRowsMin = 17;
 bool quant_vnni_available();
+bool int8_library_available();  // kLibraryInt8: the build has oneDNN
 
 // C[m, b.rows] = A[m, b.cols] · Bᵀ + beta·C (beta 0 never reads C).
 void matmul_abt_quant(const float* a, const QuantMatrix& b, float* c, int64_t m, float beta = 0.0f,
                       QuantPath path = QuantPath::kAuto);
+// kLibraryInt8 itself (int8_matmul.cpp), and the packing of I8 weights for it (no-op without
+// oneDNN; quantize_rows_int8 calls it).
+void matmul_int8_library(const float* a, const QuantMatrix& b, float* c, int64_t m, float beta);
+void pack_int8_for_library(QuantMatrix& m);
 
 }  // namespace lorahub

@@ -68,9 +68,10 @@ QuantMatrix random_matrix(const FormatCase& f, int64_t rows, int64_t cols, unsig
 struct Expected {
   std::vector<double> value, bound;
 };
-Expected expected(const std::vector<float>& a, const QuantMatrix& b, int64_t m, bool exact_a) {
+// `block`: the values that share an activation scale (32, or k: one scale per row).
+Expected expected(const std::vector<float>& a, const QuantMatrix& b, int64_t m, bool exact_a,
+                  int64_t block = 32) {
   const int64_t n = b.rows, k = b.cols;
-  const int64_t block = 32;
   std::vector<float> w(static_cast<size_t>(n * k));
   dequantize_rows(b, 0, n, w.data());
   Expected e{std::vector<double>(m * n), std::vector<double>(m * n)};
@@ -102,17 +103,19 @@ struct Shape {
   int64_t m, n, k;
 };
 
-void check_product(const QuantMatrix& b, int64_t m, QuantPath path) {
-  const auto a = random_values(static_cast<size_t>(m * b.cols), 11);
+void check_product(const QuantMatrix& b, int64_t m, QuantPath path, std::vector<float> a = {}) {
+  if (a.empty()) a = random_values(static_cast<size_t>(m * b.cols), 11);
   std::vector<float> c(static_cast<size_t>(m * b.rows), std::nanf(""));  // beta 0 must not read C
   matmul_abt_quant(a.data(), b, c.data(), m, 0.0f, path);
-  const Expected e = expected(a, b, m, path == QuantPath::kDequantizedTiles);
+  const bool per_row = path == QuantPath::kLibraryInt8;
+  const Expected e = expected(a, b, m, path == QuantPath::kDequantizedTiles, per_row ? b.cols : 32);
   for (size_t i = 0; i < c.size(); ++i)
     ASSERT_NEAR(c[i], e.value[i], e.bound[i]) << quant_format_name(b.format) << " element " << i;
 }
 
 bool skip_path(QuantPath path) {
-  return path == QuantPath::kVnni && !quant_vnni_available();
+  return (path == QuantPath::kVnni && !quant_vnni_available()) ||
+         (path == QuantPath::kLibraryInt8 && !int8_library_available());
 }
 
 class QuantBlocks : public ::testing::TestWithParam<std::tuple<size_t, Shape, QuantPath>> {};
@@ -161,7 +164,50 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values(Shape{1, 1, 1}, Shape{3, 5, 7}, Shape{1, 64, 576},
                                          Shape{2, 6, 33}, Shape{32, 67, 100}, Shape{300, 9, 1536}),
                        ::testing::Values(QuantPath::kScalar, QuantPath::kVnni,
-                                         QuantPath::kDequantizedTiles)));
+                                         QuantPath::kDequantizedTiles, QuantPath::kLibraryInt8,
+                                         QuantPath::kAuto)));
+
+// oneDNN's int8 path takes the columns with outlying activations out of the per-row scale: with
+// a few columns 200x the rest, the error stays within half a step of the other values' scale
+// (the bound computed without the outliers; left in, they would make the step 200x coarser).
+TEST(QuantInt8Library, OutlierColumnsKeepTheOtherValuesFine) {
+  if (!int8_library_available()) GTEST_SKIP() << "this build has no oneDNN";
+  const int64_t m = 40, n = 24, k = 320;
+  const auto w = random_values(static_cast<size_t>(n * k), 6, 0.1f);
+  const QuantMatrix b = quantize_rows_int8(w.data(), n, k);
+  auto a = random_values(static_cast<size_t>(m * k), 7);
+  std::vector<float> fine = a;
+  const int64_t outliers[] = {3, 100, 257};
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t t : outliers) {
+      a[i * k + t] *= 200.0f;
+      fine[i * k + t] = 0.0f;  // the bound's step: the row's other values only
+    }
+  std::vector<float> c(static_cast<size_t>(m * n));
+  matmul_abt_quant(a.data(), b, c.data(), m, 0.0f, QuantPath::kLibraryInt8);
+  const Expected exact = expected(a, b, m, true);
+  const Expected step = expected(fine, b, m, false, k);
+  for (size_t i = 0; i < c.size(); ++i)
+    ASSERT_NEAR(c[i], exact.value[i], step.bound[i] + exact.bound[i]) << "element " << i;
+}
+
+TEST(QuantInt8Library, BetaAccumulatesAndMatchesUnpackedWeights) {
+  if (!int8_library_available()) GTEST_SKIP() << "this build has no oneDNN";
+  const int64_t m = 33, n = 70, k = 200;
+  const auto w = random_values(static_cast<size_t>(n * k), 8, 0.1f);
+  const QuantMatrix b = quantize_rows_int8(w.data(), n, k);
+  QuantMatrix plain = b;  // the same values, oneDNN repacking them on each call
+  plain.library_pack = nullptr;
+  const auto a = random_values(static_cast<size_t>(m * k), 9);
+  std::vector<float> c(static_cast<size_t>(m * n)), p(c.size());
+  matmul_abt_quant(a.data(), b, c.data(), m, 0.0f, QuantPath::kLibraryInt8);
+  matmul_abt_quant(a.data(), plain, p.data(), m, 0.0f, QuantPath::kLibraryInt8);
+  ASSERT_EQ(c, p);  // the same integers, the same epilogue
+  std::vector<float> twice = c;
+  matmul_abt_quant(a.data(), b, twice.data(), m, 0.5f, QuantPath::kLibraryInt8);
+  for (size_t i = 0; i < c.size(); ++i)
+    ASSERT_NEAR(twice[i], 1.5f * c[i], 1e-5 * (1 + std::fabs(c[i])));
+}
 
 TEST(QuantMatmul, VnniAndScalarAgreeAndBetaAccumulates) {
   if (!quant_vnni_available()) GTEST_SKIP() << "this CPU has no AVX512-VNNI";
