@@ -39,6 +39,10 @@ struct RuntimeOptions {
 // changes the thread count only. Every entry point calls it with defaults when nobody did.
 void init_runtime(const RuntimeOptions& options = {});
 std::string version();  // the engine version (also part of evaluation cache keys)
+// The SIMD paths this build takes on this CPU, one line: the loop clones the loader chose
+// ("x86-64-v4 (clones)" in a portable build, "native" in a -march=native one) and the run-time
+// choices of the AVX512-VNNI and AVX512-BF16 kernels.
+std::string cpu_dispatch();
 
 // Long work reports progress here: `what` is being done, `done` of `total` units. Returning
 // false cancels the call, which then throws Cancelled.

@@ -11,6 +11,7 @@
 
 #include "api/internal.h"
 #include "core/allocator.h"
+#include "kernels/dispatch.h"
 #include "kernels/matmul.h"
 
 namespace lorahub::api {
@@ -61,6 +62,10 @@ void ensure_runtime() {
 
 std::string version() {
   return LORAHUB_VERSION;
+}
+
+std::string cpu_dispatch() {
+  return simd_dispatch();
 }
 
 }  // namespace lorahub::api
