@@ -147,6 +147,13 @@ def run_clients(url, model, clients, per_client, max_tokens, lora_of):
                 latencies.append(time.perf_counter() - start)
                 tokens[0] += out.usage.completion_tokens
 
+    # Warm: every client's composition made (and cached) by a one-token request first, so that
+    # the timed requests measure serving, not composing (llama.cpp's one LoRA is loaded at start).
+    warm = openai.OpenAI(base_url=f"{url}/v1", api_key="none", max_retries=0, timeout=600)
+    for c in range(clients):
+        lora = lora_of(c)
+        warm.completions.create(model=model, prompt=ps[c % 8], max_tokens=1, temperature=0,
+                                extra_body={"lora": lora} if lora else None)
     threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
     start = time.perf_counter()
     for t in threads:

@@ -159,6 +159,28 @@ void symmetric_eigen(Matrix a, Matrix& vectors, std::vector<double>& values) {
   for (size_t i = 0; i < n; ++i) values[i] = std::max(a[i][i], 1e-20);
 }
 
+}  // namespace
+
+Matrix cholesky_lower(const Matrix& c) {
+  const size_t n = c.size();
+  Matrix l(n, std::vector<double>(n, 0.0));
+  for (size_t j = 0; j < n; ++j) {
+    check(c[j].size() == n, "cholesky_lower: row {} has {} entries, expected {}", j, c[j].size(),
+          n);
+    double d = c[j][j];
+    for (size_t k = 0; k < j; ++k) d -= l[j][k] * l[j][k];
+    l[j][j] = std::sqrt(std::max(d, 1e-20));  // the eigenvalue floor of symmetric_eigen
+    for (size_t i = j + 1; i < n; ++i) {
+      double v = c[i][j];
+      for (size_t k = 0; k < j; ++k) v -= l[i][k] * l[j][k];
+      l[i][j] = v / l[j][j];
+    }
+  }
+  return l;
+}
+
+namespace {
+
 class CmaEs {
  public:
   CmaEs(const Point& mean, double sigma, uint64_t seed)
@@ -189,17 +211,18 @@ class CmaEs {
 
   int population() const { return lambda_; }
 
-  // Samples `count` candidates x = m + sigma * B D z (unbounded; the caller reflects them).
+  // Samples `count` candidates x = m + sigma * L z, L L^T = C (unbounded; the caller reflects
+  // them). The same distribution as Hansen's m + sigma * B D z, but the same draws on every
+  // machine up to rounding (see cholesky_lower).
   std::vector<Point> ask(int count) {
     std::normal_distribution<double> normal;
     std::vector<Point> xs(count, Point(n_));
     for (auto& x : xs) {
-      std::vector<double> z(n_), dz(n_);
+      std::vector<double> z(n_);
       for (int i = 0; i < n_; ++i) z[i] = normal(rng_);
-      for (int i = 0; i < n_; ++i) dz[i] = std::sqrt(eigenvalues_[i]) * z[i];
       for (int i = 0; i < n_; ++i) {
         double y = 0;
-        for (int j = 0; j < n_; ++j) y += basis_[i][j] * dz[j];
+        for (int j = 0; j <= i; ++j) y += factor_[i][j] * z[j];
         x[i] = mean_[i] + sigma_ * y;
       }
     }
@@ -266,7 +289,12 @@ class CmaEs {
     }
   }
 
-  void decompose() { symmetric_eigen(cov_, basis_, eigenvalues_); }
+  // B, D for C^{-1/2} (a matrix function: the same whatever basis the repeated eigenvalues get),
+  // L for sampling.
+  void decompose() {
+    symmetric_eigen(cov_, basis_, eigenvalues_);
+    factor_ = cholesky_lower(cov_);
+  }
 
   int n_, lambda_ = 0, mu_ = 0, generation_ = 0;
   Point mean_;
@@ -276,7 +304,7 @@ class CmaEs {
   double mueff_ = 0, cc_ = 0, cs_ = 0, c1_ = 0, cmu_ = 0, damps_ = 0, chi_n_ = 0;
   bool hsig_ = true;
   std::vector<double> pc_, ps_, eigenvalues_;
-  Matrix cov_, basis_;
+  Matrix cov_, basis_, factor_;
 };
 
 void run_cmaes(int dim, const OptimizeOptions& o, Tracker& tracker) {

@@ -54,4 +54,11 @@ OptimizeResult optimize(const std::string& name, int dim, const BatchObjective& 
 // CMA-ES population size as nevergrad's CMA picks it: 4 + floor(3 ln N).
 int cmaes_population(int dim);
 
+// The lower Cholesky factor L of a symmetric positive definite C (C = L L^T), by which CMA-ES
+// samples x = m + sigma L z. Unlike an eigenbasis B D (which Hansen's CMA-ES samples through),
+// L is unique and continuous in C: after one generation C has a many-fold repeated eigenvalue,
+// and the eigenbasis inside that eigenspace follows rounding, so samples through it differed
+// between compilers and CPUs for the same seed. Eigenvalues are floored at 1e-20 first.
+std::vector<std::vector<double>> cholesky_lower(const std::vector<std::vector<double>>& c);
+
 }  // namespace lorahub

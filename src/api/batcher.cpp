@@ -64,7 +64,11 @@ void Batcher::cancel(uint64_t id) {
 
 size_t Batcher::step() {
   const size_t n = impl_->engine_batcher.step();
-  if (impl_->engine_batcher.active() == 0) impl_->bound.clear();  // drop unused bindings
+  // Drop the bindings no sequence uses any more (only this map holds them), also while others
+  // decode: under steady load the batcher is never idle, and a binding keeps its adapter alive
+  // (a server's adapter cache could never free a composition it evicted).
+  std::erase_if(impl_->bound,
+                [](const auto& entry) { return entry.second.second.use_count() == 1; });
   return n;
 }
 

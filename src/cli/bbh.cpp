@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/progress.h"
 #include "eval/bbh_run.h"
+#include "eval/selection.h"
 #include "lora/module_set.h"
 
 namespace lorahub::cli {
@@ -25,7 +26,9 @@ struct BbhArgs {
   std::string methods = "zero-shot,icl,lorahub-cobyla,lorahub-cmaes,uniform,best-single";
   size_t sample = 20;
   std::string sampler = "fisher-yates";
+  std::string select;
   int steps = 40, max_test = 0, max_new_tokens = 256, batch_size = 10;
+  std::vector<std::string> reuse_engines;
 };
 
 // The flags as the protocol's settings; each value checked with its flag named in the error.
@@ -41,6 +44,8 @@ BbhConfig to_config(const BbhArgs& a) {
   c.tasks = for_flag("--tasks", [&] { return parse_bbh_tasks(a.tasks, a.data_dir); });
   c.sample = a.sample;
   c.sampler = a.sampler;
+  c.select = a.select;
+  for_flag("--select", [&] { return parse_select(a.select); });
   for_flag("--sampler", [&] { return parse_sample_rule(a.sampler); });
   c.loss_mode = a.loss_mode;
   for_flag("--loss-mode", [&] { return parse_loss_mode(a.loss_mode); });
@@ -49,6 +54,7 @@ BbhConfig to_config(const BbhArgs& a) {
   c.max_new_tokens = a.max_new_tokens;
   c.batch_size = a.batch_size;
   c.out = a.out;
+  c.reuse_engines = a.reuse_engines;
   c.pool = for_flag("--lora-list", [&] { return read_module_list(a.lora_list); });
   validate(c);
   return c;
@@ -92,12 +98,15 @@ const Registrar reg("bbh", 60, [](CLI::App& app) {
                   "How modules are drawn: fisher-yates, or python (CPython's random.seed(seed); "
                   "random.sample(pool, n), as the reference's reproduce_bbh.py)")
       ->capture_default_str();
+  cmd->add_option("--select", a->select,
+                  "Then keep K of each seed's drawn modules for the seeded methods: loss-rank:K "
+                  "(each module's few-shot loss alone) or retrieval:K (as lorahub learn --select)");
   cmd->add_option("--steps", a->steps, "Objective evaluations per seed")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--methods", a->methods,
                   "Comma-separated: zero-shot, icl, lorahub-cobyla, lorahub-cmaes, uniform, "
-                  "best-single")
+                  "best-single, arrow (Arrow routing over the sampled modules, top_k 3)")
       ->capture_default_str();
   cmd->add_option("--loss-mode", a->loss_mode, "reference or example-mean")->capture_default_str();
   cmd->add_option("--max-test", a->max_test, "Test examples per task (0 = all)")
@@ -111,6 +120,10 @@ const Registrar reg("bbh", 60, [](CLI::App& app) {
       ->check(CLI::Range(1, 1 << 16));
   cmd->add_option("--out", a->out, "Results folder (results.md, results.json, cache/)")
       ->capture_default_str();
+  cmd->add_option("--reuse-cached-engine", a->reuse_engines,
+                  "Also reuse cached results made by this engine version (repeatable; every "
+                  "other setting must match): e.g. to rebuild a committed table after checking "
+                  "the new engine's numerical difference on a sample");
   cmd->callback([a] { run(*a); });
 });
 

@@ -1,9 +1,15 @@
 #include "cli/model_args.h"
 
+#include <charconv>
+#include <optional>
+#include <string_view>
+
 #include "cli/command.h"
 #include "cli/compose_args.h"
 #include "cli/module_checks.h"
 #include "core/error.h"
+#include "core/utf8.h"
+#include "lora/arrow.h"
 #include "lora/combine.h"
 #include "lora/compose.h"
 #include "lora/module_set.h"
@@ -22,6 +28,13 @@ void ModelArgs::add_options(CLI::App* cmd) {
   cmd->add_option("--weights", weights, "With several --lora: comma-separated module weights");
   compose.add_options(cmd);
   cmd->add_option("--compose-seed", seed, "Seed for DARE's random masks")->capture_default_str();
+  cmd->add_option("--arrow", arrow,
+                  "TOP_K[,TEMPERATURE]: route each token among the --lora modules (Arrow, as "
+                  "PEFT's create_arrow_model: the top_k modules by |x . prototype|, softmax at the "
+                  "temperature, default 1) instead of composing them");
+  cmd->add_option("--gks-lora", gks_lora,
+                  "With --arrow: general modules whose mean A and B are subtracted from each "
+                  "--lora module first (GenKnowSub)");
   cmd->add_flag("--chat", chat,
                 "Wrap each input in the model's chat template (user turn + generation prompt)");
 }
@@ -55,12 +68,51 @@ std::unique_ptr<Model> ModelArgs::load() const {
   options.quantized = quantized;
   auto loaded = load_model(model, options);
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.
-  if (!lora.empty()) {
+  // Arrow's mixture depends on the token: it stays a side path (routed_adapter).
+  if (!lora.empty() && arrow.empty()) {
     const LoraModule module = adapter();
     warn_about_base_model(module, model);
     loaded->merge_lora(to_lora_map(module));
   }
   return loaded;
+}
+
+namespace {
+// All of `text` as a number of type T.
+template <class T>
+std::optional<T> whole_number(std::string_view text) {
+  T value{};
+  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+  if (ec != std::errc() || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+ArrowOptions parse_arrow(const std::string& text) {
+  const size_t comma = text.find(',');
+  const auto k = whole_number<int64_t>(std::string_view(text).substr(0, comma));
+  const auto t = comma == std::string::npos
+                     ? std::optional<double>(1.0)
+                     : whole_number<double>(std::string_view(text).substr(comma + 1));
+  check(k && t, "--arrow: '{}' is not TOP_K[,TEMPERATURE] (e.g. 3 or 2,0.5)",
+        truncate_utf8(text, 40));
+  return ArrowOptions{.top_k = *k, .temperature = *t};
+}
+}  // namespace
+
+std::shared_ptr<const BoundLora> ModelArgs::routed_adapter(const Model& loaded) const {
+  check(arrow.empty() || !lora.empty(), "--arrow needs the task modules as --lora");
+  check(!gks_lora.empty() <= !arrow.empty(), "--gks-lora needs --arrow");
+  if (arrow.empty()) return nullptr;
+  check(weights.empty() && compose.method == "lorahub",
+        "--arrow routes the --lora modules itself: drop --weights and --compose");
+  const ArrowOptions options = parse_arrow(arrow);
+  return for_flag("--arrow", [&] {
+    const ModuleSet tasks = ModuleSet::load(lora, false, model);
+    std::optional<ModuleSet> general;
+    if (!gks_lora.empty()) general = ModuleSet::load(gks_lora, false, model);
+    return loaded.bind_router(std::make_shared<const LoraRouterMap>(
+        arrow_router(tasks, general ? &*general : nullptr, options)));
+  });
 }
 
 }  // namespace lorahub::cli

@@ -20,7 +20,11 @@ struct ModelArgs {
   std::vector<std::string> lora;
   std::string weights;  // --weights w1,w2,... for several --lora
   ComposeArgs compose;
-  uint64_t seed = 42;      // DARE's masks
+  uint64_t seed = 42;  // DARE's masks
+  // --arrow TOP_K[,TEMPERATURE]: route per token among the --lora modules (lora/arrow.h)
+  // instead of combining them; --gks-lora: the general modules of GenKnowSub.
+  std::string arrow;
+  std::vector<std::string> gks_lora;
   bool chat = false;       // wrap inputs in the model's chat template (instruct models)
   bool bf16 = false;       // bf16 weights and products (fast path) instead of f32 (reference path)
   bool int8 = false;       // int8 weights per output channel, VNNI products
@@ -29,7 +33,15 @@ struct ModelArgs {
   void add_options(CLI::App* cmd);
   // --threads and --bf16, for commands that define their own --model/--lora.
   void add_compute_options(CLI::App* cmd);
+  // The model, with the --lora adapter merged in (not with --arrow: see routed_adapter).
   std::unique_ptr<Model> load() const;
+  // With --arrow, the Arrow router over the --lora modules bound to `model`, to pass per call;
+  // nullptr otherwise.
+  std::shared_ptr<const BoundLora> routed_adapter(const Model& model) const;
+  // The adapters of every sequence of a call: the routed adapter, or none (merged or base).
+  SequenceLora sequence_lora(const std::shared_ptr<const BoundLora>& routed) const {
+    return routed ? SequenceLora{routed.get()} : SequenceLora{};
+  }
   // The adapter --lora names: one module, or the combination of several.
   LoraModule adapter() const;
   // The model input for a text: as is, or with --chat a user turn + generation prompt.

@@ -25,11 +25,11 @@ struct ScoreOptions {
   bool json = false;
 };
 
-void dump_logits(Model& model, const std::vector<Example>& examples, int batch_size,
-                 const std::string& path) {
+void dump_logits(const Model& model, const std::vector<Example>& examples, int batch_size,
+                 const SequenceLora& lora, const std::string& path) {
   StateDict dict(path);
   for_each_batch(examples, batch_size, [&](size_t first, const std::vector<Example>& batch) {
-    auto logits = model.label_logits(batch);
+    auto logits = model.label_logits(batch, lora);
     for (size_t i = 0; i < logits.size(); ++i)
       dict.add(fmt::format("example.{}", first + i), std::move(logits[i]));
   });
@@ -55,11 +55,13 @@ void run(const ScoreOptions& o) {
   const auto rows = read_jsonl_examples(o.data);
   check(!rows.empty(), "{}: no examples", o.data);
   auto model = o.model.load();
+  const auto routed = o.model.routed_adapter(*model);
+  const SequenceLora lora = o.model.sequence_lora(routed);
   auto prompted = rows;
   for (TextExample& row : prompted) row.input = o.model.prompt(*model, row.input);
   const auto examples = tokenize_examples(*model, prompted, o.data);
-  if (!o.dump_logits.empty()) dump_logits(*model, examples, o.batch_size, o.dump_logits);
-  print_report(score_examples(*model, examples, o.batch_size), o.json);
+  if (!o.dump_logits.empty()) dump_logits(*model, examples, o.batch_size, lora, o.dump_logits);
+  print_report(score_examples(*model, examples, o.batch_size, lora), o.json);
 }
 
 const Registrar reg("score", 40, [](CLI::App& app) {

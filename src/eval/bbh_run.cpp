@@ -19,8 +19,10 @@
 #include "eval/bbh.h"
 #include "eval/generate.h"
 #include "eval/metrics.h"
+#include "eval/selection.h"
 #include "formats/digest.h"
 #include "formats/json.h"
+#include "lora/arrow.h"
 #include "lora/compose.h"
 #include "lora/module_set.h"
 
@@ -29,13 +31,13 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 const std::vector<std::string>& bbh_methods() {
-  static const std::vector<std::string> methods = {"zero-shot",     "icl",     "lorahub-cobyla",
-                                                   "lorahub-cmaes", "uniform", "best-single"};
+  static const std::vector<std::string> methods = {
+      "zero-shot", "icl", "lorahub-cobyla", "lorahub-cmaes", "uniform", "best-single", "arrow"};
   return methods;
 }
 
 bool bbh_method_is_seeded(const std::string& method) {
-  return method == "uniform" || method.starts_with("lorahub-");
+  return method == "uniform" || method == "arrow" || method.starts_with("lorahub-");
 }
 
 namespace {
@@ -104,6 +106,7 @@ void validate(const BbhConfig& c) {
     check(contains(bbh_methods(), m), "unknown method '{}'", m);
   parse_loss_mode(c.loss_mode);
   parse_sample_rule(c.sampler);
+  parse_select(c.select);
 }
 
 std::string differing_settings(const json& cached, const json& now) {
@@ -124,11 +127,23 @@ std::string differing_settings(const json& cached, const json& now) {
   return out.empty() ? "unreadable settings" : out;
 }
 
-ResultCache::ResultCache(std::string dir, json settings)
-    : dir_(std::move(dir)), settings_(std::move(settings)) {
+ResultCache::ResultCache(std::string dir, json settings, std::vector<std::string> reuse_engines)
+    : dir_(std::move(dir)),
+      settings_(std::move(settings)),
+      reuse_engines_(std::move(reuse_engines)) {
   std::error_code ec;
   fs::create_directories(dir_, ec);
   check(!ec, "{}: cannot create the cache directory: {}", dir_, ec.message());
+}
+
+bool ResultCache::reusable(const json& cached) const {
+  if (cached == settings_) return true;
+  if (!cached.is_object() || !cached.contains("engine") || !cached["engine"].is_string())
+    return false;
+  if (!contains(reuse_engines_, cached["engine"].get<std::string>())) return false;
+  json same_engine = cached;
+  same_engine["engine"] = settings_.value("engine", json());
+  return same_engine == settings_;
 }
 
 json ResultCache::get_or_compute(const std::string& name, const std::function<json()>& compute,
@@ -137,7 +152,7 @@ json ResultCache::get_or_compute(const std::string& name, const std::function<js
   if (fs::exists(path)) {
     const json cached = parse_json(read_text_file(path), path);
     const json settings = cached.is_object() ? cached.value("settings", json()) : json();
-    if (settings == settings_ && cached.contains("result")) return cached["result"];
+    if (reusable(settings) && cached.contains("result")) return cached["result"];
     if (on_stale)
       on_stale(fmt::format("{} was made with other settings ({}); recomputing", path,
                            differing_settings(settings, settings_)));
@@ -187,6 +202,7 @@ json bbh_settings(const BbhConfig& c, std::string_view engine_version) {
   if (c.int8) s["compute_int8"] = true;
   if (c.quantized) s["compute_quantized"] = true;
   if (c.sampler != "fisher-yates") s["sampler"] = c.sampler;
+  if (!c.select.empty()) s["select"] = c.select;
   return s;
 }
 
@@ -240,19 +256,34 @@ json evaluate_with(const TaskRun& run, const LoraMap& lora) {
   return evaluate(run, plain_prompts(run), run.model.bind_lora(lora).get());
 }
 
-Objective few_shot_objective(const TaskRun& run, const ModuleSet& modules) {
+std::vector<Example> few_shot_examples(const TaskRun& run) {
   std::vector<Example> examples;
   for (const BbhExample& e : run.task.few_shot)
     examples.push_back(run.model.make_example(e.prompt, e.target));
-  return Objective(run.model, modules, std::move(examples),
-                   ObjectiveOptions{parse_loss_mode(run.config.loss_mode)});
+  return examples;
 }
 
-// The seed's draw of `sample` modules from the pool (the same draw for every seeded method).
+ObjectiveOptions objective_options(const TaskRun& run) {
+  return ObjectiveOptions{parse_loss_mode(run.config.loss_mode)};
+}
+
+Objective few_shot_objective(const TaskRun& run, const ModuleSet& modules) {
+  return Objective(run.model, modules, few_shot_examples(run), objective_options(run));
+}
+
+// The seed's draw of `sample` modules from the pool (the same draw for every seeded method),
+// then the ones config.select keeps.
 ModuleSet load_sampled_modules(const TaskRun& run, uint64_t seed) {
   const BbhConfig& c = run.config;
-  return ModuleSet::load(sample_modules(c.pool, c.sample, seed, parse_sample_rule(c.sampler)),
-                         c.bf16, c.model_path);
+  ModuleSet drawn = ModuleSet::load(
+      sample_modules(c.pool, c.sample, seed, parse_sample_rule(c.sampler)), c.bf16, c.model_path);
+  const SelectSpec spec = parse_select(c.select);
+  if (spec.rule == SelectRule::kAll || spec.k >= drawn.size()) return drawn;
+  std::vector<std::string> inputs;
+  for (const BbhExample& e : run.task.few_shot) inputs.push_back(e.prompt);
+  return select_for_task(run.model, drawn, few_shot_examples(run), inputs, spec,
+                         objective_options(run))
+      .kept;
 }
 
 json run_lorahub(const TaskRun& run, const std::string& optimizer, uint64_t seed) {
@@ -284,9 +315,24 @@ json run_uniform(const TaskRun& run, uint64_t seed) {
   return result;
 }
 
+// Arrow routing (lora/arrow.h) over the seed's sampled modules with PEFT's defaults (top_k 3,
+// temperature 1): gradient-free and example-free, the few-shot examples are not used.
+json run_arrow(const TaskRun& run, uint64_t seed) {
+  const ModuleSet modules = load_sampled_modules(run, seed);
+  const ArrowOptions options{.top_k = std::min<int64_t>(kBbhArrowTopK, modules.size())};
+  const auto routed = run.model.bind_router(
+      std::make_shared<const LoraRouterMap>(arrow_router(modules, nullptr, options)));
+  json result = evaluate(run, plain_prompts(run), routed.get());
+  result["modules"] = modules.paths();
+  result["top_k"] = options.top_k;
+  result["temperature"] = options.temperature;
+  return result;
+}
+
 // Every pool module alone (weight 1) scored on the few-shot examples; the lowest loss wins.
 json run_best_single(const TaskRun& run) {
-  const ModuleSet modules = ModuleSet::load(run.config.pool, run.config.bf16, run.config.model_path);
+  const ModuleSet modules =
+      ModuleSet::load(run.config.pool, run.config.bf16, run.config.model_path);
   Objective objective = few_shot_objective(run, modules);
   std::vector<double> losses;
   for (size_t i = 0; i < modules.size(); ++i) {
@@ -316,6 +362,8 @@ json run_method(const TaskRun& run, const std::string& method, uint64_t seed) {
     result = run_uniform(run, seed);
   } else if (method == "best-single") {
     result = run_best_single(run);
+  } else if (method == "arrow") {
+    result = run_arrow(run, seed);
   } else {
     result = run_lorahub(run, method.substr(std::string("lorahub-").size()), seed);
   }
@@ -364,6 +412,7 @@ std::string column_title(const std::string& method, size_t seeds) {
   if (method == "icl") return "ICL 5-shot";
   if (method == "best-single") return "best single";
   if (method == "uniform") return fmt::format("uniform avg ({} seeds)", seeds);
+  if (method == "arrow") return fmt::format("Arrow top-{} avg ({} seeds)", kBbhArrowTopK, seeds);
   const std::string opt = method == "lorahub-cobyla" ? "COBYLA" : "CMA-ES";
   return fmt::format("LoraHub {} avg ({} seeds) | LoraHub {} best", opt, seeds, opt);
 }
@@ -419,7 +468,7 @@ std::string markdown(const std::vector<std::string>& tasks,
 BbhReport run_bbh(const Model& model, const BbhConfig& c) {
   validate(c);
   const json settings = bbh_settings(c);
-  ResultCache cache((fs::path(c.out) / "cache").string(), settings);
+  ResultCache cache((fs::path(c.out) / "cache").string(), settings, c.reuse_engines);
   std::vector<std::vector<Cell>> rows;
   json per_task = json::array();
   for (const std::string& name : c.tasks) {
@@ -443,11 +492,9 @@ BbhReport run_bbh(const Model& model, const BbhConfig& c) {
                              {"best", mean[m].best},
                              {"input_tokens", mean[m].input_tokens},
                              {"seconds", mean[m].seconds}};
-  report.summary = {{"settings", settings},
-                    {"methods", c.methods},
-                    {"seeds", c.seeds},
-                    {"tasks", per_task},
-                    {"average", average}};
+  report.summary = {{"settings", settings}, {"reused_engines", c.reuse_engines},
+                    {"methods", c.methods}, {"seeds", c.seeds},
+                    {"tasks", per_task},    {"average", average}};
   write_file_atomic((fs::path(c.out) / "results.md").string(), report.markdown);
   write_file_atomic((fs::path(c.out) / "results.json").string(), report.summary.dump(2) + "\n");
   return report;

@@ -6,6 +6,10 @@
 //   lorahub-cmaes   few-shot examples (`steps` evaluations), then accuracy on the test set
 //   uniform         per seed: the same sampled modules, each with weight 1/sample
 //   best-single     the one pool module with the lowest few-shot loss (seed-independent)
+//   arrow           per seed: Arrow routing per token over the same sampled modules
+//                   (lora/arrow.h; PEFT's defaults top_k 3, temperature 1; no examples used)
+// With `select` (loss-rank:K, retrieval:K) the seeded methods work on the K drawn modules the
+// rule keeps (eval/selection.h), as `lorahub learn --select` does.
 // Every method answers by the answer rule (eval/answer.h) and is scored by exact match
 // (eval/metrics.h). Seeded methods are reported as the average and the best over seeds; each
 // method also reports its input tokens per test example and its wall time. Writes
@@ -25,6 +29,8 @@
 #include "models/model.h"
 
 namespace lorahub {
+
+inline constexpr int64_t kBbhArrowTopK = 3;  // the arrow method's top_k (PEFT's default)
 
 // The methods in the table's column order.
 const std::vector<std::string>& bbh_methods();
@@ -46,7 +52,10 @@ struct BbhConfig {
   std::vector<std::string> tasks;        // parse_bbh_tasks
   std::vector<std::string> methods = bbh_methods();
   std::vector<uint64_t> seeds = {1, 2, 3, 4, 5};
-  size_t sample = 20;                    // modules drawn per seed
+  size_t sample = 20;  // modules drawn per seed
+  // Then keep K of the drawn modules for the seeded methods: "" (all), "loss-rank:K" or
+  // "retrieval:K" (eval/selection.h), as `lorahub learn --select` keeps them.
+  std::string select;
   std::string sampler = "fisher-yates";  // lora/module_set.h parse_sample_rule
   int steps = 40;                        // objective evaluations per seed
   std::string loss_mode = "reference";   // adapt/objective.h parse_loss_mode
@@ -54,6 +63,10 @@ struct BbhConfig {
   int max_new_tokens = 256;
   int batch_size = 10;  // generation batch
   std::string out;      // results folder
+  // Cached results that other engine versions made, reused as if this engine had made them
+  // (every other setting must still match): to rebuild a committed table after a change whose
+  // numerical effect was checked on a sample. New results are keyed by this engine.
+  std::vector<std::string> reuse_engines;
   // Called after each generation batch (e.g. to draw a bar); done == total ends one generation.
   std::function<void(size_t done, size_t total)> on_progress;
   // One line per task started ("date_understanding (245 test examples)").
@@ -72,10 +85,12 @@ nlohmann::json bbh_settings(const BbhConfig& config,
 // pool) are named, not printed.
 std::string differing_settings(const nlohmann::json& cached, const nlohmann::json& now);
 
-// JSON result files in a folder, each reused only when it was made with the same settings.
+// JSON result files in a folder, each reused only when it was made with the same settings (or
+// with the same settings by one of `reuse_engines`, see BbhConfig).
 class ResultCache {
  public:
-  ResultCache(std::string dir, nlohmann::json settings);
+  ResultCache(std::string dir, nlohmann::json settings,
+              std::vector<std::string> reuse_engines = {});
   // The result named `name`: from DIR/<name>.json when its settings equal this cache's, else
   // compute() (written atomically before it is returned). `on_stale` hears why one is redone.
   nlohmann::json get_or_compute(const std::string& name,
@@ -83,8 +98,11 @@ class ResultCache {
                                 const std::function<void(const std::string&)>& on_stale = {});
 
  private:
+  bool reusable(const nlohmann::json& cached_settings) const;
+
   std::string dir_;
   nlohmann::json settings_;
+  std::vector<std::string> reuse_engines_;
 };
 
 struct BbhReport {

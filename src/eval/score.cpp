@@ -26,11 +26,11 @@ void for_each_batch(const std::vector<Example>& examples, int batch_size,
   }
 }
 
-ScoreReport score_examples(const Model& model, const std::vector<Example>& examples,
-                           int batch_size) {
+ScoreReport score_examples(const Model& model, const std::vector<Example>& examples, int batch_size,
+                           const SequenceLora& lora) {
   ScoreReport report;
   for_each_batch(examples, batch_size, [&](size_t, const std::vector<Example>& batch) {
-    const auto losses = model.score(batch);
+    const auto losses = model.score(batch, lora);
     report.examples.insert(report.examples.end(), losses.begin(), losses.end());
   });
   double ce = 0.0;

@@ -25,9 +25,9 @@ std::vector<Example> tokenize_examples(const Model& model, const std::vector<Tex
 void for_each_batch(const std::vector<Example>& examples, int batch_size,
                     const std::function<void(size_t first, const std::vector<Example>&)>& f);
 
-// Scores the examples in batches of batch_size (0 = one batch).
-ScoreReport score_examples(const Model& model, const std::vector<Example>& examples,
-                           int batch_size);
+// Scores the examples in batches of batch_size (0 = one batch), each with `lora`.
+ScoreReport score_examples(const Model& model, const std::vector<Example>& examples, int batch_size,
+                           const SequenceLora& lora = {});
 
 // The token-mean cross-entropy of one example (0 for no tokens).
 double token_mean(const ExampleLoss& loss);

@@ -28,6 +28,10 @@ struct Request {
   Headers headers;
   std::map<std::string, std::string> captures;  // the route's {name} parts, percent-decoded
   std::string body;                             // empty in a before-body check
+  // Set by the server while a handler runs: true once the client has closed its connection (or
+  // the connection failed), so that a handler that computes for long can give up. Cheap (one
+  // non-blocking peek at the socket); callable from the handler's thread at any time.
+  std::function<bool()> client_gone_probe;
 
   // The header's value, or "" when absent.
   std::string header(std::string_view name) const;
@@ -36,6 +40,8 @@ struct Request {
   std::string param(const std::string& key) const;
   // A route capture by name ("" when the route has none of that name).
   const std::string& capture(const std::string& name) const;
+  // Whether the client has gone (see client_gone_probe); false when the server cannot tell.
+  bool client_gone() const { return client_gone_probe && client_gone_probe(); }
 };
 
 // A failure to answer with `status`; its message becomes the JSON error body {"error": ...}

@@ -12,6 +12,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
@@ -19,6 +20,7 @@
 #include <boost/beast/http.hpp>
 
 #include <atomic>
+#include <cerrno>
 #include <future>
 #include <thread>
 
@@ -102,6 +104,18 @@ Request to_request(const bhttp::request_parser<bhttp::string_body>& parser) {
     req.headers.emplace(std::string(field.name_string()), std::string(field.value()));
   }
   return req;
+}
+
+// Whether the peer of a connected socket has closed it or the connection failed, without
+// reading: a peek at the next byte that does not block. Bytes waiting (a pipelined request) mean
+// the client is still there; EOF or an error (reset) means it is gone. Touches only the
+// descriptor, never Asio's socket object, so the handler's thread may call it while the
+// connection's coroutine waits for that handler.
+bool peer_closed(int fd) {
+  char byte;
+  const ssize_t n = ::recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+  if (n >= 0) return n == 0;
+  return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
 }
 
 // Runs `f` (which may block) on the pool; resumes the caller on its own executor.
@@ -274,6 +288,8 @@ struct Server::Impl {
         }
         req.body = std::move(parser.get().body());
       }
+      // The descriptor stays open until this coroutine, which waits for the handler, resumes.
+      req.client_gone_probe = [fd = stream.socket().native_handle()] { return peer_closed(fd); };
       res = co_await on_pool(pool, [this, route, &req] {
         try {
           return route->handler(req);

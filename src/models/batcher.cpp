@@ -1,6 +1,7 @@
 #include "models/batcher.h"
 
 #include <algorithm>
+#include <map>
 
 #include "core/error.h"
 
@@ -24,29 +25,69 @@ void ContinuousBatcher::cancel(uint64_t id) {
     if (s.id == id) s.cancelled = true;
 }
 
-void ContinuousBatcher::prefill(Sequence& s) const {
-  const SequenceLora lora = s.lora ? SequenceLora{s.lora.get()} : SequenceLora{};
-  s.state = model_.prefill({s.prompt}, s.options->max_new_tokens, lora);
-  s.next = s.decoder->advance(s.state->logits.data());
+void ContinuousBatcher::prefill(const std::vector<Sequence*>& joining) const {
+  std::map<int, std::vector<Sequence*>> by_budget;
+  for (Sequence* s : joining) by_budget[s->options->max_new_tokens].push_back(s);
+  for (const auto& [max_new_tokens, group] : by_budget) {
+    std::vector<std::vector<int32_t>> prompts;
+    SequenceLora lora;
+    for (const Sequence* s : group) {
+      prompts.push_back(s->prompt);
+      lora.push_back(s->lora.get());
+    }
+    std::shared_ptr<DecodeState> state = model_.prefill(prompts, max_new_tokens, lora);
+    for (size_t i = 0; i < group.size(); ++i) {
+      Sequence& s = *group[i];
+      s.state = state;
+      s.row = static_cast<int64_t>(i);
+      s.next = s.decoder->advance(row_logits(s));
+    }
+  }
+}
+
+const float* ContinuousBatcher::row_logits(const Sequence& s) const {
+  return s.state->logits.data() + s.row * model_.vocab_size();
+}
+
+void ContinuousBatcher::leave_finished() {
+  std::erase_if(sequences_, [](Sequence& s) {
+    if (!s.decoder->done()) return false;
+    // Its row may go on being stepped with the rest of its batch: without the adapter, which
+    // is released with the sequence (the batch holds adapters by plain pointer).
+    if (s.state != nullptr && s.state->lora.size() > 1)
+      s.state->lora[static_cast<size_t>(s.row)] = nullptr;
+    return true;
+  });
 }
 
 size_t ContinuousBatcher::step() {
+  std::vector<Sequence*> joining;
   for (Sequence& s : sequences_) {
     if (s.cancelled) s.decoder->cancel();
-    if (!s.decoder->done() && s.state == nullptr) prefill(s);
+    if (!s.decoder->done() && s.state == nullptr) joining.push_back(&s);
   }
-  std::erase_if(sequences_, [](const Sequence& s) { return s.decoder->done(); });
+  prefill(joining);
+  leave_finished();
   const size_t stepped = sequences_.size();
   if (stepped == 0) return 0;
+  // Every row of every batch still in use, in the batches' order; rows whose sequence has
+  // finished get a filler token (their output is ignored).
   std::vector<DecodeState*> states;
-  std::vector<int32_t> tokens;
-  for (Sequence& s : sequences_) {
-    states.push_back(s.state.get());
-    tokens.push_back(s.next);
+  std::vector<std::vector<int32_t>> rows;
+  for (const Sequence& s : sequences_) {
+    auto it = std::find(states.begin(), states.end(), s.state.get());
+    if (it == states.end()) {
+      states.push_back(s.state.get());
+      rows.emplace_back(static_cast<size_t>(s.state->batch), 0);
+      it = states.end() - 1;
+    }
+    rows[static_cast<size_t>(it - states.begin())][static_cast<size_t>(s.row)] = s.next;
   }
+  std::vector<int32_t> tokens;
+  for (const auto& r : rows) tokens.insert(tokens.end(), r.begin(), r.end());
   model_.decode_steps(states, tokens);
-  for (Sequence& s : sequences_) s.next = s.decoder->advance(s.state->logits.data());
-  std::erase_if(sequences_, [](const Sequence& s) { return s.decoder->done(); });
+  for (Sequence& s : sequences_) s.next = s.decoder->advance(row_logits(s));
+  leave_finished();
   return stepped;
 }
 

@@ -1,6 +1,8 @@
 // Continuous batching over one loaded model: sequences, each with its own adapter and decoding
-// options, decode in shared steps. A new sequence is prefilled alone when it joins and then
-// decodes in the same step as all the others (Model::decode_steps: every linear layer once over
+// options, decode in shared steps. The sequences that join at one step are prefilled together
+// (one forward over all their prompt rows, each row with its own adapter; those with the same
+// max_new_tokens share one batch, so that no cache is sized for another's budget) and then
+// decode in the same step as all the others (Model::decode_steps: every linear layer once over
 // all rows, the LoRA side path per group of rows, attention per sequence over its own cache);
 // finished or cancelled sequences leave between steps. This is what lets a server answer many
 // requests with different LoRA compositions at once, where peers batch only equal adapters.
@@ -39,12 +41,19 @@ class ContinuousBatcher {
     std::shared_ptr<const BoundLora> lora;
     std::unique_ptr<DecodeOptions> options;  // stable address: the decoder refers to it
     std::unique_ptr<SequenceDecoder> decoder;
-    std::unique_ptr<DecodeState> state;  // null until prefilled
-    int32_t next = -1;                   // token to feed at the next step
+    // Null until prefilled; shared by the sequences prefilled together (its row `row` is this
+    // one's). A finished sequence's row is still fed (a filler token) while others of its batch
+    // decode: the engine steps whole batches.
+    std::shared_ptr<DecodeState> state;
+    int64_t row = 0;
+    int32_t next = -1;  // token to feed at the next step
     bool cancelled = false;
   };
 
-  void prefill(Sequence& s) const;
+  // Prefills sequences that join together, in one forward per max_new_tokens.
+  void prefill(const std::vector<Sequence*>& joining) const;
+  const float* row_logits(const Sequence& s) const;  // its row of its batch's logits
+  void leave_finished();
 
   const Model& model_;
   std::vector<Sequence> sequences_;

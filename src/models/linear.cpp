@@ -1,5 +1,9 @@
 #include "models/linear.h"
 
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
 #include "core/error.h"
 #include "core/half.h"
 #include "kernels/matmul.h"
@@ -37,11 +41,13 @@ void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
   }
   std::vector<float> ax;
   for (const LoraSpan& span : lora) {
-    const auto* deltas = span.lora->deltas(layer.index);
-    if (deltas == nullptr) continue;
     const int64_t n = span.end - span.begin;
     const float* xs = x + span.begin * layer.in;
     float* ys = y + span.begin * layer.out;
+    if (const LoraRouter* router = span.lora->router(layer.index))
+      add_routed_lora(*router, xs, n, ys);
+    const auto* deltas = span.lora->deltas(layer.index);
+    if (deltas == nullptr) continue;
     for (const LoraDelta& d : *deltas) {
       ax.resize(static_cast<size_t>(n * d.r));
       matmul_abt(xs, d.A.data(), ax.data(), n, d.r, d.in);         // [n, r] = x Aᵀ
@@ -72,10 +78,92 @@ const std::vector<LoraDelta>* checked_deltas(const Linear& layer, const LoraMap&
   return deltas;
 }
 
+const LoraRouter* checked_router(const Linear& layer, const LoraRouterMap& routers) {
+  auto it = routers.find(layer.name);
+  if (it == routers.end()) return nullptr;
+  const LoraRouter& r = it->second;
+  const auto experts = static_cast<int64_t>(r.experts.size());
+  check(experts > 0 && r.top_k >= 1 && r.top_k <= experts,
+        "router for '{}': top_k {} must be in [1, {}] (its experts)", layer.name, r.top_k, experts);
+  check(r.temperature > 0 && std::isfinite(r.temperature),
+        "router for '{}': temperature {} must be positive", layer.name, r.temperature);
+  check(static_cast<int64_t>(r.prototypes.size()) == experts * layer.in,
+        "router for '{}': {} prototype values, expected {} experts x {}", layer.name,
+        r.prototypes.size(), experts, layer.in);
+  for (const LoraDelta& d : r.experts) check_delta(layer, d);
+  return &r;
+}
+
+namespace {
+// Per token, the top_k experts by |x · pₑ| and their softmax(|x · pₑ| / T) coefficients
+// (0 for the others), as PEFT's topk + scatter(-inf) + softmax computes them: [rows, experts].
+std::vector<float> routing_coefficients(const LoraRouter& r, const float* x, int64_t rows,
+                                        int64_t in) {
+  const auto experts = static_cast<int64_t>(r.experts.size());
+  std::vector<float> sim(static_cast<size_t>(rows * experts));
+  matmul_abt(x, r.prototypes.data(), sim.data(), rows, experts, in);
+  std::vector<float> coeff(sim.size(), 0.0f);
+  std::vector<int64_t> order(static_cast<size_t>(experts));
+  for (int64_t t = 0; t < rows; ++t) {
+    float* s = sim.data() + t * experts;
+    for (int64_t e = 0; e < experts; ++e) s[e] = std::fabs(s[e]);
+    std::iota(order.begin(), order.end(), 0);
+    // Ties go to the lower index, as torch.topk's CPU kernel picks them.
+    std::partial_sort(order.begin(), order.begin() + r.top_k, order.end(),
+                      [&](int64_t a, int64_t b) { return s[a] > s[b] || (s[a] == s[b] && a < b); });
+    const float top = s[order[0]];
+    float sum = 0.0f;
+    float* c = coeff.data() + t * experts;
+    for (int64_t j = 0; j < r.top_k; ++j) {
+      const int64_t e = order[static_cast<size_t>(j)];
+      c[e] = std::exp((s[e] - top) / r.temperature);
+      sum += c[e];
+    }
+    for (int64_t j = 0; j < r.top_k; ++j) c[order[static_cast<size_t>(j)]] /= sum;
+  }
+  return coeff;
+}
+}  // namespace
+
+void add_routed_lora(const LoraRouter& router, const float* x, int64_t rows, float* y) {
+  const int64_t in = router.experts[0].in, out = router.experts[0].out;
+  const auto experts = static_cast<int64_t>(router.experts.size());
+  const std::vector<float> coeff = routing_coefficients(router, x, rows, in);
+  // Each expert runs on the rows routed to it only (gathered), so a token costs top_k low-rank
+  // products, not one per expert.
+  std::vector<int64_t> picked;
+  std::vector<float> xs, ax, dy;
+  for (int64_t e = 0; e < experts; ++e) {
+    const LoraDelta& d = router.experts[static_cast<size_t>(e)];
+    picked.clear();
+    for (int64_t t = 0; t < rows; ++t)
+      if (coeff[t * experts + e] != 0.0f) picked.push_back(t);
+    if (picked.empty()) continue;
+    const auto n = static_cast<int64_t>(picked.size());
+    xs.resize(static_cast<size_t>(n * in));
+    for (int64_t i = 0; i < n; ++i) std::copy_n(x + picked[i] * in, in, xs.data() + i * in);
+    ax.resize(static_cast<size_t>(n * d.r));
+    matmul_abt(xs.data(), d.A.data(), ax.data(), n, d.r, in);  // [n, r] = x Aᵀ
+    for (int64_t i = 0; i < n; ++i) {
+      const float s = d.scale * coeff[picked[i] * experts + e];
+      for (int64_t j = 0; j < d.r; ++j) ax[i * d.r + j] *= s;
+    }
+    dy.resize(static_cast<size_t>(n * out));
+    matmul_abt(ax.data(), d.B.data(), dy.data(), n, out, d.r);
+    for (int64_t i = 0; i < n; ++i) {
+      float* yr = y + picked[i] * out;
+      const float* dr = dy.data() + i * out;
+      for (int64_t o = 0; o < out; ++o) yr[o] += dr[o];
+    }
+  }
+}
+
 BoundLora bind_to_layer(Linear& layer, const LoraMap& lora) {
   layer.index = 0;
-  return BoundLora{std::shared_ptr<const LoraMap>(std::shared_ptr<void>(), &lora),
-                   {checked_deltas(layer, lora)}};
+  BoundLora bound;
+  bound.map = std::shared_ptr<const LoraMap>(std::shared_ptr<void>(), &lora);
+  bound.by_layer = {checked_deltas(layer, lora)};
+  return bound;
 }
 
 void merge_lora_into(Linear& layer, const LoraMap& lora) {

@@ -52,6 +52,13 @@ std::vector<float> weight_f32(const Linear& layer);
 // against the layer. Throws Error naming the layer on a shape mismatch.
 const std::vector<LoraDelta>* checked_deltas(const Linear& layer, const LoraMap& lora);
 
+// The router registered under layer.name in `routers` (or nullptr), after checking its experts'
+// shapes, prototypes, top_k and temperature. Throws Error naming the layer otherwise.
+const LoraRouter* checked_router(const Linear& layer, const LoraRouterMap& routers);
+
+// y[rows, out] += the routed mixture of `router` for each row of x[rows, in] (lora_delta.h).
+void add_routed_lora(const LoraRouter& router, const float* x, int64_t rows, float* y);
+
 // `lora` bound to this one layer (its index becomes 0): for code and tests that run one layer.
 // The map must outlive the binding.
 BoundLora bind_to_layer(Linear& layer, const LoraMap& lora);

@@ -28,11 +28,33 @@ struct LoraDelta {
 // "model.layers.3.self_attn.q_proj".
 using LoraMap = std::unordered_map<std::string, std::vector<LoraDelta>>;
 
+// A LoRA mixture routed per token (Arrow, Ostapenko et al. 2024; PEFT's ArrowLoraLinearLayer)
+// for one layer: each token x takes the top_k experts of highest |x · prototypeₑ| and adds
+//   Σₑ softmax(|x · pₑ| / temperature over those k)ₑ · scaleₑ · Bₑ (Aₑ x).
+// It depends on the token, so it cannot be merged into W: it runs only as a side path.
+struct LoraRouter {
+  std::vector<LoraDelta> experts;  // same in/out for all
+  std::vector<float> prototypes;   // [experts, in] row-major, unit vectors (or 0)
+  int64_t top_k = 1;               // 1 <= top_k <= experts
+  float temperature = 1.0f;        // > 0
+};
+// Keyed as LoraMap.
+using LoraRouterMap = std::unordered_map<std::string, LoraRouter>;
+
 // A LoraMap checked against one model and indexed by the model's linear layers (Linear::index):
 // what a forward looks up per layer. Keeps the map alive.
 struct BoundLora {
   std::shared_ptr<const LoraMap> map;
   std::vector<const std::vector<LoraDelta>*> by_layer;  // nullptr: the layer has no delta
+  // A routed adapter (Model::bind_router) instead: its routers by layer (nullptr: none).
+  std::shared_ptr<const LoraRouterMap> router_map;
+  std::vector<const LoraRouter*> routers;
+
+  const LoraRouter* router(int32_t layer_index) const {
+    return layer_index >= 0 && static_cast<size_t>(layer_index) < routers.size()
+               ? routers[static_cast<size_t>(layer_index)]
+               : nullptr;
+  }
 
   const std::vector<LoraDelta>* deltas(int32_t layer_index) const {
     return layer_index >= 0 && static_cast<size_t>(layer_index) < by_layer.size()

@@ -7,6 +7,21 @@
 
 namespace lorahub {
 
+namespace {
+template <class Map>
+void check_targets(const Map& lora, const std::vector<LinearInfo>& layers,
+                   const std::string& architecture) {
+  std::unordered_set<std::string> known;
+  for (const LinearInfo& l : layers) known.insert(l.name);
+  const std::string example = layers.empty() ? std::string() : layers.front().name;
+  for (const auto& [name, deltas] : lora)
+    check(known.count(name) != 0,
+          "LoRA target '{}' is not a linear layer of this {} model (expected names like '{}'; "
+          "adapter made for another architecture?)",
+          name, architecture, example);
+}
+}  // namespace
+
 std::vector<Tensor> Model::label_logits(const std::vector<Example>&, const SequenceLora&) const {
   fail("{} models do not expose teacher-forced logits", architecture());
 }
@@ -45,6 +60,19 @@ std::shared_ptr<const BoundLora> Model::bind_lora(std::shared_ptr<const LoraMap>
   return bound;
 }
 
+std::shared_ptr<const BoundLora> Model::bind_router(
+    std::shared_ptr<const LoraRouterMap> routers) const {
+  check(routers != nullptr, "bind_router: no adapter");
+  const std::vector<const Linear*> layers = lora_targets();
+  check_targets(*routers, linear_layers(), architecture());
+  auto bound = std::make_shared<BoundLora>();
+  bound->routers.resize(layers.size());
+  for (size_t i = 0; i < layers.size(); ++i)
+    bound->routers[i] = checked_router(*layers[i], *routers);
+  bound->router_map = std::move(routers);
+  return bound;
+}
+
 void index_lora_targets(const std::vector<Linear*>& layers) {
   for (size_t i = 0; i < layers.size(); ++i) layers[i]->index = static_cast<int32_t>(i);
 }
@@ -68,14 +96,7 @@ void truncate_keep_last(std::vector<int32_t>& ids, int64_t max_length) {
 
 void check_lora_targets(const LoraMap& lora, const std::vector<LinearInfo>& layers,
                         const std::string& architecture) {
-  std::unordered_set<std::string> known;
-  for (const LinearInfo& l : layers) known.insert(l.name);
-  const std::string example = layers.empty() ? std::string() : layers.front().name;
-  for (const auto& [name, deltas] : lora)
-    check(known.count(name) != 0,
-          "LoRA target '{}' is not a linear layer of this {} model (expected names like '{}'; "
-          "adapter made for another architecture?)",
-          name, architecture, example);
+  check_targets(lora, layers, architecture);
 }
 
 }  // namespace lorahub

@@ -110,6 +110,9 @@ class Model {
   std::shared_ptr<const BoundLora> bind_lora(const LoraMap& lora) const {
     return bind_lora(std::shared_ptr<const LoraMap>(std::shared_ptr<void>(), &lora));
   }
+  // The same for a routed adapter (Arrow, lora/arrow.h): per-token mixtures that only the side
+  // path can run. Throws Error naming the first target or router at fault.
+  std::shared_ptr<const BoundLora> bind_router(std::shared_ptr<const LoraRouterMap> routers) const;
   // Adds the LoRA deltas into the base weights (W += scale·B·A), as merge_and_unload does. The
   // one method that changes a model: use it right after loading, before the model is shared.
   virtual void merge_lora(const LoraMap& lora) = 0;

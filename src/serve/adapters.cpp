@@ -2,10 +2,13 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 
 #include "core/error.h"
 #include "core/utf8.h"
+#include "hub/client.h"
 
 namespace lorahub::serve {
 
@@ -28,6 +31,14 @@ size_t weight_file_bytes(const std::string& dir, bool bf16) {
     if (!ec) return static_cast<size_t>(size) * (bf16 ? 1 : 2);
   }
   return 1 << 20;
+}
+
+// "user/name@<revision sha>": a hub module that never changes, so its folder can be kept.
+bool is_pinned(const std::string& id) {
+  const size_t at = id.find('@');
+  if (at == std::string::npos || id.size() - at - 1 < 40) return false;
+  return std::all_of(id.begin() + static_cast<std::ptrdiff_t>(at) + 1, id.end(),
+                     [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
 }
 
 std::string composition_key(const LoraSpec& spec) {
@@ -78,6 +89,13 @@ std::vector<std::string> AdapterRegistry::module_paths(const std::vector<std::st
     if (options_.hub_endpoint.empty() || name.find('/') == std::string::npos)
       throw ApiError(404, fmt::format("unknown module '{}'", printable_utf8(name)), param,
                      "module_not_found");
+    {
+      std::lock_guard lock(mutex_);
+      if (auto pinned = pinned_.find(name); pinned != pinned_.end()) {
+        paths.push_back(pinned->second);  // no need to ask the hub again
+        continue;
+      }
+    }
     remote_at.push_back(paths.size());
     remote.push_back(name);
     paths.emplace_back();
@@ -90,9 +108,51 @@ std::vector<std::string> AdapterRegistry::module_paths(const std::vector<std::st
     } catch (const Error& e) {
       throw ApiError(404, fmt::format("hub: {}", e.what()), param, "module_not_found");
     }
-    for (size_t i = 0; i < remote.size(); ++i) paths[remote_at[i]] = fetched[i];
+    std::lock_guard lock(mutex_);
+    for (size_t i = 0; i < remote.size(); ++i) {
+      paths[remote_at[i]] = fetched[i];
+      if (is_pinned(remote[i])) pinned_[remote[i]] = fetched[i];
+    }
   }
   return paths;
+}
+
+std::vector<std::string> AdapterRegistry::hub_modules(const std::vector<std::string>& filter,
+                                                      size_t max) {
+  if (options_.hub_endpoint.empty())
+    throw ApiError(400, "'hub_filter' needs a server started with --hub URL", "hub_filter");
+  hub::HubFilter query;
+  try {
+    query = hub::parse_hub_filter(filter);
+  } catch (const Error& e) {
+    throw ApiError(400, e.what(), "hub_filter");
+  }
+  query.limit = std::min<int64_t>(query.limit, static_cast<int64_t>(max) + 1);
+  std::vector<nlohmann::json> found;
+  try {
+    found = hub::HubClient(options_.hub_endpoint, options_.hub_token).search(query);
+  } catch (const Error& e) {
+    throw ApiError(502, fmt::format("hub: {}", e.what()), "hub_filter", "hub_unavailable");
+  }
+  if (found.empty())
+    throw ApiError(404, "no module on the hub matches 'hub_filter'", "hub_filter",
+                   "module_not_found");
+  if (found.size() > max)
+    throw ApiError(400,
+                   fmt::format("more than {} modules on the hub match 'hub_filter': narrow it "
+                               "(or give it a limit)",
+                               max),
+                   "hub_filter");
+  std::vector<std::string> names;
+  for (const nlohmann::json& module : found) {
+    const nlohmann::json id = module.value("id", nlohmann::json()),
+                         sha = module.value("sha", nlohmann::json());
+    if (!id.is_string() || !sha.is_string())
+      throw ApiError(502, "hub: a search result has no id or revision sha", "hub_filter",
+                     "hub_unavailable");
+    names.push_back(id.get<std::string>() + "@" + sha.get<std::string>());
+  }
+  return names;
 }
 
 std::shared_ptr<const api::Adapter> AdapterRegistry::cached(const std::string& key) const {

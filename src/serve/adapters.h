@@ -40,6 +40,11 @@ class AdapterRegistry {
   // The local folders of module names (local ones, else fetched from the hub).
   std::vector<std::string> module_paths(const std::vector<std::string>& names,
                                         const std::string& param);
+  // The hub's modules that match a filter (the "key=value" items of `lorahub learn
+  // --hub-filter`), named "user/name@revision" so that a composition of them never changes
+  // (listed newest first, as the hub lists them). Throws ApiError 400 for a bad filter, a server
+  // without a hub or more than `max` matches, 404 when none matches, 502 when the hub fails.
+  std::vector<std::string> hub_modules(const std::vector<std::string>& filter, size_t max);
   // Keeps a composition under a new id (usable as "model"); returns the id.
   std::string store(const LoraSpec& spec, std::shared_ptr<const api::Adapter> adapter);
 
@@ -59,6 +64,7 @@ class AdapterRegistry {
   std::shared_ptr<const api::Model> model_;
   std::map<std::string, std::string> modules_;  // name -> folder (scanned at start)
   mutable std::mutex mutex_;
+  std::map<std::string, std::string> pinned_;     // "user/name@revision" -> its cache folder
   std::map<std::string, LoraSpec> compositions_;  // stored id -> how to rebuild it
   // LRU: most recent at the front.
   struct Entry {

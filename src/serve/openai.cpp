@@ -357,12 +357,48 @@ CompletionRequest parse_completion(std::string_view text, bool chat, const Reque
   return req;
 }
 
+// "hub_filter": {"tag": "bbh", "rank": 4} as the "key=value" items of --hub-filter (the keys
+// and values are checked where the filter is used, by the hub client's parser).
+std::vector<std::string> parse_hub_filter_object(const json& v) {
+  if (!v.is_object())
+    bad("hub_filter", "'hub_filter' must be an object such as {\"tag\": \"bbh\", \"rank\": 4}");
+  std::vector<std::string> items;
+  for (const auto& [key, value] : v.items()) {
+    const std::string param = "hub_filter." + printable_utf8(key);
+    std::string text;
+    if (value.is_string())
+      text = value.get<std::string>();
+    else if (value.is_number_integer())
+      text = value.dump();
+    else
+      bad(param, fmt::format("'{}' must be a string or an integer", param));
+    // One item per key: a comma or '=' in the key, or a comma in the value, would make more.
+    if (key.find_first_of(",=") != std::string::npos || text.find(',') != std::string::npos)
+      bad(param, fmt::format("'{}': no commas in hub filter keys or values", param));
+    items.push_back(key + "=" + text);
+  }
+  return items;
+}
+
 LearnRequest parse_learn(std::string_view text, size_t max_examples) {
-  const Body body(text, {"modules", "examples", "steps", "seed", "optimizer", "l1", "method"});
+  const Body body(text, {"modules", "hub_filter", "examples", "steps", "seed", "optimizer", "l1",
+                         "method", "push"});
   LearnRequest req;
   const json* m = body.get("modules");
-  if (!m) bad("modules", "'modules' is required");
-  req.modules = string_list(*m, "modules", 64, false);
+  const json* filter = body.get("hub_filter");
+  if (!m && !filter) bad("modules", "'modules' (or 'hub_filter') is required");
+  if (m && filter) bad("hub_filter", "give 'modules' or 'hub_filter', not both");
+  if (m) req.modules = string_list(*m, "modules", 64, false);
+  if (filter) req.hub_filter = parse_hub_filter_object(*filter);
+  if (const json* push = body.get("push")) {
+    if (!push->is_object() || push->size() != 2 || !push->contains("repo") ||
+        !push->contains("token") || !(*push)["repo"].is_string() || !(*push)["token"].is_string())
+      bad("push", "'push' must be {\"repo\": \"user/name\", \"token\": \"<hub token>\"}");
+    req.push_repo = (*push)["repo"].get<std::string>();
+    req.push_token = (*push)["token"].get<std::string>();
+    if (req.push_repo.empty() || req.push_token.empty())
+      bad("push", "'push.repo' and 'push.token' must not be empty");
+  }
   const json* ex = body.get("examples");
   if (!ex || !ex->is_array() || ex->empty())
     bad("examples", "'examples' must be a non-empty list of {input, output}");

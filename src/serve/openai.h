@@ -62,11 +62,17 @@ struct RequestLimits {
 CompletionRequest parse_completion(std::string_view body, bool chat,
                                    const RequestLimits& limits = {});
 
-// The body of /v1/lorahub/learn.
+// The body of /v1/lorahub/learn: the module pool is "modules" (names) or "hub_filter" (every
+// module of the server's hub that matches: {"tag": "bbh", "rank": 4, ...}, the keys of
+// `lorahub learn --hub-filter`); "push": {"repo": "user/name", "token": T} also pushes the
+// learned composition to the hub with the caller's token.
 struct LearnRequest {
   std::vector<std::string> modules;
+  // "key=value" items, as hub::parse_hub_filter reads them ({} = every module of the hub)
+  std::optional<std::vector<std::string>> hub_filter;
   std::vector<std::string> inputs, outputs;
   api::LearnOptions options;
+  std::string push_repo, push_token;  // "" = no push
 };
 LearnRequest parse_learn(std::string_view body, size_t max_examples = 256);
 

@@ -5,15 +5,19 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <random>
 #include <thread>
 
+#include "core/mapped_file.h"
 #include "core/utf8.h"
+#include "hub/names.h"
 #include "serve/openai.h"
 
 namespace lorahub::serve {
 
 using nlohmann::json;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -41,6 +45,8 @@ constexpr std::chrono::milliseconds kPoll{100};
 constexpr std::chrono::seconds kHeartbeat{1};
 // After the last answer ended: time for its final bytes to leave before the sockets close.
 constexpr std::chrono::milliseconds kFlushGrace{200};
+// The most modules a learning run composes (as many as a "lora" composition may have).
+constexpr size_t kMaxLearnModules = RequestLimits{}.max_lora_modules;
 
 }  // namespace
 
@@ -146,19 +152,18 @@ struct OpenAIServer::Impl {
                   .pattern = chat ? "/v1/chat/completions" : "/v1/completions",
                   .handler =
                       [this, chat, endpoint](http::Request& req) {
-                        return guarded(endpoint, [&] { return complete(req.body, chat); });
+                        return guarded(endpoint, [&] { return complete(req, chat); });
                       },
                   .before_body = authed(endpoint),
                   .max_body = options.max_body});
     }
-    router.add({.method = "POST",
-                .pattern = "/v1/lorahub/learn",
-                .handler =
-                    [this](http::Request& req) {
-                      return guarded("learn", [&] { return learn(req.body); });
-                    },
-                .before_body = authed("learn"),
-                .max_body = options.max_learn_body});
+    router.add(
+        {.method = "POST",
+         .pattern = "/v1/lorahub/learn",
+         .handler =
+             [this](http::Request& req) { return guarded("learn", [&] { return learn(req); }); },
+         .before_body = authed("learn"),
+         .max_body = options.max_learn_body});
     return router;
   }
 
@@ -195,10 +200,10 @@ struct OpenAIServer::Impl {
     return model->chat_prompt(req.messages);
   }
 
-  http::Response complete(const std::string& body, bool chat) {
+  http::Response complete(const http::Request& http_req, bool chat) {
     RequestLimits limits;
     limits.max_tokens = options.max_tokens;
-    CompletionRequest req = parse_completion(body, chat, limits);
+    CompletionRequest req = parse_completion(http_req.body, chat, limits);
     auto adapter = adapters.resolve(req.model, req.lora);
     const std::string prompt = prompt_of(req);
     const size_t prompt_tokens = model->encode(prompt).size();
@@ -213,10 +218,12 @@ struct OpenAIServer::Impl {
     g.stop = req.stop;
     auto job = scheduler.submit(prompt, std::move(adapter), std::move(g), prompt_tokens);
     const std::string id = random_id(chat ? "chatcmpl-" : "cmpl-");
-    return req.stream ? stream_answer(std::move(req), job, id) : whole_answer(req, job, id);
+    return req.stream ? stream_answer(std::move(req), job, id)
+                      : whole_answer(req, job, id, http_req);
   }
 
-  static void refuse_unfinished(const Job& job, const std::string& reason) {
+  static void refuse_unfinished(const Job& job, const std::string& reason, bool client_gone) {
+    if (reason == "cancelled" && client_gone) throw client_left();
     if (reason == "cancelled")
       throw ApiError(503, "the request was cancelled: the server is shutting down");
     if (reason == "error") throw ApiError(500, fmt::format("generation failed: {}", job.error()));
@@ -226,18 +233,37 @@ struct OpenAIServer::Impl {
     metrics.tokens(job.prompt_tokens(), job.completion_tokens());
   }
 
+  // What a request whose client closed its connection is counted as (nobody reads it): nginx's
+  // 499 "client closed request".
+  static ApiError client_left() {
+    return ApiError(499, "the client closed the connection: the request was cancelled", "",
+                    "client_closed_request");
+  }
+
+  // Waits for the whole text. The client cannot be written to meanwhile, so its socket is
+  // watched instead: one that closed cancels its sequence (queued or decoding) at once.
   http::Response whole_answer(const CompletionRequest& req, const std::shared_ptr<Job>& job,
-                              const std::string& id) {
+                              const std::string& id, const http::Request& http_req) {
     AnswerSlot slot(open_answers);
     std::string text;
     Job::Piece piece;
+    bool client_gone = false;
+    auto last_look = Clock::now();
     for (;;) {
-      if (!job->next(piece, kPoll)) continue;
+      const bool got = job->next(piece, kPoll);
+      if (!client_gone && Clock::now() - last_look >= kPoll) {  // also while tokens flow
+        last_look = Clock::now();
+        if (http_req.client_gone()) {
+          client_gone = true;
+          scheduler.cancel(job);
+        }
+      }
+      if (!got) continue;
       text += piece.text;
       if (piece.done) break;
     }
     count_tokens(*job);
-    refuse_unfinished(*job, piece.finish_reason);
+    refuse_unfinished(*job, piece.finish_reason, client_gone);
     return http::Response::json(completion_json(req, id, unix_now(), text, piece.finish_reason,
                                                 {job->prompt_tokens(), job->completion_tokens()}));
   }
@@ -298,9 +324,51 @@ struct OpenAIServer::Impl {
     out.write(kDoneEvent);
   }
 
-  http::Response learn(const std::string& body) {
-    LearnRequest req = parse_learn(body);
-    const std::vector<std::string> paths = adapters.module_paths(req.modules, "modules");
+  // The hub's answer to a push is only known at the end; what can be checked costs nothing and
+  // is checked before learning.
+  void check_push_target(const LearnRequest& req) {
+    if (req.push_repo.empty()) return;
+    if (options.adapters.hub_endpoint.empty())
+      throw ApiError(400, "'push' needs a server started with --hub URL", "push");
+    try {
+      hub::validate_repo_id(req.push_repo);
+    } catch (const Error& e) {
+      throw ApiError(400, fmt::format("push.repo: {}", e.what()), "push");
+    }
+  }
+
+  // Pushes the composition (the PEFT adapter and weights.json) to the hub with the caller's
+  // token; returns the revision.
+  std::string push_composition(const LearnRequest& req, const api::Adapter& adapter,
+                               const json& record, const std::string& id) {
+    const fs::path dir = fs::temp_directory_path() / random_id("lorahub-serve-push-");
+    struct Cleanup {
+      fs::path dir;
+      ~Cleanup() {
+        std::error_code ec;
+        fs::remove_all(dir, ec);
+      }
+    } cleanup{dir};
+    try {
+      adapter.save(dir.string());
+      write_file_atomic((dir / "weights.json").string(), record.dump(2) + "\n");
+      return api::hub_push(dir.string(), req.push_repo,
+                           {options.adapters.hub_endpoint, req.push_token, ""});
+    } catch (const Error& e) {
+      throw ApiError(502,
+                     fmt::format("the composition was learned (model '{}') but pushing it to "
+                                 "the hub failed: {}",
+                                 id, e.what()),
+                     "push", "hub_push_failed");
+    }
+  }
+
+  http::Response learn(const http::Request& http_req) {
+    LearnRequest req = parse_learn(http_req.body);
+    if (req.hub_filter) req.modules = adapters.hub_modules(*req.hub_filter, kMaxLearnModules);
+    check_push_target(req);
+    const std::vector<std::string> paths =
+        adapters.module_paths(req.modules, req.hub_filter ? "hub_filter" : "modules");
     std::unique_lock lock(learning, std::try_to_lock);
     if (!lock.owns_lock()) throw ApiError(429, "another learning run is under way; retry later");
     api::ModuleSetOptions set_options;
@@ -308,9 +376,12 @@ struct OpenAIServer::Impl {
     api::LearnResult result;
     try {
       const api::ModuleSet set = api::ModuleSet::load(paths, set_options);
-      req.options.on_step = [this](const api::LearnStep&) { return !draining.load(); };
+      req.options.on_step = [this, &http_req](const api::LearnStep&) {
+        return !draining.load() && !http_req.client_gone();
+      };
       result = api::learn(model, set, req.inputs, req.outputs, req.options);
     } catch (const api::Cancelled&) {
+      if (!draining) throw client_left();
       throw ApiError(503, "learning was cancelled: the server is shutting down");
     } catch (const Error& e) {
       throw ApiError(400, fmt::format("learn: {}", e.what()));
@@ -323,15 +394,26 @@ struct OpenAIServer::Impl {
                          {"weights", s.weights},
                          {"objective", s.objective},
                          {"loss", s.loss}});
-    return http::Response::json(json{
-        {"id", id},
-        {"object", "lorahub.composition"},
-        {"modules", req.modules},
-        {"weights", result.weights},
-        {"method", spec.method},
-        {"objective", result.objective},
-        {"history", history},
-        {"seconds", result.seconds}}.dump());
+    json answer{{"id", id},
+                {"object", "lorahub.composition"},
+                {"modules", req.modules},
+                {"weights", result.weights},
+                {"method", spec.method},
+                {"objective", result.objective},
+                {"history", history},
+                {"seconds", result.seconds}};
+    if (!req.push_repo.empty()) {
+      json record = answer;  // weights.json on the hub: what was learned, and how
+      record.erase("id");
+      record.erase("object");
+      record["optimizer"] = req.options.optimizer;
+      record["seed"] = req.options.seed;
+      record["steps"] = req.options.steps;
+      record["examples"] = req.inputs.size();
+      answer["push"] = {{"repo", req.push_repo},
+                        {"revision", push_composition(req, *result.adapter, record, id)}};
+    }
+    return http::Response::json(answer.dump());
   }
 
   void shutdown() {

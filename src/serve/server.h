@@ -2,7 +2,10 @@
 // composition of LoRA modules. Routes:
 //   GET  /health, /metrics (Prometheus), /v1/models, /v1/models/{id}
 //   POST /v1/completions, /v1/chat/completions (stream: true = server-sent events)
-//   POST /v1/lorahub/learn (LoraHub weights from few-shot examples; the result is a "model")
+//   POST /v1/lorahub/learn (LoraHub weights from few-shot examples; the result is a "model";
+//        the modules by name or by a hub filter; optionally pushed to the hub)
+// A request whose client closes its connection is cancelled (streamed: the write fails; whole
+// answers: the handler watches the socket, http::Request::client_gone).
 // Every error is OpenAI's {"error": {"message", "type", "param", "code"}}.
 #pragma once
 #include <chrono>

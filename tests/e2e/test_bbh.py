@@ -230,3 +230,35 @@ def test_unknown_sampler_is_a_clean_error(setup, bbh_dir, tmp_path):
     proc = run_lorahub("bbh", "--model", setup[1], "--lora-list", setup[2], "--data-dir", bbh_dir,
                        "--sampler", "numpy", "--out", tmp_path / "x", check=False)
     assert_clean_error(proc, "sampler")
+
+
+def test_bbh_arrow_and_select(setup, bbh_dir, tmp_path):
+    """arrow routes over each seed's drawn modules (top_k = min(3, drawn)); --select loss-rank:1
+    keeps, of each seed's drawn modules, the one with the lowest few-shot loss alone (the loss
+    best-single ranks the pool by)."""
+    plain = tmp_path / "plain"
+    run_bbh(setup, bbh_dir, plain, "--methods", "uniform,best-single,arrow")
+    selected = tmp_path / "selected"
+    run_bbh(setup, bbh_dir, selected, "--methods", "uniform,arrow", "--select", "loss-rank:1")
+    for a, b in zip(json.loads((plain / "results.json").read_text())["tasks"],
+                    json.loads((selected / "results.json").read_text())["tasks"]):
+        losses = a["methods"]["best-single"]["runs"][0]["few_shot_losses"]
+        for drawn, arrow, kept, kept_arrow in zip(a["methods"]["uniform"]["runs"],
+                                                  a["methods"]["arrow"]["runs"],
+                                                  b["methods"]["uniform"]["runs"],
+                                                  b["methods"]["arrow"]["runs"]):
+            assert arrow["modules"] == drawn["modules"] and arrow["top_k"] == 2
+            assert 0 <= arrow["accuracy"] <= 100
+            best = min(drawn["modules"], key=lambda m: losses[int(Path(m).name.split("_")[1])])
+            assert kept["modules"] == [best] and kept["weights"] == [1.0]
+            assert kept_arrow["modules"] == [best] and kept_arrow["top_k"] == 1
+    assert "Arrow top-3 avg (2 seeds)" in (plain / "results.md").read_text()
+
+
+@pytest.mark.malformed
+def test_bbh_bad_select(setup, bbh_dir, tmp_path):
+    root, model, pool = setup
+    res = run_lorahub("bbh", "--model", model, "--lora-list", pool, "--data-dir", bbh_dir,
+                      "--tasks", TASKS[0], "--select", "best:2", "--out", tmp_path / "x",
+                      check=False)
+    assert_clean_error(res, "--select")

@@ -5,6 +5,7 @@ once get their sequential answers and were batched together; learning is a call 
 is a model; a client that leaves cancels its sequence; SIGTERM ends streams cleanly."""
 import json
 import signal
+import socket
 import threading
 import time
 
@@ -140,6 +141,43 @@ def test_a_client_that_leaves_cancels_its_sequence(smol):
     while smol.http.get("/health").json()["running"] and time.monotonic() < deadline:
         time.sleep(0.1)
     assert smol.http.get("/health").json()["running"] == 0  # long before 2000 tokens
+
+
+def test_a_client_that_leaves_a_whole_answer_cancels_its_sequence(smol):
+    """Not streamed: nothing is written to the client until the end, so the server watches the
+    socket; one closed mid-generation frees its place at once and is counted as a 499."""
+    def cancelled():
+        for line in smol.http.get("/metrics").text.splitlines():
+            if line.startswith('lorahub_requests_total{endpoint="completions",status="499"}'):
+                return float(line.split()[-1])
+        return 0.0
+
+    before = cancelled()
+    body = json.dumps({"model": "smollm2", "prompt": "Once upon a time", "max_tokens": 2000,
+                       "temperature": 0.7, "seed": 4}).encode()
+    host, port = smol.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\n"
+                     b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(body), body))
+        deadline = time.monotonic() + 20
+        while smol.http.get("/health").json()["running"] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert smol.http.get("/health").json()["running"] == 1  # decoding
+        time.sleep(0.3)  # some tokens in
+    closed = time.monotonic()
+    while smol.http.get("/health").json()["running"] and time.monotonic() - closed < 10:
+        time.sleep(0.05)
+    assert smol.http.get("/health").json()["running"] == 0
+    assert time.monotonic() - closed < 3  # a few steps, not 2000 tokens
+    assert wait_for(lambda: cancelled() == before + 1)
+
+
+def wait_for(predicate, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while not predicate() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return predicate()
 
 
 def test_t5_completions_equal_generate(t5, tmp_path):

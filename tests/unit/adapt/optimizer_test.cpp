@@ -103,6 +103,37 @@ TEST(Optimizer, CmaesEvaluatesWholeGenerations) {
   EXPECT_EQ(batch_sizes, (std::vector<size_t>{12, 12, 6}));
 }
 
+// CMA-ES samples through the Cholesky factor: C = L L^T, and a rounding-level change of a C with
+// a 17-fold repeated eigenvalue (as after one generation on 20 modules) moves L by rounding only,
+// so the same seed draws the same candidates on every machine.
+TEST(Optimizer, CmaesSamplingFactorIsExactAndContinuous) {
+  const int n = 20;
+  std::vector<std::vector<double>> c(n, std::vector<double>(n, 0.0));
+  for (int i = 0; i < n; ++i) c[i][i] = 0.8;
+  for (int r = 0; r < 3; ++r)  // a rank-3 update: eigenvalue 0.8 repeated 17 times
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) c[i][j] += 0.1 * std::sin(i + 3.0 * r) * std::sin(j + 3.0 * r);
+  const auto l = cholesky_lower(c);
+  double worst = 0;
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) {
+      double v = 0;
+      for (int k = 0; k < n; ++k) v += l[i][k] * l[j][k];
+      worst = std::max(worst, std::abs(v - c[i][j]));
+      if (j > i) EXPECT_EQ(l[i][j], 0.0);
+    }
+  EXPECT_LT(worst, 1e-14);
+
+  auto nudged = c;
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j) nudged[i][j] += 1e-16 * std::cos(7.0 * i + j + (i * j) % 5);
+  for (int i = 0; i < n; ++i)
+    for (int j = i + 1; j < n; ++j) nudged[j][i] = nudged[i][j];
+  const auto l2 = cholesky_lower(nudged);
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j <= i; ++j) EXPECT_NEAR(l2[i][j], l[i][j], 1e-13) << i << "," << j;
+}
+
 TEST(OptimizerMalformed, RejectsBadSettings) {
   PlantedQuadratic f{{0.0}};
   OptimizeOptions o;

@@ -268,6 +268,65 @@ TEST_F(ApiTest, BatcherEqualsSessionsPerAdapter) {
   EXPECT_EQ(batcher.step(), 0u);
 }
 
+// Sequences that join at one step are prefilled in one forward per max_new_tokens; a sequence
+// that ends (or is cancelled) early leaves its batch's row to a filler token while the others of
+// that batch go on. Each still says what it says alone.
+TEST_F(ApiTest, BatcherPrefillsJoinersTogetherAndTheyEndApart) {
+  const api::ModuleSet set = api::ModuleSet::load(modules_);
+  const std::vector<std::shared_ptr<const api::Adapter>> adapters = {
+      set.module(2), set.compose({0.5, -0.4, 0.9}), nullptr, set.module(0)};
+  const std::vector<int> budgets = {12, 3, 12, 7};
+  auto options_for = [&](size_t i) {
+    api::GenerationOptions o;
+    o.max_new_tokens = budgets[i];
+    return o;
+  };
+  std::vector<std::string> expected;
+  for (size_t i = 0; i < adapters.size(); ++i)
+    expected.push_back(api::Session(model_, adapters[i])
+                           .generate({kInputs[i % kInputs.size()]}, options_for(i))[0]
+                           .text);
+  api::Batcher batcher(model_);
+  std::map<uint64_t, std::string> text, reason;
+  std::vector<uint64_t> ids;
+  for (size_t i = 0; i < adapters.size(); ++i) {
+    api::GenerationOptions o = options_for(i);
+    o.on_text = [&](const api::TextEvent& e) {
+      text[e.index] += e.text;
+      if (e.done) reason[e.index] = e.finish_reason;
+      return true;
+    };
+    ids.push_back(batcher.add(kInputs[i % kInputs.size()], adapters[i], o));
+  }
+  // The third (of the first budget-12 batch) is cancelled after two steps; the first goes on.
+  batcher.step();
+  batcher.step();
+  batcher.cancel(ids[2]);
+  for (int guard = 0; batcher.active() > 0 && guard < 1000; ++guard) batcher.step();
+  for (size_t i : {0, 1, 3}) {
+    EXPECT_EQ(text[ids[i]], expected[i]) << i;
+    EXPECT_EQ(reason[ids[i]], "length") << i;  // the tiny model's text runs to its budget
+  }
+  EXPECT_EQ(reason[ids[2]], "cancelled");
+  EXPECT_EQ(expected[2].rfind(text[ids[2]], 0), 0u);  // what it said before, it says alone
+}
+
+// An adapter whose sequences have ended is let go at once, even while others still decode.
+TEST_F(ApiTest, BatcherLetsGoOfAdaptersNoSequenceUses) {
+  const api::ModuleSet set = api::ModuleSet::load(modules_);
+  api::Batcher batcher(model_);
+  api::GenerationOptions o;
+  o.max_new_tokens = 12;
+  batcher.add(kInputs[0], set.module(0), o);
+  auto composed = set.compose({0.3, 0.3, 0.3});
+  const std::weak_ptr<const api::Adapter> watched = composed;
+  o.max_new_tokens = 2;
+  batcher.add(kInputs[1], std::move(composed), o);
+  for (int i = 0; i < 4; ++i) batcher.step();
+  EXPECT_EQ(batcher.active(), 1u);  // the first still decodes
+  EXPECT_TRUE(watched.expired());
+}
+
 TEST_F(ApiTest, MalformedInputsNameTheProblem) {
   auto expect_error = [](auto&& f, const std::string& fragment) {
     try {

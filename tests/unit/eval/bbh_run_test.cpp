@@ -105,6 +105,31 @@ TEST(BbhRun, CacheMissesWhenTheEngineVersionChanges) {
       << why;
 }
 
+// An explicitly named older engine's results are reused (to rebuild a committed table); an
+// unnamed engine's, or a named engine's under other settings, are recomputed.
+TEST(BbhRun, CacheReusesOnlyTheNamedEnginesWithOtherwiseEqualSettings) {
+  TempDir dir;
+  write(dir.path() / "model" / "config.json", "{}");
+  write(dir.path() / "m1" / "adapter_config.json", "{}");
+  BbhConfig c;
+  c.model_path = (dir.path() / "model").string();
+  c.pool = {(dir.path() / "m1").string()};
+  const json old_key = bbh_settings(c, "0.1.0+numerics.0");
+  const json new_key = bbh_settings(c, "0.1.0+numerics.1");
+  int computed = 0;
+  const auto compute = [&] { return json{{"accuracy", ++computed}}; };
+  const auto accuracy = [&](const json& key, std::vector<std::string> reuse) {
+    ResultCache cache((dir.path() / "cache").string(), key, std::move(reuse));
+    return cache.get_or_compute("navigate.zero-shot", compute)["accuracy"].get<int>();
+  };
+  ASSERT_EQ(accuracy(old_key, {}), 1);
+  EXPECT_EQ(accuracy(new_key, {"0.1.0+numerics.7"}), 2);  // another engine: recomputed
+  ASSERT_EQ(accuracy(old_key, {}), 3);                    // (the old engine's result again)
+  EXPECT_EQ(accuracy(new_key, {"0.1.0+numerics.0"}), 3);  // the named engine: reused
+  c.steps = 20;  // another setting differs: naming the engine does not make it reusable
+  EXPECT_EQ(accuracy(bbh_settings(c, "0.1.0+numerics.1"), {"0.1.0+numerics.0"}), 4);
+}
+
 TEST(BbhRun, KeyFollowsContentNotPath) {
   TempDir dir;
   write(dir.path() / "a" / "model" / "config.json", "{}");

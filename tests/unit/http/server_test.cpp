@@ -81,6 +81,24 @@ class HttpServerTest : public ::testing::Test {
                     },
                 .before_body = nullptr,
                 .max_body = 0});
+    // Works for up to `ms` milliseconds or until its client is gone; answers what it saw.
+    router.add({.method = "GET",
+                .pattern = "/work/{ms}",
+                .handler =
+                    [this](Request& req) {
+                      const auto until = std::chrono::steady_clock::now() +
+                                         std::chrono::milliseconds(std::stoi(req.capture("ms")));
+                      bool gone = false;
+                      while (!gone && std::chrono::steady_clock::now() < until) {
+                        std::this_thread::sleep_for(5ms);
+                        gone = req.client_gone();
+                      }
+                      handler_saw_gone_ = gone;
+                      handler_done_ = true;
+                      return Response::json(gone ? "\"gone\"" : "\"there\"");
+                    },
+                .before_body = nullptr,
+                .max_body = 0});
     router.add({.method = "GET",
                 .pattern = "/file",
                 .handler =
@@ -135,6 +153,7 @@ class HttpServerTest : public ::testing::Test {
   std::thread thread_;
   int port_ = 0;
   std::atomic<bool> writer_saw_gone_{false}, writer_done_{false};
+  std::atomic<bool> handler_saw_gone_{false}, handler_done_{false};
   std::atomic<int> checks_{0};
 };
 
@@ -149,6 +168,25 @@ TEST_F(HttpServerTest, StreamsChunksAndTellsTheWriterWhenTheClientLeaves) {
   for (int i = 0; i < 400 && !writer_done_; ++i) std::this_thread::sleep_for(10ms);
   EXPECT_TRUE(writer_done_) << "the writer kept writing to a closed connection";
   EXPECT_TRUE(writer_saw_gone_);
+}
+
+TEST_F(HttpServerTest, AHandlerSeesWhetherItsClientIsGone) {
+  {  // The client stays (and pipelines its next request): the handler works to the end.
+    Client client(port_);
+    client.send("GET /work/150 HTTP/1.1\r\nHost: h\r\n\r\nGET /work/1 HTTP/1.1\r\nHost: h\r\n\r\n");
+    EXPECT_NE(client.read_until("\"there\"").find("200 OK"), std::string::npos);
+    EXPECT_NE(client.read_until("\"there\"").find("200 OK"), std::string::npos);
+  }
+  handler_done_ = false;
+  Client client(port_);
+  client.send("GET /work/5000 HTTP/1.1\r\nHost: h\r\n\r\n");
+  std::this_thread::sleep_for(50ms);
+  const auto closed = std::chrono::steady_clock::now();
+  client.close();
+  for (int i = 0; i < 400 && !handler_done_; ++i) std::this_thread::sleep_for(10ms);
+  EXPECT_TRUE(handler_done_);
+  EXPECT_TRUE(handler_saw_gone_);
+  EXPECT_LT(std::chrono::steady_clock::now() - closed, 1s);  // long before its 5 s of work
 }
 
 TEST_F(HttpServerTest, RefusesBeforeTheBodyAndNeverSendsContinue) {
