@@ -11,8 +11,8 @@
 # model: lorahub_learning then finds the model itself (model_name_or_path=None, as in the example).
 #
 # Slow: the wheel builds the whole engine (portable flags, so nothing is shared with build/):
-# about 6 min of 2 cores from scratch. Hence not part of scripts/test.sh (which checks the same
-# package, built into build/, with tests/python_package.py).
+# about 6 min of 2 quiet cores from scratch (29 min on a loaded one). Hence not part of
+# scripts/test.sh, which tests the same package built into build/ (tests/python_package.py).
 #   scripts/check_pip_install.sh                       # temporary venv and CMake tree, removed
 #   LORAHUB_WHEEL_BUILD_DIR=build-wheel scripts/check_pip_install.sh   # keep the CMake tree:
 #                                                      # a rerun recompiles only what changed
@@ -105,8 +105,17 @@ if __name__ == "__main__":
     main()
 EOF
 cd "$work"  # not the repository: python/lorahub_cpp there must not shadow the installed package
-"$work/venv/bin/python" -c "import lorahub_cpp; print('lorahub_cpp', lorahub_cpp.__file__); \
-print('cpu dispatch:', lorahub_cpp.cpu_dispatch())"
+# The portable wheel must still take the SIMD loops this CPU has (the clone the loader chose).
+flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+has() { for f in "$@"; do [[ $flags == *" $f "* ]] || return 1; done; }
+level=x86-64-v2
+has avx2 fma bmi2 && level=x86-64-v3
+has avx512f avx512bw avx512vl avx512dq avx512cd && level=x86-64-v4
+dispatch=$("$work/venv/bin/python" -c "import lorahub_cpp; print(lorahub_cpp.cpu_dispatch())")
+echo "cpu dispatch: $dispatch"
+[[ $dispatch == *"loops $level (clones)"* ]] || { echo "expected loops $level (clones)"; exit 1; }
+if has avx512_vnni; then [[ $dispatch == *"quant avx512vnni"* ]] || exit 1; fi
+if has avx512_bf16; then [[ $dispatch == *"bf16-small-rows avx512bf16"* ]] || exit 1; fi
 "$work/venv/bin/python" example.py data.json | tee "$work/out.txt"
 grep -q "^module_weights: \[" "$work/out.txt" && grep -q "^task accuracy: [0-9.]*$" "$work/out.txt"
 echo "check_pip_install: OK"
