@@ -48,7 +48,8 @@ def package_site() -> Path:
     else:
         # Into scripts/test.sh's release tree (same options): only the extension compiles.
         config = [f"-Cbuild-dir={ROOT / 'build'}", "--no-build-isolation",
-                  "-Ccmake.define.LORAHUB_TESTS=ON", "-Ccmake.define.LORAHUB_BENCH=ON"]
+                  "-Ccmake.define.LORAHUB_TESTS=ON", "-Ccmake.define.LORAHUB_BENCH=ON",
+                  "-Ccmake.define.LORAHUB_NATIVE=ON"]
     start = time.time()
     _pip("wheel", ".", "--no-deps", "-w", out / "dist", *config)
     print(f"lorahub_cpp: pip wheel . took {time.time() - start:.0f}s")

@@ -41,6 +41,10 @@ void init_runtime(const RuntimeOptions& options = {});
 // The engine version, e.g. "0.1.0+numerics.3": the release and the numerics revision (bumped
 // with every change of computed numbers). Cached evaluation results are keyed by it.
 std::string version();
+// The SIMD paths this build takes on this CPU, one line: the loop clones the loader chose
+// ("x86-64-v4 (clones)" in a portable build, "native" in a -march=native one) and the run-time
+// choices of the AVX512-VNNI and AVX512-BF16 kernels.
+std::string cpu_dispatch();
 
 // Long work reports progress here: `what` is being done, `done` of `total` units. Returning
 // false cancels the call, which then throws Cancelled.

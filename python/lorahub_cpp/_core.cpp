@@ -92,8 +92,20 @@ struct PyAdapter {
   AdapterPtr ptr;
 };
 
-AdapterPtr adapter_of(const std::optional<PyAdapter>& a) {
-  return a ? a->ptr : nullptr;
+// Runs fn(session) on a session of the model with the adapter (or none), without the GIL: what
+// score and generate share.
+template <class Fn>
+auto in_session(CallbackErrors& errors, const PyModel& model,
+                const std::optional<PyAdapter>& adapter, Fn&& fn) {
+  return errors.run([&] {
+    api::Session session(model.ptr, adapter ? adapter->ptr : nullptr);
+    return fn(session);
+  });
+}
+
+// A Python callback's answer: None or true goes on, false stops.
+bool goes_on(const py::object& answer) {
+  return answer.is_none() || answer.cast<bool>();
 }
 
 // A numpy array that owns the vector (no copy of the data).
@@ -127,8 +139,7 @@ py::tuple score(const PyModel& model, const std::vector<std::string>& inputs,
                 const std::vector<std::string>& outputs, const std::optional<PyAdapter>& adapter,
                 int batch_size) {
   CallbackErrors errors;
-  auto scores = errors.run([&] {
-    api::Session session(model.ptr, adapter_of(adapter));
+  auto scores = in_session(errors, model, adapter, [&](api::Session& session) {
     return session.score(inputs, outputs, batch_size);
   });
   std::vector<double> loss_sum;
@@ -157,24 +168,17 @@ py::list generate(const PyModel& model, const std::vector<std::string>& prompts,
   if (!on_text.is_none()) {
     o.on_text = [&](const api::TextEvent& e) {
       return errors.call([&] {
-        py::object r =
-            on_text(e.index, py::str(e.text.data(), e.text.size()), e.done, e.finish_reason);
-        return r.is_none() || r.cast<bool>();
+        return goes_on(
+            on_text(e.index, py::str(e.text.data(), e.text.size()), e.done, e.finish_reason));
       });
     };
   }
   // Always there: it is where Ctrl-C is noticed.
   o.on_progress = [&](std::string_view, size_t done, size_t total) {
-    return errors.call([&] {
-      if (on_progress.is_none()) return true;
-      py::object r = on_progress(done, total);
-      return r.is_none() || r.cast<bool>();
-    });
+    return errors.call([&] { return on_progress.is_none() || goes_on(on_progress(done, total)); });
   };
-  auto generations = errors.run([&] {
-    api::Session session(model.ptr, adapter_of(adapter));
-    return session.generate(prompts, o);
-  });
+  auto generations = in_session(
+      errors, model, adapter, [&](api::Session& session) { return session.generate(prompts, o); });
   py::list out;
   for (auto& g : generations)
     out.append(py::make_tuple(g.text, g.ids, g.finish_reason, g.prompt_tokens));
@@ -209,10 +213,9 @@ py::dict learn(const PyModel& model, const api::ModuleSet& modules,
   }
   o.on_step = [&](const api::LearnStep& s) {
     return errors.call([&] {
-      if (on_step.is_none()) return true;
-      py::object r =
-          on_step(s.evaluation, to_numpy(std::vector<double>(s.weights)), s.objective, s.loss);
-      return r.is_none() || r.cast<bool>();
+      return on_step.is_none() ||
+             goes_on(on_step(s.evaluation, to_numpy(std::vector<double>(s.weights)), s.objective,
+                             s.loss));
     });
   };
   auto result = errors.run([&] { return api::learn(model.ptr, modules, inputs, outputs, o); });
@@ -254,6 +257,8 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("threads") = 0);
   m.def("version", &api::version);
+  m.def("cpu_dispatch", &api::cpu_dispatch,
+        "The SIMD paths this build takes on this CPU (portable wheel: clones chosen at load).");
 
   py::class_<PyAdapter>(m, "Adapter")
       .def_static(

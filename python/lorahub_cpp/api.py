@@ -21,7 +21,7 @@ import numpy as np
 from . import _core
 
 __all__ = ["LorahubError", "Model", "Adapter", "ModuleSet", "Generation", "Scores", "LearnStep",
-           "LearnResult", "learn", "hub_fetch", "init_runtime", "version"]
+           "LearnResult", "learn", "hub_fetch", "init_runtime", "version", "cpu_dispatch"]
 
 
 class LorahubError(RuntimeError, ValueError):
@@ -41,6 +41,13 @@ def init_runtime(threads: int = 0) -> None:
 
 def version() -> str:
     return _core.version()
+
+
+def cpu_dispatch() -> str:
+    """The SIMD paths the engine takes on this CPU, e.g. "loops x86-64-v4 (clones); quant
+    avx512vnni; bf16-small-rows off" (a wheel runs on any x86-64-v2 CPU and picks these when
+    loaded)."""
+    return _core.cpu_dispatch()
 
 
 def _strings(values, what: str) -> list[str]:

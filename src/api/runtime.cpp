@@ -12,6 +12,7 @@
 #include "api/internal.h"
 #include "core/allocator.h"
 #include "core/version.h"
+#include "kernels/dispatch.h"
 #include "kernels/matmul.h"
 
 namespace lorahub::api {
@@ -62,6 +63,10 @@ void ensure_runtime() {
 
 std::string version() {
   return kEngineVersion;  // the one version: what cached results are keyed by
+}
+
+std::string cpu_dispatch() {
+  return simd_dispatch();
 }
 
 }  // namespace lorahub::api

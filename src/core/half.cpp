@@ -1,5 +1,7 @@
 #include "core/half.h"
 
+#include "core/simd.h"
+
 namespace lorahub {
 
 float f16_to_f32(uint16_t h) {
@@ -59,13 +61,13 @@ uint16_t f32_to_f16(float f) {
 void f16_to_f32(const uint16_t* src, float* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
-void bf16_to_f32(const uint16_t* src, float* dst, size_t n) {
+LORAHUB_SIMD void bf16_to_f32(const uint16_t* src, float* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
-void f32_to_f16(const float* src, uint16_t* dst, size_t n) {
+LORAHUB_SIMD void f32_to_f16(const float* src, uint16_t* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = f32_to_f16(src[i]);
 }
-void f32_to_bf16(const float* src, uint16_t* dst, size_t n) {
+LORAHUB_SIMD void f32_to_bf16(const float* src, uint16_t* dst, size_t n) {
   for (size_t i = 0; i < n; ++i) dst[i] = f32_to_bf16(src[i]);
 }
 

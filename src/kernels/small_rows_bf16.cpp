@@ -14,13 +14,16 @@
 
 #include "core/error.h"
 
-#ifdef __AVX512BF16__
+#if defined(__x86_64__)
 #include <immintrin.h>
+// Compiled for AVX512-BF16 whatever the build's -march, and called only where the CPU has it
+// (small_rows_bf16_available): a portable build (CMake LORAHUB_NATIVE=OFF) keeps the kernel.
+#define LORAHUB_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 #endif
 
 namespace lorahub {
 
-#ifdef __AVX512BF16__
+#ifdef LORAHUB_BF16_TARGET
 namespace {
 
 constexpr int kRowBlock = 4;  // rows of A per register block (4 x 4 accumulators + 5 operands)
@@ -30,8 +33,8 @@ constexpr int64_t kParallelMin = 1 << 15;  // below this many weight values one 
 // acc[i][j] = Σ_k a[i][k]·b[j][k] over the full rows; the last chunk is masked (zeros add
 // nothing), so any k works.
 template <int R, int C>
-inline void dot_block(const uint16_t* a, const uint16_t* b, const uint16_t* next_b, int64_t k,
-                      __m512 (&acc)[R][C]) {
+LORAHUB_BF16_TARGET inline void dot_block(const uint16_t* a, const uint16_t* b,
+                                          const uint16_t* next_b, int64_t k, __m512 (&acc)[R][C]) {
   // Every loop over R and C fully unrolled: an array indexed by a loop variable would live on the
   // stack, and GCC would store the 16 accumulators after every chunk (4x slower).
 #pragma GCC unroll 4
@@ -60,7 +63,7 @@ inline void dot_block(const uint16_t* a, const uint16_t* b, const uint16_t* next
 
 // The sum of the 16 lanes. (_mm512_reduce_add_ps and the unmasked shuffles do the same but trip
 // GCC 12's -Wuninitialized through their _mm512_undefined operand: the full-mask forms name it.)
-inline float lane_sum(__m512 v) {
+LORAHUB_BF16_TARGET inline float lane_sum(__m512 v) {
   constexpr __mmask16 kAll = 0xFFFF;
   v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, kAll, v, v, 0b01001110));  // other 256 bits
   v = _mm512_add_ps(v, _mm512_mask_shuffle_f32x4(v, kAll, v, v, 0b10110001));  // next 128 bits
@@ -72,8 +75,8 @@ inline float lane_sum(__m512 v) {
 
 // C[i, j] (row stride n) for R rows of A and C rows of the weight.
 template <int R, int C>
-inline void block(const uint16_t* a, const uint16_t* b, const uint16_t* next_b, float* c, int64_t n,
-                  int64_t k, float beta) {
+LORAHUB_BF16_TARGET inline void block(const uint16_t* a, const uint16_t* b, const uint16_t* next_b,
+                                      float* c, int64_t n, int64_t k, float beta) {
   __m512 acc[R][C];
   dot_block<R, C>(a, b, next_b, k, acc);
 #pragma GCC unroll 4
@@ -88,8 +91,8 @@ inline void block(const uint16_t* a, const uint16_t* b, const uint16_t* next_b, 
 
 // Every row of A against C weight rows: the weight block stays in L1 for the later row blocks.
 template <int C>
-void column_block(const uint16_t* a, const uint16_t* b, const uint16_t* next_b, float* c, int64_t m,
-                  int64_t n, int64_t k, float beta) {
+LORAHUB_BF16_TARGET void column_block(const uint16_t* a, const uint16_t* b, const uint16_t* next_b,
+                                      float* c, int64_t m, int64_t n, int64_t k, float beta) {
   for (int64_t i = 0; i < m; i += kRowBlock) {
     const uint16_t* ai = a + i * k;
     float* ci = c + i * n;
@@ -110,22 +113,33 @@ void column_block(const uint16_t* a, const uint16_t* b, const uint16_t* next_b, 
   }
 }
 
+// Weight rows [j0, j0 + kColBlock) (or the single row j0 with one = true). Not inline: the
+// parallel loop calling it runs in a function outlined by OpenMP, outside the target attribute.
+LORAHUB_BF16_TARGET void weight_rows(const uint16_t* a, const uint16_t* b, float* c, int64_t m,
+                                     int64_t n, int64_t k, float beta, int64_t j0, int64_t next_j,
+                                     bool one) {
+  if (one) return column_block<1>(a, b + j0 * k, b + j0 * k, c + j0, m, n, k, beta);
+  column_block<kColBlock>(a, b + j0 * k, b + next_j * k, c + j0, m, n, k, beta);
+}
+
 }  // namespace
 
 bool small_rows_bf16_available() {
-  return true;
+  static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") &&
+                          __builtin_cpu_supports("avx512bf16");
+  return yes;
 }
 
 void small_rows_abt_bf16(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t n,
                          int64_t k, float beta) {
+  check(small_rows_bf16_available(), "small_rows_abt_bf16: this CPU has no AVX512-BF16");
   const int64_t blocks = n / kColBlock;
 #pragma omp parallel for schedule(static) if (n * k >= kParallelMin)
   for (int64_t blk = 0; blk < blocks; ++blk)
-    column_block<kColBlock>(a, b + blk * kColBlock * k,
-                            b + std::min(blk + 1, blocks - 1) * kColBlock * k, c + blk * kColBlock,
-                            m, n, k, beta);
-  for (int64_t j = blocks * kColBlock; j < n; ++j)
-    column_block<1>(a, b + j * k, b + j * k, c + j, m, n, k, beta);
+    weight_rows(a, b, c, m, n, k, beta, blk * kColBlock, std::min(blk + 1, blocks - 1) * kColBlock,
+                false);
+  for (int64_t j = blocks * kColBlock; j < n; ++j) weight_rows(a, b, c, m, n, k, beta, j, j, true);
 }
 
 #else
@@ -136,7 +150,7 @@ bool small_rows_bf16_available() {
 
 void small_rows_abt_bf16(const uint16_t*, const uint16_t*, float*, int64_t, int64_t, int64_t,
                          float) {
-  fail("small_rows_abt_bf16: this build's CPU target has no AVX512-BF16");
+  fail("small_rows_abt_bf16: AVX512-BF16 kernels need an x86-64 build");
 }
 
 #endif

@@ -7,7 +7,7 @@
 
 namespace lorahub {
 
-// True when the build targets a CPU with AVX512-BF16 (-march=native on one that has it).
+// True when this CPU has AVX512-BF16 (checked at run time: any x86-64 build has the kernel).
 bool small_rows_bf16_available();
 
 // Throws Error where small_rows_bf16_available() is false.

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/half.h"
+#include "core/simd.h"
 #include "kernels/matmul.h"
 
 namespace lorahub {
@@ -168,7 +169,8 @@ void attend_head_blas(const AttentionLayer& layer, const HeadView& h, bool causa
 
 // Short queries (a decoding step): plain loops, so that many heads run side by side on the
 // threads instead of many tiny BLAS calls one after another.
-void attend_head_loops(const AttentionLayer& layer, const HeadView& h, bool causal, float* scores) {
+LORAHUB_SIMD void attend_head_loops(const AttentionLayer& layer, const HeadView& h, bool causal,
+                                    float* scores) {
   const int64_t hd = layer.head_dim;
   // Keys before the first valid one are a left-padded prompt's padding: masked, never computed.
   int64_t first_key = 0;
