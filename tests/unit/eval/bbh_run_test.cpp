@@ -72,15 +72,21 @@ TEST(BbhRun, AnswerRuleIsTheStopSequences) {
   EXPECT_EQ(d.sampling.temperature, 0.0f);  // greedy
 }
 
-// The key names the engine version: a numerical change (a bumped LORAHUB_NUMERICS_REVISION or a
-// new PROJECT_VERSION) recomputes instead of reusing a result the old engine made.
-TEST(BbhRun, CacheMissesWhenTheEngineVersionChanges) {
-  TempDir dir;
+// A model folder and a pool of one module under `dir`, as a protocol configuration.
+BbhConfig one_module_config(const TempDir& dir) {
   write(dir.path() / "model" / "config.json", "{}");
   write(dir.path() / "m1" / "adapter_config.json", "{}");
   BbhConfig c;
   c.model_path = (dir.path() / "model").string();
   c.pool = {(dir.path() / "m1").string()};
+  return c;
+}
+
+// The key names the engine version: a numerical change (a bumped LORAHUB_NUMERICS_REVISION or a
+// new PROJECT_VERSION) recomputes instead of reusing a result the old engine made.
+TEST(BbhRun, CacheMissesWhenTheEngineVersionChanges) {
+  TempDir dir;
+  BbhConfig c = one_module_config(dir);
   EXPECT_EQ(bbh_settings(c)["engine"], kEngineVersion);
   const json old_key = bbh_settings(c, "0.1.0+numerics.1");
   const json new_key = bbh_settings(c, "0.1.0+numerics.2");
@@ -109,11 +115,7 @@ TEST(BbhRun, CacheMissesWhenTheEngineVersionChanges) {
 // unnamed engine's, or a named engine's under other settings, are recomputed.
 TEST(BbhRun, CacheReusesOnlyTheNamedEnginesWithOtherwiseEqualSettings) {
   TempDir dir;
-  write(dir.path() / "model" / "config.json", "{}");
-  write(dir.path() / "m1" / "adapter_config.json", "{}");
-  BbhConfig c;
-  c.model_path = (dir.path() / "model").string();
-  c.pool = {(dir.path() / "m1").string()};
+  BbhConfig c = one_module_config(dir);
   const json old_key = bbh_settings(c, "0.1.0+numerics.0");
   const json new_key = bbh_settings(c, "0.1.0+numerics.1");
   int computed = 0;

@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "lora/arrow.h"
 #include "models/linear.h"
+#include "support/one_layer_module.h"
 #include "support/random_values.h"
 
 namespace lorahub {
@@ -21,23 +22,7 @@ constexpr int64_t kR = 3, kIn = 7, kOut = 5;
 
 // One target layer "enc.q" [kOut, kIn] of rank kR, scale 2.
 LoraModule make_module(const std::string& path, unsigned seed) {
-  std::mt19937 rng(seed);
-  LoraModule m;
-  m.path = path;
-  m.config.r = kR;
-  m.config.lora_alpha = 2 * kR;
-  m.config.target_modules = {"q"};
-  for (bool is_a : {true, false}) {
-    LoraTensor t;
-    t.layer = "enc.q";
-    t.is_a = is_a;
-    t.key = std::string("base_model.model.enc.q.lora_") + (is_a ? "A" : "B") + ".weight";
-    t.shape = is_a ? Shape{kR, kIn} : Shape{kOut, kR};
-    t.scale = 2.0f;
-    t.values = random_values(static_cast<size_t>(shape_numel(t.shape)), rng, 0.5f);
-    m.tensors.push_back(std::move(t));
-  }
-  return m;
+  return test_support::one_layer_module(path, seed, kR, kIn, kOut);
 }
 
 ModuleSet make_set(size_t n, unsigned first_seed) {

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "lora/combine.h"
 #include "lora/compose.h"
+#include "support/one_layer_module.h"
 #include "support/random_values.h"
 
 namespace lorahub {
@@ -18,23 +19,7 @@ using test_support::random_values;
 
 // One target layer "enc.q" (in 6, out 4, rank 2), scale 2 (alpha 4 / r 2).
 LoraModule make_module(const std::string& path, unsigned seed) {
-  std::mt19937 rng(seed);
-  LoraModule m;
-  m.path = path;
-  m.config.r = 2;
-  m.config.lora_alpha = 4;
-  m.config.target_modules = {"q"};
-  for (bool is_a : {true, false}) {
-    LoraTensor t;
-    t.layer = "enc.q";
-    t.is_a = is_a;
-    t.key = std::string("base_model.model.enc.q.lora_") + (is_a ? "A" : "B") + ".weight";
-    t.shape = is_a ? Shape{2, 6} : Shape{4, 2};
-    t.scale = 2.0f;
-    t.values = random_values(static_cast<size_t>(shape_numel(t.shape)), rng, 0.5f);
-    m.tensors.push_back(std::move(t));
-  }
-  return m;
+  return test_support::one_layer_module(path, seed, 2, 6, 4);
 }
 
 ModuleSet make_set(size_t n = 3) {
