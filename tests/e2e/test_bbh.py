@@ -391,3 +391,22 @@ def test_unknown_metric_is_a_clean_error(setup, bbh_dir, tmp_path):
                        "--data-dir", bbh_dir, "--metric", "acc_norm", "--out", tmp_path / "x",
                        check=False)
     assert_clean_error(proc, "--metric", "acc_norm")
+
+
+def test_option_likelihood_alone_generates_nothing(setup, bbh_dir, tmp_path):
+    """--metric option-likelihood scores without generating: no exact-match table or answers,
+    and a cache key of its own (the default metric's results are not reused for it)."""
+    root, model, pool = setup
+    out = tmp_path / "opt"
+    args = ("--model", model, "--lora-list", pool, "--data-dir", bbh_dir, "--tasks", "navigate",
+            "--methods", "zero-shot", "--max-test", 2, "--out", out)
+    run_lorahub("bbh", *args)
+    proc = run_lorahub("bbh", *args, "--metric", "option-likelihood")
+    assert "metric: unset -> \"option-likelihood\"); recomputing" in proc.stderr  # not reused
+    result = json.loads((out / "cache" / "navigate.zero-shot.json").read_text())["result"]
+    assert "predictions" not in result and "accuracy" not in result
+    assert len(result["option_choices"]) == 2
+    assert proc.stdout.startswith("Option-likelihood accuracy")
+    summary = json.loads((out / "results.json").read_text())["tasks"][0]["methods"]["zero-shot"]
+    assert set(summary) >= {"option_accuracy", "option_accuracy_best", "option_accuracy_norm"}
+    assert "accuracy" not in summary
