@@ -203,3 +203,18 @@ def test_sentencepiece_without_scores(spm_vocab, tmp_path):
     path = write_tokenizer_gguf(tmp_path / "x.gguf", "llama", tokens, types)
     assert_clean_error(run_lorahub("tokenize", "--model", path, input='"x"\n', check=False),
                        "tokenizer.ggml.scores")
+
+
+def test_end_of_turn_texts_are_control_tokens(smollm2_vocab, tmp_path):
+    """llama.cpp turns every token spelled like an end of turn into a control token, whatever
+    its type in the file (Qwen2.5-Coder's GGUF has '</s>' as a normal token, id 128247): it is
+    then matched whole in the text. Ours too, and only for those spellings."""
+    tokens, types, merges = smollm2_vocab
+    extra = ["</s>", "<end_of_turn>", "<|not_an_end|>"]
+    path = write_tokenizer_gguf(tmp_path / "eot.gguf", "gpt2", tokens + extra, types + [1] * 3,
+                                merges=merges, pre="qwen2")
+    texts = ["a</s>b", "x<end_of_turn>\ny", "<|not_an_end|></s>"]
+    expected = check_against_llama_cpp(path, texts)
+    first = len(tokens)
+    assert first in expected[0] and first + 1 in expected[1]  # matched whole
+    assert first + 2 not in expected[2] and first in expected[2]  # a normal token stays normal
