@@ -49,9 +49,11 @@ def test_gemma3_270m_greedy_matches_llama_cpp(bbh_dir, tmp_path):
 
 def test_gemma3_stops_where_llama_cpp_stops():
     """Gemma's chat turns end with <end_of_turn> (id 106), which is not
-    tokenizer.ggml.eos_token_id (<eos>, 1): generation stops at every token llama.cpp's
-    llama_vocab_is_eog stops at, and at no other (270M is a base model without a chat template,
-    which does not end turns by itself; the stop set is what decode.cpp stops at)."""
+    tokenizer.ggml.eos_token_id (<eos>, 1): our end-of-generation set (inspect's
+    end_of_generation_ids, the DecoderSpec::eos_ids the decoding loop stops at) equals the set
+    llama.cpp's llama_vocab_is_eog stops at. This checks the set only: no generation here ends at
+    106 (270M is a base model and the file has no chat template, so nothing prompts it to end a
+    turn), and decode_test.cpp checks the stop with a one-id set only."""
     import json
     from conftest import run_lorahub
     path = gemma3_270m_gguf()
@@ -71,7 +73,7 @@ def peft_modules_for_gguf(path, out_dir, seeds, base_model, rank=4):
     shapes = {}
     for t in gguf.GGUFReader(path).tensors:
         part = t.name.split(".")
-        if part[0] == "blk" and part[2] in PEFT_NAMES:
+        if part[0] == "blk" and part[2] in PEFT_NAMES and part[-1] == "weight":  # not biases
             shapes[f"base_model.model.model.layers.{part[1]}.{PEFT_NAMES[part[2]]}"] = (
                 int(t.shape[1]), int(t.shape[0]))
     config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": rank, "lora_alpha": 2 * rank,
