@@ -68,8 +68,8 @@ std::unique_ptr<Model> ModelArgs::load() const {
   options.quantized = quantized;
   auto loaded = load_model(model, options);
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.
-  // Arrow's mixture depends on the token: it stays a side path (routed_adapter).
-  if (!lora.empty() && arrow.empty()) {
+  // Otherwise a side path (side_adapter).
+  if (!lora.empty() && !lora_side_path()) {
     const LoraModule module = adapter();
     warn_about_base_model(module, model);
     loaded->merge_lora(to_lora_map(module));
@@ -99,10 +99,17 @@ ArrowOptions parse_arrow(const std::string& text) {
 }
 }  // namespace
 
-std::shared_ptr<const BoundLora> ModelArgs::routed_adapter(const Model& loaded) const {
+std::shared_ptr<const BoundLora> ModelArgs::side_adapter(const Model& loaded) const {
   check(arrow.empty() || !lora.empty(), "--arrow needs the task modules as --lora");
   check(!gks_lora.empty() <= !arrow.empty(), "--gks-lora needs --arrow");
-  if (arrow.empty()) return nullptr;
+  if (lora.empty() || !lora_side_path()) return nullptr;
+  if (arrow.empty()) {
+    const LoraModule module = adapter();
+    warn_about_base_model(module, model);
+    return for_flag("--lora", [&] {
+      return loaded.bind_lora(std::make_shared<const LoraMap>(to_lora_map(module)));
+    });
+  }
   check(weights.empty() && compose.method == "lorahub",
         "--arrow routes the --lora modules itself: drop --weights and --compose");
   const ArrowOptions options = parse_arrow(arrow);
