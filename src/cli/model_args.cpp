@@ -44,12 +44,15 @@ void ModelArgs::add_compute_options(CLI::App* cmd) {
   cmd->add_flag("--bf16", bf16,
                 "bf16 weights and matrix products (oneDNN, f32 accumulation): about 2x faster, "
                 "half the memory; losses within 1e-2 relative of the f32 path");
-  cmd->add_flag("--int8", int8,
-                "int8 weights per output channel (quantized at load) and int8 activations per 32 "
-                "values, AVX512-VNNI products with f32 accumulation; LoRA stays f32");
-  cmd->add_flag("--quantized", quantized,
-                "GGUF models: compute in the file's quantized blocks (Q4_0..Q8_0, Q4_K, Q5_K, "
-                "Q6_K) against int8 activations instead of expanding them at load");
+  cmd->add_flag(
+      "--int8", int8,
+      "int8 weights per output channel (quantized at load) and int8 activations per 32 "
+      "values, AVX512-VNNI products with f32 accumulation; --lora stays an f32 side path");
+  cmd->add_flag(
+      "--quantized", quantized,
+      "GGUF models: compute in the file's quantized blocks (Q4_0..Q8_0, Q4_K, Q5_K, "
+      "Q6_K) against int8 activations instead of expanding them at load; --lora stays an f32 "
+      "side path");
 }
 
 LoraModule ModelArgs::adapter() const {
