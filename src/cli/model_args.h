@@ -8,7 +8,7 @@
 #include <string>
 
 #include "cli/compose_args.h"
-#include "models/model.h"
+#include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 
@@ -33,20 +33,16 @@ struct ModelArgs {
   void add_options(CLI::App* cmd);
   // --threads and --bf16, for commands that define their own --model/--lora.
   void add_compute_options(CLI::App* cmd);
-  // The model, with the --lora adapter merged in (not with --arrow: see routed_adapter).
-  std::unique_ptr<Model> load() const;
-  // With --arrow, the Arrow router over the --lora modules bound to `model`, to pass per call;
-  // nullptr otherwise.
-  std::shared_ptr<const BoundLora> routed_adapter(const Model& model) const;
-  // The adapters of every sequence of a call: the routed adapter, or none (merged or base).
-  SequenceLora sequence_lora(const std::shared_ptr<const BoundLora>& routed) const {
-    return routed ? SequenceLora{routed.get()} : SequenceLora{};
-  }
+  // The model, with the --lora adapter merged in (not with --arrow: see session).
+  std::shared_ptr<const api::Model> load() const;
+  // A session on `model` with what runs per call: with --arrow the Arrow router over the --lora
+  // modules, else nothing (the adapter is merged, or there is none).
+  api::Session session(std::shared_ptr<const api::Model> model) const;
   // The adapter --lora names: one module, or the combination of several.
-  LoraModule adapter() const;
+  std::shared_ptr<const api::Adapter> adapter() const;
   // The model input for a text: as is, or with --chat a user turn + generation prompt.
-  std::string prompt(const Model& model, const std::string& input) const {
-    return chat ? model.tokenizer().apply_chat_template(input) : input;
+  std::string prompt(const api::Model& model, const std::string& input) const {
+    return chat ? model.chat_prompt(input) : input;
   }
 };
 
