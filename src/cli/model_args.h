@@ -33,6 +33,8 @@ struct ModelArgs {
   void add_options(CLI::App* cmd);
   // --threads and --bf16, for commands that define their own --model/--lora.
   void add_compute_options(CLI::App* cmd);
+  // --chat alone (add_options has it), for commands that define their own --model/--lora.
+  void add_chat_option(CLI::App* cmd);
   // The model, with the --lora adapter merged in (not with --arrow: see session).
   std::shared_ptr<const api::Model> load() const;
   // A session on `model` with what runs per call: with --arrow the Arrow router over the --lora
