@@ -22,6 +22,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lorahub/error.h"
@@ -54,6 +55,34 @@ class Cancelled : public Error {
   Cancelled() : Error("cancelled") {}
 };
 
+// A bad value of one option: option() is the field at fault as the options struct names it
+// ("method", "majority_sign", ...), so that a program can say where the value came from.
+class OptionError : public Error {
+ public:
+  OptionError(std::string option, const std::string& what)
+      : Error(what), option_(std::move(option)) {}
+  const std::string& option() const { return option_; }
+
+ private:
+  std::string option_;
+};
+
+// A progress bar on stderr for command-line programs: a bar with ETA on a terminal, one plain
+// line per update otherwise. update() fits a ProgressFn.
+class ProgressBar {
+ public:
+  ProgressBar(std::string label, size_t total);
+  ~ProgressBar();
+  void update(size_t done, const std::string& detail = "");
+  void finish(const std::string& detail = "");
+  // Silences every bar of the process (e.g. a program that prints JSON on stdout).
+  static void set_quiet(bool quiet);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 // ------------------------------------------------------------------------------ tokenizers
 
 // A model's tokenizer on its own (no weights loaded): for checking tokenizers and prompts.
@@ -84,14 +113,39 @@ class Tokenizer {
   std::shared_ptr<const Impl> impl_;
 };
 
+// ------------------------------------------------------------------------------ examples
+
+// One row of an example file: an input, and the output expected for it (absent in files of
+// inputs to generate for).
+struct TextExample {
+  std::string input;
+  std::optional<std::string> output;
+  size_t line = 0;  // 1-based line in the file, for messages
+};
+// A JSON Lines example file: {"input", "output"} or the reference's BBH rows {"context",
+// "completion"}, one object per line; blank lines skipped. Throws Error naming file and line.
+std::vector<TextExample> read_examples(const std::string& path);
+
+// Percentage (0-100) of predictions equal to their targets as the reference compares them
+// (both stripped, lower-cased, '.' removed). Throws Error when the sizes differ or are zero.
+double exact_match_accuracy(const std::vector<std::string>& predictions,
+                            const std::vector<std::string>& targets);
+// The stop strings of the evaluation's answer rule ("\n\n", "Q:"): generation with them ends
+// where lorahub bbh's predictions end.
+std::vector<std::string> answer_stops();
+
 // ------------------------------------------------------------------------------ models
 
+class Adapter;
+
 struct ModelOptions {
-  bool bf16 = false;               // bf16 weights (the fast path) instead of f32 (the reference)
+  bool bf16 = false;       // bf16 weights (the fast path) instead of f32 (the reference)
+  bool int8 = false;       // int8 weights per output channel (quantized at load), VNNI products
+  bool quantized = false;  // GGUF: products in the file's quantized blocks
   std::vector<std::string> merge;  // adapter directories merged into the weights at load
-  // Faster weight paths (as `lorahub generate --int8/--quantized`); adapters stay f32 side paths.
-  bool int8 = false;       // linear layers as int8 per output channel (quantized at load)
-  bool quantized = false;  // GGUF files: products in the file's quantized blocks
+  // Adapters (compositions, say) merged into the weights at load, after `merge`. A routed
+  // adapter (ModuleSet::route) cannot be merged.
+  std::vector<std::shared_ptr<const Adapter>> merge_adapters;
 };
 
 struct ChatMessage {
@@ -115,6 +169,8 @@ class Model {
   bool has_chat_template() const;
   std::string chat_prompt(const std::vector<ChatMessage>& messages,
                           bool add_generation_prompt = true) const;
+  // `user` as one user turn plus the generation prompt (as Tokenizer::chat_prompt).
+  std::string chat_prompt(const std::string& user) const;
   std::vector<std::string> lora_targets() const;  // names of the linear layers LoRA may target
 
   struct Impl;
@@ -129,12 +185,21 @@ class Model {
 
 class Adapter {
  public:
-  // A PEFT adapter directory (adapter_config.json + adapter_model.safetensors or .bin).
-  static std::shared_ptr<const Adapter> load(const std::string& path);
+  // A PEFT adapter directory (adapter_config.json + adapter_model.safetensors or .bin), or a
+  // llama.cpp GGUF LoRA (.gguf), whose tensor names base_model (the model's path) resolves.
+  static std::shared_ptr<const Adapter> load(const std::string& path,
+                                             const std::string& base_model = "");
   // Writes it as a PEFT adapter directory that peft.PeftModel.from_pretrained reads.
   void save(const std::string& dir) const;
+  // Writes it as a llama.cpp GGUF LoRA file for the model at base_model (a GGUF file or HF
+  // directory: its tensor names, Llama's q/k row order).
+  void save_gguf(const std::string& path, const std::string& base_model) const;
   const std::string& name() const;  // the directory it came from, or "composition"
   std::string base_model() const;   // adapter_config.json's base_model_name_or_path
+  // Whether it was made for the model at model_path, judged by name: base_model()'s last path
+  // component agrees with the model's (case-insensitive, a suffix such as GGUF's "-Q8_0"
+  // allowed), or base_model() is empty.
+  bool made_for(const std::string& model_path) const;
   int64_t rank() const;
   std::vector<std::string> target_layers() const;  // the linear layers it changes
 
@@ -153,6 +218,17 @@ struct ComposeOptions {
   int64_t svd_rank = 0;  // 0 = the largest module rank
   std::optional<double> svd_clamp;
   uint64_t seed = 0;  // DARE's drop masks
+  // Testing: DARE's keep-masks from this safetensors file ('<layer>.lora_A.<i>',
+  // '<layer>.lora_B.<i>' or '<layer>.delta.<i>' for module i) instead of the seeded draw.
+  std::string drop_masks_file;
+};
+// Throws OptionError naming the field ("method", "majority_sign", ...) when the options do not
+// fit the method (a density outside [0, 1] or missing, an unknown name, ...).
+void validate(const ComposeOptions& options);
+
+struct ArrowOptions {
+  int64_t top_k = 3;         // modules mixed per token, at most the set's size
+  double temperature = 1.0;  // of the softmax over the chosen modules' scores, > 0
 };
 
 struct ModuleSetOptions {
@@ -163,7 +239,13 @@ struct ModuleSetOptions {
   std::string hub_endpoint;
   std::string hub_token;
   std::string cache_dir;
+  bool hub_ids = true;     // false: every name is a local path (no hub lookups)
+  std::string base_model;  // the model's path, for reading GGUF LoRAs (tensor names, q/k order)
 };
+
+// A module list file: one adapter directory (or GGUF LoRA file) per line; blank lines and lines
+// starting with '#' skipped; relative paths are relative to the list file's folder.
+std::vector<std::string> read_module_list(const std::string& list_file);
 
 // The pool LoraHub composes: adapters of one base model with equal keys and shapes.
 class ModuleSet {
@@ -177,6 +259,12 @@ class ModuleSet {
   // w has one weight per module. Throws Error for a wrong count or non-finite weights.
   std::shared_ptr<const Adapter> compose(const std::vector<double>& w,
                                          const ComposeOptions& options = {}) const;
+  // Arrow routing (PEFT's create_arrow_model): each token goes to the top_k modules by
+  // |x . prototype|, mixed by a softmax at the temperature; with `general` (GenKnowSub), the
+  // general modules' mean A and B are subtracted from each module first. The result runs as a
+  // side path only: it cannot be merged or saved.
+  std::shared_ptr<const Adapter> route(const ArrowOptions& options,
+                                       const ModuleSet* general = nullptr) const;
 
   struct Impl;
   explicit ModuleSet(std::shared_ptr<const Impl> impl);
@@ -187,6 +275,18 @@ class ModuleSet {
 };
 
 // ------------------------------------------------------------------------------ sessions
+
+// A row-major f32 matrix.
+struct Matrix {
+  int64_t rows = 0, cols = 0;
+  std::vector<float> values;  // rows * cols
+};
+// Writes `text` to `path` through a temporary file renamed into place: a reader never sees a
+// half-written file.
+void write_file_atomic(const std::string& path, const std::string& text);
+// Writes the matrices as f32 tensors [rows, cols] of a safetensors file, under their names.
+void save_safetensors(const std::string& path,
+                      const std::vector<std::pair<std::string, Matrix>>& tensors);
 
 struct ExampleScore {
   double loss_sum = 0.0;  // cross-entropy summed over the output's tokens
@@ -219,6 +319,7 @@ struct Generation {
   std::string text;  // valid UTF-8, special tokens skipped, cut before a stop string
   std::vector<int32_t> ids;
   std::string finish_reason;  // "stop" (EOS or a stop string), "length", "cancelled"
+  bool eos = false;           // "stop" because the model ended it (not a stop string)
   size_t prompt_tokens = 0;
 };
 
@@ -242,6 +343,10 @@ class Session {
                                   const std::vector<std::string>& outputs, int batch_size = 0);
   std::vector<Generation> generate(const std::vector<std::string>& prompts,
                                    const GenerationOptions& options = {});
+  // The logits at each output token's position (what score()'s cross-entropy is taken of), one
+  // matrix [output tokens, vocabulary] per example; for checking against other engines.
+  std::vector<Matrix> label_logits(const std::vector<std::string>& inputs,
+                                   const std::vector<std::string>& outputs, int batch_size = 0);
 
   struct Impl;
 
@@ -307,6 +412,50 @@ struct LearnResult {
 LearnResult learn(std::shared_ptr<const Model> model, const ModuleSet& modules,
                   const std::vector<std::string>& inputs, const std::vector<std::string>& outputs,
                   const LearnOptions& options = {});
+
+// ------------------------------------------------------------------------------ files
+
+struct ConvertOptions {
+  std::string dtype = "keep";  // floating-point tensors to "f32", "f16" or "bf16" (as torch's
+                               // .to(): round to nearest even), or "keep"
+  std::string base_model;      // GGUF LoRAs: the model they are for (GGUF file or HF directory)
+};
+// Rewrites weights with lorahub's writers. src is a PEFT adapter directory (dst becomes one,
+// loadable by PEFT), a llama.cpp GGUF LoRA (dst becomes a PEFT directory) or a weights file
+// (.bin or .safetensors; dst is a .safetensors file). A dst ending in .gguf is written as a
+// GGUF LoRA (f32) for base_model. Throws OptionError ("dtype", "base_model") for options that
+// do not fit.
+void convert(const std::string& src, const std::string& dst, const ConvertOptions& options = {});
+
+struct TensorInfo {
+  std::string name;
+  std::string dtype;           // "F32", "BF16", ...; GGUF: the ggml type ("Q4_K", ...)
+  std::vector<int64_t> shape;  // PyTorch order
+  std::string sha256;          // of the bytes as stored, with InspectOptions::sha256
+  std::string f32_sha256;      // GGUF with InspectOptions::f32_sha256: of the values as f32
+};
+
+struct InspectOptions {
+  bool sha256 = false;
+  bool f32_sha256 = false;  // GGUF only: hash each tensor dequantized to f32 (as gguf-py does)
+};
+
+struct Inspection {
+  std::string kind;  // "safetensors", "torch", "gguf", "model" (HF directory), "adapter" (PEFT)
+  std::vector<TensorInfo> tensors;
+  std::string metadata_json = "{}";  // a JSON object: safetensors' header metadata, GGUF's
+                                     // key/values (long arrays shortened to their head)
+  std::string adapter_json;          // adapters: the PEFT config as a JSON object (+ "num_targets")
+  std::optional<std::vector<int32_t>> end_of_generation_ids;  // GGUF models
+};
+// What a weights file (safetensors, torch .bin, GGUF), HF model directory or PEFT adapter
+// directory holds.
+Inspection inspect(const std::string& path, const InspectOptions& options = {});
+// Every tensor of a GGUF file dequantized to f32, written to the safetensors file `out` (GGUF
+// names, PyTorch-order shapes).
+void dequantize_gguf(const std::string& path, const std::string& out);
+// Whether `path` is a GGUF file (by its magic bytes).
+bool is_gguf_file(const std::string& path);
 
 // ------------------------------------------------------------------------------ hub
 

@@ -22,6 +22,8 @@ struct Adapter::Impl {
   std::string name;
   LoraModule module;
   std::shared_ptr<const LoraMap> map;  // module as the models' side path
+  // A routed adapter (ModuleSet::route) has routers instead, no module and no map.
+  std::shared_ptr<const LoraRouterMap> router;
 };
 
 struct ModuleSet::Impl {

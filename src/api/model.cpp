@@ -4,10 +4,14 @@
 
 #include "api/internal.h"
 #include "core/error.h"
+#include "formats/state_dict.h"
 #include "hub/client.h"
+#include "lora/arrow.h"
+#include "lora/base_model.h"
 #include "lora/combine.h"
 #include "lora/compose.h"
 #include "lora/export.h"
+#include "lora/gguf_lora.h"
 #include "tokenizer/bpe.h"
 
 namespace lorahub::api {
@@ -28,8 +32,14 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const ModelOpt
   load.quantized = options.quantized;
   impl->engine = load_model(path, load);
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.
-  for (const std::string& dir : options.merge) {
-    const std::shared_ptr<const Adapter> adapter = Adapter::load(dir);
+  std::vector<std::shared_ptr<const Adapter>> merged;
+  for (const std::string& dir : options.merge) merged.push_back(Adapter::load(dir, path));
+  merged.insert(merged.end(), options.merge_adapters.begin(), options.merge_adapters.end());
+  for (const std::shared_ptr<const Adapter>& adapter : merged) {
+    check(adapter != nullptr, "model {}: a null adapter to merge", path);
+    check(adapter->impl().map != nullptr,
+          "adapter {}: a routed adapter mixes modules per token and cannot be merged",
+          adapter->name());
     bind(Model(impl), adapter.get());  // checks targets and shapes, naming the adapter
     impl->engine->merge_lora(*adapter->impl().map);
   }
@@ -76,6 +86,10 @@ std::string Model::chat_prompt(const std::vector<ChatMessage>& messages,
   return prompt;
 }
 
+std::string Model::chat_prompt(const std::string& user) const {
+  return impl_->engine->tokenizer().apply_chat_template(user);
+}
+
 std::vector<std::string> Model::lora_targets() const {
   std::vector<std::string> names;
   for (const LinearInfo& l : impl_->engine->linear_layers()) names.push_back(l.name);
@@ -94,11 +108,13 @@ std::shared_ptr<const Adapter> make_adapter(std::string name, LoraModule module)
   return std::make_shared<const Adapter>(std::move(impl));
 }
 
-std::shared_ptr<const Adapter> Adapter::load(const std::string& path) {
-  return make_adapter(path, load_lora_module(path));
+std::shared_ptr<const Adapter> Adapter::load(const std::string& path,
+                                             const std::string& base_model) {
+  return make_adapter(path, load_lora_module(path, base_model));
 }
 
 void Adapter::save(const std::string& dir) const {
+  check(impl_->router == nullptr, "adapter {}: a routed adapter cannot be saved", impl_->name);
   save_composed_adapter(impl_->module, dir);
 }
 const std::string& Adapter::name() const {
@@ -106,6 +122,18 @@ const std::string& Adapter::name() const {
 }
 std::string Adapter::base_model() const {
   return impl_->module.config.base_model_name_or_path;
+}
+void Adapter::save_gguf(const std::string& path, const std::string& base_model) const {
+  check(impl_->router == nullptr, "adapter {}: a routed adapter cannot be saved", impl_->name);
+  save_gguf_lora(impl_->module, path, base_model);
+}
+
+std::vector<std::string> read_module_list(const std::string& list_file) {
+  return lorahub::read_module_list(list_file);
+}
+
+bool Adapter::made_for(const std::string& model_path) const {
+  return base_model_matches(base_model(), model_path);
 }
 int64_t Adapter::rank() const {
   return impl_->module.config.r;
@@ -134,7 +162,7 @@ std::vector<std::string> resolve_module_names(const std::vector<std::string>& na
   std::vector<std::string> ids;
   for (const std::string& name : names)
     if (!fs::is_directory(name)) ids.push_back(name);
-  if (ids.empty()) return names;
+  if (ids.empty() || !options.hub_ids) return names;
   check(!endpoint_or_env(options.hub_endpoint).empty(),
         "module '{}' is not a local directory, and there is no hub to fetch it from (give "
         "hub_endpoint or set LORAHUB_ENDPOINT)",
@@ -159,7 +187,8 @@ ModuleSet ModuleSet::load(const std::vector<std::string>& names, const ModuleSet
   check(!names.empty(), "module set: no modules given");
   auto impl = std::make_shared<Impl>();
   impl->names = names;
-  impl->set = lorahub::ModuleSet::load(resolve_module_names(names, options), options.bf16);
+  impl->set = lorahub::ModuleSet::load(resolve_module_names(names, options), options.bf16,
+                                       options.base_model);
   for (size_t i = 0; i < impl->set.size(); ++i)
     impl->adapters.push_back(make_adapter(names[i], impl->set[i]));
   return ModuleSet(std::move(impl));
@@ -178,22 +207,69 @@ std::shared_ptr<const Adapter> ModuleSet::module(size_t i) const {
   return impl_->adapters[i];
 }
 
+namespace {
+
+// Runs f; an Error from it becomes an OptionError naming `option`.
+template <typename F>
+auto for_option(const char* option, F f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const OptionError&) {
+    throw;
+  } catch (const Error& e) {
+    throw OptionError(option, e.what());
+  }
+}
+
+// DARE's keep-masks read from a safetensors file: "<tensor>.<module>" -> 0/1 values.
+DropMaskFn drop_masks_from(const std::string& path) {
+  auto masks = std::make_shared<StateDict>(
+      for_option("drop_masks_file", [&] { return load_state_dict_file(path); }));
+  return [masks](const std::string& tensor, size_t module, size_t n, double) {
+    const std::string name = tensor + "." + std::to_string(module);
+    const Tensor* t = masks->find(name);
+    check(t != nullptr, "{}: no mask '{}'", masks->source(), name);
+    std::vector<float> mask = t->to_f32();
+    check(mask.size() == n, "{}: mask '{}' has {} values, not {}", masks->source(), name,
+          mask.size(), n);
+    return mask;
+  };
+}
+
+}  // namespace
+
 CombineOptions to_combine_options(const ComposeOptions& options) {
   CombineOptions out;
-  out.method = parse_combine_method(options.method);
+  out.method = for_option("method", [&] { return parse_combine_method(options.method); });
   out.density = options.density;
-  out.majority_sign = parse_majority_sign(options.majority_sign);
+  out.majority_sign =
+      for_option("majority_sign", [&] { return parse_majority_sign(options.majority_sign); });
   out.svd_rank = options.svd_rank;
   out.svd_clamp = options.svd_clamp;
   out.seed = options.seed;
-  check_combine_options(out);
+  if (!options.drop_masks_file.empty()) out.drop_mask = drop_masks_from(options.drop_masks_file);
+  for_option("method", [&] { check_combine_options(out); });
   return out;
+}
+
+void validate(const ComposeOptions& options) {
+  to_combine_options(options);
 }
 
 std::shared_ptr<const Adapter> ModuleSet::compose(const std::vector<double>& w,
                                                   const ComposeOptions& options) const {
   check(w.size() == size(), "compose: {} weights for {} modules", w.size(), size());
   return make_adapter("composition", combine_modules(impl_->set, w, to_combine_options(options)));
+}
+
+std::shared_ptr<const Adapter> ModuleSet::route(const ArrowOptions& options,
+                                                const ModuleSet* general) const {
+  auto impl = std::make_shared<Adapter::Impl>();
+  impl->name = "arrow";
+  impl->router = std::make_shared<const LoraRouterMap>(arrow_router(
+      impl_->set, general != nullptr ? &general->impl_->set : nullptr,
+      lorahub::ArrowOptions{.top_k = options.top_k, .temperature = options.temperature}));
+  return std::make_shared<const Adapter>(std::move(impl));
 }
 
 // ------------------------------------------------------------------------------ hub

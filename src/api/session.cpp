@@ -6,12 +6,14 @@
 #include "api/internal.h"
 #include "core/error.h"
 #include "eval/generate.h"
+#include "eval/score.h"
 
 namespace lorahub::api {
 
 std::shared_ptr<const BoundLora> bind(const api::Model& model, const Adapter* adapter) {
   if (adapter == nullptr) return nullptr;
   try {
+    if (adapter->impl().router) return engine(model).bind_router(adapter->impl().router);
     return engine(model).bind_lora(adapter->impl().map);
   } catch (const Error& e) {
     fail("adapter {}: {}", adapter->name(), e.what());
@@ -41,6 +43,17 @@ DecodeOptions to_decode_options(const GenerationOptions& options) {
   decode.stop = options.stop;
   return decode;
 }
+
+namespace {
+std::vector<Example> make_examples(const lorahub::Model& m, const std::vector<std::string>& inputs,
+                                   const std::vector<std::string>& outputs) {
+  check(inputs.size() == outputs.size(), "{} inputs but {} outputs", inputs.size(), outputs.size());
+  std::vector<Example> examples;
+  for (size_t i = 0; i < inputs.size(); ++i)
+    examples.push_back(m.make_example(inputs[i], outputs[i]));
+  return examples;
+}
+}  // namespace
 
 struct Session::Impl {
   std::shared_ptr<const Model> model;
@@ -79,21 +92,28 @@ std::vector<ExampleScore> Session::score(const std::vector<std::string>& inputs,
         outputs.size());
   check(batch_size >= 0, "score: batch_size must be >= 0, got {}", batch_size);
   std::vector<ExampleScore> scores;
-  if (inputs.empty()) return scores;
   const lorahub::Model& m = engine(*impl_->model);
-  {
-    std::vector<Example> examples;
-    for (size_t i = 0; i < inputs.size(); ++i)
-      examples.push_back(m.make_example(inputs[i], outputs[i]));
-    const size_t step = batch_size > 0 ? static_cast<size_t>(batch_size) : examples.size();
-    for (size_t first = 0; first < examples.size(); first += step) {
-      const std::vector<Example> batch(examples.begin() + first,
-                                       examples.begin() + std::min(examples.size(), first + step));
-      for (const ExampleLoss& l : m.score(batch, impl_->lora()))
-        scores.push_back({l.ce_sum, l.tokens});
-    }
-  }
+  for_each_batch(make_examples(m, inputs, outputs), batch_size,
+                 [&](size_t, const std::vector<Example>& batch) {
+                   for (const ExampleLoss& l : m.score(batch, impl_->lora()))
+                     scores.push_back({l.ce_sum, l.tokens});
+                 });
   return scores;
+}
+
+std::vector<Matrix> Session::label_logits(const std::vector<std::string>& inputs,
+                                          const std::vector<std::string>& outputs, int batch_size) {
+  check(batch_size >= 0, "label_logits: batch_size must be >= 0, got {}", batch_size);
+  std::vector<Matrix> out;
+  const lorahub::Model& m = engine(*impl_->model);
+  for_each_batch(make_examples(m, inputs, outputs), batch_size,
+                 [&](size_t, const std::vector<Example>& batch) {
+                   for (const Tensor& t : m.label_logits(batch, impl_->lora())) {
+                     check(t.shape.size() == 2, "label_logits: expected a matrix");
+                     out.push_back({t.shape[0], t.shape[1], t.to_f32()});
+                   }
+                 });
+  return out;
 }
 
 std::vector<Generation> Session::generate(const std::vector<std::string>& prompts,
@@ -141,6 +161,7 @@ std::vector<Generation> Session::generate(const std::vector<std::string>& prompt
       g.text = std::move(decoded[i].text);
       g.ids = std::move(decoded[i].ids);
       g.finish_reason = finish_reason(decoded[i].finish);
+      g.eos = decoded[i].finish == FinishReason::kEos;
     }
     out.push_back(std::move(g));
   }

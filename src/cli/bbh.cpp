@@ -77,7 +77,10 @@ void run(const BbhArgs& a) {
     }
   };
   config.on_status = [](const std::string& line) { fmt::print(stderr, "bbh: {}\n", line); };
-  auto model = a.model.load();
+  // The engine's model, as eval/bbh_run.h takes it (ModelArgs::load() gives the API's).
+  if (a.model.threads > 0) api::init_runtime({.threads = a.model.threads});
+  const auto model = load_model(
+      a.model.model, {.bf16 = config.bf16, .int8 = config.int8, .quantized = config.quantized});
   std::cout << run_bbh(*model, config).markdown;
 }
 

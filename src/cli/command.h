@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "lorahub/check.h"
 #include "lorahub/error.h"
 
 namespace lorahub::cli {
@@ -29,15 +30,7 @@ struct Registrar {
   }
 };
 
-// fail/check as the engine's (core/error.h), for the CLI, which sees only the public API.
-template <typename... Args>
-[[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {
-  throw Error(fmt::format(f, std::forward<Args>(args)...));
-}
-template <typename... Args>
-void check(bool cond, fmt::format_string<Args...> f, Args&&... args) {
-  if (!cond) throw Error(fmt::format(f, std::forward<Args>(args)...));
-}
+// Errors: lorahub::fail / lorahub::check (lorahub/check.h).
 
 // A whole file's bytes; Error "<path>: cannot open: <reason>" when it cannot be read.
 std::string read_file(const std::string& path);

@@ -1,5 +1,5 @@
 // lorahub compose: combine PEFT LoRA modules with given weights by one of the methods of
-// lora/combine.h and write the result as a PEFT adapter directory (adapter_config.json +
+// api::ComposeOptions and write the result as a PEFT adapter directory (adapter_config.json +
 // adapter_model.safetensors, loadable by PeftModel.from_pretrained), plus compose.json
 // {"modules", "weights", "method", "density", "majority_sign", "svd_rank", "svd_clamp", "seed"}.
 // --out-gguf FILE --base MODEL: the result also as a llama.cpp GGUF LoRA for MODEL.
@@ -11,11 +11,7 @@
 
 #include "cli/command.h"
 #include "cli/compose_args.h"
-#include "core/error.h"
-#include "core/mapped_file.h"
-#include "lora/export.h"
-#include "lora/gguf_lora.h"
-#include "lora/module_set.h"
+#include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 namespace {
@@ -33,30 +29,40 @@ nlohmann::json optional_json(const std::optional<double>& v) {
   return v ? nlohmann::json(*v) : nlohmann::json();
 }
 
+// The --lora modules, then those of the --lora-list file.
+std::vector<std::string> module_paths(const ComposeCommand& a) {
+  std::vector<std::string> paths = a.lora;
+  if (!a.lora_list.empty())
+    for (std::string& p : api::read_module_list(a.lora_list)) paths.push_back(std::move(p));
+  check(!paths.empty(), "no LoRA modules given");
+  return paths;
+}
+
 void run(const ComposeCommand& a) {
-  const CombineOptions options = a.compose.options(a.seed);
+  const api::ComposeOptions options = a.compose.options(a.seed);
   const std::vector<double> w = parse_weight_list(a.weights);
   check(a.overwrite || !fs::exists(a.out), "{}: already exists (pass --overwrite to replace it)",
         a.out);
   check(a.out_gguf.empty() || !a.base.empty(),
         "--out-gguf needs --base: the model the GGUF LoRA is for");
-  const ModuleSet set = ModuleSet::load(select_modules(a.lora, a.lora_list, 0, 0), false, a.base);
+  const api::ModuleSet set =
+      api::ModuleSet::load(module_paths(a), {.hub_ids = false, .base_model = a.base});
   check(w.size() == set.size(), "--weights: {} weights for {} modules", w.size(), set.size());
-  const LoraModule combined = combine_modules(set, w, options);
-  save_composed_adapter(combined, a.out);
-  if (!a.out_gguf.empty()) save_gguf_lora(combined, a.out_gguf, a.base);
-  const nlohmann::json summary{{"modules", set.paths()},
+  const auto combined = set.compose(w, options);
+  combined->save(a.out);
+  if (!a.out_gguf.empty()) combined->save_gguf(a.out_gguf, a.base);
+  const nlohmann::json summary{{"modules", set.names()},
                                {"weights", w},
                                {"method", a.compose.method},
                                {"density", optional_json(options.density)},
                                {"majority_sign", a.compose.majority_sign},
-                               {"svd_rank", combined.config.r},
+                               {"svd_rank", combined->rank()},
                                {"svd_clamp", optional_json(options.svd_clamp)},
                                {"seed", a.seed}};
-  write_file_atomic((fs::path(a.out) / "compose.json").string(), summary.dump(2) + "\n");
+  api::write_file_atomic((fs::path(a.out) / "compose.json").string(), summary.dump(2) + "\n");
   fmt::print("wrote {}{} ({} of {} modules, rank {})\n", a.out,
              a.out_gguf.empty() ? "" : " and " + a.out_gguf, a.compose.method, set.size(),
-             combined.config.r);
+             combined->rank());
 }
 
 const Registrar reg("compose", 52, [](CLI::App& app) {

@@ -4,7 +4,6 @@
 #include <cstdlib>
 
 #include "cli/command.h"
-#include "core/error.h"
 
 namespace lorahub::cli {
 
@@ -27,27 +26,23 @@ void ComposeArgs::add_options(CLI::App* cmd, const std::string& method_flag) {
       ->group("");
 }
 
-CombineOptions ComposeArgs::options(uint64_t seed) const {
-  CombineOptions o;
-  o.method = for_flag("--compose", [&] { return parse_combine_method(method); });
+api::ComposeOptions ComposeArgs::options(uint64_t seed) const {
+  api::ComposeOptions o;
+  o.method = method;
   if (density >= 0) o.density = density;
-  o.majority_sign = for_flag("--majority-sign", [&] { return parse_majority_sign(majority_sign); });
+  o.majority_sign = majority_sign;
   o.svd_rank = svd_rank;
   if (svd_clamp >= 0) o.svd_clamp = svd_clamp;
   o.seed = seed;
-  if (!dare_masks.empty()) {
-    auto masks = std::make_shared<StateDict>(load_state_dict_file(dare_masks));
-    o.drop_mask = [masks](const std::string& tensor, size_t module, size_t n, double) {
-      const std::string name = tensor + "." + std::to_string(module);
-      const Tensor* t = masks->find(name);
-      check(t != nullptr, "{}: no mask '{}'", masks->source(), name);
-      std::vector<float> mask = t->to_f32();
-      check(mask.size() == n, "{}: mask '{}' has {} values, not {}", masks->source(), name,
-            mask.size(), n);
-      return mask;
-    };
+  o.drop_masks_file = dare_masks;
+  try {
+    api::validate(o);
+  } catch (const api::OptionError& e) {
+    // The method's checks are --compose's (compose names its flag --method, the message the same).
+    if (e.option() == "method") fail("--compose: {}", e.what());
+    if (e.option() == "majority_sign") fail("--majority-sign: {}", e.what());
+    throw Error(e.what());  // the masks file names itself
   }
-  for_flag("--compose", [&] { check_combine_options(o); });
   return o;
 }
 

@@ -8,8 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "formats/state_dict.h"
-#include "lora/combine.h"
+#include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 
@@ -24,8 +23,8 @@ struct ComposeArgs {
   // `method_flag` is "--compose" (learn, score, generate) or "--method" (compose).
   void add_options(CLI::App* cmd, const std::string& method_flag = "--compose");
   // The library options, DARE seeded with `seed`; loads --dare-masks. Throws Error for
-  // options that do not fit the method.
-  CombineOptions options(uint64_t seed) const;
+  // options that do not fit the method, naming the flag.
+  api::ComposeOptions options(uint64_t seed) const;
 };
 
 // "0.1,-0.3,1" -> values; every entry must be a finite number.

@@ -15,64 +15,59 @@
 
 #include "cli/command.h"
 #include "cli/model_args.h"
-#include "cli/model_commands.h"
-#include "core/error.h"
-#include "core/progress.h"
-#include "eval/answer.h"
-#include "eval/jsonl.h"
-#include "eval/metrics.h"
+#include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
-
-std::vector<Decoded> generate_with_progress(const Model& model,
-                                            const std::vector<std::string>& inputs,
-                                            GenerateOptions options) {
-  Progress progress("generate", inputs.size());
-  options.on_progress = [&](size_t done, size_t) { progress.update(done); };
-  std::vector<Decoded> out = generate_texts(model, inputs, options);
-  progress.finish();
-  return out;
-}
-
 namespace {
 
 struct GenerateArgs {
   ModelArgs model;
   std::string data;
-  lorahub::GenerateOptions generation;
+  api::GenerationOptions generation;
   bool json = false;
-  bool answer = false;  // --answer: the answer rule's stops (eval/answer.h)
+  bool answer = false;  // --answer: the answer rule's stops (api::answer_stops)
 };
 
-std::optional<double> accuracy_if_targets(const std::vector<TextExample>& rows,
+std::optional<double> accuracy_if_targets(const std::vector<api::TextExample>& rows,
                                           const std::vector<std::string>& predictions) {
   std::vector<std::string> targets;
-  for (const TextExample& row : rows) {
+  for (const api::TextExample& row : rows) {
     if (!row.output) return std::nullopt;
     targets.push_back(*row.output);
   }
-  return exact_match_accuracy(predictions, targets);
+  return api::exact_match_accuracy(predictions, targets);
+}
+
+// The finish reason as this command has always printed it: "eos" and "stop" apart.
+const char* finish_reason(const api::Generation& g) {
+  return g.eos ? "eos" : g.finish_reason.c_str();
 }
 
 void run(const GenerateArgs& o) {
-  const auto rows = read_jsonl_examples(o.data);
+  const auto rows = api::read_examples(o.data);
   check(!rows.empty(), "{}: no examples", o.data);
-  auto model = o.model.load();
-  const auto side = o.model.side_adapter(*model);
+  const auto model = o.model.load();
+  api::Session session =
+      o.model.session(model);  // --arrow's router, a side-path --lora, or none (merged)
   std::vector<std::string> inputs;
-  for (const TextExample& row : rows) inputs.push_back(o.model.prompt(*model, row.input));
-  if (o.json) Progress::set_quiet(true);
-  GenerateOptions generation = o.generation;
-  generation.lora = side.get();  // a side path (--arrow, int8/quantized) or none (merged)
+  for (const api::TextExample& row : rows) inputs.push_back(o.model.prompt(*model, row.input));
+  if (o.json) api::ProgressBar::set_quiet(true);
+  api::GenerationOptions generation = o.generation;
   if (o.answer)
-    for (const std::string& stop : kAnswerStops) generation.decode.stop.push_back(stop);
-  const std::vector<Decoded> gen = generate_with_progress(*model, inputs, generation);
+    for (const std::string& stop : api::answer_stops()) generation.stop.push_back(stop);
+  api::ProgressBar progress("generate", inputs.size());
+  generation.on_progress = [&](std::string_view, size_t done, size_t) {
+    progress.update(done);
+    return true;
+  };
+  const std::vector<api::Generation> gen = session.generate(inputs, generation);
+  progress.finish();
   std::vector<std::string> texts;
   nlohmann::json ids = nlohmann::json::array(), reasons = nlohmann::json::array();
-  for (const Decoded& d : gen) {
-    texts.push_back(d.text);
-    ids.push_back(d.ids);
-    reasons.push_back(finish_reason_name(d.finish));
+  for (const api::Generation& g : gen) {
+    texts.push_back(g.text);
+    ids.push_back(g.ids);
+    reasons.push_back(finish_reason(g));
   }
   const auto accuracy = accuracy_if_targets(rows, texts);
   if (o.json) {
@@ -94,7 +89,7 @@ const Registrar reg("generate", 41, [](CLI::App& app) {
   opts->model.add_options(cmd);
   cmd->add_option("--data", opts->data, "JSONL rows {input[, output]} or {context[, completion]}")
       ->required();
-  DecodeOptions& d = opts->generation.decode;
+  api::GenerationOptions& d = opts->generation;
   cmd->add_option("--max-new-tokens", d.max_new_tokens, "Tokens to generate at most")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
@@ -105,17 +100,16 @@ const Registrar reg("generate", 41, [](CLI::App& app) {
   cmd->add_flag("--answer", opts->answer,
                 "End each prediction by the evaluation's answer rule, as lorahub bbh does: at "
                 "the first blank line or \"Q:\" (adds those to --stop)");
-  cmd->add_option("--temperature", d.sampling.temperature,
-                  "Sample at this temperature (0 = greedy)")
+  cmd->add_option("--temperature", d.temperature, "Sample at this temperature (0 = greedy)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 100.0));
-  cmd->add_option("--top-k", d.sampling.top_k, "Sample among the k most likely tokens (0 = all)")
+  cmd->add_option("--top-k", d.top_k, "Sample among the k most likely tokens (0 = all)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 30));
-  cmd->add_option("--top-p", d.sampling.top_p, "Sample within this probability mass")
+  cmd->add_option("--top-p", d.top_p, "Sample within this probability mass")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 1.0));
-  cmd->add_option("--seed", d.sampling.seed, "Seed of the sampler")->capture_default_str();
+  cmd->add_option("--seed", d.seed, "Seed of the sampler")->capture_default_str();
   cmd->add_flag("--json", opts->json, "Print one JSON object");
   cmd->callback([opts] { run(*opts); });
 });

@@ -18,6 +18,7 @@
 #include <iostream>
 
 #include "adapt/learner.h"
+#include "api/internal.h"
 #include "cli/command.h"
 #include "cli/compose_args.h"
 #include "cli/model_args.h"
@@ -97,6 +98,12 @@ struct TaskArgs {
   }
 };
 
+// The engine's combine options for the flags: this command is not on the public API yet (its
+// task assembly and weights.json are eval/learn_task.h's), so it converts as src/api does.
+CombineOptions engine_combine_options(const ComposeArgs& compose, uint64_t seed) {
+  return api::to_combine_options(compose.options(seed));
+}
+
 void print_warning(const std::string& line) {
   fmt::print(stderr, "lorahub: warning: {}\n", line);
 }
@@ -107,7 +114,7 @@ LearnTask load_task(const TaskArgs& a) {
   LearnTaskSpec spec;
   spec.objective = ObjectiveOptions{
       for_flag("--loss-mode", [&] { return parse_loss_mode(a.loss_mode); }), a.batch_size};
-  spec.objective.combine = a.compose.options(a.seed);
+  spec.objective.combine = engine_combine_options(a.compose, a.seed);
   spec.sampler = for_flag("--sampler", [&] { return parse_sample_rule(a.sampler); });
   spec.select = for_flag("--select", [&] { return parse_select(a.select); });
   spec.rows = read_learning_examples(a.examples);  // before the slow hub and model
@@ -193,7 +200,7 @@ void run_learn(LearnArgs& a) {
              t.modules.size(), t.rows.size(), a.learn.optimizer, a.learn.steps, a.learn.seed);
   const LearnResult r = learn(*t.objective, a.learn);
   const LoraModule composed =
-      combine_modules(t.modules, r.weights, a.task.compose.options(a.task.seed));
+      combine_modules(t.modules, r.weights, engine_combine_options(a.task.compose, a.task.seed));
   save_composed_adapter(composed, out.path());
   const nlohmann::json summary = weights_json(t, r, a.learn);
   write_file_atomic((fs::path(out.path()) / "weights.json").string(), summary.dump(2) + "\n");

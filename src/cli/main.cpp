@@ -39,7 +39,7 @@ void check_command_name(int argc, char** argv) {
     if (entry.name == argv[1]) return;
     known += (known.empty() ? "" : ", ") + entry.name;
   }
-  lorahub::cli::fail("unknown command '{}' (commands: {})", argv[1], known);
+  lorahub::fail("unknown command '{}' (commands: {})", argv[1], known);
 }
 }  // namespace
 

@@ -4,15 +4,10 @@
 #include <optional>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include "cli/command.h"
 #include "cli/compose_args.h"
-#include "cli/module_checks.h"
-#include "core/error.h"
-#include "core/utf8.h"
-#include "lora/arrow.h"
-#include "lora/combine.h"
-#include "lora/compose.h"
-#include "lora/module_set.h"
 #include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
@@ -60,29 +55,50 @@ void ModelArgs::add_compute_options(CLI::App* cmd) {
       "side path");
 }
 
-LoraModule ModelArgs::adapter() const {
-  const std::vector<double> w =
-      weights.empty() ? std::vector<double>() : parse_weight_list(weights);
-  return for_flag("--lora",
-                  [&] { return adapter_from_modules(lora, w, compose.options(seed), model); });
+namespace {
+api::ModuleSet load_modules(const std::vector<std::string>& paths, const std::string& model) {
+  return api::ModuleSet::load(paths, {.hub_ids = false, .base_model = model});
 }
 
-std::unique_ptr<Model> ModelArgs::load() const {
+// "lorahub: warning: module DIR was made for BASE, not for MODEL".
+void warn_about_base_model(const api::Adapter& module, const std::string& model_path) {
+  if (!module.made_for(model_path))
+    fmt::print(stderr, "lorahub: warning: module {} was made for {}, not for {}\n", module.name(),
+               module.base_model(), model_path);
+}
+}  // namespace
+
+std::shared_ptr<const api::Adapter> ModelArgs::adapter() const {
+  const std::vector<double> w =
+      weights.empty() ? std::vector<double>() : parse_weight_list(weights);
+  return for_flag("--lora", [&] {
+    const api::ComposeOptions options = compose.options(seed);
+    check(!lora.empty(), "no adapter given");
+    // One module with no weights, combined by LoraHub's method: that module as PEFT loads it.
+    if (lora.size() == 1 && w.empty() && options.method == "lorahub") {
+      auto module = api::Adapter::load(lora[0], model);
+      warn_about_base_model(*module, model);
+      return module;
+    }
+    check(!w.empty(), "{} modules need weights (one per module)", lora.size());
+    check(w.size() == lora.size(), "{} weights for {} modules", w.size(), lora.size());
+    const api::ModuleSet set = load_modules(lora, model);
+    warn_about_base_model(*set.module(0), model);  // the set's modules share one base model
+    return set.compose(w, options);
+  });
+}
+
+std::shared_ptr<const api::Model> ModelArgs::load() const {
   // --threads changes the runtime's thread count (main set all cores).
   if (threads > 0) api::init_runtime({.threads = threads});
-  LoadOptions options;
+  api::ModelOptions options;
   options.bf16 = bf16;
   options.int8 = int8;
   options.quantized = quantized;
-  auto loaded = load_model(model, options);
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.
-  // Otherwise a side path (side_adapter).
-  if (!lora.empty() && !lora_side_path()) {
-    const LoraModule module = adapter();
-    warn_about_base_model(module, model);
-    loaded->merge_lora(to_lora_map(module));
-  }
-  return loaded;
+  // A side path (lora_side_path) runs per call instead (session).
+  if (!lora.empty() && !lora_side_path()) options.merge_adapters.push_back(adapter());
+  return api::Model::load(model, options);
 }
 
 namespace {
@@ -95,7 +111,7 @@ std::optional<T> whole_number(std::string_view text) {
   return value;
 }
 
-ArrowOptions parse_arrow(const std::string& text) {
+api::ArrowOptions parse_arrow(const std::string& text) {
   const size_t comma = text.find(',');
   const auto k = whole_number<int64_t>(std::string_view(text).substr(0, comma));
   const auto t = comma == std::string::npos
@@ -103,30 +119,23 @@ ArrowOptions parse_arrow(const std::string& text) {
                      : whole_number<double>(std::string_view(text).substr(comma + 1));
   check(k && t, "--arrow: '{}' is not TOP_K[,TEMPERATURE] (e.g. 3 or 2,0.5)",
         truncate_utf8(text, 40));
-  return ArrowOptions{.top_k = *k, .temperature = *t};
+  return api::ArrowOptions{.top_k = *k, .temperature = *t};
 }
 }  // namespace
 
-std::shared_ptr<const BoundLora> ModelArgs::side_adapter(const Model& loaded) const {
+api::Session ModelArgs::session(std::shared_ptr<const api::Model> loaded) const {
   check(arrow.empty() || !lora.empty(), "--arrow needs the task modules as --lora");
   check(!gks_lora.empty() <= !arrow.empty(), "--gks-lora needs --arrow");
-  if (lora.empty() || !lora_side_path()) return nullptr;
-  if (arrow.empty()) {
-    const LoraModule module = adapter();
-    warn_about_base_model(module, model);
-    return for_flag("--lora", [&] {
-      return loaded.bind_lora(std::make_shared<const LoraMap>(to_lora_map(module)));
-    });
-  }
+  if (arrow.empty())
+    return api::Session(std::move(loaded), lora.empty() || !lora_side_path() ? nullptr : adapter());
   check(weights.empty() && compose.method == "lorahub",
         "--arrow routes the --lora modules itself: drop --weights and --compose");
-  const ArrowOptions options = parse_arrow(arrow);
+  const api::ArrowOptions options = parse_arrow(arrow);
   return for_flag("--arrow", [&] {
-    const ModuleSet tasks = ModuleSet::load(lora, false, model);
-    std::optional<ModuleSet> general;
-    if (!gks_lora.empty()) general = ModuleSet::load(gks_lora, false, model);
-    return loaded.bind_router(std::make_shared<const LoraRouterMap>(
-        arrow_router(tasks, general ? &*general : nullptr, options)));
+    const api::ModuleSet tasks = load_modules(lora, model);
+    std::optional<api::ModuleSet> general;
+    if (!gks_lora.empty()) general = load_modules(gks_lora, model);
+    return api::Session(std::move(loaded), tasks.route(options, general ? &*general : nullptr));
   });
 }
 

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "cli/compose_args.h"
-#include "models/model.h"
+#include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 
@@ -36,24 +36,20 @@ struct ModelArgs {
   // --chat alone (add_options has it), for commands that define their own --model/--lora.
   void add_chat_option(CLI::App* cmd);
   // The model, with the --lora adapter merged in where it is merged (see lora_side_path).
-  std::unique_ptr<Model> load() const;
+  std::shared_ptr<const api::Model> load() const;
   // Where --lora stays an unmerged side path, passed per call: with --arrow (the mixture
   // depends on the token), and on the int8/quantized weight paths, where merging would quantize
   // the adapter again (int8) or expand the file's blocks to f32 (GGUF); there, generate and
   // score compute what learn's objective and `lorahub serve` compute.
   bool lora_side_path() const { return !arrow.empty() || int8 || quantized; }
-  // With a side path, the adapter (the Arrow router, or the --lora module) bound to `model`, to
-  // pass per call; nullptr otherwise.
-  std::shared_ptr<const BoundLora> side_adapter(const Model& model) const;
-  // The adapters of every sequence of a call: the side adapter, or none (merged or base).
-  SequenceLora sequence_lora(const std::shared_ptr<const BoundLora>& side) const {
-    return side ? SequenceLora{side.get()} : SequenceLora{};
-  }
+  // A session on `model` with what runs per call: with --arrow the Arrow router over the --lora
+  // modules, on a side path the --lora adapter, else nothing (merged, or there is none).
+  api::Session session(std::shared_ptr<const api::Model> model) const;
   // The adapter --lora names: one module, or the combination of several.
-  LoraModule adapter() const;
+  std::shared_ptr<const api::Adapter> adapter() const;
   // The model input for a text: as is, or with --chat a user turn + generation prompt.
-  std::string prompt(const Model& model, const std::string& input) const {
-    return chat ? model.tokenizer().apply_chat_template(input) : input;
+  std::string prompt(const api::Model& model, const std::string& input) const {
+    return chat ? model.chat_prompt(input) : input;
   }
 };
 

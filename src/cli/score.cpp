@@ -1,4 +1,4 @@
-// lorahub score: teacher-forced cross-entropy of (input, output) examples (eval/score.h),
+// lorahub score: teacher-forced cross-entropy of (input, output) examples (api::Session::score),
 // computed as transformers computes `loss` (label padding ignored; mean over all label tokens of
 // a batch).
 //   --json: {"examples": [{"loss": token-mean CE, "tokens": n}...], "batch_loss": Σ CE / Σ n}
@@ -10,10 +10,7 @@
 
 #include "cli/command.h"
 #include "cli/model_args.h"
-#include "core/error.h"
-#include "eval/jsonl.h"
-#include "eval/score.h"
-#include "formats/state_dict.h"
+#include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 namespace {
@@ -25,43 +22,59 @@ struct ScoreOptions {
   bool json = false;
 };
 
-void dump_logits(const Model& model, const std::vector<Example>& examples, int batch_size,
-                 const SequenceLora& lora, const std::string& path) {
-  StateDict dict(path);
-  for_each_batch(examples, batch_size, [&](size_t first, const std::vector<Example>& batch) {
-    auto logits = model.label_logits(batch, lora);
-    for (size_t i = 0; i < logits.size(); ++i)
-      dict.add(fmt::format("example.{}", first + i), std::move(logits[i]));
-  });
-  save_safetensors(path, dict);
+void dump_logits(api::Session& session, const std::vector<std::string>& inputs,
+                 const std::vector<std::string>& outputs, int batch_size, const std::string& path) {
+  std::vector<std::pair<std::string, api::Matrix>> tensors;
+  for (api::Matrix& m : session.label_logits(inputs, outputs, batch_size))
+    tensors.emplace_back(fmt::format("example.{}", tensors.size()), std::move(m));
+  api::save_safetensors(path, tensors);
 }
 
-void print_report(const ScoreReport& report, bool json) {
+// The token-mean cross-entropy of one example (0 for no tokens).
+double token_mean(const api::ExampleScore& s) {
+  return s.tokens > 0 ? s.loss_sum / static_cast<double>(s.tokens) : 0.0;
+}
+
+// transformers' loss over all examples as one batch: Σ CE / Σ tokens.
+double batch_loss(const std::vector<api::ExampleScore>& scores) {
+  double ce = 0.0;
+  int64_t tokens = 0;
+  for (const api::ExampleScore& s : scores) {
+    ce += s.loss_sum;
+    tokens += s.tokens;
+  }
+  return tokens > 0 ? ce / static_cast<double>(tokens) : 0.0;
+}
+
+void print_report(const std::vector<api::ExampleScore>& scores, bool json) {
   if (json) {
     nlohmann::json examples = nlohmann::json::array();
-    for (const ExampleLoss& l : report.examples)
-      examples.push_back({{"loss", token_mean(l)}, {"tokens", l.tokens}});
-    std::cout << nlohmann::json{{"examples", examples}, {"batch_loss", report.batch_loss}}.dump()
+    for (const api::ExampleScore& s : scores)
+      examples.push_back({{"loss", token_mean(s)}, {"tokens", s.tokens}});
+    std::cout << nlohmann::json{{"examples", examples}, {"batch_loss", batch_loss(scores)}}.dump()
               << '\n';
     return;
   }
-  for (size_t i = 0; i < report.examples.size(); ++i)
-    fmt::print("example {}: loss {:.6f} over {} tokens\n", i, token_mean(report.examples[i]),
-               report.examples[i].tokens);
-  fmt::print("batch loss: {:.6f}\n", report.batch_loss);
+  for (size_t i = 0; i < scores.size(); ++i)
+    fmt::print("example {}: loss {:.6f} over {} tokens\n", i, token_mean(scores[i]),
+               scores[i].tokens);
+  fmt::print("batch loss: {:.6f}\n", batch_loss(scores));
 }
 
 void run(const ScoreOptions& o) {
-  const auto rows = read_jsonl_examples(o.data);
+  const auto rows = api::read_examples(o.data);
   check(!rows.empty(), "{}: no examples", o.data);
-  auto model = o.model.load();
-  const auto side = o.model.side_adapter(*model);
-  const SequenceLora lora = o.model.sequence_lora(side);
-  auto prompted = rows;
-  for (TextExample& row : prompted) row.input = o.model.prompt(*model, row.input);
-  const auto examples = tokenize_examples(*model, prompted, o.data);
-  if (!o.dump_logits.empty()) dump_logits(*model, examples, o.batch_size, lora, o.dump_logits);
-  print_report(score_examples(*model, examples, o.batch_size, lora), o.json);
+  const auto model = o.model.load();
+  api::Session session = o.model.session(model);
+  std::vector<std::string> inputs, outputs;
+  for (const api::TextExample& row : rows) inputs.push_back(o.model.prompt(*model, row.input));
+  for (const api::TextExample& row : rows) {
+    check(row.output.has_value(), "{}:{}: scoring needs an 'output' (or 'completion')", o.data,
+          row.line);
+    outputs.push_back(*row.output);
+  }
+  if (!o.dump_logits.empty()) dump_logits(session, inputs, outputs, o.batch_size, o.dump_logits);
+  print_report(session.score(inputs, outputs, o.batch_size), o.json);
 }
 
 const Registrar reg("score", 40, [](CLI::App& app) {

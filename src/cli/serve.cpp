@@ -69,8 +69,7 @@ void serve(const ServeArgs& a) {
   o.max_tokens = a.max_tokens;
   o.shutdown_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.shutdown_seconds * 1000));
   auto model = for_flag("--model", [&] {
-    return api::Model::load(
-        a.model, {.bf16 = a.bf16, .merge = {}, .int8 = a.int8, .quantized = a.quantized});
+    return api::Model::load(a.model, {.bf16 = a.bf16, .int8 = a.int8, .quantized = a.quantized});
   });
   serve::OpenAIServer server(model, o);
   stop_on_signals([&server] { server.shutdown(); });

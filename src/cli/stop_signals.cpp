@@ -7,7 +7,7 @@
 #include <cstring>
 #include <thread>
 
-#include "core/error.h"
+#include "cli/command.h"
 
 namespace lorahub::cli {
 namespace {

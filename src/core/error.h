@@ -1,12 +1,11 @@
 // One way to report errors inside the library: throw lorahub::Error with a message that names
 // the file, tensor or field at fault. The CLI catches it and prints one line.
 #pragma once
-#include <fmt/format.h>
-
 #include <stdexcept>
 #include <string>
 
 #include "core/utf8.h"
+#include "lorahub/check.h"  // fail, check
 #include "lorahub/error.h"
 
 namespace lorahub {
@@ -14,17 +13,5 @@ namespace lorahub {
 // lorahub::Error is public (include/lorahub/error.h): messages often quote bytes from untrusted
 // input (names, JSON values, pickle globals); they are made valid UTF-8 there, once for every
 // error, so that whoever shows one (a JSON response, a log line) never meets invalid text.
-
-// fail("{}: tensor '{}' has shape {}", path, name, shape) -> throws Error.
-template <typename... Args>
-[[noreturn]] void fail(fmt::format_string<Args...> f, Args&&... args) {
-  throw Error(fmt::format(f, std::forward<Args>(args)...));
-}
-
-// check(cond, "...") -> throws Error when cond is false.
-template <typename... Args>
-void check(bool cond, fmt::format_string<Args...> f, Args&&... args) {
-  if (!cond) throw Error(fmt::format(f, std::forward<Args>(args)...));
-}
 
 }  // namespace lorahub

@@ -153,6 +153,49 @@ TEST_F(ApiTest, ComposedAdapterSavesAndLoads) {
   EXPECT_EQ(set.compose({1, 1, 1}, cat)->rank(), 12);
 }
 
+TEST_F(ApiTest, MergedCompositionRoutedAdapterAndLabelLogits) {
+  const api::ModuleSet set = api::ModuleSet::load(modules_);
+  const auto composed = set.compose({0.5, -0.2, 0.4});
+  EXPECT_TRUE(composed->made_for("/models/tiny-llama"));
+  EXPECT_FALSE(composed->made_for("/models/other-model"));
+  // Merged into the weights at load = the same adapter as a side path (up to rounding).
+  api::Session merged(api::Model::load(model_dir_, {.merge_adapters = {composed}}));
+  api::Session side(model_, composed);
+  const auto a = merged.score(kInputs, kOutputs), b = side.score(kInputs, kOutputs);
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_NEAR(a[i].loss_sum, b[i].loss_sum, 1e-4 * std::abs(b[i].loss_sum));
+  // One logits row per output token, over the vocabulary.
+  const auto logits = side.label_logits(kInputs, kOutputs, 2);
+  ASSERT_EQ(logits.size(), kInputs.size());
+  for (size_t i = 0; i < logits.size(); ++i) {
+    EXPECT_EQ(logits[i].rows, b[i].tokens);
+    EXPECT_EQ(logits[i].values.size(), static_cast<size_t>(logits[i].rows * logits[i].cols));
+  }
+  // Arrow routing runs as a side path only, and differs from the base model.
+  const auto routed = set.route({.top_k = 2});
+  api::Session arrow(model_, routed), base(model_);
+  EXPECT_NE(arrow.score(kInputs, kOutputs)[0].loss_sum, base.score(kInputs, kOutputs)[0].loss_sum);
+  EXPECT_THROW(routed->save((root_ / "routed").string()), Error);
+  EXPECT_THROW(api::Model::load(model_dir_, {.merge_adapters = {routed}}), Error);
+}
+
+TEST(ApiMalformed, ComposeOptionsNameTheFieldAtFault) {
+  auto field_of = [](api::ComposeOptions o) -> std::string {
+    try {
+      api::validate(o);
+    } catch (const api::OptionError& e) {
+      return e.option();
+    }
+    return "";
+  };
+  EXPECT_EQ(field_of({}), "");
+  EXPECT_EQ(field_of({.method = "average"}), "method");
+  EXPECT_EQ(field_of({.method = "ties"}), "method");  // needs a density
+  EXPECT_EQ(field_of({.method = "ties", .density = 0.5, .majority_sign = "most"}), "majority_sign");
+  EXPECT_EQ(field_of({.method = "dare_linear", .density = 0.5, .drop_masks_file = "/nonexistent"}),
+            "drop_masks_file");
+}
+
 TEST_F(ApiTest, LearnFindsWeightsAndReportsEverySteps) {
   const api::ModuleSet set = api::ModuleSet::load(modules_);
   // Targets that module 2 alone says: its weight should dominate.
