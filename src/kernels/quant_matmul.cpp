@@ -403,6 +403,30 @@ LORAHUB_VNNI_TARGET inline float f16_fast(const uint8_t* p) {
 struct Chunk {
   __m512i w;  // 64 weight quants, unsigned (or signed: Signed formats)
   __m512 s;   // the weight scale of each 4 values
+  __m512 m;   // Q4_1: the weight minimum of each 4 values
+};
+
+// The f16 fields of two blocks (4 bytes each: d, or d and m), widened at once: [d0 (m0) d1 (m1)].
+LORAHUB_VNNI_TARGET inline __m512 block_heads(const uint8_t* p0, const uint8_t* p1, bool two) {
+  uint32_t h0, h1 = 0;
+  std::memcpy(&h0, p0, 4);
+  if (two) std::memcpy(&h1, p1, 4);
+  const __m128i h = _mm_cvtsi64_si128(static_cast<int64_t>(uint64_t{h1} << 32 | h0));
+  return _mm512_zextps128_ps512(_mm_cvtph_ps(h));
+}
+
+// Lanes 0-7 from field a of `heads`, lanes 8-15 from field b.
+LORAHUB_VNNI_TARGET inline __m512 spread(__m512 heads, int a, int b) {
+  return _mm512_maskz_permutexvar_ps(
+      0xFFFF, _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(a), _mm512_set1_epi32(b)), heads);
+}
+
+// The activations as the direct kernels read them: x itself, and per 4 values the zero point's
+// int32 start (formats with one) and d·Σq (formats with a minimum).
+struct DirectActs {
+  const ActRows& x;
+  const int32_t* start4;
+  const float* sums4;
 };
 
 LORAHUB_VNNI_TARGET inline __m512 two_scales(float s0, float s1) {
@@ -440,16 +464,18 @@ struct Legacy {
   static constexpr bool kOffsets = F == QuantFormat::Q4_1;
   LORAHUB_VNNI_TARGET static Chunk chunk(const uint8_t* p, bool two) {
     const uint8_t* p1 = p + kBytes;
-    const float s1 = two ? f16_fast(p1) : 0.0f;
+    // Q4_0, Q8_0: [d0, -, d1, -] (the second field is the quants), Q4_1: [d0, m0, d1, m1].
+    const __m512 heads = block_heads(p, p1, two);
     if constexpr (F == QuantFormat::Q8_0) {
       constexpr __mmask64 kLow = 0xFFFFFFFFull;
       __m512i w = _mm512_maskz_loadu_epi8(kLow, p + 2);
       if (two) w = _mm512_mask_loadu_epi8(w, ~kLow, p1 + 2 - 32);
-      return {w, two_scales(f16_fast(p), s1)};
+      return {w, spread(heads, 0, 2), _mm512_setzero_ps()};
     } else {
       constexpr int head = F == QuantFormat::Q4_0 ? 2 : 4;
       const __m128i b = two ? load16(p1 + head) : _mm_setzero_si128();
-      return {nibbles_2x16(load16(p + head), b), two_scales(f16_fast(p), s1)};
+      return {nibbles_2x16(load16(p + head), b), spread(heads, 0, 2),
+              kOffsets ? spread(heads, 1, 3) : _mm512_setzero_ps()};
     }
   }
 };
@@ -479,30 +505,34 @@ LORAHUB_VNNI_TARGET inline void accumulate(const Chunk& ch, const uint8_t* const
 // One weight row against rows i0..i0+R of A: the sums, before the minimum offsets.
 template <QuantFormat F, int R>
 LORAHUB_VNNI_TARGET void direct_row(const uint8_t* row, int64_t k, float row_scale,
-                                    const ActRows& x, const int32_t* start4, int64_t i0,
-                                    float* sum) {
+                                    const DirectActs& acts, int64_t i0, float* sum) {
+  const ActRows& x = acts.x;
+  const int32_t* start4 = acts.start4;
   const int64_t kp = x.kp;
   const uint8_t* u[R];
   const float* d4[R];
   const float* bsum[R];
+  const float* sums4[R];
   const int32_t* st[R];
 #pragma GCC unroll 4
   for (int r = 0; r < R; ++r) {
     u[r] = x.u.data() + (i0 + r) * kp;
     d4[r] = x.d4.data() + (i0 + r) * (kp / 4);
     bsum[r] = x.sums.data() + (i0 + r) * (kp / 32);
+    sums4[r] = acts.sums4 ? acts.sums4 + (i0 + r) * (kp / 4) : nullptr;
     st[r] = start4 ? start4 + (i0 + r) * (kp / 4) : nullptr;
   }
   const int32_t* const* start = start4 ? st : nullptr;
-  __m512 acc[R];
+  __m512 acc[R], acc_m[R];  // acc_m: Q4_1's minima times the activation sums
   float off[R];
 #pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps(), off[r] = 0.0f;
+  for (int r = 0; r < R; ++r) acc[r] = acc_m[r] = _mm512_setzero_ps(), off[r] = 0.0f;
   if constexpr (F == QuantFormat::I8) {
     const __m512 s = _mm512_set1_ps(row_scale);
     for (int64_t k0 = 0; k0 < k; k0 += kChunk) {
       const __mmask64 live = k - k0 >= kChunk ? ~__mmask64{0} : (__mmask64{1} << (k - k0)) - 1;
-      accumulate<R, true>({_mm512_maskz_loadu_epi8(live, row + k0), s}, u, d4, nullptr, k0, acc);
+      accumulate<R, true>({_mm512_maskz_loadu_epi8(live, row + k0), s, _mm512_setzero_ps()}, u, d4,
+                          nullptr, k0, acc);
     }
   } else if constexpr (F == QuantFormat::Q4_K) {
     for (int64_t k0 = 0; k0 < k; k0 += 256, row += 144) {
@@ -510,7 +540,8 @@ LORAHUB_VNNI_TARGET void direct_row(const uint8_t* row, int64_t k, float row_sca
       uint8_t sc[8], mn[8];
       scale_min_k4(row + 4, sc, mn);
       for (int j = 0; j < 4; ++j) {
-        const Chunk ch{nibbles_32(row + 16 + 32 * j), two_scales(d * sc[2 * j], d * sc[2 * j + 1])};
+        const Chunk ch{nibbles_32(row + 16 + 32 * j), two_scales(d * sc[2 * j], d * sc[2 * j + 1]),
+                       _mm512_setzero_ps()};
         accumulate<R, false>(ch, u, d4, nullptr, k0 + 64 * j, acc);
       }
 #pragma GCC unroll 4
@@ -543,8 +574,9 @@ LORAHUB_VNNI_TARGET void direct_row(const uint8_t* row, int64_t k, float row_sca
           const __m512i idx =
               _mm512_add_epi32(_mm512_set1_epi32(8 * h + 4 * half),
                                _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0));
-          accumulate<R, false>({w, _mm512_maskz_permutexvar_ps(0xFFFF, idx, scales)}, u, d4, start,
-                               k0 + 128 * h + 64 * half, acc);
+          accumulate<R, false>(
+              {w, _mm512_maskz_permutexvar_ps(0xFFFF, idx, scales), _mm512_setzero_ps()}, u, d4,
+              start, k0 + 128 * h + 64 * half, acc);
         }
       }
     }
@@ -553,24 +585,24 @@ LORAHUB_VNNI_TARGET void direct_row(const uint8_t* row, int64_t k, float row_sca
     const int64_t blocks = k / 32;
     for (int64_t b = 0; b < blocks; b += 2, row += 2 * L::kBytes) {
       const bool two = b + 1 < blocks;
-      accumulate<R, L::kSigned>(L::chunk(row, two), u, d4, L::kZero ? start : nullptr, 32 * b, acc);
+      const Chunk ch = L::chunk(row, two);
+      accumulate<R, L::kSigned>(ch, u, d4, L::kZero ? start : nullptr, 32 * b, acc);
       if constexpr (L::kOffsets) {
-        const float m0 = f16_fast(row + 2), m1 = two ? f16_fast(row + L::kBytes + 2) : 0.0f;
 #pragma GCC unroll 4
-        for (int r = 0; r < R; ++r) off[r] += m0 * bsum[r][b] + m1 * bsum[r][b + 1];
+        for (int r = 0; r < R; ++r)
+          acc_m[r] = _mm512_fmadd_ps(ch.m, _mm512_loadu_ps(sums4[r] + 8 * b), acc_m[r]);
       }
     }
   }
 #pragma GCC unroll 4
-  for (int r = 0; r < R; ++r) sum[r] = lane_sum(acc[r]) + off[r];
+  for (int r = 0; r < R; ++r) sum[r] = lane_sum(_mm512_add_ps(acc[r], acc_m[r])) + off[r];
 }
 
 int direct_zero_point(QuantFormat f) {
   return f == QuantFormat::Q4_0 ? 8 : f == QuantFormat::Q6_K ? 32 : 0;
 }
 
-using DirectRow = void (*)(const uint8_t*, int64_t, float, const ActRows&, const int32_t*, int64_t,
-                           float*);
+using DirectRow = void (*)(const uint8_t*, int64_t, float, const DirectActs&, int64_t, float*);
 
 template <QuantFormat F>
 DirectRow direct_row_for(int rows) {
@@ -605,13 +637,16 @@ DirectRow direct_kernel(QuantFormat f, int rows) {
   }
 }
 
-// −z·Σq of each 4 activation values (the zero point's share, exact in int32).
-void zero_point_starts(const ActRows& x, int zero, std::vector<int32_t>& start4) {
+// Per 4 activation values: −z·Σq (the zero point's share, exact in int32) and d·Σq.
+void sums_of_four(const ActRows& x, int zero, std::vector<int32_t>& start4,
+                  std::vector<float>& sums4) {
   start4.resize(x.u.size() / 4);
+  sums4.resize(x.u.size() / 4);
   for (size_t g = 0; g < start4.size(); ++g) {
     int32_t s = 0;
     for (int t = 0; t < 4; ++t) s += int32_t{x.u[4 * g + t]} - 128;
     start4[g] = -zero * s;
+    sums4[g] = x.d4[g] * static_cast<float>(s);
   }
 }
 
@@ -619,9 +654,12 @@ void matmul_direct_vnni(const ActRows& x, const QuantMatrix& b, float* c, int64_
                         bool parallel) {
   const int64_t n = b.rows, k = b.cols, row_bytes = b.row_bytes();
   const int zero = direct_zero_point(b.format);
+  const bool offsets = info(b.format).offsets;
   thread_local std::vector<int32_t> start_buffer;
-  if (zero != 0) zero_point_starts(x, zero, start_buffer);
-  const int32_t* start4 = zero != 0 ? start_buffer.data() : nullptr;
+  thread_local std::vector<float> sums_buffer;
+  if (zero != 0 || offsets) sums_of_four(x, zero, start_buffer, sums_buffer);
+  const DirectActs acts{x, zero != 0 ? start_buffer.data() : nullptr,
+                        offsets ? sums_buffer.data() : nullptr};
   const bool i8 = b.format == QuantFormat::I8;
   const DirectRow full = direct_kernel(b.format, kRowBlock);
   const DirectRow tail = direct_kernel(b.format, static_cast<int>(m % kRowBlock));
@@ -632,7 +670,7 @@ void matmul_direct_vnni(const ActRows& x, const QuantMatrix& b, float* c, int64_
     float sum[kRowBlock];
     for (int64_t i = 0; i < m; i += kRowBlock) {
       const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, m - i));
-      (rows == kRowBlock ? full : tail)(row, k, scale, x, start4, i, sum);
+      (rows == kRowBlock ? full : tail)(row, k, scale, acts, i, sum);
       for (int r = 0; r < rows; ++r) store(c + (i + r) * n + j, sum[r], beta);
     }
   }
