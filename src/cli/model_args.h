@@ -33,6 +33,8 @@ struct ModelArgs {
   void add_options(CLI::App* cmd);
   // --threads and --bf16, for commands that define their own --model/--lora.
   void add_compute_options(CLI::App* cmd);
+  // --chat alone (add_options has it), for commands that define their own --model/--lora.
+  void add_chat_option(CLI::App* cmd);
   // The model, with the --lora adapter merged in (not with --arrow: see routed_adapter).
   std::unique_ptr<Model> load() const;
   // With --arrow, the Arrow router over the --lora modules bound to `model`, to pass per call;

@@ -2,9 +2,12 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <map>
+#include <set>
 
 #include "core/error.h"
 #include "core/mapped_file.h"
+#include "eval/metrics.h"
 #include "formats/digest.h"
 #include "formats/json.h"
 
@@ -20,6 +23,32 @@ std::string bbh_icl_prompt(const BbhTask& task, const std::string& input) {
   for (const BbhExample& shot : task.few_shot)
     prompt += "Q: " + shot.input + "\nA: " + shot.target + "\n\n";
   return prompt + "Q: " + input + "\nA:";
+}
+
+std::vector<std::string> bbh_answer_options(const BbhTask& task) {
+  std::set<std::string> targets;
+  for (const auto* set : {&task.few_shot, &task.test})
+    for (const BbhExample& e : *set) targets.insert(e.target);
+  if (targets.size() > kBbhMaxOptions) return {};
+  return {targets.begin(), targets.end()};
+}
+
+MajorityFloor few_shot_majority_floor(const std::vector<BbhExample>& few_shot,
+                                      const std::vector<BbhExample>& test) {
+  check(!few_shot.empty() && !test.empty(), "the majority floor needs few-shot and test examples");
+  std::map<std::string, size_t> votes;  // sorted by answer: the tied answers come out sorted
+  for (const BbhExample& e : few_shot) ++votes[normalize_answer(e.target)];
+  size_t most = 0;
+  for (const auto& [answer, n] : votes) most = std::max(most, n);
+  MajorityFloor floor;
+  for (const auto& [answer, n] : votes)
+    if (n == most) floor.answers.push_back(answer);
+  size_t hits = 0;  // summed over the tied answers
+  for (const BbhExample& e : test)
+    hits += std::count(floor.answers.begin(), floor.answers.end(), normalize_answer(e.target));
+  floor.accuracy =
+      100.0 * static_cast<double>(hits) / static_cast<double>(test.size() * floor.answers.size());
+  return floor;
 }
 
 std::vector<std::string> bbh_task_names(const std::string& data_dir) {

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <numeric>
 #include <set>
 
@@ -19,6 +21,7 @@
 #include "eval/bbh.h"
 #include "eval/generate.h"
 #include "eval/metrics.h"
+#include "eval/option_scoring.h"
 #include "eval/selection.h"
 #include "formats/digest.h"
 #include "formats/json.h"
@@ -33,6 +36,15 @@ using nlohmann::json;
 const std::vector<std::string>& bbh_methods() {
   static const std::vector<std::string> methods = {
       "zero-shot", "icl", "lorahub-cobyla", "lorahub-cmaes", "uniform", "best-single", "arrow"};
+  return methods;
+}
+
+const std::vector<std::string>& bbh_default_methods() {
+  static const std::vector<std::string> methods = [] {
+    std::vector<std::string> all = bbh_methods();
+    std::erase(all, std::string("arrow"));
+    return all;
+  }();
   return methods;
 }
 
@@ -107,6 +119,14 @@ void validate(const BbhConfig& c) {
   parse_loss_mode(c.loss_mode);
   parse_sample_rule(c.sampler);
   parse_select(c.select);
+  parse_bbh_metric(c.metric);
+}
+
+BbhMetric parse_bbh_metric(const std::string& name) {
+  if (name == "exact") return {true, false};
+  if (name == "option-likelihood") return {false, true};
+  if (name == "both") return {true, true};
+  fail("unknown metric '{}' (known: exact, option-likelihood, both)", name);
 }
 
 std::string differing_settings(const json& cached, const json& now) {
@@ -203,6 +223,10 @@ json bbh_settings(const BbhConfig& c, std::string_view engine_version) {
   if (c.quantized) s["compute_quantized"] = true;
   if (c.sampler != "fisher-yates") s["sampler"] = c.sampler;
   if (!c.select.empty()) s["select"] = c.select;
+  if (c.metric != "exact") {
+    s["metric"] = c.metric;
+    if (parse_bbh_metric(c.metric).options) s["max_options"] = kBbhMaxOptions;
+  }
   return s;
 }
 
@@ -216,7 +240,8 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 struct TaskRun {
   const Model& model;
   const BbhTask& task;
-  const std::vector<BbhExample> test;  // the first max_test of the split's test set
+  const std::vector<BbhExample> test;      // the first max_test of the split's test set
+  const std::vector<std::string> options;  // bbh_answer_options (none: free-form)
   const BbhConfig& config;
 };
 
@@ -225,12 +250,15 @@ std::vector<BbhExample> first_test_examples(const BbhTask& task, int max_test) {
   return {task.test.begin(), task.test.begin() + n};
 }
 
-// Greedy generation by the answer rule, exact-match accuracy, and the mean prompt length; with
-// `lora`, every prompt runs with that adapter on the side path (the base model stays as it is).
-json evaluate(const TaskRun& run, const std::vector<std::string>& prompts,
-              const BoundLora* lora = nullptr) {
+std::vector<std::string> test_targets(const TaskRun& run) {
   std::vector<std::string> targets;
   for (const BbhExample& e : run.test) targets.push_back(e.target);
+  return targets;
+}
+
+// Greedy generation by the answer rule: exact-match accuracy and the answers.
+json exact_match_result(const TaskRun& run, const std::vector<std::string>& prompts,
+                        const BoundLora* lora) {
   GenerateOptions options;
   options.decode = answer_decode_options(run.config.max_new_tokens);
   options.batch_size = run.config.batch_size;
@@ -238,11 +266,48 @@ json evaluate(const TaskRun& run, const std::vector<std::string>& prompts,
   options.lora = lora;
   std::vector<std::string> texts;
   for (Decoded& d : generate_texts(run.model, prompts, options)) texts.push_back(std::move(d.text));
+  return {{"accuracy", exact_match_accuracy(texts, test_targets(run))}, {"predictions", texts}};
+}
+
+// Rank classification over the task's answer options (eval/option_scoring.h): acc and acc_norm
+// in percent, each question's choice (acc) and every log P(option | prompt). Null accuracies on a
+// free-form task.
+json option_likelihood_result(const TaskRun& run, const std::vector<std::string>& prompts,
+                              const BoundLora* lora) {
+  if (run.options.empty()) return {{"option_accuracy", nullptr}, {"option_accuracy_norm", nullptr}};
+  OptionScoreOptions settings;
+  settings.batch_size = run.config.batch_size;
+  settings.on_progress = run.config.on_progress;
+  if (lora) settings.lora = {lora};
+  const auto likelihoods = option_log_likelihoods(run.model, prompts, run.options, settings);
+  const std::vector<std::string> targets = test_targets(run);
+  size_t hits = 0, hits_norm = 0;
+  json choices = json::array();
+  for (size_t q = 0; q < targets.size(); ++q) {
+    const std::string& choice = run.options[best_option(likelihoods[q], run.options, false)];
+    hits += choice == targets[q];
+    hits_norm += run.options[best_option(likelihoods[q], run.options, true)] == targets[q];
+    choices.push_back(choice);
+  }
+  const auto percent = [&](size_t n) { return 100.0 * n / targets.size(); };
+  return {{"option_accuracy", percent(hits)},
+          {"option_accuracy_norm", percent(hits_norm)},
+          {"options", run.options},
+          {"option_choices", choices},
+          {"option_log_likelihoods", likelihoods}};
+}
+
+// The run's metrics (exact match, option-likelihood, or both) and the mean prompt length; with
+// `lora`, every prompt runs with that adapter on the side path (the base model stays as it is).
+json evaluate(const TaskRun& run, const std::vector<std::string>& prompts,
+              const BoundLora* lora = nullptr) {
   double tokens = 0;
   for (const std::string& p : prompts) tokens += run.model.tokenizer().encode(p).size();
-  return {{"accuracy", exact_match_accuracy(texts, targets)},
-          {"input_tokens", prompts.empty() ? 0.0 : tokens / prompts.size()},
-          {"predictions", texts}};
+  json result = {{"input_tokens", prompts.empty() ? 0.0 : tokens / prompts.size()}};
+  const BbhMetric metric = parse_bbh_metric(run.config.metric);
+  if (metric.exact) result.update(exact_match_result(run, prompts, lora));
+  if (metric.options) result.update(option_likelihood_result(run, prompts, lora));
+  return result;
 }
 
 std::vector<std::string> plain_prompts(const TaskRun& run) {
@@ -372,14 +437,41 @@ json run_method(const TaskRun& run, const std::string& method, uint64_t seed) {
 }
 
 // One method's results on one task: per seed (or a single run), averaged.
-struct Cell {
-  double average = 0, best = 0, input_tokens = 0, seconds = 0;
+// The scores a result may carry (a method's result has those of the run's metric): exact match
+// of the generated answer, option-likelihood acc and acc_norm (null on a free-form task).
+const std::vector<std::string>& score_keys() {
+  static const std::vector<std::string> keys = {"accuracy", "option_accuracy",
+                                                "option_accuracy_norm"};
+  return keys;
+}
+
+// The key of a score's best seed: "best" for exact match (as before the other metrics existed).
+std::string best_key(const std::string& score) {
+  return score == "accuracy" ? "best" : score + "_best";
+}
+
+struct Score {
+  double average = NAN, best = NAN;  // NaN: not measured (another metric, a free-form task)
 };
+
+// One method's results on one task: per seed (or a single run), averaged.
+struct Cell {
+  std::map<std::string, Score> score;  // by score key
+  double input_tokens = 0, seconds = 0;
+  double get(const std::string& key, bool best) const {
+    const auto it = score.find(key);
+    return it == score.end() ? NAN : best ? it->second.best : it->second.average;
+  }
+};
+
+json number_or_null(double v) {
+  return std::isfinite(v) ? json(v) : json();
+}
 
 json run_task_method(const TaskRun& run, ResultCache& cache, const std::string& method,
                      const std::vector<uint64_t>& seeds, Cell& cell) {
   json runs = json::array();
-  std::vector<double> accuracy;
+  std::map<std::string, std::vector<double>> values;  // score key -> one value per seed
   const bool seeded = bbh_method_is_seeded(method);
   const std::vector<uint64_t> one_run = {0};
   const auto on_stale = [&](const std::string& why) {
@@ -390,21 +482,31 @@ json run_task_method(const TaskRun& run, ResultCache& cache, const std::string& 
                                    : fmt::format("{}.{}", run.task.name, method);
     json r = cache.get_or_compute(
         key, [&] { return run_method(run, method, seed); }, on_stale);
-    accuracy.push_back(r["accuracy"]);
+    for (const std::string& score : score_keys())
+      if (r.contains(score) && r[score].is_number()) values[score].push_back(r[score]);
     cell.input_tokens = r["input_tokens"];
     cell.seconds += r["seconds"].get<double>();
-    r.erase("predictions");
-    r.erase("history");
+    for (const char* bulky : {"predictions", "history", "option_log_likelihoods", "option_choices"})
+      r.erase(bulky);
     if (seeded) r["seed"] = seed;
     runs.push_back(std::move(r));
   }
-  cell.average = std::accumulate(accuracy.begin(), accuracy.end(), 0.0) / accuracy.size();
-  cell.best = *std::max_element(accuracy.begin(), accuracy.end());
-  return {{"accuracy", cell.average},
-          {"best", cell.best},
-          {"input_tokens", cell.input_tokens},
-          {"seconds", cell.seconds},
-          {"runs", runs}};
+  json summary = json::object();
+  for (const std::string& score : score_keys()) {
+    if (!runs[0].contains(score)) continue;  // not this run's metric
+    Score s;
+    if (const auto& v = values[score]; !v.empty()) {
+      s.average = std::accumulate(v.begin(), v.end(), 0.0) / v.size();
+      s.best = *std::max_element(v.begin(), v.end());
+    }
+    cell.score[score] = s;
+    summary[score] = number_or_null(s.average);
+    summary[best_key(score)] = number_or_null(s.best);
+  }
+  summary["input_tokens"] = cell.input_tokens;
+  summary["seconds"] = cell.seconds;
+  summary["runs"] = runs;
+  return summary;
 }
 
 std::string column_title(const std::string& method, size_t seeds) {
@@ -417,50 +519,105 @@ std::string column_title(const std::string& method, size_t seeds) {
   return fmt::format("LoraHub {} avg ({} seeds) | LoraHub {} best", opt, seeds, opt);
 }
 
-std::string table_row(const std::string& task, const std::vector<std::string>& methods,
-                      const std::vector<Cell>& cells, bool bold) {
+std::string table_row(const std::string& task, double floor,
+                      const std::vector<std::string>& methods,
+                      const std::vector<std::pair<double, double>>& cells, bool bold) {
   const auto fmt1 = [bold](double v) {
     return bold ? fmt::format("**{:.1f}**", v) : fmt::format("{:.1f}", v);
   };
-  std::string line = "| " + task + " |";
+  std::string line = fmt::format("| {} | {} |", task, fmt1(floor));
   for (size_t m = 0; m < methods.size(); ++m) {
-    line += " " + fmt1(cells[m].average) + " |";
-    if (methods[m].starts_with("lorahub-")) line += " " + fmt1(cells[m].best) + " |";
+    line += fmt::format(" {} |", fmt1(cells[m].first));
+    if (methods[m].starts_with("lorahub-")) line += fmt::format(" {} |", fmt1(cells[m].second));
   }
   return line + "\n";
 }
 
-// The mean over tasks of each method's per-task average, best, tokens; summed wall time.
-std::vector<Cell> mean_cells(const std::vector<std::vector<Cell>>& rows, size_t methods) {
-  std::vector<Cell> mean(methods);
-  for (size_t m = 0; m < methods; ++m)
-    for (const auto& row : rows) {
-      mean[m].average += row[m].average / rows.size();
-      mean[m].best += row[m].best / rows.size();
-      mean[m].input_tokens += row[m].input_tokens / rows.size();
-      mean[m].seconds += row[m].seconds;
-    }
-  return mean;
+double mean_of(const std::vector<double>& values) {
+  return std::accumulate(values.begin(), values.end(), 0.0) / values.size();
 }
 
-std::string markdown(const std::vector<std::string>& tasks,
-                     const std::vector<std::vector<Cell>>& rows, const std::vector<Cell>& mean,
-                     const std::vector<std::string>& methods, size_t seeds) {
-  std::string md = "| task |", rule = "|---|";
+// One table of a score (exact match, option-likelihood acc): a row per task that has the score,
+// with the few-shot-majority floor (eval/bbh.h) first, then the mean of the rows shown.
+std::string score_table(const std::vector<std::string>& tasks, const std::vector<double>& floors,
+                        const std::vector<std::vector<Cell>>& rows,
+                        const std::vector<std::string>& methods, size_t seeds,
+                        const std::string& score) {
+  std::string md = "| task | few-shot majority (floor) |", rule = "|---|---:|";
   for (const std::string& m : methods) {
-    md += " " + column_title(m, seeds) + " |";
+    md += fmt::format(" {} |", column_title(m, seeds));
     rule += m.starts_with("lorahub-") ? "---:|---:|" : "---:|";
   }
   md += "\n" + rule + "\n";
-  for (size_t t = 0; t < tasks.size(); ++t) md += table_row(tasks[t], methods, rows[t], false);
-  md += table_row("**average**", methods, mean, true);
+  std::vector<double> shown_floors;
+  std::vector<std::vector<double>> sums(methods.size(), std::vector<double>(2, 0.0));
+  for (size_t t = 0; t < tasks.size(); ++t) {
+    std::vector<std::pair<double, double>> cells;
+    for (const Cell& cell : rows[t])
+      cells.emplace_back(cell.get(score, false), cell.get(score, true));
+    if (!std::all_of(cells.begin(), cells.end(), [](auto c) { return std::isfinite(c.first); }))
+      continue;  // a free-form task has no option-likelihood
+    md += table_row(tasks[t], floors[t], methods, cells, false);
+    shown_floors.push_back(floors[t]);
+    for (size_t m = 0; m < methods.size(); ++m)
+      sums[m][0] += cells[m].first, sums[m][1] += cells[m].second;
+  }
+  if (shown_floors.empty()) return md;
+  std::vector<std::pair<double, double>> mean;
+  for (const auto& s : sums)
+    mean.emplace_back(s[0] / shown_floors.size(), s[1] / shown_floors.size());
+  return md + table_row("**average**", mean_of(shown_floors), methods, mean, true);
+}
+
+std::string markdown(const std::vector<std::string>& tasks, const std::vector<double>& floors,
+                     const std::vector<std::vector<Cell>>& rows,
+                     const std::vector<std::string>& methods, size_t seeds, BbhMetric metric) {
+  std::string md;
+  if (metric.exact) md += score_table(tasks, floors, rows, methods, seeds, "accuracy");
+  if (metric.options)
+    md += fmt::format(
+        "{}Option-likelihood accuracy (acc: the option with the highest log P(option | prompt); "
+        "free-form tasks left out):\n\n{}",
+        md.empty() ? "" : "\n",
+        score_table(tasks, floors, rows, methods, seeds, "option_accuracy"));
   md +=
       "\n| method | input tokens per example | wall time (s, all tasks and seeds) |\n"
       "|---|---:|---:|\n";
-  for (size_t m = 0; m < methods.size(); ++m)
-    md += fmt::format("| {} | {:.0f} | {:.0f} |\n", methods[m], mean[m].input_tokens,
-                      mean[m].seconds);
+  for (size_t m = 0; m < methods.size(); ++m) {
+    double tokens = 0, seconds = 0;
+    for (const auto& row : rows)
+      tokens += row[m].input_tokens / rows.size(), seconds += row[m].seconds;
+    md += fmt::format("| {} | {:.0f} | {:.0f} |\n", methods[m], tokens, seconds);
+  }
   return md;
+}
+
+// Each method's mean over tasks of every score it has (tasks without one left out), of its
+// tokens, and its summed wall time.
+json average_json(const std::vector<std::vector<Cell>>& rows,
+                  const std::vector<std::string>& methods, const std::vector<double>& floors) {
+  json average = {{"few_shot_majority", {{"accuracy", mean_of(floors)}}}};
+  for (size_t m = 0; m < methods.size(); ++m) {
+    json a = json::object();
+    for (const std::string& score : score_keys())
+      for (bool best : {false, true}) {
+        std::vector<double> values;
+        bool measured = false;
+        for (const auto& row : rows) {
+          measured |= row[m].score.count(score) > 0;
+          if (const double v = row[m].get(score, best); std::isfinite(v)) values.push_back(v);
+        }
+        if (measured)
+          a[best ? best_key(score) : score] = values.empty() ? json() : json(mean_of(values));
+      }
+    double tokens = 0, seconds = 0;
+    for (const auto& row : rows)
+      tokens += row[m].input_tokens / rows.size(), seconds += row[m].seconds;
+    a["input_tokens"] = tokens;
+    a["seconds"] = seconds;
+    average[methods[m]] = a;
+  }
+  return average;
 }
 
 }  // namespace
@@ -470,31 +627,35 @@ BbhReport run_bbh(const Model& model, const BbhConfig& c) {
   const json settings = bbh_settings(c);
   ResultCache cache((fs::path(c.out) / "cache").string(), settings, c.reuse_engines);
   std::vector<std::vector<Cell>> rows;
+  std::vector<double> floors;
   json per_task = json::array();
   for (const std::string& name : c.tasks) {
     const BbhTask task = load_bbh_task(c.data_dir, name);
-    const TaskRun run{model, task, first_test_examples(task, c.max_test), c};
+    const TaskRun run{model, task, first_test_examples(task, c.max_test), bbh_answer_options(task),
+                      c};
     if (c.on_status) c.on_status(fmt::format("{} ({} test examples)", name, run.test.size()));
     std::vector<Cell> cells(c.methods.size());
     json by_method = json::object();
     for (size_t m = 0; m < c.methods.size(); ++m)
       by_method[c.methods[m]] = run_task_method(run, cache, c.methods[m], c.seeds, cells[m]);
-    per_task.push_back(
-        {{"task", name}, {"test_examples", run.test.size()}, {"methods", by_method}});
+    // Needs no model, so it is not cached. The few-shot set is the same for every seed (the
+    // seeds draw modules, not examples), so its per-seed average is this one value.
+    const MajorityFloor floor = few_shot_majority_floor(task.few_shot, run.test);
+    floors.push_back(floor.accuracy);
+    json entry = {{"task", name},
+                  {"test_examples", run.test.size()},
+                  {"few_shot_majority", {{"answers", floor.answers}, {"accuracy", floor.accuracy}}},
+                  {"methods", by_method}};
+    if (parse_bbh_metric(c.metric).options) entry["answer_options"] = run.options;
+    per_task.push_back(std::move(entry));
     rows.push_back(std::move(cells));
   }
-  const std::vector<Cell> mean = mean_cells(rows, c.methods.size());
   BbhReport report;
-  report.markdown = markdown(c.tasks, rows, mean, c.methods, c.seeds.size());
-  json average = json::object();
-  for (size_t m = 0; m < c.methods.size(); ++m)
-    average[c.methods[m]] = {{"accuracy", mean[m].average},
-                             {"best", mean[m].best},
-                             {"input_tokens", mean[m].input_tokens},
-                             {"seconds", mean[m].seconds}};
+  report.markdown =
+      markdown(c.tasks, floors, rows, c.methods, c.seeds.size(), parse_bbh_metric(c.metric));
   report.summary = {{"settings", settings}, {"reused_engines", c.reuse_engines},
                     {"methods", c.methods}, {"seeds", c.seeds},
-                    {"tasks", per_task},    {"average", average}};
+                    {"tasks", per_task},    {"average", average_json(rows, c.methods, floors)}};
   write_file_atomic((fs::path(c.out) / "results.md").string(), report.markdown);
   write_file_atomic((fs::path(c.out) / "results.json").string(), report.summary.dump(2) + "\n");
   return report;

@@ -11,11 +11,12 @@
 // With `select` (loss-rank:K, retrieval:K) the seeded methods work on the K drawn modules the
 // rule keeps (eval/selection.h), as `lorahub learn --select` does.
 // Every method answers by the answer rule (eval/answer.h) and is scored by exact match
-// (eval/metrics.h). Seeded methods are reported as the average and the best over seeds; each
-// method also reports its input tokens per test example and its wall time. Writes
-// OUT/results.md and OUT/results.json. Every task × method × seed result is cached in OUT/cache/
-// with the settings that produced it (the engine version among them), so that an interrupted
-// run resumes where it stopped and a changed setting or engine recomputes.
+// (eval/metrics.h), or by option-likelihood, or both (BbhMetric). Beside the methods, each task
+// reports its few-shot-majority floor (eval/bbh.h). Seeded methods are reported as the average and
+// the best over seeds; each method also reports its input tokens per test example and its wall
+// time. Writes OUT/results.md and OUT/results.json. Every task × method × seed result is cached in
+// OUT/cache/ with the settings that produced it (the engine version among them), so that an
+// interrupted run resumes where it stopped and a changed setting or engine recomputes.
 #pragma once
 #include <nlohmann/json.hpp>
 
@@ -32,8 +33,11 @@ namespace lorahub {
 
 inline constexpr int64_t kBbhArrowTopK = 3;  // the arrow method's top_k (PEFT's default)
 
-// The methods in the table's column order.
+// Every method, in the table's column order.
 const std::vector<std::string>& bbh_methods();
+// The methods of the committed table (docs/results.md), run when none are named: every method
+// but arrow, which runs only when asked for.
+const std::vector<std::string>& bbh_default_methods();
 bool bbh_method_is_seeded(const std::string& method);
 
 // "a,b,c" -> the named methods in the table's column order; throws naming an unknown one.
@@ -43,6 +47,16 @@ std::vector<uint64_t> parse_seed_list(const std::string& text);
 // "all" or "a,b" -> task names, each checked against data_dir/tasks.
 std::vector<std::string> parse_bbh_tasks(const std::string& text, const std::string& data_dir);
 
+// How answers are scored: `exact` generates greedily by the answer rule (eval/answer.h) and
+// compares by exact match (eval/metrics.h); `option-likelihood` ranks the task's answer options
+// (eval/bbh.h bbh_answer_options) by log P(option | prompt) (eval/option_scoring.h: acc and
+// acc_norm); `both` does both in one run.
+struct BbhMetric {
+  bool exact = true, options = false;
+};
+// "exact", "option-likelihood" or "both"; throws naming an unknown one.
+BbhMetric parse_bbh_metric(const std::string& name);
+
 struct BbhConfig {
   std::string model_path;                // named in the cache key by content hash
   bool bf16 = false;                     // the compute path the model was loaded with
@@ -50,7 +64,7 @@ struct BbhConfig {
   std::vector<std::string> pool;         // module directories
   std::string data_dir;                  // tasks/, task-prompts/
   std::vector<std::string> tasks;        // parse_bbh_tasks
-  std::vector<std::string> methods = bbh_methods();
+  std::vector<std::string> methods = bbh_default_methods();
   std::vector<uint64_t> seeds = {1, 2, 3, 4, 5};
   size_t sample = 20;  // modules drawn per seed
   // Then keep K of the drawn modules for the seeded methods: "" (all), "loss-rank:K" or
@@ -59,6 +73,7 @@ struct BbhConfig {
   std::string sampler = "fisher-yates";  // lora/module_set.h parse_sample_rule
   int steps = 40;                        // objective evaluations per seed
   std::string loss_mode = "reference";   // adapt/objective.h parse_loss_mode
+  std::string metric = "exact";          // parse_bbh_metric
   int max_test = 0;                      // test examples per task (0 = all)
   int max_new_tokens = 256;
   int batch_size = 10;  // generation batch

@@ -54,8 +54,11 @@ LearnTask load_learn_task(const LearnTaskSpec& spec) {
   t.model = load_model(spec.model_path, spec.load);
   std::vector<Example> examples;
   std::vector<std::string> inputs;
+  t.chat = spec.chat;
   for (const TextExample& row : t.rows) {
-    examples.push_back(t.model->make_example(row.input, *row.output));
+    const std::string input =
+        spec.chat ? t.model->tokenizer().apply_chat_template(row.input) : row.input;
+    examples.push_back(t.model->make_example(input, *row.output));
     inputs.push_back(row.input);
   }
   if (spec.select.rule != SelectRule::kAll && spec.select.k < t.modules.size()) {
@@ -92,7 +95,8 @@ nlohmann::json weights_json(const LearnTask& t, const LearnResult& r, const Lear
           {"compose", combine_method_name(t.objective->combine_method())},
           {"compose_seconds", t.objective->times().compose_seconds},
           {"forward_seconds", t.objective->times().forward_seconds},
-          {"selection", t.selection}};
+          {"selection", t.selection},
+          {"chat", t.chat}};
 }
 
 }  // namespace lorahub

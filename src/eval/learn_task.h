@@ -28,6 +28,10 @@ struct LearnTaskSpec {
   uint64_t seed = 42;
   SampleRule sampler = SampleRule::kFisherYates;
   SelectSpec select;  // then keep K of them (eval/selection.h)
+  // Wrap each example's input in the model's chat template (user turn + generation prompt), as
+  // `lorahub generate --chat` wraps its prompts; off for modules trained on plain prompts. The
+  // retrieval selection compares the plain inputs (the modules' examples are plain).
+  bool chat = false;
   ObjectiveOptions objective;
   // Notes for the user: a module made for another base model; what the selection kept.
   std::function<void(const std::string&)> on_warning;
@@ -41,6 +45,7 @@ struct LearnTask {
   std::unique_ptr<Objective> objective;
   nlohmann::json selection;  // with a selection: rule, k, each pool module's score, the kept ones
   LossMode loss_mode = LossMode::kReference;
+  bool chat = false;  // the inputs were wrapped in the chat template
 };
 
 // The few-shot examples of a JSONL file; throws naming file and line for a row without output.
@@ -52,7 +57,7 @@ LearnTask load_learn_task(const LearnTaskSpec& spec);
 
 // weights.json: {"modules", "weights", "objective", "history": [{"step", "objective", "best"}],
 // "optimizer", "seed", "loss_mode", "examples", "seconds", "compose", "compose_seconds",
-// "forward_seconds", "selection"}; objectives that are not finite are null.
+// "forward_seconds", "selection", "chat"}; objectives that are not finite are null.
 nlohmann::json weights_json(const LearnTask& task, const LearnResult& result,
                             const LearnOptions& options);
 

@@ -2,14 +2,17 @@
 a few test examples, every method (zero-shot, 5-shot ICL, LoraHub COBYLA and CMA-ES, uniform,
 best single); the table and JSON agree, the split is the one DESIGN §1 describes, each method
 does what it says (weights, prompts, module choice), and a second run is served from the cache
-(resumable) with identical results."""
+(resumable) with identical results. Then --metric both: option-likelihood scoring against
+transformers and PEFT, free-form tasks, and the few-shot-majority floor."""
 import hashlib
 import json
 import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "parity"))
 
@@ -262,3 +265,148 @@ def test_bbh_bad_select(setup, bbh_dir, tmp_path):
                       "--tasks", TASKS[0], "--select", "best:2", "--out", tmp_path / "x",
                       check=False)
     assert_clean_error(res, "--select")
+
+
+# ------------------------------------------------- option-likelihood and the majority floor
+
+OPTION_TASKS = ["navigate", "temporal_sequences", "dyck_languages"]  # 2 options, 4, free-form (59)
+OPTION_MAX_TEST = 3
+
+
+@pytest.fixture(scope="module")
+def options_run(setup, bbh_dir, tmp_path_factory):
+    """--metric both on the tiny T5 and its modules: zero-shot and best-single on 3 tasks."""
+    root, model, pool = setup
+    out = tmp_path_factory.mktemp("bbh_options") / "out"
+    proc = run_lorahub("bbh", "--model", model, "--lora-list", pool, "--data-dir", bbh_dir,
+                       "--tasks", ",".join(OPTION_TASKS), "--methods", "zero-shot,best-single",
+                       "--metric", "both", "--max-test", OPTION_MAX_TEST, "--max-new-tokens", 2,
+                       "--out", out)
+    return root, model, out, proc
+
+
+def option_split(bbh_dir, task):
+    examples = json.loads((bbh_dir / "tasks" / f"{task}.json").read_text())["examples"]
+    description = (bbh_dir / "task-prompts" / f"{task}.txt").read_text().splitlines()[2]
+    ordered = sorted(examples, key=lambda e: hashlib.sha256(e["input"].encode()).hexdigest())
+    test = ordered[5:5 + OPTION_MAX_TEST]
+    return ordered, [(bbh_prompt(description, e["input"]), e["target"]) for e in test]
+
+
+def log_likelihood(model, tok, prompt, option):
+    """log P(option | prompt) in transformers: Σ log softmax over the option's tokens and EOS."""
+    labels = torch.tensor([tok(option).input_ids])  # T5Tokenizer appends </s>
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([tok(prompt).input_ids]), labels=labels).logits[0]
+    return float(torch.log_softmax(logits.double(), -1).gather(1, labels.T).sum())
+
+
+def lm_eval_choice(lls, options, normalized):
+    """lm-evaluation-harness: np.argmax(lls) for acc, np.argmax(lls / len(choice)) for acc_norm."""
+    lengths = np.array([float(len(o)) for o in options]) if normalized else 1.0
+    return int(np.argmax(np.array(lls) / lengths))
+
+
+def check_scores(result, model, tok, rows, options):
+    expected = [[log_likelihood(model, tok, p, o) for o in options] for p, _ in rows]
+    got = result["option_log_likelihoods"]
+    assert np.abs(np.array(got) - np.array(expected)).max() < 1e-4, (got, expected)
+    acc = [options[lm_eval_choice(e, options, False)] for e in expected]
+    norm = [options[lm_eval_choice(e, options, True)] for e in expected]
+    assert result["option_choices"] == acc
+    targets = [t for _, t in rows]
+    assert result["option_accuracy"] == pytest.approx(100 * np.mean([a == t for a, t in zip(acc, targets)]))
+    assert result["option_accuracy_norm"] == pytest.approx(
+        100 * np.mean([a == t for a, t in zip(norm, targets)]))
+    return expected
+
+
+def test_option_likelihood_matches_transformers_and_peft(options_run, bbh_dir):
+    """Rank classification (eval/option_scoring.h) against transformers, and PEFT with the
+    module best-single picks, computing log P(option | prompt) directly; choices by lm-eval's
+    rules (acc, acc_norm)."""
+    from peft import PeftModel
+
+    from t5_tiny import load_hf
+
+    root, model_dir, out, _ = options_run
+    tok = hf_tokenizer(model_dir)
+    base = load_hf(model_dir)
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["settings"]["metric"] == "both"
+    spread = set()
+    for task in OPTION_TASKS[:2]:
+        ordered, rows = option_split(bbh_dir, task)
+        options = sorted({e["target"] for e in ordered})
+        cache = out / "cache"
+        zero = json.loads((cache / f"{task}.zero-shot.json").read_text())["result"]
+        assert zero["options"] == options
+        assert len(zero["predictions"]) == OPTION_MAX_TEST  # both metrics in one run
+        spread |= {tuple(np.argsort(e)) for e in check_scores(zero, base, tok, rows, options)}
+        single = json.loads((cache / f"{task}.best-single.json").read_text())["result"]
+        with_module = PeftModel.from_pretrained(load_hf(model_dir),
+                                               root / Path(single["module"]).name).eval()
+        adapted = check_scores(single, with_module, tok, rows, options)
+        assert np.abs(np.array(adapted) - np.array(single["option_log_likelihoods"])).max() < 1e-4
+        # The module counts: with it the log-likelihoods are not the base model's.
+        assert np.abs(np.array(adapted) - np.array(zero["option_log_likelihoods"])).max() > 1e-2
+    assert len(spread) > 1, "every question ranks the options alike: the check cannot tell them apart"
+
+
+def test_free_form_task_and_floor_in_the_tables(options_run, bbh_dir):
+    """A free-form task has no options (null option accuracy, left out of the option table); the
+    few-shot majority floor (ties: the mean of the tied answers) is in the summary and tables."""
+    _, _, out, proc = options_run
+    summary = json.loads((out / "results.json").read_text())
+    by_task = {t["task"]: t for t in summary["tasks"]}
+    dyck = by_task["dyck_languages"]
+    assert dyck["answer_options"] == []
+    assert dyck["methods"]["zero-shot"]["option_accuracy"] is None
+    assert dyck["methods"]["zero-shot"]["accuracy"] is not None
+    for name, t in by_task.items():
+        ordered, rows = option_split(bbh_dir, name)
+        def normalize(answer):
+            return answer.strip().lower().replace(".", "")
+
+        few = [normalize(e["target"]) for e in ordered[:5]]
+        top = max(few.count(a) for a in few)
+        tied = sorted({a for a in few if few.count(a) == top})
+        test = [normalize(target) for _, target in rows]
+        floor = np.mean([test.count(a) for a in tied]) * 100 / OPTION_MAX_TEST
+        assert t["few_shot_majority"] == {"answers": tied, "accuracy": pytest.approx(floor)}
+    table = proc.stdout
+    exact, options = table.split("Option-likelihood accuracy")
+    assert "| task | few-shot majority (floor) |" in exact and "| dyck_languages |" in exact
+    assert "| navigate |" in options and "| dyck_languages |" not in options
+    mean_floor = np.mean([by_task[t]["few_shot_majority"]["accuracy"] for t in OPTION_TASKS[:2]])
+    assert f"| **average** | **{mean_floor:.1f}** |" in options  # over the tasks shown
+    assert summary["average"]["zero-shot"]["option_accuracy"] == pytest.approx(
+        np.mean([by_task[t]["methods"]["zero-shot"]["option_accuracy"] for t in OPTION_TASKS[:2]]))
+
+
+@pytest.mark.malformed
+def test_unknown_metric_is_a_clean_error(setup, bbh_dir, tmp_path):
+    _, model_dir, pool = setup
+    proc = run_lorahub("bbh", "--model", model_dir, "--lora-list", pool,
+                       "--data-dir", bbh_dir, "--metric", "acc_norm", "--out", tmp_path / "x",
+                       check=False)
+    assert_clean_error(proc, "--metric", "acc_norm")
+
+
+def test_option_likelihood_alone_generates_nothing(setup, bbh_dir, tmp_path):
+    """--metric option-likelihood scores without generating: no exact-match table or answers,
+    and a cache key of its own (the default metric's results are not reused for it)."""
+    root, model, pool = setup
+    out = tmp_path / "opt"
+    args = ("--model", model, "--lora-list", pool, "--data-dir", bbh_dir, "--tasks", "navigate",
+            "--methods", "zero-shot", "--max-test", 2, "--out", out)
+    run_lorahub("bbh", *args)
+    proc = run_lorahub("bbh", *args, "--metric", "option-likelihood")
+    assert "metric: unset -> \"option-likelihood\"); recomputing" in proc.stderr  # not reused
+    result = json.loads((out / "cache" / "navigate.zero-shot.json").read_text())["result"]
+    assert "predictions" not in result and "accuracy" not in result
+    assert len(result["option_choices"]) == 2
+    assert proc.stdout.startswith("Option-likelihood accuracy")
+    summary = json.loads((out / "results.json").read_text())["tasks"][0]["methods"]["zero-shot"]
+    assert set(summary) >= {"option_accuracy", "option_accuracy_best", "option_accuracy_norm"}
+    assert "accuracy" not in summary

@@ -101,3 +101,34 @@ def test_select_errors(planted, tmp_path):
     assert_clean_error(run_lorahub(*base, "--select", "retrieval:1", check=False),
                        "examples.jsonl", str(planted["modules"][0]))
     assert_clean_error(run_lorahub(*base, "--compose", "ties", check=False), "needs a density")
+
+
+def test_learn_chat_wraps_the_inputs_as_generate_does(tmp_path):
+    """learn / objective --chat score each example with its input as a chat-template user turn
+    (as generate --chat prompts): the same objective as plain inputs wrapped beforehand with
+    the template (`lorahub tokenize --render-chat`), and not the plain one (the library's
+    modules were trained on plain prompts; --chat is off by default)."""
+    from conftest import ROOT, smollm2_gguf
+
+    gguf = smollm2_gguf()
+    module = ROOT / "library" / "smollm2" / "boolean_eval"
+    inputs = ["Decide.\n\nQ: True and False\nA:", "Decide.\n\nQ: not False\nA:"]
+    rendered = run_lorahub("tokenize", "--model", gguf, "--render-chat",
+                           input="".join(json.dumps(i) + "\n" for i in inputs)).stdout.split("\n")
+    wrapped = [json.loads(line) for line in rendered if line]
+    assert all(w != i and i in w for w, i in zip(wrapped, inputs))
+
+    def objective(rows, *extra):
+        path = tmp_path / f"rows{len(extra)}.jsonl"
+        path.write_text("".join(json.dumps({"input": i, "output": o}) + "\n" for i, o in rows))
+        return run_lorahub("objective", "--model", gguf, "--lora", module, "--examples", path,
+                           "--weights", "1", *extra).json()["objective"]
+
+    outputs = ["False", "True"]
+    chat = objective(zip(inputs, outputs), "--chat")
+    assert chat == pytest.approx(objective(zip(wrapped, outputs)), rel=1e-6)
+    assert chat != pytest.approx(objective(zip(inputs, outputs)), rel=1e-3)
+    out = tmp_path / "learned"
+    run_lorahub("learn", "--model", gguf, "--lora", module, "--examples", tmp_path / "rows1.jsonl",
+                "--chat", "--steps", 1, "--out", out)
+    assert json.loads((out / "weights.json").read_text())["chat"] is True

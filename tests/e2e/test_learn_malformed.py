@@ -130,3 +130,13 @@ def test_bbh_bad_arguments(tmp_path, bbh_dir):
     assert_clean_error(run_lorahub(*base, "--seeds", "5-1", check=False), "--seeds")
     assert_clean_error(run_lorahub(*base, "--steps=0", check=False), "--steps")
     assert_clean_error(run_lorahub(*base[:-4], "--data-dir", tmp_path, check=False), "tasks/")
+
+
+@pytest.mark.parametrize("command", ["learn", "objective"])
+def test_negative_sample_is_rejected(tmp_path, examples, command):
+    """--sample is a count: "-3" was taken as a huge unsigned one (and so meant "all")."""
+    extra = ("--out", tmp_path / "out") if command == "learn" else ("--weights", "1")
+    r = run_lorahub(command, "--model", tmp_path / "no-model", "--lora", tmp_path / "m",
+                    "--examples", examples, "--sample", "-3", *extra, check=False)
+    assert_clean_error(r, "--sample", "-3")
+    assert not (tmp_path / "out").exists()

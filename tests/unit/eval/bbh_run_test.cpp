@@ -42,6 +42,15 @@ TEST(BbhRun, MethodsComeInTableOrder) {
   EXPECT_FALSE(bbh_method_is_seeded("best-single"));
 }
 
+// Arrow runs only when named: the default is the committed table's six methods.
+TEST(BbhRun, ArrowIsOptIn) {
+  const std::vector<std::string> six = {"zero-shot",     "icl",     "lorahub-cobyla",
+                                        "lorahub-cmaes", "uniform", "best-single"};
+  EXPECT_EQ(bbh_default_methods(), six);
+  EXPECT_EQ(BbhConfig().methods, six);
+  EXPECT_EQ(parse_bbh_methods("arrow,zero-shot"), (std::vector<std::string>{"zero-shot", "arrow"}));
+}
+
 TEST(BbhRun, SeedsAreRangesAndLists) {
   EXPECT_EQ(parse_seed_list("1-3,7"), (std::vector<uint64_t>{1, 2, 3, 7}));
   EXPECT_EQ(parse_seed_list("42"), (std::vector<uint64_t>{42}));
@@ -145,6 +154,25 @@ TEST(BbhRun, KeyFollowsContentNotPath) {
   EXPECT_NE(bbh_settings(c), a);
   c.steps = 20;
   EXPECT_NE(differing_settings(a, bbh_settings(c)).find("steps: 40 -> 20"), std::string::npos);
+}
+
+TEST(BbhRun, MetricIsInTheKeyOnlyWhenNotExact) {
+  EXPECT_TRUE(parse_bbh_metric("exact").exact && !parse_bbh_metric("exact").options);
+  EXPECT_TRUE(!parse_bbh_metric("option-likelihood").exact &&
+              parse_bbh_metric("option-likelihood").options);
+  EXPECT_TRUE(parse_bbh_metric("both").exact && parse_bbh_metric("both").options);
+  EXPECT_THROW(parse_bbh_metric("acc_norm"), Error);
+  TempDir dir;
+  BbhConfig c = one_module_config(dir);
+  const json exact = bbh_settings(c);
+  EXPECT_FALSE(exact.contains("metric"));
+  c.metric = "both";
+  const json both = bbh_settings(c);
+  EXPECT_EQ(both["metric"], "both");
+  EXPECT_EQ(both["max_options"], 20);
+  EXPECT_NE(differing_settings(exact, both).find("metric"), std::string::npos);
+  c.metric = "likelihood";
+  EXPECT_THROW(validate(c), Error);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <tuple>
 
 #include "core/error.h"
 #include "eval/bbh.h"
@@ -81,6 +82,70 @@ TEST(Bbh, SplitOrdersBySha256OfTheInput) {
   EXPECT_EQ(test, (std::vector<std::string>{"charlie", "bravo"}));
   EXPECT_EQ(task.test[1].target, "bravo!");
   EXPECT_EQ(task.few_shot[0].prompt, "Pick a word.\n\nQ: echo\nA:");
+}
+
+std::vector<BbhExample> with_targets(const std::vector<std::string>& targets) {
+  std::vector<BbhExample> examples;
+  for (const std::string& t : targets) examples.push_back({"q", "p", t});
+  return examples;
+}
+
+TEST(BbhFloor, AnswersTheFewShotMajorityEverywhere) {
+  const auto test = with_targets({"(B)", "(A)", "(B)", "(C)"});
+  const MajorityFloor clear =
+      few_shot_majority_floor(with_targets({"(B)", "(A)", "(B)", "(C)", "(B)"}), test);
+  EXPECT_EQ(clear.answers, (std::vector<std::string>{"(b)"}));
+  EXPECT_DOUBLE_EQ(clear.accuracy, 50.0);
+  // Counted after the exact-match normalization: "True." and " TRUE" are "true".
+  const MajorityFloor normalized = few_shot_majority_floor(
+      with_targets({"True.", "false", " TRUE", "False", "true"}), with_targets({"True", "False"}));
+  EXPECT_EQ(normalized.answers, (std::vector<std::string>{"true"}));
+  EXPECT_DOUBLE_EQ(normalized.accuracy, 50.0);
+}
+
+TEST(BbhFloor, ATieIsTheMeanOfTheTiedAnswers) {
+  // (A) and (B) twice each: (A) scores 3 of 4, (B) 1 of 4, so the floor is 50 %, not either.
+  const MajorityFloor tie =
+      few_shot_majority_floor(with_targets({"(A)", "(B)", "(C)", "(B)", "(A)"}),
+                              with_targets({"(A)", "(A)", "(A)", "(B)"}));
+  EXPECT_EQ(tie.answers, (std::vector<std::string>{"(a)", "(b)"}));
+  EXPECT_DOUBLE_EQ(tie.accuracy, 50.0);
+  EXPECT_THROW(few_shot_majority_floor({}, with_targets({"x"})), Error);
+  EXPECT_THROW(few_shot_majority_floor(with_targets({"x"}), {}), Error);
+}
+
+// The values scripts/bbh_analysis.py --constant-answer printed for the committed table (first
+// 50 test examples; these tasks have no tie among the few-shot targets).
+TEST(BbhFloor, RealTasksMatchThePythonCount) {
+  ASSERT_BBH_DATA();
+  for (const auto& [name, answer, accuracy] : {std::tuple{"date_understanding", "(c)", 20.0},
+                                               {"navigate", "yes", 40.0},
+                                               {"salient_translation_error_detection", "(d)", 32.0},
+                                               {"object_counting", "16", 2.0}}) {
+    const BbhTask task = load_bbh_task(kData, name);
+    const std::vector<BbhExample> test(task.test.begin(), task.test.begin() + 50);
+    const MajorityFloor floor = few_shot_majority_floor(task.few_shot, test);
+    EXPECT_EQ(floor.answers, (std::vector<std::string>{answer})) << name;
+    EXPECT_DOUBLE_EQ(floor.accuracy, accuracy) << name;
+  }
+}
+
+TEST(BbhOptions, DistinctTargetsOrNoneForFreeFormTasks) {
+  ASSERT_BBH_DATA();
+  EXPECT_EQ(bbh_answer_options(load_bbh_task(kData, "boolean_expressions")),
+            (std::vector<std::string>{"False", "True"}));
+  EXPECT_EQ(bbh_answer_options(load_bbh_task(kData, "temporal_sequences")),
+            (std::vector<std::string>{"(A)", "(B)", "(C)", "(D)"}));
+  EXPECT_EQ(bbh_answer_options(load_bbh_task(kData, "object_counting")).size(), 17u);
+  EXPECT_EQ(bbh_answer_options(load_bbh_task(kData, "reasoning_about_colored_objects")).size(),
+            18u);
+  EXPECT_TRUE(bbh_answer_options(load_bbh_task(kData, "dyck_languages")).empty());  // 59
+  EXPECT_TRUE(bbh_answer_options(load_bbh_task(kData, "word_sorting")).empty());    // 250
+  // Few-shot and test targets both count: a target seen only in the few-shot set is an option.
+  BbhTask task;
+  task.few_shot = with_targets({"x", "y"});
+  task.test = with_targets({"y", "z"});
+  EXPECT_EQ(bbh_answer_options(task), (std::vector<std::string>{"x", "y", "z"}));
 }
 
 class BbhMalformed : public ::testing::Test {
