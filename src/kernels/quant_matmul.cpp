@@ -785,7 +785,7 @@ bool quant_vnni_available() {
 #ifdef LORAHUB_VNNI_TARGET
   static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512vnni");
+                          __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c");
   return yes;
 #else
   return false;
