@@ -2,7 +2,7 @@
 // objective evaluation runs) in GFLOP/s. FLOPs are counted for the real tokens only, so time
 // spent on padding shows up as lost efficiency rather than as work done.
 //
-// Usage: bench_forward --model DIR --data FILE.jsonl [--bf16] [--seconds S] [--threads T]
+// Usage: bench_forward --model DIR --data FILE.jsonl [--bf16 | --int8] [--seconds S] [--threads T]
 // Prints JSON on stdout: seconds per forward (best of the timed runs), FLOPs, GFLOP/s.
 #include <algorithm>
 #include <chrono>
@@ -25,6 +25,7 @@ using nlohmann::json;
 struct Options {
   std::string model, data;
   bool bf16 = false;
+  bool int8 = false;  // linear layers as int8 per output channel (LoadOptions::int8)
   double seconds = 10.0;
   int threads = 0;
 };
@@ -109,6 +110,8 @@ Options parse(int argc, char** argv) {
       o.data = value();
     else if (arg == "--bf16")
       o.bf16 = true;
+    else if (arg == "--int8")
+      o.int8 = true;
     else if (arg == "--seconds")
       o.seconds = std::stod(value());
     else if (arg == "--threads")
@@ -116,8 +119,10 @@ Options parse(int argc, char** argv) {
     else
       lorahub::fail("bench_forward: unknown argument {}", arg);
   }
-  lorahub::check(!o.model.empty() && !o.data.empty(),
-                 "usage: bench_forward --model DIR --data FILE.jsonl [--bf16] [--seconds S]");
+  lorahub::check(
+      !o.model.empty() && !o.data.empty(),
+      "usage: bench_forward --model DIR --data FILE.jsonl [--bf16 | --int8] [--seconds S]");
+  lorahub::check(!(o.bf16 && o.int8), "bench_forward: --bf16 and --int8 are two paths; pick one");
   return o;
 }
 
@@ -128,7 +133,7 @@ int main(int argc, char** argv) try {
   // As api::init_runtime sets them for the CLI (the bench links the models layer only).
   lorahub::keep_freed_memory_for_reuse();
   lorahub::set_compute_threads(o.threads);
-  auto model = lorahub::load_model(o.model, {.bf16 = o.bf16});
+  auto model = lorahub::load_model(o.model, {.bf16 = o.bf16, .int8 = o.int8});
   auto batch = read_examples(*model, o.data);
   Shape shape = read_shape(o.model);
   double flops = 0, input_tokens = 0, label_tokens = 0;
@@ -139,7 +144,9 @@ int main(int argc, char** argv) try {
   }
   int runs = 0;
   double seconds = best_seconds(*model, batch, o.seconds, runs);
-  json out = {{"dtype", o.bf16 ? "bf16" : "fp32"},
+  json out = {{"dtype", o.int8   ? "int8"
+                        : o.bf16 ? "bf16"
+                                 : "fp32"},
               {"examples", batch.size()},
               {"input_tokens", input_tokens},
               {"label_tokens", label_tokens},

@@ -46,26 +46,36 @@ def report(name, path, runs):
               flush=True)
 
 
-def greedy_vs_llama_cpp(path, n_prompts=20, new_tokens=16, *extra):
+NEAR_TIE = 1.0  # logits: as tests/parity/test_gemma3_gguf.py (llama.cpp's Q8_K activations)
+
+
+def greedy_vs_llama_cpp(path, n_prompts=20, new_tokens=16, *extra, llama_threads=1):
     """Our greedy continuations of n BBH prompts against llama.cpp's on the same file (its
     default f16 KV cache, as people run it); prints how many are identical, and for the others
-    the logit gap at the first differing token (llamacpp_oracle.count_identical), with both
-    sides' wall time, our peak RSS and the load average. Both sides' ids are written to
-    greedy_<file>.json in the working directory first, so a failed check leaves them behind."""
+    the logit gap at the first differing token (llamacpp_oracle.count_identical; those of
+    NEAR_TIE or more are listed in "gaps_over_near_tie"), with both
+    sides' wall time, our peak RSS and the load average; returns the same as a dict. Both
+    sides' ids are written to greedy_<file>.json in the working directory first, so a failed
+    check leaves them behind. llama.cpp: one model for all prompts, last-position logits only,
+    llama_threads threads (1: ggml's spinning barriers make 2 threads on 2 loaded cores slower)."""
     import pathlib
     import time
     import llamacpp_oracle
     from test_llama import bbh_rows
     prompts = [r["input"] for r in bbh_rows(pathlib.Path(ROOT).parent / "shared" / "data" / "bbh",
                                             n_prompts)]
-    print(f"load average before: {os.getloadavg()[0]:.1f}", flush=True)
+    result = {"model": os.path.basename(path), "flags": list(extra), "new_tokens": new_tokens,
+              "llama_threads": llama_threads, "load_before": os.getloadavg()[0]}
+    print(f"load average before: {result['load_before']:.1f}", flush=True)
     start = time.time()
-    llm = llamacpp_oracle.load(path, n_ctx=1024, f32_cache=False)
+    llm = llamacpp_oracle.load(path, n_ctx=1024, f32_cache=False, n_threads=llama_threads,
+                               logits_all=False)
     eos = llamacpp_oracle.eog_ids(llm)
     prompt_ids = [llm.tokenize(p.encode(), add_bos=True, special=False) for p in prompts]
     theirs = [llamacpp_oracle.greedy(llm, ids, new_tokens, eos) for ids in prompt_ids]
-    llama_s = time.time() - start
-    print(f"llama.cpp: {llama_s:.0f} s, load average {os.getloadavg()[0]:.1f}", flush=True)
+    result["llama_cpp_s"] = time.time() - start
+    result["load_after_llama_cpp"] = os.getloadavg()[0]
+    print(f"llama.cpp: {result['llama_cpp_s']:.0f} s, load average {os.getloadavg()[0]:.1f}", flush=True)
     data = os.path.join(tempfile.mkdtemp(), "p.jsonl")
     with open(data, "w") as f:
         f.writelines(json.dumps({"input": p}) + "\n" for p in prompts)
@@ -74,7 +84,10 @@ def greedy_vs_llama_cpp(path, n_prompts=20, new_tokens=16, *extra):
                           "--batch-size", "10", "--json", *extra],
                          capture_output=True, text=True, check=True)
     ours = json.loads(res.stdout)["prediction_ids"]
-    rss = [l for l in res.stderr.splitlines() if l.startswith("maxrss_kb=")][-1]
+    rss = dict(kv.split("=") for kv in
+               [l for l in res.stderr.splitlines() if l.startswith("maxrss_kb=")][-1].split())
+    result.update(ours_s=float(rss["wall_s"]), ours_peak_mib=int(rss["maxrss_kb"]) / 1024,
+                  load_after_ours=os.getloadavg()[0])
     print(f"ours: {rss}, load average {os.getloadavg()[0]:.1f}", flush=True)
     with open(f"greedy_{os.path.basename(path)}.json", "w") as f:
         json.dump({"prompt_ids": prompt_ids, "llama_cpp": theirs, "ours": ours, "extra": extra}, f)
@@ -83,12 +96,18 @@ def greedy_vs_llama_cpp(path, n_prompts=20, new_tokens=16, *extra):
     tokenized = subprocess.run([BIN, "tokenize", "--model", path], capture_output=True, text=True,
                                input="".join(json.dumps(p) + "\n" for p in prompts), check=True)
     ids = [json.loads(line) for line in tokenized.stdout.splitlines()]
-    print(f"prompt ids identical to llama.cpp's: {sum(a == b for a, b in zip(ids, prompt_ids))}"
-          f"/{len(prompts)}", flush=True)
-    identical = llamacpp_oracle.count_identical(llm, prompt_ids, ours, theirs, 1.0, eos)
+    result["prompt_ids_identical"] = sum(a == b for a, b in zip(ids, prompt_ids))
+    print(f"prompt ids identical to llama.cpp's: {result['prompt_ids_identical']}/{len(prompts)}",
+          flush=True)
+    gaps = []  # all of them, the bound checked after: one large gap must not hide the others
+    identical = llamacpp_oracle.count_identical(llm, prompt_ids, ours, theirs, float("inf"), eos, gaps)
+    result["gaps_over_near_tie"] = [g for g in gaps if g[-1] >= NEAR_TIE]
+    result.update(prompts=len(prompts), identical=identical, identical_by_ids=same_ids, gaps=gaps,
+                  tokens_llama_cpp=sum(map(len, theirs)), tokens_ours=sum(map(len, ours)))
     print(f"greedy {' '.join(extra) or 'f32'}: {identical}/{len(prompts)} identical to llama.cpp "
           f"({same_ids} by ids), {new_tokens} new tokens, "
           f"{sum(map(len, theirs))} tokens from llama.cpp, {sum(map(len, ours))} from ours", flush=True)
+    return result
 
 
 def main():

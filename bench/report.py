@@ -10,6 +10,7 @@ from pathlib import Path
 
 BEGIN, END = "<!-- bench-results:begin -->", "<!-- bench-results:end -->"
 GOALS = {"w1": 4.0, "w2": 5.0, "rss": 0.5, "w3": 0.7}
+TOLERANCE = {"bf16": "1e-2", "int8": "2e-2"}  # a fast path's objective, relative to f32
 
 
 def fmt(x, digits=1):
@@ -48,10 +49,48 @@ def objective_rows(details):
         rows.append(f"| W1 objective at {p['at']} (our f32 path) | {fmt(p['reference'], 6)} |"
                     f" {fmt(p['ours'], 6)} | abs diff {fmt(p['abs_diff'], 6)} | fp32 1e-4 | |")
     s = details.get("search_objective")
-    if s and s.get("compute") == "bf16" and s.get("relative_diff") is not None:
-        rows.append(f"| W1 objective our bf16 search reported at its weights | | {fmt(s['value'], 6)}"
-                    f" | {s['relative_diff']:.2e} relative to our f32 path | bf16 1e-2 | |")
+    if s and s.get("compute") in TOLERANCE and s.get("relative_diff") is not None:
+        rows.append(f"| W1 objective our {s['compute']} search reported at its weights | |"
+                    f" {fmt(s['value'], 6)} | {s['relative_diff']:.2e} relative to our f32 path |"
+                    f" {s['compute']} {TOLERANCE[s['compute']]} | |")
     return rows
+
+
+def path_rows(results, details):
+    """The other compute paths W1 learned on (bench/run.py --paths), then time to quality."""
+    w1 = details.get("w1", {})
+    ref_s = results["w1"]["reference_s"]
+    rows = []
+    for path, p in list((w1.get("paths") or {}).items())[1:]:
+        if "seconds" not in p:
+            rows.append(f"| W1 learn on {path} | | failed (exit {p.get('rc')}) | | | |")
+            continue
+        o = p.get("objective") or {}
+        rows.append(f"| W1 learn wall time (s), ours on {path} | {fmt(ref_s)} | {fmt(p['seconds'])} |"
+                    f" {fmt(ratio(ref_s, p['seconds']), 2)}x speed-up ({fmt(p['eval_s'], 2)} s per"
+                    f" evaluation) | >= 4x | {verdict(ratio(ref_s, p['seconds']), GOALS['w1'])} |")
+        rows.append(f"| W1 objective at our {path} weights (our f32 path) | | {fmt(o.get('fp32_value'), 6)}"
+                    f" | search reported {fmt(o.get('value'), 6)} | | |")
+    ttq = w1.get("time_to_quality") or {}
+    for path, t in (ttq.get("paths") or {}).items():
+        f32 = ((w1.get("paths") or {}).get(path, {}).get("objective") or {}).get("fp32_value")
+        # A fast path's search values are its own objective: say what its weights are worth on f32.
+        caveat = ("" if path == "fp32" or f32 is None else
+                  f"; {path}'s own values: its returned weights score {fmt(f32, 4)} on f32"
+                  + (" (not below the target)" if f32 > ttq["target"] else ""))
+        if t.get("reached"):
+            rows.append(f"| W1 time to the reference's final objective {fmt(ttq['target'], 4)}, ours"
+                        f" on {path} (s) | {fmt(ttq['reference_s'])} | {fmt(t['seconds'])} (evaluation"
+                        f" {t['step']}, {fmt(t['objective'], 4)}{caveat}) | {fmt(t['speedup'], 2)}x | | |")
+        else:
+            rows.append(f"| W1 time to the reference's final objective {fmt(ttq['target'], 4)}, ours"
+                        f" on {path} (s) | {fmt(ttq['reference_s'])} | not reached in"
+                        f" {details.get('steps')} steps | | | |")
+    return rows
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
 
 
 def table(results, details):
@@ -74,6 +113,7 @@ def table(results, details):
         f"| W1 peak RSS (MiB) | {fmt(w1['reference_rss_mb'], 0)} | {fmt(w1['ours_rss_mb'], 0)} |"
         f" {fmt(rss1, 2)}x | <= 0.5x | {verdict(rss1, GOALS['rss'], False)} |",
         *objective_rows(details),
+        *path_rows(results, details),
         f"| W2 generate wall time (s) | {fmt(w2['reference_s'])} | {fmt(w2['ours_s'])} |"
         f" {fmt(w2['speedup'], 2)}x speed-up | >= 5x | {verdict(w2['speedup'], GOALS['w2'])} |",
         f"| W2 tokens/s | {fmt(d2.get('reference_tokens_per_s'))} | {fmt(d2.get('ours_tokens_per_s'))} |"
@@ -92,8 +132,11 @@ def w3_detail(details):
     w3 = details.get("w3", {})
     parts = [f"{p['dtype']} peak {p['gflops']:.1f} GFLOP/s ({p['library']}, n={p['size']})"
              for p in (w3.get("peaks") or {}).values()]
+    fractions = w3.get("fractions") or {}
     parts += [f"forward {f['dtype']} {f['gflops']:.1f} GFLOP/s ({f['seconds']:.3f} s per"
-              f" {f['examples']}-example batch)" for f in (w3.get("forwards") or {}).values()]
+              f" {f['examples']}-example batch"
+              + (f", {fractions[d]:.2f} of the {d} peak" if fractions.get(d) else "") + ")"
+              for d, f in (w3.get("forwards") or {}).items()]
     return "; ".join(parts) or "not measured"
 
 

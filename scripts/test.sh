@@ -18,8 +18,10 @@ ctest --test-dir build --output-on-failure -j "$(nproc)"
 
 section "sanitizer build (ASan + UBSan) and its tests"
 BUILD_DIR=build-asan BUILD_TYPE=Debug bash scripts/build.sh -DLORAHUB_SANITIZE=ON -DLORAHUB_BENCH=OFF
-# GoogleTest suites named *Malformed* hold the bad-input tests.
-ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$(nproc)" -R Malformed
+# GoogleTest suites named *Malformed* hold the bad-input tests; tests named *Batcher* drive the
+# continuous batcher (sequences join and leave between steps, adapters freed when unused).
+ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "$(nproc)" \
+  -R 'Malformed|Batcher'
 # LORAHUB_PYTHON_SANITIZE: the Python extension's bad-input tests with an ASan build of it.
 LORAHUB_BIN=$PWD/build-asan/bin/lorahub ASAN_OPTIONS=detect_leaks=0 LORAHUB_PYTHON_SANITIZE=1 \
   .venv/bin/python -m pytest -q -m malformed tests/parity tests/e2e

@@ -89,6 +89,9 @@ class Tokenizer {
 struct ModelOptions {
   bool bf16 = false;               // bf16 weights (the fast path) instead of f32 (the reference)
   std::vector<std::string> merge;  // adapter directories merged into the weights at load
+  // Faster weight paths (as `lorahub generate --int8/--quantized`); adapters stay f32 side paths.
+  bool int8 = false;       // linear layers as int8 per output channel (quantized at load)
+  bool quantized = false;  // GGUF files: products in the file's quantized blocks
 };
 
 struct ChatMessage {

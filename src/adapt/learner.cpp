@@ -20,7 +20,12 @@ LearnResult learn(Objective& objective, const LearnOptions& options) {
   if (options.progress)
     progress = std::make_unique<Progress>(fmt::format("learn ({})", options.optimizer),
                                           static_cast<size_t>(options.steps));
+  std::vector<double> elapsed;
+  auto seconds_since_start = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   auto on_eval = [&](const Evaluation& e, double best) {
+    elapsed.push_back(seconds_since_start());
     if (options.on_evaluation) options.on_evaluation(e, best);
     if (progress)
       progress->update(static_cast<size_t>(e.step),
@@ -35,7 +40,8 @@ LearnResult learn(Objective& objective, const LearnOptions& options) {
   out.weights = std::move(r.best_w);
   out.objective = r.best;
   out.history = std::move(r.history);
-  out.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  out.elapsed = std::move(elapsed);
+  out.seconds = seconds_since_start();
   if (progress)
     progress->finish(fmt::format("best objective {:.6f} after {} evaluations", out.objective,
                                  out.history.size()));

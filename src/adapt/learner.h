@@ -21,6 +21,9 @@ struct LearnResult {
   std::vector<double> weights;  // the best evaluated weights
   double objective = 0.0;       // their objective value
   std::vector<Evaluation> history;
+  // Seconds from the start of learn() to the end of each evaluation (history's order): when the
+  // search reached a value, for time-to-quality measurements (bench/run.py).
+  std::vector<double> elapsed;
   double seconds = 0.0;
 };
 

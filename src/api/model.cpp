@@ -24,6 +24,8 @@ std::shared_ptr<const Model> Model::load(const std::string& path, const ModelOpt
   impl->path = path;
   LoadOptions load;
   load.bf16 = options.bf16;
+  load.int8 = options.int8;
+  load.quantized = options.quantized;
   impl->engine = load_model(path, load);
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.
   for (const std::string& dir : options.merge) {

@@ -58,12 +58,12 @@ void run(const GenerateArgs& o) {
   const auto rows = read_jsonl_examples(o.data);
   check(!rows.empty(), "{}: no examples", o.data);
   auto model = o.model.load();
-  const auto routed = o.model.routed_adapter(*model);
+  const auto side = o.model.side_adapter(*model);
   std::vector<std::string> inputs;
   for (const TextExample& row : rows) inputs.push_back(o.model.prompt(*model, row.input));
   if (o.json) Progress::set_quiet(true);
   GenerateOptions generation = o.generation;
-  generation.lora = routed.get();  // with --arrow; a --lora adapter is merged already
+  generation.lora = side.get();  // a side path (--arrow, int8/quantized) or none (merged)
   if (o.answer)
     for (const std::string& stop : kAnswerStops) generation.decode.stop.push_back(stop);
   const std::vector<Decoded> gen = generate_with_progress(*model, inputs, generation);

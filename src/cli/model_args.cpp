@@ -49,12 +49,15 @@ void ModelArgs::add_compute_options(CLI::App* cmd) {
   cmd->add_flag("--bf16", bf16,
                 "bf16 weights and matrix products (oneDNN, f32 accumulation): about 2x faster, "
                 "half the memory; losses within 1e-2 relative of the f32 path");
-  cmd->add_flag("--int8", int8,
-                "int8 weights per output channel (quantized at load) and int8 activations per 32 "
-                "values, AVX512-VNNI products with f32 accumulation; LoRA stays f32");
-  cmd->add_flag("--quantized", quantized,
-                "GGUF models: compute in the file's quantized blocks (Q4_0..Q8_0, Q4_K, Q5_K, "
-                "Q6_K) against int8 activations instead of expanding them at load");
+  cmd->add_flag(
+      "--int8", int8,
+      "int8 weights per output channel (quantized at load) and int8 activations per 32 "
+      "values, AVX512-VNNI products with f32 accumulation; --lora stays an f32 side path");
+  cmd->add_flag(
+      "--quantized", quantized,
+      "GGUF models: compute in the file's quantized blocks (Q4_0..Q8_0, Q4_K, Q5_K, "
+      "Q6_K) against int8 activations instead of expanding them at load; --lora stays an f32 "
+      "side path");
 }
 
 LoraModule ModelArgs::adapter() const {
@@ -73,8 +76,8 @@ std::unique_ptr<Model> ModelArgs::load() const {
   options.quantized = quantized;
   auto loaded = load_model(model, options);
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.
-  // Arrow's mixture depends on the token: it stays a side path (routed_adapter).
-  if (!lora.empty() && arrow.empty()) {
+  // Otherwise a side path (side_adapter).
+  if (!lora.empty() && !lora_side_path()) {
     const LoraModule module = adapter();
     warn_about_base_model(module, model);
     loaded->merge_lora(to_lora_map(module));
@@ -104,10 +107,17 @@ ArrowOptions parse_arrow(const std::string& text) {
 }
 }  // namespace
 
-std::shared_ptr<const BoundLora> ModelArgs::routed_adapter(const Model& loaded) const {
+std::shared_ptr<const BoundLora> ModelArgs::side_adapter(const Model& loaded) const {
   check(arrow.empty() || !lora.empty(), "--arrow needs the task modules as --lora");
   check(!gks_lora.empty() <= !arrow.empty(), "--gks-lora needs --arrow");
-  if (arrow.empty()) return nullptr;
+  if (lora.empty() || !lora_side_path()) return nullptr;
+  if (arrow.empty()) {
+    const LoraModule module = adapter();
+    warn_about_base_model(module, model);
+    return for_flag("--lora", [&] {
+      return loaded.bind_lora(std::make_shared<const LoraMap>(to_lora_map(module)));
+    });
+  }
   check(weights.empty() && compose.method == "lorahub",
         "--arrow routes the --lora modules itself: drop --weights and --compose");
   const ArrowOptions options = parse_arrow(arrow);

@@ -35,14 +35,19 @@ struct ModelArgs {
   void add_compute_options(CLI::App* cmd);
   // --chat alone (add_options has it), for commands that define their own --model/--lora.
   void add_chat_option(CLI::App* cmd);
-  // The model, with the --lora adapter merged in (not with --arrow: see routed_adapter).
+  // The model, with the --lora adapter merged in where it is merged (see lora_side_path).
   std::unique_ptr<Model> load() const;
-  // With --arrow, the Arrow router over the --lora modules bound to `model`, to pass per call;
-  // nullptr otherwise.
-  std::shared_ptr<const BoundLora> routed_adapter(const Model& model) const;
-  // The adapters of every sequence of a call: the routed adapter, or none (merged or base).
-  SequenceLora sequence_lora(const std::shared_ptr<const BoundLora>& routed) const {
-    return routed ? SequenceLora{routed.get()} : SequenceLora{};
+  // Where --lora stays an unmerged side path, passed per call: with --arrow (the mixture
+  // depends on the token), and on the int8/quantized weight paths, where merging would quantize
+  // the adapter again (int8) or expand the file's blocks to f32 (GGUF); there, generate and
+  // score compute what learn's objective and `lorahub serve` compute.
+  bool lora_side_path() const { return !arrow.empty() || int8 || quantized; }
+  // With a side path, the adapter (the Arrow router, or the --lora module) bound to `model`, to
+  // pass per call; nullptr otherwise.
+  std::shared_ptr<const BoundLora> side_adapter(const Model& model) const;
+  // The adapters of every sequence of a call: the side adapter, or none (merged or base).
+  SequenceLora sequence_lora(const std::shared_ptr<const BoundLora>& side) const {
+    return side ? SequenceLora{side.get()} : SequenceLora{};
   }
   // The adapter --lora names: one module, or the combination of several.
   LoraModule adapter() const;

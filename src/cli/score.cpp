@@ -55,8 +55,8 @@ void run(const ScoreOptions& o) {
   const auto rows = read_jsonl_examples(o.data);
   check(!rows.empty(), "{}: no examples", o.data);
   auto model = o.model.load();
-  const auto routed = o.model.routed_adapter(*model);
-  const SequenceLora lora = o.model.sequence_lora(routed);
+  const auto side = o.model.side_adapter(*model);
+  const SequenceLora lora = o.model.sequence_lora(side);
   auto prompted = rows;
   for (TextExample& row : prompted) row.input = o.model.prompt(*model, row.input);
   const auto examples = tokenize_examples(*model, prompted, o.data);

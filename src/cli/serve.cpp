@@ -27,7 +27,7 @@ struct ServeArgs {
   double max_body_mib = 1, cache_mib = 256, shutdown_seconds = 10;
   int max_tokens = 4096;
   int threads = 0;
-  bool bf16 = false;
+  bool bf16 = false, int8 = false, quantized = false;
 };
 
 // One key per line; blank lines and lines starting with '#' are skipped.
@@ -68,7 +68,10 @@ void serve(const ServeArgs& a) {
   o.max_body = static_cast<size_t>(a.max_body_mib * (1 << 20));
   o.max_tokens = a.max_tokens;
   o.shutdown_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.shutdown_seconds * 1000));
-  auto model = for_flag("--model", [&] { return api::Model::load(a.model, {.bf16 = a.bf16}); });
+  auto model = for_flag("--model", [&] {
+    return api::Model::load(
+        a.model, {.bf16 = a.bf16, .merge = {}, .int8 = a.int8, .quantized = a.quantized});
+  });
   serve::OpenAIServer server(model, o);
   stop_on_signals([&server] { server.shutdown(); });
   const int port = server.bind();
@@ -119,6 +122,11 @@ const Registrar reg("serve", 65, [](CLI::App& app) {
   cmd->add_option("--threads", a->threads, "Compute threads (0 = all cores)")
       ->capture_default_str();
   cmd->add_flag("--bf16", a->bf16, "bf16 weights and products (the fast path)");
+  cmd->add_flag("--int8", a->int8,
+                "int8 weights per output channel, VNNI products (as generate --int8); LoRA "
+                "stays an f32 side path");
+  cmd->add_flag("--quantized", a->quantized,
+                "GGUF models: products in the file's quantized blocks (as generate --quantized)");
   cmd->callback([a] { serve(*a); });
 });
 

@@ -78,10 +78,13 @@ LearnTask load_learn_task(const LearnTaskSpec& spec) {
 nlohmann::json weights_json(const LearnTask& t, const LearnResult& r, const LearnOptions& o) {
   nlohmann::json history = nlohmann::json::array();
   double best = INFINITY;
-  for (const Evaluation& e : r.history) {
+  for (size_t i = 0; i < r.history.size(); ++i) {
+    const Evaluation& e = r.history[i];
     best = std::min(best, e.value);
-    history.push_back(
-        {{"step", e.step}, {"objective", number_or_null(e.value)}, {"best", number_or_null(best)}});
+    history.push_back({{"step", e.step},
+                       {"objective", number_or_null(e.value)},
+                       {"best", number_or_null(best)},
+                       {"seconds", i < r.elapsed.size() ? r.elapsed[i] : r.seconds}});
   }
   return {{"modules", t.modules.paths()},
           {"weights", r.weights},

@@ -1,11 +1,13 @@
 #include "lora/export.h"
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <map>
 #include <span>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "formats/gguf.h"
 #include "formats/peft_adapter.h"
 #include "formats/state_dict.h"
@@ -22,6 +24,20 @@ void save_composed_adapter(const LoraModule& composed, const std::string& dir) {
 
 namespace {
 
+// A merged matrix in 16 bits, as llama.cpp's converter writes models: f16 (11-bit significand),
+// or bf16 for a tensor with values beyond f16's range. Vectors (norms, biases) stay f32.
+GgmlType to_16_bits(std::span<const float> values, std::vector<uint16_t>& out) {
+  constexpr float kF16Max = 65504.0f;
+  const bool fits =
+      std::all_of(values.begin(), values.end(), [&](float x) { return std::abs(x) <= kF16Max; });
+  out.resize(values.size());
+  if (fits)
+    f32_to_f16(values.data(), out.data(), values.size());
+  else
+    f32_to_bf16(values.data(), out.data(), values.size());
+  return fits ? GgmlType::F16 : GgmlType::BF16;
+}
+
 std::string save_merged_gguf(Model& model, const std::string& base, const std::string& out_dir) {
   const GgufFile g = GgufFile::open(base);
   const GgufWeightSource names = gguf_weights(g, DecoderSpec::from_gguf(g));
@@ -30,8 +46,12 @@ std::string save_merged_gguf(Model& model, const std::string& base, const std::s
   std::map<std::string, Tensor> merged;
   for (auto& [name, tensor] : model.state_dict()) merged.emplace(name, std::move(tensor));
 
-  std::vector<std::vector<float>> converted;  // storage for re-permuted q/k, re-shifted norms
-  converted.reserve(g.tensors().size());
+  std::vector<float> converted;  // re-permuted q/k, re-shifted norms (the latest one)
+  std::vector<std::vector<uint16_t>> halves;
+  halves.reserve(g.tensors().size());
+  std::vector<std::vector<float>> vectors;  // re-shifted norms kept for the writer
+  vectors.reserve(g.tensors().size());
+  bool any_bf16 = false;
   std::vector<GgufTensorData> tensors;
   for (const auto& t : g.tensors()) {
     const auto named = by_gguf_name.find(t.name);
@@ -41,23 +61,31 @@ std::string save_merged_gguf(Model& model, const std::string& base, const std::s
       tensors.push_back({t.name, t.ne, t.type, g.tensor_bytes(t)});
       continue;
     }
-    const Tensor& v = values->second;
+    Tensor& v = values->second;
     check(v.dtype == DType::F32 && v.numel() == t.numel(),
           "{}: merged tensor '{}' does not match the base's '{}'", out_dir, values->first, t.name);
-    std::span<const std::byte> bytes{v.data, v.nbytes()};
+    std::span<const float> f32{v.f32(), static_cast<size_t>(v.numel())};
     const GgufWeightSource::Entry& e = named->second.second;
     if (e.rope_heads > 0 || e.shift != 0.0f) {
-      converted.push_back(e.rope_heads > 0 ? rope_permute_rows(v.f32(), t.numel() / t.ne[0],
-                                                               t.ne[0], e.rope_heads, true)
-                                           : std::vector<float>(v.f32(), v.f32() + v.numel()));
-      for (float& x : converted.back()) x -= e.shift;  // back to the file's convention
-      bytes = std::as_bytes(std::span<const float>(converted.back()));
+      converted = e.rope_heads > 0
+                      ? rope_permute_rows(v.f32(), t.numel() / t.ne[0], t.ne[0], e.rope_heads, true)
+                      : std::vector<float>(f32.begin(), f32.end());
+      for (float& x : converted) x -= e.shift;  // back to the file's convention
+      f32 = converted;
     }
-    tensors.push_back({t.name, t.ne, GgmlType::F32, bytes});
+    if (t.ne.size() < 2 || t.numel() == t.ne[0]) {
+      if (f32.data() == converted.data()) f32 = vectors.emplace_back(f32.begin(), f32.end());
+      tensors.push_back({t.name, t.ne, GgmlType::F32, std::as_bytes(f32)});
+    } else {
+      const GgmlType type = to_16_bits(f32, halves.emplace_back());
+      any_bf16 |= type == GgmlType::BF16;
+      tensors.push_back({t.name, t.ne, type, std::as_bytes(std::span(halves.back()))});
+      v = Tensor();  // written in 16 bits: its f32 copy can go
+    }
   }
   std::vector<GgufKV> kvs = g.metadata();
-  for (GgufKV& kv : kvs)
-    if (kv.key == "general.file_type") kv.value = 0;  // LLAMA_FTYPE_ALL_F32
+  for (GgufKV& kv : kvs)  // LLAMA_FTYPE_MOSTLY_BF16 or _F16
+    if (kv.key == "general.file_type") kv.value = any_bf16 ? 32 : 1;
   const std::string path = (fs::path(out_dir) / "model.gguf").string();
   write_gguf(path, kvs, tensors, g.alignment());
   return path;

@@ -16,9 +16,10 @@ void save_composed_adapter(const LoraModule& composed, const std::string& dir);
 //  - an HF directory base: model.safetensors with the merged weights, plus config.json,
 //    generation_config.json and the tokenizer files copied from `base`;
 //  - a GGUF base: model.gguf, the base's key/values (tokenizer, chat template...) unchanged but
-//    for general.file_type, every tensor the model holds written as F32 under its GGUF name
-//    (q/k rows permuted back to llama.cpp's layout for Llama), others copied as they are. It
-//    loads in lorahub and in llama.cpp.
+//    for general.file_type, every tensor the model holds written under its GGUF name (q/k rows
+//    permuted back to llama.cpp's layout for Llama): matrices in F16 (BF16 for one with values
+//    beyond F16's range), vectors in F32, as llama.cpp's converter writes models; others copied
+//    as they are. It loads in lorahub and in llama.cpp.
 std::string save_merged_model(Model& model, const LoraModule& composed, const std::string& base,
                               const std::string& out_dir);
 

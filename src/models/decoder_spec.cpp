@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "tokenizer/bpe.h"
 
 namespace lorahub {
 
@@ -266,30 +267,9 @@ std::vector<int32_t> end_of_generation_ids(const GgufFile& g) {
   };
   for (const char* key : {"eos", "eot", "eom", "fim_pad", "fim_rep", "fim_sep"})
     add(g.get_int(fmt::format("tokenizer.ggml.{}_token_id", key), -1));
-  // llama.cpp's list (llama-vocab.cpp), as of the llama-cpp-python the tests run.
-  static const std::set<std::string_view> kEndOfTurn = {"<|eot_id|>",
-                                                        "<|im_end|>",
-                                                        "<|end|>",
-                                                        "<|return|>",
-                                                        "<|call|>",
-                                                        "<|flush|>",
-                                                        "<|calls|>",
-                                                        "<end_of_turn>",
-                                                        "<|endoftext|>",
-                                                        "</s>",
-                                                        "<|eom_id|>",
-                                                        "<EOT>",
-                                                        "_<EOT>",
-                                                        "[EOT]",
-                                                        "[EOS]",
-                                                        "<|end_of_text|>",
-                                                        "<end_of_utterance>",
-                                                        "<eos>",
-                                                        "<turn|>",
-                                                        "<|tool_response>"};
   const std::vector<std::string> tokens = g.get_strings("tokenizer.ggml.tokens");
   for (size_t id = 0; id < tokens.size(); ++id)
-    if (kEndOfTurn.count(tokens[id])) add(static_cast<int64_t>(id));
+    if (llama_cpp_ends_generation(tokens[id])) add(static_cast<int64_t>(id));
   return ids;
 }
 

@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <limits>
 #include <queue>
+#include <set>
+#include <string_view>
 #include <utility>
 
 #include "core/error.h"
@@ -360,6 +362,30 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_hf_dir(const std::string& dir) 
   return t;
 }
 
+bool llama_cpp_ends_generation(std::string_view piece) {
+  static const std::set<std::string_view> kEndOfTurn = {"<|eot_id|>",
+                                                        "<|im_end|>",
+                                                        "<|end|>",
+                                                        "<|return|>",
+                                                        "<|call|>",
+                                                        "<|flush|>",
+                                                        "<|calls|>",
+                                                        "<end_of_turn>",
+                                                        "<|endoftext|>",
+                                                        "</s>",
+                                                        "<|eom_id|>",
+                                                        "<EOT>",
+                                                        "_<EOT>",
+                                                        "[EOT]",
+                                                        "[EOS]",
+                                                        "<|end_of_text|>",
+                                                        "<end_of_utterance>",
+                                                        "<eos>",
+                                                        "<turn|>",
+                                                        "<|tool_response>"};
+  return kEndOfTurn.count(piece) > 0;
+}
+
 // GGUF token types (llama.cpp's llama_token_type).
 enum GgufTokenType { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kByte = 6 };
 
@@ -377,11 +403,15 @@ std::unique_ptr<BpeTokenizer> BpeTokenizer::from_gguf(const GgufFile& g) {
         "{}.token_type has {} entries for {} tokens", where, types.size(), tokens.size());
   t->set_vocab(tokens);
   // Control and unknown tokens are special added tokens, user-defined ones plain added tokens:
-  // llama.cpp matches all three in the text (with parse_special) before the model runs.
+  // llama.cpp matches all three in the text (with parse_special) before the model runs. It also
+  // turns every token spelled like an end of turn into a control token, whatever the file says
+  // (Qwen2.5's '</s>' is a normal token, which llama.cpp then matches whole in "a</s>").
   std::vector<AddedToken> added;
-  for (size_t i = 0; i < types.size(); ++i)
-    if (types[i] == kControl || types[i] == kUnknown || types[i] == kUserDefined)
-      added.push_back({tokens[i], static_cast<int32_t>(i), types[i] != kUserDefined});
+  for (size_t i = 0; i < types.size(); ++i) {
+    const bool control = types[i] == kControl || llama_cpp_ends_generation(tokens[i]);
+    if (control || types[i] == kUnknown || types[i] == kUserDefined)
+      added.push_back({tokens[i], static_cast<int32_t>(i), control || types[i] == kUnknown});
+  }
   t->set_added_tokens(std::move(added));
   const auto id_or_none = [&](const char* key) {
     const int64_t id = g.get_int(key, -1);
@@ -701,8 +731,7 @@ std::string BpeTokenizer::render_chat(const nlohmann::ordered_json& messages,
                                       bool add_generation_prompt,
                                       const std::string& template_source) const {
   const std::string& source = template_source.empty() ? chat_template_ : template_source;
-  check(!source.empty(),
-        "this tokenizer has no chat template (only instruct models have one)");
+  check(!source.empty(), "this tokenizer has no chat template (only instruct models have one)");
   const std::string bos = bos_id_ >= 0 ? id_to_token_[bos_id_] : "";
   const std::string eos = eos_id_ >= 0 ? id_to_token_[eos_id_] : "";
   return render_chat_template(source, messages, bos, eos, add_generation_prompt);

@@ -39,6 +39,11 @@ struct PreTokenizeStep {
   Prepend prepend = Prepend::Never;
 };
 
+// Whether llama.cpp ends generation at a token spelled `piece` (llama-vocab.cpp's list of end of
+// turn texts, as of the llama-cpp-python the tests run), whatever its type in the file. llama.cpp
+// also makes such a token a control token, so it is matched in the text as a special token.
+bool llama_cpp_ends_generation(std::string_view piece);
+
 struct AddedToken {
   std::string content;
   int32_t id = 0;

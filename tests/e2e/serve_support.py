@@ -41,8 +41,10 @@ def library_prompt(task, question):
     return f"{description}\n\nQ: {question}\nA:"
 
 
-def generate(model, prompts, tmp_path, max_tokens, modules=(), weights=(), chat=False):
-    """`lorahub generate` (greedy) for each prompt with modules composed by weights."""
+def generate(model, prompts, tmp_path, max_tokens, modules=(), weights=(), chat=False,
+             flags=()):
+    """`lorahub generate` (greedy) for each prompt with modules composed by weights; `flags`
+    pick the weight path (--int8, --quantized) as they do for `lorahub serve`."""
     data = tmp_path / f"prompts-{len(list(tmp_path.iterdir()))}.jsonl"
     write_jsonl(data, [{"input": p} for p in prompts])
     args = ["generate", "--model", model, "--data", data, "--max-new-tokens", max_tokens, "--json"]
@@ -52,6 +54,7 @@ def generate(model, prompts, tmp_path, max_tokens, modules=(), weights=(), chat=
         args += ["--weights", ",".join(repr(float(w)) for w in weights)]
     if chat:
         args.append("--chat")
+    args += list(flags)
     return run_lorahub(*args).json()["predictions"]
 
 

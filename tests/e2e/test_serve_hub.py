@@ -99,3 +99,33 @@ def test_learn_hub_errors_are_openai_errors(hubbed):
     assert err["code"] == "hub_push_failed" and "lorahub-" in err["message"]
     assert head_of(fx["hub"], "lib/refused") is None
     assert fx["server"].http.get("/health").status_code == 200
+
+
+def test_pinned_hub_modules_are_remembered_without_asking_the_hub(bbh_dir, tmp_path_factory):
+    """A module named at its revision sha never changes: the server keeps its cache folder in
+    memory and serves it without asking the hub again (stopped here); a name without a revision
+    (a branch that may move) asks the hub every time."""
+    t5 = tiny_t5(bbh_dir, tmp_path_factory)
+    root = tmp_path_factory.mktemp("serve_pinned")
+    prompt = t5["examples"][0]["input"]
+    with Hub(root / "hub") as hub:
+        out = run_lorahub("hub", "push", t5["modules"][0], "--repo", "lib/pinned", "--endpoint",
+                          hub.url, "--token", create_token(hub.root, "lib"))
+        repo, sha = out.stdout.split()
+        with Serve(t5["model"], "--name", "tiny-t5", "--hub", hub.url, "--hub-cache",
+                   root / "cache") as s:
+            pinned = f"{repo}@{sha}"
+            assert complete({"server": s}, repo, prompt)  # fetched (the branch: not remembered)
+            assert complete({"server": s}, pinned, prompt)
+            hub.stop()
+
+            def request(module, weight):  # a new composition each time: not in the LRU
+                return s.http.post("/v1/completions", json={
+                    "model": "tiny-t5", "prompt": prompt, "max_tokens": 8, "temperature": 0,
+                    "lora": {"modules": [module], "weights": [weight]}})
+
+            for weight in (0.5, 0.25):
+                r = request(pinned, weight)
+                assert r.status_code == 200, r.text
+            r = request(repo, 0.7)
+            assert r.status_code == 404 and "hub" in r.json()["error"]["message"], r.text

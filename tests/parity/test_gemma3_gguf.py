@@ -49,9 +49,11 @@ def test_gemma3_270m_greedy_matches_llama_cpp(bbh_dir, tmp_path):
 
 def test_gemma3_stops_where_llama_cpp_stops():
     """Gemma's chat turns end with <end_of_turn> (id 106), which is not
-    tokenizer.ggml.eos_token_id (<eos>, 1): generation stops at every token llama.cpp's
-    llama_vocab_is_eog stops at, and at no other (270M is a base model without a chat template,
-    which does not end turns by itself; the stop set is what decode.cpp stops at)."""
+    tokenizer.ggml.eos_token_id (<eos>, 1): our end-of-generation set (inspect's
+    end_of_generation_ids, the DecoderSpec::eos_ids the decoding loop stops at) equals the set
+    llama.cpp's llama_vocab_is_eog stops at. This checks the set only: no generation here ends at
+    106 (270M is a base model and the file has no chat template, so nothing prompts it to end a
+    turn), and decode_test.cpp checks the stop with a one-id set only."""
     import json
     from conftest import run_lorahub
     path = gemma3_270m_gguf()
@@ -62,21 +64,22 @@ def test_gemma3_stops_where_llama_cpp_stops():
     assert set(ours) == llamacpp_oracle.eog_ids(llm)
 
 
-def gemma3_peft_modules(path, out_dir, seeds, rank=4):
-    """PEFT LoRA modules as PEFT saves them for Gemma3ForCausalLM (base_model.model.model.layers.N.
-    self_attn.q_proj..mlp.down_proj, A [r, in], B [out, r]), shapes read from the GGUF's own
-    tensors (ne = [in, out]), random A ~ N(0, 1/in) and B ~ N(0, 0.05²)."""
+def peft_modules_for_gguf(path, out_dir, seeds, base_model, rank=4):
+    """PEFT LoRA modules as PEFT saves them for a Llama-like *ForCausalLM (Gemma 3, Qwen2, ...:
+    base_model.model.model.layers.N.self_attn.q_proj..mlp.down_proj, A [r, in], B [out, r]),
+    shapes read from the GGUF's own tensors (ne = [in, out]), random A ~ N(0, 1/in) and
+    B ~ N(0, 0.05²). Returns the module directories and the number of target layers."""
     import gguf
     shapes = {}
     for t in gguf.GGUFReader(path).tensors:
         part = t.name.split(".")
-        if part[0] == "blk" and part[2] in PEFT_NAMES:
+        if part[0] == "blk" and part[2] in PEFT_NAMES and part[-1] == "weight":  # not biases
             shapes[f"base_model.model.model.layers.{part[1]}.{PEFT_NAMES[part[2]]}"] = (
                 int(t.shape[1]), int(t.shape[0]))
     config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": rank, "lora_alpha": 2 * rank,
               "target_modules": sorted(n.split(".")[1] for n in PEFT_NAMES.values()),
               "lora_dropout": 0.0, "bias": "none", "fan_in_fan_out": False,
-              "base_model_name_or_path": "google/gemma-3-270m"}
+              "base_model_name_or_path": base_model}
     dirs = []
     for seed in seeds:
         g = np.random.default_rng(seed)
@@ -89,35 +92,44 @@ def gemma3_peft_modules(path, out_dir, seeds, rank=4):
         save_file(sd, str(d / "adapter_model.safetensors"), metadata={"format": "pt"})
         (d / "adapter_config.json").write_text(json.dumps(config))
         dirs.append(d)
-    assert len(shapes) == 18 * 7
-    return dirs
+    return dirs, len(shapes)
+
+
+def learned_loss_vs_llama_cpp(path, modules, rows, tmp_path, *learn_flags, steps=5, n_threads=2):
+    """`lorahub learn` on a GGUF base with PEFT modules, then llama.cpp's loss with the learned
+    adapter (written as a GGUF LoRA by `convert --base`) and without one. Returns (our loss: the
+    reported objective less the reference's L1 penalty 0.05 · mean |w|, llama.cpp's with the
+    adapter, llama.cpp's without, the weights)."""
+    from conftest import run_lorahub
+    from test_llama import write_jsonl
+    examples = write_jsonl(tmp_path / "ex.jsonl", rows)
+    out, gguf_lora = tmp_path / "learned", tmp_path / "learned.gguf"
+    learned = run_lorahub("learn", "--model", path, "--lora", *modules, "--examples", examples,
+                          "--steps", steps, "--out", out, "--quiet", "--json", *learn_flags).json()
+    weights = learned["weights"]
+    loss = learned["objective"] - 0.05 * np.mean(np.abs(weights))
+    run_lorahub("convert", out, gguf_lora, "--base", path)
+
+    base = llamacpp_oracle.load(path, n_ctx=128, f32_cache=True, n_threads=n_threads)
+    eos = base.token_eos()
+    without = llamacpp_oracle.reference_loss(base, rows, eos)
+    del base
+    with_adapter = llamacpp_oracle.reference_loss(
+        llamacpp_oracle.load(path, n_ctx=128, f32_cache=True, lora_path=gguf_lora,
+                             n_threads=n_threads), rows, eos)
+    print(f"loss: ours {loss:.6f}, llama.cpp {with_adapter:.6f} (without the adapter {without:.6f})")
+    return loss, with_adapter, without, weights
 
 
 @pytest.mark.slow
 def test_gemma3_270m_learns_with_peft_modules(bbh_dir, tmp_path):
     """`lorahub learn` on the real Q4_K_M file with three PEFT modules: the objective it reports
-    is llama.cpp's loss with the learned adapter (written as a GGUF LoRA by `convert --base`) plus
-    the reference's L1 penalty (0.05 · mean |w|)."""
-    from conftest import run_lorahub
-    from test_llama import write_jsonl
+    is llama.cpp's loss with the learned adapter plus the reference's L1 penalty."""
     path = gemma3_270m_gguf()
-    modules = gemma3_peft_modules(path, tmp_path, seeds=(1, 2, 3))
+    modules, targets = peft_modules_for_gguf(path, tmp_path, (1, 2, 3), "google/gemma-3-270m")
+    assert targets == 18 * 7
     rows = bbh_rows(bbh_dir, 3)[::2]  # 25 and 80 prompt tokens: llama.cpp's logits are costly
-    examples = write_jsonl(tmp_path / "ex.jsonl", rows)
-    out, gguf_lora = tmp_path / "learned", tmp_path / "learned.gguf"
-    learned = run_lorahub("learn", "--model", path, "--lora", *modules, "--examples", examples,
-                          "--steps", 5, "--out", out, "--quiet", "--json").json()
-    weights = learned["weights"]
+    loss, with_adapter, without, weights = learned_loss_vs_llama_cpp(path, modules, rows, tmp_path)
     assert any(abs(w) > 1e-3 for w in weights), weights
-    loss = learned["objective"] - 0.05 * np.mean(np.abs(weights))
-    run_lorahub("convert", out, gguf_lora, "--base", path)
-
-    base = llamacpp_oracle.load(path, n_ctx=128, f32_cache=True)
-    eos = base.token_eos()
-    without = llamacpp_oracle.reference_loss(base, rows, eos)
-    del base
-    with_adapter = llamacpp_oracle.reference_loss(
-        llamacpp_oracle.load(path, n_ctx=128, f32_cache=True, lora_path=gguf_lora), rows, eos)
-    print(f"loss: ours {loss:.6f}, llama.cpp {with_adapter:.6f} (without the adapter {without:.6f})")
     assert loss == pytest.approx(with_adapter, rel=LOSS_RTOL)
     assert abs(with_adapter - without) > 3 * LOSS_RTOL * without  # the adapter matters at this tolerance

@@ -98,9 +98,9 @@ def texts(bbh_dir):
     return all_texts(bbh_dir)
 
 
-# Decodings where llama.cpp and we differ, not yet understood (ids agree): Gemma 3's "</s>"
-# (id 212) is dropped by llama.cpp's detokenizer.
-KNOWN_DECODE_DIFFERENCES = {"<s>a</s>"}
+# Decodings where llama.cpp and we differ (ids agree): none since Gemma 3's normal "</s>" (id 212),
+# which llama.cpp makes a control token and drops when decoding, is one for us too.
+KNOWN_DECODE_DIFFERENCES = set()
 
 
 def check_against_llama_cpp(path, texts):
@@ -203,3 +203,18 @@ def test_sentencepiece_without_scores(spm_vocab, tmp_path):
     path = write_tokenizer_gguf(tmp_path / "x.gguf", "llama", tokens, types)
     assert_clean_error(run_lorahub("tokenize", "--model", path, input='"x"\n', check=False),
                        "tokenizer.ggml.scores")
+
+
+def test_end_of_turn_texts_are_control_tokens(smollm2_vocab, tmp_path):
+    """llama.cpp turns every token spelled like an end of turn into a control token, whatever
+    its type in the file (Qwen2.5-Coder's GGUF has '</s>' as a normal token, id 128247): it is
+    then matched whole in the text. Ours too, and only for those spellings."""
+    tokens, types, merges = smollm2_vocab
+    extra = ["</s>", "<end_of_turn>", "<|not_an_end|>"]
+    path = write_tokenizer_gguf(tmp_path / "eot.gguf", "gpt2", tokens + extra, types + [1] * 3,
+                                merges=merges, pre="qwen2")
+    texts = ["a</s>b", "x<end_of_turn>\ny", "<|not_an_end|></s>"]
+    expected = check_against_llama_cpp(path, texts)
+    first = len(tokens)
+    assert first in expected[0] and first + 1 in expected[1]  # matched whole
+    assert first + 2 not in expected[2] and first in expected[2]  # a normal token stays normal

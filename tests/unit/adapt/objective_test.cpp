@@ -2,6 +2,7 @@
 // (batch token-mean CE summed over batches / #examples) vs the per-example mean, the L1
 // penalty, and that the composed adapter reaches the model and is detached afterwards.
 #include <gtest/gtest.h>
+#include <algorithm>
 
 #include "adapt/learner.h"
 #include "adapt/objective.h"
@@ -136,6 +137,12 @@ TEST(Objective, LearnFindsTheWeightsThatMinimize) {
   o.progress = false;
   const LearnResult r = learn(f, o);
   EXPECT_EQ(r.history.size(), 30u);
+  // When each evaluation ended (time-to-quality in bench/run.py): one per evaluation, in order,
+  // within the search's time.
+  ASSERT_EQ(r.elapsed.size(), r.history.size());
+  EXPECT_TRUE(std::is_sorted(r.elapsed.begin(), r.elapsed.end()));
+  EXPECT_GE(r.elapsed.front(), 0.0);
+  EXPECT_LE(r.elapsed.back(), r.seconds);
   EXPECT_NEAR(r.objective, f(r.weights), 1e-12);
   const double optimum = 13.0 / 6 / 3 + 0.05 * 0.6 / 2;
   EXPECT_LT(optimum, f({0, 0}) - 0.4);
