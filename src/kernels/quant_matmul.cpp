@@ -13,7 +13,7 @@
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#define LORAHUB_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni")))
+#define LORAHUB_VNNI_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,f16c")))
 #endif
 
 namespace lorahub {
@@ -383,6 +383,300 @@ void block_vnni_any(const ActRows& x, int64_t i0, int rows, WeightRows& w, int c
 }
 #endif
 
+#ifdef LORAHUB_VNNI_TARGET
+// ------------------------------------------------------------------ direct block kernels
+// For few rows of A (decoding): each weight row is read in its GGUF blocks and decoded in
+// registers 64 values at a time (ggml's vec_dot scheme), with no unpacked copy: per 64 values one
+// vpdpbusd per row of A, a convert and an FMA with the lane scales (weight block scale × the
+// activations' per-32 scale). The unsigned operand of vpdpbusd is the weights' raw quants (nibbles
+// 0..15, Q6_K's 0..63); their zero point z (Q4_0: 8, Q6_K: 32) is subtracted exactly by starting
+// each lane at −z·Σ of its 4 activation quants (start4, once per call). Signed weights (Q8_0, I8)
+// take |w| as the unsigned operand and move the sign onto the activations. Formats with a minimum
+// add m·d·Σq per 32 values as the unpacked kernels do. Same integers as the reference; f32
+// summation order differs.
+LORAHUB_VNNI_TARGET inline float f16_fast(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+struct Chunk {
+  __m512i w;  // 64 weight quants, unsigned (or signed: Signed formats)
+  __m512 s;   // the weight scale of each 4 values
+  __m512 m;   // Q4_1: the weight minimum of each 4 values
+};
+
+// The f16 fields of two blocks (4 bytes each: d, or d and m), widened at once: [d0 (m0) d1 (m1)].
+LORAHUB_VNNI_TARGET inline __m512 block_heads(const uint8_t* p0, const uint8_t* p1, bool two) {
+  uint32_t h0, h1 = 0;
+  std::memcpy(&h0, p0, 4);
+  if (two) std::memcpy(&h1, p1, 4);
+  const __m128i h = _mm_cvtsi64_si128(static_cast<int64_t>(uint64_t{h1} << 32 | h0));
+  return _mm512_zextps128_ps512(_mm_cvtph_ps(h));
+}
+
+// Lanes 0-7 from field a of `heads`, lanes 8-15 from field b.
+LORAHUB_VNNI_TARGET inline __m512 spread(__m512 heads, int a, int b) {
+  return _mm512_maskz_permutexvar_ps(
+      0xFFFF, _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(a), _mm512_set1_epi32(b)), heads);
+}
+
+// The activations as the direct kernels read them: x itself, and per 4 values the zero point's
+// int32 start (formats with one) and d·Σq (formats with a minimum).
+struct DirectActs {
+  const ActRows& x;
+  const int32_t* start4;
+  const float* sums4;
+};
+
+LORAHUB_VNNI_TARGET inline __m512 two_scales(float s0, float s1) {
+  return _mm512_mask_blend_ps(0xFF00, _mm512_set1_ps(s0), _mm512_set1_ps(s1));
+}
+
+// Two 16-byte nibble runs (32 values each: low nibbles first) as 64 quants 0..15.
+LORAHUB_VNNI_TARGET inline __m512i nibbles_2x16(__m128i a, __m128i b) {
+  __m512i v = _mm512_zextsi128_si512(a);
+  v = _mm512_inserti32x4(v, a, 1);
+  v = _mm512_inserti32x4(v, b, 2);
+  v = _mm512_inserti32x4(v, b, 3);
+  v = _mm512_mask_srli_epi16(v, 0xFF00FF00u, v, 4);
+  return _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+}
+
+// One 32-byte nibble run as 64 quants: the low nibbles, then the high ones.
+LORAHUB_VNNI_TARGET inline __m512i nibbles_32(const uint8_t* p) {
+  __m512i v =
+      _mm512_maskz_broadcast_i64x4(0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+  v = _mm512_mask_srli_epi16(v, 0xFFFF0000u, v, 4);
+  return _mm512_and_si512(v, _mm512_set1_epi8(0x0F));
+}
+
+LORAHUB_VNNI_TARGET inline __m128i load16(const uint8_t* p) {
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+}
+
+// Legacy formats: 64 values = blocks b and b + 1 (absent at an odd tail: zeros, scale 0).
+template <QuantFormat F>
+struct Legacy {
+  static constexpr int64_t kBytes = F == QuantFormat::Q4_0 ? 18 : F == QuantFormat::Q4_1 ? 20 : 34;
+  static constexpr int kZero = F == QuantFormat::Q4_0 ? 8 : 0;
+  static constexpr bool kSigned = F == QuantFormat::Q8_0;
+  static constexpr bool kOffsets = F == QuantFormat::Q4_1;
+  LORAHUB_VNNI_TARGET static Chunk chunk(const uint8_t* p, bool two) {
+    const uint8_t* p1 = p + kBytes;
+    // Q4_0, Q8_0: [d0, -, d1, -] (the second field is the quants), Q4_1: [d0, m0, d1, m1].
+    const __m512 heads = block_heads(p, p1, two);
+    if constexpr (F == QuantFormat::Q8_0) {
+      constexpr __mmask64 kLow = 0xFFFFFFFFull;
+      __m512i w = _mm512_maskz_loadu_epi8(kLow, p + 2);
+      if (two) w = _mm512_mask_loadu_epi8(w, ~kLow, p1 + 2 - 32);
+      return {w, spread(heads, 0, 2), _mm512_setzero_ps()};
+    } else {
+      constexpr int head = F == QuantFormat::Q4_0 ? 2 : 4;
+      const __m128i b = two ? load16(p1 + head) : _mm_setzero_si128();
+      return {nibbles_2x16(load16(p + head), b), spread(heads, 0, 2),
+              kOffsets ? spread(heads, 1, 3) : _mm512_setzero_ps()};
+    }
+  }
+};
+
+// What one weight chunk adds to R rows of A: acc[r] += s·d·Σ w·x per lane.
+template <int R, bool Signed>
+LORAHUB_VNNI_TARGET inline void accumulate(const Chunk& ch, const uint8_t* const* u,
+                                           const float* const* d4, const int32_t* const* start,
+                                           int64_t k0, __m512* acc) {
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+  __m512i w = ch.w;
+  __mmask64 negative = 0;
+  if constexpr (Signed) {
+    negative = _mm512_movepi8_mask(w);
+    w = _mm512_maskz_abs_epi8(~__mmask64{0}, w);
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    __m512i xq = _mm512_xor_si512(_mm512_loadu_si512(u[r] + k0), flip);  // q + 128 -> q
+    if constexpr (Signed) xq = _mm512_mask_sub_epi8(xq, negative, _mm512_setzero_si512(), xq);
+    const __m512i s0 = start ? _mm512_loadu_si512(start[r] + k0 / 4) : _mm512_setzero_si512();
+    const __m512 dot = _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_dpbusd_epi32(s0, w, xq));
+    acc[r] = _mm512_fmadd_ps(dot, _mm512_mul_ps(ch.s, _mm512_loadu_ps(d4[r] + k0 / 4)), acc[r]);
+  }
+}
+
+// One weight row against rows i0..i0+R of A: the sums, before the minimum offsets.
+template <QuantFormat F, int R>
+LORAHUB_VNNI_TARGET void direct_row(const uint8_t* row, int64_t k, float row_scale,
+                                    const DirectActs& acts, int64_t i0, float* sum) {
+  const ActRows& x = acts.x;
+  const int32_t* start4 = acts.start4;
+  const int64_t kp = x.kp;
+  const uint8_t* u[R];
+  const float* d4[R];
+  const float* bsum[R];
+  const float* sums4[R];
+  const int32_t* st[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) {
+    u[r] = x.u.data() + (i0 + r) * kp;
+    d4[r] = x.d4.data() + (i0 + r) * (kp / 4);
+    bsum[r] = x.sums.data() + (i0 + r) * (kp / 32);
+    sums4[r] = acts.sums4 ? acts.sums4 + (i0 + r) * (kp / 4) : nullptr;
+    st[r] = start4 ? start4 + (i0 + r) * (kp / 4) : nullptr;
+  }
+  const int32_t* const* start = start4 ? st : nullptr;
+  __m512 acc[R], acc_m[R];  // acc_m: Q4_1's minima times the activation sums
+  float off[R];
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) acc[r] = acc_m[r] = _mm512_setzero_ps(), off[r] = 0.0f;
+  if constexpr (F == QuantFormat::I8) {
+    const __m512 s = _mm512_set1_ps(row_scale);
+    for (int64_t k0 = 0; k0 < k; k0 += kChunk) {
+      const __mmask64 live = k - k0 >= kChunk ? ~__mmask64{0} : (__mmask64{1} << (k - k0)) - 1;
+      accumulate<R, true>({_mm512_maskz_loadu_epi8(live, row + k0), s, _mm512_setzero_ps()}, u, d4,
+                          nullptr, k0, acc);
+    }
+  } else if constexpr (F == QuantFormat::Q4_K) {
+    for (int64_t k0 = 0; k0 < k; k0 += 256, row += 144) {
+      const float d = f16_fast(row), dmin = f16_fast(row + 2);
+      uint8_t sc[8], mn[8];
+      scale_min_k4(row + 4, sc, mn);
+      for (int j = 0; j < 4; ++j) {
+        const Chunk ch{nibbles_32(row + 16 + 32 * j), two_scales(d * sc[2 * j], d * sc[2 * j + 1]),
+                       _mm512_setzero_ps()};
+        accumulate<R, false>(ch, u, d4, nullptr, k0 + 64 * j, acc);
+      }
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        float m = 0.0f;
+        for (int g = 0; g < 8; ++g) m += static_cast<float>(mn[g]) * bsum[r][k0 / 32 + g];
+        off[r] -= dmin * m;
+      }
+    }
+  } else if constexpr (F == QuantFormat::Q6_K) {
+    const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
+    for (int64_t k0 = 0; k0 < k; k0 += 256, row += 210) {
+      const __m512 scales = _mm512_mul_ps(
+          _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_maskz_cvtepi8_epi32(0xFFFF, load16(row + 192))),
+          _mm512_set1_ps(f16_fast(row + 208)));
+      for (int h = 0; h < 2; ++h) {
+        const __m512i ql = _mm512_loadu_si512(row + 64 * h);
+        const __m512i qh = _mm512_maskz_broadcast_i64x4(
+            0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 128 + 32 * h)));
+        for (int half = 0; half < 2; ++half) {  // values 64·half.. of this 128: low or high nibbles
+          const __m512i lo =
+              _mm512_and_si512(_mm512_maskz_srli_epi16(~__mmask32{0}, ql, 4 * half), low4);
+          // qh bits 4·half (first 32 values) and 4·half + 2 (next 32).
+          const __m512i counts = _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16(4 * half),
+                                                         _mm512_set1_epi16(4 * half + 2));
+          const __m512i hi =
+              _mm512_and_si512(_mm512_maskz_srlv_epi16(~__mmask32{0}, qh, counts), low2);
+          const __m512i w = _mm512_or_si512(lo, _mm512_maskz_slli_epi16(~__mmask32{0}, hi, 4));
+          // Lane j holds values 4j..4j+3 of the 64: sub-block (scale) 8h + 4·half + j/4.
+          const __m512i idx =
+              _mm512_add_epi32(_mm512_set1_epi32(8 * h + 4 * half),
+                               _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0));
+          accumulate<R, false>(
+              {w, _mm512_maskz_permutexvar_ps(0xFFFF, idx, scales), _mm512_setzero_ps()}, u, d4,
+              start, k0 + 128 * h + 64 * half, acc);
+        }
+      }
+    }
+  } else {
+    using L = Legacy<F>;
+    const int64_t blocks = k / 32;
+    for (int64_t b = 0; b < blocks; b += 2, row += 2 * L::kBytes) {
+      const bool two = b + 1 < blocks;
+      const Chunk ch = L::chunk(row, two);
+      accumulate<R, L::kSigned>(ch, u, d4, L::kZero ? start : nullptr, 32 * b, acc);
+      if constexpr (L::kOffsets) {
+#pragma GCC unroll 4
+        for (int r = 0; r < R; ++r)
+          acc_m[r] = _mm512_fmadd_ps(ch.m, _mm512_loadu_ps(sums4[r] + 8 * b), acc_m[r]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int r = 0; r < R; ++r) sum[r] = lane_sum(_mm512_add_ps(acc[r], acc_m[r])) + off[r];
+}
+
+int direct_zero_point(QuantFormat f) {
+  return f == QuantFormat::Q4_0 ? 8 : f == QuantFormat::Q6_K ? 32 : 0;
+}
+
+using DirectRow = void (*)(const uint8_t*, int64_t, float, const DirectActs&, int64_t, float*);
+
+template <QuantFormat F>
+DirectRow direct_row_for(int rows) {
+  switch (rows) {
+    case 4:
+      return direct_row<F, 4>;
+    case 3:
+      return direct_row<F, 3>;
+    case 2:
+      return direct_row<F, 2>;
+    default:
+      return direct_row<F, 1>;
+  }
+}
+
+DirectRow direct_kernel(QuantFormat f, int rows) {
+  switch (f) {
+    case QuantFormat::Q4_0:
+      return direct_row_for<QuantFormat::Q4_0>(rows);
+    case QuantFormat::Q4_1:
+      return direct_row_for<QuantFormat::Q4_1>(rows);
+    case QuantFormat::Q8_0:
+      return direct_row_for<QuantFormat::Q8_0>(rows);
+    case QuantFormat::Q4_K:
+      return direct_row_for<QuantFormat::Q4_K>(rows);
+    case QuantFormat::Q6_K:
+      return direct_row_for<QuantFormat::Q6_K>(rows);
+    case QuantFormat::I8:
+      return direct_row_for<QuantFormat::I8>(rows);
+    default:
+      return nullptr;
+  }
+}
+
+// Per 4 activation values: −z·Σq (the zero point's share, exact in int32) and d·Σq.
+void sums_of_four(const ActRows& x, int zero, std::vector<int32_t>& start4,
+                  std::vector<float>& sums4) {
+  start4.resize(x.u.size() / 4);
+  sums4.resize(x.u.size() / 4);
+  for (size_t g = 0; g < start4.size(); ++g) {
+    int32_t s = 0;
+    for (int t = 0; t < 4; ++t) s += int32_t{x.u[4 * g + t]} - 128;
+    start4[g] = -zero * s;
+    sums4[g] = x.d4[g] * static_cast<float>(s);
+  }
+}
+
+void matmul_direct_vnni(const ActRows& x, const QuantMatrix& b, float* c, int64_t m, float beta,
+                        bool parallel) {
+  const int64_t n = b.rows, k = b.cols, row_bytes = b.row_bytes();
+  const int zero = direct_zero_point(b.format);
+  const bool offsets = info(b.format).offsets;
+  thread_local std::vector<int32_t> start_buffer;
+  thread_local std::vector<float> sums_buffer;
+  if (zero != 0 || offsets) sums_of_four(x, zero, start_buffer, sums_buffer);
+  const DirectActs acts{x, zero != 0 ? start_buffer.data() : nullptr,
+                        offsets ? sums_buffer.data() : nullptr};
+  const bool i8 = b.format == QuantFormat::I8;
+  const DirectRow full = direct_kernel(b.format, kRowBlock);
+  const DirectRow tail = direct_kernel(b.format, static_cast<int>(m % kRowBlock));
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int64_t j = 0; j < n; ++j) {
+    const uint8_t* row = b.data.data() + j * row_bytes;
+    const float scale = i8 ? b.row_scale[static_cast<size_t>(j)] : 0.0f;
+    float sum[kRowBlock];
+    for (int64_t i = 0; i < m; i += kRowBlock) {
+      const int rows = static_cast<int>(std::min<int64_t>(kRowBlock, m - i));
+      (rows == kRowBlock ? full : tail)(row, k, scale, acts, i, sum);
+      for (int r = 0; r < rows; ++r) store(c + (i + r) * n + j, sum[r], beta);
+    }
+  }
+}
+#endif
+
 using BlockKernel = void (*)(const ActRows&, int64_t, int, WeightRows&, int, bool, float*, int64_t,
                              float);
 
@@ -491,7 +785,7 @@ bool quant_vnni_available() {
 #ifdef LORAHUB_VNNI_TARGET
   static const bool yes = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                           __builtin_cpu_supports("avx512vl") &&
-                          __builtin_cpu_supports("avx512vnni");
+                          __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c");
   return yes;
 #else
   return false;
@@ -518,8 +812,12 @@ void matmul_abt_quant(const float* a, const QuantMatrix& b, float* c, int64_t m,
   thread_local ActRows buffer;  // the caller's; the OpenMP threads below share it through x
   ActRows& x = buffer;
   quantize_activations(a, m, k, x);
-  const int64_t col_blocks = (n + kColBlock - 1) / kColBlock;
   const bool parallel = n * k >= kParallelMin && compute_threads() != 1;
+#ifdef LORAHUB_VNNI_TARGET
+  if (kernel == block_vnni_any && direct_kernel(b.format, 1) != nullptr)
+    return matmul_direct_vnni(x, b, c, m, beta, parallel);
+#endif
+  const int64_t col_blocks = (n + kColBlock - 1) / kColBlock;
 #pragma omp parallel if (parallel)
   {
     WeightRows w(k);

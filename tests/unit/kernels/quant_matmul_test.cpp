@@ -6,6 +6,8 @@
 // (d_i the scale of x_i's block), plus f32 summation (1e-5 relative of Σ|w_i·x_i|). VNNI and the
 // scalar reference compute the same integers and differ by f32 summation order only. The
 // dequantized-tiles path (many rows) does not round A: it is held to the f32 summation term alone.
+// kVnni (and kAuto up to 16 rows) runs the direct block kernels for Q4_0, Q4_1, Q8_0, Q4_K, Q6_K
+// and I8 (weights decoded in registers from their blocks), the unpacking kernel for the others.
 #include "kernels/quant_matmul.h"
 
 #include <gtest/gtest.h>
