@@ -3,6 +3,7 @@ the models they run (tiny T5 with random modules, the real SmolLM2 GGUF with the
 library), and `lorahub generate` as the reference for the server's text."""
 import json
 import sys
+import threading
 from pathlib import Path
 
 from conftest import ROOT, run_lorahub
@@ -72,3 +73,20 @@ def tiny_t5(bbh_dir, tmp_path_factory):
         examples = [json.loads(line) for line in (root / "examples.jsonl").read_text().splitlines()]
         _tiny_t5.update(root=root, model=model, modules=modules, examples=examples)
     return dict(_tiny_t5)
+
+
+def at_once(request, count, timeout):
+    """request(i) for i in range(count), each in its own thread, released together (so that the
+    server receives them at the same time and can batch them); returns their results."""
+    results, barrier = [None] * count, threading.Barrier(count)
+
+    def client(i):
+        barrier.wait(timeout=30)
+        results[i] = request(i)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    return results

@@ -6,13 +6,13 @@ is a model; a client that leaves cancels its sequence; SIGTERM ends streams clea
 import json
 import signal
 import socket
-import threading
 import time
 
 import httpx
 import pytest
 
-from serve_support import LIBRARY, Serve, generate, library_prompt, smollm2_gguf, tiny_t5
+from serve_support import (LIBRARY, Serve, at_once, generate, library_prompt, smollm2_gguf,
+                           tiny_t5)
 
 TASKS = ["add_sub", "boolean_eval", "count_letter", "sort_words", "reverse_word", "parity",
          "larger_number", "first_letters"]
@@ -106,17 +106,8 @@ def test_eight_clients_with_eight_compositions_are_batched(smol):
     prompts = [library_prompt(TASKS[i], QUESTIONS[TASKS[i]]) for i in range(8)]
     sequential = [complete(smol, prompts[i], composition(i))[0] for i in range(8)]
     assert len(set(sequential)) > 1  # the compositions differ in what they say
-    results, barrier = [None] * 8, threading.Barrier(8)
-
-    def client(i):
-        barrier.wait(timeout=30)
-        results[i] = complete(smol, prompts[i], composition(i), stream=i % 2 == 1)[0]
-
-    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=300)
+    results = at_once(lambda i: complete(smol, prompts[i], composition(i), stream=i % 2 == 1)[0],
+                      8, timeout=300)
     assert results == sequential
     assert smol.metric("lorahub_batch_size_max") > 1
     metrics = smol.http.get("/metrics").text
@@ -217,17 +208,8 @@ def test_full_queue_is_429(t5):
     with Serve(model, "--max-batch", 1, "--max-queue", 1) as s:
         body = {"model": "t5", "prompt": t5["examples"][0]["input"], "max_tokens": 400,
                 "temperature": 1.0, "seed": 5}
-        codes, barrier = [], threading.Barrier(6)
-
-        def client():
-            barrier.wait(timeout=30)
-            codes.append(httpx.post(f"{s.url}/v1/completions", json=body, timeout=120).status_code)
-
-        threads = [threading.Thread(target=client) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        codes = at_once(lambda i: httpx.post(f"{s.url}/v1/completions", json=body,
+                                             timeout=120).status_code, 6, timeout=120)
         assert 429 in codes and 200 in codes and set(codes) <= {200, 429}, codes
         assert s.http.get("/health").status_code == 200
 

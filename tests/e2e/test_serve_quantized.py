@@ -2,11 +2,9 @@
 blocks, int8 per output channel), each request's composition an f32 side path. The served
 greedy text equals `lorahub generate` with the same flag and composition, for requests that
 decode together in one batch (each with its own composition) and for the base model."""
-import threading
-
 import pytest
 
-from serve_support import LIBRARY, Serve, generate, library_prompt, smollm2_gguf
+from serve_support import LIBRARY, Serve, at_once, generate, library_prompt, smollm2_gguf
 from test_serve import QUESTIONS, TASKS, complete, composition, paths
 
 MAX_TOKENS = 12
@@ -21,17 +19,8 @@ def test_served_text_equals_generate_on_the_weight_path(flag, tmp_path):
     [want_base] = generate(smollm2_gguf(), [prompts[0]], tmp_path, MAX_TOKENS, flags=[flag])
     assert len(set(want + [want_base])) > 1  # the compositions matter on this path too
     with Serve(smollm2_gguf(), "--modules", LIBRARY, "--name", "smollm2", flag) as s:
-        results, barrier = [None] * CLIENTS, threading.Barrier(CLIENTS)
-
-        def client(i):
-            barrier.wait(timeout=30)
-            results[i] = complete(s, prompts[i], composition(i), stream=i == 1)[0]
-
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(CLIENTS)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=120)
+        results = at_once(lambda i: complete(s, prompts[i], composition(i), stream=i == 1)[0],
+                          CLIENTS, timeout=120)
         assert results == want
         assert s.metric("lorahub_batch_size_max") > 1
         assert complete(s, prompts[0])[0] == want_base
