@@ -1,6 +1,8 @@
 // The quantized products (kernels/quant_matmul.h) against the f32 product of the dequantized
 // weights, for every format and both implementations, on every shape class: one row (decoding),
-// a few, 32, more than a row tile (prefill, scoring), odd widths and the tail of a 64-value chunk.
+// a few, 8 and 16 (a batch of decoding sequences: one or two 8-row passes of the direct kernels,
+// 11 and 13 with a tail pass), 32, more than a row tile (prefill, scoring), odd widths and the
+// tail of a 64-value chunk.
 // Stated tolerance: the activations are rounded to int8 per 32 values, so each
 // output may differ from the exact product of the dequantized weights by at most Σ|w_i|·d_i/2
 // (d_i the scale of x_i's block), plus f32 summation (1e-5 relative of Σ|w_i·x_i|). VNNI and the
@@ -136,6 +138,7 @@ INSTANTIATE_TEST_SUITE_P(
     Shapes, QuantBlocks,
     ::testing::Combine(::testing::Range<size_t>(0, 9),
                        ::testing::Values(Shape{1, 1, 1}, Shape{1, 67, 18}, Shape{3, 5, 3},
+                                         Shape{8, 5, 18}, Shape{11, 4, 3}, Shape{16, 7, 9},
                                          Shape{32, 9, 8}, Shape{37, 6, 24}, Shape{300, 3, 9}),
                        ::testing::Values(QuantPath::kScalar, QuantPath::kVnni,
                                          QuantPath::kDequantizedTiles, QuantPath::kAuto)));
@@ -164,7 +167,9 @@ TEST_P(QuantInt8, WeightsWithinHalfAStepOfF32) {
 INSTANTIATE_TEST_SUITE_P(
     Shapes, QuantInt8,
     ::testing::Combine(::testing::Values(Shape{1, 1, 1}, Shape{3, 5, 7}, Shape{1, 64, 576},
-                                         Shape{2, 6, 33}, Shape{32, 67, 100}, Shape{300, 9, 1536}),
+                                         Shape{2, 6, 33}, Shape{8, 9, 576}, Shape{13, 4, 65},
+                                         Shape{16, 5, 100}, Shape{32, 67, 100},
+                                         Shape{300, 9, 1536}),
                        ::testing::Values(QuantPath::kScalar, QuantPath::kVnni,
                                          QuantPath::kDequantizedTiles, QuantPath::kLibraryInt8,
                                          QuantPath::kAuto)));
