@@ -4,7 +4,8 @@
 // scales (the integer kernel's) would break the products into 32-deep pieces, so A gets one scale
 // per row, and each row is sent in two int8 levels:
 //
-//   x = d·q₁ + e·q₂,  d = max|x_row| / 127,  q₁ = round(x / d),  e = d / 254,  q₂ = round((x - d·q₁) / e)
+//   x = d·q₁ + e·q₂,  d = max|x_row| / 127,  q₁ = round(x / d),  e = d / 254,  q₂ = round((x -
+//   d·q₁) / e)
 //
 // (|x - d·q₁| ≤ d/2, so |q₂| ≤ 127). The error per value is e/2 = max|x_row| / 64516, about 15
 // bits, for twice the integer products (both levels are rows of one oneDNN call). One level alone
