@@ -77,8 +77,8 @@ nlohmann::json sgemm_peak(const Options& o) {
 
 // Our int8 product (kernels/quant_matmul.h: int8 weights per output channel, f32 in and out,
 // activations quantized on the fly) for all n rows: the path the engine takes for that many rows
-// (oneDNN's int8 matmul with outlier columns in f32, where the build has oneDNN) and the integer
-// VNNI kernel forced (per-32 activation scales; what decoding-size products run).
+// (oneDNN's int8 matmul, activations in two int8 levels, where the build has oneDNN) and the
+// integer VNNI kernel forced (per-32 activation scales; what decoding-size products run).
 nlohmann::json ours_int8_peak(const Options& o, lorahub::QuantPath path) {
   using namespace lorahub;
   const int64_t n = o.size;

@@ -227,19 +227,24 @@ void run_learn(LearnArgs& a) {
 
 struct ObjectiveArgs {
   TaskArgs task;
-  std::string weights;
+  std::vector<std::string> weights;  // one point per --weights
 };
 
+// One JSON line per weight point, in the order given: several points share one model load.
 void run_objective(const ObjectiveArgs& a) {
-  const std::vector<double> w = parse_weight_list(a.weights);
+  std::vector<std::vector<double>> points;
+  for (const std::string& list : a.weights) points.push_back(parse_weight_list(list));
   LearnTask t = load_task(a.task);
-  check(w.size() == t.modules.size(), "--weights: {} weights for {} modules", w.size(),
-        t.modules.size());
-  const double loss = t.objective->loss(w);
-  const double penalty = t.objective->penalty(w);
-  std::cout
-      << nlohmann::json{{"objective", loss + penalty}, {"loss", loss}, {"penalty", penalty}}.dump()
-      << '\n';
+  for (const std::vector<double>& w : points)
+    check(w.size() == t.modules.size(), "--weights: {} weights for {} modules", w.size(),
+          t.modules.size());
+  for (const std::vector<double>& w : points) {
+    const double loss = t.objective->loss(w);
+    const double penalty = t.objective->penalty(w);
+    std::cout << nlohmann::json{{"objective", loss + penalty}, {"loss", loss}, {"penalty", penalty}}
+                     .dump()
+              << '\n';
+  }
 }
 
 const Registrar learn_reg("learn", 50, [](CLI::App& app) {
@@ -266,7 +271,10 @@ const Registrar objective_reg("objective", 51, [](CLI::App& app) {
   auto a = std::make_shared<ObjectiveArgs>();
   auto* cmd = app.add_subcommand("objective", "The LoraHub objective at given module weights");
   a->task.add_options(cmd);
-  cmd->add_option("--weights", a->weights, "Comma-separated weights, one per module")->required();
+  cmd->add_option("--weights", a->weights,
+                  "Comma-separated weights, one per module; repeat for several points (one JSON "
+                  "line each)")
+      ->required();
   cmd->callback([a] { run_objective(*a); });
 });
 

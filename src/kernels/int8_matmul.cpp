@@ -2,18 +2,26 @@
 // QuantPath::kLibraryInt8). oneDNN's u8 × s8 → s32 brgemm kernels (AVX512-VNNI, AMX int8 where
 // the CPU has it) run the integer products near the machine's int8 peak; per-32 activation
 // scales (the integer kernel's) would break the products into 32-deep pieces, so A gets one scale
-// per row, and the columns that would flatten the rest of a row are taken out of it:
+// per row, and each row is sent in two int8 levels:
 //
-// Outlier columns (LLM.int8(), Dettmers et al. 2022): language models carry a few hidden
-// features whose activations are 10-100x the others in every row; one scale per row then leaves
-// the other values a few int8 steps. A column whose largest |x| over the rows exceeds
-// kOutlierRatio × the median column's is multiplied in f32 (at most k / kOutlierShare columns,
-// the largest), the rest in int8. Error: half a step of the row's non-outlier scale per value.
+//   x = d·q₁ + e·q₂,  d = max|x_row| / 127,  q₁ = round(x / d),  e = d / 254,  q₂ = round((x -
+//   d·q₁) / e)
 //
-// A row i is sent as u = q + 128 (q = round(x / d_i), |q| ≤ 127) so that oneDNN runs its native
-// u8 × s8 kernel without the compensation pass that s8 sources need; the 128 · Σq_w of each
-// weight row (QuantMatrix::row_sum, made at quantization) is subtracted exactly in the epilogue,
-// which also applies d_i · scale_j and beta.
+// (|x - d·q₁| ≤ d/2, so |q₂| ≤ 127). The error per value is e/2 = max|x_row| / 64516, about 15
+// bits, for twice the integer products (both levels are rows of one oneDNN call). One level alone
+// (7 bits) was not enough: measured on SmolLM2 at six weight points (bench/README.md, "int8
+// robustness"), per-row int8 moved the LoraHub objective 3-9 % off f32, and LLM.int8()'s outlier
+// columns (> 6x the median column's max |x| multiplied in f32) only brought that to ±4 %. Worse,
+// the error was chaotic: each layer's rounding decisions depend on the previous layer's rounding,
+// so a last-bit change of one activation (a vectorized exp) redrew the whole error (-0.4 % →
+// +3.3 % at one point), and the outlier threshold added its own jumps (a column flipping between
+// f32 and int8 rescales every row). With 15 bits the rounding noise is below the int8 weights'
+// own error (about 1 %, fixed at load and smooth in the activations), and no threshold is left.
+//
+// A row is sent as u = q + 128 so that oneDNN runs its native u8 × s8 kernel without the
+// compensation pass that s8 sources need; the 128 · Σq_w of each weight row (QuantMatrix::row_sum,
+// made at quantization) is subtracted exactly in the epilogue, which also applies d_i, e_i,
+// scale_j and beta.
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -29,19 +37,16 @@
 namespace lorahub {
 
 #ifdef LORAHUB_HAVE_DNNL
-namespace {
-
-constexpr float kOutlierRatio = 6.0f;
-constexpr int64_t kOutlierShare = 32;
-
-}  // namespace
-
 struct Int8Pack {
   dnnl::memory::desc md;  // oneDNN's preferred layout of Wᵀ [k, n]
   std::vector<uint8_t> bytes;
 };
 
 namespace {
+
+// The second level's step is the first's / 254: the first level's rounding leaves at most half a
+// step, which q₂ spans with ±127.
+constexpr float kSecondLevel = 254.0f;
 
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
@@ -92,63 +97,29 @@ const Int8Matmul& int8_matmul(int64_t m, const QuantMatrix& b) {
   return *make(plain_weights(n, k), false);
 }
 
-// The columns of A[m, k] multiplied in f32, ascending.
-std::vector<int64_t> outlier_columns(const float* a, int64_t m, int64_t k) {
-  std::vector<float> amax(static_cast<size_t>(k), 0.0f);
-  float* __restrict col = amax.data();
-  for (int64_t i = 0; i < m; ++i) {
-    const float* __restrict row = a + i * k;
-#pragma omp simd
-    for (int64_t t = 0; t < k; ++t) col[t] = std::max(col[t], std::fabs(row[t]));
-  }
-  std::vector<float> sorted = amax;
-  std::nth_element(sorted.begin(), sorted.begin() + k / 2, sorted.end());
-  const float limit = kOutlierRatio * sorted[static_cast<size_t>(k / 2)];
-  std::vector<int64_t> cols;
-  for (int64_t t = 0; t < k; ++t)
-    if (amax[t] > limit) cols.push_back(t);
-  const size_t cap = static_cast<size_t>(k / kOutlierShare);
-  if (cols.size() > cap) {  // keep the largest
-    std::nth_element(cols.begin(), cols.begin() + cap, cols.end(),
-                     [&](int64_t x, int64_t y) { return amax[x] > amax[y]; });
-    cols.resize(cap);
-    std::sort(cols.begin(), cols.end());
-  }
-  return cols;
-}
-
-// u[i, t] = round(x / d_i) + 128 with d_i = max |x| of row i outside the outlier columns / 127;
-// keep[t] is 0 in the outlier columns (they carry q = 0, u = 128), else 1. Written as
-// multiplications by keep, not branches, so that the loops vectorize.
-void quantize_rows(const float* a, int64_t m, int64_t k, const float* __restrict keep,
-                   uint8_t* __restrict u, float* __restrict d) {
+// Rows i < m of u get q₁ + 128 of A's row i, rows m + i get q₂ + 128; d[i] is the row's first
+// step (the second is d[i] / 254).
+void quantize_rows_two_levels(const float* a, int64_t m, int64_t k, uint8_t* __restrict u,
+                              float* __restrict d) {
 #pragma omp parallel for schedule(static) if (m * k >= (1 << 16))
   for (int64_t i = 0; i < m; ++i) {
     const float* __restrict row = a + i * k;
     float amax = 0.0f;
 #pragma omp simd reduction(max : amax)
-    for (int64_t t = 0; t < k; ++t) amax = std::max(amax, std::fabs(row[t]) * keep[t]);
-    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
-    d[i] = amax / 127.0f;
-    uint8_t* __restrict dst = u + i * k;
+    for (int64_t t = 0; t < k; ++t) amax = std::max(amax, std::fabs(row[t]));
+    const float step = amax / 127.0f, fine = step / kSecondLevel;
+    const float inv = amax > 0.0f ? 1.0f / step : 0.0f, inv_fine = amax > 0.0f ? 1.0f / fine : 0.0f;
+    d[i] = step;
+    uint8_t* __restrict u1 = u + i * k;
+    uint8_t* __restrict u2 = u + (m + i) * k;
 #pragma omp simd
-    for (int64_t t = 0; t < k; ++t)
-      dst[t] = static_cast<uint8_t>(static_cast<int>(std::nearbyint(row[t] * inv * keep[t])) + 128);
+    for (int64_t t = 0; t < k; ++t) {
+      const float q1 = std::nearbyint(row[t] * inv);
+      const float q2 = std::nearbyint((row[t] - q1 * step) * inv_fine);
+      u1[t] = static_cast<uint8_t>(static_cast<int>(q1) + 128);
+      u2[t] = static_cast<uint8_t>(static_cast<int>(std::clamp(q2, -127.0f, 127.0f)) + 128);
+    }
   }
-}
-
-// C += A[:, cols] · W[:, cols]ᵀ in f32.
-void add_outlier_products(const float* a, const QuantMatrix& b, const std::vector<int64_t>& cols,
-                          float* c, int64_t m) {
-  const int64_t n = b.rows, k = b.cols, o = static_cast<int64_t>(cols.size());
-  std::vector<float> a_o(static_cast<size_t>(m * o)), w_o(static_cast<size_t>(n * o));
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t t = 0; t < o; ++t) a_o[i * o + t] = a[i * k + cols[t]];
-  const auto* q = reinterpret_cast<const int8_t*>(b.data.data());
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t t = 0; t < o; ++t)
-      w_o[j * o + t] = static_cast<float>(q[j * k + cols[t]]) * b.row_scale[j];
-  matmul_abt(a_o.data(), w_o.data(), c, m, n, o, 1.0f);
 }
 
 }  // namespace
@@ -178,9 +149,6 @@ void matmul_int8_library(const float* a, const QuantMatrix& b, float* c, int64_t
         "int8 matmul: oneDNN's path takes I8 weights with their row sums");
   if (m == 0 || b.rows == 0) return;
   const int64_t n = b.rows, k = b.cols;
-  const std::vector<int64_t> cols = outlier_columns(a, m, k);
-  std::vector<float> keep(static_cast<size_t>(k), 1.0f);
-  for (int64_t t : cols) keep[t] = 0.0f;
   // The caller's buffers; the OpenMP threads below reach them through these references (a
   // thread_local named inside the parallel region would be each worker's own, empty one).
   thread_local std::vector<uint8_t> u_buffer;
@@ -189,12 +157,12 @@ void matmul_int8_library(const float* a, const QuantMatrix& b, float* c, int64_t
   std::vector<uint8_t>& u = u_buffer;
   std::vector<float>& d = d_buffer;
   std::vector<int32_t>& dot = dot_buffer;
-  u.resize(static_cast<size_t>(m * k));
+  u.resize(static_cast<size_t>(2 * m * k));
   d.resize(static_cast<size_t>(m));
-  dot.resize(static_cast<size_t>(m * n));
-  quantize_rows(a, m, k, keep.data(), u.data(), d.data());
+  dot.resize(static_cast<size_t>(2 * m * n));
+  quantize_rows_two_levels(a, m, k, u.data(), d.data());
 
-  const Int8Matmul& mm = int8_matmul(m, b);
+  const Int8Matmul& mm = int8_matmul(2 * m, b);
   dnnl::engine& engine = cpu_engine();
   dnnl::memory a_mem(mm.a_md, engine, u.data());
   const uint8_t* w = mm.packed ? b.library_pack->bytes.data() : b.data.data();
@@ -213,20 +181,25 @@ void matmul_int8_library(const float* a, const QuantMatrix& b, float* c, int64_t
   const int32_t* sum = b.row_sum.data();
 #pragma omp parallel for schedule(static) if (m * n >= (1 << 16))
   for (int64_t i = 0; i < m; ++i) {
-    const int32_t* s = dot.data() + i * n;
+    const int32_t* s1 = dot.data() + i * n;
+    const int32_t* s2 = dot.data() + (m + i) * n;
     float* out = c + i * n;
-    const float di = d[i];
+    const float d1 = d[i], d2 = d[i] / kSecondLevel;
     if (beta == 0.0f) {
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j)
-        out[j] = static_cast<float>(s[j] - 128 * sum[j]) * (di * scale[j]);
+        out[j] = (static_cast<float>(s1[j] - 128 * sum[j]) * d1 +
+                  static_cast<float>(s2[j] - 128 * sum[j]) * d2) *
+                 scale[j];
     } else {
 #pragma omp simd
       for (int64_t j = 0; j < n; ++j)
-        out[j] = static_cast<float>(s[j] - 128 * sum[j]) * (di * scale[j]) + beta * out[j];
+        out[j] = (static_cast<float>(s1[j] - 128 * sum[j]) * d1 +
+                  static_cast<float>(s2[j] - 128 * sum[j]) * d2) *
+                     scale[j] +
+                 beta * out[j];
     }
   }
-  if (!cols.empty()) add_outlier_products(a, b, cols, c, m);
 }
 
 #else

@@ -60,8 +60,8 @@ void dequantize_rows(const QuantMatrix& m, int64_t row0, int64_t count, float* o
 // integer products are compute bound and no faster than f32 FMA, the weights are dequantized a
 // tile of rows at a time (512 KB of f32, reused for every row of A) into sgemm: the weights stay
 // quantized in memory, and A is not rounded. kLibraryInt8 (I8 weights only, builds with oneDNN):
-// oneDNN's u8 × s8 matmul, A quantized per row with its outlier columns in f32
-// (kernels/int8_matmul.cpp). kAuto: up to kIntegerRowsMax rows (decoding) the integer products,
+// oneDNN's u8 × s8 matmul, A quantized per row in two int8 levels (about 15 bits; twice the
+// integer products, kernels/int8_matmul.cpp). kAuto: up to kIntegerRowsMax rows (decoding) the integer products,
 // VNNI where the CPU has it (checked at run time); above, I8 weights take oneDNN's int8 matmul
 // from kLibraryRowsMin rows (below it the per-call weight packing of oneDNN costs more than the
 // products save), the block formats the tiles.

@@ -72,9 +72,10 @@ QuantMatrix random_matrix(const FormatCase& f, int64_t rows, int64_t cols, unsig
 struct Expected {
   std::vector<double> value, bound;
 };
-// `block`: the values that share an activation scale (32, or k: one scale per row).
+// `block`: the values that share an activation scale (32, or k: one scale per row); `levels`:
+// the steps of max |x| in a block (127 for one int8 level, 127 · 254 for two).
 Expected expected(const std::vector<float>& a, const QuantMatrix& b, int64_t m, bool exact_a,
-                  int64_t block = 32) {
+                  int64_t block = 32, double levels = 127.0) {
   const int64_t n = b.rows, k = b.cols;
   std::vector<float> w(static_cast<size_t>(n * k));
   dequantize_rows(b, 0, n, w.data());
@@ -85,7 +86,7 @@ Expected expected(const std::vector<float>& a, const QuantMatrix& b, int64_t m, 
       double amax = 0;
       for (int64_t t = b0; t < std::min(k, b0 + block); ++t)
         amax = std::max(amax, double(std::fabs(a[i * k + t])));
-      for (int64_t t = b0; t < std::min(k, b0 + block); ++t) half_step[t] = amax / 127.0 / 2.0;
+      for (int64_t t = b0; t < std::min(k, b0 + block); ++t) half_step[t] = amax / levels / 2.0;
     }
     for (int64_t j = 0; j < n; ++j) {
       double sum = 0, quant = 0, magnitude = 0;
@@ -111,8 +112,10 @@ void check_product(const QuantMatrix& b, int64_t m, QuantPath path, std::vector<
   if (a.empty()) a = random_values(static_cast<size_t>(m * b.cols), 11);
   std::vector<float> c(static_cast<size_t>(m * b.rows), std::nanf(""));  // beta 0 must not read C
   matmul_abt_quant(a.data(), b, c.data(), m, 0.0f, path);
+  // oneDNN's path: one scale per row, two int8 levels (int8_matmul.cpp).
   const bool per_row = path == QuantPath::kLibraryInt8;
-  const Expected e = expected(a, b, m, path == QuantPath::kDequantizedTiles, per_row ? b.cols : 32);
+  const Expected e = expected(a, b, m, path == QuantPath::kDequantizedTiles, per_row ? b.cols : 32,
+                              per_row ? 127.0 * 254.0 : 127.0);
   for (size_t i = 0; i < c.size(); ++i)
     ASSERT_NEAR(c[i], e.value[i], e.bound[i]) << quant_format_name(b.format) << " element " << i;
 }
@@ -174,9 +177,9 @@ INSTANTIATE_TEST_SUITE_P(
                                          QuantPath::kDequantizedTiles, QuantPath::kLibraryInt8,
                                          QuantPath::kAuto)));
 
-// oneDNN's int8 path takes the columns with outlying activations out of the per-row scale: with
-// a few columns 200x the rest, the error stays within half a step of the other values' scale
-// (the bound computed without the outliers; left in, they would make the step 200x coarser).
+// Outlying activation columns (LLM.int8()'s case): with a few columns 200x the rest, oneDNN's
+// path keeps the other values within half a step of their own one-level int8 scale (the bound
+// computed without the outliers): the second level (step / 254) more than makes up the 200x.
 TEST(QuantInt8Library, OutlierColumnsKeepTheOtherValuesFine) {
   if (!int8_library_available()) GTEST_SKIP() << "this build has no oneDNN";
   const int64_t m = 40, n = 24, k = 320;
