@@ -471,3 +471,8 @@ std::vector<std::string> hub_fetch(const std::vector<std::string>& ids,
 std::string hub_push(const std::string& dir, const std::string& id, const HubOptions& options);
 
 }  // namespace lorahub::api
+
+// ------------------------------------------------------------------------------ servers
+// The module hub (server, maintenance, client) and the OpenAI-compatible server.
+#include "lorahub/hub.h"
+#include "lorahub/serve.h"
