@@ -15,7 +15,7 @@
 # not by path) resumes from what was done before. Runs in the foreground; for the background:
 #   nohup bash scripts/run_bbh.sh > .cache/bbh-smollm2.log 2>&1 &
 # Env: LORAHUB_BIN (default build/bin/lorahub), LIBRARY (default library/smollm2), BBH_DIR,
-# OUT, THREADS, TASKS (default all; a comma list makes a partial table from the cache while a
+# OUT, THREADS, SEEDS (default 1-5), TASKS (default all; a comma list makes a partial table from the cache while a
 # run goes on). Extra args go to `lorahub bbh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,5 +29,5 @@ for d in "${LIBRARY:-library/smollm2}"/*/; do
 done > "$OUT/pool.txt"
 export OMP_WAIT_POLICY=PASSIVE
 exec nice -n 5 "$BIN" bbh --model "$GGUF" --lora-list "$OUT/pool.txt" \
-  --data-dir "${BBH_DIR:-../shared/data/bbh}" --tasks "${TASKS:-all}" --seeds 1-5 --sample 20 \
+  --data-dir "${BBH_DIR:-../shared/data/bbh}" --tasks "${TASKS:-all}" --seeds "${SEEDS:-1-5}" --sample 20 \
   --steps 40 --max-test 50 --max-new-tokens 64 --batch-size 10 --threads "${THREADS:-1}" --out "$OUT" "$@"

@@ -27,7 +27,8 @@ struct BbhArgs {
   std::string methods = fmt::format("{}", fmt::join(bbh_default_methods(), ","));
   size_t sample = 20;
   std::string sampler = "fisher-yates";
-  std::string select;
+  std::string select, majority_sign = "total";
+  double density = kBbhDefaultDensity;
   int steps = 40, max_test = 0, max_new_tokens = 256, batch_size = 10;
   std::vector<std::string> reuse_engines;
 };
@@ -46,6 +47,8 @@ BbhConfig to_config(const BbhArgs& a) {
   c.sample = a.sample;
   c.sampler = a.sampler;
   c.select = a.select;
+  c.density = a.density;
+  c.majority_sign = a.majority_sign;
   for_flag("--select", [&] { return parse_select(a.select); });
   for_flag("--sampler", [&] { return parse_sample_rule(a.sampler); });
   c.loss_mode = a.loss_mode;
@@ -68,8 +71,8 @@ void run(const BbhArgs& a) {
   warn_if_sample_exceeds(config.sample, config.pool.size());
   // One bar per generation: created at its first batch, finished at its last.
   std::unique_ptr<Progress> bar;
-  config.on_progress = [&bar](size_t done, size_t total) {
-    if (!bar) bar = std::make_unique<Progress>("generate", total);
+  config.on_progress = [&bar](std::string_view what, size_t done, size_t total) {
+    if (!bar) bar = std::make_unique<Progress>(std::string(what), total);
     bar->update(done);
     if (done == total) {
       bar->finish();
@@ -112,8 +115,16 @@ const Registrar reg("bbh", 60, [](CLI::App& app) {
       ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--methods", a->methods,
                   "Comma-separated: zero-shot, icl, lorahub-cobyla, lorahub-cmaes, uniform, "
-                  "best-single, arrow (Arrow routing over the sampled modules, top_k 3; only "
-                  "when named)")
+                  "best-single; only when named: arrow (Arrow routing over the sampled modules, "
+                  "top_k 3) and lorahub-TYPE (COBYLA over w composing by a PEFT type: "
+                  "lorahub-linear, -cat, -svd, -ties, -ties_svd, -dare_linear, -dare_ties, "
+                  "-magnitude_prune, and the other _svd variants)")
+      ->capture_default_str();
+  cmd->add_option("--density", a->density,
+                  "Fraction kept by the lorahub-ties/dare/magnitude_prune methods")
+      ->capture_default_str();
+  cmd->add_option("--majority-sign", a->majority_sign,
+                  "Their TIES sign election: total or frequency")
       ->capture_default_str();
   cmd->add_option("--loss-mode", a->loss_mode, "reference or example-mean")->capture_default_str();
   cmd->add_option("--metric", a->metric,

@@ -34,18 +34,31 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 const std::vector<std::string>& bbh_methods() {
-  static const std::vector<std::string> methods = {
-      "zero-shot", "icl", "lorahub-cobyla", "lorahub-cmaes", "uniform", "best-single", "arrow"};
+  static const std::vector<std::string> methods = [] {
+    std::vector<std::string> all = {"zero-shot", "icl",         "lorahub-cobyla", "lorahub-cmaes",
+                                    "uniform",   "best-single", "arrow"};
+    for (const std::string& combine : combine_method_names())
+      if (combine != "lorahub") all.push_back(kBbhComposePrefix + combine);
+    return all;
+  }();
   return methods;
 }
 
 const std::vector<std::string>& bbh_default_methods() {
-  static const std::vector<std::string> methods = [] {
-    std::vector<std::string> all = bbh_methods();
-    std::erase(all, std::string("arrow"));
-    return all;
-  }();
+  static const std::vector<std::string> methods = {"zero-shot",     "icl",     "lorahub-cobyla",
+                                                   "lorahub-cmaes", "uniform", "best-single"};
   return methods;
+}
+
+std::optional<CombineMethod> bbh_method_combine(const std::string& method) {
+  if (!method.starts_with(kBbhComposePrefix) || method == "lorahub-cobyla" ||
+      method == "lorahub-cmaes")
+    return std::nullopt;
+  const std::string name = method.substr(std::string_view(kBbhComposePrefix).size());
+  const auto& names = combine_method_names();
+  if (name == "lorahub" || std::find(names.begin(), names.end(), name) == names.end())
+    return std::nullopt;
+  return parse_combine_method(name);
 }
 
 bool bbh_method_is_seeded(const std::string& method) {
@@ -120,6 +133,33 @@ void validate(const BbhConfig& c) {
   parse_sample_rule(c.sampler);
   parse_select(c.select);
   parse_bbh_metric(c.metric);
+  for (const std::string& m : c.methods)
+    if (bbh_method_combine(m)) check_combine_options(bbh_combine_options(c, m, 0));
+}
+
+CombineOptions bbh_combine_options(const BbhConfig& c, const std::string& method, uint64_t seed) {
+  CombineOptions o;
+  o.method = bbh_method_combine(method).value_or(CombineMethod::kLoraHub);
+  const std::string& name = combine_method_name(o.method);
+  // Only the methods that drop values take a density (PEFT rejects it nowhere, but ignores it).
+  if (name.find("ties") != std::string::npos || name.starts_with("dare") ||
+      name.starts_with("magnitude_prune"))
+    o.density = c.density;
+  o.majority_sign = parse_majority_sign(c.majority_sign);
+  o.seed = seed;
+  return o;
+}
+
+json bbh_method_settings(const BbhConfig& c, const std::string& method, uint64_t seed) {
+  if (!bbh_method_combine(method)) return json::object();
+  const CombineOptions o = bbh_combine_options(c, method, seed);
+  json combine = {{"method", combine_method_name(o.method)},
+                  {"optimizer", "cobyla"},
+                  {"majority_sign", c.majority_sign},
+                  {"svd_rank", o.svd_rank},
+                  {"seed", seed}};
+  combine["density"] = o.density ? json(*o.density) : json();
+  return {{"combine", combine}};
 }
 
 BbhMetric parse_bbh_metric(const std::string& name) {
@@ -156,29 +196,32 @@ ResultCache::ResultCache(std::string dir, json settings, std::vector<std::string
   check(!ec, "{}: cannot create the cache directory: {}", dir_, ec.message());
 }
 
-bool ResultCache::reusable(const json& cached) const {
-  if (cached == settings_) return true;
+bool ResultCache::reusable(const json& cached, const json& expected) const {
+  if (cached == expected) return true;
   if (!cached.is_object() || !cached.contains("engine") || !cached["engine"].is_string())
     return false;
   if (!contains(reuse_engines_, cached["engine"].get<std::string>())) return false;
   json same_engine = cached;
-  same_engine["engine"] = settings_.value("engine", json());
-  return same_engine == settings_;
+  same_engine["engine"] = expected.value("engine", json());
+  return same_engine == expected;
 }
 
 json ResultCache::get_or_compute(const std::string& name, const std::function<json()>& compute,
-                                 const std::function<void(const std::string&)>& on_stale) {
+                                 const std::function<void(const std::string&)>& on_stale,
+                                 const json& entry_settings) {
+  json expected = settings_;
+  expected.update(entry_settings);
   const std::string path = (fs::path(dir_) / (name + ".json")).string();
   if (fs::exists(path)) {
     const json cached = parse_json(read_text_file(path), path);
     const json settings = cached.is_object() ? cached.value("settings", json()) : json();
-    if (reusable(settings) && cached.contains("result")) return cached["result"];
+    if (reusable(settings, expected) && cached.contains("result")) return cached["result"];
     if (on_stale)
       on_stale(fmt::format("{} was made with other settings ({}); recomputing", path,
-                           differing_settings(settings, settings_)));
+                           differing_settings(settings, expected)));
   }
   json result = compute();
-  write_file_atomic(path, json{{"settings", settings_}, {"result", result}}.dump(1) + "\n");
+  write_file_atomic(path, json{{"settings", expected}, {"result", result}}.dump(1) + "\n");
   return result;
 }
 
@@ -256,13 +299,18 @@ std::vector<std::string> test_targets(const TaskRun& run) {
   return targets;
 }
 
+std::function<void(size_t, size_t)> labelled_progress(const BbhConfig& c, std::string_view what) {
+  if (!c.on_progress) return {};
+  return [&c, what](size_t done, size_t total) { c.on_progress(what, done, total); };
+}
+
 // Greedy generation by the answer rule: exact-match accuracy and the answers.
 json exact_match_result(const TaskRun& run, const std::vector<std::string>& prompts,
                         const BoundLora* lora) {
   GenerateOptions options;
   options.decode = answer_decode_options(run.config.max_new_tokens);
   options.batch_size = run.config.batch_size;
-  options.on_progress = run.config.on_progress;
+  options.on_progress = labelled_progress(run.config, "generate");
   options.lora = lora;
   std::vector<std::string> texts;
   for (Decoded& d : generate_texts(run.model, prompts, options)) texts.push_back(std::move(d.text));
@@ -277,7 +325,7 @@ json option_likelihood_result(const TaskRun& run, const std::vector<std::string>
   if (run.options.empty()) return {{"option_accuracy", nullptr}, {"option_accuracy_norm", nullptr}};
   OptionScoreOptions settings;
   settings.batch_size = run.config.batch_size;
-  settings.on_progress = run.config.on_progress;
+  settings.on_progress = labelled_progress(run.config, "score options");
   if (lora) settings.lora = {lora};
   const auto likelihoods = option_log_likelihoods(run.model, prompts, run.options, settings);
   const std::vector<std::string> targets = test_targets(run);
@@ -351,21 +399,34 @@ ModuleSet load_sampled_modules(const TaskRun& run, uint64_t seed) {
       .kept;
 }
 
-json run_lorahub(const TaskRun& run, const std::string& optimizer, uint64_t seed) {
+// LoraHub's search over w with `combine` composing the modules for each w (the default: Σ wA,
+// Σ wB, exactly the lorahub-cobyla / lorahub-cmaes methods of the committed table).
+json run_lorahub(const TaskRun& run, const std::string& optimizer, uint64_t seed,
+                 const CombineOptions& combine = {}) {
   const ModuleSet modules = load_sampled_modules(run, seed);
-  Objective objective = few_shot_objective(run, modules);
+  ObjectiveOptions objective_settings = objective_options(run);
+  objective_settings.combine = combine;
+  Objective objective(run.model, modules, few_shot_examples(run), objective_settings);
   LearnOptions options;
   options.optimizer = optimizer;
   options.steps = run.config.steps;
   options.seed = seed;
   const LearnResult learned = learn(objective, options);
-  json result = evaluate_with(run, compose(modules, learned.weights));
+  const bool lorahub = combine.method == CombineMethod::kLoraHub;
+  json result =
+      evaluate_with(run, lorahub ? compose(modules, learned.weights)
+                                 : to_lora_map(combine_modules(modules, learned.weights, combine)));
   result["modules"] = modules.paths();
   result["weights"] = learned.weights;
   result["objective"] = learned.objective;
   json curve = json::array();
   for (const Evaluation& e : learned.history) curve.push_back(e.value);
   result["history"] = curve;
+  if (!lorahub) {
+    const ObjectiveTimes& t = objective.times();
+    result["compose_seconds"] = t.compose_seconds;
+    result["forward_seconds"] = t.forward_seconds;
+  }
   return result;
 }
 
@@ -429,6 +490,8 @@ json run_method(const TaskRun& run, const std::string& method, uint64_t seed) {
     result = run_best_single(run);
   } else if (method == "arrow") {
     result = run_arrow(run, seed);
+  } else if (bbh_method_combine(method)) {
+    result = run_lorahub(run, "cobyla", seed, bbh_combine_options(run.config, method, seed));
   } else {
     result = run_lorahub(run, method.substr(std::string("lorahub-").size()), seed);
   }
@@ -481,7 +544,8 @@ json run_task_method(const TaskRun& run, ResultCache& cache, const std::string& 
     const std::string key = seeded ? fmt::format("{}.{}.seed{}", run.task.name, method, seed)
                                    : fmt::format("{}.{}", run.task.name, method);
     json r = cache.get_or_compute(
-        key, [&] { return run_method(run, method, seed); }, on_stale);
+        key, [&] { return run_method(run, method, seed); }, on_stale,
+        bbh_method_settings(run.config, method, seed));
     for (const std::string& score : score_keys())
       if (r.contains(score) && r[score].is_number()) values[score].push_back(r[score]);
     cell.input_tokens = r["input_tokens"];
@@ -515,7 +579,9 @@ std::string column_title(const std::string& method, size_t seeds) {
   if (method == "best-single") return "best single";
   if (method == "uniform") return fmt::format("uniform avg ({} seeds)", seeds);
   if (method == "arrow") return fmt::format("Arrow top-{} avg ({} seeds)", kBbhArrowTopK, seeds);
-  const std::string opt = method == "lorahub-cobyla" ? "COBYLA" : "CMA-ES";
+  const std::string opt = method == "lorahub-cobyla"  ? "COBYLA"
+                          : method == "lorahub-cmaes" ? "CMA-ES"
+                                                      : method.substr(8) + " (COBYLA)";
   return fmt::format("LoraHub {} avg ({} seeds) | LoraHub {} best", opt, seeds, opt);
 }
 

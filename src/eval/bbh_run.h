@@ -8,6 +8,12 @@
 //   best-single     the one pool module with the lowest few-shot loss (seed-independent)
 //   arrow           per seed: Arrow routing per token over the same sampled modules
 //                   (lora/arrow.h; PEFT's defaults top_k 3, temperature 1; no examples used)
+//   lorahub-<type>  per seed: LoraHub's COBYLA search over w where w composes the sampled
+//                   modules by a PEFT add_weighted_adapter type (lora/combine.h: linear, cat,
+//                   svd, ties, ties_svd, dare_linear, dare_ties, magnitude_prune and their
+//                   _svd variants), recomputed for every w; `density` for the types that drop
+//                   values, DARE's masks seeded by the seed. Cached under their own key (the
+//                   combination's settings), so they leave the other methods' entries valid.
 // With `select` (loss-rank:K, retrieval:K) the seeded methods work on the K drawn modules the
 // rule keeps (eval/selection.h), as `lorahub learn --select` does.
 // Every method answers by the answer rule (eval/answer.h) and is scored by exact match
@@ -22,23 +28,31 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "core/version.h"
+#include "lora/combine.h"
 #include "models/model.h"
 
 namespace lorahub {
 
 inline constexpr int64_t kBbhArrowTopK = 3;  // the arrow method's top_k (PEFT's default)
+inline constexpr const char* kBbhComposePrefix = "lorahub-";
+// The density of the ties/dare/magnitude_prune methods: PEFT's model-merging examples use 0.2.
+inline constexpr double kBbhDefaultDensity = 0.2;
 
 // Every method, in the table's column order.
 const std::vector<std::string>& bbh_methods();
-// The methods of the committed table (docs/results.md), run when none are named: every method
-// but arrow, which runs only when asked for.
+// The methods of the committed table (docs/results.md), run when none are named: arrow and the
+// lorahub-<type> compositions run only when asked for.
 const std::vector<std::string>& bbh_default_methods();
 bool bbh_method_is_seeded(const std::string& method);
+// The combination type of a lorahub-<type> method (lorahub-linear, lorahub-ties, ...); none
+// for every other method (lorahub-cobyla and lorahub-cmaes compose by LoraHub's Σ wA, Σ wB).
+std::optional<CombineMethod> bbh_method_combine(const std::string& method);
 
 // "a,b,c" -> the named methods in the table's column order; throws naming an unknown one.
 std::vector<std::string> parse_bbh_methods(const std::string& text);
@@ -71,6 +85,8 @@ struct BbhConfig {
   // "retrieval:K" (eval/selection.h), as `lorahub learn --select` keeps them.
   std::string select;
   std::string sampler = "fisher-yates";  // lora/module_set.h parse_sample_rule
+  double density = kBbhDefaultDensity;   // the lorahub-<type> methods that drop values
+  std::string majority_sign = "total";   // their TIES sign election (lora/combine.h)
   int steps = 40;                        // objective evaluations per seed
   std::string loss_mode = "reference";   // adapt/objective.h parse_loss_mode
   std::string metric = "exact";          // parse_bbh_metric
@@ -82,14 +98,23 @@ struct BbhConfig {
   // (every other setting must still match): to rebuild a committed table after a change whose
   // numerical effect was checked on a sample. New results are keyed by this engine.
   std::vector<std::string> reuse_engines;
-  // Called after each generation batch (e.g. to draw a bar); done == total ends one generation.
-  std::function<void(size_t done, size_t total)> on_progress;
+  // Called after each batch of a generation ("generate", sequences) or an option scoring
+  // ("score options", (question, option) pairs), e.g. to draw a bar; done == total ends one.
+  std::function<void(std::string_view what, size_t done, size_t total)> on_progress;
   // One line per task started ("date_understanding (245 test examples)").
   std::function<void(const std::string& line)> on_status;
 };
 
 // Throws Error naming the setting at fault (steps < 1, an unknown loss mode, ...).
 void validate(const BbhConfig& config);
+
+// How a method composes for `seed` (DARE's masks seeded by it); LoraHub's for the others.
+CombineOptions bbh_combine_options(const BbhConfig& config, const std::string& method,
+                                   uint64_t seed);
+// What a method's cache entries add to the key (bbh_settings): the combination of a
+// lorahub-<type> method; nothing for the others, whose keys stay as before these existed.
+nlohmann::json bbh_method_settings(const BbhConfig& config, const std::string& method,
+                                   uint64_t seed);
 
 // The cache key: everything that decides a result (model and modules by name and content hash,
 // not path; the protocol's settings; the search's constants) and the engine version.
@@ -108,12 +133,14 @@ class ResultCache {
               std::vector<std::string> reuse_engines = {});
   // The result named `name`: from DIR/<name>.json when its settings equal this cache's, else
   // compute() (written atomically before it is returned). `on_stale` hears why one is redone.
+  // `entry_settings` adds keys of this entry alone to the settings (bbh_method_settings).
   nlohmann::json get_or_compute(const std::string& name,
                                 const std::function<nlohmann::json()>& compute,
-                                const std::function<void(const std::string&)>& on_stale = {});
+                                const std::function<void(const std::string&)>& on_stale = {},
+                                const nlohmann::json& entry_settings = nlohmann::json::object());
 
  private:
-  bool reusable(const nlohmann::json& cached_settings) const;
+  bool reusable(const nlohmann::json& cached_settings, const nlohmann::json& expected) const;
 
   std::string dir_;
   nlohmann::json settings_;

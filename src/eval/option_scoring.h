@@ -23,9 +23,14 @@
 namespace lorahub {
 
 struct OptionScoreOptions {
-  int batch_size = 10;  // (question, option) sequences per forward pass
+  // One prefill per question, every option decoded on from a copy of its KV cache (the options'
+  // steps batched): the prompt runs once instead of once per option. False: every (question,
+  // option) pair is its own teacher-forced sequence (Model::score), `batch_size` per forward.
+  bool shared_prefix = true;
+  int batch_size = 10;  // (question, option) sequences per forward pass (per-pair scoring)
   SequenceLora lora;    // the adapter of every sequence (Model::bind_lora); none = base
-  std::function<void(size_t done, size_t total)> on_progress;  // sequences, after each batch
+  // (question, option) pairs scored so far, after each batch (or question)
+  std::function<void(size_t done, size_t total)> on_progress;
 };
 
 // log P(option | prompt) per prompt and option: [prompts.size()][options.size()]. Throws Error

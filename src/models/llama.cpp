@@ -251,6 +251,9 @@ struct DecoderDecodeState : DecodeState {
   std::vector<KvCache> caches;
   std::vector<uint8_t> valid;  // [batch, capacity]: 0 for left padding
   RaggedBatch step_rows;       // one new token per sequence
+  std::unique_ptr<DecodeState> clone() const override {
+    return std::make_unique<DecoderDecodeState>(*this);
+  }
 };
 
 void DecoderModel::self_attention(const DecoderBlock& block, size_t layer, const float* h,

@@ -44,6 +44,9 @@ void truncate_keep_last(std::vector<int32_t>& ids, int64_t max_length);
 class DecodeState {
  public:
   virtual ~DecodeState() = default;
+  // An independent copy (KV caches included) that decodes on from the same point: several
+  // continuations of one prefilled prompt (eval/option_scoring.h).
+  virtual std::unique_ptr<DecodeState> clone() const = 0;
   int64_t batch = 0;
   std::vector<float> logits;
   SequenceLora lora;  // the adapters the batch runs with (from prefill; not owned)

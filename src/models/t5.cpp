@@ -228,6 +228,9 @@ struct T5DecodeState : DecodeState {
   PaddedBatch enc_in;
   std::vector<KvCache> self_caches, cross_caches;
   int64_t step = 0;  // decoder tokens fed so far
+  std::unique_ptr<DecodeState> clone() const override {
+    return std::make_unique<T5DecodeState>(*this);
+  }
 };
 
 AttentionLayer T5Model::load_attention(WeightReader& r, const std::string& prefix) const {

@@ -36,11 +36,12 @@ def setup(bbh_dir, tmp_path_factory):
 METHODS = ["zero-shot", "icl", "lorahub-cobyla", "lorahub-cmaes", "uniform", "best-single"]
 
 
-def run_bbh(setup, bbh_dir, out, *extra):
+def run_bbh(setup, bbh_dir, out, *extra, check=True):
     root, model, pool = setup
     return run_lorahub("bbh", "--model", model, "--lora-list", pool, "--data-dir", bbh_dir,
                        "--tasks", ",".join(TASKS), "--seeds", "1-2", "--sample", 2, "--steps", 3,
-                       "--max-test", 4, "--max-new-tokens", 4, "--out", out, *extra)
+                       "--max-test", 4, "--max-new-tokens", 4, "--out", out, *extra,
+                       check=check)
 
 
 def check_method(name, m, seeds):
@@ -410,3 +411,61 @@ def test_option_likelihood_alone_generates_nothing(setup, bbh_dir, tmp_path):
     summary = json.loads((out / "results.json").read_text())["tasks"][0]["methods"]["zero-shot"]
     assert set(summary) >= {"option_accuracy", "option_accuracy_best", "option_accuracy_norm"}
     assert "accuracy" not in summary
+
+
+def test_bbh_learned_compositions_cached_apart(setup, bbh_dir, tmp_path):
+    """lorahub-<type>: LoraHub's COBYLA search over w with a PEFT combination type composing the
+    modules. Each runs per seed on the seed's drawn modules, searches another objective than
+    lorahub-cobyla (same draw and start, other losses away from w = 0), and is cached under a
+    key that adds only its combination: lorahub-cobyla's entries keep the key they had before
+    these methods existed, a rerun is served from the cache, and a new --density recomputes
+    only the methods that drop values."""
+    _, model, pool = setup
+    out, task = tmp_path / "compose", TASKS[0]
+    methods = "lorahub-cobyla,lorahub-linear,lorahub-cat,lorahub-ties,lorahub-dare_ties"
+
+    def bbh(*extra):
+        return run_lorahub("bbh", "--model", model, "--lora-list", pool, "--data-dir", bbh_dir,
+                           "--tasks", task, "--seeds", "1-2", "--sample", 2, "--steps", 3,
+                           "--max-test", 2, "--max-new-tokens", 2, "--methods", methods,
+                           "--out", out, *extra)
+
+    first = bbh()
+    results = json.loads((out / "results.json").read_text())
+    assert results["methods"] == methods.split(",")
+    assert "LoraHub ties (COBYLA) avg (2 seeds)" in first.stdout
+    cache = out / "cache"
+
+    def entry(name, seed):
+        return json.loads((cache / f"{task}.{name}.seed{seed}.json").read_text())
+
+    for name in methods.split(",")[1:]:
+        for seed in (1, 2):
+            r, base = entry(name, seed)["result"], entry("lorahub-cobyla", seed)["result"]
+            assert r["modules"] == base["modules"] and len(r["weights"]) == 2
+            assert r["compose_seconds"] > 0 and r["forward_seconds"] > 0
+            assert len(r["history"]) == 3 and r["history"][0] == pytest.approx(base["history"][0])
+            assert r["history"][1:] != pytest.approx(base["history"][1:], rel=1e-6), name
+    cobyla = entry("lorahub-cobyla", 1)["settings"]
+    assert "combine" not in cobyla and "density" not in json.dumps(cobyla)
+    dare = entry("lorahub-dare_ties", 2)["settings"]
+    assert dare["combine"] == {"method": "dare_ties", "optimizer": "cobyla", "density": 0.2,
+                               "majority_sign": "total", "svd_rank": 0, "seed": 2}
+    assert entry("lorahub-cat", 1)["settings"]["combine"]["density"] is None
+    assert {k: v for k, v in dare.items() if k != "combine"} == cobyla
+
+    again = bbh()
+    assert again.stdout == first.stdout and "recomputing" not in again.stderr
+
+    denser = bbh("--density", "0.7")
+    redone = [line for line in denser.stderr.splitlines() if "recomputing" in line]
+    assert len(redone) == 2 * 2  # ties and dare_ties, 2 seeds
+    assert all(("lorahub-ties." in line or "lorahub-dare_ties." in line) and "(combine)" in line
+               for line in redone), redone
+
+
+@pytest.mark.malformed
+def test_bbh_bad_density(setup, bbh_dir, tmp_path):
+    proc = run_bbh(setup, bbh_dir, tmp_path / "bad", "--methods", "lorahub-ties",
+                   "--density", "1.5", check=False)
+    assert_clean_error(proc, "density")

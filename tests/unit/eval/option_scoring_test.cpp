@@ -1,9 +1,15 @@
-// The choice rule of option-likelihood scoring (eval/option_scoring.h); the log-likelihoods
-// themselves are checked against transformers in tests/e2e/test_bbh_options.py.
+// The choice rule of option-likelihood scoring (eval/option_scoring.h), and its shared-prefix
+// scores against per-pair teacher forcing; the log-likelihoods themselves are checked against
+// transformers in tests/e2e/test_bbh.py (test_option_likelihood_matches_transformers_and_peft).
 #include <gtest/gtest.h>
 
+#include <filesystem>
+
+#include "api/tiny_models.h"
 #include "core/error.h"
 #include "eval/option_scoring.h"
+#include "lora/compose.h"
+#include "lora/module_set.h"
 
 namespace lorahub {
 namespace {
@@ -29,6 +35,34 @@ TEST(OptionScoring, NormalizedDividesByCharactersNotBytes) {
 TEST(OptionScoringMalformed, SizesMustAgree) {
   EXPECT_THROW(best_option({}, {}, false), Error);
   EXPECT_THROW(best_option({-1.0}, {"a", "b"}, false), Error);
+}
+
+// One prefill per question with the options decoded on from copies of its KV cache gives the
+// log-likelihoods of scoring every (question, option) pair as its own sequence: on the base model
+// and with a LoRA on the side path, options of different token lengths (so some leave the batch
+// of decode steps early) and prompts of different lengths.
+TEST(OptionScoring, SharedPrefixEqualsPerPairScores) {
+  const auto dir = std::filesystem::path(::testing::TempDir()) / "option_scoring_shared";
+  const auto model = load_model(api_test::make_tiny_llama(dir / "model"));
+  const LoraMap lora = to_lora_map(load_lora_module(api_test::make_module(dir / "m", 3)));
+  const auto bound = model->bind_lora(lora);
+  const std::vector<std::string> prompts = {
+      "Q: is it true?\nA:", "Q: a longer question here\nA:", "x"};
+  const std::vector<std::string> options = {"(A)", "No", "Yes, it is", "7"};
+  for (const BoundLora* adapter : {static_cast<const BoundLora*>(nullptr), bound.get()}) {
+    OptionScoreOptions shared, per_pair;
+    per_pair.shared_prefix = false;
+    per_pair.batch_size = 5;  // batches that cut across questions
+    if (adapter) shared.lora = per_pair.lora = {adapter};
+    const auto a = option_log_likelihoods(*model, prompts, options, shared);
+    const auto b = option_log_likelihoods(*model, prompts, options, per_pair);
+    ASSERT_EQ(a.size(), prompts.size());
+    for (size_t q = 0; q < prompts.size(); ++q)
+      for (size_t o = 0; o < options.size(); ++o) {
+        EXPECT_NEAR(a[q][o], b[q][o], 1e-5) << prompts[q] << " / " << options[o];
+        EXPECT_LT(b[q][o], -0.1);  // a real score, not zero
+      }
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 // cancellation test drive it and count its decode steps.
 #pragma once
 #include <gtest/gtest.h>
+#include <memory>
 
 #include <string>
 #include <vector>
@@ -31,6 +32,9 @@ class ByteTokenizer : public Tokenizer {
 
 struct ScriptState : DecodeState {
   int step = 0;
+  std::unique_ptr<DecodeState> clone() const override {
+    return std::make_unique<ScriptState>(*this);
+  }
 };
 
 // Sequence b of a call emits scripts[prompt[b][0]] (then EOS); logits are one-hot.
