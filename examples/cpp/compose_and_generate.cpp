@@ -2,6 +2,7 @@
 // from the inputs with the composition, printing one JSON-like line per result:
 //   compose_and_generate MODEL W1,W2,... INPUTS_FILE OUTPUTS_FILE MODULE...
 // INPUTS_FILE/OUTPUTS_FILE: one text per line. Exits 1 with the library's message on any error.
+#include <lorahub/check.h>  // lorahub::check over {fmt}, which find_package(lorahub) brings
 #include <lorahub/lorahub.h>
 
 #include <cstdio>
@@ -14,7 +15,7 @@ namespace {
 
 std::vector<std::string> read_lines(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw lorahub::Error(path + ": cannot open");
+  lorahub::check(in.good(), "{}: cannot open", path);
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;

@@ -477,3 +477,8 @@ std::string write_module_embedding(const Model& model, const std::string& module
 std::string hub_push(const std::string& dir, const std::string& id, const HubOptions& options);
 
 }  // namespace lorahub::api
+
+// ------------------------------------------------------------------------------ servers
+// The module hub (server, maintenance, client) and the OpenAI-compatible server.
+#include "lorahub/hub.h"
+#include "lorahub/serve.h"

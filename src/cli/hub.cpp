@@ -2,34 +2,23 @@
 // garbage.
 #include <fmt/format.h>
 
-#include <unistd.h>
+#include <nlohmann/json.hpp>
 
-#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
-#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <sstream>
 
 #include "cli/command.h"
 #include "cli/stop_signals.h"
-#include "core/error.h"
-#include "hub/blob_store.h"
-#include "hub/client.h"
-#include "hub/gc.h"
-#include "hub/meta_store.h"
-#include "hub/names.h"
-#include "hub/server.h"
+#include "lorahub/hub.h"
 #include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 namespace {
-
-using hub::HubClient;
 
 // The HTTP limits in the units a user thinks in (seconds, KiB); converted by serve().
 struct HttpLimitArgs {
@@ -41,7 +30,7 @@ struct HttpLimitArgs {
 };
 
 struct ServeArgs {
-  hub::ServerOptions server;
+  api::HubServerOptions server;
   double max_upload_mib = 512;
   HttpLimitArgs limits;
 };
@@ -61,7 +50,7 @@ void serve(ServeArgs& args) {
                         .body_timeout = to_ms(l.body_timeout),
                         .min_body_rate = l.min_body_rate_kib << 10,
                         .write_timeout = to_ms(l.write_timeout)};
-  hub::HubServer server(args.server);
+  api::HubServer server(args.server);
   stop_on_signals([&server] { server.stop(); });
   const int port = server.bind();
   std::printf("lorahub hub: serving %s on http://%s:%d (metadata in %s)\n",
@@ -140,7 +129,7 @@ void add_serve(CLI::App& hub) {
 
 // The maintenance commands never create a hub where there was none: a mistyped --root, or a
 // hub whose metadata is in PostgreSQL named without --db, is an error, not an empty hub
-// (hub::MetaStore::open_existing, hub::collect_garbage_at).
+// (api::hub_revoke_token, api::hub_gc).
 // A token read from stdin when given as "-", so that it need not appear in the process list.
 std::string token_argument(const std::string& value) {
   if (value != "-") return value;
@@ -164,17 +153,13 @@ void add_token_revoke(CLI::App& token) {
   by_token->excludes(by_user);
   revoke->callback([args] {
     check(!args->token.empty() || !args->user.empty(), "token revoke: give --token or --user");
-    const auto store = hub::MetaStore::open_existing(args->root, args->db);
     if (!args->user.empty()) {
-      hub::validate_name(args->user, "user name");
-      const int64_t n = store->revoke_tokens_of(args->user);
-      check(n > 0, "user '{}' has no tokens on {}", args->user, store->describe());
+      const int64_t n = api::hub_revoke_user_tokens(args->root, args->db, args->user);
       std::printf("revoked %lld token%s of %s\n", static_cast<long long>(n), n == 1 ? "" : "s",
                   args->user.c_str());
       return;
     }
-    check(store->revoke_token(token_argument(args->token)), "no such token on {}",
-          store->describe());
+    api::hub_revoke_token(args->root, args->db, token_argument(args->token));
     std::printf("revoked 1 token\n");
   });
 }
@@ -191,9 +176,7 @@ void add_token(CLI::App& hub) {
   create->add_option("--db", args->db, "postgresql://... when the hub keeps metadata there");
   create->add_option("--user", args->user, "User name (created when new)")->required();
   create->callback([args] {
-    hub::validate_name(args->user, "user name");
-    const auto store = hub::MetaStore::open(args->root, args->db);
-    std::printf("%s\n", store->create_token(args->user).c_str());
+    std::printf("%s\n", api::hub_create_token(args->root, args->db, args->user).c_str());
   });
   add_token_revoke(*token);
 }
@@ -215,8 +198,8 @@ std::vector<std::string> split_commas(const std::string& text) {
 
 void add_push(CLI::App& hub) {
   struct Args {
-    std::string dir, endpoint = hub::default_endpoint(), token, tags, embed_model;
-    hub::PushOptions push;
+    std::string dir, endpoint = api::hub_default_endpoint(), token, tags, embed_model;
+    api::HubPushOptions push;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = hub.add_subcommand("push", "Upload a PEFT LoRA adapter folder as a new revision");
@@ -239,7 +222,7 @@ void add_push(CLI::App& hub) {
     check(!token.empty(), "push needs a token: pass --token or set HF_TOKEN");
     if (!args->embed_model.empty())
       api::write_module_embedding(*api::Model::load(args->embed_model), args->dir);
-    HubClient client(args->endpoint, token);
+    api::HubClient client(args->endpoint, token);
     const std::string sha = client.push(args->dir, args->push);
     std::printf("%s %s\n", args->push.repo.c_str(), sha.c_str());
   });
@@ -259,8 +242,8 @@ void print_module(const nlohmann::json& m) {
 
 void add_search(CLI::App& hub) {
   struct Args {
-    std::string endpoint = hub::default_endpoint();
-    hub::HubFilter filter;
+    std::string endpoint = api::hub_default_endpoint();
+    api::HubQuery filter;
     int64_t rank = 0;
     bool json = false;
   };
@@ -277,10 +260,12 @@ void add_search(CLI::App& hub) {
   cmd->add_option("--endpoint", args->endpoint, "Hub URL")->capture_default_str();
   cmd->callback([args] {
     if (args->rank > 0) args->filter.rank = args->rank;
-    HubClient client(args->endpoint, "");
-    const auto found = client.search(args->filter);
+    api::HubClient client(args->endpoint, "");
+    nlohmann::json found = nlohmann::json::array();
+    for (const api::HubModule& m : client.search(args->filter))
+      found.push_back(nlohmann::json::parse(m.info_json));
     if (args->json) {
-      std::printf("%s\n", nlohmann::json(found).dump(2).c_str());
+      std::printf("%s\n", found.dump(2).c_str());
       return;
     }
     for (const auto& m : found) print_module(m);
@@ -289,7 +274,7 @@ void add_search(CLI::App& hub) {
 
 void add_pull(CLI::App& hub) {
   struct Args {
-    std::string repo, rev = "main", to, endpoint = hub::default_endpoint(), token;
+    std::string repo, rev = "main", to, endpoint = api::hub_default_endpoint(), token;
   };
   auto args = std::make_shared<Args>();
   auto* cmd = hub.add_subcommand("pull", "Download a module revision, verifying every SHA-256");
@@ -299,7 +284,7 @@ void add_pull(CLI::App& hub) {
   cmd->add_option("--endpoint", args->endpoint, "Hub URL")->capture_default_str();
   cmd->add_option("--token", args->token, "Token (default: $HF_TOKEN)");
   cmd->callback([args] {
-    HubClient client(args->endpoint, token_or_env(args->token));
+    api::HubClient client(args->endpoint, token_or_env(args->token));
     const std::string sha = client.pull(args->repo, args->rev, args->to);
     std::printf("%s %s\n", args->repo.c_str(), sha.c_str());
   });
@@ -308,11 +293,12 @@ void add_pull(CLI::App& hub) {
 void gc(const std::string& root, const std::string& db, double min_age_minutes, bool dry_run) {
   check(min_age_minutes >= 0, "--min-age-minutes must be >= 0, got {}", min_age_minutes);
   const auto min_age = std::chrono::seconds(static_cast<int64_t>(min_age_minutes * 60));
-  const hub::GcReport r = hub::collect_garbage_at(root, db, min_age, dry_run);
+  const api::HubGcReport r =
+      api::hub_gc(root, {.db_url = db, .min_age = min_age, .dry_run = dry_run});
   if (r.abandoned_temp_files > 0)
     std::printf("gc: removed %lld temp files of writers that died\n",
                 static_cast<long long>(r.abandoned_temp_files));
-  for (const hub::BlobFile& blob : r.collected)
+  for (const api::HubBlob& blob : r.collected)
     std::printf("%s %s (%zu bytes)\n", dry_run ? "would remove" : "removed", blob.sha256.c_str(),
                 blob.size);
   std::printf(

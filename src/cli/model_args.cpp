@@ -17,9 +17,9 @@ void ModelArgs::add_options(CLI::App* cmd) {
       ->required();
   add_compute_options(cmd);
   cmd->add_option("--lora", lora,
-                  "PEFT adapter directory or llama.cpp GGUF LoRA (.gguf) to merge into the model "
-                  "(e.g. the output of lorahub "
-                  "learn); several are combined with --weights by --compose first");
+                  "PEFT adapter directory or llama.cpp GGUF LoRA (.gguf), e.g. the output of "
+                  "lorahub learn: merged into the f32/bf16 weights, a side path beside --int8 "
+                  "and --quantized ones; several are combined with --weights by --compose first");
   cmd->add_option("--weights", weights, "With several --lora: comma-separated module weights");
   compose.add_options(cmd);
   cmd->add_option("--compose-seed", seed, "Seed for DARE's random masks")->capture_default_str();

@@ -36,7 +36,7 @@ def example(tmp_path_factory):
     run(["cmake", "--install", build, "--prefix", prefix])
     headers = sorted(p.name for p in (prefix / "include" / "lorahub").iterdir())
     # check.h: fail/check over {fmt}, for programs that use {fmt} too (lorahub.h needs only std).
-    assert headers == ["check.h", "error.h", "lorahub.h"]
+    assert headers == ["check.h", "error.h", "hub.h", "lorahub.h", "serve.h"]
     for h in headers:  # the installed headers stand on their own
         text = (prefix / "include" / "lorahub" / h).read_text()
         assert '#include "' not in text.replace('#include "lorahub/', "")
@@ -118,3 +118,10 @@ def test_example_reports_library_errors(example, tiny, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "2 weights for 3 modules" in proc.stderr
+    # The example's own check (lorahub/check.h, {fmt} from the installed package's dependency).
+    missing = tmp_path / "no-inputs.txt"
+    proc = subprocess.run([str(example), str(tiny["model"]), WEIGHTS, str(missing),
+                           str(tiny["root"] / "outputs.txt"), *map(str, tiny["modules"])],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    assert f"compose_and_generate: error: {missing}: cannot open" in proc.stderr, proc.stderr
