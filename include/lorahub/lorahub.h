@@ -467,6 +467,12 @@ struct HubOptions {
 // Downloads (once, cached by revision) the modules with these ids; returns their local dirs.
 std::vector<std::string> hub_fetch(const std::vector<std::string>& ids,
                                    const HubOptions& options = {});
+// Computes the module's retrieval embedding under `model` (the mean over the first 20 inputs of
+// module_dir/examples.jsonl of the model's mean last hidden state, as `learn --select
+// retrieval:K` compares modules) and writes it as module_dir/lorahub_embedding.json, naming the
+// model by its SHA-256. Pushed with the module, it lets retrieval over a hub rank the module
+// without downloading it. Returns the file's path.
+std::string write_module_embedding(const Model& model, const std::string& module_dir);
 // Pushes an adapter directory to the hub as `id` ("user/name"); returns the revision.
 std::string hub_push(const std::string& dir, const std::string& id, const HubOptions& options);
 

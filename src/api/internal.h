@@ -4,7 +4,10 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "eval/learn_task.h"
+#include "hub/client.h"
 #include "lora/combine.h"
 #include "lora/module_set.h"
 #include "lorahub/lorahub.h"
@@ -53,5 +56,16 @@ const char* finish_reason(FinishReason reason);
 
 // The engine's decode options for the public generation options (sampling, stop, max tokens).
 DecodeOptions to_decode_options(const GenerationOptions& options);
+
+}  // namespace lorahub::api
+
+namespace lorahub::api {
+
+// The hub's modules that match `filter` as a learning pool for a retrieval selection
+// (eval/learn_task.h): listed with their stored embeddings only; each is downloaded into
+// cache_dir (by revision, as hub::fetch_modules keeps it) when `fetch` is called.
+std::vector<RemoteModule> hub_retrieval_pool(const std::string& endpoint,
+                                             const hub::HubFilter& filter,
+                                             const std::string& cache_dir);
 
 }  // namespace lorahub::api

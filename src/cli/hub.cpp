@@ -15,6 +15,7 @@
 #include "cli/command.h"
 #include "cli/stop_signals.h"
 #include "lorahub/hub.h"
+#include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 namespace {
@@ -197,7 +198,7 @@ std::vector<std::string> split_commas(const std::string& text) {
 
 void add_push(CLI::App& hub) {
   struct Args {
-    std::string dir, endpoint = api::hub_default_endpoint(), token, tags;
+    std::string dir, endpoint = api::hub_default_endpoint(), token, tags, embed_model;
     api::HubPushOptions push;
   };
   auto args = std::make_shared<Args>();
@@ -212,10 +213,15 @@ void add_push(CLI::App& hub) {
   cmd->add_option("--endpoint", args->endpoint, "Hub URL ($LORAHUB_ENDPOINT, $HF_ENDPOINT)")
       ->capture_default_str();
   cmd->add_option("--token", args->token, "Write token (default: $HF_TOKEN)");
+  cmd->add_option("--embed-model", args->embed_model,
+                  "First write DIR/lorahub_embedding.json: the module's retrieval embedding "
+                  "under this base model (from DIR/examples.jsonl), pushed with it");
   cmd->callback([args] {
     args->push.tags = split_commas(args->tags);
     const std::string token = token_or_env(args->token);
     check(!token.empty(), "push needs a token: pass --token or set HF_TOKEN");
+    if (!args->embed_model.empty())
+      api::write_module_embedding(*api::Model::load(args->embed_model), args->dir);
     api::HubClient client(args->endpoint, token);
     const std::string sha = client.push(args->dir, args->push);
     std::printf("%s %s\n", args->push.repo.c_str(), sha.c_str());

@@ -128,17 +128,23 @@ LearnTask load_task(const TaskArgs& a) {
   spec.seed = a.seed;
   spec.pool = a.lora;
   if (!a.hub.empty()) {
-    const auto fetched = hub::fetch_modules(
-        a.hub, for_flag("--hub-filter", [&] { return hub::parse_hub_filter(a.hub_filter); }),
-        a.hub_cache.empty() ? hub::default_cache_dir() : a.hub_cache);
-    check(!fetched.empty(), "--hub {}: no module matches the filter", a.hub);
-    spec.pool.insert(spec.pool.end(), fetched.begin(), fetched.end());
+    const auto filter =
+        for_flag("--hub-filter", [&] { return hub::parse_hub_filter(a.hub_filter); });
+    const std::string cache = a.hub_cache.empty() ? hub::default_cache_dir() : a.hub_cache;
+    if (spec.select.rule == SelectRule::kRetrieval) {  // ranked by stored embeddings, K fetched
+      spec.remote = api::hub_retrieval_pool(a.hub, filter, cache);
+      check(!spec.remote.empty(), "--hub {}: no module matches the filter", a.hub);
+    } else {
+      const auto fetched = hub::fetch_modules(a.hub, filter, cache);
+      check(!fetched.empty(), "--hub {}: no module matches the filter", a.hub);
+      spec.pool.insert(spec.pool.end(), fetched.begin(), fetched.end());
+    }
   }
-  check(!spec.pool.empty() || !a.lora_list.empty(),
+  check(!spec.pool.empty() || !spec.remote.empty() || !a.lora_list.empty(),
         "no LoRA modules given (use --lora DIR..., --lora-list FILE or --hub URL)");
   if (!a.lora_list.empty())
     for (std::string& p : read_module_list(a.lora_list)) spec.pool.push_back(std::move(p));
-  warn_if_sample_exceeds(a.sample, spec.pool.size());
+  warn_if_sample_exceeds(a.sample, spec.pool.size() + spec.remote.size());
   spec.on_warning = print_warning;
   spec.on_note = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
   return load_learn_task(spec);

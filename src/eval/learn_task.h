@@ -19,12 +19,24 @@
 
 namespace lorahub {
 
+// A pool module that is not on disk yet (a hub's): a retrieval selection ranks it by the
+// embedding the hub stores for it and fetches only the modules it keeps.
+struct RemoteModule {
+  std::string name;                    // "user/name@revision", for messages
+  std::string embedding;               // the text of its kModuleEmbeddingFile, "" when it has none
+  std::function<std::string()> fetch;  // downloads it (once); returns its folder
+};
+
 struct LearnTaskSpec {
   std::string model_path;  // HF model directory or .gguf
   LoadOptions load;
   std::vector<TextExample> rows;  // the few-shot examples, each with an output
   std::vector<std::string> pool;  // module directories
-  size_t sample = 0;              // draw this many of the pool (0 or more than it has = all)
+  // More modules, fetched only when needed: with a retrieval selection, the modules not kept are
+  // never downloaded (one whose embedding is missing, or was made with another model file, is
+  // downloaded and embedded here, with a warning). Without one, every one is fetched.
+  std::vector<RemoteModule> remote;
+  size_t sample = 0;  // draw this many of the pool (0 or more than it has = all)
   uint64_t seed = 42;
   SampleRule sampler = SampleRule::kFisherYates;
   SelectSpec select;  // then keep K of them (eval/selection.h)

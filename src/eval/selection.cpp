@@ -1,12 +1,18 @@
 #include "eval/selection.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <numeric>
 
 #include "core/error.h"
+#include "core/mapped_file.h"
+#include "core/version.h"
 #include "eval/jsonl.h"
+#include "formats/digest.h"
+#include "formats/peft_adapter.h"
 
 namespace lorahub {
 namespace fs = std::filesystem;
@@ -73,6 +79,57 @@ double cosine_similarity(const std::vector<float>& a, const std::vector<float>& 
   return aa > 0 && bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
 }
 
+std::vector<std::string> module_example_inputs(const std::string& module_dir) {
+  const fs::path file = fs::path(module_dir) / kModuleExamplesFile;
+  check(fs::exists(file),
+        "retrieval selection: module {} has no {} (its own examples, JSONL {{\"input\": ...}})",
+        module_dir, kModuleExamplesFile);
+  std::vector<std::string> inputs;
+  for (const TextExample& row : read_jsonl_examples(file.string())) {
+    if (inputs.size() == kModuleExamples) break;
+    inputs.push_back(row.input);
+  }
+  check(!inputs.empty(), "{}: no examples", file.string());
+  return inputs;
+}
+
+ModuleEmbedding compute_module_embedding(const Model& model, const std::string& model_path,
+                                         const std::string& module_dir) {
+  const fs::path config = fs::path(module_dir) / "adapter_config.json";
+  ModuleEmbedding e;
+  e.base_model = parse_adapter_config(read_text_file(config.string()), config.string())
+                     .base_model_name_or_path;
+  check(!e.base_model.empty(), "{}: no base_model_name_or_path (the embedding must name it)",
+        config.string());
+  const std::vector<std::string> inputs = module_example_inputs(module_dir);
+  e.vector = text_embedding(model, inputs);
+  e.examples = static_cast<int64_t>(inputs.size());
+  e.model_sha256 = content_sha256_hex(model_path);
+  e.engine = kEngineVersion;
+  return e;
+}
+
+std::string embedding_mismatch(const ModuleEmbedding& e, const std::string& model_sha256,
+                               size_t width) {
+  if (e.model_sha256 != model_sha256)
+    return fmt::format("computed with another model file (SHA-256 {}, ours {})",
+                       e.model_sha256.substr(0, 12), model_sha256.substr(0, 12));
+  if (e.vector.size() != width)
+    return fmt::format("{} wide, the model's hidden states are {}", e.vector.size(), width);
+  if (e.method != kModuleEmbeddingMethod) return "computed by another method";
+  return "";
+}
+
+std::vector<size_t> best_first(const std::vector<double>& score, size_t k, bool lower_is_better) {
+  std::vector<size_t> order(score.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    return lower_is_better ? score[a] < score[b] : score[a] > score[b];
+  });
+  order.resize(std::min(k, order.size()));
+  return order;
+}
+
 namespace {
 
 std::vector<double> single_module_losses(const Model& model, const ModuleSet& pool,
@@ -89,33 +146,21 @@ std::vector<double> single_module_losses(const Model& model, const ModuleSet& po
   return losses;
 }
 
-std::vector<std::string> module_example_inputs(const LoraModule& m) {
-  const fs::path file = fs::path(m.path) / kModuleExamplesFile;
-  check(fs::exists(file),
-        "retrieval selection: module {} has no {} (its own examples, JSONL {{\"input\": ...}})",
-        m.path, kModuleExamplesFile);
-  std::vector<std::string> inputs;
-  for (const TextExample& row : read_jsonl_examples(file.string())) {
-    if (inputs.size() == kModuleExamples) break;
-    inputs.push_back(row.input);
-  }
-  check(!inputs.empty(), "{}: no examples", file.string());
-  return inputs;
-}
-
 std::vector<double> retrieval_similarities(const Model& model, const ModuleSet& pool,
                                            const std::vector<std::string>& inputs) {
   // Embeddings come from the base model (no adapter).
   const std::vector<float> task = text_embedding(model, inputs);
   std::vector<double> similarity;
   for (const LoraModule& m : pool.modules())
-    similarity.push_back(cosine_similarity(task, text_embedding(model, module_example_inputs(m))));
+    similarity.push_back(
+        cosine_similarity(task, text_embedding(model, module_example_inputs(m.path))));
   return similarity;
 }
 
 }  // namespace
 
-Selection select_for_task(const Model& model, const ModuleSet& pool, const std::vector<Example>& examples,
+Selection select_for_task(const Model& model, const ModuleSet& pool,
+                          const std::vector<Example>& examples,
                           const std::vector<std::string>& inputs, const SelectSpec& spec,
                           const ObjectiveOptions& options) {
   Selection s;
@@ -130,10 +175,7 @@ Selection select_for_task(const Model& model, const ModuleSet& pool, const std::
   s.score = by_loss ? single_module_losses(model, pool, examples, options)
                     : retrieval_similarities(model, pool, inputs);
   // Best first (lowest loss, highest similarity); ties keep the pool order.
-  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) {
-    return by_loss ? s.score[a] < s.score[b] : s.score[a] > s.score[b];
-  });
-  s.kept_index.assign(order.begin(), order.begin() + spec.k);
+  s.kept_index = best_first(s.score, spec.k, by_loss);
   std::vector<size_t> in_pool_order = s.kept_index;
   std::sort(in_pool_order.begin(), in_pool_order.end());
   std::vector<LoraModule> kept;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "adapt/objective.h"
+#include "formats/module_embedding.h"
 #include "lora/module_set.h"
 #include "models/model.h"
 
@@ -41,12 +42,30 @@ struct Selection {
 
 // The selection for a task: `examples` are its tokenized few-shot examples (for loss-rank),
 // `inputs` their input texts (for retrieval, as the model sees them). K >= pool size keeps all.
-Selection select_for_task(const Model& model, const ModuleSet& pool, const std::vector<Example>& examples,
+Selection select_for_task(const Model& model, const ModuleSet& pool,
+                          const std::vector<Example>& examples,
                           const std::vector<std::string>& inputs, const SelectSpec& spec,
                           const ObjectiveOptions& options);
 
 // The mean of the mean hidden states of `texts` under the model as it is (no LoRA set).
 std::vector<float> text_embedding(const Model& model, const std::vector<std::string>& texts);
 double cosine_similarity(const std::vector<float>& a, const std::vector<float>& b);
+
+// The first kModuleExamples inputs of the module folder's examples.jsonl; throws naming the
+// module when it has none.
+std::vector<std::string> module_example_inputs(const std::string& module_dir);
+// What retrieval compares for the module in `module_dir` (text_embedding of its example inputs),
+// with what names it: the module's declared base model, the SHA-256 of the model at model_path
+// (formats/digest.h), the engine version. A hub stores it as kModuleEmbeddingFile.
+ModuleEmbedding compute_module_embedding(const Model& model, const std::string& model_path,
+                                         const std::string& module_dir);
+// Whether a stored embedding was computed as retrieval would compute it here: same method and
+// example count, the model with this SHA-256, the model's width. "" if so, else why not.
+std::string embedding_mismatch(const ModuleEmbedding& e, const std::string& model_sha256,
+                               size_t width);
+
+// Indices of the k best scores, best first (lowest when lower_is_better, else highest); ties
+// keep the index order.
+std::vector<size_t> best_first(const std::vector<double>& score, size_t k, bool lower_is_better);
 
 }  // namespace lorahub

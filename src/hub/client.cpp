@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "formats/json.h"
+#include "formats/module_embedding.h"
 #include "hub/hash.h"
 #include "hub/names.h"
 
@@ -220,8 +221,8 @@ std::string HubClient::push(const std::string& dir, const PushOptions& options) 
   return answer["commit"].get<std::string>();
 }
 
-std::vector<json> HubClient::search(const HubFilter& filter) {
-  std::string query = fmt::format("limit={}", filter.limit);
+std::vector<json> HubClient::search(const HubFilter& filter, bool full) {
+  std::string query = fmt::format("limit={}{}", filter.limit, full ? "&full=true" : "");
   auto add = [&](const char* key, const std::string& value) {
     if (!value.empty()) query += fmt::format("&{}={}", key, percent_encode(value));
   };
@@ -245,6 +246,16 @@ std::vector<json> HubClient::search(const HubFilter& filter) {
   return found;
 }
 
+std::string HubClient::get_file(const std::string& repo, const std::string& sha,
+                                const std::string& path, int64_t size, const std::string& sha256) {
+  const std::string body = impl_->get(fmt::format("/{}/resolve/{}/{}", repo, sha, path));
+  check(static_cast<int64_t>(body.size()) == size, "{}@{}: {} has {} bytes, expected {}", repo, sha,
+        path, body.size(), size);
+  const std::string got = sha256_hex(body);
+  check(got == sha256, "{}@{}: {} has SHA-256 {}, expected {}", repo, sha, path, got, sha256);
+  return body;
+}
+
 std::string HubClient::pull(const std::string& repo, const std::string& rev,
                             const std::string& to_dir) {
   const json info = model_info(repo, rev);
@@ -253,13 +264,8 @@ std::string HubClient::pull(const std::string& repo, const std::string& rev,
   for (const auto& sibling : info["siblings"]) {
     const std::string path = sibling.at("rfilename").get<std::string>();
     validate_file_path(path);  // never write outside to_dir, whatever the server says
-    const std::string want = sibling.at("lfs").at("sha256").get<std::string>();
-    const auto size = sibling.at("size").get<int64_t>();
-    const std::string body = impl_->get(fmt::format("/{}/resolve/{}/{}", repo, sha, path));
-    check(static_cast<int64_t>(body.size()) == size, "{}@{}: {} has {} bytes, expected {}", repo,
-          sha, path, body.size(), size);
-    const std::string got = sha256_hex(body);
-    check(got == want, "{}@{}: {} has SHA-256 {}, expected {}", repo, sha, path, got, want);
+    const std::string body = get_file(repo, sha, path, sibling.at("size").get<int64_t>(),
+                                      sibling.at("lfs").at("sha256").get<std::string>());
     const fs::path target = fs::path(to_dir) / path;
     fs::create_directories(target.parent_path());
     write_file_atomic(target.string(), body);
@@ -307,6 +313,33 @@ std::vector<std::string> fetch_modules(const std::string& endpoint, const HubFil
     dirs.push_back(cache_module(client, module.at("id").get<std::string>(),
                                 module.at("sha").get<std::string>(), cache_dir));
   return dirs;
+}
+
+std::vector<ListedModule> list_module_embeddings(const std::string& endpoint,
+                                                 const HubFilter& filter) {
+  HubClient client(endpoint, env_or("HF_TOKEN", ""));
+  std::vector<ListedModule> out;
+  for (const json& module : client.search(filter, true)) {
+    ListedModule m{module.at("id").get<std::string>(), module.at("sha").get<std::string>(), ""};
+    validate_repo_id(m.repo);
+    check(is_lower_hex(m.sha, 40), "{}: revision '{}' is not a 40-digit sha", m.repo, m.sha);
+    const json embedding = module.value("lorahub", json::object()).value("embedding", json());
+    if (embedding.is_object()) {
+      const auto size = embedding.at("size").get<int64_t>();
+      check(size >= 0 && size <= static_cast<int64_t>(kMaxModuleEmbeddingBytes),
+            "{}@{}: the embedding file claims {} bytes", m.repo, m.sha, size);
+      m.embedding = client.get_file(m.repo, m.sha, kModuleEmbeddingFile, size,
+                                    embedding.at("sha256").get<std::string>());
+    }
+    out.push_back(std::move(m));
+  }
+  return out;
+}
+
+std::string fetch_module(const std::string& endpoint, const std::string& repo,
+                         const std::string& sha, const std::string& cache_dir) {
+  HubClient client(endpoint, env_or("HF_TOKEN", ""));
+  return cache_module(client, repo, sha, cache_dir);
 }
 
 std::vector<std::string> fetch_module_ids(const std::string& endpoint, const std::string& token,

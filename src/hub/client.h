@@ -53,8 +53,13 @@ class HubClient {
   // Uploads every regular file in `dir` (hidden files skipped) as a new revision of
   // options.repo; returns the revision sha.
   std::string push(const std::string& dir, const PushOptions& options);
-  // Model-info objects (see the server's /api/models), newest first.
-  std::vector<nlohmann::json> search(const HubFilter& filter);
+  // Model-info objects (see the server's /api/models), newest first; with `full`, each with its
+  // files ("siblings") and, when it has one, its embedding file ("lorahub"."embedding").
+  std::vector<nlohmann::json> search(const HubFilter& filter, bool full = false);
+  // One file of revision `sha` (40 hex) of `repo`; throws Error unless it has `size` bytes and
+  // SHA-256 `sha256`.
+  std::string get_file(const std::string& repo, const std::string& sha, const std::string& path,
+                       int64_t size, const std::string& sha256);
   // Downloads revision `rev` ("main" or a sha) of `repo` into `to_dir`, verifying each file's
   // size and SHA-256; returns the revision sha.
   std::string pull(const std::string& repo, const std::string& rev, const std::string& to_dir);
@@ -70,6 +75,22 @@ class HubClient {
 // order the hub listed them.
 std::vector<std::string> fetch_modules(const std::string& endpoint, const HubFilter& filter,
                                        const std::string& cache_dir);
+
+// A hub module as retrieval lists it: id, revision, and the text of its stored embedding
+// (formats/module_embedding.h; "" when the revision has none).
+struct ListedModule {
+  std::string repo;
+  std::string sha;
+  std::string embedding;
+};
+// Searches `endpoint` with `filter` and downloads only each module's embedding file (verified by
+// size and SHA-256; no weights), in the order the hub listed them.
+std::vector<ListedModule> list_module_embeddings(const std::string& endpoint,
+                                                 const HubFilter& filter);
+// Makes sure revision `sha` of `repo` is in the cache as fetch_modules keeps it; returns the
+// folder.
+std::string fetch_module(const std::string& endpoint, const std::string& repo,
+                         const std::string& sha, const std::string& cache_dir);
 
 // Makes sure each module id ("user/name", or "user/name@revision"; default main) is in the
 // cache as fetch_modules keeps it; returns the folders in the order of `ids`.

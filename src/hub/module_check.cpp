@@ -5,10 +5,12 @@
 #include <cmath>
 #include <filesystem>
 #include <optional>
+#include <set>
 
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "core/utf8.h"
+#include "formats/module_embedding.h"
 #include "formats/peft_adapter.h"
 #include "formats/state_dict.h"
 #include "hub/hash.h"
@@ -122,10 +124,15 @@ ModuleMeta meta_of(const PeftAdapter& adapter) {
 
 namespace {
 
+struct InspectedAdapter {
+  ModuleMeta meta;
+  std::set<int64_t> input_widths;  // of the lora_A tensors: the hidden size is among them
+};
+
 // Reads `weights` together with the config exactly as `lorahub learn` would, in a scratch folder
 // of its own, and checks what the hub records about it.
-ModuleMeta inspect_adapter(const UploadedFile& config, const UploadedFile& weights,
-                           const std::string& scratch_root) {
+InspectedAdapter inspect_adapter(const UploadedFile& config, const UploadedFile& weights,
+                                 const std::string& scratch_root) {
   check_numbers(parse_adapter_config(config.content, kConfigName));  // before reading weights
   const ScratchDir scratch(scratch_root);
   write_file_atomic((scratch.path() / kConfigName).string(), config.content);
@@ -134,9 +141,10 @@ ModuleMeta inspect_adapter(const UploadedFile& config, const UploadedFile& weigh
     const PeftAdapter adapter = load_peft_adapter(scratch.path().string());
     check(!adapter.targets.empty(), "{}: no lora_A / lora_B tensors", weights.path);
     check_finite(adapter.weights, weights.path);
-    ModuleMeta meta = meta_of(adapter);
-    check_text(meta);
-    return meta;
+    InspectedAdapter out{meta_of(adapter), {}};
+    check_text(out.meta);
+    for (const LoraTarget& t : adapter.targets) out.input_widths.insert(t.a.shape.back());
+    return out;
   } catch (const Error& e) {
     throw Error(without_prefix(e.what(), scratch.path().string() + "/"));
   }
@@ -154,6 +162,21 @@ void inspect_other_safetensors(const UploadedFile& file, const std::string& scra
   }
 }
 
+// A retrieval embedding (formats/module_embedding.h) is served to clients that rank modules by it:
+// it must parse, name the base model the adapter declares, and be as wide as the base model's
+// hidden states, which are the input of some adapted layer (attention's q/k/v).
+void inspect_embedding(const UploadedFile& file, const InspectedAdapter& adapter) {
+  const ModuleEmbedding e = parse_module_embedding(file.content);
+  check(e.base_model == adapter.meta.base_model,
+        "{}: 'base_model' is '{}' but adapter_config.json names '{}'", kModuleEmbeddingFile,
+        truncate_utf8(e.base_model, 200), truncate_utf8(adapter.meta.base_model, 200));
+  const auto width = static_cast<int64_t>(e.vector.size());
+  check(adapter.input_widths.count(width) > 0,
+        "{}: the vector has {} numbers, but no adapted layer of the module takes {} inputs (the "
+        "base model's hidden size is the input width of its attention projections)",
+        kModuleEmbeddingFile, width, width);
+}
+
 bool is_adapter_weights(const std::string& path) {
   return std::find(std::begin(kWeightNames), std::end(kWeightNames), path) !=
          std::end(kWeightNames);
@@ -164,18 +187,20 @@ bool is_adapter_weights(const std::string& path) {
 ModuleMeta inspect_module(const std::vector<UploadedFile>& files, const std::string& scratch_root) {
   const UploadedFile* config = find_file(files, kConfigName);
   check(config != nullptr, "the upload has no {}", kConfigName);
-  std::optional<ModuleMeta> meta;  // of the file PEFT loads: safetensors first, as kWeightNames
-  for (const char* name : kWeightNames) {  // every one sent is validated, not only the first
+  std::optional<InspectedAdapter> adapter;  // the file PEFT loads: safetensors first
+  for (const char* name : kWeightNames) {   // every one sent is validated, not only the first
     if (const UploadedFile* weights = find_file(files, name)) {
-      ModuleMeta found = inspect_adapter(*config, *weights, scratch_root);
-      if (!meta) meta = std::move(found);
+      InspectedAdapter found = inspect_adapter(*config, *weights, scratch_root);
+      if (!adapter) adapter = std::move(found);
     }
   }
-  check(meta.has_value(), "the upload has no adapter_model.safetensors or adapter_model.bin");
+  check(adapter.has_value(), "the upload has no adapter_model.safetensors or adapter_model.bin");
   for (const auto& f : files)
     if (f.path.ends_with(".safetensors") && !is_adapter_weights(f.path))
       inspect_other_safetensors(f, scratch_root);
-  return *std::move(meta);
+  if (const UploadedFile* embedding = find_file(files, kModuleEmbeddingFile))
+    inspect_embedding(*embedding, *adapter);
+  return std::move(adapter->meta);
 }
 
 void remove_stale_scratch(const std::string& scratch_root) {

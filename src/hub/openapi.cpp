@@ -44,7 +44,9 @@ constexpr std::string_view kDocument = R"json({
         "targets": {"type": "array", "items": {"type": "string"}}, "task": {"type": "string"},
         "description": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}},
         "license": {"type": "string"}, "revision": {"$ref": "#/components/schemas/Sha"},
-        "parent": {"type": "string"}, "message": {"type": "string"}, "created": {"type": "string"}}}}},
+        "parent": {"type": "string"}, "message": {"type": "string"}, "created": {"type": "string"},
+        "embedding": {"type": "object", "description": "The module's retrieval embedding file (lorahub_embedding.json; listed with full=true or per model)",
+          "required": ["file", "sha256", "size"], "properties": {"file": {"type": "string"}, "sha256": {"type": "string"}, "size": {"type": "integer"}}}}}}},
     "TreeEntry": {"type": "object", "required": ["type", "oid", "size", "path"], "properties": {
       "type": {"type": "string", "enum": ["file", "directory"]}, "oid": {"type": "string"},
       "size": {"type": "integer"}, "path": {"type": "string"},

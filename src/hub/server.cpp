@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/utf8.h"
 #include "formats/json.h"
+#include "formats/module_embedding.h"
 #include "http/multipart.h"
 #include "http/server.h"
 #include "hub/blob_store.h"
@@ -81,18 +82,24 @@ json sibling_json(const FileEntry& f) {
 
 json lorahub_json(const Revision& rev) {
   const ModuleMeta& m = rev.meta;
-  return {{"base_model", m.base_model},
-          {"rank", m.rank},
-          {"alpha", m.alpha},
-          {"targets", m.targets},
-          {"task", m.task},
-          {"description", m.description},
-          {"tags", m.tags},
-          {"license", m.license},
-          {"revision", rev.sha},
-          {"parent", rev.parent},
-          {"message", rev.message},
-          {"created", iso_time(rev.created)}};
+  json out = {{"base_model", m.base_model},
+              {"rank", m.rank},
+              {"alpha", m.alpha},
+              {"targets", m.targets},
+              {"task", m.task},
+              {"description", m.description},
+              {"tags", m.tags},
+              {"license", m.license},
+              {"revision", rev.sha},
+              {"parent", rev.parent},
+              {"message", rev.message},
+              {"created", iso_time(rev.created)}};
+  // The retrieval embedding (validated at push), when the revision has one and its files are
+  // loaded (a model's info, or a listing with full=true): clients rank by it without the weights.
+  for (const FileEntry& f : rev.files)
+    if (f.path == kModuleEmbeddingFile)
+      out["embedding"] = {{"file", f.path}, {"sha256", f.sha256}, {"size", f.size}};
+  return out;
 }
 
 // The model-info object huggingface_hub's ModelInfo reads, plus our "lorahub" metadata.

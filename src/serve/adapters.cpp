@@ -43,6 +43,13 @@ bool is_pinned(const std::string& id) {
 
 std::string composition_key(const LoraSpec& spec) {
   std::string key = spec.method;
+  if (spec.routed()) {
+    key += fmt::format("|top_k={}|temperature={:.17g}", spec.arrow.top_k, spec.arrow.temperature);
+    for (const std::string& m : spec.modules) key += "|" + m;
+    key += "|general";
+    for (const std::string& m : spec.general) key += "|" + m;
+    return key;
+  }
   for (size_t i = 0; i < spec.modules.size(); ++i)
     key += fmt::format("|{}={:.17g}", spec.modules[i], spec.weights[i]);
   return key;
@@ -187,25 +194,39 @@ std::shared_ptr<const api::Adapter> AdapterRegistry::compose(const LoraSpec& spe
   const std::string key = composition_key(spec);
   if (auto hit = cached(key)) return hit;
   const std::vector<std::string> paths = module_paths(spec.modules, "lora.modules");
+  const std::vector<std::string> general = spec.general.empty()
+                                               ? std::vector<std::string>()
+                                               : module_paths(spec.general, "lora.general");
   api::ModuleSetOptions set_options;
   set_options.bf16 = options_.bf16;
+  set_options.hub_ids = false;  // module_paths resolved the names to folders
   api::ComposeOptions compose_options;
   compose_options.method = spec.method;
   std::shared_ptr<const api::Adapter> adapter;
-  size_t bytes = 0;
   try {
     const api::ModuleSet set = api::ModuleSet::load(paths, set_options);
-    adapter = paths.size() == 1 && spec.weights[0] == 1.0 && spec.method == "lorahub"
-                  ? set.module(0)
-                  : set.compose(spec.weights, compose_options);
+    if (spec.routed()) {
+      // Arrow (as `lorahub generate --arrow --gks-lora`): a side path over every module.
+      std::optional<api::ModuleSet> general_set;
+      if (!general.empty()) general_set = api::ModuleSet::load(general, set_options);
+      adapter = set.route(spec.arrow, general_set ? &*general_set : nullptr);
+    } else {
+      adapter = paths.size() == 1 && spec.weights[0] == 1.0 && spec.method == "lorahub"
+                    ? set.module(0)
+                    : set.compose(spec.weights, compose_options);
+    }
     api::Session(model_, adapter);  // targets and shapes fit the model (else Error)
   } catch (const Error& e) {
     throw ApiError(400, fmt::format("lora: {}", e.what()), "lora");
   }
+  // "cat" stacks the modules and a router holds every one; the others have one module's shapes.
+  const bool holds_all = spec.method == "cat" || spec.routed();
+  size_t bytes = 0;
   for (const std::string& p : paths) {
     const size_t b = weight_file_bytes(p, options_.bf16);
-    bytes = spec.method == "cat" ? bytes + b : std::max(bytes, b);
+    bytes = holds_all ? bytes + b : std::max(bytes, b);
   }
+  for (const std::string& p : general) bytes += weight_file_bytes(p, options_.bf16);
   put(key, adapter, bytes);
   return adapter;
 }

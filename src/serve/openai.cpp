@@ -139,15 +139,53 @@ std::vector<std::string> string_list(const json& v, const std::string& param, si
   return out;
 }
 
+// "top_k", "temperature" and "general" of an Arrow "lora" (method "arrow").
+void parse_arrow_fields(const json& v, size_t max_modules, LoraSpec& spec) {
+  if (v.contains("weights"))
+    bad("lora.weights",
+        "'lora.weights' must not be given with method 'arrow' (it routes per token)");
+  if (v.contains("top_k")) {
+    const json& k = v["top_k"];
+    if (!k.is_number_integer() || k.get<int64_t>() < 1 ||
+        k.get<int64_t>() > static_cast<int64_t>(spec.modules.size()))
+      bad("lora.top_k", fmt::format("'lora.top_k' must be an integer between 1 and the number of "
+                                    "modules ({})",
+                                    spec.modules.size()));
+    spec.arrow.top_k = k.get<int64_t>();
+  } else {
+    spec.arrow.top_k = std::min<int64_t>(spec.arrow.top_k, spec.modules.size());
+  }
+  if (v.contains("temperature")) {
+    const json& t = v["temperature"];
+    if (!t.is_number() || !std::isfinite(t.get<double>()) || t.get<double>() <= 0)
+      bad("lora.temperature", "'lora.temperature' must be a finite number > 0");
+    spec.arrow.temperature = t.get<double>();
+  }
+  if (v.contains("general"))
+    spec.general = string_list(v["general"], "lora.general", max_modules, false);
+}
+
 LoraSpec parse_lora(const json& v, size_t max_modules) {
   if (!v.is_object()) bad("lora", "'lora' must be an object {modules, weights, method}");
   LoraSpec spec;
   for (const auto& [key, value] : v.items()) {
-    if (key != "modules" && key != "weights" && key != "method")
+    if (key != "modules" && key != "weights" && key != "method" && key != "top_k" &&
+        key != "temperature" && key != "general")
       bad("lora." + key, fmt::format("unknown field 'lora.{}'", printable_utf8(key)));
   }
   if (!v.contains("modules")) bad("lora.modules", "'lora.modules' is required");
   spec.modules = string_list(v["modules"], "lora.modules", max_modules, false);
+  if (v.contains("method")) {
+    if (!v["method"].is_string()) bad("lora.method", "'lora.method' must be a string");
+    spec.method = v["method"].get<std::string>();
+  }
+  if (spec.routed()) {
+    parse_arrow_fields(v, max_modules, spec);
+    return spec;
+  }
+  for (const char* key : {"top_k", "temperature", "general"})
+    if (v.contains(key))
+      bad(fmt::format("lora.{}", key), fmt::format("'lora.{}' is for method 'arrow' only", key));
   if (!v.contains("weights") || !v["weights"].is_array())
     bad("lora.weights", "'lora.weights' must be a list of numbers, one per module");
   for (const auto& w : v["weights"]) {
@@ -158,10 +196,6 @@ LoraSpec parse_lora(const json& v, size_t max_modules) {
   if (spec.weights.size() != spec.modules.size())
     bad("lora.weights", fmt::format("'lora.weights' has {} weights for {} modules",
                                     spec.weights.size(), spec.modules.size()));
-  if (v.contains("method")) {
-    if (!v["method"].is_string()) bad("lora.method", "'lora.method' must be a string");
-    spec.method = v["method"].get<std::string>();
-  }
   return spec;
 }
 

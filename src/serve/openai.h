@@ -28,11 +28,17 @@ std::string error_body(int status, std::string_view message, std::string_view pa
 // lorahub::Error (bad adapter, bad composition) is a 400, anything else goes the server's way.
 http::Response error_answer(std::exception_ptr error);
 
-// "lora": {"modules": [...], "weights": [...], "method": "lorahub"}
+// "lora": {"modules": [...], "weights": [...], "method": "lorahub"}, or Arrow routing (as
+// `lorahub generate --arrow TOP_K,TEMPERATURE --gks-lora ...`): {"modules": [...], "method":
+// "arrow", "top_k": K, "temperature": T, "general": [...]} (no weights: the router mixes the
+// modules per token; "general" are GenKnowSub's general modules, optional).
 struct LoraSpec {
   std::vector<std::string> modules;
-  std::vector<double> weights;
+  std::vector<double> weights;  // empty for "arrow"
   std::string method = "lorahub";
+  api::ArrowOptions arrow;           // "arrow" only
+  std::vector<std::string> general;  // "arrow" only
+  bool routed() const { return method == "arrow"; }
 };
 
 struct CompletionRequest {
