@@ -384,6 +384,7 @@ struct LearnStep {
   std::vector<double> weights;
   double objective = 0.0;  // loss + regularization
   double loss = 0.0;
+  double seconds = 0.0;  // since the search started, at the end of this evaluation
 };
 
 struct LearnOptions {
@@ -471,3 +472,8 @@ std::vector<std::string> hub_fetch(const std::vector<std::string>& ids,
 std::string hub_push(const std::string& dir, const std::string& id, const HubOptions& options);
 
 }  // namespace lorahub::api
+
+// Learning tasks (module pools, sampling, selection, weights.json): lorahub/learn.h.
+#include "lorahub/learn.h"  // IWYU pragma: export
+// The BBH evaluation protocol: lorahub/bbh.h.
+#include "lorahub/bbh.h"  // IWYU pragma: export
