@@ -36,11 +36,11 @@ std::vector<std::string> module_pool(const ModulePoolOptions& options);
 std::vector<TextExample> read_learning_examples(const std::string& path);
 
 struct LearnTaskOptions {
-  std::string model;  // an HF model directory or a .gguf file
+  std::string model;                                   // an HF model directory or a .gguf file
   bool bf16 = false, int8 = false, quantized = false;  // as ModelOptions
-  std::vector<TextExample> examples;  // the few-shot examples, each with an output
-  std::vector<std::string> modules;  // the pool (module_pool)
-  size_t sample = 0;                 // draw this many of the pool (0 or more than it has = all)
+  std::vector<TextExample> examples;                   // the few-shot examples, each with an output
+  std::vector<std::string> modules;                    // the pool (module_pool)
+  size_t sample = 0;  // draw this many of the pool (0 or more than it has = all)
   // How the sample is drawn: "fisher-yates", or "python" (CPython's random.seed(seed);
   // random.sample(pool, n), as the reference's reproduce_bbh.py). The seed is learn.seed.
   std::string sampler = "fisher-yates";
@@ -69,7 +69,8 @@ struct ObjectiveValue {
 // A loaded learning task. Not thread-safe (the objective keeps its scratch).
 class LearnTask {
  public:
-  // Validates the options, loads the sampled modules and the model, and selects. Throws Error naming the file or module at fault.
+  // Validates the options, loads the sampled modules and the model, and selects. Throws Error
+  // naming the file or module at fault.
   static LearnTask load(const LearnTaskOptions& options);
   ~LearnTask();
   LearnTask(LearnTask&&) noexcept;

@@ -79,8 +79,7 @@ void validate(const BbhOptions& o) {
   as_option("metric", [&] { parse_bbh_metric(o.metric); });
   check_option(o.steps >= 1, "steps", fmt::format("must be at least 1, got {}", o.steps));
   check_option(o.max_test >= 0, "max_test", fmt::format("must be >= 0, got {}", o.max_test));
-  check_option(o.batch_size >= 1, "batch_size",
-               fmt::format("must be >= 1, got {}", o.batch_size));
+  check_option(o.batch_size >= 1, "batch_size", fmt::format("must be >= 1, got {}", o.batch_size));
   check_option(o.max_new_tokens >= 1, "max_new_tokens",
                fmt::format("must be >= 1, got {}", o.max_new_tokens));
   check_option(o.sample >= 1, "sample", "must be at least 1");

@@ -48,8 +48,7 @@ std::vector<std::string> module_pool(const ModulePoolOptions& options) {
     const auto fetched = hub::fetch_modules(
         options.hub, filter,
         options.hub_cache.empty() ? hub::default_cache_dir() : options.hub_cache);
-    if (fetched.empty())
-      throw OptionError("hub", options.hub + ": no module matches the filter");
+    if (fetched.empty()) throw OptionError("hub", options.hub + ": no module matches the filter");
     pool.insert(pool.end(), fetched.begin(), fetched.end());
   }
   if (pool.empty() && options.module_list.empty())
@@ -150,9 +149,8 @@ LearnTask LearnTask::load(const LearnTaskOptions& options) {
   spec.pool = options.modules;
   spec.on_warning = options.on_warning;
   spec.on_note = options.on_note;
-  auto impl = std::make_unique<Impl>();
-  impl->options = options;
-  impl->task = load_learn_task(spec);
+  // Built in place: the task's objective refers to its modules, so the task must never move.
+  auto impl = std::unique_ptr<Impl>(new Impl{options, load_learn_task(spec), {}});
   impl->names = impl->task.modules.paths();
   return LearnTask(std::move(impl));
 }
@@ -201,9 +199,9 @@ LearnResult LearnTask::learn(const std::function<bool(const LearnStep&)>& on_ste
 std::shared_ptr<const Adapter> LearnTask::compose(const std::vector<double>& w) const {
   check(w.size() == impl_->names.size(), "compose: {} weights for {} modules", w.size(),
         impl_->names.size());
-  return make_adapter("composition",
-                      combine_modules(impl_->task.modules, w,
-                                      to_combine_options(impl_->options.learn.compose)));
+  return make_adapter(
+      "composition",
+      combine_modules(impl_->task.modules, w, to_combine_options(impl_->options.learn.compose)));
 }
 
 std::string LearnTask::weights_json(const LearnResult& result, int indent) const {

@@ -39,11 +39,11 @@ const CLI::Validator non_negative_count(
 
 // The flags of the learning task's options (api::OptionError::option() -> flag).
 const FlagNames kTaskFlags = {
-    {"steps", "--steps"},         {"optimizer", "--optimizer"},
-    {"loss", "--loss-mode"},      {"batch_size", "--batch-size"},
-    {"sampler", "--sampler"},     {"select", "--select"},
-    {"method", "--compose"},      {"majority_sign", "--majority-sign"},
-    {"hub", "--hub"},             {"hub_filter", "--hub-filter"},
+    {"steps", "--steps"},     {"optimizer", "--optimizer"},
+    {"loss", "--loss-mode"},  {"batch_size", "--batch-size"},
+    {"sampler", "--sampler"}, {"select", "--select"},
+    {"method", "--compose"},  {"majority_sign", "--majority-sign"},
+    {"hub", "--hub"},         {"hub_filter", "--hub-filter"},
 };
 
 // The module and example options learn and objective share.
@@ -235,8 +235,8 @@ void run_learn(LearnArgs& a) {
   if (!a.out_gguf.empty()) r.adapter->save_gguf(a.out_gguf, a.task.model.model);
   std::string merged;  // what --merge wrote, under OUT/merged/
   if (a.merge)
-    merged = fs::path(api::save_merged_model(a.task.model.model, a.task.model_options(),
-                                             *r.adapter, (fs::path(out.path()) / "merged").string()))
+    merged = fs::path(api::save_merged_model(a.task.model.model, a.task.model_options(), *r.adapter,
+                                             (fs::path(out.path()) / "merged").string()))
                  .filename()
                  .string();
   out.commit();
@@ -264,9 +264,9 @@ void run_objective(const ObjectiveArgs& a) {
   check(w.size() == t.module_names().size(), "--weights: {} weights for {} modules", w.size(),
         t.module_names().size());
   const api::ObjectiveValue v = t.objective(w);
-  std::cout << nlohmann::json{{"objective", v.objective}, {"loss", v.loss}, {"penalty", v.penalty}}
-                   .dump()
-            << '\n';
+  std::cout
+      << nlohmann::json{{"objective", v.objective}, {"loss", v.loss}, {"penalty", v.penalty}}.dump()
+      << '\n';
 }
 
 const Registrar learn_reg("learn", 50, [](CLI::App& app) {

@@ -61,7 +61,7 @@ TEST_F(ApiLearnTask, SampleIsSeededAndTheObjectiveMatchesTheSearch) {
   for (const std::string& name : task.module_names())
     EXPECT_NE(std::find(modules_.begin(), modules_.end(), name), modules_.end()) << name;
   EXPECT_EQ(api::LearnTask::load(options(2)).module_names(), task.module_names());  // seeded
-  EXPECT_EQ(api::LearnTask::load(options(0)).module_names(), modules_);              // 0 = all
+  EXPECT_EQ(api::LearnTask::load(options(0)).module_names(), modules_);             // 0 = all
 
   std::vector<int> seen;
   const api::LearnResult r = task.learn([&](const api::LearnStep& s) {
