@@ -384,6 +384,7 @@ struct LearnStep {
   std::vector<double> weights;
   double objective = 0.0;  // loss + regularization
   double loss = 0.0;
+  double seconds = 0.0;  // since the search started, at the end of this evaluation
 };
 
 struct LearnOptions {
@@ -482,3 +483,7 @@ std::string hub_push(const std::string& dir, const std::string& id, const HubOpt
 // The module hub (server, maintenance, client) and the OpenAI-compatible server.
 #include "lorahub/hub.h"
 #include "lorahub/serve.h"
+// Learning tasks (module pools, sampling, selection, weights.json): lorahub/learn.h.
+#include "lorahub/learn.h"  // IWYU pragma: export
+// The BBH evaluation protocol: lorahub/bbh.h.
+#include "lorahub/bbh.h"  // IWYU pragma: export

@@ -3,19 +3,14 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include <filesystem>
 #include <iostream>
 #include <memory>
 
-#include "adapt/objective.h"
 #include "cli/command.h"
 #include "cli/model_args.h"
 #include "cli/module_checks.h"
-#include "core/error.h"
-#include "core/progress.h"
-#include "eval/bbh_run.h"
-#include "eval/selection.h"
-#include "lora/module_set.h"
+#include "cli/option_flags.h"
+#include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 namespace {
@@ -24,67 +19,71 @@ struct BbhArgs {
   ModelArgs model;
   std::string lora_list, data_dir = "../shared/data/bbh", tasks = "all", seeds = "1-5";
   std::string out = "bbh-results", loss_mode = "reference", metric = "exact";
-  std::string methods = fmt::format("{}", fmt::join(bbh_default_methods(), ","));
+  std::string methods = fmt::format("{}", fmt::join(api::bbh_default_methods(), ","));
   size_t sample = 20;
   std::string sampler = "fisher-yates";
   std::string select, majority_sign = "total";
-  double density = kBbhDefaultDensity;
+  double density = api::kBbhDefaultDensity;
   int steps = 40, max_test = 0, max_new_tokens = 256, batch_size = 10;
   std::vector<std::string> reuse_engines;
 };
 
-// The flags as the protocol's settings; each value checked with its flag named in the error.
-BbhConfig to_config(const BbhArgs& a) {
-  BbhConfig c;
-  c.model_path = a.model.model;
-  c.bf16 = a.model.bf16;
-  c.int8 = a.model.int8;
-  c.quantized = a.model.quantized;
-  c.data_dir = a.data_dir;
-  c.methods = for_flag("--methods", [&] { return parse_bbh_methods(a.methods); });
-  c.seeds = for_flag("--seeds", [&] { return parse_seed_list(a.seeds); });
-  c.tasks = for_flag("--tasks", [&] { return parse_bbh_tasks(a.tasks, a.data_dir); });
-  c.sample = a.sample;
-  c.sampler = a.sampler;
-  c.select = a.select;
-  c.density = a.density;
-  c.majority_sign = a.majority_sign;
-  for_flag("--select", [&] { return parse_select(a.select); });
-  for_flag("--sampler", [&] { return parse_sample_rule(a.sampler); });
-  c.loss_mode = a.loss_mode;
-  for_flag("--loss-mode", [&] { return parse_loss_mode(a.loss_mode); });
-  c.metric = a.metric;
-  for_flag("--metric", [&] { return parse_bbh_metric(a.metric); });
-  c.steps = a.steps;
-  c.max_test = a.max_test;
-  c.max_new_tokens = a.max_new_tokens;
-  c.batch_size = a.batch_size;
-  c.out = a.out;
-  c.reuse_engines = a.reuse_engines;
-  c.pool = for_flag("--lora-list", [&] { return read_module_list(a.lora_list); });
-  validate(c);
-  return c;
+// The flags of the protocol's options (api::OptionError::option() -> flag).
+const FlagNames kBbhFlags = {
+    {"select", "--select"},         {"sampler", "--sampler"},
+    {"loss", "--loss-mode"},        {"metric", "--metric"},
+    {"steps", "--steps"},           {"max_test", "--max-test"},
+    {"batch_size", "--batch-size"}, {"max_new_tokens", "--max-new-tokens"},
+    {"sample", "--sample"},         {"methods", "--methods"},
+    {"seeds", "--seeds"},           {"density", "--density"},
+    {"majority_sign", "--majority-sign"},
+};
+
+// The flags as the protocol's options; each value checked with its flag named in the error.
+api::BbhOptions to_options(const BbhArgs& a) {
+  api::BbhOptions o;
+  o.model = a.model.model;
+  o.bf16 = a.model.bf16;
+  o.int8 = a.model.int8;
+  o.quantized = a.model.quantized;
+  o.data_dir = a.data_dir;
+  o.methods = for_flag("--methods", [&] { return api::parse_bbh_methods(a.methods); });
+  o.seeds = for_flag("--seeds", [&] { return api::parse_seed_list(a.seeds); });
+  o.tasks = for_flag("--tasks", [&] { return api::parse_bbh_tasks(a.tasks, a.data_dir); });
+  o.sample = a.sample;
+  o.sampler = a.sampler;
+  o.select = a.select;
+  o.density = a.density;
+  o.majority_sign = a.majority_sign;
+  o.loss = a.loss_mode;
+  o.metric = a.metric;
+  o.steps = a.steps;
+  o.max_test = a.max_test;
+  o.max_new_tokens = a.max_new_tokens;
+  o.batch_size = a.batch_size;
+  o.out = a.out;
+  o.reuse_engines = a.reuse_engines;
+  o.pool = for_flag("--lora-list", [&] { return api::read_module_list(a.lora_list); });
+  with_flags(kBbhFlags, [&] { api::validate(o); });
+  return o;
 }
 
 void run(const BbhArgs& a) {
-  BbhConfig config = to_config(a);
-  warn_if_sample_exceeds(config.sample, config.pool.size());
+  api::BbhOptions options = to_options(a);
+  warn_if_sample_exceeds(options.sample, options.pool.size());
   // One bar per generation: created at its first batch, finished at its last.
-  std::unique_ptr<Progress> bar;
-  config.on_progress = [&bar](std::string_view what, size_t done, size_t total) {
-    if (!bar) bar = std::make_unique<Progress>(std::string(what), total);
+  std::unique_ptr<api::ProgressBar> bar;
+  options.on_progress = [&bar](const std::string& what, size_t done, size_t total) {
+    if (!bar) bar = std::make_unique<api::ProgressBar>(what, total);
     bar->update(done);
     if (done == total) {
       bar->finish();
       bar.reset();
     }
   };
-  config.on_status = [](const std::string& line) { fmt::print(stderr, "bbh: {}\n", line); };
-  // The engine's model, as eval/bbh_run.h takes it (ModelArgs::load() gives the API's).
+  options.on_status = [](const std::string& line) { fmt::print(stderr, "bbh: {}\n", line); };
   if (a.model.threads > 0) api::init_runtime({.threads = a.model.threads});
-  const auto model = load_model(
-      a.model.model, {.bf16 = config.bf16, .int8 = config.int8, .quantized = config.quantized});
-  std::cout << run_bbh(*model, config).markdown;
+  std::cout << api::run_bbh(options).markdown;
 }
 
 const Registrar reg("bbh", 60, [](CLI::App& app) {

@@ -17,22 +17,12 @@
 #include <filesystem>
 #include <iostream>
 
-#include "adapt/learner.h"
-#include "api/internal.h"
 #include "cli/command.h"
 #include "cli/compose_args.h"
 #include "cli/model_args.h"
 #include "cli/module_checks.h"
-#include "core/error.h"
-#include "core/mapped_file.h"
-#include "core/progress.h"
-#include "eval/jsonl.h"
-#include "eval/learn_task.h"
-#include "hub/client.h"
-#include "lora/compose.h"
-#include "lora/export.h"
-#include "lora/gguf_lora.h"
-#include "lora/module_set.h"
+#include "cli/option_flags.h"
+#include "lorahub/lorahub.h"
 
 namespace lorahub::cli {
 namespace {
@@ -46,6 +36,15 @@ const CLI::Validator non_negative_count(
                  : "must be a count of modules (0 = all), got " + value;
     },
     "COUNT");
+
+// The flags of the learning task's options (api::OptionError::option() -> flag).
+const FlagNames kTaskFlags = {
+    {"steps", "--steps"},     {"optimizer", "--optimizer"},
+    {"loss", "--loss-mode"},  {"batch_size", "--batch-size"},
+    {"sampler", "--sampler"}, {"select", "--select"},
+    {"method", "--compose"},  {"majority_sign", "--majority-sign"},
+    {"hub", "--hub"},         {"hub_filter", "--hub-filter"},
+};
 
 // The module and example options learn and objective share.
 struct TaskArgs {
@@ -96,58 +95,81 @@ struct TaskArgs {
                     "alone on the examples) or retrieval:K (similarity of the examples' inputs "
                     "to each module's examples.jsonl under the base model)");
   }
-};
 
-// The engine's combine options for the flags: this command is not on the public API yet (its
-// task assembly and weights.json are eval/learn_task.h's), so it converts as src/api does.
-CombineOptions engine_combine_options(const ComposeArgs& compose, uint64_t seed) {
-  return api::to_combine_options(compose.options(seed));
-}
+  // The flags as the task's options (the pool not yet assembled), checked.
+  api::LearnTaskOptions options(const api::LearnOptions& search) const {
+    api::LearnTaskOptions o;
+    o.model = model.model;
+    o.bf16 = model.bf16;
+    o.int8 = model.int8;  // accepted by add_compute_options, so honoured here too
+    o.quantized = model.quantized;
+    o.chat = model.chat;
+    o.sample = sample;
+    o.sampler = sampler;
+    o.select = select;
+    o.learn = search;
+    o.learn.seed = seed;
+    o.learn.loss = loss_mode;
+    o.learn.batch_size = batch_size;
+    o.learn.compose = compose.options(seed);
+    with_flags(kTaskFlags, [&] { api::validate(o); });
+    return o;
+  }
+
+  api::ModelOptions model_options() const {
+    api::ModelOptions o;
+    o.bf16 = model.bf16;
+    o.int8 = model.int8;  // accepted by add_compute_options, so honoured here too
+    o.quantized = model.quantized;
+    return o;
+  }
+
+  // With --select retrieval:K, --hub's modules are ranked by their stored embeddings and only
+  // the K kept are downloaded (LearnTaskOptions::retrieval_hub), not fetched into the pool.
+  bool hub_by_retrieval() const { return !hub.empty() && select.starts_with("retrieval:"); }
+  api::ModulePoolOptions hub_options() const {
+    return {.hub = hub, .hub_filter = hub_filter, .hub_cache = hub_cache};
+  }
+
+  // The module pool of --lora, --hub and --lora-list (--hub's only when not by retrieval).
+  std::vector<std::string> pool() const {
+    try {
+      api::ModulePoolOptions o = hub_by_retrieval() ? api::ModulePoolOptions{} : hub_options();
+      o.modules = lora;
+      o.module_list = lora_list;
+      if (hub_by_retrieval() && lora.empty() && lora_list.empty()) return {};
+      return api::module_pool(o);
+    } catch (const api::OptionError& e) {
+      if (e.option() == "modules")
+        fail("{} (use --lora DIR..., --lora-list FILE or --hub URL)", e.what());
+      fail_for_flag(e, kTaskFlags);
+    }
+  }
+};
 
 void print_warning(const std::string& line) {
   fmt::print(stderr, "lorahub: warning: {}\n", line);
 }
 
-// The flags as a LearnTaskSpec (module pool from --lora, --lora-list and --hub), then the task.
-LearnTask load_task(const TaskArgs& a) {
-  check(a.batch_size >= 0, "--batch-size must be >= 0, got {}", a.batch_size);
-  LearnTaskSpec spec;
-  spec.objective = ObjectiveOptions{
-      for_flag("--loss-mode", [&] { return parse_loss_mode(a.loss_mode); }), a.batch_size};
-  spec.objective.combine = engine_combine_options(a.compose, a.seed);
-  spec.sampler = for_flag("--sampler", [&] { return parse_sample_rule(a.sampler); });
-  spec.select = for_flag("--select", [&] { return parse_select(a.select); });
-  spec.rows = read_learning_examples(a.examples);  // before the slow hub and model
-  spec.model_path = a.model.model;
-  spec.load.threads = a.model.threads;
-  spec.load.bf16 = a.model.bf16;
-  spec.load.int8 = a.model.int8;  // accepted by add_compute_options, so honoured here too
-  spec.load.quantized = a.model.quantized;
-  spec.chat = a.model.chat;
-  spec.sample = a.sample;
-  spec.seed = a.seed;
-  spec.pool = a.lora;
-  if (!a.hub.empty()) {
-    const auto filter =
-        for_flag("--hub-filter", [&] { return hub::parse_hub_filter(a.hub_filter); });
-    const std::string cache = a.hub_cache.empty() ? hub::default_cache_dir() : a.hub_cache;
-    if (spec.select.rule == SelectRule::kRetrieval) {  // ranked by stored embeddings, K fetched
-      spec.remote = api::hub_retrieval_pool(a.hub, filter, cache);
-      check(!spec.remote.empty(), "--hub {}: no module matches the filter", a.hub);
-    } else {
-      const auto fetched = hub::fetch_modules(a.hub, filter, cache);
-      check(!fetched.empty(), "--hub {}: no module matches the filter", a.hub);
-      spec.pool.insert(spec.pool.end(), fetched.begin(), fetched.end());
-    }
+// The task of the flags: examples first, then the pool, then modules and model (slowest last).
+api::LearnTask load_task(const TaskArgs& a, api::LearnTaskOptions o) {
+  o.examples = api::read_learning_examples(a.examples);  // before the slow hub and model
+  o.modules = a.pool();
+  if (a.hub_by_retrieval()) {
+    o.retrieval_hub = a.hub_options();  // the hub's count is known once it is listed
+  } else {
+    warn_if_sample_exceeds(a.sample, o.modules.size());
   }
-  check(!spec.pool.empty() || !spec.remote.empty() || !a.lora_list.empty(),
-        "no LoRA modules given (use --lora DIR..., --lora-list FILE or --hub URL)");
-  if (!a.lora_list.empty())
-    for (std::string& p : read_module_list(a.lora_list)) spec.pool.push_back(std::move(p));
-  warn_if_sample_exceeds(a.sample, spec.pool.size() + spec.remote.size());
-  spec.on_warning = print_warning;
-  spec.on_note = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
-  return load_learn_task(spec);
+  o.on_warning = print_warning;
+  o.on_note = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
+  if (a.model.threads > 0) api::init_runtime({.threads = a.model.threads});
+  try {
+    return api::LearnTask::load(o);
+  } catch (const api::OptionError& e) {
+    if (e.option() == "modules")
+      fail("{} (use --lora DIR..., --lora-list FILE or --hub URL)", e.what());
+    fail_for_flag(e, kTaskFlags);
+  }
 }
 
 // A folder written under a temporary name and renamed into place at the end, so that a run
@@ -188,43 +210,60 @@ class StagedDir {
 
 struct LearnArgs {
   TaskArgs task;
-  LearnOptions learn;
+  api::LearnOptions learn;
   std::string out, out_gguf;
   bool merge = false, overwrite = false, json = false;
 };
 
+// The search with a progress bar: the objective and the best one so far after each step.
+api::LearnResult learn_with_bar(api::LearnTask& task) {
+  const api::LearnOptions& o = task.options().learn;
+  api::ProgressBar bar(fmt::format("learn ({})", o.optimizer), static_cast<size_t>(o.steps));
+  double best = 0.0;
+  const api::LearnResult r = task.learn([&](const api::LearnStep& step) {
+    if (step.evaluation == 1 || step.objective < best) best = step.objective;
+    bar.update(static_cast<size_t>(step.evaluation),
+               fmt::format("objective {:.6f} best {:.6f}", step.objective, best));
+    return true;
+  });
+  bar.finish(
+      fmt::format("best objective {:.6f} after {} evaluations", r.objective, r.history.size()));
+  return r;
+}
+
 void run_learn(LearnArgs& a) {
-  a.learn.seed = a.task.seed;
-  check(a.learn.steps >= 1, "--steps must be at least 1, got {}", a.learn.steps);
-  check(std::find(optimizer_names().begin(), optimizer_names().end(), a.learn.optimizer) !=
-            optimizer_names().end(),
-        "unknown optimizer '{}' (known: {})", a.learn.optimizer,
-        fmt::join(optimizer_names(), ", "));
+  api::LearnTaskOptions options = a.task.options(a.learn);
   StagedDir out(a.out, a.overwrite);  // before the slow part: an unwritable --out fails now
-  LearnTask t = load_task(a.task);
-  fmt::print(stderr, "learn: {} modules, {} examples, {} ({} evaluations), seed {}\n",
-             t.modules.size(), t.rows.size(), a.learn.optimizer, a.learn.steps, a.learn.seed);
-  const LearnResult r = learn(*t.objective, a.learn);
-  const LoraModule composed =
-      combine_modules(t.modules, r.weights, engine_combine_options(a.task.compose, a.task.seed));
-  save_composed_adapter(composed, out.path());
-  const nlohmann::json summary = weights_json(t, r, a.learn);
-  write_file_atomic((fs::path(out.path()) / "weights.json").string(), summary.dump(2) + "\n");
-  if (!a.out_gguf.empty()) save_gguf_lora(composed, a.out_gguf, a.task.model.model);
+  std::vector<std::string> names;
+  api::LearnResult r;
+  std::string summary, summary_line;
+  {
+    api::LearnTask t = load_task(a.task, std::move(options));
+    const api::LearnOptions& o = t.options().learn;
+    fmt::print(stderr, "learn: {} modules, {} examples, {} ({} evaluations), seed {}\n",
+               t.module_names().size(), t.examples(), o.optimizer, o.steps, o.seed);
+    r = learn_with_bar(t);
+    r.adapter->save(out.path());
+    summary = t.weights_json(r, 2);
+    summary_line = t.weights_json(r);
+    names = t.module_names();
+  }  // the task's model is freed before --merge loads one to merge into
+  api::write_file_atomic((fs::path(out.path()) / "weights.json").string(), summary + "\n");
+  if (!a.out_gguf.empty()) r.adapter->save_gguf(a.out_gguf, a.task.model.model);
   std::string merged;  // what --merge wrote, under OUT/merged/
   if (a.merge)
-    merged = fs::path(save_merged_model(*t.model, composed, a.task.model.model,
-                                        (fs::path(out.path()) / "merged").string()))
+    merged = fs::path(api::save_merged_model(a.task.model.model, a.task.model_options(), *r.adapter,
+                                             (fs::path(out.path()) / "merged").string()))
                  .filename()
                  .string();
   out.commit();
   if (a.json) {
-    std::cout << summary.dump() << '\n';
+    std::cout << summary_line << '\n';
     return;
   }
   fmt::print("objective {:.6f} with weights\n", r.objective);
   for (size_t i = 0; i < r.weights.size(); ++i)
-    fmt::print("  {:+.4f}  {}\n", r.weights[i], t.modules[i].path);
+    fmt::print("  {:+.4f}  {}\n", r.weights[i], names[i]);
   if (!a.out_gguf.empty()) fmt::print("wrote {} (the adapter as a GGUF LoRA)\n", a.out_gguf);
   fmt::print("wrote {}{}\n", a.out,
              a.merge ? fmt::format(" (adapter, weights.json, merged/{}: the merged model)", merged)
@@ -240,14 +279,14 @@ struct ObjectiveArgs {
 void run_objective(const ObjectiveArgs& a) {
   std::vector<std::vector<double>> points;
   for (const std::string& list : a.weights) points.push_back(parse_weight_list(list));
-  LearnTask t = load_task(a.task);
+  api::LearnTask t = load_task(a.task, a.task.options({}));
   for (const std::vector<double>& w : points)
-    check(w.size() == t.modules.size(), "--weights: {} weights for {} modules", w.size(),
-          t.modules.size());
+    check(w.size() == t.module_names().size(), "--weights: {} weights for {} modules", w.size(),
+          t.module_names().size());
   for (const std::vector<double>& w : points) {
-    const double loss = t.objective->loss(w);
-    const double penalty = t.objective->penalty(w);
-    std::cout << nlohmann::json{{"objective", loss + penalty}, {"loss", loss}, {"penalty", penalty}}
+    const api::ObjectiveValue v = t.objective(w);
+    std::cout << nlohmann::json{{"objective", v.objective}, {"loss", v.loss},
+                                {"penalty", v.penalty}}
                      .dump()
               << '\n';
   }
@@ -269,7 +308,7 @@ const Registrar learn_reg("learn", 50, [](CLI::App& app) {
   cmd->add_flag("--overwrite", a->overwrite, "Replace an existing output directory");
   cmd->add_flag("--json", a->json, "Print weights.json on stdout");
   cmd->add_flag(
-      "--quiet", [](int64_t) { Progress::set_quiet(true); }, "No progress output");
+      "--quiet", [](int64_t) { api::ProgressBar::set_quiet(true); }, "No progress output");
   cmd->callback([a] { run_learn(*a); });
 });
 

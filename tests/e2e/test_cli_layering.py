@@ -11,10 +11,9 @@ CLI = ROOT / "src" / "cli"
 ENGINE_LAYERS = {p.name for p in (ROOT / "src").iterdir() if p.is_dir()} - {"cli"}
 INCLUDE = re.compile(r'^\s*#\s*include\s*[<"]([^>"]+)[>"]', re.M)
 
-# Files of commands not yet on the public API; remove a file once it is ported.
-NOT_YET_PORTED = {
-    "bbh.cpp", "learn.cpp",
-}
+# Files of commands not yet on the public API (none since session 9: every command is ported;
+# the check stays so that a new command cannot reach into the engine's layers).
+NOT_YET_PORTED: set[str] = set()
 
 
 def engine_includes(text):
