@@ -49,8 +49,8 @@ struct BbhOptions {
   // of values kept by the types that drop values, and TIES's sign election ("total"/"frequency").
   double density = kBbhDefaultDensity;
   std::string majority_sign = "total";
-  int steps = 40;                        // objective evaluations per seed
-  std::string loss = "reference";        // as LearnOptions::loss
+  int steps = 40;                  // objective evaluations per seed
+  std::string loss = "reference";  // as LearnOptions::loss
   // "exact" (greedy generation by the answer rule, exact match), "option-likelihood" (rank the
   // task's answer options by log P(option | prompt): acc and acc_norm) or "both".
   std::string metric = "exact";

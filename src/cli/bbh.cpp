@@ -30,12 +30,18 @@ struct BbhArgs {
 
 // The flags of the protocol's options (api::OptionError::option() -> flag).
 const FlagNames kBbhFlags = {
-    {"select", "--select"},         {"sampler", "--sampler"},
-    {"loss", "--loss-mode"},        {"metric", "--metric"},
-    {"steps", "--steps"},           {"max_test", "--max-test"},
-    {"batch_size", "--batch-size"}, {"max_new_tokens", "--max-new-tokens"},
-    {"sample", "--sample"},         {"methods", "--methods"},
-    {"seeds", "--seeds"},           {"density", "--density"},
+    {"select", "--select"},
+    {"sampler", "--sampler"},
+    {"loss", "--loss-mode"},
+    {"metric", "--metric"},
+    {"steps", "--steps"},
+    {"max_test", "--max-test"},
+    {"batch_size", "--batch-size"},
+    {"max_new_tokens", "--max-new-tokens"},
+    {"sample", "--sample"},
+    {"methods", "--methods"},
+    {"seeds", "--seeds"},
+    {"density", "--density"},
     {"majority_sign", "--majority-sign"},
 };
 

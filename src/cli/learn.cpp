@@ -285,7 +285,8 @@ void run_objective(const ObjectiveArgs& a) {
           t.module_names().size());
   for (const std::vector<double>& w : points) {
     const api::ObjectiveValue v = t.objective(w);
-    std::cout << nlohmann::json{{"objective", v.objective}, {"loss", v.loss},
+    std::cout << nlohmann::json{{"objective", v.objective},
+                                {"loss", v.loss},
                                 {"penalty", v.penalty}}
                      .dump()
               << '\n';
