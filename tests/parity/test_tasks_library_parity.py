@@ -1,5 +1,6 @@
-"""The committed SmolLM2 library in the C++ engine: `lorahub score --lora <module>` on generated task
-examples gives the per-example losses PEFT gives with the same module (decoder-only convention)."""
+"""The committed module libraries (SmolLM2, Gemma 3) in the C++ engine: `lorahub score --lora
+<module>` on generated task examples gives the per-example losses PEFT gives with the same module
+(decoder-only convention), both on the base model transformers dequantized from the GGUF."""
 import json
 import subprocess
 import sys
@@ -13,25 +14,33 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-LIBRARY = ROOT / "library" / "smollm2"
-TASKS = ["larger_number", "swap_tracking"]  # a short numeric answer and an (A)-style choice
+# A short numeric answer and an (A)-style choice on SmolLM2; one module on Gemma (its 262k
+# vocabulary makes each case slower).
+CASES = [("smollm2", "larger_number"), ("smollm2", "swap_tracking"), ("gemma3", "larger_number")]
 
 
 @pytest.fixture(scope="module")
-def base():
+def bases():
+    """Each base model, loaded once: name -> (HF directory, transformers model, tokenizer)."""
     import torch
     import train_library
     torch.set_num_threads(1)
-    base_dir = ROOT / ".cache" / "smollm2-135m-instruct-hf"
-    model, tokenizer = train_library.load_base(base_dir)  # converts the GGUF on first use
-    return base_dir, model, tokenizer
+    loaded = {}
+
+    def get(name):
+        if name not in loaded:
+            args = train_library.parse_args(["--base", name])
+            # converts the GGUF on first use
+            loaded[name] = (args.base_dir, *train_library.load_base(args.base_dir, args.model))
+        return loaded[name]
+    return get
 
 
-def peft_losses(base_model, tokenizer, adapter, examples):
+def peft_losses(base_model, tokenizer, eos_token, adapter, examples):
     import torch
     import train_library
     from peft import PeftModel
-    eos = tokenizer.convert_tokens_to_ids(train_library.EOS_TOKEN)
+    eos = tokenizer.convert_tokens_to_ids(eos_token)
     model = PeftModel.from_pretrained(base_model, adapter)
     losses = []
     with torch.no_grad():
@@ -44,17 +53,20 @@ def peft_losses(base_model, tokenizer, adapter, examples):
     return losses
 
 
-@pytest.mark.parametrize("task", TASKS)
-def test_cpp_score_matches_peft_on_library_module(task, base, tmp_path):
-    base_dir, model, tokenizer = base
+@pytest.mark.parametrize("library, task", CASES)
+def test_cpp_score_matches_peft_on_library_module(library, task, bases, tmp_path):
+    import train_library
+    base_dir, model, tokenizer = bases(library)
     proc = subprocess.run([sys.executable, "-m", "lorahub_tasks", task, "--count", "4", "--seed",
                            "9"], cwd=ROOT / "python", capture_output=True, text=True, check=True)
     data = tmp_path / "examples.jsonl"
     data.write_text(proc.stdout)
     examples = [json.loads(line) for line in proc.stdout.splitlines()]
-    ours = run_lorahub("score", "--model", base_dir, "--lora", LIBRARY / task, "--data", data,
-                       "--json", "--threads", "1").json()
-    expected = peft_losses(model, tokenizer, LIBRARY / task, examples)
+    module = ROOT / "library" / library / task
+    ours = run_lorahub("score", "--model", base_dir, "--lora", module, "--data", data, "--json",
+                       "--threads", "1").json()
+    expected = peft_losses(model, tokenizer, train_library.BASES[library].eos_token, module,
+                           examples)
     got = [e["loss"] for e in ours["examples"]]
-    print(task, "lorahub", got, "peft", expected)
+    print(library, task, "lorahub", got, "peft", expected)
     assert got == pytest.approx(expected, rel=2e-3, abs=2e-4)
