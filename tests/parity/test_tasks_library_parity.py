@@ -21,7 +21,11 @@ CASES = [("smollm2", "larger_number"), ("smollm2", "swap_tracking"), ("gemma3", 
 
 @pytest.fixture(scope="module")
 def bases():
-    """Each base model, loaded once: name -> (HF directory, transformers model, tokenizer)."""
+    """Each base model, loaded once: name -> (the model file lorahub loads, transformers model,
+    tokenizer). lorahub loads SmolLM2 from the HF directory transformers wrote, Gemma from its
+    GGUF: transformers writes Gemma's vocabulary as a Unigram tokenizer.json, which lorahub does
+    not read, while the GGUF has the SentencePiece vocabulary lorahub reads; both dequantize the
+    same Q4_K_M blocks (tests/parity/test_gemma3_gguf.py)."""
     import torch
     import train_library
     torch.set_num_threads(1)
@@ -31,7 +35,9 @@ def bases():
         if name not in loaded:
             args = train_library.parse_args(["--base", name])
             # converts the GGUF on first use
-            loaded[name] = (args.base_dir, *train_library.load_base(args.base_dir, args.model))
+            model, tokenizer = train_library.load_base(args.base_dir, args.model)
+            engine_model = args.base_dir if name == "smollm2" else args.model.gguf_path()
+            loaded[name] = (engine_model, model, tokenizer)
         return loaded[name]
     return get
 
@@ -56,14 +62,14 @@ def peft_losses(base_model, tokenizer, eos_token, adapter, examples):
 @pytest.mark.parametrize("library, task", CASES)
 def test_cpp_score_matches_peft_on_library_module(library, task, bases, tmp_path):
     import train_library
-    base_dir, model, tokenizer = bases(library)
+    engine_model, model, tokenizer = bases(library)
     proc = subprocess.run([sys.executable, "-m", "lorahub_tasks", task, "--count", "4", "--seed",
                            "9"], cwd=ROOT / "python", capture_output=True, text=True, check=True)
     data = tmp_path / "examples.jsonl"
     data.write_text(proc.stdout)
     examples = [json.loads(line) for line in proc.stdout.splitlines()]
     module = ROOT / "library" / library / task
-    ours = run_lorahub("score", "--model", base_dir, "--lora", module, "--data", data, "--json",
+    ours = run_lorahub("score", "--model", engine_model, "--lora", module, "--data", data, "--json",
                        "--threads", "1").json()
     expected = peft_losses(model, tokenizer, train_library.BASES[library].eos_token, module,
                            examples)
