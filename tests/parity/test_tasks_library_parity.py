@@ -14,9 +14,11 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "scripts"))
 
-# A short numeric answer and an (A)-style choice on SmolLM2; one module on Gemma (its 262k
-# vocabulary makes each case slower).
-CASES = [("smollm2", "larger_number"), ("smollm2", "swap_tracking"), ("gemma3", "larger_number")]
+# A short numeric answer and an (A)-style choice on SmolLM2; one module on Gemma, slow-marked:
+# loading its 1 GB fp32 HF form and scoring took 42 s on the loaded 2-core machine (measured
+# lorahub - PEFT: ≤ 4e-5 relative on the four losses).
+CASES = [("smollm2", "larger_number"), ("smollm2", "swap_tracking"),
+         pytest.param("gemma3", "larger_number", marks=pytest.mark.slow)]
 
 
 @pytest.fixture(scope="module")
