@@ -43,12 +43,13 @@ only some learn the skill well (binary tasks near 0.5 are at chance)."""
 
 
 GEMMA3_RUN = """Made by `nice -n 15 .venv/bin/python scripts/train_library.py --base gemma3 --steps 8
---max-minutes 0.5 --eval-examples 10` (larger_number first), on a budget of about 40 minutes of
-wall time for the whole library on the same shared 2-core machine (load average 10-15; the
-niced process got about a third of one core): **a much smaller budget than library/smollm2's**
-(at most 8 steps of 4 examples, 30 s of training per module, against 30 steps and 2.5 minutes),
-so the learning-rate decay was cut short where the time cap hit first, and accuracies are on 10
-examples (steps of 0.1). Tokens: llama.cpp's tokenizer of the GGUF (BOS first, as the file asks
+--max-minutes 0.5 --eval-examples 10` (larger_number first): 35 minutes of wall time for the
+whole library, evaluation included, on the same shared 2-core machine (load average 10-15; the
+niced process got about a third of one core). **A much smaller budget than library/smollm2's**
+(at most 8 steps of 4 examples, 30 s of training per module, against 30 steps and 2.5 minutes):
+where the time cap hit first the learning-rate decay was cut short, and remainder and
+free_slot_mc got only 2 steps (tests ran beside them); accuracies are on 10 examples (steps of
+0.1). Tokens: llama.cpp's tokenizer of the GGUF (BOS first, as the file asks
 and as lorahub adds), not transformers' conversion of it, which splits Gemma's text into single
 characters and drops the BOS. Retrain with the SmolLM2 defaults on a quieter machine for
 stronger modules: `nice -n 15 .venv/bin/python scripts/train_library.py --base gemma3`."""
