@@ -93,6 +93,7 @@ TEST_F(ApiLearnTask, SampleIsSeededAndTheObjectiveMatchesTheSearch) {
   EXPECT_EQ(record["optimizer"], "cobyla");
   EXPECT_DOUBLE_EQ(record["history"][5]["best"].get<double>(), best);
   EXPECT_EQ(record["history"][5]["seconds"].get<double>(), r.history[5].seconds);
+  EXPECT_EQ(record["history"][5]["weights"].get<std::vector<double>>(), r.history[5].weights);
   EXPECT_GE(r.history[5].seconds, r.history[0].seconds);
 
   // Cancelling from the callback stops the search.
