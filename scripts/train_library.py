@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -186,10 +187,15 @@ def convert_base(base: Base, target: Path):
     tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=name)
     tokenizer.eos_token = base.eos_token
     tokenizer.pad_token = base.eos_token
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
     plain.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    tmp.rename(target)
+    try:
+        tmp.rename(target)
+    except OSError:  # a concurrent process (a pytest-xdist worker) converted it first
+        if not (target / "config.json").exists():
+            raise
+        shutil.rmtree(tmp)
 
 
 def load_base(base_dir: Path, base: Base = BASES["smollm2"]):
