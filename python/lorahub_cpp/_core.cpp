@@ -373,6 +373,14 @@ PYBIND11_MODULE(_core, m) {
         py::arg("regularizer") = py::none(), py::arg("on_step") = py::none());
 
   m.def(
+      "write_module_embedding",
+      [](const PyModel& model, const std::string& module_dir) {
+        py::gil_scoped_release nogil;
+        return api::write_module_embedding(*model.ptr, module_dir);
+      },
+      py::arg("model"), py::arg("module_dir"));
+
+  m.def(
       "hub_fetch",
       [](const std::vector<std::string>& ids, const std::string& endpoint, const std::string& token,
          const std::string& cache_dir) {

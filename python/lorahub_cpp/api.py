@@ -21,7 +21,7 @@ import numpy as np
 from . import _core
 
 __all__ = ["LorahubError", "Model", "Adapter", "ModuleSet", "Generation", "Scores", "LearnStep",
-           "LearnResult", "learn", "hub_fetch", "init_runtime", "version", "cpu_dispatch"]
+           "LearnResult", "learn", "hub_fetch", "write_module_embedding", "init_runtime", "version", "cpu_dispatch"]
 
 
 class LorahubError(RuntimeError, ValueError):
@@ -338,3 +338,12 @@ def hub_fetch(ids: Sequence[str], endpoint: str = "", token: str = "",
               cache_dir: PathLike = "") -> list[str]:
     """Downloads (once, cached by revision) modules from a lorahub hub; their local dirs."""
     return list(_core.hub_fetch(_strings(ids, "ids"), endpoint, token, os.fspath(cache_dir)))
+
+
+def write_module_embedding(model: Model, module_dir: PathLike) -> str:
+    """Writes module_dir/lorahub_embedding.json: the module's retrieval embedding under `model`
+    (the mean over the first 20 inputs of module_dir/examples.jsonl of the model's mean last
+    hidden state, what `learn --select retrieval:K` compares), naming the model file by its
+    SHA-256. Uploaded with the module (`lorahub hub push`, or huggingface_hub's upload_folder),
+    it lets retrieval over a hub rank the module without downloading it. Returns the path."""
+    return _core.write_module_embedding(model._core, os.fspath(module_dir))

@@ -21,7 +21,11 @@ const char* loss_mode_name(LossMode mode) {
 
 Objective::Objective(const Model& model, const ModuleSet& modules, std::vector<Example> examples,
                      ObjectiveOptions options)
-    : model_(model), modules_(modules), examples_(std::move(examples)), options_(options) {
+    : model_(model),
+      modules_(modules),
+      examples_(std::move(examples)),
+      options_(options),
+      combiner_(modules, options.combine) {
   check(!examples_.empty(), "objective: no examples");
   check(options_.batch_size >= 0, "objective: batch size must be >= 0, got {}",
         options_.batch_size);
@@ -72,8 +76,7 @@ std::vector<double> Objective::losses(const std::vector<Point>& points) {
   for (const Point& w : points) {
     check(w.size() == modules_.size(), "objective: {} weights for {} modules", w.size(),
           modules_.size());
-    auto lora = std::make_shared<const LoraMap>(
-        to_lora_map(combine_modules(modules_, w, options_.combine)));
+    auto lora = std::make_shared<const LoraMap>(to_lora_map(combiner_(w)));
     adapters.push_back(model_.bind_lora(std::move(lora)));
   }
   const auto composed = Clock::now();

@@ -84,6 +84,7 @@ class Objective {
   const ModuleSet& modules_;
   std::vector<Example> examples_;
   ObjectiveOptions options_;
+  Combiner combiner_;  // options_.combine prepared for modules_ (lora/combine.h)
   ObjectiveTimes times_;
 };
 

@@ -123,32 +123,51 @@ float sign_of(float x) {
   return static_cast<float>((x > 0) - (x < 0));
 }
 
-// calculate_majority_sign_mask on the unweighted (pruned) tensors, then disjoint_merge of the
-// weighted ones: the mean of the weighted values that agree with the elected sign.
-std::vector<float> ties_merge(const Stack& stack, const std::vector<float>& v, MajoritySign rule) {
-  const size_t n = stack[0].size();
-  std::vector<float> out(n);
+// A stack of task tensors with everything that does not depend on the weights done: in PEFT's
+// merge_utils, prune() (magnitude or DARE's masks) and calculate_majority_sign_mask read the
+// unweighted tensors, so only the weighted sum is left per w (the weight search's evaluations).
+struct PreparedStack {
+  // The pruned tensors; for TIES also zero where a value's sign disagrees with the elected one.
+  Stack values;
+  // TIES: per value, how many tensors agree with the elected sign, at least 1 (disjoint_merge's
+  // clamped divisor); empty for the other merges.
+  std::vector<float> kept;
+};
+
+// calculate_majority_sign_mask on the pruned tensors: drops the values that disagree with the
+// elected sign and counts those kept. A value of 0 (pruned) agrees with no sign.
+void elect_signs(PreparedStack& p, MajoritySign rule) {
+  const size_t n = p.values[0].size();
+  p.kept.assign(n, 0.0f);
   for (size_t k = 0; k < n; ++k) {
     float magnitude = 0.0f;
-    for (const auto& t : stack) magnitude += rule == MajoritySign::kTotal ? t[k] : sign_of(t[k]);
+    for (const auto& t : p.values) magnitude += rule == MajoritySign::kTotal ? t[k] : sign_of(t[k]);
     const float elected = magnitude >= 0 ? 1.0f : -1.0f;
-    float mixed = 0.0f, kept = 0.0f;
-    for (size_t i = 0; i < stack.size(); ++i) {
-      if (sign_of(stack[i][k]) != elected) continue;
-      mixed += stack[i][k] * v[i];
-      kept += 1.0f;
+    for (auto& t : p.values) {
+      if (sign_of(t[k]) == elected)
+        p.kept[k] += 1.0f;
+      else
+        t[k] = 0.0f;
     }
-    out[k] = mixed / std::max(kept, 1.0f);
+    p.kept[k] = std::max(p.kept[k], 1.0f);
   }
-  return out;
 }
 
-std::vector<float> merge_stack(Stack stack, const std::vector<float>& v, Merge merge,
-                               const CombineOptions& o, const std::string& name) {
+PreparedStack prepare_stack(Stack stack, Merge merge, const CombineOptions& o,
+                            const std::string& name) {
   prune(stack, merge, o, name);
-  if (merge == Merge::kTies || merge == Merge::kDareTies)
-    return ties_merge(stack, v, o.majority_sign);
-  return weighted_sum(stack, v);
+  PreparedStack p{std::move(stack), {}};
+  if (merge == Merge::kTies || merge == Merge::kDareTies) elect_signs(p, o.majority_sign);
+  return p;
+}
+
+// task_arithmetic, or TIES's disjoint_merge: the mean of the weighted values that agree with the
+// elected sign. The dropped values add ±0 to the module-order sums, which leaves them as they
+// are, so this equals summing the agreeing values alone.
+std::vector<float> merge_prepared(const PreparedStack& p, const std::vector<float>& v) {
+  std::vector<float> out = weighted_sum(p.values, v);
+  for (size_t k = 0; k < p.kept.size(); ++k) out[k] /= p.kept[k];
+  return out;
 }
 
 // One target layer's tensors across the pool: where its lora_A and lora_B sit in each module.
@@ -182,43 +201,42 @@ std::vector<float> to_f32(const std::vector<double>& v) {
   return std::vector<float>(v.begin(), v.end());  // torch.tensor(list of floats): float32
 }
 
-// linear/ties/dare/magnitude_prune: A and B merged apart, the weight split as √ over both.
-void combine_per_tensor(const ModuleSet& set, const std::vector<double>& w, const CombineOptions& o,
-                        const LayerSlots& s, LoraModule& out) {
-  std::vector<double> wa, wb;
+// The weights of A and B for the per-tensor methods: √|wᵢsᵢ| on both, the sign on A only.
+void split_weights(const ModuleSet& set, const std::vector<double>& w, const LayerSlots& s,
+                   std::vector<float>& wa, std::vector<float>& wb) {
+  wa.clear();
+  wb.clear();
   for (size_t i = 0; i < set.size(); ++i) {
     const double ws = w[i] * static_cast<double>(set[i].tensors[s.a].scale);
-    wa.push_back(std::sqrt(std::abs(ws)) * (ws >= 0 ? 1.0 : -1.0));  // the sign on A only
-    wb.push_back(std::sqrt(std::abs(ws)));
+    wa.push_back(static_cast<float>(std::sqrt(std::abs(ws)) * (ws >= 0 ? 1.0 : -1.0)));
+    wb.push_back(static_cast<float>(std::sqrt(std::abs(ws))));  // torch.tensor: float32
   }
-  const Merge merge = merge_of(o.method);
-  out.tensors[s.a].values =
-      merge_stack(gather(set, s.a), to_f32(wa), merge, o, s.layer + ".lora_A");
-  out.tensors[s.b].values =
-      merge_stack(gather(set, s.b), to_f32(wb), merge, o, s.layer + ".lora_B");
 }
 
-// cat: A = [w₁s₁A₁; ...] (rows), B = [B₁ B₂ ...] (columns).
-void combine_cat(const ModuleSet& set, const std::vector<double>& w, const LayerSlots& s,
-                 LoraModule& out) {
-  const Shape& a_shape = set[0].tensors[s.a].shape;  // [r, in]
-  const Shape& b_shape = set[0].tensors[s.b].shape;  // [out, r]
-  const int64_t r = a_shape[0], in = a_shape[1], rows = b_shape[0];
+// cat's w-independent half: B = [B₁ B₂ ...] (columns), [out, Σ rᵢ].
+std::vector<float> concatenate_b(const ModuleSet& set, const LayerSlots& s) {
+  const int64_t r = set[0].tensors[s.a].shape[0], rows = set[0].tensors[s.b].shape[0];
   const int64_t total = r * static_cast<int64_t>(set.size());
-  std::vector<float> a, b(static_cast<size_t>(rows * total));
+  std::vector<float> b(static_cast<size_t>(rows * total));
   for (size_t i = 0; i < set.size(); ++i) {
-    const float wi = static_cast<float>(w[i]);
-    const float si = static_cast<float>(set[i].tensors[s.a].scale);
-    for (float v : set[i].tensors[s.a].f32()) a.push_back(v * wi * si);  // (A·w)·s, as torch
     const std::vector<float> bi = set[i].tensors[s.b].f32();
     for (int64_t row = 0; row < rows; ++row)
       for (int64_t c = 0; c < r; ++c)
         b[row * total + static_cast<int64_t>(i) * r + c] = bi[row * r + c];
   }
-  out.tensors[s.a].values = std::move(a);
-  out.tensors[s.a].shape = {total, in};
-  out.tensors[s.b].values = std::move(b);
-  out.tensors[s.b].shape = {rows, total};
+  return b;
+}
+
+// cat's A = [w₁s₁A₁; ...] (rows), [Σ rᵢ, in].
+std::vector<float> concatenate_weighted_a(const ModuleSet& set, const Stack& a,
+                                          const std::vector<double>& w, const LayerSlots& s) {
+  std::vector<float> out;
+  for (size_t i = 0; i < set.size(); ++i) {
+    const float wi = static_cast<float>(w[i]);
+    const float si = static_cast<float>(set[i].tensors[s.a].scale);
+    for (float v : a[i]) out.push_back(v * wi * si);  // (A·w)·s, as torch
+  }
+  return out;
 }
 
 // torch.quantile(x, q) with linear interpolation, computed in float32 as torch does.
@@ -281,7 +299,8 @@ void combine_svd(const ModuleSet& set, const std::vector<double>& w, const Combi
   }
   const std::string name = s.layer + ".delta";
   const Svd f =
-      svd(merge_stack(std::move(deltas), to_f32(w), merge_of(o.method), o, name), rows, in, name);
+      svd(merge_prepared(prepare_stack(std::move(deltas), merge_of(o.method), o, name), to_f32(w)),
+          rows, in, name);
   std::vector<float> b(static_cast<size_t>(rows * rank)), a(static_cast<size_t>(rank * in));
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t c = 0; c < rank; ++c) b[i * rank + c] = f.u[c * rows + i] * f.s[c];
@@ -377,32 +396,78 @@ std::vector<float> seeded_drop_mask(uint64_t seed, const std::string& tensor, si
   return mask;
 }
 
-LoraModule combine_modules(const ModuleSet& set, const std::vector<double>& w,
-                           const CombineOptions& options) {
-  if (options.method == CombineMethod::kLoraHub) return compose_module(set, w);
-  check(w.size() == set.size(), "combine: {} weights for {} modules", w.size(), set.size());
-  check_weights(w, "combine");
-  CombineOptions o = options;
-  if (set.size() == 1) o.method = CombineMethod::kLinear;  // as PEFT: one adapter -> linear
-  check_combine_options(o);
+// Per target layer, what every w shares: the prepared stacks of lora_A and lora_B (per-tensor
+// methods), or the modules' A values and the concatenated B (cat). The _svd methods prepare
+// nothing: their merged deltas (rows × in per module and layer) would hold ~1 GB for 20
+// SmolLM2 modules, and the SVD per w costs more than recomputing them.
+struct Combiner::Prepared {
+  struct Layer {
+    LayerSlots slots;
+    PreparedStack a, b;
+  };
+  std::vector<Layer> layers;
+  int64_t rank = 0;
+};
+
+Combiner::Combiner(const ModuleSet& set, const CombineOptions& options)
+    : set_(set), options_(options) {
+  if (options_.method == CombineMethod::kLoraHub) return;
+  check(!set.modules().empty(), "combine: no modules");
+  if (set.size() == 1) options_.method = CombineMethod::kLinear;  // as PEFT: one adapter -> linear
+  check_combine_options(options_);
   check(!set[0].config.fan_in_fan_out, "{}: fan_in_fan_out adapters are not supported by --compose",
         set[0].path);
-  LoraModule out = set[0];
-  for (LoraTensor& t : out.tensors) t.bf16.clear();  // the combined adapter is f32
+  auto prepared = std::make_shared<Prepared>();
   const int64_t r = set[0].config.r;
-  int64_t rank = r;
-  if (o.method == CombineMethod::kCat) rank = r * static_cast<int64_t>(set.size());
-  if (is_svd(o.method) && o.svd_rank > 0) rank = o.svd_rank;
+  prepared->rank = r;
+  if (options_.method == CombineMethod::kCat) prepared->rank = r * static_cast<int64_t>(set.size());
+  if (is_svd(options_.method) && options_.svd_rank > 0) prepared->rank = options_.svd_rank;
+  const Merge merge = merge_of(options_.method);
   for (const LayerSlots& s : layer_slots(set[0])) {
-    if (o.method == CombineMethod::kCat)
-      combine_cat(set, w, s, out);
-    else if (is_svd(o.method))
-      combine_svd(set, w, o, rank, s, out);
-    else
-      combine_per_tensor(set, w, o, s, out);
+    Prepared::Layer layer{s, {}, {}};
+    if (options_.method == CombineMethod::kCat) {
+      layer.a.values = gather(set, s.a);
+      layer.b.values = {concatenate_b(set, s)};
+    } else if (!is_svd(options_.method)) {
+      layer.a = prepare_stack(gather(set, s.a), merge, options_, s.layer + ".lora_A");
+      layer.b = prepare_stack(gather(set, s.b), merge, options_, s.layer + ".lora_B");
+    }
+    prepared->layers.push_back(std::move(layer));
+  }
+  prepared_ = std::move(prepared);
+}
+
+LoraModule Combiner::operator()(const std::vector<double>& w) const {
+  if (options_.method == CombineMethod::kLoraHub) return compose_module(set_, w);
+  check(w.size() == set_.size(), "combine: {} weights for {} modules", w.size(), set_.size());
+  check_weights(w, "combine");
+  LoraModule out = set_[0];
+  for (LoraTensor& t : out.tensors) t.bf16.clear();  // the combined adapter is f32
+  const int64_t rank = prepared_->rank;
+  std::vector<float> wa, wb;
+  for (const Prepared::Layer& layer : prepared_->layers) {
+    const LayerSlots& s = layer.slots;
+    LoraTensor &a = out.tensors[s.a], &b = out.tensors[s.b];
+    if (options_.method == CombineMethod::kCat) {
+      a.values = concatenate_weighted_a(set_, layer.a.values, w, s);
+      a.shape = {rank, a.shape[1]};
+      b.values = layer.b.values[0];
+      b.shape = {b.shape[0], rank};
+    } else if (is_svd(options_.method)) {
+      combine_svd(set_, w, options_, rank, s, out);
+    } else {
+      split_weights(set_, w, s, wa, wb);
+      a.values = merge_prepared(layer.a, wa);
+      b.values = merge_prepared(layer.b, wb);
+    }
   }
   set_rank(out, rank);
   return out;
+}
+
+LoraModule combine_modules(const ModuleSet& set, const std::vector<double>& w,
+                           const CombineOptions& options) {
+  return Combiner(set, options)(w);
 }
 
 LoraModule adapter_from_modules(const std::vector<std::string>& dirs,

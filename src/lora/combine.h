@@ -17,6 +17,7 @@
 // of w); `drop_mask` injects masks instead (the PEFT parity test passes torch's).
 #pragma once
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -73,6 +74,25 @@ void check_combine_options(const CombineOptions& options);
 // target's smaller side.
 LoraModule combine_modules(const ModuleSet& set, const std::vector<double>& w,
                            const CombineOptions& options);
+
+// A combination prepared for one module set, then composed for any w: what is the same for
+// every w (the pruned task tensors, DARE's masks, TIES's elected signs, cat's concatenated B) is
+// computed once, so that the weight search's evaluations pay only for the weighted sums (and
+// the _svd methods' SVDs). Equal, value for value, to combine_modules for every w. Keeps a
+// reference to `set`. Throws Error as combine_modules does (the options at construction, the
+// weights per call).
+class Combiner {
+ public:
+  Combiner(const ModuleSet& set, const CombineOptions& options);
+  LoraModule operator()(const std::vector<double>& w) const;
+  const CombineOptions& options() const { return options_; }
+
+ private:
+  struct Prepared;
+  const ModuleSet& set_;
+  CombineOptions options_;
+  std::shared_ptr<const Prepared> prepared_;
+};
 
 // The adapter that module directories name: a single module with no weights, combined by
 // LoraHub's method, is that module as PEFT loads it; otherwise the modules combined with

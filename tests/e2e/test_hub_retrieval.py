@@ -14,7 +14,8 @@ import pytest
 
 from conftest import run_lorahub
 from hub_learn_support import learn_fixture
-from hub_support import Hub, create_token, folder_files, make_adapter, raw_push
+from hub_support import Hub, create_token, folder_files, hf_env, make_adapter, raw_push
+from python_package import run_python
 from t5_tiny import bbh_prompt, bbh_tasks, write_jsonl
 
 fx = learn_fixture("hub_retrieval")
@@ -126,6 +127,47 @@ def test_modules_without_a_usable_embedding_are_downloaded_with_a_warning(pool, 
     downloaded = {local_of(cache / p, cache, pushed) for p in cached_weights(cache)}
     kept = {local_of(p, cache, pushed) for p in from_hub["modules"]}
     assert downloaded == kept | {Path(pool["modules"][0]), Path(pool["modules"][1])}
+    assert_same_as_local(pool, from_hub, cache, pushed, order, tmp_path)
+
+
+EMBED_AND_UPLOAD = r"""
+import sys
+from huggingface_hub import HfApi
+from lorahub_cpp import Model, write_module_embedding
+endpoint, token, model_dir, *folders = sys.argv[1:]
+model = Model.load(model_dir, threads=1)
+api = HfApi(endpoint=endpoint, token=token)
+for i, folder in enumerate(folders):
+    write_module_embedding(model, folder)
+    api.create_repo(f"lib/module{i}")
+    print(api.upload_folder(folder_path=folder, repo_id=f"lib/module{i}").oid)
+"""
+
+
+def test_python_embedding_uploaded_with_huggingface_hub_is_used_by_retrieval(pool, tmp_path):
+    """lorahub_cpp.write_module_embedding, then huggingface_hub's upload_folder (no lorahub
+    push): the hub stores and lists the embedding, and retrieval ranks by it exactly as by the
+    modules' local folders (so the Python binding writes what the engine computes)."""
+    copies = []
+    for i, module in enumerate(pool["modules"]):
+        copies.append(tmp_path / f"upload{i}")
+        shutil.copytree(module, copies[-1])
+    cache = tmp_path / "cache"
+    with Hub(tmp_path / "hub") as hub:
+        token = create_token(hub.root, "lib")
+        shas = run_python(EMBED_AND_UPLOAD, hub.url, token, pool["model"], *copies,
+                          env=hf_env(hub, tmp_path)).stdout.split()
+        pushed = {f"lib/module{i}@{sha}": Path(m) for i, (sha, m) in
+                  enumerate(zip(shas, pool["modules"], strict=True))}
+        info = hub.http.get("/api/models/lib/module0").json()
+        assert info["lorahub"]["embedding"]["file"] == "lorahub_embedding.json"
+        from_hub, stderr = learn(pool, tmp_path / "hub-out", "--hub", hub.url, "--hub-cache",
+                                 cache)
+        order = listing_order(hub, pushed)
+    assert "warning" not in stderr, stderr
+    assert from_hub["selection"]["hub_embeddings"] == 4
+    assert cached_weights(cache) == sorted(Path(p).relative_to(cache).as_posix()
+                                           for p in from_hub["modules"])
     assert_same_as_local(pool, from_hub, cache, pushed, order, tmp_path)
 
 

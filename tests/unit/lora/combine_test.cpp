@@ -4,7 +4,9 @@
 // tests/parity/test_combine_peft.py.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <functional>
 #include <random>
 
 #include "core/error.h"
@@ -110,6 +112,58 @@ TEST(Combine, TiesKeepsTheDensestValuesAndDropsDisagreeingSigns) {
   size_t zeros = 0;
   for (float v : out.tensors[0].values) zeros += v == 0.0f;
   EXPECT_GT(zeros, 0u);  // 3 of 12 values kept per module: some positions lose all of them
+}
+
+// PEFT's ties() on one stack as merge_utils writes it, value by value: magnitude pruning,
+// the sign elected over the pruned values, the mean of the weighted values that agree.
+std::vector<float> peft_ties(std::vector<std::vector<float>> stack, const std::vector<float>& v,
+                             double density, MajoritySign rule) {
+  for (auto& t : stack) {
+    std::vector<float> sorted(t.size());
+    for (size_t k = 0; k < t.size(); ++k) sorted[k] = std::abs(t[k]);
+    std::sort(sorted.begin(), sorted.end(), std::greater<>());
+    const size_t keep = static_cast<size_t>(density * t.size());
+    for (float& x : t)
+      if (keep == 0 || std::abs(x) < sorted[keep - 1]) x = 0.0f;  // no ties in random values
+  }
+  const auto sign = [](float x) { return static_cast<float>((x > 0) - (x < 0)); };
+  std::vector<float> out(stack[0].size());
+  for (size_t k = 0; k < out.size(); ++k) {
+    float magnitude = 0.0f;
+    for (const auto& t : stack) magnitude += rule == MajoritySign::kTotal ? t[k] : sign(t[k]);
+    const float elected = magnitude >= 0 ? 1.0f : -1.0f;
+    float mixed = 0.0f, kept = 0.0f;
+    for (size_t i = 0; i < stack.size(); ++i)
+      if (sign(stack[i][k]) == elected) mixed += stack[i][k] * v[i], kept += 1.0f;
+    out[k] = mixed / std::max(kept, 1.0f);
+  }
+  return out;
+}
+
+// The weight search reuses one Combiner (the pruning and the sign election done once) for
+// every w: each result equals PEFT's ties() recomputed from scratch for that w, to the bit.
+TEST(Combine, OneCombinerForManyWeightsEqualsTiesFromScratch) {
+  const ModuleSet set = make_set(4);
+  for (MajoritySign rule : {MajoritySign::kTotal, MajoritySign::kFrequency}) {
+    CombineOptions o = with(CombineMethod::kTies, 0.5);
+    o.majority_sign = rule;
+    const Combiner combiner(set, o);
+    for (const std::vector<double>& w : std::vector<std::vector<double>>{
+             {1, 1, 1, 1}, {0.3, -0.8, 1.5, 0}, {-1, -0.2, 0.1, 2}, {0, 0, 0, 0}}) {
+      const LoraModule got = combiner(w);
+      for (size_t t = 0; t < 2; ++t) {  // lora_A: the sign on A; lora_B: √|w·s| alone
+        std::vector<std::vector<float>> stack;
+        std::vector<float> v;
+        for (size_t i = 0; i < set.size(); ++i) {
+          stack.push_back(set[i].tensors[t].values);
+          const double ws = w[i] * set[i].tensors[0].scale;
+          v.push_back(static_cast<float>(std::sqrt(std::abs(ws)) * (t == 0 && ws < 0 ? -1 : 1)));
+        }
+        EXPECT_EQ(got.tensors[t].values, peft_ties(stack, v, 0.5, rule)) << t;
+      }
+      EXPECT_EQ(got.tensors[0].values, combine_modules(set, w, o).tensors[0].values);
+    }
+  }
 }
 
 TEST(Combine, SeededDropMasksAreReproducibleAndKeepTheDensity) {
