@@ -10,7 +10,7 @@ Ours: prefill time = wall time of a run with --max-new-tokens 1 minus a load-onl
 tokens/s = (new tokens − prompts) / (full run − the max-new-tokens-1 run). llama.cpp: prefill and
 each decoding step timed directly (llm.eval), greedy by argmax, stopping at EOS as ours does.
 llama.cpp is created with use_extra_bufts=False (its AMX repacking dies with SIGILL on some VMs).
-Prints one JSON object and writes bench/results/llamacpp_decode.json, with the load average:
+Prints one JSON object and writes bench/results/llamacpp_decode[_<model>].json, with the load average:
 numbers taken on a shared machine are not quiet-machine values.
 """
 import argparse
@@ -104,13 +104,17 @@ def main():
     which.add_argument("--qwen", action="store_true",
                        help="Qwen2.5-Coder 1.5B Q4_K_M, assembled from its PyPI parts into .cache/")
     ap.add_argument("--bin", default=str(ROOT / "build" / "bin" / "lorahub"))
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "llamacpp_decode.json"))
+    ap.add_argument("--out", help="default: bench/results/llamacpp_decode.json (SmolLM2), "
+                    "llamacpp_decode_<file stem>.json for another --model")
     a = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(a.threads)
     if a.qwen:
         from real_models import qwen25_coder_15b_gguf
         a.model = qwen25_coder_15b_gguf()
     model = a.model or smollm2_gguf()
+    if a.out is None:
+        suffix = "" if a.model is None else "_" + Path(model).stem
+        a.out = str(ROOT / "bench" / "results" / f"llamacpp_decode{suffix}.json")
     prompts = bbh_prompts(a.prompts)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                 if l.startswith("model name")), "?")
@@ -121,10 +125,10 @@ def main():
     ours = [run_ours(a.bin, model, prompts, a.max_new_tokens, a.threads, flags, theirs["prompt_tokens"])
             for flags in ([] if p == "f32" else [f"--{p}"] for p in a.paths.split(","))]
     result["load_average_end"] = os.getloadavg()
-    result["llamacpp"] = {k: v for k, v in theirs.items() if k != "ids"}
+    result["llamacpp"] = theirs  # with its ids: the continuations that differ can be looked at
     result["lorahub"] = []
     for o in ours:
-        o["identical_to_llamacpp"] = sum(x == y for x, y in zip(o.pop("ids"), theirs["ids"]))
+        o["identical_to_llamacpp"] = sum(x == y for x, y in zip(o["ids"], theirs["ids"]))
         o["decode_ratio_to_llamacpp"] = o["decode_tokens_per_s"] / theirs["decode_tokens_per_s"]
         result["lorahub"].append(o)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
