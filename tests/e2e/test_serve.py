@@ -134,6 +134,7 @@ def test_a_client_that_leaves_cancels_its_sequence(smol):
     assert smol.http.get("/health").json()["running"] == 0  # long before 2000 tokens
 
 
+@pytest.mark.serial  # asserts wall-clock bounds: not beside another busy worker
 def test_a_client_that_leaves_a_whole_answer_cancels_its_sequence(smol):
     """Not streamed: nothing is written to the client until the end, so the server watches the
     socket; one closed mid-generation frees its place at once and is counted as a 499."""
