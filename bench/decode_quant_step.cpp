@@ -8,11 +8,8 @@
 //
 // Usage: bench_decode_quant [--rows 1,8,16] [--seconds S] [--threads T] [--formats I8,Q4_1,Qwen]
 #include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <random>
 #include <string>
 #include <tuple>
@@ -23,6 +20,7 @@
 #include "core/half.h"
 #include "kernels/matmul.h"
 #include "kernels/quant_matmul.h"
+#include "step_bench.h"
 
 namespace {
 using lorahub::QuantFormat;
@@ -88,18 +86,7 @@ std::vector<QuantMatrix> qwen_step() {
 
 std::vector<QuantMatrix> smollm2_step(const std::string& layers_format) {
   if (layers_format == "Qwen") return qwen_step();
-  const int64_t hidden = 576, kv = 192, mlp = 1536, layers = 30, vocab = 49152;
-  std::vector<std::pair<int64_t, int64_t>> shapes;
-  for (int64_t l = 0; l < layers; ++l)
-    for (auto s : {std::pair{hidden, hidden},
-                   {kv, hidden},
-                   {kv, hidden},
-                   {hidden, hidden},
-                   {mlp, hidden},
-                   {mlp, hidden},
-                   {hidden, mlp}})
-      shapes.push_back(s);
-  shapes.push_back({vocab, hidden});
+  const auto shapes = lorahub::bench::smollm2_step_shapes();
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-0.1f, 0.1f);
   std::vector<QuantMatrix> out;
@@ -117,17 +104,8 @@ std::vector<QuantMatrix> smollm2_step(const std::string& layers_format) {
   return out;
 }
 
-double cpu_now() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-}
-
-struct Timing {
-  double wall, cpu;  // best of the timed steps, each (CPU: all threads, spinning included)
-};
-
-Timing step_seconds(const std::vector<QuantMatrix>& products, int64_t rows, double budget) {
+lorahub::bench::Timing step_seconds(const std::vector<QuantMatrix>& products, int64_t rows,
+                                    double budget) {
   int64_t widest = 0, tallest = 0;
   for (const QuantMatrix& p : products)
     widest = std::max(widest, p.cols), tallest = std::max(tallest, p.rows);
@@ -135,69 +113,28 @@ Timing step_seconds(const std::vector<QuantMatrix>& products, int64_t rows, doub
   std::mt19937 rng(2);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (float& x : a) x = dist(rng);
-  auto step = [&] {
-    for (const QuantMatrix& p : products) lorahub::matmul_abt_quant(a.data(), p, c.data(), rows);
-  };
-  step();  // warm-up: page faults, thread pool
-  Timing best{1e30, 1e30};
-  double total = 0;
-  for (int runs = 0; runs < 3 || total < budget; ++runs) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = cpu_now();
-    step();
-    const double cpu = cpu_now() - c0;
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best.wall = std::min(best.wall, s);
-    best.cpu = std::min(best.cpu, cpu);
-    total += s;
-  }
-  return best;
-}
-
-std::vector<std::string> split(const char* text) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (const char* p = text;; ++p) {
-    if (*p == ',' || *p == 0) {
-      if (!cur.empty()) out.push_back(cur);
-      cur.clear();
-      if (*p == 0) break;
-    } else {
-      cur += *p;
-    }
-  }
-  return out;
+  return lorahub::bench::best_step(
+      [&] {
+        for (const QuantMatrix& p : products)
+          lorahub::matmul_abt_quant(a.data(), p, c.data(), rows);
+      },
+      budget);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> rows = {"1", "8", "16"}, formats = {"I8", "Q4_1"};
-  double seconds = 2.0;
-  int threads = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--rows"))
-      rows = split(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--formats"))
-      formats = split(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seconds"))
-      seconds = std::atof(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--threads"))
-      threads = std::atoi(argv[i + 1]);
-    else {
-      std::fprintf(stderr, "unknown option %s\n", argv[i]);
-      return 2;
-    }
-  }
-  if (threads > 0) lorahub::set_compute_threads(threads);
+  lorahub::bench::StepArgs args{.rows = {1, 8, 16}};
+  std::vector<std::string> formats = {"I8", "Q4_1"};
+  if (!lorahub::bench::parse_step_args(argc, argv, args, {{"formats", &formats}})) return 2;
+  if (args.threads > 0) lorahub::set_compute_threads(args.threads);
   nlohmann::json runs = nlohmann::json::array();
   for (const std::string& f : formats) {
     const std::vector<QuantMatrix> products = smollm2_step(f);
     double bytes = 0;
     for (const QuantMatrix& p : products) bytes += static_cast<double>(p.data.size());
-    for (const std::string& r : rows) {
-      const int64_t m = std::atoll(r.c_str());
-      const Timing t = step_seconds(products, m, seconds);
+    for (const int64_t m : args.rows) {
+      const lorahub::bench::Timing t = step_seconds(products, m, args.seconds);
       runs.push_back({{"format", f == "I8"     ? "I8 (head I8)"
                                  : f == "Qwen" ? "Qwen2.5 1.5B: Q4_K/Q6_K (head Q6_K)"
                                                : "Q4_1 (head Q8_0)"},
