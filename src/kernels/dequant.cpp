@@ -154,10 +154,14 @@ void q4_k(const uint8_t* b, float* y) {
   uint8_t sc[8], mn[8];
   scale_min_k4(b + 4, sc, mn);
   const uint8_t* qs = b + 16;
-  for (int i = 0; i < 256; ++i) {
-    const int c = i / 64, k = i / 32 % 2, l = i % 32, g = i / 32;
-    const float q = static_cast<float>((qs[32 * c + l] >> (4 * k)) & 0xf);
-    y[i] = d * static_cast<float>(sc[g]) * q - dmin * static_cast<float>(mn[g]);
+  // Per sub-block (constant scale and shift) so that the inner loop vectorizes: prefill
+  // dequantizes every weight once per call (kernels/quant_matmul.cpp, many rows).
+  for (int g = 0; g < 8; ++g) {
+    const float s = d * static_cast<float>(sc[g]), m = dmin * static_cast<float>(mn[g]);
+    const uint8_t* src = qs + 32 * (g / 2);
+    const int shift = 4 * (g % 2);
+    for (int l = 0; l < 32; ++l)
+      y[32 * g + l] = s * static_cast<float>((src[l] >> shift) & 0xf) - m;
   }
 }
 // Q5_K: Q4_K's header | 32 B qh (5th bit of element i = bit i / 32 of qh[i % 32]) | 128 B nibbles.
@@ -181,12 +185,20 @@ void q6_k(const uint8_t* b, float* y) {
   const uint8_t* qh = b + 128;
   const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
   const float d = f16_at(b + 208);
-  for (int i = 0; i < 256; ++i) {
-    const int h = i / 128, k = i / 64 % 2, l = i % 64;
-    const int low = (ql[64 * h + l] >> (4 * k)) & 0xf;
-    const int high = (qh[32 * h + i % 32] >> (2 * (i / 32 % 4))) & 3;
-    y[i] = d * static_cast<float>(sc[i / 16]) * static_cast<float>((low | high << 4) - 32);
-  }
+  // Per 32 values (t: i / 32 % 4 = 2k + half) so that shifts are constant and the loop vectorizes.
+  for (int h = 0; h < 2; ++h)
+    for (int k = 0; k < 2; ++k)
+      for (int half = 0; half < 2; ++half) {
+        const int i0 = 128 * h + 64 * k + 32 * half, t = 2 * k + half;
+        const uint8_t* lo = ql + 64 * h + 32 * half;
+        const uint8_t* hi = qh + 32 * h;
+        const float s0 = d * static_cast<float>(sc[i0 / 16]);
+        const float s1 = d * static_cast<float>(sc[i0 / 16 + 1]);
+        for (int l = 0; l < 32; ++l) {
+          const int q = (((lo[l] >> (4 * k)) & 0xf) | ((hi[l] >> (2 * t)) & 3) << 4) - 32;
+          y[i0 + l] = (l < 16 ? s0 : s1) * static_cast<float>(q);
+        }
+      }
 }
 // Q8_K: f32 d | 256 × int8 | 16 × int16 block sums (unused here).  x = d·q
 void q8_k(const uint8_t* b, float* y) {

@@ -429,6 +429,7 @@ struct DirectActs {
   const int8_t* q;  // x.u − 128: the signed quants
   const int32_t* start4;
   const float* sums4;
+  const float* k_pairs;  // K-quants: per 256 values, the 8 per-32 scales d, then their 8 d·Σq
 };
 
 LORAHUB_VNNI_TARGET inline __m512 two_scales(float s0, float s1) {
@@ -508,6 +509,143 @@ LORAHUB_VNNI_TARGET inline void accumulate(const Chunk& ch, const uint8_t* const
   }
 }
 
+// ---- K-quants: 256 values per super-block, its scales decoded once for all R rows.
+// Per row and super-block one vector f of the activations' per-32 scales times the weights'
+// sub-block scales (and Q4_K's minima times the activation sums); per 64 values one vpdpbusd, a
+// permute of f to the lanes' sub-blocks, a convert and an FMA. Same integers as the reference.
+
+// Q4_K's 12 bytes of 6-bit sub-block scales and minima as 16 bytes [sc0..7, mn0..7]: ggml's
+// masks on 32-bit words, the same values as scale_min_k4 byte by byte.
+LORAHUB_VNNI_TARGET inline __m128i k4_scales_mins(const uint8_t* s) {
+  constexpr uint32_t k6 = 0x3f3f3f3f, k4 = 0x0f0f0f0f, k2 = 0x03030303;
+  uint32_t u[4];
+  std::memcpy(u, s, 12);
+  u[3] = ((u[2] >> 4) & k4) | (((u[1] >> 6) & k2) << 4);  // mn4..7
+  const uint32_t mins_low = u[1] & k6;                    // mn0..3
+  u[1] = (u[2] & k4) | (((u[0] >> 6) & k2) << 4);         // sc4..7
+  u[2] = mins_low;
+  u[0] &= k6;  // sc0..3
+  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+}
+
+// Lane l of the result = lane idx[l] of v.
+LORAHUB_VNNI_TARGET inline __m512 lanes_of(__m512 v, __m512i idx) {
+  return _mm512_maskz_permutexvar_ps(0xFFFF, idx, v);
+}
+
+// Lanes 0-7 = a, lanes 8-15 = b (lane indices for lanes_of).
+LORAHUB_VNNI_TARGET inline __m512i two_indices(int a, int b) {
+  return _mm512_mask_blend_epi32(0xFF00, _mm512_set1_epi32(a), _mm512_set1_epi32(b));
+}
+
+LORAHUB_VNNI_TARGET inline __m512 to_float(__m512i v) {
+  return _mm512_maskz_cvtepi32_ps(0xFFFF, v);
+}
+
+// R rows' pointers into the activations of the direct kernels.
+template <int R>
+struct KRows {
+  const int8_t* q[R];
+  const float* pairs[R];  // DirectActs::k_pairs of the row
+  const int32_t* start[R];
+};
+
+// Q4_K super-block (f16 d, f16 dmin, 12 B scales, 128 B nibbles): x = d·sc[g]·q − dmin·mn[g].
+template <int R>
+LORAHUB_VNNI_TARGET inline void q4k_block(const uint8_t* b, const KRows<R>& x, int64_t k0,
+                                          __m512* acc) {
+  const __m512 scales =
+      _mm512_mul_ps(to_float(_mm512_maskz_cvtepu8_epi32(0xFFFF, k4_scales_mins(b + 4))),
+                    two_scales(f16_fast(b), -f16_fast(b + 2)));  // [d·sc0..7, −dmin·mn0..7]
+  __m512i w[4];
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) w[c] = nibbles_32(b + 16 + 32 * c);  // sub-blocks 2c, 2c + 1
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    // [d·sc·xd, −dmin·mn·xd·Σq] per sub-block: the minima go to the upper lanes at once.
+    const __m512 f = _mm512_mul_ps(scales, _mm512_loadu_ps(x.pairs[r] + k0 / 16));
+    __m512 a = _mm512_mask_add_ps(acc[r], 0xFF00, acc[r], f);
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[c],
+                                              _mm512_loadu_si512(x.q[r] + k0 + 64 * c));
+      a = _mm512_fmadd_ps(to_float(dot), lanes_of(f, two_indices(2 * c, 2 * c + 1)), a);
+    }
+    acc[r] = a;
+  }
+}
+
+// Q6_K super-block (128 B low nibbles, 64 B high bit pairs, 16 int8 scales, f16 d):
+// x = d·sc[i / 16]·(q − 32); the zero point through start4 as in the other kernels.
+template <int R>
+LORAHUB_VNNI_TARGET inline void q6k_block(const uint8_t* b, const KRows<R>& x, int64_t k0,
+                                          __m512* acc) {
+  const __m512 scales = _mm512_mul_ps(to_float(_mm512_maskz_cvtepi8_epi32(0xFFFF, load16(b + 192))),
+                                      _mm512_set1_ps(f16_fast(b + 208)));
+  const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
+  __m512i w[4];  // values 64c..64c+63: sub-blocks 4c..4c+3
+#pragma GCC unroll 2
+  for (int h = 0; h < 2; ++h) {
+    const __m512i ql = _mm512_loadu_si512(b + 64 * h);
+    const __m512i qh = _mm512_maskz_broadcast_i64x4(
+        0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 128 + 32 * h)));
+#pragma GCC unroll 2
+    for (int half = 0; half < 2; ++half) {  // low or high nibbles of these 128 values
+      const __m512i lo =
+          _mm512_and_si512(_mm512_maskz_srli_epi16(~__mmask32{0}, ql, 4 * half), low4);
+      // qh bits 4·half (first 32 values) and 4·half + 2 (next 32).
+      const __m512i counts = _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16(4 * half),
+                                                     _mm512_set1_epi16(4 * half + 2));
+      const __m512i hi = _mm512_and_si512(_mm512_maskz_srlv_epi16(~__mmask32{0}, qh, counts), low2);
+      w[2 * h + half] = _mm512_or_si512(lo, _mm512_maskz_slli_epi16(~__mmask32{0}, hi, 4));
+    }
+  }
+  // Sub-block s (16 values) lies in activation block s / 2.
+  const __m512i pair_of_sub = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m512 f =
+        _mm512_mul_ps(scales, lanes_of(_mm512_loadu_ps(x.pairs[r] + k0 / 16), pair_of_sub));
+    __m512 a = acc[r];
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {  // lane j holds values 4j..4j+3: sub-block 4c + j / 4
+      const __m512i sub =
+          _mm512_add_epi32(_mm512_set1_epi32(4 * c),
+                           _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0));
+      const __m512i dot = _mm512_dpbusd_epi32(_mm512_loadu_si512(x.start[r] + (k0 + 64 * c) / 4),
+                                              w[c], _mm512_loadu_si512(x.q[r] + k0 + 64 * c));
+      a = _mm512_fmadd_ps(to_float(dot), lanes_of(f, sub), a);
+    }
+    acc[r] = a;
+  }
+}
+
+// One weight row of a K-quant against rows i0..i0+R of A (row_scale: I8's, unused here).
+template <QuantFormat F, int R>
+LORAHUB_VNNI_TARGET void kquant_row(const uint8_t* row, int64_t k, float row_scale,
+                                    const DirectActs& acts, int64_t i0, float* sum) {
+  const int64_t kp = acts.x.kp;
+  KRows<R> x;
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    x.q[r] = acts.q + (i0 + r) * kp;
+    x.pairs[r] = acts.k_pairs + (i0 + r) * (kp / 16);
+    x.start[r] = acts.start4 ? acts.start4 + (i0 + r) * (kp / 4) : nullptr;
+  }
+  __m512 acc[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  constexpr int64_t kBytes = F == QuantFormat::Q4_K ? 144 : 210;
+  for (int64_t k0 = 0; k0 < k; k0 += 256, row += kBytes) {
+    if constexpr (F == QuantFormat::Q4_K)
+      q4k_block<R>(row, x, k0, acc);
+    else
+      q6k_block<R>(row, x, k0, acc);
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) sum[r] = lane_sum(acc[r]);
+}
+
 // One weight row against rows i0..i0+R of A: the sums, before the minimum offsets.
 template <QuantFormat F, int R>
 LORAHUB_VNNI_TARGET void direct_row(const uint8_t* row, int64_t k, float row_scale,
@@ -518,7 +656,6 @@ LORAHUB_VNNI_TARGET void direct_row(const uint8_t* row, int64_t k, float row_sca
   const uint8_t* u[R];
   const int8_t* xq[R];
   const float* d4[R];
-  const float* bsum[R];
   const float* sums4[R];
   const int32_t* st[R];
 #pragma GCC unroll 8
@@ -526,67 +663,19 @@ LORAHUB_VNNI_TARGET void direct_row(const uint8_t* row, int64_t k, float row_sca
     u[r] = x.u.data() + (i0 + r) * kp;
     xq[r] = acts.q + (i0 + r) * kp;
     d4[r] = x.d4.data() + (i0 + r) * (kp / 4);
-    bsum[r] = x.sums.data() + (i0 + r) * (kp / 32);
     sums4[r] = acts.sums4 ? acts.sums4 + (i0 + r) * (kp / 4) : nullptr;
     st[r] = start4 ? start4 + (i0 + r) * (kp / 4) : nullptr;
   }
   const int32_t* const* start = start4 ? st : nullptr;
   __m512 acc[R], acc_m[R];  // acc_m: Q4_1's minima times the activation sums
-  float off[R];
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) acc[r] = acc_m[r] = _mm512_setzero_ps(), off[r] = 0.0f;
+  for (int r = 0; r < R; ++r) acc[r] = acc_m[r] = _mm512_setzero_ps();
   if constexpr (F == QuantFormat::I8) {
     const __m512 s = _mm512_set1_ps(row_scale);
     for (int64_t k0 = 0; k0 < k; k0 += kChunk) {
       const __mmask64 live = k - k0 >= kChunk ? ~__mmask64{0} : (__mmask64{1} << (k - k0)) - 1;
       accumulate<R, true>({_mm512_maskz_loadu_epi8(live, row + k0), s, _mm512_setzero_ps()}, u, xq,
                           d4, nullptr, k0, acc);
-    }
-  } else if constexpr (F == QuantFormat::Q4_K) {
-    for (int64_t k0 = 0; k0 < k; k0 += 256, row += 144) {
-      const float d = f16_fast(row), dmin = f16_fast(row + 2);
-      uint8_t sc[8], mn[8];
-      scale_min_k4(row + 4, sc, mn);
-      for (int j = 0; j < 4; ++j) {
-        const Chunk ch{nibbles_32(row + 16 + 32 * j), two_scales(d * sc[2 * j], d * sc[2 * j + 1]),
-                       _mm512_setzero_ps()};
-        accumulate<R, false>(ch, u, xq, d4, nullptr, k0 + 64 * j, acc);
-      }
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) {
-        float m = 0.0f;
-        for (int g = 0; g < 8; ++g) m += static_cast<float>(mn[g]) * bsum[r][k0 / 32 + g];
-        off[r] -= dmin * m;
-      }
-    }
-  } else if constexpr (F == QuantFormat::Q6_K) {
-    const __m512i low4 = _mm512_set1_epi8(0x0F), low2 = _mm512_set1_epi8(0x03);
-    for (int64_t k0 = 0; k0 < k; k0 += 256, row += 210) {
-      const __m512 scales = _mm512_mul_ps(
-          _mm512_maskz_cvtepi32_ps(0xFFFF, _mm512_maskz_cvtepi8_epi32(0xFFFF, load16(row + 192))),
-          _mm512_set1_ps(f16_fast(row + 208)));
-      for (int h = 0; h < 2; ++h) {
-        const __m512i ql = _mm512_loadu_si512(row + 64 * h);
-        const __m512i qh = _mm512_maskz_broadcast_i64x4(
-            0xFF, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row + 128 + 32 * h)));
-        for (int half = 0; half < 2; ++half) {  // values 64·half.. of this 128: low or high nibbles
-          const __m512i lo =
-              _mm512_and_si512(_mm512_maskz_srli_epi16(~__mmask32{0}, ql, 4 * half), low4);
-          // qh bits 4·half (first 32 values) and 4·half + 2 (next 32).
-          const __m512i counts = _mm512_mask_blend_epi16(0xFFFF0000u, _mm512_set1_epi16(4 * half),
-                                                         _mm512_set1_epi16(4 * half + 2));
-          const __m512i hi =
-              _mm512_and_si512(_mm512_maskz_srlv_epi16(~__mmask32{0}, qh, counts), low2);
-          const __m512i w = _mm512_or_si512(lo, _mm512_maskz_slli_epi16(~__mmask32{0}, hi, 4));
-          // Lane j holds values 4j..4j+3 of the 64: sub-block (scale) 8h + 4·half + j/4.
-          const __m512i idx =
-              _mm512_add_epi32(_mm512_set1_epi32(8 * h + 4 * half),
-                               _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0));
-          accumulate<R, false>(
-              {w, _mm512_maskz_permutexvar_ps(0xFFFF, idx, scales), _mm512_setzero_ps()}, u, xq, d4,
-              start, k0 + 128 * h + 64 * half, acc);
-        }
-      }
     }
   } else {
     using L = Legacy<F>;
@@ -603,7 +692,7 @@ LORAHUB_VNNI_TARGET void direct_row(const uint8_t* row, int64_t k, float row_sca
     }
   }
 #pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) sum[r] = lane_sum(_mm512_add_ps(acc[r], acc_m[r])) + off[r];
+  for (int r = 0; r < R; ++r) sum[r] = lane_sum(_mm512_add_ps(acc[r], acc_m[r]));
 }
 
 int direct_zero_point(QuantFormat f) {
@@ -616,10 +705,22 @@ using DirectRow = void (*)(const uint8_t*, int64_t, float, const DirectActs&, in
 // rows (16 accumulators with Q4_1's minima, of 32 registers).
 constexpr int kDirectRows = 8;
 
+constexpr bool is_k_quant(QuantFormat f) {
+  return f == QuantFormat::Q4_K || f == QuantFormat::Q6_K;
+}
+
+template <QuantFormat F, int R>
+DirectRow direct_row_kernel() {
+  if constexpr (is_k_quant(F))
+    return kquant_row<F, R>;
+  else
+    return direct_row<F, R>;
+}
+
 template <QuantFormat F, int... R>
 DirectRow direct_row_of(int rows, std::integer_sequence<int, R...>) {
   DirectRow kernel = nullptr;
-  ((rows == R + 1 ? kernel = direct_row<F, R + 1> : kernel), ...);
+  ((rows == R + 1 ? kernel = direct_row_kernel<F, R + 1>() : kernel), ...);
   return kernel;
 }
 
@@ -660,6 +761,17 @@ void sums_of_four(const ActRows& x, int zero, std::vector<int32_t>& start4,
   }
 }
 
+// K-quants: per 256 activation values (kp is a multiple of 256) their 8 per-32 scales d, then
+// their 8 d·Σq, so that one load gives a super-block's row of DirectActs::k_pairs.
+void k_quant_pairs(const ActRows& x, std::vector<float>& pairs) {
+  pairs.resize(x.u.size() / 16);
+  for (size_t g = 0; g < x.u.size() / 256; ++g)
+    for (size_t b = 0; b < 8; ++b) {
+      pairs[16 * g + b] = x.d4[64 * g + 8 * b];
+      pairs[16 * g + 8 + b] = x.sums[8 * g + b];
+    }
+}
+
 // The weights stream from memory once per step (a decoding step's weights are larger than the
 // cache): prefetching a weight row `distance` bytes ahead keeps more loads in flight than the
 // hardware prefetcher does across short rows (bench_decode_quant, 1 thread, SmolLM2's step: CPU
@@ -682,7 +794,11 @@ void matmul_direct_vnni(const ActRows& x, const QuantMatrix& b, float* c, int64_
   thread_local std::vector<int32_t> start_buffer;
   thread_local std::vector<float> sums_buffer;
   thread_local std::vector<int8_t> signed_buffer;
-  if (zero != 0 || offsets) sums_of_four(x, zero, start_buffer, sums_buffer);
+  thread_local std::vector<float> pairs_buffer;
+  const bool k_quant = is_k_quant(b.format);
+  if (k_quant) k_quant_pairs(x, pairs_buffer);
+  // Q4_K's minima go through k_pairs; the zero points (Q4_0, Q6_K) through start4.
+  if (zero != 0 || (offsets && !k_quant)) sums_of_four(x, zero, start_buffer, sums_buffer);
   const bool i8 = b.format == QuantFormat::I8;
   if (!i8 && b.format != QuantFormat::Q8_0) {  // unsigned weights multiply the signed quants
     signed_buffer.resize(x.u.size());
@@ -690,7 +806,8 @@ void matmul_direct_vnni(const ActRows& x, const QuantMatrix& b, float* c, int64_
       signed_buffer[t] = static_cast<int8_t>(int32_t{x.u[t]} - 128);
   }
   const DirectActs acts{x, signed_buffer.data(), zero != 0 ? start_buffer.data() : nullptr,
-                        offsets ? sums_buffer.data() : nullptr};
+                        offsets && !k_quant ? sums_buffer.data() : nullptr,
+                        k_quant ? pairs_buffer.data() : nullptr};
   const DirectRow full = direct_kernel(b.format, kDirectRows);
   const DirectRow tail = direct_kernel(b.format, static_cast<int>(m % kDirectRows));
 #pragma omp parallel for schedule(static) if (parallel)

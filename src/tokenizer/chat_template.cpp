@@ -227,6 +227,20 @@ struct Piece {
   int line;
 };
 
+// Where a tag's body ends: its close delimiter outside string literals, as Jinja's lexer reads
+// it (Qwen2.5's template prints "{{\"name\": ...}}" inside a {{ }} tag). Comments have none.
+size_t tag_end(const std::string& src, size_t body, const std::string& close, bool strings) {
+  for (size_t i = body; i < src.size(); ++i) {
+    if (strings && (src[i] == '"' || src[i] == '\'')) {
+      const char quote = src[i];
+      for (++i; i < src.size() && src[i] != quote; ++i) i += src[i] == '\\';
+      continue;
+    }
+    if (src.compare(i, close.size(), close) == 0) return i;
+  }
+  return std::string::npos;
+}
+
 std::vector<Piece> split_template(const std::string& src) {
   std::vector<Piece> pieces;
   size_t pos = 0;
@@ -272,7 +286,7 @@ std::vector<Piece> split_template(const std::string& src) {
     add_text(std::move(text));
     line += static_cast<int>(std::count(src.begin() + pos, src.begin() + open, '\n'));
     const std::string close = kind == '{' ? "}}" : kind == '%' ? "%}" : "#}";
-    const size_t end = src.find(close, body);
+    const size_t end = tag_end(src, body, close, kind != '#');
     if (end == std::string::npos) fail_at(line, "unterminated '{" + std::string(1, kind) + "'");
     const bool strip_after = end > body && src[end - 1] == '-';
     std::string inner = src.substr(body, end - body - (strip_after ? 1 : 0));

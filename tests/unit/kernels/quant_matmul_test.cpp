@@ -234,6 +234,27 @@ TEST(QuantMatmul, VnniAndScalarAgreeAndBetaAccumulates) {
     ASSERT_NEAR(twice[i], 1.5f * v[i], 1e-5 * (1 + std::fabs(v[i])));
 }
 
+// The K-quant direct kernels (one super-block's scales decoded once for all rows of A) against
+// the scalar reference on Qwen2.5 1.5B's widths: 1536 (6 super-blocks) and 8960 (35, an odd
+// count), 1 row (decoding), 3 (a tail pass) and 9 (an 8-row pass and a tail).
+TEST(QuantMatmul, KQuantDirectKernelsMatchScalarOnQwenWidths) {
+  if (!quant_vnni_available()) GTEST_SKIP() << "this CPU has no AVX512-VNNI";
+  for (size_t fi : {size_t{5}, size_t{7}})  // Q4_K, Q6_K
+    for (int64_t k : {1536, 8960})
+      for (int64_t m : {1, 3, 9}) {
+        const QuantMatrix b = random_matrix(formats()[fi], 5, k, 21);
+        const auto a = random_values(static_cast<size_t>(m * k), 22);
+        std::vector<float> s(m * b.rows), v(m * b.rows);
+        matmul_abt_quant(a.data(), b, s.data(), m, 0.0f, QuantPath::kScalar);
+        matmul_abt_quant(a.data(), b, v.data(), m, 0.0f, QuantPath::kVnni);
+        // The same integers: f32 summation order alone, 1e-5 of Σ|w·x| (exact_a: that term only).
+        const Expected e = expected(a, b, m, true);
+        for (size_t i = 0; i < s.size(); ++i)
+          ASSERT_NEAR(v[i], s[i], e.bound[i])
+              << quant_format_name(b.format) << " k " << k << " m " << m << " element " << i;
+      }
+}
+
 TEST(QuantMatmulMalformed, PartialBlocksAreAnError) {
   QuantMatrix b = random_matrix(formats()[4], 2, 64, 1);
   b.data.pop_back();

@@ -22,6 +22,8 @@ TEST(ChatTemplate, WhitespaceControlAndBlockTrimming) {
   EXPECT_EQ(render("x  {%- if true -%}  y  {%- endif -%}  z"), "xyz");
   EXPECT_EQ(render("a {{ 1 }}\n{# c #}\nb"), "a 1\nb");
   EXPECT_EQ(render("{{- ' x ' -}}"), " x ");
+  // A close delimiter inside a string literal is text (Qwen2.5's tool-call instructions).
+  EXPECT_EQ(render("{{ \"{{\\\"a\\\": 1}}\" }}|{% if '%}' %}y{% endif %}"), "{{\"a\": 1}}|y");
 }
 
 TEST(ChatTemplate, LoopsNamespacesAndScopes) {
