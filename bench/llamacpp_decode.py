@@ -7,7 +7,8 @@ BBH prompts, greedy, same thread count.
 
 Ours: prefill time = wall time of a run with --max-new-tokens 1 minus a load-only run; decoding
 tokens/s = (new tokens − prompts) / (full run − the max-new-tokens-1 run). llama.cpp: prefill and
-each decoding step timed directly (llm.eval), greedy by argmax, stopping at EOS as ours does.
+each decoding step timed directly (llm.eval), greedy by argmax of the last position's logits,
+stopping at llama.cpp's end-of-generation tokens (SmolLM2: <|im_end|>, <|endoftext|>) as ours does.
 llama.cpp is created with use_extra_bufts=False (its AMX repacking dies with SIGILL on some VMs).
 Prints one JSON object and writes bench/results/llamacpp_decode.json, with the load average:
 numbers taken on a shared machine are not quiet-machine values.
@@ -23,9 +24,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests" / "parity"))
 from smollm2_generate import bbh_prompts, smollm2_gguf  # noqa: E402
-
-EOS = 2
+from llamacpp_oracle import eog_ids, last_logits  # noqa: E402
 
 
 def timed_run(binary, data, new_tokens, threads, flags):
@@ -61,6 +62,7 @@ def run_llamacpp(prompts, max_new_tokens, threads):
     llm = Llama(model_path=smollm2_gguf(), n_threads=threads, n_threads_batch=threads,
                 n_ctx=4096, n_batch=4096, use_extra_bufts=False, verbose=False)
     template = jinja2.Environment().from_string(llm.metadata["tokenizer.chat_template"])
+    eos = eog_ids(llm)
     prefill_s = decode_s = 0.0
     prompt_tokens = new = 0
     ids = []
@@ -76,8 +78,10 @@ def run_llamacpp(prompts, max_new_tokens, threads):
         out = []
         t0 = time.perf_counter()
         for step in range(max_new_tokens):
-            tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-            if tok == EOS:
+            # Not llm.scores: without logits_all llama-cpp-python no longer fills it (every step
+            # read a zero row, argmax 0: 32 tokens of <|endoftext|> that never matched ours).
+            tok = int(np.argmax(last_logits(llm)))
+            if tok in eos:
                 break
             out.append(tok)
             if step + 1 < max_new_tokens:
@@ -88,7 +92,7 @@ def run_llamacpp(prompts, max_new_tokens, threads):
     return {"prefill_s": prefill_s, "prefill_tokens_per_s": prompt_tokens / prefill_s,
             "decode_s": decode_s, "new_tokens": new,
             "decode_tokens_per_s": (new - len(prompts)) / decode_s, "ids": ids,
-            "prompt_tokens": prompt_tokens}
+            "prompt_tokens": prompt_tokens, "eog_ids": sorted(eos)}
 
 
 def main():
@@ -115,7 +119,10 @@ def main():
     result["llamacpp"] = {k: v for k, v in theirs.items() if k != "ids"}
     result["lorahub"] = []
     for o in ours:
-        o["identical_to_llamacpp"] = sum(x == y for x, y in zip(o.pop("ids"), theirs["ids"]))
+        mine = o.pop("ids")
+        o["identical_to_llamacpp"] = sum(x == y for x, y in zip(mine, theirs["ids"]))
+        o["common_prefix_tokens"] = [next((t for t, (a, b) in enumerate(zip(x, y)) if a != b),
+                                          min(len(x), len(y))) for x, y in zip(mine, theirs["ids"])]
         o["decode_ratio_to_llamacpp"] = o["decode_tokens_per_s"] / theirs["decode_tokens_per_s"]
         result["lorahub"].append(o)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
