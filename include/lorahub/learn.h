@@ -35,6 +35,15 @@ std::vector<std::string> module_pool(const ModulePoolOptions& options);
 // file and line for a row without an output.
 std::vector<TextExample> read_learning_examples(const std::string& path);
 
+// A `select` value (LearnTaskOptions::select, BbhOptions::select) parsed.
+struct ModuleSelection {
+  enum class Rule { kAll, kLossRank, kRetrieval };
+  Rule rule = Rule::kAll;
+  size_t k = 0;  // loss-rank and retrieval: how many modules are kept (>= 1)
+};
+// "" (all), "loss-rank:K" or "retrieval:K"; throws OptionError("select") for anything else.
+ModuleSelection parse_module_selection(const std::string& select);
+
 struct LearnTaskOptions {
   std::string model;                                   // an HF model directory or a .gguf file
   bool bf16 = false, int8 = false, quantized = false;  // as ModelOptions
@@ -61,6 +70,9 @@ struct LearnTaskOptions {
   // Notes for the user: a module made for another base model (warning); what the selection kept.
   std::function<void(const std::string& line)> on_warning;
   std::function<void(const std::string& line)> on_note;
+  // Called by LearnTask::load when `sample` asks for more modules than the pool has (`pool`:
+  // the modules and the retrieval hub's listed ones together); the whole pool is then drawn.
+  std::function<void(size_t sample, size_t pool)> on_sample_exceeds_pool;
 };
 // Throws OptionError naming the field at fault ("steps", "optimizer", "loss", "batch_size",
 // "sampler", "select", "hub" (a retrieval hub without a retrieval selection), or a compose

@@ -300,7 +300,10 @@ struct TextEvent {
   bool done = false;      // last event of the sequence; finish_reason is set
   const char* finish_reason = "";
 };
-// Returning false cancels that sequence (a disconnected client).
+// Returning false cancels that sequence only (a disconnected client): it decodes no further
+// and gets one last event (done, "cancelled"); the other sequences go on, and a batch whose
+// sequences have all ended stops at once. To stop a whole Session::generate call, throw from the
+// callback (e.g. Cancelled): generate rethrows it at once, decoding no other sequence further.
 using StreamFn = std::function<bool(const TextEvent&)>;
 
 struct GenerationOptions {

@@ -12,16 +12,6 @@ namespace lorahub::api {
 
 namespace {
 
-// Runs f; an Error from it becomes an OptionError naming `option`.
-template <typename F>
-void as_option(const char* option, F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    throw OptionError(option, e.what());
-  }
-}
-
 void check_option(bool ok, const char* option, const std::string& what) {
   if (!ok) throw OptionError(option, what);
 }

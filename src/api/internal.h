@@ -1,5 +1,6 @@
-// What the public handles of include/lorahub/lorahub.h hold: the engine's own objects. Only
-// src/api/ includes this; the installed headers never name anything under src/.
+// What the public handles of include/lorahub/lorahub.h hold: the engine's own objects. Only the
+// public API's sources include this (src/api/ and serve's public_server.cpp); the installed
+// headers never name anything under src/.
 #pragma once
 #include <memory>
 #include <mutex>
@@ -34,6 +35,19 @@ struct ModuleSet::Impl {
   std::vector<std::string> names;
   std::vector<std::shared_ptr<const Adapter>> adapters;
 };
+
+// Runs f; an Error from it becomes an OptionError naming `option`, its message unchanged. An
+// OptionError from f already names its field and passes through as it is.
+template <typename F>
+auto as_option(const char* option, F f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const OptionError&) {
+    throw;
+  } catch (const Error& e) {
+    throw OptionError(option, e.what());
+  }
+}
 
 // Calls init_runtime() with defaults unless someone already called it (runtime.cpp).
 void ensure_runtime();

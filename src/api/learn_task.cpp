@@ -18,18 +18,6 @@ namespace lorahub::api {
 
 namespace {
 
-// Runs f; an Error from it becomes an OptionError naming `option`.
-template <typename F>
-auto as_option(const char* option, F f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const OptionError&) {
-    throw;
-  } catch (const Error& e) {
-    throw OptionError(option, e.what());
-  }
-}
-
 lorahub::LoadOptions load_options(const LearnTaskOptions& o) {
   lorahub::LoadOptions load;
   load.bf16 = o.bf16;
@@ -135,12 +123,25 @@ lorahub::LearnOptions engine_search(const LearnOptions& o) {
 
 }  // namespace
 
+ModuleSelection parse_module_selection(const std::string& select) {
+  const SelectSpec spec = as_option("select", [&] { return parse_select(select); });
+  switch (spec.rule) {
+    case SelectRule::kAll:
+      return {};
+    case SelectRule::kLossRank:
+      return {ModuleSelection::Rule::kLossRank, spec.k};
+    case SelectRule::kRetrieval:
+      return {ModuleSelection::Rule::kRetrieval, spec.k};
+  }
+  fail("select: unknown rule");
+}
+
 void validate(const LearnTaskOptions& options) {
   check_search(options.learn);
   objective_options(options.learn);
   as_option("sampler", [&] { return parse_sample_rule(options.sampler); });
-  const SelectSpec select = as_option("select", [&] { return parse_select(options.select); });
-  if (!options.retrieval_hub.hub.empty() && select.rule != SelectRule::kRetrieval)
+  const ModuleSelection select = parse_module_selection(options.select);
+  if (!options.retrieval_hub.hub.empty() && select.rule != ModuleSelection::Rule::kRetrieval)
     throw OptionError("hub", "a retrieval hub needs a retrieval:K selection");
 }
 
@@ -167,6 +168,9 @@ LearnTask LearnTask::load(const LearnTaskOptions& options) {
   spec.remote = retrieval_pool(options.retrieval_hub);
   if (spec.pool.empty() && spec.remote.empty())
     throw OptionError("modules", "no LoRA modules given");
+  const size_t pool = spec.pool.size() + spec.remote.size();
+  if (options.sample > pool && options.on_sample_exceeds_pool)
+    options.on_sample_exceeds_pool(options.sample, pool);
   spec.on_warning = options.on_warning;
   spec.on_note = options.on_note;
   // Built in place: the task's objective refers to its modules, so the task must never move.

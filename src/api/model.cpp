@@ -209,22 +209,10 @@ std::shared_ptr<const Adapter> ModuleSet::module(size_t i) const {
 
 namespace {
 
-// Runs f; an Error from it becomes an OptionError naming `option`.
-template <typename F>
-auto for_option(const char* option, F f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const OptionError&) {
-    throw;
-  } catch (const Error& e) {
-    throw OptionError(option, e.what());
-  }
-}
-
 // DARE's keep-masks read from a safetensors file: "<tensor>.<module>" -> 0/1 values.
 DropMaskFn drop_masks_from(const std::string& path) {
   auto masks = std::make_shared<StateDict>(
-      for_option("drop_masks_file", [&] { return load_state_dict_file(path); }));
+      as_option("drop_masks_file", [&] { return load_state_dict_file(path); }));
   return [masks](const std::string& tensor, size_t module, size_t n, double) {
     const std::string name = tensor + "." + std::to_string(module);
     const Tensor* t = masks->find(name);
@@ -240,15 +228,15 @@ DropMaskFn drop_masks_from(const std::string& path) {
 
 CombineOptions to_combine_options(const ComposeOptions& options) {
   CombineOptions out;
-  out.method = for_option("method", [&] { return parse_combine_method(options.method); });
+  out.method = as_option("method", [&] { return parse_combine_method(options.method); });
   out.density = options.density;
   out.majority_sign =
-      for_option("majority_sign", [&] { return parse_majority_sign(options.majority_sign); });
+      as_option("majority_sign", [&] { return parse_majority_sign(options.majority_sign); });
   out.svd_rank = options.svd_rank;
   out.svd_clamp = options.svd_clamp;
   out.seed = options.seed;
   if (!options.drop_masks_file.empty()) out.drop_mask = drop_masks_from(options.drop_masks_file);
-  for_option("method", [&] { check_combine_options(out); });
+  as_option("method", [&] { check_combine_options(out); });
   return out;
 }
 

@@ -126,7 +126,11 @@ struct TaskArgs {
 
   // With --select retrieval:K, --hub's modules are ranked by their stored embeddings and only
   // the K kept are downloaded (LearnTaskOptions::retrieval_hub), not fetched into the pool.
-  bool hub_by_retrieval() const { return !hub.empty() && select.starts_with("retrieval:"); }
+  // `select` was checked by options() first.
+  bool hub_by_retrieval() const {
+    return !hub.empty() &&
+           api::parse_module_selection(select).rule == api::ModuleSelection::Rule::kRetrieval;
+  }
   api::ModulePoolOptions hub_options() const {
     return {.hub = hub, .hub_filter = hub_filter, .hub_cache = hub_cache};
   }
@@ -155,11 +159,8 @@ void print_warning(const std::string& line) {
 api::LearnTask load_task(const TaskArgs& a, api::LearnTaskOptions o) {
   o.examples = api::read_learning_examples(a.examples);  // before the slow hub and model
   o.modules = a.pool();
-  if (a.hub_by_retrieval()) {
-    o.retrieval_hub = a.hub_options();  // the hub's count is known once it is listed
-  } else {
-    warn_if_sample_exceeds(a.sample, o.modules.size());
-  }
+  if (a.hub_by_retrieval()) o.retrieval_hub = a.hub_options();
+  o.on_sample_exceeds_pool = warn_if_sample_exceeds;  // a retrieval hub's count: once listed
   o.on_warning = print_warning;
   o.on_note = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
   if (a.model.threads > 0) api::init_runtime({.threads = a.model.threads});

@@ -178,7 +178,8 @@ nlohmann::json weights_json(const LearnTask& t, const LearnResult& r, const Lear
     history.push_back({{"step", e.step},
                        {"objective", number_or_null(e.value)},
                        {"best", number_or_null(best)},
-                       {"seconds", i < r.elapsed.size() ? r.elapsed[i] : r.seconds}});
+                       {"seconds", i < r.elapsed.size() ? r.elapsed[i] : r.seconds},
+                       {"weights", e.w}});  // to score any point of the search again (bench/)
   }
   return {{"modules", t.modules.paths()},
           {"weights", r.weights},

@@ -67,7 +67,8 @@ std::vector<TextExample> read_learning_examples(const std::string& path);
 // modules, modules that cannot be composed, a model that cannot be loaded).
 LearnTask load_learn_task(const LearnTaskSpec& spec);
 
-// weights.json: {"modules", "weights", "objective", "history": [{"step", "objective", "best"}],
+// weights.json: {"modules", "weights", "objective",
+// "history": [{"step", "objective", "best", "seconds", "weights"}],
 // "optimizer", "seed", "loss_mode", "examples", "seconds", "compose", "compose_seconds",
 // "forward_seconds", "selection", "chat"}; objectives that are not finite are null.
 nlohmann::json weights_json(const LearnTask& task, const LearnResult& result,

@@ -68,13 +68,14 @@ std::vector<uint16_t> WeightReader::tensor_bf16(const std::string& name, const S
   return out;
 }
 
-Linear WeightReader::linear(const std::string& module, int64_t in, int64_t out,
-                            bool with_bias) const {
+Linear WeightReader::linear(const std::string& module, int64_t in, int64_t out, bool with_bias,
+                            Quantize quantize) const {
   Linear l;
   l.name = module;
   l.in = in;
   l.out = out;
-  if ((l.weight_q = quantized_weight(module + ".weight", in, out)))
+  if (quantize == Quantize::kAsStorage &&
+      (l.weight_q = quantized_weight(module + ".weight", in, out)))
     ;
   else if (bf16_)
     l.weight_bf16 =

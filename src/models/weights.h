@@ -79,8 +79,11 @@ class WeightReader {
   std::vector<uint16_t> tensor_bf16(const std::string& name, const Shape& shape) const;
 
   // `<module>.weight` [out, in] (and `<module>.bias` [out] when with_bias) as a Linear named
-  // module, held as the reader's WeightStorage says.
-  Linear linear(const std::string& module, int64_t in, int64_t out, bool with_bias = false) const;
+  // module, held as the reader's WeightStorage says; kFloat keeps it out of the quantized
+  // storages (bf16 or f32: a layer a model knows int8 weights to fail on).
+  enum class Quantize { kAsStorage, kFloat };
+  Linear linear(const std::string& module, int64_t in, int64_t out, bool with_bias = false,
+                Quantize quantize = Quantize::kAsStorage) const;
   // An LM head tied to `embedding` (read from tensor `name`): on the quantized paths its own
   // int8 copy or the file's blocks of the table, else tied_head().
   Linear tied_linear(const Embedding& embedding, const std::string& name, std::string module) const;

@@ -3,23 +3,13 @@
 #include <fstream>
 #include <set>
 
+#include "api/internal.h"
 #include "core/error.h"
 #include "lorahub/serve.h"
 #include "serve/server.h"
 
 namespace lorahub::api {
 namespace {
-
-// Runs f; an Error from it (an OptionError too) becomes an OptionError for `field`, its message
-// unchanged.
-template <typename F>
-auto for_field(const char* field, F f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const Error& e) {
-    throw OptionError(field, e.what());
-  }
-}
 
 // One key per line; blank lines and lines starting with '#' are skipped.
 std::set<std::string> read_keys(const std::string& path) {
@@ -46,7 +36,7 @@ serve::ServeOptions engine_options(const ServeOptions& o) {
   e.host = o.host;
   e.port = o.port;
   if (!o.api_key_file.empty())
-    e.api_keys = for_field("api_key_file", [&] { return read_keys(o.api_key_file); });
+    e.api_keys = as_option("api_key_file", [&] { return read_keys(o.api_key_file); });
   e.adapters.base_name = o.name.empty() ? base_name(o.model) : o.name;
   e.adapters.module_dirs = o.module_dirs;
   e.adapters.hub_endpoint = o.hub_endpoint;
@@ -72,7 +62,7 @@ struct Server::Impl {
 Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   impl_->options = engine_options(options);
   auto model =
-      for_field("model", [&] { return Model::load(options.model, options.model_options); });
+      as_option("model", [&] { return Model::load(options.model, options.model_options); });
   impl_->server = std::make_unique<serve::OpenAIServer>(std::move(model), impl_->options);
 }
 

@@ -1,6 +1,7 @@
 """Helpers for the `lorahub serve` tests: the server process (on hub_support's ServerProcess),
 the models they run (tiny T5 with random modules, the real SmolLM2 GGUF with the committed
 library), and `lorahub generate` as the reference for the server's text."""
+import contextlib
 import json
 import sys
 import threading
@@ -73,6 +74,15 @@ def tiny_t5(bbh_dir, tmp_path_factory):
         examples = [json.loads(line) for line in (root / "examples.jsonl").read_text().splitlines()]
         _tiny_t5.update(root=root, model=model, modules=modules, examples=examples)
     return dict(_tiny_t5)
+
+
+@contextlib.contextmanager
+def serving_tiny_t5(bbh_dir, tmp_path_factory):
+    """`lorahub serve` of tiny_t5's model and modules (named "tiny-t5"): tiny_t5's dict with the
+    Serve as "server", for the test files' module-scoped t5 fixtures."""
+    t5 = tiny_t5(bbh_dir, tmp_path_factory)
+    with Serve(t5["model"], "--modules", t5["root"] / "modules", "--name", "tiny-t5") as s:
+        yield {**t5, "server": s}
 
 
 def at_once(request, count, timeout):

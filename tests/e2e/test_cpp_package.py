@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, lorahub_bin, run_lorahub
+from conftest import ROOT, build_tree_lock, lorahub_bin, run_lorahub
 from hub_support import Hub, create_token
 
 sys.path.insert(0, str(ROOT / "tests" / "parity"))
@@ -33,7 +33,8 @@ def example(tmp_path_factory):
     root = tmp_path_factory.mktemp("package")
     build = Path(lorahub_bin()).parent.parent
     prefix = root / "prefix"
-    run(["cmake", "--install", build, "--prefix", prefix])
+    with build_tree_lock(build):  # not while a pip wheel of the extension reconfigures it
+        run(["cmake", "--install", build, "--prefix", prefix])
     headers = sorted(p.name for p in (prefix / "include" / "lorahub").iterdir())
     # check.h: fail/check over {fmt}, for programs that use {fmt} too (lorahub.h needs only std).
     assert headers == ["bbh.h", "check.h", "error.h", "hub.h", "learn.h", "lorahub.h", "serve.h"]

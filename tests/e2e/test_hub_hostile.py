@@ -237,6 +237,7 @@ def send_chunked_forever(sock, total, stop):
         pass  # the server stopped reading: what it should do
 
 
+@pytest.mark.serial  # asserts wall-clock bounds: not beside another busy worker
 @pytest.mark.malformed
 def test_chunked_body_without_token_is_refused_before_it_is_read(hub):
     before = rss_peak_kib(hub)

@@ -111,6 +111,7 @@ def test_header_size_and_count_flags_are_enforced(tight):
     assert_alive(tight)
 
 
+@pytest.mark.serial  # asserts wall-clock bounds: not beside another busy worker
 @pytest.mark.malformed
 def test_timeout_flags_cut_slow_clients(tight):
     # --header-timeout 1: a request line that never ends is cut after ~1 s, not the default 10.
@@ -139,6 +140,7 @@ def test_timeout_flags_cut_slow_clients(tight):
     assert_alive(tight)
 
 
+@pytest.mark.serial  # asserts wall-clock bounds: not beside another busy worker
 def test_over_the_connection_cap_answers_503_with_retry_after(tmp_path):
     with Hub(tmp_path / "hub", "--max-connections", "4") as hub:
         held = [connect(hub) for _ in range(4)]

@@ -91,10 +91,12 @@ def test_retrieval_over_a_hub_downloads_only_the_kept_modules(pool, tmp_path):
         assert info["lorahub"]["embedding"]["file"] == "lorahub_embedding.json"
         listed = hub.http.get("/api/models", params={"full": "true"}).json()
         assert all("embedding" in m["lorahub"] for m in listed) and len(listed) == 4
+        # --sample beyond the pool (the hub's 4) draws all, with the local path's warning.
         from_hub, stderr = learn(pool, tmp_path / "hub-out", "--hub", hub.url, "--hub-cache",
-                                 cache)
+                                 cache, "--sample", 9)
         order = listing_order(hub, pushed)
-    assert "warning" not in stderr, stderr
+    assert [line for line in stderr.splitlines() if "warning" in line] == [
+        "lorahub: warning: --sample 9 but only 4 modules are available; using all 4"], stderr
     assert from_hub["selection"]["hub_embeddings"] == 4
     assert len(from_hub["modules"]) == K
     # Only the K kept modules' weights were downloaded; the others were ranked by their

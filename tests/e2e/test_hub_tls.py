@@ -149,6 +149,7 @@ def trickle(sock, first, limit):
     return time.monotonic() - start, received
 
 
+@pytest.mark.serial  # asserts wall-clock bounds: not beside another busy worker
 @pytest.mark.malformed
 @pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is installed by scripts/setup.sh")
 def test_slow_clients_are_cut_by_nginx_and_the_hub_while_others_are_served(tmp_path):

@@ -11,8 +11,8 @@ import time
 import httpx
 import pytest
 
-from serve_support import (LIBRARY, Serve, at_once, generate, library_prompt, smollm2_gguf,
-                           tiny_t5)
+from serve_support import (LIBRARY, Serve, at_once, generate, library_prompt, serving_tiny_t5,
+                           smollm2_gguf)
 
 TASKS = ["add_sub", "boolean_eval", "count_letter", "sort_words", "reverse_word", "parity",
          "larger_number", "first_letters"]
@@ -41,10 +41,8 @@ def smol():
 
 @pytest.fixture(scope="module")
 def t5(bbh_dir, tmp_path_factory):
-    serve_t5 = tiny_t5(bbh_dir, tmp_path_factory)
-    with Serve(serve_t5["model"], "--modules", serve_t5["root"] / "modules", "--name",
-               "tiny-t5") as s:
-        yield {**serve_t5, "server": s}
+    with serving_tiny_t5(bbh_dir, tmp_path_factory) as t5:
+        yield t5
 
 
 def complete(server, prompt, lora=None, model="smollm2", stream=False, max_tokens=MAX_TOKENS):
@@ -134,6 +132,7 @@ def test_a_client_that_leaves_cancels_its_sequence(smol):
     assert smol.http.get("/health").json()["running"] == 0  # long before 2000 tokens
 
 
+@pytest.mark.serial  # asserts wall-clock bounds: not beside another busy worker
 def test_a_client_that_leaves_a_whole_answer_cancels_its_sequence(smol):
     """Not streamed: nothing is written to the client until the end, so the server watches the
     socket; one closed mid-generation frees its place at once and is counted as a 499."""

@@ -5,17 +5,15 @@ not), and bad Arrow parameters are a 400 in OpenAI's error format with the serve
 import openai
 import pytest
 
-from serve_support import Serve, generate, tiny_t5
+from serve_support import generate, serving_tiny_t5
 
 MAX_TOKENS = 8
 
 
 @pytest.fixture(scope="module")
 def t5(bbh_dir, tmp_path_factory):
-    serve_t5 = tiny_t5(bbh_dir, tmp_path_factory)
-    with Serve(serve_t5["model"], "--modules", serve_t5["root"] / "modules", "--name",
-               "tiny-t5") as s:
-        yield {**serve_t5, "server": s}
+    with serving_tiny_t5(bbh_dir, tmp_path_factory) as t5:
+        yield t5
 
 
 def served(server, prompt, lora, stream=False):

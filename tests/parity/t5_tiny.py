@@ -116,6 +116,17 @@ def load_hf(model_dir: Path):
     return T5ForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32).eval()
 
 
+def hf_label_logits(model, tok, rows):
+    """transformers' logits at each target token of (input, target) rows, teacher-forced: one
+    [target tokens, vocabulary] array per row (what our label_logits returns)."""
+    enc = tok([r[0] for r in rows], padding="longest", return_tensors="pt")
+    labels = tok([r[1] for r in rows], padding="longest", return_tensors="pt").input_ids
+    labels[labels == tok.pad_token_id] = -100
+    with torch.no_grad():
+        logits = model(**enc, labels=labels).logits
+    return [logits[i, :int((labels[i] != -100).sum())].numpy() for i in range(len(rows))]
+
+
 def hf_tokenizer(model_dir: Path):
     from transformers import T5Tokenizer
 

@@ -20,7 +20,7 @@ from safetensors.torch import save_file
 
 from conftest import run_lorahub
 from lorahub_tiny import few_shot_examples, make_modules
-from t5_tiny import hf_tokenizer, load_hf, make_t5, train_spm
+from t5_tiny import hf_label_logits, hf_tokenizer, load_hf, make_t5, train_spm
 
 torch.set_num_threads(1)
 WEIGHTS = [0.7, -0.4, 1.2]
@@ -128,15 +128,6 @@ def aligned_svd_factors(ours, theirs):
                 a[c], b[:, c] = -a[c], -b[:, c]
         out[key], out[bkey] = a, b
     return out
-
-
-def hf_label_logits(model, tok, rows):
-    enc = tok([r[0] for r in rows], padding="longest", return_tensors="pt")
-    labels = tok([r[1] for r in rows], padding="longest", return_tensors="pt").input_ids
-    labels[labels == tok.pad_token_id] = -100
-    with torch.no_grad():
-        logits = model(**enc, labels=labels).logits
-    return [logits[i, :int((labels[i] != -100).sum())].numpy() for i in range(len(rows))]
 
 
 @pytest.mark.parametrize("method,kw", CASES, ids=[f"{m}-{i}" for i, (m, _) in enumerate(CASES)])

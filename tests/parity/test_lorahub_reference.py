@@ -17,7 +17,7 @@ from safetensors.numpy import load_file
 
 from conftest import run_lorahub
 from lorahub_tiny import few_shot_examples, make_modules
-from t5_tiny import hf_tokenizer, load_hf, make_t5, train_spm
+from t5_tiny import hf_label_logits, hf_tokenizer, load_hf, make_t5, train_spm
 
 torch.set_num_threads(1)
 N_MODULES = 3
@@ -106,15 +106,6 @@ def test_learned_weights_score_the_same_on_both_sides(fx, reference, tmp_path):
     print(f"ours: {summary['objective']:.6f} at {np.round(summary['weights'], 3)}; "
           f"reference's weights {np.round(ref_weights, 3)} score "
           f"{reference_score(reference, ref_weights):.6f}")
-
-
-def hf_label_logits(model, tok, rows):
-    enc = tok([r[0] for r in rows], padding="longest", return_tensors="pt")
-    labels = tok([r[1] for r in rows], padding="longest", return_tensors="pt").input_ids
-    labels[labels == tok.pad_token_id] = -100
-    with torch.no_grad():
-        logits = model(**enc, labels=labels).logits
-    return [logits[i, :int((labels[i] != -100).sum())].numpy() for i in range(len(rows))]
 
 
 def test_learned_adapter_and_merged_model_load_in_peft_and_transformers(fx, tmp_path):

@@ -93,10 +93,26 @@ TEST_F(ApiLearnTask, SampleIsSeededAndTheObjectiveMatchesTheSearch) {
   EXPECT_EQ(record["optimizer"], "cobyla");
   EXPECT_DOUBLE_EQ(record["history"][5]["best"].get<double>(), best);
   EXPECT_EQ(record["history"][5]["seconds"].get<double>(), r.history[5].seconds);
+  EXPECT_EQ(record["history"][5]["weights"].get<std::vector<double>>(), r.history[5].weights);
   EXPECT_GE(r.history[5].seconds, r.history[0].seconds);
 
   // Cancelling from the callback stops the search.
   EXPECT_THROW(task.learn([](const api::LearnStep&) { return false; }), api::Cancelled);
+}
+
+// A sample larger than the pool draws it all, and the caller is told (the CLI's warning).
+TEST_F(ApiLearnTask, SampleBeyondThePoolIsReported) {
+  std::vector<std::pair<size_t, size_t>> reported;
+  auto load = [&](size_t sample) {
+    api::LearnTaskOptions o = options(sample);
+    o.on_sample_exceeds_pool = [&](size_t n, size_t pool) { reported.emplace_back(n, pool); };
+    return api::LearnTask::load(o).module_names();
+  };
+  EXPECT_EQ(load(9), modules_);
+  EXPECT_EQ(reported, (std::vector<std::pair<size_t, size_t>>{{9, 4}}));
+  load(4);
+  load(0);
+  EXPECT_EQ(reported.size(), 1u);  // not for the whole pool, nor for 0 (= all)
 }
 
 TEST_F(ApiLearnTask, MergedModelScoresAsTheAdapterOnTheSide) {
@@ -165,6 +181,17 @@ TEST(ApiBbhMalformed, OptionsNameTheField) {
             (std::vector<std::string>{"zero-shot", "uniform"}));  // the table's order
   EXPECT_EQ(api::parse_seed_list("1-3,7"), (std::vector<uint64_t>{1, 2, 3, 7}));
   EXPECT_THROW(api::parse_seed_list("3-1"), Error);
+}
+
+TEST(ApiSelection, ParsesTheRuleAndCount) {
+  using Rule = api::ModuleSelection::Rule;
+  EXPECT_EQ(api::parse_module_selection("").rule, Rule::kAll);
+  EXPECT_EQ(api::parse_module_selection("loss-rank:3").rule, Rule::kLossRank);
+  EXPECT_EQ(api::parse_module_selection("loss-rank:3").k, 3u);
+  EXPECT_EQ(api::parse_module_selection("retrieval:2").rule, Rule::kRetrieval);
+  EXPECT_EQ(api::parse_module_selection("retrieval:2").k, 2u);
+  EXPECT_EQ(option_at_fault([] { api::parse_module_selection("retrievalx:2"); }), "select");
+  EXPECT_EQ(option_at_fault([] { api::parse_module_selection("retrieval:0"); }), "select");
 }
 
 }  // namespace

@@ -262,20 +262,30 @@ TEST_F(ApiTest, CallbacksCancel) {
   EXPECT_EQ(cut[2].text, full[2].text);
 }
 
+// A session on a model whose every step says "a" (token 1), up to 200 tokens, counting its
+// decode steps; options of 100 new tokens, 2 prompts a batch.
+struct ScriptedGeneration {
+  ScriptedModel* scripted =
+      new ScriptedModel(std::vector<std::string>{"", "a"},
+                        std::vector<std::vector<int32_t>>{{}, std::vector<int32_t>(200, 1)});
+  api::Session session{model_of(scripted)};
+  api::GenerationOptions options{.max_new_tokens = 100, .batch_size = 2};
+
+  static std::shared_ptr<const api::Model> model_of(ScriptedModel* scripted) {
+    auto impl = std::make_shared<api::Model::Impl>();
+    impl->path = "scripted";
+    impl->engine.reset(scripted);  // owned by the model from here on
+    return std::make_shared<const api::Model>(impl);
+  }
+};
+
 // A generation cancelled from its on_text callback stops decoding (the scripted model counts its
 // steps): the cancelled row decodes no further, and a batch whose rows are all cancelled ends.
 TEST(ApiCancel, CancelledGenerationStopsDecoding) {
-  auto impl = std::make_shared<api::Model::Impl>();
-  impl->path = "scripted";
-  impl->engine = std::make_unique<ScriptedModel>(
-      std::vector<std::string>{"", "a"},
-      std::vector<std::vector<int32_t>>{{}, std::vector<int32_t>(200, 1)});
-  const auto& scripted = dynamic_cast<const ScriptedModel&>(*impl->engine);
-  const auto model = std::make_shared<const api::Model>(impl);
-  api::Session session(model);
-  api::GenerationOptions gen;
-  gen.max_new_tokens = 100;
-  gen.batch_size = 2;
+  ScriptedGeneration g;
+  const ScriptedModel& scripted = *g.scripted;
+  api::Session& session = g.session;
+  api::GenerationOptions& gen = g.options;
   std::vector<int> events(2, 0);
   gen.on_text = [&](const api::TextEvent& e) {
     ++events[e.index];
@@ -293,6 +303,23 @@ TEST(ApiCancel, CancelledGenerationStopsDecoding) {
   out = session.generate({"x", "y"}, gen);
   EXPECT_EQ(out[1].finish_reason, "cancelled");
   EXPECT_EQ(scripted.steps, 0);  // the batch ended after prefill, not after 99 steps
+}
+
+// Returning false cancels one sequence; to stop the whole call, on_text throws: generate
+// rethrows at once, the other rows of the batch and the later batches are never decoded.
+TEST(ApiCancel, ThrowingFromOnTextStopsTheWholeCall) {
+  ScriptedGeneration g;
+  const ScriptedModel& scripted = *g.scripted;
+  api::Session& session = g.session;
+  api::GenerationOptions& gen = g.options;
+  std::vector<int> events(4, 0);
+  gen.on_text = [&](const api::TextEvent& e) {
+    if (++events[e.index] == 3 && e.index == 0) throw api::Cancelled();
+    return true;
+  };
+  EXPECT_THROW(session.generate({"w", "x", "y", "z"}, gen), api::Cancelled);
+  EXPECT_EQ(scripted.steps, 2);                       // the third token's step was the last
+  EXPECT_EQ(events, (std::vector<int>{3, 2, 0, 0}));  // row 1 saw two; batch 2 never started
 }
 
 TEST_F(ApiTest, ChatPromptAndTokenizer) {
