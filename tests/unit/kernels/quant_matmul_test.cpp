@@ -137,12 +137,15 @@ TEST_P(QuantBlocks, WithinStatedToleranceOfDequantizedProduct) {
 }
 
 // k units: 1 (a lone half chunk), 3 (a chunk and a tail), 18 (SmolLM2's 576); K-quants round up.
+// Q4_1's grouped kernel (4 blocks per step; 4 weight rows per pass at 1 row of A, 2 at 2-4) also
+// meets 7 and 5 blocks (a whole group and a 3- or 1-block tail) with weight rows left over.
 INSTANTIATE_TEST_SUITE_P(
     Shapes, QuantBlocks,
     ::testing::Combine(::testing::Range<size_t>(0, 9),
                        ::testing::Values(Shape{1, 1, 1}, Shape{1, 67, 18}, Shape{3, 5, 3},
                                          Shape{8, 5, 18}, Shape{11, 4, 3}, Shape{16, 7, 9},
-                                         Shape{32, 9, 8}, Shape{37, 6, 24}, Shape{300, 3, 9}),
+                                         Shape{32, 9, 8}, Shape{37, 6, 24}, Shape{300, 3, 9},
+                                         Shape{1, 6, 7}, Shape{2, 7, 5}),
                        ::testing::Values(QuantPath::kScalar, QuantPath::kVnni,
                                          QuantPath::kDequantizedTiles, QuantPath::kAuto)));
 
