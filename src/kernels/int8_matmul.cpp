@@ -177,8 +177,51 @@ void matmul_int8_library(const float* a, const QuantMatrix& b, float* c, int64_t
                                          {DNNL_ARG_SCRATCHPAD, s_mem}});
   thread_stream().wait();
 
+  // Two-level weights (QuantMatrix::residual): the first activation level against the second
+  // weight level, u₁ · q₂ (the u₂ · q₂ term is below both levels' rounding: d·s / 254², dropped),
+  // 1.5x the integer products of one weight level.
+  thread_local std::vector<int32_t> fine_buffer;
+  std::vector<int32_t>& fine = fine_buffer;
+  if (b.residual != nullptr) {
+    const QuantMatrix& r = *b.residual;
+    const Int8Matmul& rm = int8_matmul(m, r);
+    fine.resize(static_cast<size_t>(m * n));
+    dnnl::memory ra_mem(rm.a_md, engine, u.data());
+    const uint8_t* rw = rm.packed ? r.library_pack->bytes.data() : r.data.data();
+    dnnl::memory rb_mem(rm.b_md, engine, const_cast<uint8_t*>(rw));
+    dnnl::memory rc_mem(rm.c_md, engine, fine.data());
+    scratch.resize(std::max<size_t>(scratch.size(), rm.scratch_md.get_size()));
+    dnnl::memory rs_mem(rm.scratch_md, engine, scratch.data());
+    rm.primitive.execute(thread_stream(), {{DNNL_ARG_SRC, ra_mem},
+                                           {DNNL_ARG_WEIGHTS, rb_mem},
+                                           {DNNL_ARG_DST, rc_mem},
+                                           {DNNL_ARG_SCRATCHPAD, rs_mem}});
+    thread_stream().wait();
+  }
+
   const float* scale = b.row_scale.data();
   const int32_t* sum = b.row_sum.data();
+  if (b.residual != nullptr) {
+    const float* fine_scale = b.residual->row_scale.data();
+    const int32_t* fine_sum = b.residual->row_sum.data();
+#pragma omp parallel for schedule(static) if (m * n >= (1 << 16))
+    for (int64_t i = 0; i < m; ++i) {
+      const int32_t* s1 = dot.data() + i * n;
+      const int32_t* s2 = dot.data() + (m + i) * n;
+      const int32_t* s3 = fine.data() + i * n;
+      float* out = c + i * n;
+      const float d1 = d[i], d2 = d[i] / kSecondLevel;
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) {
+        const float v = (static_cast<float>(s1[j] - 128 * sum[j]) * d1 +
+                         static_cast<float>(s2[j] - 128 * sum[j]) * d2) *
+                            scale[j] +
+                        static_cast<float>(s3[j] - 128 * fine_sum[j]) * d1 * fine_scale[j];
+        out[j] = beta == 0.0f ? v : v + beta * out[j];
+      }
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static) if (m * n >= (1 << 16))
   for (int64_t i = 0; i < m; ++i) {
     const int32_t* s1 = dot.data() + i * n;

@@ -1075,7 +1075,7 @@ const char* quant_format_name(QuantFormat format) {
   return info(format).name;
 }
 
-QuantMatrix quantize_rows_int8(const float* w, int64_t rows, int64_t cols) {
+QuantMatrix quantize_rows_int8(const float* w, int64_t rows, int64_t cols, bool two_levels) {
   QuantMatrix m;
   m.format = QuantFormat::I8;
   m.rows = rows;
@@ -1097,6 +1097,33 @@ QuantMatrix quantize_rows_int8(const float* w, int64_t rows, int64_t cols) {
     }
     m.row_sum[static_cast<size_t>(r)] = sum;
   }
+  if (two_levels) {
+    // The first level's rounding leaves at most half a step, which ±127 steps of scale / 254 span.
+    auto res = std::make_shared<QuantMatrix>();
+    res->format = QuantFormat::I8;
+    res->rows = rows;
+    res->cols = cols;
+    res->data.resize(static_cast<size_t>(rows * cols));
+    res->row_scale.resize(static_cast<size_t>(rows));
+    res->row_sum.resize(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float step = m.row_scale[static_cast<size_t>(r)], fine = step / 254.0f;
+      const float inv = step > 0.0f ? 1.0f / fine : 0.0f;
+      res->row_scale[static_cast<size_t>(r)] = fine;
+      const float* src = w + r * cols;
+      const auto* q = reinterpret_cast<const int8_t*>(m.data.data() + r * cols);
+      auto* dst = reinterpret_cast<int8_t*>(res->data.data() + r * cols);
+      int32_t sum = 0;
+      for (int64_t t = 0; t < cols; ++t) {
+        const float q2 = std::nearbyint((src[t] - static_cast<float>(q[t]) * step) * inv);
+        dst[t] = static_cast<int8_t>(std::clamp(q2, -127.0f, 127.0f));
+        sum += dst[t];
+      }
+      res->row_sum[static_cast<size_t>(r)] = sum;
+    }
+    pack_int8_for_library(*res);
+    m.residual = std::move(res);
+  }
   pack_int8_for_library(m);
   return m;
 }
@@ -1112,6 +1139,10 @@ void dequantize_rows(const QuantMatrix& m, int64_t row0, int64_t count, float* o
     const float s = m.row_scale[static_cast<size_t>(row0 + r)];
     const auto* q = reinterpret_cast<const int8_t*>(src + r * m.cols);
     for (int64_t t = 0; t < m.cols; ++t) out[r * m.cols + t] = static_cast<float>(q[t]) * s;
+    if (m.residual == nullptr) continue;
+    const float s2 = m.residual->row_scale[static_cast<size_t>(row0 + r)];
+    const auto* q2 = reinterpret_cast<const int8_t*>(m.residual->data.data() + (row0 + r) * m.cols);
+    for (int64_t t = 0; t < m.cols; ++t) out[r * m.cols + t] += static_cast<float>(q2[t]) * s2;
   }
 }
 
@@ -1139,7 +1170,11 @@ void matmul_abt_quant(const float* a, const QuantMatrix& b, float* c, int64_t m,
       (many && m >= kLibraryRowsMin && b.format == QuantFormat::I8 && int8_library_available()))
     return matmul_int8_library(a, b, c, m, beta);
   if (path == QuantPath::kDequantizedTiles || many)
-    return matmul_dequantized_tiles(a, b, c, m, beta);
+    return matmul_dequantized_tiles(a, b, c, m, beta);  // both levels, dequantized
+  if (b.residual != nullptr) {  // the integer kernels, once per level (the second adds)
+    matmul_abt_quant(a, *b.residual, c, m, beta, path);
+    beta = 1.0f;
+  }
   const BlockKernel kernel = kernel_for(path);
   const int64_t n = b.rows, k = b.cols;
   const bool offsets = info(b.format).offsets;

@@ -43,6 +43,10 @@ struct QuantMatrix {
   // I8 only, where the build has oneDNN: the same int8 values reordered once (at quantization)
   // into the blocked layout of oneDNN's int8 kernels, which otherwise repack W on every call.
   std::shared_ptr<const Int8Pack> library_pack;
+  // I8 only, optional: a second int8 level of the same weights, W ≈ s·(q₁ + q₂/254) per row
+  // (residual: I8, row_scale = s/254, no residual of its own), about 15 bits instead of 7, for the
+  // products whose weight rounding the model amplifies (quantize_rows_int8's two_levels).
+  std::shared_ptr<const QuantMatrix> residual;
   int64_t row_bytes() const;
 };
 
@@ -50,9 +54,12 @@ struct QuantMatrix {
 std::optional<QuantFormat> quant_format_for(BlockFormat format);
 const char* quant_format_name(QuantFormat format);
 
-// Symmetric int8 per output row: scale = max|w_row| / 127, q = round(w / scale).
-QuantMatrix quantize_rows_int8(const float* w, int64_t rows, int64_t cols);
-// Rows [row0, row0 + count) as f32 (what the product computes with, before x is quantized).
+// Symmetric int8 per output row: scale = max|w_row| / 127, q = round(w / scale). two_levels:
+// plus the residual level q₂ = round((w - scale·q) / (scale / 254)) (|q₂| ≤ 127), QuantMatrix::
+// residual, which every product then adds.
+QuantMatrix quantize_rows_int8(const float* w, int64_t rows, int64_t cols, bool two_levels = false);
+// Rows [row0, row0 + count) as f32 (what the product computes with, before x is quantized; both
+// levels where the matrix has two).
 void dequantize_rows(const QuantMatrix& m, int64_t row0, int64_t count, float* out);
 
 // kScalar: the portable reference of the same arithmetic; kVnni: AVX512-VNNI (throws where the
@@ -61,10 +68,10 @@ void dequantize_rows(const QuantMatrix& m, int64_t row0, int64_t count, float* o
 // tile of rows at a time (512 KB of f32, reused for every row of A) into sgemm: the weights stay
 // quantized in memory, and A is not rounded. kLibraryInt8 (I8 weights only, builds with oneDNN):
 // oneDNN's u8 × s8 matmul, A quantized per row in two int8 levels (about 15 bits; twice the
-// integer products, kernels/int8_matmul.cpp). kAuto: up to kIntegerRowsMax rows (decoding) the integer products,
-// VNNI where the CPU has it (checked at run time); above, I8 weights take oneDNN's int8 matmul
-// from kLibraryRowsMin rows (below it the per-call weight packing of oneDNN costs more than the
-// products save), the block formats the tiles.
+// integer products, kernels/int8_matmul.cpp). kAuto: up to kIntegerRowsMax rows (decoding) the
+// integer products, VNNI where the CPU has it (checked at run time); above, I8 weights take
+// oneDNN's int8 matmul from kLibraryRowsMin rows (below it the per-call weight packing of oneDNN
+// costs more than the products save), the block formats the tiles.
 enum class QuantPath { kAuto, kScalar, kVnni, kDequantizedTiles, kLibraryInt8 };
 inline constexpr int64_t kIntegerRowsMax = 16;
 inline constexpr int64_t kLibraryRowsMin = 17;

@@ -174,6 +174,7 @@ void merge_lora_into(Linear& layer, const LoraMap& lora) {
   // no quantizer) stay f32.
   const bool bf16 = layer.weight_bf16 != nullptr;
   const bool int8 = layer.weight_q != nullptr && layer.weight_q->format == QuantFormat::I8;
+  const bool two_levels = int8 && layer.weight_q->residual != nullptr;
   if (bf16 || layer.weight_q != nullptr) layer.weight = weight_f32(layer);
   layer.weight_q = nullptr;
   for (const LoraDelta& d : *deltas) {
@@ -185,7 +186,7 @@ void merge_lora_into(Linear& layer, const LoraMap& lora) {
   if (bf16) convert_to_bf16(layer);
   if (int8) {
     layer.weight_q = std::make_shared<const QuantMatrix>(
-        quantize_rows_int8(layer.weight.data(), layer.out, layer.in));
+        quantize_rows_int8(layer.weight.data(), layer.out, layer.in, two_levels));
     layer.weight.clear();
   }
 }

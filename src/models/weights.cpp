@@ -74,8 +74,9 @@ Linear WeightReader::linear(const std::string& module, int64_t in, int64_t out, 
   l.name = module;
   l.in = in;
   l.out = out;
-  if (quantize == Quantize::kAsStorage &&
-      (l.weight_q = quantized_weight(module + ".weight", in, out)))
+  if (quantize != Quantize::kFloat &&
+      (l.weight_q =
+           quantized_weight(module + ".weight", in, out, quantize == Quantize::kTwoLevels)))
     ;
   else if (bf16_)
     l.weight_bf16 =
@@ -87,7 +88,8 @@ Linear WeightReader::linear(const std::string& module, int64_t in, int64_t out, 
 }
 
 std::shared_ptr<const QuantMatrix> WeightReader::quantized_weight(const std::string& name,
-                                                                  int64_t in, int64_t out) const {
+                                                                  int64_t in, int64_t out,
+                                                                  bool two_levels) const {
   if (storage_.keep_quantized) {
     check_shape(name, {out, in});
     if (auto blocks = weights_.quantized(name)) {
@@ -97,7 +99,7 @@ std::shared_ptr<const QuantMatrix> WeightReader::quantized_weight(const std::str
   }
   if (!storage_.int8) return nullptr;
   const std::vector<float> w = matrix(name, out, in);
-  return std::make_shared<const QuantMatrix>(quantize_rows_int8(w.data(), out, in));
+  return std::make_shared<const QuantMatrix>(quantize_rows_int8(w.data(), out, in, two_levels));
 }
 
 Linear WeightReader::tied_linear(const Embedding& embedding, const std::string& name,

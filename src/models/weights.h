@@ -80,8 +80,10 @@ class WeightReader {
 
   // `<module>.weight` [out, in] (and `<module>.bias` [out] when with_bias) as a Linear named
   // module, held as the reader's WeightStorage says; kFloat keeps it out of the quantized
-  // storages (bf16 or f32: a layer a model knows int8 weights to fail on).
-  enum class Quantize { kAsStorage, kFloat };
+  // storages (bf16 or f32: a layer a model knows int8 weights to fail on); kTwoLevels: as the
+  // storage, but int8 weights (--int8) in two levels (QuantMatrix::residual, about 15 bits: a
+  // layer whose weight rounding the model amplifies; 1.5x its integer products).
+  enum class Quantize { kAsStorage, kFloat, kTwoLevels };
   Linear linear(const std::string& module, int64_t in, int64_t out, bool with_bias = false,
                 Quantize quantize = Quantize::kAsStorage) const;
   // An LM head tied to `embedding` (read from tensor `name`): on the quantized paths its own
@@ -98,7 +100,7 @@ class WeightReader {
   std::unique_ptr<const WeightSource> owned_;
   // W as int8 or as the source's blocks where the storage asks for it; nullptr otherwise.
   std::shared_ptr<const QuantMatrix> quantized_weight(const std::string& name, int64_t in,
-                                                      int64_t out) const;
+                                                      int64_t out, bool two_levels = false) const;
 
   const WeightSource& weights_;
   WeightStorage storage_;

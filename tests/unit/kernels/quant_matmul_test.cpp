@@ -204,6 +204,59 @@ TEST(QuantInt8Library, OutlierColumnsKeepTheOtherValuesFine) {
     ASSERT_NEAR(c[i], exact.value[i], step.bound[i] + exact.bound[i]) << "element " << i;
 }
 
+// Two-level weights (quantize_rows_int8's two_levels, W ≈ s·(q₁ + q₂/254)): dequantized within
+// a 254th of a one-level step of f32; every path's product against the f32 weights within the
+// activations' own rounding plus the second weight level's (bounded by 1/100 of what one weight
+// level alone leaves, Σ|x|·s/2; one level exceeds that bound where A is not rounded coarsely);
+// oneDNN's path drops the u₂·q₂ term (second levels of both, at most d/2 · s/2 per value: added to
+// its bound).
+TEST(QuantInt8, TwoLevelWeightsAreFifteenBitsOnEveryPath) {
+  const int64_t n = 19, k = 576;
+  const auto w = random_values(static_cast<size_t>(n * k), 21, 0.05f);
+  const QuantMatrix one = quantize_rows_int8(w.data(), n, k);
+  const QuantMatrix two = quantize_rows_int8(w.data(), n, k, true);
+  ASSERT_NE(two.residual, nullptr);
+  ASSERT_EQ(two.data, one.data);
+  std::vector<float> back(w.size());
+  dequantize_rows(two, 0, n, back.data());
+  for (size_t i = 0; i < w.size(); ++i)
+    ASSERT_LE(std::fabs(back[i] - w[i]), two.row_scale[i / k] / 254.0f * 0.5f * 1.01f) << i;
+  for (const int64_t m : {1, 5, 16, 40}) {
+    for (const QuantPath path : {QuantPath::kScalar, QuantPath::kVnni, QuantPath::kDequantizedTiles,
+                                 QuantPath::kLibraryInt8, QuantPath::kAuto}) {
+      if (skip_path(path)) continue;
+      const auto a = random_values(static_cast<size_t>(m * k), 22);
+      std::vector<float> c1(static_cast<size_t>(m * n)), c2(c1.size(), std::nanf(""));
+      matmul_abt_quant(a.data(), one, c1.data(), m, 0.0f, path);
+      matmul_abt_quant(a.data(), two, c2.data(), m, 0.0f, path);
+      // The activations' rounding as the path does it (none on the tiles, per 32 on the integer
+      // kernels, two levels per row on oneDNN's) against the two-level weights.
+      const bool per_row =
+          path == QuantPath::kLibraryInt8 || (path == QuantPath::kAuto && m >= kLibraryRowsMin);
+      const Expected act = expected(a, two, m, path == QuantPath::kDequantizedTiles,
+                                    per_row ? k : 32, per_row ? 127.0 * 254.0 : 127.0);
+      double worst_one = 0;
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < n; ++j) {
+          double exact = 0, weight_step = 0, amax = 0;
+          for (int64_t t = 0; t < k; ++t) {
+            exact += double(a[i * k + t]) * w[j * k + t];
+            weight_step += std::fabs(a[i * k + t]) * one.row_scale[j] / 2.0;
+            amax = std::max(amax, double(std::fabs(a[i * k + t])));
+          }
+          const double dropped = per_row ? k * amax / 127.0 / 2.0 * two.row_scale[j] / 2.0 : 0.0;
+          const double bound = act.bound[i * n + j] + weight_step / 100.0;
+          ASSERT_NEAR(c2[i * n + j], exact, bound + dropped) << "m " << m << " path " << int(path);
+          worst_one = std::max(worst_one, std::fabs(c1[i * n + j] - exact) / bound);
+        }
+      // Where the activations are (near) exact, one weight level alone breaks that bound (on the
+      // per-32 integer kernels the activations' own one-level rounding dominates both).
+      if (per_row || path == QuantPath::kDequantizedTiles)
+        EXPECT_GT(worst_one, 1.0) << "one level within the two-level bound, path " << int(path);
+    }
+  }
+}
+
 TEST(QuantInt8Library, BetaAccumulatesAndMatchesUnpackedWeights) {
   if (!int8_library_available()) GTEST_SKIP() << "this build has no oneDNN";
   const int64_t m = 33, n = 70, k = 200;
