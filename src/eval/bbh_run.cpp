@@ -441,9 +441,8 @@ json run_lorahub(const TaskRun& run, const std::string& optimizer, uint64_t seed
   json learn_times;
   learn_timer.record(learn_times, "learn");
   const bool lorahub = combine.method == CombineMethod::kLoraHub;
-  json result =
-      evaluate_with(run, lorahub ? compose(modules, learned.weights)
-                                 : to_lora_map(combine_modules(modules, learned.weights, combine)));
+  json result = evaluate_with(run, lorahub ? compose(modules, learned.weights)
+                                           : to_lora_map(objective.combiner()(learned.weights)));
   result["modules"] = modules.paths();
   result["weights"] = learned.weights;
   result["objective"] = learned.objective;
