@@ -75,6 +75,8 @@ class Objective {
   size_t example_count() const { return examples_.size(); }
   const ObjectiveTimes& times() const { return times_; }
   CombineMethod combine_method() const { return options_.combine.method; }
+  // The composition of any w as this objective makes it (its w-independent part prepared once).
+  const Combiner& combiner() const { return combiner_; }
 
  private:
   // The loss term of one batch of examples from their per-example losses.

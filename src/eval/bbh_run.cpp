@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <map>
 #include <numeric>
@@ -279,6 +280,22 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+// Wall and CPU seconds (the process's, all threads: on a loaded machine the CPU time is the
+// measure of the work) of one phase of a method, added to its result as <name>_seconds and
+// <name>_cpu_seconds.
+class PhaseTimer {
+ public:
+  PhaseTimer() : wall_(std::chrono::steady_clock::now()), cpu_(std::clock()) {}
+  void record(json& result, const std::string& name) const {
+    result[name + "_seconds"] = seconds_since(wall_);
+    result[name + "_cpu_seconds"] = static_cast<double>(std::clock() - cpu_) / CLOCKS_PER_SEC;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point wall_;
+  std::clock_t cpu_;
+};
+
 // One task's data and the base model every method starts from (no LoRA between methods).
 struct TaskRun {
   const Model& model;
@@ -353,8 +370,16 @@ json evaluate(const TaskRun& run, const std::vector<std::string>& prompts,
   for (const std::string& p : prompts) tokens += run.model.tokenizer().encode(p).size();
   json result = {{"input_tokens", prompts.empty() ? 0.0 : tokens / prompts.size()}};
   const BbhMetric metric = parse_bbh_metric(run.config.metric);
-  if (metric.exact) result.update(exact_match_result(run, prompts, lora));
-  if (metric.options) result.update(option_likelihood_result(run, prompts, lora));
+  if (metric.exact) {
+    const PhaseTimer timer;
+    result.update(exact_match_result(run, prompts, lora));
+    timer.record(result, "generate");
+  }
+  if (metric.options) {
+    const PhaseTimer timer;
+    result.update(option_likelihood_result(run, prompts, lora));
+    timer.record(result, "options");
+  }
   return result;
 }
 
@@ -411,17 +436,20 @@ json run_lorahub(const TaskRun& run, const std::string& optimizer, uint64_t seed
   options.optimizer = optimizer;
   options.steps = run.config.steps;
   options.seed = seed;
+  const PhaseTimer learn_timer;
   const LearnResult learned = learn(objective, options);
+  json learn_times;
+  learn_timer.record(learn_times, "learn");
   const bool lorahub = combine.method == CombineMethod::kLoraHub;
-  json result =
-      evaluate_with(run, lorahub ? compose(modules, learned.weights)
-                                 : to_lora_map(combine_modules(modules, learned.weights, combine)));
+  json result = evaluate_with(run, lorahub ? compose(modules, learned.weights)
+                                           : to_lora_map(objective.combiner()(learned.weights)));
   result["modules"] = modules.paths();
   result["weights"] = learned.weights;
   result["objective"] = learned.objective;
   json curve = json::array();
   for (const Evaluation& e : learned.history) curve.push_back(e.value);
   result["history"] = curve;
+  result.update(learn_times);
   if (!lorahub) {
     const ObjectiveTimes& t = objective.times();
     result["compose_seconds"] = t.compose_seconds;
@@ -461,22 +489,27 @@ json run_best_single(const TaskRun& run) {
       ModuleSet::load(run.config.pool, run.config.bf16, run.config.model_path);
   Objective objective = few_shot_objective(run, modules);
   std::vector<double> losses;
+  const PhaseTimer learn_timer;
   for (size_t i = 0; i < modules.size(); ++i) {
     Point one_hot(modules.size(), 0.0);
     one_hot[i] = 1.0;
     losses.push_back(objective.loss(one_hot));
   }
+  json learn_times;
+  learn_timer.record(learn_times, "learn");
   const size_t best = std::min_element(losses.begin(), losses.end()) - losses.begin();
   std::vector<double> weights(modules.size(), 0.0);
   weights[best] = 1.0;
   json result = evaluate_with(run, compose(modules, weights));
   result["module"] = modules.paths()[best];
   result["few_shot_losses"] = losses;
+  result.update(learn_times);
   return result;
 }
 
 json run_method(const TaskRun& run, const std::string& method, uint64_t seed) {
   const auto start = std::chrono::steady_clock::now();
+  const PhaseTimer timer;
   json result;
   if (method == "zero-shot") {
     result = evaluate(run, plain_prompts(run));
@@ -495,6 +528,7 @@ json run_method(const TaskRun& run, const std::string& method, uint64_t seed) {
   } else {
     result = run_lorahub(run, method.substr(std::string("lorahub-").size()), seed);
   }
+  timer.record(result, "total");
   result["seconds"] = seconds_since(start);
   return result;
 }

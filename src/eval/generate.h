@@ -1,5 +1,6 @@
-// Generation over many inputs: texts in, decoded outputs out, in batches (the reference decodes
-// 10 at a time), through the one decoding loop (models/decode.h).
+// Generation over many inputs: texts in, decoded outputs out, `batch_size` sequences at a time
+// (the reference decodes 10 at a time) with refill: a sequence that ends is replaced by the next
+// input at the next step (models/batcher.h), instead of waiting for the last of its batch.
 #pragma once
 #include <functional>
 #include <string>
@@ -12,7 +13,7 @@ namespace lorahub {
 struct GenerateOptions {
   DecodeOptions decode;  // on_event's `sequence` indexes all inputs, not one batch
   int batch_size = 10;
-  std::function<void(size_t done, size_t total)> on_progress;  // after each batch
+  std::function<void(size_t done, size_t total)> on_progress;  // when sequences have ended
   const BoundLora* lora = nullptr;  // the adapter of every input (Model::bind_lora); none = base
 };
 

@@ -9,44 +9,60 @@ namespace lorahub {
 
 namespace {
 
-// log P(option | prompt) of every option of one question: the prompt prefilled once, each option
-// teacher-forced on a copy of its state, all options' steps in one batched decode_steps.
-std::vector<double> shared_prefix_scores(const Model& model, const std::string& prompt,
-                                         const std::vector<std::string>& options,
-                                         const SequenceLora& lora) {
-  std::vector<Example> examples;
+// log P(option | prompt) of every option of a batch of questions: the prompts prefilled together
+// once, each option teacher-forced on a copy of that state (all questions' rows of it), all
+// options' steps in one batched decode_steps; a row whose option has no more tokens is left out
+// of the step (a negative token). `out[q][o]` gets the scores of prompts[q].
+void shared_prefix_scores(const Model& model, const std::vector<std::string>& prompts,
+                          const std::vector<std::string>& options, const SequenceLora& lora,
+                          std::vector<std::vector<double>>& out) {
+  const size_t nq = prompts.size(), no = options.size();
+  std::vector<std::vector<Example>> examples(nq);  // [question][option]
+  std::vector<std::vector<int32_t>> prompt_ids;
   size_t longest = 0;
-  for (const std::string& option : options) {
-    examples.push_back(model.make_example(prompt, option));
-    check(!examples.back().label_ids.empty(), "option '{}' has no tokens", option);
-    longest = std::max(longest, examples.back().label_ids.size());
+  for (size_t q = 0; q < nq; ++q) {
+    for (const std::string& option : options) {
+      examples[q].push_back(model.make_example(prompts[q], option));
+      check(!examples[q].back().label_ids.empty(), "option '{}' has no tokens", option);
+      longest = std::max(longest, examples[q].back().label_ids.size());
+    }
+    // make_example tokenizes the prompt apart from the option: the same ids for every option.
+    prompt_ids.push_back(examples[q][0].input_ids);
   }
-  // make_example tokenizes the prompt apart from the option: the same ids for every option.
   const std::unique_ptr<DecodeState> prompt_state =
-      model.prefill({examples[0].input_ids}, static_cast<int>(longest), lora);
+      model.prefill(prompt_ids, static_cast<int>(longest), lora);
   const int64_t vocab = model.vocab_size();
-  std::vector<double> out(options.size(), 0.0);
+  auto label = [&](size_t q, size_t o) -> const std::vector<int32_t>& {
+    return examples[q][o].label_ids;
+  };
   std::vector<std::unique_ptr<DecodeState>> states;
-  for (size_t o = 0; o < options.size(); ++o) {
-    out[o] -= cross_entropy(prompt_state->logits.data(), {examples[o].label_ids[0]}, vocab).ce_sum;
+  for (size_t o = 0; o < no; ++o) {
+    for (size_t q = 0; q < nq; ++q)
+      out[q][o] -=
+          cross_entropy(prompt_state->logits.data() + q * vocab, {label(q, o)[0]}, vocab).ce_sum;
     states.push_back(prompt_state->clone());
   }
   for (size_t t = 1; t < longest; ++t) {  // feed label t-1, score label t
     std::vector<DecodeState*> active;
-    std::vector<int32_t> tokens;
     std::vector<size_t> which;
-    for (size_t o = 0; o < options.size(); ++o)
-      if (examples[o].label_ids.size() > t) {
-        active.push_back(states[o].get());
-        tokens.push_back(examples[o].label_ids[t - 1]);
-        which.push_back(o);
-      }
+    std::vector<int32_t> tokens;
+    for (size_t o = 0; o < no; ++o) {
+      bool any = false;
+      for (size_t q = 0; q < nq; ++q) any |= label(q, o).size() > t;
+      if (!any) continue;  // this option's copy is done for every question
+      active.push_back(states[o].get());
+      which.push_back(o);
+      for (size_t q = 0; q < nq; ++q)
+        tokens.push_back(label(q, o).size() > t ? label(q, o)[t - 1] : -1);
+    }
     model.decode_steps(active, tokens);
     for (size_t i = 0; i < active.size(); ++i)
-      out[which[i]] -=
-          cross_entropy(active[i]->logits.data(), {examples[which[i]].label_ids[t]}, vocab).ce_sum;
+      for (size_t q = 0; q < nq; ++q)
+        if (label(q, which[i]).size() > t)
+          out[q][which[i]] -=
+              cross_entropy(active[i]->logits.data() + q * vocab, {label(q, which[i])[t]}, vocab)
+                  .ce_sum;
   }
-  return out;
 }
 
 }  // namespace
@@ -57,11 +73,16 @@ std::vector<std::vector<double>> option_log_likelihoods(const Model& model,
                                                         const OptionScoreOptions& settings) {
   check(!options.empty(), "option scoring needs at least one answer option");
   if (settings.shared_prefix) {
-    std::vector<std::vector<double>> out;
-    for (size_t q = 0; q < prompts.size(); ++q) {
-      out.push_back(shared_prefix_scores(model, prompts[q], options, settings.lora));
+    std::vector<std::vector<double>> out(prompts.size(), std::vector<double>(options.size(), 0.0));
+    const size_t step = static_cast<size_t>(std::max(1, settings.batch_size));
+    for (size_t first = 0; first < prompts.size(); first += step) {
+      const size_t end = std::min(prompts.size(), first + step);
+      std::vector<std::vector<double>> part(end - first, std::vector<double>(options.size(), 0.0));
+      shared_prefix_scores(model, {prompts.begin() + first, prompts.begin() + end}, options,
+                           settings.lora, part);
+      std::move(part.begin(), part.end(), out.begin() + first);
       if (settings.on_progress)
-        settings.on_progress((q + 1) * options.size(), prompts.size() * options.size());
+        settings.on_progress(end * options.size(), prompts.size() * options.size());
     }
     return out;
   }

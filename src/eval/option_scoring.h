@@ -23,11 +23,12 @@
 namespace lorahub {
 
 struct OptionScoreOptions {
-  // One prefill per question, every option decoded on from a copy of its KV cache (the options'
-  // steps batched): the prompt runs once instead of once per option. False: every (question,
-  // option) pair is its own teacher-forced sequence (Model::score), `batch_size` per forward.
+  // One prefill per `batch_size` questions, every option decoded on from a copy of their KV
+  // caches (the options' steps batched): each prompt runs once instead of once per option, in
+  // batches. False: every (question, option) pair is its own teacher-forced sequence
+  // (Model::score), `batch_size` per forward.
   bool shared_prefix = true;
-  int batch_size = 10;  // (question, option) sequences per forward pass (per-pair scoring)
+  int batch_size = 10;  // questions per prefill (shared prefix), or pairs per forward (per pair)
   SequenceLora lora;    // the adapter of every sequence (Model::bind_lora); none = base
   // (question, option) pairs scored so far, after each batch (or question)
   std::function<void(size_t done, size_t total)> on_progress;

@@ -6,8 +6,10 @@
 //           with A weighted by sign(wᵢsᵢ)·√|wᵢsᵢ| and B by √|wᵢsᵢ| (sᵢ = the module's scaling);
 //       cat      A = [w₁s₁A₁; w₂s₂A₂; ...], B = [B₁ B₂ ...]: exactly Σ wᵢsᵢBᵢAᵢ at rank Σ rᵢ;
 //       svd, ties_svd, dare_linear_svd, dare_ties_svd, magnitude_prune_svd   on the full
-//           deltas sᵢBᵢAᵢ with weights wᵢ, then a truncated SVD (LAPACK sgesdd, as torch's CPU
-//           torch.linalg.svd calls it) to rank svd_rank, optionally clamped at a quantile.
+//           deltas sᵢBᵢAᵢ with weights wᵢ, then a truncated SVD to rank svd_rank: float64, only
+//           the leading singular vectors (the Gram matrix's eigenpairs, LAPACK dsyevr); with
+//           svd_clamp (a quantile clamp, which depends on each singular pair's sign) LAPACK's
+//           f32 sgesdd, as torch's CPU torch.linalg.svd calls it.
 //     The result has r = lora_alpha = the new rank (so scaling 1, or √r with use_rslora), as
 //     PEFT configures the new adapter. With a single module PEFT falls back to linear; so do we.
 //
@@ -77,8 +79,9 @@ LoraModule combine_modules(const ModuleSet& set, const std::vector<double>& w,
 
 // A combination prepared for one module set, then composed for any w: what is the same for
 // every w (the pruned task tensors, DARE's masks, TIES's elected signs, cat's concatenated B) is
-// computed once, so that the weight search's evaluations pay only for the weighted sums (and
-// the _svd methods' SVDs). Equal, value for value, to combine_modules for every w. Keeps a
+// computed once (for the _svd methods that prune: their pruned full deltas, as nonzero values),
+// so that the weight search's evaluations pay only for the weighted sums (and the _svd methods'
+// SVDs). Equal, value for value, to combine_modules for every w. Keeps a
 // reference to `set`. Throws Error as combine_modules does (the options at construction, the
 // weights per call).
 class Combiner {

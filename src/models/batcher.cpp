@@ -8,14 +8,14 @@
 namespace lorahub {
 
 uint64_t ContinuousBatcher::add(std::vector<int32_t> prompt, std::shared_ptr<const BoundLora> lora,
-                                DecodeOptions options) {
+                                DecodeOptions options, uint64_t rng_stream) {
   check(!prompt.empty(), "batcher: empty prompt");
   Sequence s;
   s.id = next_id_++;
   s.prompt = std::move(prompt);
   s.lora = std::move(lora);
   s.options = std::make_unique<DecodeOptions>(std::move(options));
-  s.decoder = std::make_unique<SequenceDecoder>(model_, *s.options, s.id, 0);
+  s.decoder = std::make_unique<SequenceDecoder>(model_, *s.options, s.id, rng_stream);
   sequences_.push_back(std::move(s));
   return sequences_.back().id;
 }
@@ -71,14 +71,14 @@ size_t ContinuousBatcher::step() {
   const size_t stepped = sequences_.size();
   if (stepped == 0) return 0;
   // Every row of every batch still in use, in the batches' order; rows whose sequence has
-  // finished get a filler token (their output is ignored).
+  // finished get -1, which leaves them out of the step (Model::decode_step).
   std::vector<DecodeState*> states;
   std::vector<std::vector<int32_t>> rows;
   for (const Sequence& s : sequences_) {
     auto it = std::find(states.begin(), states.end(), s.state.get());
     if (it == states.end()) {
       states.push_back(s.state.get());
-      rows.emplace_back(static_cast<size_t>(s.state->batch), 0);
+      rows.emplace_back(static_cast<size_t>(s.state->batch), -1);  // -1: finished, skipped
       it = states.end() - 1;
     }
     rows[static_cast<size_t>(it - states.begin())][static_cast<size_t>(s.row)] = s.next;

@@ -24,8 +24,9 @@ class ContinuousBatcher {
 
   // Queues a prompt; it joins at the next step. Its events carry `sequence` = the returned id.
   // `lora` (nullptr = the base model) must be bound to this model.
+  // `rng_stream` picks its sampling stream (SequenceDecoder), 0 unless a caller needs others.
   uint64_t add(std::vector<int32_t> prompt, std::shared_ptr<const BoundLora> lora,
-               DecodeOptions options);
+               DecodeOptions options, uint64_t rng_stream = 0);
   // Ends the sequence at the next step (its done event reports kCancelled). Unknown ids
   // (finished already) are ignored.
   void cancel(uint64_t id);
@@ -42,8 +43,8 @@ class ContinuousBatcher {
     std::unique_ptr<DecodeOptions> options;  // stable address: the decoder refers to it
     std::unique_ptr<SequenceDecoder> decoder;
     // Null until prefilled; shared by the sequences prefilled together (its row `row` is this
-    // one's). A finished sequence's row is still fed (a filler token) while others of its batch
-    // decode: the engine steps whole batches.
+    // one's). A finished sequence's row is fed -1 while others of its batch decode: the decoder
+    // family leaves it out of the step, others compute it on a filler (Model::decode_step).
     std::shared_ptr<DecodeState> state;
     int64_t row = 0;
     int32_t next = -1;  // token to feed at the next step

@@ -164,7 +164,6 @@ std::vector<Decoded> decode(const Model& model, const std::vector<std::vector<in
   std::vector<Decoded> out(prompts.size());
   if (prompts.empty() || options.max_new_tokens <= 0) return out;
   const int64_t vocab = model.vocab_size();
-  const int32_t filler = std::max(model.tokenizer().pad_id(), 0);  // fed to finished sequences
   std::vector<SequenceDecoder> sequences;
   sequences.reserve(prompts.size());
   for (size_t b = 0; b < prompts.size(); ++b) sequences.emplace_back(model, options, b, b);
@@ -173,12 +172,12 @@ std::vector<Decoded> decode(const Model& model, const std::vector<std::vector<in
   check(state->logits.size() == prompts.size() * static_cast<size_t>(vocab),
         "decode: the model returned {} logits for {} sequences of {}", state->logits.size(),
         prompts.size(), vocab);
-  std::vector<int32_t> next(prompts.size(), filler);
+  std::vector<int32_t> next(prompts.size(), -1);  // -1: finished, left out of the step
   while (true) {
     size_t left = 0;
     for (size_t b = 0; b < prompts.size(); ++b) {
       const int32_t token = sequences[b].advance(state->logits.data() + b * vocab);
-      next[b] = token < 0 ? filler : token;
+      next[b] = token;
       left += sequences[b].done() ? 0 : 1;
     }
     if (left == 0) break;

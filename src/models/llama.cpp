@@ -426,31 +426,60 @@ void DecoderModel::decode_step(DecodeState& state, const std::vector<int32_t>& t
 
 void DecoderModel::decode_steps(const std::vector<DecodeState*>& states,
                                 const std::vector<int32_t>& tokens) const {
+  // A negative token marks a finished sequence: its row is left out of every layer (no
+  // activations, no key/value written, its logits row left as it was), so that a batch whose
+  // sequences end at different steps costs only its running rows.
+  std::vector<RaggedBatch> step_rows(states.size());
   std::vector<ForwardPart> parts;
-  SequenceLora lora;  // per sequence, over all states
-  std::vector<int64_t> ones;
+  SequenceLora lora;                  // per sequence, over all states
+  std::vector<int64_t> per_sequence;  // 1 = runs this step, 0 = finished
+  std::vector<int32_t> running;       // the tokens of the rows that run
   int64_t rows = 0;
-  for (DecodeState* base : states) {
-    auto& state = dynamic_cast<DecoderDecodeState&>(*base);
+  size_t next = 0;
+  for (size_t s = 0; s < states.size(); ++s) {
+    auto& state = dynamic_cast<DecoderDecodeState&>(*states[s]);
     check(state.caches.empty() || state.caches[0].length < state.caches[0].capacity,
           "decode step: the KV cache is full (prefill was given fewer new tokens)");
-    parts.push_back({&state.step_rows, rows, &state.caches, state.valid.data()});
-    for (int64_t b = 0; b < state.batch; ++b)
+    check(next + static_cast<size_t>(state.batch) <= tokens.size(),
+          "decode step: {} tokens for more sequences", tokens.size());
+    RaggedBatch& r = step_rows[s];
+    r = state.step_rows;
+    int64_t row = 0;
+    for (int64_t b = 0; b < state.batch; ++b) {
+      const int32_t token = tokens[next + static_cast<size_t>(b)];
+      r.count[b] = token >= 0 ? 1 : 0;
+      r.row0[b] = row;
+      row += r.count[b];
+      if (token >= 0) running.push_back(token);
+      per_sequence.push_back(r.count[b]);
       lora.push_back(state.lora.empty()       ? nullptr
                      : state.lora.size() == 1 ? state.lora[0]
                                               : state.lora.at(static_cast<size_t>(b)));
-    rows += state.batch;
+    }
+    r.rows = row;
+    parts.push_back({&r, rows, &state.caches, state.valid.data()});
+    rows += row;
+    next += static_cast<size_t>(state.batch);
   }
-  check(std::ssize(tokens) == rows, "decode step: {} tokens for {} sequences", tokens.size(), rows);
-  ones.assign(static_cast<size_t>(rows), 1);
-  const LoraRows spans = lora_rows(lora, ones);
-  std::vector<float> x = embed(tokens);
+  check(next == tokens.size(), "decode step: {} tokens for {} sequences", tokens.size(), next);
+  if (rows == 0) {  // every sequence has finished: the step only moves the caches on
+    for (DecodeState* base : states)
+      for (KvCache& c : dynamic_cast<DecoderDecodeState&>(*base).caches) ++c.length;
+    return;
+  }
+  const LoraRows spans = lora_rows(lora, per_sequence);
+  std::vector<float> x = embed(running);
   forward(x.data(), rows, parts, spans);
   const std::vector<float> z = logits(x.data(), rows, spans);
-  for (const ForwardPart& part : parts) {
-    DecodeState* state = states[static_cast<size_t>(&part - parts.data())];
-    const auto from = z.begin() + part.row_offset * cfg_.vocab_size;
-    state->logits.assign(from, from + state->batch * cfg_.vocab_size);
+  const auto vocab = static_cast<size_t>(cfg_.vocab_size);
+  for (size_t s = 0; s < states.size(); ++s) {
+    DecodeState* state = states[s];
+    const RaggedBatch& r = step_rows[s];
+    state->logits.resize(static_cast<size_t>(state->batch) * vocab);
+    for (int64_t b = 0; b < state->batch; ++b)
+      if (r.count[b] > 0)
+        std::copy_n(z.begin() + static_cast<size_t>(parts[s].row_offset + r.row0[b]) * vocab, vocab,
+                    state->logits.begin() + static_cast<size_t>(b) * vocab);
   }
 }
 

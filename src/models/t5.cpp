@@ -413,7 +413,10 @@ void T5Model::decode_step(DecodeState& base, const std::vector<int32_t>& tokens)
         "decode step: {} tokens for {} sequences", tokens.size(), state.batch);
   check(state.self_caches.empty() || state.step < state.self_caches[0].capacity,
         "decode step: the KV cache is full (prefill was given fewer new tokens)");
-  std::vector<float> x = embed(tokens);
+  // A finished sequence's row (a negative token) is computed on a filler token and ignored.
+  std::vector<int32_t> fed = tokens;
+  for (int32_t& t : fed) t = t < 0 ? cfg_.pad_id : t;
+  std::vector<float> x = embed(fed);
   const std::vector<float> bias =
       relative_position_bias(decoder_.rel, 1, state.step + 1, state.step);
   const RaggedBatch step_rows = RaggedBatch::dense(state.batch, 1);

@@ -85,6 +85,43 @@ TEST(Optimizer, CobylaStartsAtZeroWithHalfSteps) {
       1e-12);
 }
 
+// What learn returns is what the reference's nevergrad returns: its COBYLA (NGOpt's choice)
+// runs scipy's COBYLA in a thread with maxiter = the budget, and the recommendation is that
+// run's result x (the best vertex it holds) or, if the thread has not returned, the best
+// evaluated point by its (here noiseless) loss: the best point evaluated either way. A 2-module
+// search that returned [0.5, 0.5] "while its best objective was at step 3" was this: COBYLA's
+// third point is the second one plus a step along the next axis when the second was better
+// (Powell's simplex pivots on the best vertex), so step 3 evaluates (0.5, 0.5) itself.
+TEST(Optimizer, CobylaReturnsTheBestEvaluatedPointWhereverTheSearchEnds) {
+  PlantedQuadratic f{{0.5, 0.5}};  // the optimum is COBYLA's third point
+  OptimizeOptions o;
+  o.budget = 40;
+  const OptimizeResult r = optimize("cobyla", 2, f.batch(), o);
+  ASSERT_GE(r.history.size(), 10u);
+  EXPECT_EQ(r.history[0].w, (Point{0, 0}));
+  EXPECT_EQ(r.history[1].w, (Point{0.5, 0}));
+  EXPECT_EQ(r.history[2].w, (Point{0.5, 0.5}));
+  EXPECT_EQ(r.best_w, r.history[2].w);
+  EXPECT_EQ(r.best, r.history[2].value);
+  EXPECT_EQ(r.best, 1.0);
+  size_t elsewhere = 0;  // the search goes on evaluating other points after it
+  for (size_t i = 3; i < r.history.size(); ++i) {
+    EXPECT_GE(r.history[i].value, r.best) << i;
+    elsewhere += r.history[i].w != r.best_w;
+  }
+  EXPECT_GT(elsewhere, 0u);
+  EXPECT_NE(r.history.back().w, r.best_w);  // not the last point evaluated
+
+  // When the best comes later than the start, it is still the one returned (not the first).
+  PlantedQuadratic g{{0.3, -0.2}};
+  const OptimizeResult later = optimize("cobyla", 2, g.batch(), o);
+  size_t at = 0;
+  for (size_t i = 0; i < later.history.size(); ++i)
+    if (later.history[i].value < later.history[at].value) at = i;
+  EXPECT_GT(at, 2u);
+  EXPECT_EQ(later.best_w, later.history[at].w);
+}
+
 TEST(Optimizer, CmaesPopulationAsNevergrad) {
   EXPECT_EQ(cmaes_population(20), 12);
   EXPECT_EQ(cmaes_population(5), 8);

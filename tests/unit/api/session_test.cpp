@@ -423,6 +423,34 @@ TEST_F(ApiTest, BatcherPrefillsJoinersTogetherAndTheyEndApart) {
   EXPECT_EQ(expected[2].rfind(text[ids[2]], 0), 0u);  // what it said before, it says alone
 }
 
+// A decode step's negative token leaves that (finished) row out: the other rows get the logits
+// of a step that feeds every row, the skipped row's logits stay as they were, and the skipped
+// row's cache slot is not written (its sequence has ended).
+TEST_F(ApiTest, DecodeStepLeavesFinishedRowsOut) {
+  auto model = load_model(model_dir_);
+  const std::vector<std::vector<int32_t>> prompts = {model->tokenizer().encode("The sky is"),
+                                                     model->tokenizer().encode("hello"),
+                                                     model->tokenizer().encode("Q: 2 + 2?")};
+  const std::unique_ptr<DecodeState> all = model->prefill(prompts, 4);
+  const std::unique_ptr<DecodeState> skipped = all->clone();
+  const std::vector<float> before = all->logits;
+  model->decode_step(*all, {65, 66, 67});
+  model->decode_step(*skipped, {65, -1, 67});
+  const auto v = static_cast<size_t>(model->vocab_size());
+  float largest_change = 0;
+  for (size_t b : {0u, 2u})
+    for (size_t i = 0; i < v; ++i) {
+      EXPECT_NEAR(skipped->logits[b * v + i], all->logits[b * v + i], 1e-5) << b << " " << i;
+      largest_change =
+          std::max(largest_change, std::abs(all->logits[b * v + i] - before[b * v + i]));
+    }
+  EXPECT_GT(largest_change, 1e-3);  // the step did move the running rows
+  for (size_t i = 0; i < v; ++i) EXPECT_EQ(skipped->logits[v + i], before[v + i]) << i;
+  // A step whose rows have all finished computes nothing and fails nothing.
+  model->decode_step(*skipped, {-1, -1, -1});
+  for (size_t i = 0; i < v; ++i) EXPECT_NEAR(skipped->logits[i], all->logits[i], 1e-5);
+}
+
 // An adapter whose sequences have ended is let go at once, even while others still decode.
 TEST_F(ApiTest, BatcherLetsGoOfAdaptersNoSequenceUses) {
   const api::ModuleSet set = api::ModuleSet::load(modules_);

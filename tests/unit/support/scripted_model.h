@@ -1,6 +1,7 @@
 // A model whose tokens are byte strings a test chooses and whose "forward" plays back scripted
-// tokens (one-hot logits): the decoding loop's tests (decode_test.cpp) and the API's
-// cancellation test drive it and count its decode steps.
+// tokens (one-hot logits): the decoding loop's tests (decode_test.cpp), generation with refill
+// (eval/generate_test.cpp) and the API's cancellation test drive it and count its decode steps
+// and the rows they feed.
 #pragma once
 #include <gtest/gtest.h>
 #include <memory>
@@ -12,11 +13,16 @@
 
 namespace lorahub {
 
-// Token i decodes to pieces[i]; 0 is EOS (special, decodes to nothing).
+// Token i decodes to pieces[i]; 0 is EOS (special, decodes to nothing). A text of decimal digits
+// encodes to that one token ("2" -> {2}: the script it plays), any other text to {1}.
 class ByteTokenizer : public Tokenizer {
  public:
   explicit ByteTokenizer(std::vector<std::string> pieces) : pieces_(std::move(pieces)) {}
-  std::vector<int32_t> encode(std::string_view, bool) const override { return {1}; }
+  std::vector<int32_t> encode(std::string_view text, bool) const override {
+    const bool number = !text.empty() && text.size() < 9 &&
+                        text.find_first_not_of("0123456789") == std::string_view::npos;
+    return {number ? std::stoi(std::string(text)) : 1};
+  }
   std::string decode(const std::vector<int32_t>& ids, bool) const override {
     std::string out;
     for (int32_t id : ids) out += id == 0 ? "" : pieces_.at(id);
@@ -32,6 +38,7 @@ class ByteTokenizer : public Tokenizer {
 
 struct ScriptState : DecodeState {
   int step = 0;
+  std::vector<int32_t> which;  // each row's script
   std::unique_ptr<DecodeState> clone() const override {
     return std::make_unique<ScriptState>(*this);
   }
@@ -53,23 +60,36 @@ class ScriptedModel : public Model {
                                        const SequenceLora&) const override {
     auto s = std::make_unique<ScriptState>();
     s->batch = static_cast<int64_t>(prompts.size());
-    which_.clear();
-    for (const auto& p : prompts) which_.push_back(p.at(0));
+    for (const auto& p : prompts) s->which.push_back(p.at(0));
+    ++prefills;
     fill(*s);
     return s;
   }
   void decode_step(DecodeState& base, const std::vector<int32_t>& tokens) const override {
-    auto& s = dynamic_cast<ScriptState&>(base);
-    ASSERT_EQ(static_cast<int64_t>(tokens.size()), s.batch);
-    ++s.step;
+    decode_steps({&base}, tokens);
+  }
+  // One engine step over all states (counted once); a negative token is a finished row, not fed.
+  void decode_steps(const std::vector<DecodeState*>& states,
+                    const std::vector<int32_t>& tokens) const override {
     ++steps;
-    fill(s);
+    size_t next = 0;
+    for (DecodeState* base : states) {
+      auto& s = dynamic_cast<ScriptState&>(*base);
+      ASSERT_LE(next + static_cast<size_t>(s.batch), tokens.size());
+      for (int64_t b = 0; b < s.batch; ++b) rows_fed += tokens[next + b] >= 0 ? 1 : 0;
+      next += static_cast<size_t>(s.batch);
+      ++s.step;
+      fill(s);
+    }
+    ASSERT_EQ(next, tokens.size());
   }
   int64_t vocab_size() const override { return tok_.vocab_size(); }
   std::vector<int32_t> end_of_sequence_ids() const override { return {0}; }
   void merge_lora(const LoraMap&) override {}
   std::vector<std::pair<std::string, Tensor>> state_dict() const override { return {}; }
-  mutable int steps = 0;
+  mutable int steps = 0;     // engine steps (decode_steps calls)
+  mutable int rows_fed = 0;  // rows of running sequences fed by them
+  mutable int prefills = 0;
 
  protected:
   std::vector<const Linear*> lora_targets() const override { return {}; }
@@ -79,14 +99,13 @@ class ScriptedModel : public Model {
     const int64_t v = vocab_size();
     s.logits.assign(static_cast<size_t>(s.batch * v), 0.0f);
     for (int64_t b = 0; b < s.batch; ++b) {
-      const auto& script = scripts_.at(which_[b]);
+      const auto& script = scripts_.at(s.which.at(b));
       const int32_t token = s.step < static_cast<int>(script.size()) ? script[s.step] : 0;
       s.logits[b * v + token] = 10.0f;
     }
   }
   ByteTokenizer tok_;
   std::vector<std::vector<int32_t>> scripts_;
-  mutable std::vector<int32_t> which_;
 };
 
 }  // namespace lorahub
