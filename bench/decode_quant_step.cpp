@@ -39,11 +39,20 @@ QuantMatrix random_blocks(QuantFormat format, int64_t n, int64_t k, std::mt19937
   const auto h = [](float x) { return lorahub::f32_to_f16(x); };
   Layout l;
   switch (format) {
-    case QuantFormat::Q4_1: l = {32, 20, {{0, h(0.01f)}, {2, h(-0.05f)}}}; break;
-    case QuantFormat::Q8_0: l = {32, 34, {{0, h(0.01f)}}}; break;
-    case QuantFormat::Q4_K: l = {256, 144, {{0, h(0.001f)}, {2, h(0.001f)}}}; break;
-    case QuantFormat::Q6_K: l = {256, 210, {{208, h(0.001f)}}}; break;
-    default: throw std::invalid_argument("random_blocks: Q4_1, Q8_0, Q4_K or Q6_K");
+    case QuantFormat::Q4_1:
+      l = {32, 20, {{0, h(0.01f)}, {2, h(-0.05f)}}};
+      break;
+    case QuantFormat::Q8_0:
+      l = {32, 34, {{0, h(0.01f)}}};
+      break;
+    case QuantFormat::Q4_K:
+      l = {256, 144, {{0, h(0.001f)}, {2, h(0.001f)}}};
+      break;
+    case QuantFormat::Q6_K:
+      l = {256, 210, {{208, h(0.001f)}}};
+      break;
+    default:
+      throw std::invalid_argument("random_blocks: Q4_1, Q8_0, Q4_K or Q6_K");
   }
   QuantMatrix m;
   m.format = format;

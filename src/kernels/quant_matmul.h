@@ -61,10 +61,10 @@ void dequantize_rows(const QuantMatrix& m, int64_t row0, int64_t count, float* o
 // tile of rows at a time (512 KB of f32, reused for every row of A) into sgemm: the weights stay
 // quantized in memory, and A is not rounded. kLibraryInt8 (I8 weights only, builds with oneDNN):
 // oneDNN's u8 × s8 matmul, A quantized per row in two int8 levels (about 15 bits; twice the
-// integer products, kernels/int8_matmul.cpp). kAuto: up to kIntegerRowsMax rows (decoding) the integer products,
-// VNNI where the CPU has it (checked at run time); above, I8 weights take oneDNN's int8 matmul
-// from kLibraryRowsMin rows (below it the per-call weight packing of oneDNN costs more than the
-// products save), the block formats the tiles.
+// integer products, kernels/int8_matmul.cpp). kAuto: up to kIntegerRowsMax rows (decoding) the
+// integer products, VNNI where the CPU has it (checked at run time); above, I8 weights take
+// oneDNN's int8 matmul from kLibraryRowsMin rows (below it the per-call weight packing of oneDNN
+// costs more than the products save), the block formats the tiles.
 enum class QuantPath { kAuto, kScalar, kVnni, kDequantizedTiles, kLibraryInt8 };
 inline constexpr int64_t kIntegerRowsMax = 16;
 inline constexpr int64_t kLibraryRowsMin = 17;
