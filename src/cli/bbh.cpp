@@ -96,9 +96,10 @@ const Registrar reg("bbh", 60, [](CLI::App& app) {
   auto a = std::make_shared<BbhArgs>();
   auto* cmd = app.add_subcommand(
       "bbh", "BIG-Bench Hard: LoraHub vs zero-shot, ICL and module baselines (our split)");
-  cmd->add_option("--model", a->model.model, "HF model directory")->required();
+  a->model.add_model_option(cmd);
   a->model.add_compute_options(cmd);
-  cmd->add_option("--lora-list", a->lora_list, "The module pool: one adapter directory per line")
+  cmd->add_option("--lora-list", a->lora_list,
+                  "The module pool: one module (adapter directory or .gguf) per line")
       ->required();
   cmd->add_option("--data-dir", a->data_dir, "BBH data (tasks/, task-prompts/)")
       ->capture_default_str();
