@@ -55,6 +55,8 @@ api::BbhOptions to_options(const BbhArgs& a) {
   o.data_dir = a.data_dir;
   o.methods = for_flag("--methods", [&] { return api::parse_bbh_methods(a.methods); });
   o.seeds = for_flag("--seeds", [&] { return api::parse_seed_list(a.seeds); });
+  // The folder first, so that a wrong --data-dir is named as such rather than as --tasks.
+  for_flag("--data-dir", [&] { api::parse_bbh_tasks("all", a.data_dir); });
   o.tasks = for_flag("--tasks", [&] { return api::parse_bbh_tasks(a.tasks, a.data_dir); });
   o.sample = a.sample;
   o.sampler = a.sampler;
