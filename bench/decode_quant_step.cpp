@@ -11,8 +11,10 @@
 #include <cstdio>
 #include <cstring>
 #include <random>
+#include <stdexcept>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -26,42 +28,41 @@ namespace {
 using lorahub::QuantFormat;
 using lorahub::QuantMatrix;
 
-// Random blocks of a legacy 32-value format (Q4_1: d, m, nibbles; Q8_0: d, int8) with sane
-// scales: the kernels' cost does not depend on the values.
+// Random blocks of a GGUF block format with sane f16 scales (the kernels' cost does not depend on
+// the values): Q4_1 (d, m, nibbles) and Q8_0 (d, int8) per 32 values; Q4_K (d and dmin first)
+// and Q6_K (d last) per 256.
 QuantMatrix random_blocks(QuantFormat format, int64_t n, int64_t k, std::mt19937& rng) {
-  const bool q41 = format == QuantFormat::Q4_1;
-  const int64_t bytes = q41 ? 20 : 34;
+  struct Layout {
+    int64_t values, bytes;
+    std::vector<std::pair<size_t, uint16_t>> scales;  // (byte offset in the block, f16 bits)
+  };
+  const auto h = [](float x) { return lorahub::f32_to_f16(x); };
+  Layout l;
+  switch (format) {
+    case QuantFormat::Q4_1:
+      l = {32, 20, {{0, h(0.01f)}, {2, h(-0.05f)}}};
+      break;
+    case QuantFormat::Q8_0:
+      l = {32, 34, {{0, h(0.01f)}}};
+      break;
+    case QuantFormat::Q4_K:
+      l = {256, 144, {{0, h(0.001f)}, {2, h(0.001f)}}};
+      break;
+    case QuantFormat::Q6_K:
+      l = {256, 210, {{208, h(0.001f)}}};
+      break;
+    default:
+      throw std::invalid_argument("random_blocks: Q4_1, Q8_0, Q4_K or Q6_K");
+  }
   QuantMatrix m;
   m.format = format;
   m.rows = n;
   m.cols = k;
-  m.data.resize(static_cast<size_t>(n * k / 32 * bytes));
+  m.data.resize(static_cast<size_t>(n * k / l.values * l.bytes));
   std::uniform_int_distribution<int> byte(0, 255);
   for (auto& b : m.data) b = static_cast<uint8_t>(byte(rng));
-  const uint16_t d = lorahub::f32_to_f16(0.01f), mn = lorahub::f32_to_f16(-0.05f);
-  for (size_t b0 = 0; b0 < m.data.size(); b0 += static_cast<size_t>(bytes)) {
-    std::memcpy(&m.data[b0], &d, 2);
-    if (q41) std::memcpy(&m.data[b0 + 2], &mn, 2);
-  }
-  return m;
-}
-
-// Random K-quant super-blocks (Q4_K: f16 d and dmin first; Q6_K: f16 d last) with sane scales.
-QuantMatrix random_k_blocks(QuantFormat format, int64_t n, int64_t k, std::mt19937& rng) {
-  const bool q4k = format == QuantFormat::Q4_K;
-  const int64_t bytes = q4k ? 144 : 210;
-  QuantMatrix m;
-  m.format = format;
-  m.rows = n;
-  m.cols = k;
-  m.data.resize(static_cast<size_t>(n * k / 256 * bytes));
-  std::uniform_int_distribution<int> byte(0, 255);
-  for (auto& b : m.data) b = static_cast<uint8_t>(byte(rng));
-  const uint16_t d = lorahub::f32_to_f16(0.001f);
-  for (size_t b0 = 0; b0 < m.data.size(); b0 += static_cast<size_t>(bytes)) {
-    std::memcpy(&m.data[b0 + (q4k ? 0 : 208)], &d, 2);
-    if (q4k) std::memcpy(&m.data[b0 + 2], &d, 2);
-  }
+  for (size_t b0 = 0; b0 < m.data.size(); b0 += static_cast<size_t>(l.bytes))
+    for (const auto& [offset, bits] : l.scales) std::memcpy(&m.data[b0 + offset], &bits, 2);
   return m;
 }
 
@@ -79,8 +80,8 @@ std::vector<QuantMatrix> qwen_step() {
                            {mlp, hidden, q4},
                            {mlp, hidden, q4},
                            {hidden, mlp, q6}})
-      out.push_back(random_k_blocks(f, n, k, rng));
-  out.push_back(random_k_blocks(q6, vocab, hidden, rng));
+      out.push_back(random_blocks(f, n, k, rng));
+  out.push_back(random_blocks(q6, vocab, hidden, rng));
   return out;
 }
 

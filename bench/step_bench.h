@@ -92,8 +92,13 @@ struct StepArgs {
 inline bool parse_step_args(
     int argc, char** argv, StepArgs& args,
     const std::vector<std::pair<const char*, std::vector<std::string>*>>& lists = {}) {
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     const char* flag = argv[i];
+    if (i + 1 == argc) {  // a flag without its value (or --help): not silently ignored
+      std::fprintf(stderr, "option %s needs a value (usage: the bench source's first lines)\n",
+                   flag);
+      return false;
+    }
     const char* value = argv[i + 1];
     auto list = std::find_if(lists.begin(), lists.end(), [&](const auto& l) {
       return flag[0] == '-' && flag[1] == '-' && !std::strcmp(flag + 2, l.first);

@@ -42,6 +42,8 @@ def main():
         "",
         "namespace lorahub::dequant_grids {",
         "",
+        "// Data, one grid point a line: clang-format leaves it as generated.",
+        "// clang-format off",
         "// Sign patterns: bit j of kSigns[i] set = element j negative (7 stored bits + parity).",
         "inline constexpr uint8_t kSigns[128] = {" + ", ".join(str(int(v)) for v in ksigns) + "};",
         "",
@@ -50,7 +52,7 @@ def main():
                       (quants.IQ2_S, "kIq2s"), (quants.IQ3_XXS, "kIq3xxs"),
                       (quants.IQ3_S, "kIq3s"), (quants.IQ1_S, "kIq1s")]:
         parts += [c_array(name, grid_of(cls)), ""]
-    parts.append("}  // namespace lorahub::dequant_grids")
+    parts += ["// clang-format on", "}  // namespace lorahub::dequant_grids"]
     OUT.write_text("\n".join(parts) + "\n")
     print(f"wrote {OUT}")
 

@@ -12,11 +12,13 @@
 # Resumable: every task x method x seed result is cached under OUT/cache; rerun this script and
 # it continues where it stopped. OUT defaults to results/bbh-smollm2, which is committed, so a
 # later session (or another machine: the cache names the model and modules by content hash,
-# not by path) resumes from what was done before. Runs in the foreground; for the background:
-#   nohup bash scripts/run_bbh.sh > .cache/bbh-smollm2.log 2>&1 &
+# not by path) resumes from what was done before by the same engine version (the key names it;
+# entries of an older engine count only with --reuse-cached-engine VERSION: the committed
+# results/bbh-smollm2 cache is 0.1.0+numerics.0's). Runs in the foreground; for the background:
+#   mkdir -p .cache; nohup bash scripts/run_bbh.sh > .cache/bbh-smollm2.log 2>&1 &
 # BASE=gemma3 runs the same on Gemma 3 270M (the Q4_K_M GGUF tests/parity/real_models.py
 # assembles from its PyPI parts) with library/gemma3, into results/bbh-gemma3 (docs/results.md):
-#   BASE=gemma3 THREADS=2 nohup bash scripts/run_bbh.sh > .cache/bbh-gemma3.log 2>&1 &
+#   mkdir -p .cache; BASE=gemma3 THREADS=2 nohup bash scripts/run_bbh.sh > .cache/bbh-gemma3.log 2>&1 &
 # Env: LORAHUB_BIN (default build/bin/lorahub), BASE (smollm2 or gemma3; default smollm2),
 # LIBRARY (default library/BASE), BBH_DIR, OUT (default results/bbh-BASE), THREADS, SEEDS (default 1-5), TASKS (default all; a comma list makes a partial table from the cache while a
 # run goes on). Extra args go to `lorahub bbh`.

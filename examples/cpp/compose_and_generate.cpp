@@ -6,6 +6,7 @@
 #include <lorahub/lorahub.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -24,7 +25,13 @@ std::vector<std::string> read_lines(const std::string& path) {
 std::vector<double> parse_weights(const std::string& list) {
   std::vector<double> w;
   std::stringstream ss(list);
-  for (std::string item; std::getline(ss, item, ',');) w.push_back(std::stod(item));
+  for (std::string item; std::getline(ss, item, ',');) {
+    char* end = nullptr;
+    const double value = std::strtod(item.c_str(), &end);
+    lorahub::check(!item.empty() && *end == '\0', "weight '{}' of '{}' is not a number", item,
+                   list);
+    w.push_back(value);
+  }
   return w;
 }
 

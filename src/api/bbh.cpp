@@ -80,6 +80,8 @@ void validate(const BbhOptions& o) {
   check_option(o.sample >= 1, "sample", "must be at least 1");
   check_option(!o.methods.empty(), "methods", "no methods to run");
   check_option(!o.seeds.empty(), "seeds", "no seeds to run");
+  check_option(o.density >= 0 && o.density <= 1, "density",
+               fmt::format("must be in [0, 1], got {}", o.density));
   as_option("methods", [&] { lorahub::validate(to_config(o)); });  // names an unknown method
 }
 

@@ -236,6 +236,15 @@ CombineOptions to_combine_options(const ComposeOptions& options) {
   out.svd_clamp = options.svd_clamp;
   out.seed = options.seed;
   if (!options.drop_masks_file.empty()) out.drop_mask = drop_masks_from(options.drop_masks_file);
+  // A value out of range is its own field's fault; a value the method lacks, the method's.
+  const auto in_unit = [](const std::optional<double>& x) { return !x || (*x >= 0 && *x <= 1); };
+  if (!in_unit(out.density))
+    throw OptionError("density", fmt::format("density must be in [0, 1], got {}", *out.density));
+  if (!in_unit(out.svd_clamp))
+    throw OptionError("svd_clamp",
+                      fmt::format("SVD clamp quantile must be in [0, 1], got {}", *out.svd_clamp));
+  if (out.svd_rank < 0)
+    throw OptionError("svd_rank", fmt::format("SVD rank must be >= 0, got {}", out.svd_rank));
   as_option("method", [&] { check_combine_options(out); });
   return out;
 }

@@ -55,6 +55,8 @@ api::BbhOptions to_options(const BbhArgs& a) {
   o.data_dir = a.data_dir;
   o.methods = for_flag("--methods", [&] { return api::parse_bbh_methods(a.methods); });
   o.seeds = for_flag("--seeds", [&] { return api::parse_seed_list(a.seeds); });
+  // The folder first, so that a wrong --data-dir is named as such rather than as --tasks.
+  for_flag("--data-dir", [&] { api::parse_bbh_tasks("all", a.data_dir); });
   o.tasks = for_flag("--tasks", [&] { return api::parse_bbh_tasks(a.tasks, a.data_dir); });
   o.sample = a.sample;
   o.sampler = a.sampler;
@@ -96,9 +98,10 @@ const Registrar reg("bbh", 60, [](CLI::App& app) {
   auto a = std::make_shared<BbhArgs>();
   auto* cmd = app.add_subcommand(
       "bbh", "BIG-Bench Hard: LoraHub vs zero-shot, ICL and module baselines (our split)");
-  cmd->add_option("--model", a->model.model, "HF model directory")->required();
+  a->model.add_model_option(cmd);
   a->model.add_compute_options(cmd);
-  cmd->add_option("--lora-list", a->lora_list, "The module pool: one adapter directory per line")
+  cmd->add_option("--lora-list", a->lora_list,
+                  "The module pool: one module (adapter directory or .gguf) per line")
       ->required();
   cmd->add_option("--data-dir", a->data_dir, "BBH data (tasks/, task-prompts/)")
       ->capture_default_str();

@@ -69,7 +69,8 @@ const Registrar reg("compose", 52, [](CLI::App& app) {
   auto a = std::make_shared<ComposeCommand>();
   auto* cmd = app.add_subcommand("compose", "Combine LoRA modules with given weights (PEFT out)");
   cmd->add_option("--lora", a->lora, "LoRA modules (PEFT adapter directories or GGUF LoRAs)");
-  cmd->add_option("--lora-list", a->lora_list, "File with one module directory per line");
+  cmd->add_option("--lora-list", a->lora_list,
+                  "File with one module (directory or .gguf) per line");
   cmd->add_option("--weights", a->weights, "Comma-separated weights, one per module")->required();
   a->compose.add_options(cmd, "--method");
   cmd->add_option("--seed", a->seed, "Seed for DARE's random masks")->capture_default_str();

@@ -7,8 +7,9 @@
 
 namespace lorahub::cli {
 
-void ComposeArgs::add_options(CLI::App* cmd, const std::string& method_flag) {
-  cmd->add_option(method_flag, method,
+void ComposeArgs::add_options(CLI::App* cmd, const std::string& flag) {
+  method_flag = flag;
+  cmd->add_option(flag, method,
                   "How the modules combine: lorahub (Σ wA, Σ wB) or a PEFT add_weighted_adapter "
                   "type: linear, cat, svd, ties, ties_svd, dare_linear, dare_linear_svd, "
                   "dare_ties, dare_ties_svd, magnitude_prune, magnitude_prune_svd")
@@ -29,18 +30,21 @@ void ComposeArgs::add_options(CLI::App* cmd, const std::string& method_flag) {
 api::ComposeOptions ComposeArgs::options(uint64_t seed) const {
   api::ComposeOptions o;
   o.method = method;
-  if (density >= 0) o.density = density;
+  if (!std::isnan(density)) o.density = density;
   o.majority_sign = majority_sign;
   o.svd_rank = svd_rank;
-  if (svd_clamp >= 0) o.svd_clamp = svd_clamp;
+  if (!std::isnan(svd_clamp)) o.svd_clamp = svd_clamp;
   o.seed = seed;
   o.drop_masks_file = dare_masks;
   try {
     api::validate(o);
   } catch (const api::OptionError& e) {
-    // The method's checks are --compose's (compose names its flag --method, the message the same).
-    if (e.option() == "method") fail("--compose: {}", e.what());
+    // The method's checks (a name, or a value the method needs) are --compose's or --method's.
+    if (e.option() == "method") fail("{}: {}", method_flag, e.what());
     if (e.option() == "majority_sign") fail("--majority-sign: {}", e.what());
+    if (e.option() == "density") fail("--density: {}", e.what());
+    if (e.option() == "svd_rank") fail("--svd-rank: {}", e.what());
+    if (e.option() == "svd_clamp") fail("--svd-clamp: {}", e.what());
     throw Error(e.what());  // the masks file names itself
   }
   return o;

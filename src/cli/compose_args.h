@@ -4,6 +4,7 @@
 #pragma once
 #include <CLI/CLI.hpp>
 
+#include <limits>
 #include <memory>
 #include <string>
 #include <vector>
@@ -14,14 +15,16 @@ namespace lorahub::cli {
 
 struct ComposeArgs {
   std::string method = "lorahub";
-  double density = -1;  // < 0: not given
+  // NaN: not given (any number given, negative ones too, is checked by the library).
+  double density = std::numeric_limits<double>::quiet_NaN();
   std::string majority_sign = "total";
   int64_t svd_rank = 0;
-  double svd_clamp = -1;   // < 0: no clamping
-  std::string dare_masks;  // test hook: safetensors of 0/1 masks "<tensor>.<module>"
+  double svd_clamp = std::numeric_limits<double>::quiet_NaN();  // NaN: no clamping
+  std::string dare_masks;                 // test hook: safetensors of 0/1 masks "<tensor>.<module>"
+  std::string method_flag = "--compose";  // as add_options named it, for errors
 
-  // `method_flag` is "--compose" (learn, score, generate) or "--method" (compose).
-  void add_options(CLI::App* cmd, const std::string& method_flag = "--compose");
+  // `flag`, the method's: "--compose" (learn, score, generate) or "--method" (compose).
+  void add_options(CLI::App* cmd, const std::string& flag = "--compose");
   // The library options, DARE seeded with `seed`; loads --dare-masks. Throws Error for
   // options that do not fit the method, naming the flag.
   api::ComposeOptions options(uint64_t seed) const;

@@ -36,8 +36,12 @@ const Registrar reg("convert", 11, [](CLI::App& app) {
       "convert",
       "Rewrite a PEFT adapter dir or weights file (.bin/.safetensors) as safetensors, or "
       "an adapter as a GGUF LoRA (DST.gguf) and back");
-  cmd->add_option("src", opts->src, "PEFT adapter directory or weights file")->required();
-  cmd->add_option("dst", opts->dst, "Output adapter directory or .safetensors file")->required();
+  cmd->add_option("src", opts->src,
+                  "PEFT adapter directory, weights file (.bin/.safetensors) or GGUF LoRA (.gguf)")
+      ->required();
+  cmd->add_option("dst", opts->dst,
+                  "Output adapter directory, .safetensors file or GGUF LoRA (.gguf, needs --base)")
+      ->required();
   cmd->add_option("--dtype", opts->convert.dtype, "keep, f32, f16 or bf16 (floating tensors only)");
   cmd->add_option("--base", opts->convert.base_model,
                   "Base model (GGUF file or HF directory) for GGUF LoRA input or output");

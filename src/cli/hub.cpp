@@ -181,6 +181,12 @@ void add_token(CLI::App& hub) {
   add_token_revoke(*token);
 }
 
+// --endpoint; its default (api::hub_default_endpoint) comes from the environment.
+void add_endpoint_option(CLI::App* cmd, std::string& endpoint) {
+  cmd->add_option("--endpoint", endpoint, "Hub URL ($LORAHUB_ENDPOINT, $HF_ENDPOINT)")
+      ->capture_default_str();
+}
+
 std::string token_or_env(const std::string& token) {
   if (!token.empty()) return token;
   const char* env = std::getenv("HF_TOKEN");
@@ -210,8 +216,7 @@ void add_push(CLI::App& hub) {
   cmd->add_option("--description", args->push.description, "One-line description");
   cmd->add_option("--license", args->push.license, "License identifier, e.g. apache-2.0");
   cmd->add_option("--message", args->push.message, "Revision message");
-  cmd->add_option("--endpoint", args->endpoint, "Hub URL ($LORAHUB_ENDPOINT, $HF_ENDPOINT)")
-      ->capture_default_str();
+  add_endpoint_option(cmd, args->endpoint);
   cmd->add_option("--token", args->token, "Write token (default: $HF_TOKEN)");
   cmd->add_option("--embed-model", args->embed_model,
                   "First write DIR/lorahub_embedding.json: the module's retrieval embedding "
@@ -257,7 +262,7 @@ void add_search(CLI::App& hub) {
   cmd->add_option("--author", args->filter.author, "Owner");
   cmd->add_option("--limit", args->filter.limit, "At most this many")->capture_default_str();
   cmd->add_flag("--json", args->json, "Print the model-info objects as a JSON array");
-  cmd->add_option("--endpoint", args->endpoint, "Hub URL")->capture_default_str();
+  add_endpoint_option(cmd, args->endpoint);
   cmd->callback([args] {
     if (args->rank > 0) args->filter.rank = args->rank;
     api::HubClient client(args->endpoint, "");
@@ -281,7 +286,7 @@ void add_pull(CLI::App& hub) {
   cmd->add_option("repo", args->repo, "user/name")->required();
   cmd->add_option("--rev", args->rev, "Revision sha, or main")->capture_default_str();
   cmd->add_option("--to", args->to, "Destination folder")->required();
-  cmd->add_option("--endpoint", args->endpoint, "Hub URL")->capture_default_str();
+  add_endpoint_option(cmd, args->endpoint);
   cmd->add_option("--token", args->token, "Token (default: $HF_TOKEN)");
   cmd->callback([args] {
     api::HubClient client(args->endpoint, token_or_env(args->token));

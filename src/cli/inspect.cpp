@@ -112,7 +112,8 @@ void run(const InspectOptions& o) {
 const Registrar reg("inspect", 10, [](CLI::App& app) {
   auto opts = std::make_shared<InspectOptions>();
   auto* cmd = app.add_subcommand(
-      "inspect", "List the tensors of a safetensors / .bin file, model dir or PEFT adapter dir");
+      "inspect",
+      "List the tensors of a safetensors / .bin / GGUF file, model dir or PEFT adapter dir");
   cmd->add_option("path", opts->path, "File or directory")->required();
   cmd->add_flag("--json", opts->json, "Print one JSON object");
   cmd->add_flag("--sha256", opts->sha256, "Add the SHA-256 of each tensor's raw bytes");

@@ -62,12 +62,11 @@ struct TaskArgs {
 
   void add_options(CLI::App* cmd) {
     // Not model.add_options(): its --lora (one adapter to merge) means something else here.
-    cmd->add_option("--model", model.model, "HF model directory (config.json, weights, tokenizer)")
-        ->required();
+    model.add_model_option(cmd);
     model.add_compute_options(cmd);
     model.add_chat_option(cmd);  // the examples' inputs, as generate wraps its prompts
-    cmd->add_option("--lora", lora, "LoRA module directories (PEFT adapters)");
-    cmd->add_option("--lora-list", lora_list, "File with one module directory per line");
+    cmd->add_option("--lora", lora, "LoRA modules (PEFT adapter directories or GGUF LoRAs)");
+    cmd->add_option("--lora-list", lora_list, "File with one module (directory or .gguf) per line");
     cmd->add_option("--hub", hub, "Also every module a lorahub hub lists (URL; cached locally)");
     cmd->add_option("--hub-filter", hub_filter,
                     "With --hub: key=value[,...] of text, base, tag, task, author, rank, limit");
@@ -75,7 +74,9 @@ struct TaskArgs {
                     "With --hub: module cache (default $LORAHUB_CACHE or ~/.cache/lorahub/hub)");
     cmd->add_option("--sample", sample, "Draw this many of the modules at random (0 = all)")
         ->check(non_negative_count);
-    cmd->add_option("--seed", seed, "Seed for --sample and the optimizer")->capture_default_str();
+    cmd->add_option("--seed", seed,
+                    "Seed of --sample's draw, the optimizer (learn) and DARE's masks")
+        ->capture_default_str();
     cmd->add_option("--sampler", sampler,
                     "How --sample draws: fisher-yates, or python (CPython's random.seed(seed); "
                     "random.sample(modules, n), as the reference's reproduce_bbh.py)")

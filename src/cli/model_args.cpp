@@ -12,9 +12,15 @@
 
 namespace lorahub::cli {
 
-void ModelArgs::add_options(CLI::App* cmd) {
-  cmd->add_option("--model", model, "HF model directory (config.json, weights, tokenizer)")
+void ModelArgs::add_model_option(CLI::App* cmd) {
+  cmd->add_option("--model", model,
+                  "Model: an HF directory (config.json, weights, tokenizer; T5 or Llama family) "
+                  "or a .gguf file")
       ->required();
+}
+
+void ModelArgs::add_options(CLI::App* cmd) {
+  add_model_option(cmd);
   add_compute_options(cmd);
   cmd->add_option("--lora", lora,
                   "PEFT adapter directory or llama.cpp GGUF LoRA (.gguf), e.g. the output of "

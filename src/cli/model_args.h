@@ -1,4 +1,5 @@
-// The model options that `score` and `generate` share (--model, --threads), and the one place
+// The model options that `score` and `generate` share (--model, --threads, --lora, ...; learn,
+// objective and bbh take --model and the compute flags from here too), and the one place
 // that turns them into a loaded Model. Options that change the model for every command (such
 // as applying LoRA modules) belong here, so each command gets them by calling load().
 #pragma once
@@ -31,7 +32,9 @@ struct ModelArgs {
   bool quantized = false;  // GGUF: products in the file's quantized blocks
 
   void add_options(CLI::App* cmd);
-  // --threads and --bf16, for commands that define their own --model/--lora.
+  // --model alone (add_options has it), for commands that define their own --lora.
+  void add_model_option(CLI::App* cmd);
+  // --threads, --bf16, --int8 and --quantized, for commands that define their own --lora.
   void add_compute_options(CLI::App* cmd);
   // --chat alone (add_options has it), for commands that define their own --model/--lora.
   void add_chat_option(CLI::App* cmd);

@@ -4,8 +4,11 @@
 //   (with --decode: stdin JSON arrays of ids, stdout JSON strings).
 #include <nlohmann/json.hpp>
 
+#include <cstdint>
 #include <iostream>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "cli/command.h"
 #include "lorahub/lorahub.h"
@@ -23,8 +26,26 @@ nlohmann::json parse_line(const std::string& line, size_t number) {
   try {
     return nlohmann::json::parse(line);
   } catch (const nlohmann::json::exception& e) {
-    fail("stdin line {}: not JSON: {}", number, e.what());
+    std::string_view what = e.what();  // "[json.exception.parse_error.101] parse error at ..."
+    if (what.starts_with("[json.exception.")) what.remove_prefix(what.find("] ") + 2);
+    fail("stdin line {}: not JSON: {}", number, what);
   }
+}
+
+// --decode's input: a JSON array of token ids (whole numbers that fit an int32).
+std::vector<int32_t> token_ids(const nlohmann::json& j, size_t number) {
+  check(j.is_array(), "stdin line {}: expected an array of token ids", number);
+  std::vector<int32_t> ids;
+  for (const auto& id : j) {
+    const bool fits = id.is_number_unsigned() ? id.get<uint64_t>() <= INT32_MAX
+                      : id.is_number_integer()
+                          ? id.get<int64_t>() >= INT32_MIN && id.get<int64_t>() <= INT32_MAX
+                          : false;
+    check(fits, "stdin line {}: {} is not a token id (a whole number)", number,
+          truncate_utf8(id.dump(), 40));
+    ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
+  }
+  return ids;
 }
 
 void run(const TokenizeOptions& o) {
@@ -35,8 +56,7 @@ void run(const TokenizeOptions& o) {
     if (line.empty()) continue;
     const auto j = parse_line(line, n);
     if (o.decode) {
-      check(j.is_array(), "stdin line {}: expected an array of ids", n);
-      std::cout << nlohmann::json(tok->decode(j.get<std::vector<int32_t>>(), !o.keep_special))
+      std::cout << nlohmann::json(tok->decode(token_ids(j, n), !o.keep_special))
                        .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
                 << '\n';
     } else {

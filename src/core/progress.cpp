@@ -18,7 +18,9 @@ std::string format_seconds(double s) {
 }
 }  // namespace
 
-void Progress::set_quiet(bool quiet) { g_quiet = quiet; }
+void Progress::set_quiet(bool quiet) {
+  g_quiet = quiet;
+}
 
 Progress::Progress(std::string label, size_t total)
     : label_(std::move(label)),

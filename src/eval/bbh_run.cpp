@@ -607,16 +607,17 @@ json run_task_method(const TaskRun& run, ResultCache& cache, const std::string& 
   return summary;
 }
 
-std::string column_title(const std::string& method, size_t seeds) {
+std::string column_title(const std::string& method, size_t n) {
+  const std::string seeds = fmt::format("{} seed{}", n, n == 1 ? "" : "s");
   if (method == "zero-shot") return "zero-shot";
   if (method == "icl") return "ICL 5-shot";
   if (method == "best-single") return "best single";
-  if (method == "uniform") return fmt::format("uniform avg ({} seeds)", seeds);
-  if (method == "arrow") return fmt::format("Arrow top-{} avg ({} seeds)", kBbhArrowTopK, seeds);
+  if (method == "uniform") return fmt::format("uniform avg ({})", seeds);
+  if (method == "arrow") return fmt::format("Arrow top-{} avg ({})", kBbhArrowTopK, seeds);
   const std::string opt = method == "lorahub-cobyla"  ? "COBYLA"
                           : method == "lorahub-cmaes" ? "CMA-ES"
                                                       : method.substr(8) + " (COBYLA)";
-  return fmt::format("LoraHub {} avg ({} seeds) | LoraHub {} best", opt, seeds, opt);
+  return fmt::format("LoraHub {} avg ({}) | LoraHub {} best", opt, seeds, opt);
 }
 
 std::string table_row(const std::string& task, double floor,

@@ -27,7 +27,8 @@ struct SelectSpec {
   size_t k = 0;
 };
 
-// "" (keep all), "loss-rank:K" or "retrieval:K" with K >= 1; throws naming --select otherwise.
+// "" (keep all), "loss-rank:K" or "retrieval:K" with K >= 1; otherwise throws an Error that quotes
+// the text and names the accepted forms (the caller adds its own context, e.g. a CLI flag).
 SelectSpec parse_select(const std::string& text);
 const char* select_rule_name(SelectRule rule);
 

@@ -29,7 +29,10 @@ std::string env_or(const char* name, const std::string& fallback) {
 
 // The server's {"error": ...} message, or the start of the body.
 std::string error_detail(const httplib::Result& result) {
-  if (!result) return httplib::to_string(result.error());
+  if (!result) {
+    if (result.error() == httplib::Error::Connection) return "cannot connect (is the hub running?)";
+    return "no answer: " + httplib::to_string(result.error());
+  }
   const std::string status = fmt::format("HTTP {}", result->status);
   try {
     const json body = json::parse(result->body);
@@ -192,6 +195,7 @@ json HubClient::model_info(const std::string& repo, const std::string& rev) {
 std::string HubClient::push(const std::string& dir, const PushOptions& options) {
   validate_repo_id(options.repo);
   check(!impl_->token.empty(), "push needs a token (none was given and HF_TOKEN is not set)");
+  const std::vector<std::string> files = files_to_push(dir);  // a bad folder before the network
   int status = 0;
   const json current = impl_->get_json("/api/models/" + options.repo, &status);
   const json parent = status == 404 ? json(nullptr) : current.at("sha");
@@ -202,7 +206,7 @@ std::string HubClient::push(const std::string& dir, const PushOptions& options) 
                      {"message", options.message},
                      {"tags", options.tags}};
   httplib::MultipartFormDataItems items{{"meta", meta.dump(), "", "application/json"}};
-  for (const auto& rel : files_to_push(dir)) {
+  for (const auto& rel : files) {
     items.push_back(
         {"file", read_text_file((fs::path(dir) / rel).string()), rel, "application/octet-stream"});
   }

@@ -556,8 +556,8 @@ Combiner::Combiner(const ModuleSet& set, const CombineOptions& options)
   check(!set.modules().empty(), "combine: no modules");
   if (set.size() == 1) options_.method = CombineMethod::kLinear;  // as PEFT: one adapter -> linear
   check_combine_options(options_);
-  check(!set[0].config.fan_in_fan_out, "{}: fan_in_fan_out adapters are not supported by --compose",
-        set[0].path);
+  check(!set[0].config.fan_in_fan_out,
+        "{}: fan_in_fan_out adapters: only the lorahub method combines them", set[0].path);
   auto prepared = std::make_shared<Prepared>();
   const int64_t r = set[0].config.r;
   prepared->rank = r;

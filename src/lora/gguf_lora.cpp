@@ -126,7 +126,7 @@ LoraModule load_gguf_lora(const std::string& path, const std::string& base_model
     if (rope_permuted(t.module, spec)) {
       check(!base_model.empty(),
             "{}: undoing llama.cpp's row order of '{}{}' needs the base "
-            "model's head counts: name the base model (--model, or --base)",
+            "model's head counts: give the path of the base model it was made for",
             path, name, kSuffixB);
       b = rope_permute_rows(b.data(), out, r, rope_heads(t.module, spec), false);
     }

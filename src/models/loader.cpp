@@ -43,7 +43,10 @@ std::unique_ptr<Model> load_model(const std::string& path, const LoadOptions& op
   if (options.threads > 0) set_compute_threads(options.threads);
   if (path.ends_with(".gguf") && !std::filesystem::is_directory(path))
     return load_llama_gguf(path, options);  // GGUF files hold decoder-only models only
-  check(std::filesystem::is_directory(path), "{}: not a model directory", path);
+  check(std::filesystem::exists(path),
+        "{}: no such file or directory (a model is an HF model directory or a .gguf file)", path);
+  check(std::filesystem::is_directory(path),
+        "{}: not a model directory (config.json, weights, tokenizer) nor a .gguf file", path);
   const HfConfig config = HfConfig::load(path);
   const std::string type = config.get_string("model_type");
   const auto it = families().find(type);

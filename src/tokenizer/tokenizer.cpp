@@ -9,7 +9,7 @@ std::string Tokenizer::apply_chat_template(const std::string&) const {
 }
 
 std::string Tokenizer::render_chat(const nlohmann::ordered_json&, bool, const std::string&) const {
-  fail("this tokenizer has no chat template (--chat needs an instruct model's template)");
+  fail("this tokenizer has no chat template (only instruct models have one)");
 }
 
 }  // namespace lorahub

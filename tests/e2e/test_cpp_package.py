@@ -119,6 +119,11 @@ def test_example_reports_library_errors(example, tiny, tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 1
     assert "2 weights for 3 modules" in proc.stderr
+    proc = subprocess.run([str(example), str(tiny["model"]), "0.6,x,0.3", str(tiny["root"] / "inputs.txt"),
+                           str(tiny["root"] / "outputs.txt"), *map(str, tiny["modules"])],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1  # a message, not std::terminate's abort
+    assert "compose_and_generate: error: weight 'x' of '0.6,x,0.3' is not a number" in proc.stderr
     # The example's own check (lorahub/check.h, {fmt} from the installed package's dependency).
     missing = tmp_path / "no-inputs.txt"
     proc = subprocess.run([str(example), str(tiny["model"]), WEIGHTS, str(missing),

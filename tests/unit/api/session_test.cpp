@@ -191,6 +191,11 @@ TEST(ApiMalformed, ComposeOptionsNameTheFieldAtFault) {
   EXPECT_EQ(field_of({}), "");
   EXPECT_EQ(field_of({.method = "average"}), "method");
   EXPECT_EQ(field_of({.method = "ties"}), "method");  // needs a density
+  // A value out of range is its own field's fault, with any method.
+  EXPECT_EQ(field_of({.method = "ties", .density = 1.5}), "density");
+  EXPECT_EQ(field_of({.method = "linear", .density = -0.5}), "density");
+  EXPECT_EQ(field_of({.method = "svd", .svd_rank = -1}), "svd_rank");
+  EXPECT_EQ(field_of({.method = "svd", .svd_clamp = 2.0}), "svd_clamp");
   EXPECT_EQ(field_of({.method = "ties", .density = 0.5, .majority_sign = "most"}), "majority_sign");
   EXPECT_EQ(field_of({.method = "dare_linear", .density = 0.5, .drop_masks_file = "/nonexistent"}),
             "drop_masks_file");

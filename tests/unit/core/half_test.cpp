@@ -24,7 +24,7 @@ TEST(Half, F16RoundTripsEveryHalfValue) {
 TEST(Half, F16RoundsToNearestEven) {
   EXPECT_EQ(f16_to_f32(f32_to_f16(1.0f + 1.0f / 2048)), 1.0f);  // halfway -> even (down)
   EXPECT_EQ(f16_to_f32(f32_to_f16(1.0f + 3.0f / 2048)), 1.0f + 2.0f / 1024);  // halfway -> up
-  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);  // overflows to +inf
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00) << "overflows to +inf";
   EXPECT_EQ(f32_to_f16(std::numeric_limits<float>::denorm_min()), 0);
   EXPECT_EQ(f16_to_f32(f32_to_f16(5.9604645e-08f)), 5.9604645e-08f);  // smallest subnormal
 }

@@ -64,7 +64,8 @@ TEST(Utf8, CompletePrefixHoldsBackOnlyWhatCanStillComplete) {
 }
 
 TEST(Utf8Malformed, PrintableIsValidAndMarksTheCut) {
-  EXPECT_EQ(printable_utf8("ab\xE2\x82\xAC" "c", 4), "ab...");
+  const std::string euro = "\xE2\x82\xAC";  // a 3-byte character the cut at 4 bytes would halve
+  EXPECT_EQ(printable_utf8("ab" + euro + "c", 4), "ab...");
   EXPECT_EQ(printable_utf8("a\xFF", 10), "a\xEF\xBF\xBD");
   EXPECT_EQ(printable_utf8("abc", 3), "abc");
 }
