@@ -30,6 +30,10 @@ enum class Bf16Path { kAuto, kLibrary, kSmallRows };
 inline constexpr int64_t kSmallRowsMax = 32;
 void matmul_abt_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
                      float beta = 0.0f, Bf16Path path = Bf16Path::kAuto);
+// The same with A already rounded to bf16 (a16 = f32_to_bf16(a)): one rounding pass for several
+// products that read the same input (q, k, v; gate and up).
+void matmul_abt_bf16(const uint16_t* a16, const uint16_t* b, float* c, int64_t m, int64_t n,
+                     int64_t k, float beta = 0.0f, Bf16Path path = Bf16Path::kAuto);
 // True when the bf16 path runs in oneDNN; false when it widens to f32 for sgemm (no oneDNN).
 bool bf16_matmul_native();
 

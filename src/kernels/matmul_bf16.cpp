@@ -93,7 +93,13 @@ void matmul_abt_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int
                      float beta, Bf16Path path) {
   if (m == 0 || n == 0) return;
   check(m > 0 && n > 0 && k > 0, "matmul_abt_bf16: bad shape m={} n={} k={}", m, n, k);
-  const uint16_t* a16 = to_bf16(a, m * k);
+  matmul_abt_bf16(to_bf16(a, m * k), b, c, m, n, k, beta, path);
+}
+
+void matmul_abt_bf16(const uint16_t* a16, const uint16_t* b, float* c, int64_t m, int64_t n,
+                     int64_t k, float beta, Bf16Path path) {
+  if (m == 0 || n == 0) return;
+  check(m > 0 && n > 0 && k > 0, "matmul_abt_bf16: bad shape m={} n={} k={}", m, n, k);
   if (path == Bf16Path::kAuto)
     path = m <= kSmallRowsMax && small_rows_bf16_available() ? Bf16Path::kSmallRows
                                                              : Bf16Path::kLibrary;

@@ -18,7 +18,10 @@ constexpr int64_t kParallelMin = 1 << 14;
 namespace {
 LORAHUB_SIMD void rms_norm_row(const float* xr, const float* weight, float* yr, int64_t dim,
                                float eps) {
-  double sum_sq = 0.0;  // wider than PyTorch's float sum; the difference is far below 1e-6
+  // Wider than PyTorch's float sum (the difference is far below 1e-6), in SIMD lanes: the
+  // sequential double sum did not vectorize (a latency-bound chain, 1.4 % of the T5 forward).
+  double sum_sq = 0.0;
+#pragma omp simd reduction(+ : sum_sq)
   for (int64_t i = 0; i < dim; ++i) sum_sq += static_cast<double>(xr[i]) * xr[i];
   const float variance = static_cast<float>(sum_sq / static_cast<double>(dim));
   const float inv = 1.0f / std::sqrt(variance + eps);
@@ -107,8 +110,36 @@ LORAHUB_SIMD void activate_range(Activation act, float* x, int64_t n) {
   }
 }
 
+template <typename F>
+inline void map_multiply_range(float* x, const float* __restrict y, int64_t n, F f) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] = f(x[i]) * y[i];
+}
+
+LORAHUB_SIMD void activate_multiply_range(Activation act, float* x, const float* y, int64_t n) {
+  switch (act) {
+    case Activation::Relu:
+      return map_multiply_range(x, y, n, [](float v) { return v > 0.0f ? v : 0.0f; });
+    case Activation::Gelu:
+      return map_multiply_range(x, y, n, [](float v) { return gelu_erf(v); });
+    case Activation::GeluNew:
+      return map_multiply_range(x, y, n, [](float v) { return gelu_tanh(v); });
+    case Activation::Silu:
+      return map_multiply_range(x, y, n, [](float v) { return silu(v); });
+  }
+}
+
 constexpr int64_t kActivationChunk = 4096;
 }  // namespace
+
+void activate_and_multiply(Activation act, float* x, const float* y, int64_t n) {
+  const int64_t chunks = (n + kActivationChunk - 1) / kActivationChunk;
+#pragma omp parallel for schedule(static) if (n > kParallelMin)
+  for (int64_t c = 0; c < chunks; ++c) {
+    const int64_t begin = c * kActivationChunk;
+    activate_multiply_range(act, x + begin, y + begin, std::min(kActivationChunk, n - begin));
+  }
+}
 
 void apply_activation(Activation act, float* x, int64_t n) {
   const int64_t chunks = (n + kActivationChunk - 1) / kActivationChunk;

@@ -53,6 +53,10 @@ Activation activation_from_name(const std::string& name);
 // In place over n values.
 void apply_activation(Activation act, float* x, int64_t n);
 
+// x[i] = act(x[i]) · y[i] in one pass (gated feed-forward: act(gate) · up); the same values as
+// apply_activation then multiply_inplace.
+void activate_and_multiply(Activation act, float* x, const float* y, int64_t n);
+
 // x[i] *= y[i]  (gated feed-forward: act(gate) · up)
 void multiply_inplace(float* x, const float* y, int64_t n);
 // x[i] += y[i]  (residual connections)

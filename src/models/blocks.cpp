@@ -42,16 +42,15 @@ void norm_forward(const NormLayer& norm, const float* x, int64_t rows, float* y)
 
 namespace {
 // h[rows, hidden] = act(gate) · up from the fused projection y[rows, 2·hidden] = [gate | up].
-std::vector<float> fused_gate_up(const FeedForward& ff, const float* x, int64_t rows,
-                                 const LoraRows& lora) {
+std::unique_ptr<float[]> fused_gate_up(const FeedForward& ff, const float* x, int64_t rows,
+                                       const LoraRows& lora) {
   const int64_t hidden = ff.gate.out / 2;
-  std::vector<float> y(static_cast<size_t>(rows * 2 * hidden)),
-      h(static_cast<size_t>(rows * hidden));
-  linear_forward(ff.gate, x, rows, y.data(), lora);
+  const auto y = scratch_floats(rows * 2 * hidden);
+  auto h = scratch_floats(rows * hidden);
+  linear_forward(ff.gate, x, rows, y.get(), lora);
   for (int64_t r = 0; r < rows; ++r) {
     std::copy_n(&y[r * 2 * hidden], hidden, &h[r * hidden]);
-    apply_activation(ff.act, &h[r * hidden], hidden);
-    multiply_inplace(&h[r * hidden], &y[r * 2 * hidden + hidden], hidden);
+    activate_and_multiply(ff.act, &h[r * hidden], &y[r * 2 * hidden + hidden], hidden);
   }
   return h;
 }
@@ -60,20 +59,24 @@ std::vector<float> fused_gate_up(const FeedForward& ff, const float* x, int64_t 
 void feed_forward(const FeedForward& ff, const float* x, int64_t rows, float* y,
                   const LoraRows& lora) {
   if (ff.fused_gate_up) {
-    const std::vector<float> h = fused_gate_up(ff, x, rows, lora);
-    linear_forward(ff.down, h.data(), rows, y, lora);
+    const auto h = fused_gate_up(ff, x, rows, lora);
+    linear_forward(ff.down, h.get(), rows, y, lora);
     return;
   }
   const int64_t hidden = ff.gate.out;
-  std::vector<float> h(static_cast<size_t>(rows * hidden));
-  linear_forward(ff.gate, x, rows, h.data(), lora);
-  apply_activation(ff.act, h.data(), rows * hidden);
+  const auto h = scratch_floats(rows * hidden);
   if (ff.gated) {
-    std::vector<float> up(h.size());
-    linear_forward(ff.up, x, rows, up.data(), lora);
-    multiply_inplace(h.data(), up.data(), rows * hidden);
+    // x rounded to bf16 once for both products (bf16 weights; nothing otherwise).
+    const Bf16Input x16 = bf16_input(ff.gate, x, rows);
+    const auto up = scratch_floats(rows * hidden);
+    linear_forward(ff.gate, x, rows, h.get(), lora, x16.data());
+    linear_forward(ff.up, x, rows, up.get(), lora, ff.up.weight_bf16 ? x16.data() : nullptr);
+    activate_and_multiply(ff.act, h.get(), up.get(), rows * hidden);
+  } else {
+    linear_forward(ff.gate, x, rows, h.get(), lora);
+    apply_activation(ff.act, h.get(), rows * hidden);
   }
-  linear_forward(ff.down, h.data(), rows, y, lora);
+  linear_forward(ff.down, h.get(), rows, y, lora);
 }
 
 void KvCache::reset(int64_t batch_size, int64_t max_length, int64_t dim, bool bf16) {
@@ -82,16 +85,18 @@ void KvCache::reset(int64_t batch_size, int64_t max_length, int64_t dim, bool bf
   kv_dim = dim;
   length = 0;
   const auto size = static_cast<size_t>(batch * capacity * kv_dim);
+  // Resized, not refilled: a cache reset per layer at the same shape keeps its storage, and
+  // write_kv writes or zeroes every slot below `length` before attention reads it.
   if (bf16) {
     std::vector<float>().swap(k);
     std::vector<float>().swap(v);
-    k16.assign(size, 0);
-    v16.assign(size, 0);
+    k16.resize(size);
+    v16.resize(size);
   } else {
     std::vector<uint16_t>().swap(k16);
     std::vector<uint16_t>().swap(v16);
-    k.assign(size, 0.0f);
-    v.assign(size, 0.0f);
+    k.resize(size);
+    v.resize(size);
   }
 }
 
@@ -100,10 +105,25 @@ void write_kv(const float* k, const float* v, const RaggedBatch& rows, KvCache& 
         "KV cache of {} positions cannot take {} more", cache.capacity, rows.len);
   const int64_t dim = cache.kv_dim;
   for (int64_t b = 0; b < rows.batch; ++b) {
+    const size_t slot0 = static_cast<size_t>((b * cache.capacity + cache.length) * dim);
     const size_t dst =
         static_cast<size_t>((b * cache.capacity + cache.length + rows.first[b]) * dim);
     const size_t from = static_cast<size_t>(rows.row0[b] * dim);
     const auto n = static_cast<size_t>(rows.count[b] * dim);
+    // The step's padding slots of this sequence (before and after its rows) become zeros: masked
+    // keys, and 0 in the probability-weighted sum over V (reset() leaves old values there).
+    const size_t end = slot0 + static_cast<size_t>(rows.len * dim);
+    if (cache.bf16()) {
+      std::fill(cache.k16.begin() + slot0, cache.k16.begin() + dst, uint16_t{0});
+      std::fill(cache.v16.begin() + slot0, cache.v16.begin() + dst, uint16_t{0});
+      std::fill(cache.k16.begin() + dst + n, cache.k16.begin() + end, uint16_t{0});
+      std::fill(cache.v16.begin() + dst + n, cache.v16.begin() + end, uint16_t{0});
+    } else {
+      std::fill(cache.k.begin() + slot0, cache.k.begin() + dst, 0.0f);
+      std::fill(cache.v.begin() + slot0, cache.v.begin() + dst, 0.0f);
+      std::fill(cache.k.begin() + dst + n, cache.k.begin() + end, 0.0f);
+      std::fill(cache.v.begin() + dst + n, cache.v.begin() + end, 0.0f);
+    }
     if (cache.bf16()) {
       f32_to_bf16(&k[from], &cache.k16[dst], n);
       f32_to_bf16(&v[from], &cache.v16[dst], n);
@@ -116,14 +136,20 @@ void write_kv(const float* k, const float* v, const RaggedBatch& rows, KvCache& 
 }
 
 void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch& rows,
-               KvCache& cache, const LoraRows& lora) {
+               KvCache& cache, const LoraRows& lora, const uint16_t* src16) {
   check(layer.kv_dim() == cache.kv_dim, "KV cache holds {} values per position, the layer {}",
         cache.kv_dim, layer.kv_dim());
-  std::vector<float> k(static_cast<size_t>(rows.rows * cache.kv_dim)), v(k.size());
-  linear_forward(layer.k, src, rows.rows, k.data(), lora);
-  linear_forward(layer.v, src, rows.rows, v.data(), lora);
-  if (layer.rotary) layer.rotary(k.data(), rows, layer.n_kv_heads, layer.head_dim, cache.length);
-  write_kv(k.data(), v.data(), rows, cache);
+  const auto k = scratch_floats(rows.rows * cache.kv_dim),
+             v = scratch_floats(rows.rows * cache.kv_dim);
+  Bf16Input own;  // rounded here when the caller did not (and the weights are bf16)
+  if (src16 == nullptr) {
+    own = bf16_input(layer.k, src, rows.rows);
+    src16 = own.data();
+  }
+  linear_forward(layer.k, src, rows.rows, k.get(), lora, layer.k.weight_bf16 ? src16 : nullptr);
+  linear_forward(layer.v, src, rows.rows, v.get(), lora, layer.v.weight_bf16 ? src16 : nullptr);
+  if (layer.rotary) layer.rotary(k.get(), rows, layer.n_kv_heads, layer.head_dim, cache.length);
+  write_kv(k.get(), v.get(), rows, cache);
 }
 
 namespace {
@@ -143,16 +169,28 @@ struct HeadView {
   int64_t bias_stride;
 };
 
-// scale · score + bias, or -inf where the key is masked, for row i of the scores.
-void mask_scores(const AttentionLayer& layer, const HeadView& h, bool causal, int64_t i,
-                 float* row) {
+// scale · score + bias, or -inf where the key is masked, for row i of the scores. Loops without
+// branches, so that they vectorize (the per-key condition did not: 1 % of the T5 forward).
+LORAHUB_SIMD void mask_scores(const AttentionLayer& layer, const HeadView& h, bool causal,
+                              int64_t i, float* row) {
   const int64_t last_visible = causal ? std::min(h.k_len - 1, h.q_slot0 + i) : h.k_len - 1;
-  const int64_t first_visible = h.window > 0 ? h.q_slot0 + i - h.window + 1 : 0;
+  const int64_t first_visible =
+      std::clamp<int64_t>(h.window > 0 ? h.q_slot0 + i - h.window + 1 : 0, 0, h.k_len);
   const float* bias = h.bias ? h.bias + i * h.bias_stride : nullptr;
-  for (int64_t j = 0; j < h.k_len; ++j) {
-    const bool visible =
-        j <= last_visible && j >= first_visible && (h.key_valid == nullptr || h.key_valid[j]);
-    row[j] = visible ? row[j] * layer.score_scale + (bias ? bias[j] : 0.0f) : kMasked;
+  const float scale = layer.score_scale;
+  if (bias) {
+#pragma omp simd
+    for (int64_t j = 0; j < h.k_len; ++j) row[j] = row[j] * scale + bias[j];
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < h.k_len; ++j) row[j] = row[j] * scale + 0.0f;
+  }
+  std::fill(row, row + first_visible, kMasked);
+  std::fill(row + std::max(last_visible + 1, first_visible), row + h.k_len, kMasked);
+  if (h.key_valid) {
+    const uint8_t* valid = h.key_valid;
+#pragma omp simd
+    for (int64_t j = 0; j < h.k_len; ++j) row[j] = valid[j] ? row[j] : kMasked;
   }
 }
 
@@ -210,13 +248,13 @@ constexpr int64_t kLoopPathWork = 1 << 16;
 
 void attention_forward(const AttentionLayer& layer, const float* x, const RaggedBatch& rows,
                        const KvCache& cache, const AttentionMask& mask, float* y,
-                       const LoraRows& lora) {
-  std::vector<float> q(static_cast<size_t>(rows.rows * layer.q_dim()));
-  linear_forward(layer.q, x, rows.rows, q.data(), lora);
-  if (layer.rotary) layer.rotary(q.data(), rows, layer.n_heads, layer.head_dim, mask.q_pos0);
-  std::vector<float> context(q.size());
-  attend(layer, q.data(), rows, cache, mask, context.data());
-  linear_forward(layer.o, context.data(), rows.rows, y, lora);
+                       const LoraRows& lora, const uint16_t* x16) {
+  const auto q = scratch_floats(rows.rows * layer.q_dim());
+  linear_forward(layer.q, x, rows.rows, q.get(), lora, layer.q.weight_bf16 ? x16 : nullptr);
+  if (layer.rotary) layer.rotary(q.get(), rows, layer.n_heads, layer.head_dim, mask.q_pos0);
+  const auto context = scratch_floats(rows.rows * layer.q_dim());
+  attend(layer, q.get(), rows, cache, mask, context.get());
+  linear_forward(layer.o, context.get(), rows.rows, y, lora);
 }
 
 void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows,

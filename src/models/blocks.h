@@ -38,16 +38,22 @@ struct NormLayer {  // RMSNorm without bias (T5LayerNorm, LlamaRMSNorm)
 // y[rows, d] = rms_norm(x) · weight
 void norm_forward(const NormLayer& norm, const float* x, int64_t rows, float* y);
 
-// Residual sub-layer: x[rows, d] += f(norm(x)), f(h, out) writing out[rows, d]; with a post-norm
-// (Gemma's sandwich norms; an empty one is none) x += post(f(norm(x))).
+// An activation buffer of n floats, uninitialized: for results written in full before they are
+// read (zero-filled vectors cost a memset each: 2.6 % of the T5 forward's CPU time).
+inline std::unique_ptr<float[]> scratch_floats(int64_t n) {
+  return std::make_unique_for_overwrite<float[]>(static_cast<size_t>(n));
+}
+
+// Residual sub-layer: x[rows, d] += f(norm(x)), f(h, out) writing all of out[rows, d]; with a
+// post-norm (Gemma's sandwich norms; an empty one is none) x += post(f(norm(x))).
 template <typename F>
 void residual(const NormLayer& norm, const NormLayer& post, float* x, int64_t rows, int64_t d,
               F f) {
-  std::vector<float> h(static_cast<size_t>(rows * d)), out(h.size());
-  norm_forward(norm, x, rows, h.data());
-  f(h.data(), out.data());
-  if (!post.weight.empty()) norm_forward(post, out.data(), rows, out.data());
-  add_inplace(x, out.data(), rows * d);
+  const auto h = scratch_floats(rows * d), out = scratch_floats(rows * d);
+  norm_forward(norm, x, rows, h.get());
+  f(h.get(), out.get());
+  if (!post.weight.empty()) norm_forward(post, out.get(), rows, out.get());
+  add_inplace(x, out.get(), rows * d);
 }
 template <typename F>
 void residual(const NormLayer& norm, float* x, int64_t rows, int64_t d, F f) {
@@ -84,6 +90,8 @@ struct AttentionLayer {
 };
 
 // Keys and values of `length` positions for each of `batch` sequences: [batch, capacity, kv_dim].
+// Every slot below `length` holds a written key/value or zeros (write_kv zeroes a step's padding
+// slots); slots at or above it are never read, so reset() keeps whatever storage it reuses.
 // Self-attention appends as decoding goes; cross-attention fills it once from the encoder output.
 // Scoring uses the same cache, filled with the whole sequence at once.
 // With bf16 (the fast path's generation caches) k16/v16 hold the values instead of k/v: half the
@@ -107,14 +115,16 @@ struct AttentionMask {
 // Projects the packed rows src[rows.rows, d] through k and v (with the rotary hook on k) and
 // writes them to their slots after the cache's current length, which grows by rows.len. Slots
 // of padding are left as they are: masks keep every query away from them.
+// `src16`: src rounded to bf16 (bf16_input of layer.k), shared with other products, or nullptr.
 void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch& rows,
-               KvCache& cache, const LoraRows& lora = {});
+               KvCache& cache, const LoraRows& lora = {}, const uint16_t* src16 = nullptr);
 
 // y[rows.rows, d] = o(softmax(scale · q(x) kᵀ + bias + mask) v) over the cached keys/values, for
 // the packed rows of one step (`lora`: the adapters of those rows, models/lora_delta.h).
+// `x16`: x rounded to bf16 (bf16_input of layer.q), or nullptr.
 void attention_forward(const AttentionLayer& layer, const float* x, const RaggedBatch& rows,
                        const KvCache& cache, const AttentionMask& mask, float* y,
-                       const LoraRows& lora = {});
+                       const LoraRows& lora = {}, const uint16_t* x16 = nullptr);
 
 // The two halves of the above on projections the caller made (fused projections, q/k norms and
 // rotary embeddings applied by the model): write_kv stores k, v [rows.rows, kv_dim] after the

@@ -27,10 +27,21 @@ const std::vector<LoraDelta>* find_deltas(const Linear& layer, const LoraMap* lo
 }
 }  // namespace
 
+Bf16Input bf16_input(const Linear& layer, const float* x, int64_t rows) {
+  Bf16Input in;
+  if (layer.weight_bf16 == nullptr || rows == 0) return in;
+  const auto n = static_cast<size_t>(rows * layer.in);
+  in.values = std::make_unique_for_overwrite<uint16_t[]>(n);
+  f32_to_bf16(x, in.values.get(), n);
+  return in;
+}
+
 void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
-                    const LoraRows& lora) {
+                    const LoraRows& lora, const uint16_t* x16) {
   if (layer.weight_q != nullptr)
     matmul_abt_quant(x, *layer.weight_q, y, rows);
+  else if (layer.weight_bf16 != nullptr && x16 != nullptr)
+    matmul_abt_bf16(x16, layer.weight_bf16->data(), y, rows, layer.out, layer.in);
   else if (layer.weight_bf16 != nullptr)
     matmul_abt_bf16(x, layer.weight_bf16->data(), y, rows, layer.out, layer.in);
   else

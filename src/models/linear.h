@@ -40,8 +40,18 @@ struct Linear {
 // side path once per span. With bf16 weights, x is rounded to bf16 for the base product (f32
 // accumulation); with quantized weights, to int8 per 32 values (decoding steps; more rows use
 // dequantized weight tiles); bias and the LoRA side path stay f32.
+// `x16`: x already rounded to bf16 (bf16_input), for layers with bf16 weights; else nullptr.
 void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
-                    const LoraRows& lora = {});
+                    const LoraRows& lora = {}, const uint16_t* x16 = nullptr);
+
+// x[rows, layer.in] rounded to bf16 once, for several layers that read the same input (q, k, v;
+// gate and up): linear_forward(..., x16) then skips its own rounding pass. Empty (and
+// bf16_data() nullptr) unless the layer holds bf16 weights.
+struct Bf16Input {
+  std::unique_ptr<uint16_t[]> values;
+  const uint16_t* data() const { return values.get(); }
+};
+Bf16Input bf16_input(const Linear& layer, const float* x, int64_t rows);
 
 // Moves the layer to bf16 weights (round to nearest even, as torch's .to(bfloat16)).
 void convert_to_bf16(Linear& layer);

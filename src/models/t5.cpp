@@ -202,12 +202,18 @@ class T5Model : public Model {
                      const KvCache& cross_cache, const uint8_t* enc_valid, const float* self_bias,
                      const LoraRows& lora) const;
   // Keys/values of the encoder output for one decoder block's cross-attention.
+  // enc16: the encoder output rounded to bf16 once for all blocks (encoder_bf16), or nullptr.
   void fill_cross_cache(const AttentionLayer& cross, const std::vector<float>& enc,
-                        const PaddedBatch& enc_in, const SequenceLora& lora, KvCache& cache,
-                        bool bf16 = false) const {
+                        const uint16_t* enc16, const PaddedBatch& enc_in, const SequenceLora& lora,
+                        KvCache& cache, bool bf16 = false) const {
     cache.reset(enc_in.batch, enc_in.len, cross.kv_dim(), bf16);
     const RaggedBatch rows = RaggedBatch::of(enc_in);
-    append_kv(cross, enc.data(), rows, cache, lora_rows(lora, rows.count));
+    append_kv(cross, enc.data(), rows, cache, lora_rows(lora, rows.count), enc16);
+  }
+  Bf16Input encoder_bf16(const std::vector<float>& enc) const {
+    if (decoder_.blocks.empty()) return {};
+    return bf16_input(decoder_.blocks[0].cross_attn.k, enc.data(),
+                      static_cast<int64_t>(enc.size()) / cfg_.d_model);
   }
   std::vector<float> teacher_forced_logits(const std::vector<Example>& batch,
                                            const PaddedBatch& labels,
@@ -305,9 +311,10 @@ std::vector<float> T5Model::encode(const PaddedBatch& in, const SequenceLora& ad
   for (const T5Block& block : encoder_.blocks) {
     residual(block.self_norm, x.data(), rows, d, [&](const float* h, float* out) {
       cache.reset(in.batch, in.len, block.self_attn.kv_dim());
-      append_kv(block.self_attn, h, ragged, cache, lora);
+      const Bf16Input h16 = bf16_input(block.self_attn.q, h, rows);  // once for q, k, v
+      append_kv(block.self_attn, h, ragged, cache, lora, h16.data());
       AttentionMask mask{.key_valid = in.valid.data(), .bias = bias.data()};
-      attention_forward(block.self_attn, h, ragged, cache, mask, out, lora);
+      attention_forward(block.self_attn, h, ragged, cache, mask, out, lora, h16.data());
     });
     residual(block.ff_norm, x.data(), rows, d,
              [&](const float* h, float* out) { feed_forward(block.ff, h, rows, out, lora); });
@@ -324,9 +331,10 @@ void T5Model::decoder_block(const T5Block& block, float* x, const RaggedBatch& r
   const int64_t d = cfg_.d_model;
   residual(block.self_norm, x, rows.rows, d, [&](const float* h, float* out) {
     const int64_t q_pos0 = self_cache.length;
-    append_kv(block.self_attn, h, rows, self_cache, lora);
+    const Bf16Input h16 = bf16_input(block.self_attn.q, h, rows.rows);  // once for q, k, v
+    append_kv(block.self_attn, h, rows, self_cache, lora, h16.data());
     AttentionMask mask{.causal = true, .q_pos0 = q_pos0, .bias = self_bias};
-    attention_forward(block.self_attn, h, rows, self_cache, mask, out, lora);
+    attention_forward(block.self_attn, h, rows, self_cache, mask, out, lora, h16.data());
   });
   residual(block.cross_norm, x, rows.rows, d, [&](const float* h, float* out) {
     AttentionMask mask{.key_valid = enc_valid};  // no position bias across the two stacks
@@ -370,9 +378,10 @@ std::vector<float> T5Model::teacher_forced_logits(const std::vector<Example>& ba
   std::vector<float> x = embed(dec_ids);
   const std::vector<float> bias = relative_position_bias(decoder_.rel, labels.len, labels.len, 0);
   KvCache self_cache, cross_cache;
+  const Bf16Input enc16 = encoder_bf16(enc);
   for (const T5Block& block : decoder_.blocks) {
     self_cache.reset(labels.batch, labels.len, block.self_attn.kv_dim());
-    fill_cross_cache(block.cross_attn, enc, enc_in, adapters, cross_cache);
+    fill_cross_cache(block.cross_attn, enc, enc16.data(), enc_in, adapters, cross_cache);
     decoder_block(block, x.data(), rows, self_cache, cross_cache, enc_in.valid.data(), bias.data(),
                   lora);
   }
@@ -394,9 +403,10 @@ std::unique_ptr<DecodeState> T5Model::prefill(const std::vector<std::vector<int3
   const size_t layers = decoder_.blocks.size();
   state->self_caches.resize(layers);
   state->cross_caches.resize(layers);
+  const Bf16Input enc16 = encoder_bf16(enc);
   for (size_t l = 0; l < layers; ++l) {  // cross-attention keys/values: once per input
     // Generation caches live as long as the batch decodes: bf16 on the fast path.
-    fill_cross_cache(decoder_.blocks[l].cross_attn, enc, state->enc_in, lora,
+    fill_cross_cache(decoder_.blocks[l].cross_attn, enc, enc16.data(), state->enc_in, lora,
                      state->cross_caches[l], bf16_);
     state->self_caches[l].reset(state->batch, std::max(max_new_tokens, 1),
                                 decoder_.blocks[l].self_attn.kv_dim(), bf16_);

@@ -107,6 +107,21 @@ TEST(Activations, MatchPyTorchValues) {
   }
 }
 
+TEST(Activations, ActivateAndMultiplyEqualsTheTwoPasses) {
+  // One fused pass (the gated feed-forward) gives the same floats as activation then multiply,
+  // across the SIMD chunks and the tail (n is no multiple of the vector width or of the chunk).
+  const int64_t n = 3 * 4096 + 37;
+  const auto x = random_values(n, 5, 4.0f), y = random_values(n, 6, 2.0f);
+  for (const char* name : {"relu", "gelu", "gelu_new", "silu"}) {
+    const Activation act = activation_from_name(name);
+    std::vector<float> two = x, fused = x;
+    apply_activation(act, two.data(), n);
+    multiply_inplace(two.data(), y.data(), n);
+    activate_and_multiply(act, fused.data(), y.data(), n);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(fused[i], two[i]) << name << " at " << i;
+  }
+}
+
 TEST(Embedding, CopiesRows) {
   const std::vector<float> table = {0, 1, 10, 11, 20, 21};
   const std::vector<int32_t> ids = {2, 0};

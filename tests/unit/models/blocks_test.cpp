@@ -2,10 +2,13 @@
 // grouped-query heads == duplicated heads, relative position buckets == transformers.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
 #include "core/error.h"
+#include "core/half.h"
 #include "models/batch.h"
 #include "models/blocks.h"
 #include "models/linear.h"
@@ -348,6 +351,44 @@ TEST(Attention, PaddedKeysAreIgnored) {
   attention_forward(layer, x.data(), 1, 3, alone, AttentionMask{}, y_alone.data());
   y_padded.resize(3 * d);
   expect_near(y_padded, y_alone, 1e-5f);
+}
+
+TEST(Attention, ReusedCacheZeroesTheStepsPaddingSlots) {
+  // reset() keeps the storage of a cache of the same shape (no refill); write_kv must zero the
+  // padding slots of a ragged step itself, or the previous contents (here NaN) reach attention
+  // (p = 0 times NaN in the sum over V).
+  const int64_t d = 8, len = 4;
+  const AttentionLayer layer = random_attention(d, 2, 2, 4, 31);
+  for (bool bf16 : {false, true}) {
+    KvCache cache;
+    cache.reset(2, len, layer.kv_dim(), bf16);
+    const float nan = std::numeric_limits<float>::quiet_NaN();
+    const std::vector<float> junk(static_cast<size_t>(2 * len * layer.kv_dim()), nan);
+    write_kv(junk.data(), junk.data(), RaggedBatch::dense(2, len), cache);
+    // Sequence 0: 2 real tokens then padding; sequence 1: padding then 3 tokens (left-padded).
+    const PaddedBatch padded{
+        .batch = 2, .len = len, .ids = {}, .valid = {1, 1, 0, 0, 0, 1, 1, 1}, .offsets = {0, 1}};
+    const RaggedBatch rows = RaggedBatch::of(padded);
+    cache.reset(2, len, layer.kv_dim(), bf16);
+    const auto x = random_values(rows.rows * d, 32, 0.5f);
+    append_kv(layer, x.data(), rows, cache);
+    for (int64_t b = 0; b < 2; ++b)
+      for (int64_t s = 0; s < len; ++s) {
+        const size_t at = static_cast<size_t>((b * len + s) * layer.kv_dim());
+        const float k = bf16 ? bf16_to_f32(cache.k16[at]) : cache.k[at];
+        const float v = bf16 ? bf16_to_f32(cache.v16[at]) : cache.v[at];
+        if (padded.valid[b * len + s]) {
+          EXPECT_FALSE(std::isnan(k) || std::isnan(v)) << "slot " << s << " of " << b;
+        } else {
+          EXPECT_EQ(k, 0.0f) << "padding slot " << s << " of sequence " << b << " bf16 " << bf16;
+          EXPECT_EQ(v, 0.0f) << "padding slot " << s << " of sequence " << b << " bf16 " << bf16;
+        }
+      }
+    std::vector<float> y(rows.rows * d);
+    attention_forward(layer, x.data(), rows, cache, AttentionMask{.key_valid = padded.valid.data()},
+                      y.data());
+    for (float value : y) ASSERT_FALSE(std::isnan(value)) << "bf16 " << bf16;
+  }
 }
 
 TEST(Attention, GroupedQueryEqualsDuplicatedHeads) {
