@@ -61,10 +61,10 @@ void dequantize_rows(const QuantMatrix& m, int64_t row0, int64_t count, float* o
 // tile of rows at a time (512 KB of f32, reused for every row of A) into sgemm: the weights stay
 // quantized in memory, and A is not rounded. kLibraryInt8 (I8 weights only, builds with oneDNN):
 // oneDNN's u8 × s8 matmul, A quantized per row in two int8 levels (about 15 bits; twice the
-// integer products, kernels/int8_matmul.cpp). kAuto: up to kIntegerRowsMax rows (decoding) the integer products,
-// VNNI where the CPU has it (checked at run time); above, I8 weights take oneDNN's int8 matmul
-// from kLibraryRowsMin rows (below it the per-call weight packing of oneDNN costs more than the
-// products save), the block formats the tiles.
+// integer products, kernels/int8_matmul.cpp). kAuto: up to kIntegerRowsMax rows (decoding) the
+// integer products, VNNI where the CPU has it (checked at run time); above, I8 weights take
+// oneDNN's int8 matmul from kLibraryRowsMin rows (below it the per-call weight packing of oneDNN
+// costs more than the products save), the block formats the tiles.
 enum class QuantPath { kAuto, kScalar, kVnni, kDequantizedTiles, kLibraryInt8 };
 inline constexpr int64_t kIntegerRowsMax = 16;
 inline constexpr int64_t kLibraryRowsMin = 17;
@@ -74,6 +74,17 @@ bool int8_library_available();  // kLibraryInt8: the build has oneDNN
 // C[m, b.rows] = A[m, b.cols] · Bᵀ + beta·C (beta 0 never reads C).
 void matmul_abt_quant(const float* a, const QuantMatrix& b, float* c, int64_t m, float beta = 0.0f,
                       QuantPath path = QuantPath::kAuto);
+// Several products of the same rows of A (a decoding step's q, k and v, or gate and up):
+// c_p[m, b_p.rows] = A[m, k] · b_pᵀ, every b_p with k columns. Up to kIntegerRowsMax rows on the
+// direct VNNI kernels, A is quantized once and all the products' weight rows are split over the
+// threads in one parallel region (one fork-join instead of one per product); the numbers are
+// those of matmul_abt_quant on each. Otherwise (more rows, other paths): matmul_abt_quant on each.
+struct QuantProduct {
+  const QuantMatrix* b;
+  float* c;
+};
+void matmul_abt_quant_many(const float* a, int64_t m, const std::vector<QuantProduct>& products,
+                           QuantPath path = QuantPath::kAuto);
 // kLibraryInt8 itself (int8_matmul.cpp), and the packing of I8 weights for it (no-op without
 // oneDNN; quantize_rows_int8 calls it).
 void matmul_int8_library(const float* a, const QuantMatrix& b, float* c, int64_t m, float beta);

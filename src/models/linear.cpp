@@ -25,16 +25,10 @@ const std::vector<LoraDelta>* find_deltas(const Linear& layer, const LoraMap* lo
   auto it = lora->find(layer.name);
   return it == lora->end() ? nullptr : &it->second;
 }
-}  // namespace
 
-void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
-                    const LoraRows& lora) {
-  if (layer.weight_q != nullptr)
-    matmul_abt_quant(x, *layer.weight_q, y, rows);
-  else if (layer.weight_bf16 != nullptr)
-    matmul_abt_bf16(x, layer.weight_bf16->data(), y, rows, layer.out, layer.in);
-  else
-    matmul_abt(x, layer.weight.data(), y, rows, layer.out, layer.in);
+// y += b, then the LoRA side path: what linear_forward adds to the base product.
+void add_bias_and_lora(const Linear& layer, const float* x, int64_t rows, float* y,
+                       const LoraRows& lora) {
   if (!layer.bias.empty()) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t o = 0; o < layer.out; ++o) y[r * layer.out + o] += layer.bias[o];
@@ -55,6 +49,34 @@ void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
       matmul_abt(ax.data(), d.B.data(), ys, n, d.out, d.r, 1.0f);  // y += (s·x Aᵀ) Bᵀ
     }
   }
+}
+}  // namespace
+
+void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
+                    const LoraRows& lora) {
+  if (layer.weight_q != nullptr)
+    matmul_abt_quant(x, *layer.weight_q, y, rows);
+  else if (layer.weight_bf16 != nullptr)
+    matmul_abt_bf16(x, layer.weight_bf16->data(), y, rows, layer.out, layer.in);
+  else
+    matmul_abt(x, layer.weight.data(), y, rows, layer.out, layer.in);
+  add_bias_and_lora(layer, x, rows, y, lora);
+}
+
+void linear_forward_many(const std::vector<const Linear*>& layers, const float* x, int64_t rows,
+                         const std::vector<float*>& ys, const LoraRows& lora) {
+  check(layers.size() == ys.size(), "linear_forward_many: {} layers, {} outputs", layers.size(),
+        ys.size());
+  bool quantized = true;
+  for (const Linear* l : layers) quantized = quantized && l->weight_q != nullptr;
+  if (!quantized) {
+    for (size_t i = 0; i < layers.size(); ++i) linear_forward(*layers[i], x, rows, ys[i], lora);
+    return;
+  }
+  std::vector<QuantProduct> products;
+  for (size_t i = 0; i < layers.size(); ++i) products.push_back({layers[i]->weight_q.get(), ys[i]});
+  matmul_abt_quant_many(x, rows, products);
+  for (size_t i = 0; i < layers.size(); ++i) add_bias_and_lora(*layers[i], x, rows, ys[i], lora);
 }
 
 void convert_to_bf16(Linear& layer) {
