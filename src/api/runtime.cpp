@@ -28,8 +28,9 @@ std::atomic<bool> initialized{false};
 // A short spin keeps the speed of spinning without burning a busy machine. 3000 rounds (tens of
 // µs: more than the serial gap between a decoding step's parallel regions): at 30000 (about a
 // millisecond of PAUSE per wait) a 2-thread SmolLM2 decode at load 12 on 2 cores spent 213 ms
-// of CPU and 553 ms per token spinning, against 27 ms and 87 ms at 3000 (session 11, AMD EPYC). When the user has chosen neither, the process re-runs itself once with
-// it (its command line from /proc/self/cmdline); if that fails it carries on with the default.
+// of CPU and 553 ms per token spinning, against 27 ms and 87 ms at 3000 (session 11, AMD EPYC).
+// When the user has chosen neither, the process re-runs itself once with it (its command line from
+// /proc/self/cmdline); if that fails it carries on with the default.
 void prefer_short_omp_spin() {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
   std::ifstream in("/proc/self/cmdline", std::ios::binary);
