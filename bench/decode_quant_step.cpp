@@ -7,6 +7,7 @@
 // timed steps; the weight bytes per step give the achieved bandwidth.
 //
 // Usage: bench_decode_quant [--rows 1,8,16] [--seconds S] [--threads T] [--formats I8,Q4_1,Qwen]
+//     [--calls grouped,separate]   (grouped: q/k/v and gate/up share a call, as the decoder does)
 #include <algorithm>
 #include <cstdio>
 #include <cstring>
@@ -105,19 +106,31 @@ std::vector<QuantMatrix> smollm2_step(const std::string& layers_format) {
   return out;
 }
 
+// grouped: as the decoder calls them, q, k, v (products 7l .. 7l + 2) in one
+// matmul_abt_quant_many and gate, up (7l + 4, 7l + 5) in another (one parallel region each);
+// otherwise one matmul_abt_quant per product.
 lorahub::bench::Timing step_seconds(const std::vector<QuantMatrix>& products, int64_t rows,
-                                    double budget) {
+                                    double budget, bool grouped) {
   int64_t widest = 0, tallest = 0;
   for (const QuantMatrix& p : products)
     widest = std::max(widest, p.cols), tallest = std::max(tallest, p.rows);
-  std::vector<float> a(static_cast<size_t>(rows * widest)), c(static_cast<size_t>(rows * tallest));
+  std::vector<float> a(static_cast<size_t>(rows * widest)),
+      c(static_cast<size_t>(3 * rows * tallest));
   std::mt19937 rng(2);
   std::normal_distribution<float> dist(0.0f, 1.0f);
   for (float& x : a) x = dist(rng);
+  std::vector<std::vector<lorahub::QuantProduct>> calls;
+  for (size_t i = 0; i < products.size();) {
+    const size_t in_layer = i % 7, last = products.size() - 1;
+    const size_t count = !grouped || i == last ? 1 : in_layer == 0 ? 3 : in_layer == 4 ? 2 : 1;
+    calls.emplace_back();
+    for (size_t j = 0; j < count; ++j)
+      calls.back().push_back({&products[i + j], c.data() + j * rows * tallest});
+    i += count;
+  }
   return lorahub::bench::best_step(
       [&] {
-        for (const QuantMatrix& p : products)
-          lorahub::matmul_abt_quant(a.data(), p, c.data(), rows);
+        for (const auto& call : calls) lorahub::matmul_abt_quant_many(a.data(), rows, call);
       },
       budget);
 }
@@ -126,25 +139,29 @@ lorahub::bench::Timing step_seconds(const std::vector<QuantMatrix>& products, in
 
 int main(int argc, char** argv) {
   lorahub::bench::StepArgs args{.rows = {1, 8, 16}};
-  std::vector<std::string> formats = {"I8", "Q4_1"};
-  if (!lorahub::bench::parse_step_args(argc, argv, args, {{"formats", &formats}})) return 2;
+  std::vector<std::string> formats = {"I8", "Q4_1"}, calls = {"grouped"};
+  if (!lorahub::bench::parse_step_args(argc, argv, args,
+                                       {{"formats", &formats}, {"calls", &calls}}))
+    return 2;
   if (args.threads > 0) lorahub::set_compute_threads(args.threads);
   nlohmann::json runs = nlohmann::json::array();
   for (const std::string& f : formats) {
     const std::vector<QuantMatrix> products = smollm2_step(f);
     double bytes = 0;
     for (const QuantMatrix& p : products) bytes += static_cast<double>(p.data.size());
-    for (const int64_t m : args.rows) {
-      const lorahub::bench::Timing t = step_seconds(products, m, args.seconds);
-      runs.push_back({{"format", f == "I8"     ? "I8 (head I8)"
-                                 : f == "Qwen" ? "Qwen2.5 1.5B: Q4_K/Q6_K (head Q6_K)"
-                                               : "Q4_1 (head Q8_0)"},
-                      {"rows", m},
-                      {"weights_mb", bytes / 1e6},
-                      {"step_ms", 1e3 * t.wall},
-                      {"step_cpu_ms", 1e3 * t.cpu},
-                      {"weight_gb_per_s", bytes / t.wall / 1e9}});
-    }
+    for (const std::string& how : calls)
+      for (const int64_t m : args.rows) {
+        const lorahub::bench::Timing t = step_seconds(products, m, args.seconds, how == "grouped");
+        runs.push_back({{"format", f == "I8"     ? "I8 (head I8)"
+                                   : f == "Qwen" ? "Qwen2.5 1.5B: Q4_K/Q6_K (head Q6_K)"
+                                                 : "Q4_1 (head Q8_0)"},
+                        {"calls", how},
+                        {"rows", m},
+                        {"weights_mb", bytes / 1e6},
+                        {"step_ms", 1e3 * t.wall},
+                        {"step_cpu_ms", 1e3 * t.cpu},
+                        {"weight_gb_per_s", bytes / t.wall / 1e9}});
+      }
   }
   std::printf(
       "%s\n",

@@ -408,7 +408,7 @@ def main():
             ap.error(f"--paths: unknown path {p!r} (choose from {', '.join(PATH_FLAGS)})")
     os.environ["OMP_NUM_THREADS"] = str(os.cpu_count())
     # No wait policy is forced: the benchmark is meant for a quiet machine, where each side's
-    # default is its fastest (lorahub spins briefly, GOMP_SPINCOUNT=30000; torch its own default).
+    # default is its fastest (lorahub spins briefly, GOMP_SPINCOUNT=3000; torch its own default).
     # On a shared, oversubscribed box set OMP_WAIT_POLICY=PASSIVE for both (bench/README.md).
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <utility>
 
+#include <omp.h>
+
 #include "core/error.h"
 #include "core/half.h"
 #include "kernels/matmul.h"
@@ -936,76 +938,138 @@ inline void prefetch_ahead(const uint8_t* row, int64_t row_bytes, int64_t distan
     _mm_prefetch(reinterpret_cast<const char*>(ahead + o), _MM_HINT_T0);
 }
 
-// Q4_1 through q4_1_grouped: up to kDirectRows rows of A per pass over the weights.
-void matmul_q4_1_grouped(const ActRows& x, const QuantMatrix& b, float* c, int64_t m, float beta,
-                         bool parallel) {
-  const int64_t n = b.rows, k = b.cols, row_bytes = b.row_bytes();
-  thread_local GroupedActs buffer;
-  const GroupedActs& g = buffer;  // the caller's: the OpenMP threads below share it through g
-  group_activations(x, m, k, buffer);
-  const auto seq = std::make_integer_sequence<int, kDirectRows>();
-  const int wide = m >= kDirectRows ? 1 : grouped_cols(static_cast<int>(m));  // weight rows/pass
-  const int64_t col_blocks = (n + wide - 1) / wide;
-  const uint8_t* end = b.data.data() + n * row_bytes;
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t jb = 0; jb < col_blocks; ++jb) {
-    const int64_t j0 = jb * wide;
-    const int cols = static_cast<int>(std::min<int64_t>(wide, n - j0));
-    const uint8_t* row = b.data.data() + j0 * row_bytes;
-    prefetch_ahead(row, cols * row_bytes, kPrefetchBytes, end);
-    float sum[kDirectRows * 4];
+// One product of the direct kernels, its activation layouts made (by the calling thread, in
+// `DirectBuffers`, shared by the OpenMP threads) and its weight rows computed a range at a time
+// by one thread (`direct_rows`): the parallel regions above split the rows, never the kernels.
+struct DirectBuffers {
+  GroupedActs grouped;  // Q4_1 through q4_1_grouped
+  std::vector<int32_t> start;
+  std::vector<float> sums;
+  std::vector<int8_t> signed_q;
+  std::vector<float> pairs;
+};
+
+struct DirectJob {
+  const QuantMatrix* b = nullptr;
+  float* c = nullptr;
+  int64_t m = 0;
+  float beta = 0.0f;
+  const GroupedActs* grouped = nullptr;  // set: Q4_1 through q4_1_grouped
+  std::optional<DirectActs> acts;        // the others
+  DirectRow full = nullptr, tail = nullptr;
+  int wide = 1;  // weight rows per pass (q4_1_grouped); a thread's range is cut at multiples
+  int64_t bytes() const { return b->rows * b->row_bytes(); }
+};
+
+DirectJob prepare_direct(const ActRows& x, const QuantMatrix& b, float* c, int64_t m, float beta,
+                         DirectBuffers& buf) {
+  DirectJob job;
+  job.b = &b;
+  job.c = c;
+  job.m = m;
+  job.beta = beta;
+  if (b.format == QuantFormat::Q4_1 && vbmi_available()) {
+    group_activations(x, m, b.cols, buf.grouped);
+    job.grouped = &buf.grouped;
+    job.wide = m >= kDirectRows ? 1 : grouped_cols(static_cast<int>(m));
+    return job;
+  }
+  const int zero = direct_zero_point(b.format);
+  const bool offsets = info(b.format).offsets;
+  const bool k_quant = is_k_quant(b.format);
+  if (k_quant) k_quant_pairs(x, buf.pairs);
+  // Q4_K's minima go through k_pairs; the zero points (Q4_0, Q6_K) through start4.
+  if (zero != 0 || (offsets && !k_quant)) sums_of_four(x, zero, buf.start, buf.sums);
+  if (b.format != QuantFormat::I8 && b.format != QuantFormat::Q8_0) {
+    // unsigned weights multiply the signed quants
+    buf.signed_q.resize(x.u.size());
+    for (size_t t = 0; t < x.u.size(); ++t)
+      buf.signed_q[t] = static_cast<int8_t>(int32_t{x.u[t]} - 128);
+  }
+  job.acts.emplace(DirectActs{x, buf.signed_q.data(), zero != 0 ? buf.start.data() : nullptr,
+                              offsets && !k_quant ? buf.sums.data() : nullptr,
+                              k_quant ? buf.pairs.data() : nullptr});
+  job.full = direct_kernel(b.format, kDirectRows);
+  job.tail = direct_kernel(b.format, static_cast<int>(m % kDirectRows));
+  return job;
+}
+
+// Weight rows [j0, j1) of one product, on the calling thread. Each output is the same sum
+// whichever rows share its pass, so where the threads' ranges are cut changes no number.
+void direct_rows(const DirectJob& job, int64_t j0, int64_t j1) {
+  const QuantMatrix& b = *job.b;
+  const int64_t n = b.rows, k = b.cols, row_bytes = b.row_bytes(), m = job.m;
+  // Prefetching stops at the range's end: the rows after it are another thread's.
+  const uint8_t* end = b.data.data() + j1 * row_bytes;
+  float sum[kDirectRows * 4];
+  if (job.grouped != nullptr) {
+    const auto seq = std::make_integer_sequence<int, kDirectRows>();
+    for (int64_t j = j0; j < j1; j += job.wide) {
+      const int cols = static_cast<int>(std::min<int64_t>(job.wide, j1 - j));
+      const uint8_t* row = b.data.data() + j * row_bytes;
+      prefetch_ahead(row, cols * row_bytes, kPrefetchBytes, end);
+      for (int64_t i = 0; i < m; i += kDirectRows) {
+        const int rows = static_cast<int>(std::min<int64_t>(kDirectRows, m - i));
+        if (cols == grouped_cols(rows) || rows == kDirectRows) {
+          grouped_kernel_of(rows, false, seq)(row, row_bytes, k / 32, *job.grouped, i, sum);
+          for (int r = 0; r < rows; ++r)
+            for (int t = 0; t < cols; ++t)
+              store(job.c + (i + r) * n + j + t, sum[r * cols + t], job.beta);
+          continue;
+        }
+        for (int t = 0; t < cols; ++t) {  // the last weight rows, one at a time
+          grouped_kernel_of(rows, true, seq)(row + t * row_bytes, row_bytes, k / 32, *job.grouped,
+                                             i, sum);
+          for (int r = 0; r < rows; ++r) store(job.c + (i + r) * n + j + t, sum[r], job.beta);
+        }
+      }
+    }
+    return;
+  }
+  const bool i8 = b.format == QuantFormat::I8;
+  for (int64_t j = j0; j < j1; ++j) {
+    const uint8_t* row = b.data.data() + j * row_bytes;
+    const float scale = i8 ? b.row_scale[static_cast<size_t>(j)] : 0.0f;
+    prefetch_ahead(row, row_bytes, kPrefetchBytes, end);
     for (int64_t i = 0; i < m; i += kDirectRows) {
       const int rows = static_cast<int>(std::min<int64_t>(kDirectRows, m - i));
-      if (cols == grouped_cols(rows) || rows == kDirectRows) {
-        grouped_kernel_of(rows, false, seq)(row, row_bytes, k / 32, g, i, sum);
-        for (int r = 0; r < rows; ++r)
-          for (int t = 0; t < cols; ++t) store(c + (i + r) * n + j0 + t, sum[r * cols + t], beta);
-        continue;
-      }
-      for (int t = 0; t < cols; ++t) {  // the last weight rows, one at a time
-        grouped_kernel_of(rows, true, seq)(row + t * row_bytes, row_bytes, k / 32, g, i, sum);
-        for (int r = 0; r < rows; ++r) store(c + (i + r) * n + j0 + t, sum[r], beta);
-      }
+      (rows == kDirectRows ? job.full : job.tail)(row, k, scale, *job.acts, i, sum);
+      for (int r = 0; r < rows; ++r) store(job.c + (i + r) * n + j, sum[r], job.beta);
     }
   }
 }
 
-void matmul_direct_vnni(const ActRows& x, const QuantMatrix& b, float* c, int64_t m, float beta,
-                        bool parallel) {
-  if (b.format == QuantFormat::Q4_1 && vbmi_available())
-    return matmul_q4_1_grouped(x, b, c, m, beta, parallel);
-  const int64_t n = b.rows, k = b.cols, row_bytes = b.row_bytes();
-  const int zero = direct_zero_point(b.format);
-  const bool offsets = info(b.format).offsets;
-  thread_local std::vector<int32_t> start_buffer;
-  thread_local std::vector<float> sums_buffer;
-  thread_local std::vector<int8_t> signed_buffer;
-  thread_local std::vector<float> pairs_buffer;
-  const bool k_quant = is_k_quant(b.format);
-  if (k_quant) k_quant_pairs(x, pairs_buffer);
-  // Q4_K's minima go through k_pairs; the zero points (Q4_0, Q6_K) through start4.
-  if (zero != 0 || (offsets && !k_quant)) sums_of_four(x, zero, start_buffer, sums_buffer);
-  const bool i8 = b.format == QuantFormat::I8;
-  if (!i8 && b.format != QuantFormat::Q8_0) {  // unsigned weights multiply the signed quants
-    signed_buffer.resize(x.u.size());
-    for (size_t t = 0; t < x.u.size(); ++t)
-      signed_buffer[t] = static_cast<int8_t>(int32_t{x.u[t]} - 128);
+// Where thread share `at` (of the jobs' weight bytes, in order) begins: the job and its weight
+// row, cut at a multiple of the job's rows per pass.
+std::pair<size_t, int64_t> cut_at(const std::vector<DirectJob>& jobs, double at) {
+  double offset = 0;
+  for (size_t p = 0; p < jobs.size(); ++p) {
+    const double bytes = static_cast<double>(jobs[p].bytes());
+    if (at < offset + bytes) {
+      const int64_t n = jobs[p].b->rows, wide = jobs[p].wide;
+      const auto j =
+          static_cast<int64_t>((at - offset) / static_cast<double>(jobs[p].b->row_bytes()));
+      return {p, std::min(n, j / wide * wide)};
+    }
+    offset += bytes;
   }
-  const DirectActs acts{x, signed_buffer.data(), zero != 0 ? start_buffer.data() : nullptr,
-                        offsets && !k_quant ? sums_buffer.data() : nullptr,
-                        k_quant ? pairs_buffer.data() : nullptr};
-  const DirectRow full = direct_kernel(b.format, kDirectRows);
-  const DirectRow tail = direct_kernel(b.format, static_cast<int>(m % kDirectRows));
-#pragma omp parallel for schedule(static) if (parallel)
-  for (int64_t j = 0; j < n; ++j) {
-    const uint8_t* row = b.data.data() + j * row_bytes;
-    const float scale = i8 ? b.row_scale[static_cast<size_t>(j)] : 0.0f;
-    prefetch_ahead(row, row_bytes, kPrefetchBytes, b.data.data() + n * row_bytes);
-    float sum[kDirectRows];
-    for (int64_t i = 0; i < m; i += kDirectRows) {
-      const int rows = static_cast<int>(std::min<int64_t>(kDirectRows, m - i));
-      (rows == kDirectRows ? full : tail)(row, k, scale, acts, i, sum);
-      for (int r = 0; r < rows; ++r) store(c + (i + r) * n + j, sum[r], beta);
+  return {jobs.size(), 0};
+}
+
+// The jobs' weight rows split over the threads by bytes, in one parallel region.
+void run_direct(const std::vector<DirectJob>& jobs, bool parallel) {
+  double total = 0;
+  for (const DirectJob& job : jobs) total += static_cast<double>(job.bytes());
+#pragma omp parallel if (parallel)
+  {
+    const int threads = omp_get_num_threads(), t = omp_get_thread_num();
+    const auto from = t == 0 ? std::pair<size_t, int64_t>{0, 0} : cut_at(jobs, total * t / threads);
+    const auto to = t + 1 == threads ? std::pair<size_t, int64_t>{jobs.size(), 0}
+                                     : cut_at(jobs, total * (t + 1) / threads);
+    for (size_t p = from.first; p < jobs.size() && p <= to.first; ++p) {
+      const int64_t j0 = p == from.first ? from.second : 0;
+      const int64_t j1 = p == to.first ? to.second : jobs[p].b->rows;
+      if (j0 < j1) direct_rows(jobs[p], j0, j1);
     }
   }
 }
@@ -1183,8 +1247,13 @@ void matmul_abt_quant(const float* a, const QuantMatrix& b, float* c, int64_t m,
   quantize_activations(a, m, k, x);
   const bool parallel = n * k >= kParallelMin && compute_threads() != 1;
 #ifdef LORAHUB_VNNI_TARGET
-  if (kernel == block_vnni_any && direct_kernel(b.format, 1) != nullptr)
-    return matmul_direct_vnni(x, b, c, m, beta, parallel);
+  if (kernel == block_vnni_any && direct_kernel(b.format, 1) != nullptr) {
+    thread_local DirectBuffers buffers;
+    thread_local std::vector<DirectJob> jobs;
+    jobs.clear();
+    jobs.push_back(prepare_direct(x, b, c, m, beta, buffers));
+    return run_direct(jobs, parallel);
+  }
 #endif
   const int64_t col_blocks = (n + kColBlock - 1) / kColBlock;
 #pragma omp parallel if (parallel)
@@ -1206,6 +1275,51 @@ void matmul_abt_quant(const float* a, const QuantMatrix& b, float* c, int64_t m,
       }
     }
   }
+}
+
+void matmul_abt_quant_many(const float* a, int64_t m, const std::vector<QuantProduct>& products,
+                           QuantPath path) {
+  if (products.empty()) return;
+  const int64_t k = products[0].b->cols;
+  bool together = products.size() > 1 && m <= kIntegerRowsMax &&
+                  (path == QuantPath::kAuto || path == QuantPath::kVnni);
+#ifdef LORAHUB_VNNI_TARGET
+  together = together && kernel_for(path) == block_vnni_any;
+#else
+  together = false;
+#endif
+  for (const QuantProduct& p : products) {
+    check(p.b->cols == k, "quantized matmul: products of one A take {} columns, not {}", k,
+          p.b->cols);
+#ifdef LORAHUB_VNNI_TARGET
+    together = together && direct_kernel(p.b->format, 1) != nullptr;
+#endif
+  }
+  if (!together) {
+    for (const QuantProduct& p : products) matmul_abt_quant(a, *p.b, p.c, m, 0.0f, path);
+    return;
+  }
+#ifdef LORAHUB_VNNI_TARGET
+  int64_t values = 0;
+  for (const QuantProduct& p : products) {
+    const QuantMatrix& b = *p.b;
+    check(b.cols % info(b.format).values == 0 &&
+              static_cast<int64_t>(b.data.size()) == b.rows * b.row_bytes(),
+          "quantized matmul: {} matrix {}x{} does not hold whole blocks",
+          quant_format_name(b.format), b.rows, b.cols);
+    values += b.rows * b.cols;
+  }
+  thread_local ActRows x;  // the caller's; the OpenMP threads share it through the jobs
+  quantize_activations(a, m, k, x);
+  // One buffer set per product (products of one format could share theirs: small at these rows).
+  thread_local std::vector<DirectBuffers> buffers;
+  thread_local std::vector<DirectJob> jobs;
+  if (buffers.size() < products.size()) buffers.resize(products.size());
+  jobs.clear();
+  for (size_t p = 0; p < products.size(); ++p)
+    jobs.push_back(prepare_direct(x, *products[p].b, products[p].c, m, 0.0f, buffers[p]));
+  run_direct(jobs, values >= kParallelMin && compute_threads() != 1);
+#endif
 }
 
 }  // namespace lorahub

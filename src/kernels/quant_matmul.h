@@ -81,6 +81,17 @@ bool int8_library_available();  // kLibraryInt8: the build has oneDNN
 // C[m, b.rows] = A[m, b.cols] · Bᵀ + beta·C (beta 0 never reads C).
 void matmul_abt_quant(const float* a, const QuantMatrix& b, float* c, int64_t m, float beta = 0.0f,
                       QuantPath path = QuantPath::kAuto);
+// Several products of the same rows of A (a decoding step's q, k and v, or gate and up):
+// c_p[m, b_p.rows] = A[m, k] · b_pᵀ, every b_p with k columns. Up to kIntegerRowsMax rows on the
+// direct VNNI kernels, A is quantized once and all the products' weight rows are split over the
+// threads in one parallel region (one fork-join instead of one per product); the numbers are
+// those of matmul_abt_quant on each. Otherwise (more rows, other paths): matmul_abt_quant on each.
+struct QuantProduct {
+  const QuantMatrix* b;
+  float* c;
+};
+void matmul_abt_quant_many(const float* a, int64_t m, const std::vector<QuantProduct>& products,
+                           QuantPath path = QuantPath::kAuto);
 // kLibraryInt8 itself (int8_matmul.cpp), and the packing of I8 weights for it (no-op without
 // oneDNN; quantize_rows_int8 calls it).
 void matmul_int8_library(const float* a, const QuantMatrix& b, float* c, int64_t m, float beta);

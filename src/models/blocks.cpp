@@ -66,11 +66,10 @@ void feed_forward(const FeedForward& ff, const float* x, int64_t rows, float* y,
   const int64_t hidden = ff.gate.out;
   const auto h = scratch_floats(rows * hidden);
   if (ff.gated) {
-    // x rounded to bf16 once for both products (bf16 weights; nothing otherwise).
-    const Bf16Input x16 = bf16_input(ff.gate, x, rows);
+    // One call for both products: x rounded to bf16 once (bf16 weights), or quantized once
+    // in one parallel region (quantized weights).
     const auto up = scratch_floats(rows * hidden);
-    linear_forward(ff.gate, x, rows, h.get(), lora, x16.data());
-    linear_forward(ff.up, x, rows, up.get(), lora, ff.up.weight_bf16 ? x16.data() : nullptr);
+    linear_forward_many({&ff.gate, &ff.up}, x, rows, {h.get(), up.get()}, lora);
     activate_and_multiply(ff.act, h.get(), up.get(), rows * hidden);
   } else {
     linear_forward(ff.gate, x, rows, h.get(), lora);
@@ -228,21 +227,38 @@ LORAHUB_SIMD void attend_head_loops(const AttentionLayer& layer, const HeadView&
     mask_scores(layer, h, causal, i, row);
     softmax_row(row, h.k_len);  // not softmax_rows: this already runs inside a parallel loop
   }
+  // Σ_j p_j·v_j, 16 output values at a time held in registers over all keys (adding into `out`
+  // key by key waited on a store and a reload per key); each value sums in key order, as before.
+  constexpr int64_t kLanes = 16;
   for (int64_t i = 0; i < h.q_len; ++i) {
     float* out = h.out + i * h.q_stride;
-    std::fill_n(out, hd, 0.0f);
     const float* p = scores + i * h.k_len;
-    for (int64_t j = first_key; j < h.k_len; ++j) {
-      if (p[j] == 0.0f) continue;  // masked keys (exp(-inf)) add nothing
-      const float* v = h.v + j * h.kv_stride;
+    for (int64_t c0 = 0; c0 < hd; c0 += kLanes) {
+      const int64_t width = std::min(kLanes, hd - c0);
+      float acc[kLanes] = {};
+      if (width == kLanes) {
+        for (int64_t j = first_key; j < h.k_len; ++j) {
+          if (p[j] == 0.0f) continue;  // masked keys (exp(-inf)) add nothing
+          const float* v = h.v + j * h.kv_stride + c0;
 #pragma omp simd
-      for (int64_t c = 0; c < hd; ++c) out[c] += p[j] * v[c];
+          for (int64_t c = 0; c < kLanes; ++c) acc[c] += p[j] * v[c];
+        }
+      } else {
+        for (int64_t j = first_key; j < h.k_len; ++j) {
+          if (p[j] == 0.0f) continue;
+          const float* v = h.v + j * h.kv_stride + c0;
+          for (int64_t c = 0; c < width; ++c) acc[c] += p[j] * v[c];
+        }
+      }
+      std::copy_n(acc, width, out + c0);
     }
   }
 }
 
 // Below this many multiply-adds per head the loop path is faster than BLAS.
 constexpr int64_t kLoopPathWork = 1 << 16;
+// Multiply-adds of q·K over all heads below which attend() runs on one thread (~10 µs of work).
+constexpr int64_t kAttendParallelMin = 1 << 18;
 
 }  // namespace
 
@@ -313,7 +329,10 @@ void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows
   // inside the parallel loop oneDNN's sgemm runs on the calling thread, so small per-head
   // products pay no thread hand-off.
   const bool loops = max_q * k_len * layer.head_dim <= kLoopPathWork;
-#pragma omp parallel
+  // A decoding step's few heads over a short cache cost less than the threads' hand-off.
+  const bool parallel =
+      units > 1 && rows.batch * layer.n_heads * max_q * k_len * layer.head_dim > kAttendParallelMin;
+#pragma omp parallel if (parallel)
   {
     std::vector<float> scores(static_cast<size_t>(max_q * k_len)), buffer;
 #pragma omp for schedule(dynamic)

@@ -25,6 +25,31 @@ const std::vector<LoraDelta>* find_deltas(const Linear& layer, const LoraMap* lo
   auto it = lora->find(layer.name);
   return it == lora->end() ? nullptr : &it->second;
 }
+
+// y += b, then the LoRA side path: what linear_forward adds to the base product.
+void add_bias_and_lora(const Linear& layer, const float* x, int64_t rows, float* y,
+                       const LoraRows& lora) {
+  if (!layer.bias.empty()) {
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t o = 0; o < layer.out; ++o) y[r * layer.out + o] += layer.bias[o];
+  }
+  std::vector<float> ax;
+  for (const LoraSpan& span : lora) {
+    const int64_t n = span.end - span.begin;
+    const float* xs = x + span.begin * layer.in;
+    float* ys = y + span.begin * layer.out;
+    if (const LoraRouter* router = span.lora->router(layer.index))
+      add_routed_lora(*router, xs, n, ys);
+    const auto* deltas = span.lora->deltas(layer.index);
+    if (deltas == nullptr) continue;
+    for (const LoraDelta& d : *deltas) {
+      ax.resize(static_cast<size_t>(n * d.r));
+      matmul_abt(xs, d.A.data(), ax.data(), n, d.r, d.in);         // [n, r] = x Aᵀ
+      for (float& v : ax) v *= d.scale;                            // scale the small side
+      matmul_abt(ax.data(), d.B.data(), ys, n, d.out, d.r, 1.0f);  // y += (s·x Aᵀ) Bᵀ
+    }
+  }
+}
 }  // namespace
 
 Bf16Input bf16_input(const Linear& layer, const float* x, int64_t rows) {
@@ -46,26 +71,27 @@ void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
     matmul_abt_bf16(x, layer.weight_bf16->data(), y, rows, layer.out, layer.in);
   else
     matmul_abt(x, layer.weight.data(), y, rows, layer.out, layer.in);
-  if (!layer.bias.empty()) {
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t o = 0; o < layer.out; ++o) y[r * layer.out + o] += layer.bias[o];
+  add_bias_and_lora(layer, x, rows, y, lora);
+}
+
+void linear_forward_many(const std::vector<const Linear*>& layers, const float* x, int64_t rows,
+                         const std::vector<float*>& ys, const LoraRows& lora) {
+  check(layers.size() == ys.size(), "linear_forward_many: {} layers, {} outputs", layers.size(),
+        ys.size());
+  bool quantized = true;
+  for (const Linear* l : layers) quantized = quantized && l->weight_q != nullptr;
+  if (!quantized) {
+    // x rounded to bf16 once for every layer with bf16 weights (nothing otherwise).
+    const Bf16Input x16 = layers.empty() ? Bf16Input{} : bf16_input(*layers[0], x, rows);
+    for (size_t i = 0; i < layers.size(); ++i)
+      linear_forward(*layers[i], x, rows, ys[i], lora,
+                     layers[i]->weight_bf16 != nullptr ? x16.data() : nullptr);
+    return;
   }
-  std::vector<float> ax;
-  for (const LoraSpan& span : lora) {
-    const int64_t n = span.end - span.begin;
-    const float* xs = x + span.begin * layer.in;
-    float* ys = y + span.begin * layer.out;
-    if (const LoraRouter* router = span.lora->router(layer.index))
-      add_routed_lora(*router, xs, n, ys);
-    const auto* deltas = span.lora->deltas(layer.index);
-    if (deltas == nullptr) continue;
-    for (const LoraDelta& d : *deltas) {
-      ax.resize(static_cast<size_t>(n * d.r));
-      matmul_abt(xs, d.A.data(), ax.data(), n, d.r, d.in);         // [n, r] = x Aᵀ
-      for (float& v : ax) v *= d.scale;                            // scale the small side
-      matmul_abt(ax.data(), d.B.data(), ys, n, d.out, d.r, 1.0f);  // y += (s·x Aᵀ) Bᵀ
-    }
-  }
+  std::vector<QuantProduct> products;
+  for (size_t i = 0; i < layers.size(); ++i) products.push_back({layers[i]->weight_q.get(), ys[i]});
+  matmul_abt_quant_many(x, rows, products);
+  for (size_t i = 0; i < layers.size(); ++i) add_bias_and_lora(*layers[i], x, rows, ys[i], lora);
 }
 
 void convert_to_bf16(Linear& layer) {

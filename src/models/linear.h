@@ -53,6 +53,12 @@ struct Bf16Input {
 };
 Bf16Input bf16_input(const Linear& layer, const float* x, int64_t rows);
 
+// linear_forward of several layers over the same x (q, k, v; gate, up): ys[i] for layers[i], the
+// same numbers. Quantized layers share one quantization of x and one parallel region
+// (matmul_abt_quant_many): decoding steps pay one thread fork-join instead of one per layer.
+void linear_forward_many(const std::vector<const Linear*>& layers, const float* x, int64_t rows,
+                         const std::vector<float*>& ys, const LoraRows& lora = {});
+
 // Moves the layer to bf16 weights (round to nearest even, as torch's .to(bfloat16)).
 void convert_to_bf16(Linear& layer);
 // W as f32 values, whichever way the layer holds it.

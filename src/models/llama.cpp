@@ -275,9 +275,7 @@ void DecoderModel::self_attention(const DecoderBlock& block, size_t layer, const
       std::copy_n(row + q_dim + kv_dim, kv_dim, &v[r * kv_dim]);
     }
   } else {
-    linear_forward(a.q, h, n, q.data(), lora);
-    linear_forward(a.k, h, n, k.data(), lora);
-    linear_forward(a.v, h, n, v.data(), lora);
+    linear_forward_many({&a.q, &a.k, &a.v}, h, n, {q.data(), k.data(), v.data()}, lora);
   }
   if (!block.q_norm.weight.empty()) {  // over each head: rows·heads rows of head_dim
     norm_forward(block.q_norm, q.data(), n * a.n_heads, q.data());

@@ -16,10 +16,12 @@
 
 #include <cmath>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
 #include "core/half.h"
+#include "kernels/matmul.h"
 #include "support/random_values.h"
 
 namespace lorahub {
@@ -309,6 +311,57 @@ TEST(QuantMatmul, KQuantDirectKernelsMatchScalarOnQwenWidths) {
           ASSERT_NEAR(v[i], s[i], e.bound[i])
               << quant_format_name(b.format) << " k " << k << " m " << m << " element " << i;
       }
+}
+
+// matmul_abt_quant_many (one quantization of A, one parallel region over all products' weight
+// rows, cut between threads by bytes) gives exactly matmul_abt_quant's numbers on each product:
+// mixed formats (Q4_1's grouped kernel, Q8_0, the K-quants, I8) and row counts whose 4-row passes
+// are cut at odd places, on 1-3 threads; Q5_0 (no direct kernel) and 20 rows fall back to one
+// call per product.
+TEST(QuantMatmul, ManyProductsMatchOneAtATimeExactly) {
+  const int64_t k = 512;
+  std::vector<QuantMatrix> mats;
+  unsigned seed = 30;
+  for (auto [fi, n] : {std::pair{size_t{1}, int64_t{13}},
+                       {size_t{4}, 7},
+                       {size_t{1}, 130},
+                       {size_t{5}, 5},
+                       {size_t{7}, 9}})
+    mats.push_back(random_matrix(formats()[fi], n, k, seed++));
+  const auto w = random_values(static_cast<size_t>(11 * k), 31);
+  mats.push_back(quantize_rows_int8(w.data(), 11, k));
+  const std::vector<QuantMatrix> fallback = {random_matrix(formats()[1], 6, k, 40),
+                                             random_matrix(formats()[2], 3, k, 41)};  // Q5_0
+  const int threads = compute_threads();
+  for (int t : {1, 2, 3}) {
+    set_compute_threads(t);
+    for (const std::vector<QuantMatrix>* set : {&std::as_const(mats), &fallback})
+      for (int64_t m : {1, 2, 3, 5, 8, 11, 16, 20}) {
+        const auto a = random_values(static_cast<size_t>(m * k), 32 + static_cast<unsigned>(m));
+        std::vector<std::vector<float>> one, many;
+        std::vector<QuantProduct> products;
+        for (const QuantMatrix& b : *set) {
+          one.emplace_back(static_cast<size_t>(m * b.rows));
+          many.emplace_back(static_cast<size_t>(m * b.rows), std::nanf(""));
+          matmul_abt_quant(a.data(), b, one.back().data(), m);
+        }
+        for (size_t p = 0; p < set->size(); ++p) products.push_back({&(*set)[p], many[p].data()});
+        matmul_abt_quant_many(a.data(), m, products);
+        for (size_t p = 0; p < set->size(); ++p)
+          for (size_t i = 0; i < one[p].size(); ++i)
+            ASSERT_EQ(many[p][i], one[p][i]) << quant_format_name((*set)[p].format) << " threads "
+                                             << t << " m " << m << " element " << i;
+      }
+  }
+  set_compute_threads(threads);
+}
+
+TEST(QuantMatmulMalformed, ManyProductsOfDifferentWidthsAreAnError) {
+  const QuantMatrix wide = random_matrix(formats()[4], 2, 128, 1),
+                    narrow = random_matrix(formats()[4], 2, 64, 2);
+  std::vector<float> a(128), c(4);
+  EXPECT_THROW(matmul_abt_quant_many(a.data(), 1, {{&wide, c.data()}, {&narrow, c.data()}}),
+               Error);  // products of one A share its width
 }
 
 TEST(QuantMatmulMalformed, PartialBlocksAreAnError) {
