@@ -76,10 +76,14 @@ void feed_forward(const FeedForward& ff, const float* x, int64_t rows, float* y,
   linear_forward(ff.down, h.data(), rows, y, lora);
 }
 
-void KvCache::reset(int64_t batch_size, int64_t max_length, int64_t dim, bool bf16) {
+void KvCache::reset(int64_t batch_size, int64_t max_length, int64_t dim, bool bf16,
+                    int64_t by_head_dim) {
+  check(by_head_dim >= 0 && (by_head_dim == 0 || dim % by_head_dim == 0),
+        "KV cache: {} values per position do not split into heads of {}", dim, by_head_dim);
   batch = batch_size;
   capacity = max_length;
   kv_dim = dim;
+  head_dim = by_head_dim;
   length = 0;
   const auto size = static_cast<size_t>(batch * capacity * kv_dim);
   if (bf16) {
@@ -99,11 +103,8 @@ void write_kv(const float* k, const float* v, const RaggedBatch& rows, KvCache& 
   check(rows.batch == cache.batch && cache.length + rows.len <= cache.capacity,
         "KV cache of {} positions cannot take {} more", cache.capacity, rows.len);
   const int64_t dim = cache.kv_dim;
-  for (int64_t b = 0; b < rows.batch; ++b) {
-    const size_t dst =
-        static_cast<size_t>((b * cache.capacity + cache.length + rows.first[b]) * dim);
-    const size_t from = static_cast<size_t>(rows.row0[b] * dim);
-    const auto n = static_cast<size_t>(rows.count[b] * dim);
+  // Runs of `n` values from k/v at `from` to the cache at `dst`.
+  auto copy = [&](size_t from, size_t dst, size_t n) {
     if (cache.bf16()) {
       f32_to_bf16(&k[from], &cache.k16[dst], n);
       f32_to_bf16(&v[from], &cache.v16[dst], n);
@@ -111,6 +112,19 @@ void write_kv(const float* k, const float* v, const RaggedBatch& rows, KvCache& 
       std::memcpy(&cache.k[dst], &k[from], n * sizeof(float));
       std::memcpy(&cache.v[dst], &v[from], n * sizeof(float));
     }
+  };
+  for (int64_t b = 0; b < rows.batch; ++b) {
+    const int64_t slot0 = cache.length + rows.first[b];
+    const auto from = static_cast<size_t>(rows.row0[b] * dim);
+    if (cache.head_dim == 0) {  // the rows are the cache's slots as they are
+      copy(from, cache.offset(b, slot0, 0, 0), static_cast<size_t>(rows.count[b] * dim));
+      continue;
+    }
+    const int64_t hd = cache.head_dim;
+    for (int64_t r = 0; r < rows.count[b]; ++r)
+      for (int64_t h = 0; h < dim / hd; ++h)
+        copy(from + static_cast<size_t>(r * dim + h * hd), cache.offset(b, slot0 + r, h, hd),
+             static_cast<size_t>(hd));
   }
   cache.length += rows.len;
 }
@@ -131,10 +145,12 @@ namespace {
 constexpr float kMasked = -std::numeric_limits<float>::infinity();
 
 // The keys/values and mask one (sequence, head) pair sees, and where its queries and output live.
-struct HeadView {
-  const float* q;      // [q_len] rows of stride q_stride
-  float* out;          // same layout as q
-  const float *k, *v;  // [k_len] rows of stride kv_stride
+// T: how the keys and values are held (float, or bf16 bits read in place by the loop path).
+template <typename T>
+struct HeadViewOf {
+  const float* q;  // [q_len] rows of stride q_stride
+  float* out;      // same layout as q
+  const T *k, *v;  // [k_len] rows of stride kv_stride
   int64_t q_stride, kv_stride, q_len, k_len;
   int64_t q_slot0;           // cache slot of the first query (for the causal mask)
   int64_t window;            // > 0: sliding window (keys in slots > query slot - window)
@@ -142,9 +158,18 @@ struct HeadView {
   const float* bias;         // [q_len] rows of stride bias_stride, or nullptr
   int64_t bias_stride;
 };
+using HeadView = HeadViewOf<float>;
+
+inline float widen(float x) {
+  return x;
+}
+inline float widen(uint16_t x) {
+  return bf16_to_f32(x);
+}
 
 // scale · score + bias, or -inf where the key is masked, for row i of the scores.
-void mask_scores(const AttentionLayer& layer, const HeadView& h, bool causal, int64_t i,
+template <typename T>
+void mask_scores(const AttentionLayer& layer, const HeadViewOf<T>& h, bool causal, int64_t i,
                  float* row) {
   const int64_t last_visible = causal ? std::min(h.k_len - 1, h.q_slot0 + i) : h.k_len - 1;
   const int64_t first_visible = h.window > 0 ? h.q_slot0 + i - h.window + 1 : 0;
@@ -168,9 +193,28 @@ void attend_head_blas(const AttentionLayer& layer, const HeadView& h, bool causa
 }
 
 // Short queries (a decoding step): plain loops, so that many heads run side by side on the
-// threads instead of many tiny BLAS calls one after another.
-LORAHUB_SIMD void attend_head_loops(const AttentionLayer& layer, const HeadView& h, bool causal,
-                                    float* scores) {
+// threads instead of many tiny BLAS calls one after another. A bf16 cache is read in place (each
+// value widened exactly as it is used): widening a (sequence, head)'s whole cache into a buffer
+// first cost more than the attention itself at T5's 256 generated tokens.
+// Keys (and values) are rows kv_stride apart (all heads of a cache slot side by side), which the
+// hardware prefetcher does not follow: at T5's 256 generated tokens the key loads waited on
+// memory for most of the attention's time. Rows kPrefetchRows ahead are fetched by hand.
+constexpr int64_t kPrefetchRows = 8;
+
+template <typename T>
+inline void prefetch_row(const T* row, int64_t values, int hint) {
+  const char* p = reinterpret_cast<const char*>(row);
+  for (int64_t o = 0; o < values * static_cast<int64_t>(sizeof(T)); o += 64) {
+    if (hint == 0)
+      __builtin_prefetch(p + o, 0, 3);
+    else
+      __builtin_prefetch(p + o, 0, 2);
+  }
+}
+
+template <typename T>
+LORAHUB_SIMD void attend_head_loops(const AttentionLayer& layer, const HeadViewOf<T>& h,
+                                    bool causal, float* scores) {
   const int64_t hd = layer.head_dim;
   // Keys before the first valid one are a left-padded prompt's padding: masked, never computed.
   int64_t first_key = 0;
@@ -180,11 +224,16 @@ LORAHUB_SIMD void attend_head_loops(const AttentionLayer& layer, const HeadView&
     const float* q = h.q + i * h.q_stride;
     float* row = scores + i * h.k_len;
     std::fill_n(row, first_key, 0.0f);
+    for (int64_t j = first_key; j < std::min(h.k_len, first_key + kPrefetchRows); ++j)
+      prefetch_row(h.k + j * h.kv_stride, hd, 0);
     for (int64_t j = first_key; j < h.k_len; ++j) {
-      const float* k = h.k + j * h.kv_stride;
+      // This key's row a few keys ahead into L1, its value row into L2 for the loop below.
+      if (j + kPrefetchRows < h.k_len) prefetch_row(h.k + (j + kPrefetchRows) * h.kv_stride, hd, 0);
+      if (i == 0) prefetch_row(h.v + j * h.kv_stride, hd, 1);
+      const T* k = h.k + j * h.kv_stride;
       float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-      for (int64_t c = 0; c < hd; ++c) dot += q[c] * k[c];
+      for (int64_t c = 0; c < hd; ++c) dot += q[c] * widen(k[c]);
       row[j] = dot;
     }
     mask_scores(layer, h, causal, i, row);
@@ -196,9 +245,9 @@ LORAHUB_SIMD void attend_head_loops(const AttentionLayer& layer, const HeadView&
     const float* p = scores + i * h.k_len;
     for (int64_t j = first_key; j < h.k_len; ++j) {
       if (p[j] == 0.0f) continue;  // masked keys (exp(-inf)) add nothing
-      const float* v = h.v + j * h.kv_stride;
+      const T* v = h.v + j * h.kv_stride;
 #pragma omp simd
-      for (int64_t c = 0; c < hd; ++c) out[c] += p[j] * v[c];
+      for (int64_t c = 0; c < hd; ++c) out[c] += p[j] * widen(v[c]);
     }
   }
 }
@@ -232,10 +281,12 @@ void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows
     const float *k, *v;
     int64_t stride;
   };
+  const int64_t hd = layer.head_dim, stride = cache.slot_stride();
+  check(cache.head_dim == 0 || cache.head_dim == hd,
+        "KV cache laid out by heads of {} values, the layer's are {}", cache.head_dim, hd);
   auto keys_values = [&](int64_t b, int64_t kvh, std::vector<float>& buffer) {
-    const size_t kv_off = static_cast<size_t>(b * cache.capacity * kvd + kvh * layer.head_dim);
-    if (!cache.bf16()) return KeysValues{&cache.k[kv_off], &cache.v[kv_off], kvd};
-    const int64_t hd = layer.head_dim;
+    const size_t kv_off = cache.offset(b, 0, kvh, hd);
+    if (!cache.bf16()) return KeysValues{&cache.k[kv_off], &cache.v[kv_off], stride};
     buffer.resize(static_cast<size_t>(2 * k_len * hd));
     // A left-padded prompt's padding slots are masked: zeros (never read as scores, and 0 in
     // the probability-weighted sum over V) instead of widening them.
@@ -247,20 +298,20 @@ void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows
     std::fill_n(buffer.begin(), first * hd, 0.0f);
     std::fill_n(buffer.begin() + k_len * hd, first * hd, 0.0f);
     for (int64_t j = first; j < k_len; ++j) {
-      bf16_to_f32(&cache.k16[kv_off + j * kvd], &buffer[j * hd], hd);
-      bf16_to_f32(&cache.v16[kv_off + j * kvd], &buffer[(k_len + j) * hd], hd);
+      bf16_to_f32(&cache.k16[kv_off + j * stride], &buffer[j * hd], hd);
+      bf16_to_f32(&cache.v16[kv_off + j * stride], &buffer[(k_len + j) * hd], hd);
     }
     return KeysValues{buffer.data(), buffer.data() + k_len * hd, hd};
   };
-  auto view = [&](int64_t b, int64_t h, const KeysValues& kv) {
+  auto view = [&]<typename T>(int64_t b, int64_t h, const T* k, const T* v, int64_t stride) {
     const size_t q_off = static_cast<size_t>(rows.row0[b] * qd + h * layer.head_dim);
-    return HeadView{
+    return HeadViewOf<T>{
         .q = q + q_off,
         .out = context + q_off,
-        .k = kv.k,
-        .v = kv.v,
+        .k = k,
+        .v = v,
         .q_stride = qd,
-        .kv_stride = kv.stride,
+        .kv_stride = stride,
         .q_len = rows.count[b],
         .k_len = k_len,
         .q_slot0 = mask.q_pos0 + rows.first[b],
@@ -281,12 +332,20 @@ void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows
 #pragma omp for schedule(dynamic)
     for (int64_t u = 0; u < units; ++u) {
       const int64_t b = u / layer.n_kv_heads, kvh = u % layer.n_kv_heads;
+      if (loops && cache.bf16()) {  // the bf16 cache in place
+        const size_t kv_off = cache.offset(b, 0, kvh, hd);
+        const uint16_t *k = &cache.k16[kv_off], *v = &cache.v16[kv_off];
+        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
+          attend_head_loops(layer, view(b, h, k, v, stride), mask.causal, scores.data());
+        continue;
+      }
       const KeysValues kv = keys_values(b, kvh, buffer);
       for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+        const HeadView hv = view(b, h, kv.k, kv.v, kv.stride);
         if (loops)
-          attend_head_loops(layer, view(b, h, kv), mask.causal, scores.data());
+          attend_head_loops(layer, hv, mask.causal, scores.data());
         else
-          attend_head_blas(layer, view(b, h, kv), mask.causal, scores.data());
+          attend_head_blas(layer, hv, mask.causal, scores.data());
       }
     }
   }
