@@ -4,10 +4,12 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/half.h"
 #include "core/simd.h"
+#include "kernels/decode_attention.h"
 #include "kernels/matmul.h"
 
 namespace lorahub {
@@ -220,10 +222,22 @@ LORAHUB_SIMD void attend_head_loops(const AttentionLayer& layer, const HeadViewO
   int64_t first_key = 0;
   if (h.key_valid)
     while (first_key < h.k_len && !h.key_valid[first_key]) ++first_key;
+  // A bf16 cache through the AVX-512 kernels where the CPU has them (the same arithmetic).
+  bool kernel = false;
+  if constexpr (std::is_same_v<T, uint16_t>) kernel = decode_attention_bf16_available(hd);
   for (int64_t i = 0; i < h.q_len; ++i) {
     const float* q = h.q + i * h.q_stride;
     float* row = scores + i * h.k_len;
     std::fill_n(row, first_key, 0.0f);
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      if (kernel) {
+        dot_rows_bf16(q, h.k + first_key * h.kv_stride, h.kv_stride, h.k_len - first_key, hd,
+                      row + first_key);
+        mask_scores(layer, h, causal, i, row);
+        softmax_row(row, h.k_len);
+        continue;
+      }
+    }
     for (int64_t j = first_key; j < std::min(h.k_len, first_key + kPrefetchRows); ++j)
       prefetch_row(h.k + j * h.kv_stride, hd, 0);
     for (int64_t j = first_key; j < h.k_len; ++j) {
@@ -241,8 +255,15 @@ LORAHUB_SIMD void attend_head_loops(const AttentionLayer& layer, const HeadViewO
   }
   for (int64_t i = 0; i < h.q_len; ++i) {
     float* out = h.out + i * h.q_stride;
-    std::fill_n(out, hd, 0.0f);
     const float* p = scores + i * h.k_len;
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      if (kernel) {
+        weighted_sum_bf16(p + first_key, h.v + first_key * h.kv_stride, h.kv_stride,
+                          h.k_len - first_key, hd, out);
+        continue;
+      }
+    }
+    std::fill_n(out, hd, 0.0f);
     for (int64_t j = first_key; j < h.k_len; ++j) {
       if (p[j] == 0.0f) continue;  // masked keys (exp(-inf)) add nothing
       const T* v = h.v + j * h.kv_stride;
