@@ -4,10 +4,12 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/half.h"
 #include "core/simd.h"
+#include "kernels/decode_attention.h"
 #include "kernels/matmul.h"
 
 namespace lorahub {
@@ -78,10 +80,14 @@ void feed_forward(const FeedForward& ff, const float* x, int64_t rows, float* y,
   linear_forward(ff.down, h.get(), rows, y, lora);
 }
 
-void KvCache::reset(int64_t batch_size, int64_t max_length, int64_t dim, bool bf16) {
+void KvCache::reset(int64_t batch_size, int64_t max_length, int64_t dim, bool bf16,
+                    int64_t by_head_dim) {
+  check(by_head_dim >= 0 && (by_head_dim == 0 || dim % by_head_dim == 0),
+        "KV cache: {} values per position do not split into heads of {}", dim, by_head_dim);
   batch = batch_size;
   capacity = max_length;
   kv_dim = dim;
+  head_dim = by_head_dim;
   length = 0;
   const auto size = static_cast<size_t>(batch * capacity * kv_dim);
   // Resized, not refilled: a cache reset per layer at the same shape keeps its storage, and
@@ -103,26 +109,8 @@ void write_kv(const float* k, const float* v, const RaggedBatch& rows, KvCache& 
   check(rows.batch == cache.batch && cache.length + rows.len <= cache.capacity,
         "KV cache of {} positions cannot take {} more", cache.capacity, rows.len);
   const int64_t dim = cache.kv_dim;
-  for (int64_t b = 0; b < rows.batch; ++b) {
-    const size_t slot0 = static_cast<size_t>((b * cache.capacity + cache.length) * dim);
-    const size_t dst =
-        static_cast<size_t>((b * cache.capacity + cache.length + rows.first[b]) * dim);
-    const size_t from = static_cast<size_t>(rows.row0[b] * dim);
-    const auto n = static_cast<size_t>(rows.count[b] * dim);
-    // The step's padding slots of this sequence (before and after its rows) become zeros: masked
-    // keys, and 0 in the probability-weighted sum over V (reset() leaves old values there).
-    const size_t end = slot0 + static_cast<size_t>(rows.len * dim);
-    if (cache.bf16()) {
-      std::fill(cache.k16.begin() + slot0, cache.k16.begin() + dst, uint16_t{0});
-      std::fill(cache.v16.begin() + slot0, cache.v16.begin() + dst, uint16_t{0});
-      std::fill(cache.k16.begin() + dst + n, cache.k16.begin() + end, uint16_t{0});
-      std::fill(cache.v16.begin() + dst + n, cache.v16.begin() + end, uint16_t{0});
-    } else {
-      std::fill(cache.k.begin() + slot0, cache.k.begin() + dst, 0.0f);
-      std::fill(cache.v.begin() + slot0, cache.v.begin() + dst, 0.0f);
-      std::fill(cache.k.begin() + dst + n, cache.k.begin() + end, 0.0f);
-      std::fill(cache.v.begin() + dst + n, cache.v.begin() + end, 0.0f);
-    }
+  // Runs of `n` values from k/v at `from` to the cache at `dst`, and runs of zeros.
+  auto copy = [&](size_t from, size_t dst, size_t n) {
     if (cache.bf16()) {
       f32_to_bf16(&k[from], &cache.k16[dst], n);
       f32_to_bf16(&v[from], &cache.v16[dst], n);
@@ -130,6 +118,38 @@ void write_kv(const float* k, const float* v, const RaggedBatch& rows, KvCache& 
       std::memcpy(&cache.k[dst], &k[from], n * sizeof(float));
       std::memcpy(&cache.v[dst], &v[from], n * sizeof(float));
     }
+  };
+  auto zero = [&](size_t dst, size_t n) {
+    if (cache.bf16()) {
+      std::fill_n(cache.k16.begin() + dst, n, uint16_t{0});
+      std::fill_n(cache.v16.begin() + dst, n, uint16_t{0});
+    } else {
+      std::fill_n(cache.k.begin() + dst, n, 0.0f);
+      std::fill_n(cache.v.begin() + dst, n, 0.0f);
+    }
+  };
+  // The step's padding slots of each sequence (before and after its rows) become zeros: masked
+  // keys, and 0 in the probability-weighted sum over V (reset() leaves old values there).
+  const int64_t step_end = cache.length + rows.len;
+  for (int64_t b = 0; b < rows.batch; ++b) {
+    const int64_t first = cache.length + rows.first[b], past = first + rows.count[b];
+    const auto from = static_cast<size_t>(rows.row0[b] * dim);
+    if (cache.head_dim == 0) {  // the rows are the cache's slots as they are
+      zero(cache.offset(b, cache.length, 0, 0), static_cast<size_t>((first - cache.length) * dim));
+      copy(from, cache.offset(b, first, 0, 0), static_cast<size_t>(rows.count[b] * dim));
+      zero(cache.offset(b, past, 0, 0), static_cast<size_t>((step_end - past) * dim));
+      continue;
+    }
+    const int64_t hd = cache.head_dim;
+    for (int64_t slot = cache.length; slot < step_end; ++slot)
+      for (int64_t h = 0; h < dim / hd; ++h) {
+        const size_t dst = cache.offset(b, slot, h, hd);
+        if (slot < first || slot >= past)
+          zero(dst, static_cast<size_t>(hd));
+        else
+          copy(from + static_cast<size_t>((slot - first) * dim + h * hd), dst,
+               static_cast<size_t>(hd));
+      }
   }
   cache.length += rows.len;
 }
@@ -156,10 +176,12 @@ namespace {
 constexpr float kMasked = -std::numeric_limits<float>::infinity();
 
 // The keys/values and mask one (sequence, head) pair sees, and where its queries and output live.
-struct HeadView {
-  const float* q;      // [q_len] rows of stride q_stride
-  float* out;          // same layout as q
-  const float *k, *v;  // [k_len] rows of stride kv_stride
+// T: how the keys and values are held (float, or bf16 bits read in place by the loop path).
+template <typename T>
+struct HeadViewOf {
+  const float* q;  // [q_len] rows of stride q_stride
+  float* out;      // same layout as q
+  const T *k, *v;  // [k_len] rows of stride kv_stride
   int64_t q_stride, kv_stride, q_len, k_len;
   int64_t q_slot0;           // cache slot of the first query (for the causal mask)
   int64_t window;            // > 0: sliding window (keys in slots > query slot - window)
@@ -167,10 +189,19 @@ struct HeadView {
   const float* bias;         // [q_len] rows of stride bias_stride, or nullptr
   int64_t bias_stride;
 };
+using HeadView = HeadViewOf<float>;
+
+inline float widen(float x) {
+  return x;
+}
+inline float widen(uint16_t x) {
+  return bf16_to_f32(x);
+}
 
 // scale · score + bias, or -inf where the key is masked, for row i of the scores. Loops without
 // branches, so that they vectorize (the per-key condition did not: 1 % of the T5 forward).
-LORAHUB_SIMD void mask_scores(const AttentionLayer& layer, const HeadView& h, bool causal,
+template <typename T>
+LORAHUB_SIMD void mask_scores(const AttentionLayer& layer, const HeadViewOf<T>& h, bool causal,
                               int64_t i, float* row) {
   const int64_t last_visible = causal ? std::min(h.k_len - 1, h.q_slot0 + i) : h.k_len - 1;
   const int64_t first_visible =
@@ -205,23 +236,59 @@ void attend_head_blas(const AttentionLayer& layer, const HeadView& h, bool causa
 }
 
 // Short queries (a decoding step): plain loops, so that many heads run side by side on the
-// threads instead of many tiny BLAS calls one after another.
-LORAHUB_SIMD void attend_head_loops(const AttentionLayer& layer, const HeadView& h, bool causal,
-                                    float* scores) {
+// threads instead of many tiny BLAS calls one after another. A bf16 cache is read in place (each
+// value widened exactly as it is used): widening a (sequence, head)'s whole cache into a buffer
+// first cost more than the attention itself at T5's 256 generated tokens.
+// Keys (and values) are rows kv_stride apart (all heads of a cache slot side by side), which the
+// hardware prefetcher does not follow: at T5's 256 generated tokens the key loads waited on
+// memory for most of the attention's time. Rows kPrefetchRows ahead are fetched by hand.
+constexpr int64_t kPrefetchRows = 8;
+
+template <typename T>
+inline void prefetch_row(const T* row, int64_t values, int hint) {
+  const char* p = reinterpret_cast<const char*>(row);
+  for (int64_t o = 0; o < values * static_cast<int64_t>(sizeof(T)); o += 64) {
+    if (hint == 0)
+      __builtin_prefetch(p + o, 0, 3);
+    else
+      __builtin_prefetch(p + o, 0, 2);
+  }
+}
+
+template <typename T>
+LORAHUB_SIMD void attend_head_loops(const AttentionLayer& layer, const HeadViewOf<T>& h,
+                                    bool causal, float* scores) {
   const int64_t hd = layer.head_dim;
   // Keys before the first valid one are a left-padded prompt's padding: masked, never computed.
   int64_t first_key = 0;
   if (h.key_valid)
     while (first_key < h.k_len && !h.key_valid[first_key]) ++first_key;
+  // A bf16 cache through the AVX-512 kernels where the CPU has them (the same arithmetic).
+  bool kernel = false;
+  if constexpr (std::is_same_v<T, uint16_t>) kernel = decode_attention_bf16_available(hd);
   for (int64_t i = 0; i < h.q_len; ++i) {
     const float* q = h.q + i * h.q_stride;
     float* row = scores + i * h.k_len;
     std::fill_n(row, first_key, 0.0f);
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      if (kernel) {
+        dot_rows_bf16(q, h.k + first_key * h.kv_stride, h.kv_stride, h.k_len - first_key, hd,
+                      row + first_key);
+        mask_scores(layer, h, causal, i, row);
+        softmax_row(row, h.k_len);
+        continue;
+      }
+    }
+    for (int64_t j = first_key; j < std::min(h.k_len, first_key + kPrefetchRows); ++j)
+      prefetch_row(h.k + j * h.kv_stride, hd, 0);
     for (int64_t j = first_key; j < h.k_len; ++j) {
-      const float* k = h.k + j * h.kv_stride;
+      // This key's row a few keys ahead into L1, its value row into L2 for the loop below.
+      if (j + kPrefetchRows < h.k_len) prefetch_row(h.k + (j + kPrefetchRows) * h.kv_stride, hd, 0);
+      if (i == 0) prefetch_row(h.v + j * h.kv_stride, hd, 1);
+      const T* k = h.k + j * h.kv_stride;
       float dot = 0.0f;
 #pragma omp simd reduction(+ : dot)
-      for (int64_t c = 0; c < hd; ++c) dot += q[c] * k[c];
+      for (int64_t c = 0; c < hd; ++c) dot += q[c] * widen(k[c]);
       row[j] = dot;
     }
     mask_scores(layer, h, causal, i, row);
@@ -233,21 +300,28 @@ LORAHUB_SIMD void attend_head_loops(const AttentionLayer& layer, const HeadView&
   for (int64_t i = 0; i < h.q_len; ++i) {
     float* out = h.out + i * h.q_stride;
     const float* p = scores + i * h.k_len;
+    if constexpr (std::is_same_v<T, uint16_t>) {
+      if (kernel) {
+        weighted_sum_bf16(p + first_key, h.v + first_key * h.kv_stride, h.kv_stride,
+                          h.k_len - first_key, hd, out);
+        continue;
+      }
+    }
     for (int64_t c0 = 0; c0 < hd; c0 += kLanes) {
       const int64_t width = std::min(kLanes, hd - c0);
       float acc[kLanes] = {};
       if (width == kLanes) {
         for (int64_t j = first_key; j < h.k_len; ++j) {
           if (p[j] == 0.0f) continue;  // masked keys (exp(-inf)) add nothing
-          const float* v = h.v + j * h.kv_stride + c0;
+          const T* v = h.v + j * h.kv_stride + c0;
 #pragma omp simd
-          for (int64_t c = 0; c < kLanes; ++c) acc[c] += p[j] * v[c];
+          for (int64_t c = 0; c < kLanes; ++c) acc[c] += p[j] * widen(v[c]);
         }
       } else {
         for (int64_t j = first_key; j < h.k_len; ++j) {
           if (p[j] == 0.0f) continue;
-          const float* v = h.v + j * h.kv_stride + c0;
-          for (int64_t c = 0; c < width; ++c) acc[c] += p[j] * v[c];
+          const T* v = h.v + j * h.kv_stride + c0;
+          for (int64_t c = 0; c < width; ++c) acc[c] += p[j] * widen(v[c]);
         }
       }
       std::copy_n(acc, width, out + c0);
@@ -286,10 +360,12 @@ void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows
     const float *k, *v;
     int64_t stride;
   };
+  const int64_t hd = layer.head_dim, stride = cache.slot_stride();
+  check(cache.head_dim == 0 || cache.head_dim == hd,
+        "KV cache laid out by heads of {} values, the layer's are {}", cache.head_dim, hd);
   auto keys_values = [&](int64_t b, int64_t kvh, std::vector<float>& buffer) {
-    const size_t kv_off = static_cast<size_t>(b * cache.capacity * kvd + kvh * layer.head_dim);
-    if (!cache.bf16()) return KeysValues{&cache.k[kv_off], &cache.v[kv_off], kvd};
-    const int64_t hd = layer.head_dim;
+    const size_t kv_off = cache.offset(b, 0, kvh, hd);
+    if (!cache.bf16()) return KeysValues{&cache.k[kv_off], &cache.v[kv_off], stride};
     buffer.resize(static_cast<size_t>(2 * k_len * hd));
     // A left-padded prompt's padding slots are masked: zeros (never read as scores, and 0 in
     // the probability-weighted sum over V) instead of widening them.
@@ -301,20 +377,20 @@ void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows
     std::fill_n(buffer.begin(), first * hd, 0.0f);
     std::fill_n(buffer.begin() + k_len * hd, first * hd, 0.0f);
     for (int64_t j = first; j < k_len; ++j) {
-      bf16_to_f32(&cache.k16[kv_off + j * kvd], &buffer[j * hd], hd);
-      bf16_to_f32(&cache.v16[kv_off + j * kvd], &buffer[(k_len + j) * hd], hd);
+      bf16_to_f32(&cache.k16[kv_off + j * stride], &buffer[j * hd], hd);
+      bf16_to_f32(&cache.v16[kv_off + j * stride], &buffer[(k_len + j) * hd], hd);
     }
     return KeysValues{buffer.data(), buffer.data() + k_len * hd, hd};
   };
-  auto view = [&](int64_t b, int64_t h, const KeysValues& kv) {
+  auto view = [&]<typename T>(int64_t b, int64_t h, const T* k, const T* v, int64_t stride) {
     const size_t q_off = static_cast<size_t>(rows.row0[b] * qd + h * layer.head_dim);
-    return HeadView{
+    return HeadViewOf<T>{
         .q = q + q_off,
         .out = context + q_off,
-        .k = kv.k,
-        .v = kv.v,
+        .k = k,
+        .v = v,
         .q_stride = qd,
-        .kv_stride = kv.stride,
+        .kv_stride = stride,
         .q_len = rows.count[b],
         .k_len = k_len,
         .q_slot0 = mask.q_pos0 + rows.first[b],
@@ -338,12 +414,20 @@ void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows
 #pragma omp for schedule(dynamic)
     for (int64_t u = 0; u < units; ++u) {
       const int64_t b = u / layer.n_kv_heads, kvh = u % layer.n_kv_heads;
+      if (loops && cache.bf16()) {  // the bf16 cache in place
+        const size_t kv_off = cache.offset(b, 0, kvh, hd);
+        const uint16_t *k = &cache.k16[kv_off], *v = &cache.v16[kv_off];
+        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
+          attend_head_loops(layer, view(b, h, k, v, stride), mask.causal, scores.data());
+        continue;
+      }
       const KeysValues kv = keys_values(b, kvh, buffer);
       for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
+        const HeadView hv = view(b, h, kv.k, kv.v, kv.stride);
         if (loops)
-          attend_head_loops(layer, view(b, h, kv), mask.causal, scores.data());
+          attend_head_loops(layer, hv, mask.causal, scores.data());
         else
-          attend_head_blas(layer, view(b, h, kv), mask.causal, scores.data());
+          attend_head_blas(layer, hv, mask.causal, scores.data());
       }
     }
   }

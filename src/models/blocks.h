@@ -96,12 +96,27 @@ struct AttentionLayer {
 // Scoring uses the same cache, filled with the whole sequence at once.
 // With bf16 (the fast path's generation caches) k16/v16 hold the values instead of k/v: half the
 // memory of a cache that grows with batch × generated length (0.7 GB for T5-large, 10 × 256).
+// Generation caches (reset with head_dim > 0) are laid out by head instead,
+// [batch, kv_dim / head_dim, capacity, head_dim]: a decoding step reads each (sequence, head)'s
+// keys and values as one contiguous run, where the slot-major layout puts successive keys of a
+// head kv_dim values apart (every key on its own page at T5's 1024), which kept the attention
+// loads waiting on memory.
 struct KvCache {
   int64_t batch = 0, capacity = 0, kv_dim = 0, length = 0;
+  int64_t head_dim = 0;  // > 0: laid out by head (see above)
   std::vector<float> k, v;
   std::vector<uint16_t> k16, v16;
   bool bf16() const { return !k16.empty(); }
-  void reset(int64_t batch_size, int64_t max_length, int64_t dim, bool bf16 = false);
+  void reset(int64_t batch_size, int64_t max_length, int64_t dim, bool bf16 = false,
+             int64_t by_head_dim = 0);
+  // Where value 0 of (sequence b, cache slot, key/value head h) lies in k/v (k16/v16), for heads
+  // of `hd` values, and the distance between successive slots of one head.
+  size_t offset(int64_t b, int64_t slot, int64_t h, int64_t hd) const {
+    return static_cast<size_t>(head_dim > 0
+                                   ? ((b * (kv_dim / head_dim) + h) * capacity + slot) * head_dim
+                                   : (b * capacity + slot) * kv_dim + h * hd);
+  }
+  int64_t slot_stride() const { return head_dim > 0 ? head_dim : kv_dim; }
 };
 
 struct AttentionMask {
@@ -114,7 +129,7 @@ struct AttentionMask {
 
 // Projects the packed rows src[rows.rows, d] through k and v (with the rotary hook on k) and
 // writes them to their slots after the cache's current length, which grows by rows.len. Slots
-// of padding are left as they are: masks keep every query away from them.
+// of padding become zeros (write_kv): masks keep every query away from them.
 // `src16`: src rounded to bf16 (bf16_input of layer.k), shared with other products, or nullptr.
 void append_kv(const AttentionLayer& layer, const float* src, const RaggedBatch& rows,
                KvCache& cache, const LoraRows& lora = {}, const uint16_t* src16 = nullptr);

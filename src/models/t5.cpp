@@ -201,12 +201,14 @@ class T5Model : public Model {
   void decoder_block(const T5Block& block, float* x, const RaggedBatch& rows, KvCache& self_cache,
                      const KvCache& cross_cache, const uint8_t* enc_valid, const float* self_bias,
                      const LoraRows& lora) const;
-  // Keys/values of the encoder output for one decoder block's cross-attention.
+  // Keys/values of the encoder output for one decoder block's cross-attention. A generation
+  // cache (kept while the batch decodes) is laid out by head, and bf16 on the fast path.
   // enc16: the encoder output rounded to bf16 once for all blocks (encoder_bf16), or nullptr.
   void fill_cross_cache(const AttentionLayer& cross, const std::vector<float>& enc,
                         const uint16_t* enc16, const PaddedBatch& enc_in, const SequenceLora& lora,
-                        KvCache& cache, bool bf16 = false) const {
-    cache.reset(enc_in.batch, enc_in.len, cross.kv_dim(), bf16);
+                        KvCache& cache, bool generation = false) const {
+    cache.reset(enc_in.batch, enc_in.len, cross.kv_dim(), generation && bf16_,
+                generation ? cross.head_dim : 0);
     const RaggedBatch rows = RaggedBatch::of(enc_in);
     append_kv(cross, enc.data(), rows, cache, lora_rows(lora, rows.count), enc16);
   }
@@ -407,9 +409,10 @@ std::unique_ptr<DecodeState> T5Model::prefill(const std::vector<std::vector<int3
   for (size_t l = 0; l < layers; ++l) {  // cross-attention keys/values: once per input
     // Generation caches live as long as the batch decodes: bf16 on the fast path.
     fill_cross_cache(decoder_.blocks[l].cross_attn, enc, enc16.data(), state->enc_in, lora,
-                     state->cross_caches[l], bf16_);
-    state->self_caches[l].reset(state->batch, std::max(max_new_tokens, 1),
-                                decoder_.blocks[l].self_attn.kv_dim(), bf16_);
+                     state->cross_caches[l], true);
+    const AttentionLayer& self = decoder_.blocks[l].self_attn;
+    state->self_caches[l].reset(state->batch, std::max(max_new_tokens, 1), self.kv_dim(), bf16_,
+                                self.head_dim);
   }
   // The decoder's first input is its start token; its logits predict the first new token.
   decode_step(*state,
