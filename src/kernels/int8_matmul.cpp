@@ -97,6 +97,25 @@ const Int8Matmul& int8_matmul(int64_t m, const QuantMatrix& b) {
   return *make(plain_weights(n, k), false);
 }
 
+// c[m, b.rows] (s32) = u[m, b.cols] (u8) · bᵀ (s8) through oneDNN's cached primitive for m rows
+// of b (its packed copy when it has one), with our per-thread scratchpad; on the calling thread.
+void run_int8_product(int64_t m, const uint8_t* u, const QuantMatrix& b, int32_t* c) {
+  const Int8Matmul& mm = int8_matmul(m, b);
+  dnnl::engine& engine = cpu_engine();
+  dnnl::memory a_mem(mm.a_md, engine, const_cast<uint8_t*>(u));
+  const uint8_t* w = mm.packed ? b.library_pack->bytes.data() : b.data.data();
+  dnnl::memory b_mem(mm.b_md, engine, const_cast<uint8_t*>(w));
+  dnnl::memory c_mem(mm.c_md, engine, c);
+  thread_local std::vector<uint8_t> scratch;
+  scratch.resize(std::max<size_t>(scratch.size(), mm.scratch_md.get_size()));
+  dnnl::memory s_mem(mm.scratch_md, engine, scratch.data());
+  mm.primitive.execute(thread_stream(), {{DNNL_ARG_SRC, a_mem},
+                                         {DNNL_ARG_WEIGHTS, b_mem},
+                                         {DNNL_ARG_DST, c_mem},
+                                         {DNNL_ARG_SCRATCHPAD, s_mem}});
+  thread_stream().wait();
+}
+
 // Rows i < m of u get q₁ + 128 of A's row i, rows m + i get q₂ + 128; d[i] is the row's first
 // step (the second is d[i] / 254).
 void quantize_rows_two_levels(const float* a, int64_t m, int64_t k, uint8_t* __restrict u,
@@ -162,20 +181,7 @@ void matmul_int8_library(const float* a, const QuantMatrix& b, float* c, int64_t
   dot.resize(static_cast<size_t>(2 * m * n));
   quantize_rows_two_levels(a, m, k, u.data(), d.data());
 
-  const Int8Matmul& mm = int8_matmul(2 * m, b);
-  dnnl::engine& engine = cpu_engine();
-  dnnl::memory a_mem(mm.a_md, engine, u.data());
-  const uint8_t* w = mm.packed ? b.library_pack->bytes.data() : b.data.data();
-  dnnl::memory b_mem(mm.b_md, engine, const_cast<uint8_t*>(w));
-  dnnl::memory c_mem(mm.c_md, engine, dot.data());
-  thread_local std::vector<uint8_t> scratch;
-  scratch.resize(std::max<size_t>(scratch.size(), mm.scratch_md.get_size()));
-  dnnl::memory s_mem(mm.scratch_md, engine, scratch.data());
-  mm.primitive.execute(thread_stream(), {{DNNL_ARG_SRC, a_mem},
-                                         {DNNL_ARG_WEIGHTS, b_mem},
-                                         {DNNL_ARG_DST, c_mem},
-                                         {DNNL_ARG_SCRATCHPAD, s_mem}});
-  thread_stream().wait();
+  run_int8_product(2 * m, u.data(), b, dot.data());
 
   // Two-level weights (QuantMatrix::residual): the first activation level against the second
   // weight level, u₁ · q₂ (the u₂ · q₂ term is below both levels' rounding: d·s / 254², dropped),
@@ -183,20 +189,8 @@ void matmul_int8_library(const float* a, const QuantMatrix& b, float* c, int64_t
   thread_local std::vector<int32_t> fine_buffer;
   std::vector<int32_t>& fine = fine_buffer;
   if (b.residual != nullptr) {
-    const QuantMatrix& r = *b.residual;
-    const Int8Matmul& rm = int8_matmul(m, r);
     fine.resize(static_cast<size_t>(m * n));
-    dnnl::memory ra_mem(rm.a_md, engine, u.data());
-    const uint8_t* rw = rm.packed ? r.library_pack->bytes.data() : r.data.data();
-    dnnl::memory rb_mem(rm.b_md, engine, const_cast<uint8_t*>(rw));
-    dnnl::memory rc_mem(rm.c_md, engine, fine.data());
-    scratch.resize(std::max<size_t>(scratch.size(), rm.scratch_md.get_size()));
-    dnnl::memory rs_mem(rm.scratch_md, engine, scratch.data());
-    rm.primitive.execute(thread_stream(), {{DNNL_ARG_SRC, ra_mem},
-                                           {DNNL_ARG_WEIGHTS, rb_mem},
-                                           {DNNL_ARG_DST, rc_mem},
-                                           {DNNL_ARG_SCRATCHPAD, rs_mem}});
-    thread_stream().wait();
+    run_int8_product(m, u.data(), *b.residual, fine.data());
   }
 
   const float* scale = b.row_scale.data();
