@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "parity")]
 from smollm2_generate import bbh_prompts, smollm2_gguf  # noqa: E402
-from llamacpp_oracle import eog_ids, last_logits  # noqa: E402
+from llamacpp_oracle import eog_ids, last_logits, load as llamacpp_load  # noqa: E402
 
 
 def timed_run(binary, model, data, new_tokens, threads, flags):
@@ -58,9 +58,9 @@ def run_ours(binary, model, prompts, max_new_tokens, threads, flags, prompt_toke
 def run_llamacpp(model, prompts, max_new_tokens, threads):
     import jinja2
     import numpy as np
-    from llama_cpp import Llama
-    llm = Llama(model_path=model, n_threads=threads, n_threads_batch=threads,
-                n_ctx=4096, n_batch=4096, use_extra_bufts=False, verbose=False)
+    # llamacpp_oracle.load disables the extra buffer types (llama.cpp's AMX repacking crashes on
+    # these VMs); Llama(use_extra_bufts=False) would be swallowed by its **kwargs unread.
+    llm = llamacpp_load(model, n_ctx=4096, f32_cache=False, n_threads=threads, logits_all=False)
     eos = eog_ids(llm)
     template = jinja2.Environment().from_string(llm.metadata["tokenizer.chat_template"])
     prefill_s = decode_s = 0.0
