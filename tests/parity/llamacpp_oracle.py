@@ -29,7 +29,8 @@ def load(path, n_ctx=1024, f32_cache=True, lora_path=None, n_threads=2, logits_a
     low.llama_model_default_params = without_extra_bufts  # read once, by Llama.__init__
     try:
         return llama_cpp.Llama(model_path=str(path), n_ctx=n_ctx, logits_all=logits_all,
-                               verbose=False, n_threads=n_threads, n_batch=n_ctx, lora_path=lora_path and str(lora_path),
+                               verbose=False, n_threads=n_threads, n_threads_batch=n_threads, n_batch=n_ctx,
+                               lora_path=lora_path and str(lora_path),
                                **(dict(type_k=GGML_TYPE_F32, type_v=GGML_TYPE_F32) if f32_cache else {}))
     finally:
         low.llama_model_default_params = default
