@@ -6,9 +6,11 @@ BBH prompts, greedy, same thread count.
     .venv/bin/python bench/llamacpp_decode.py [--prompts 10] [--max-new-tokens 32] [--threads 2]
         [--paths quantized,bf16,int8,f32] [--qwen | --model GGUF]
 
-Ours: prefill time = wall time of a run with --max-new-tokens 1 minus a load-only run; decoding
-tokens/s = (new tokens − prompts) / (full run − the max-new-tokens-1 run). llama.cpp: prefill and
-each decoding step timed directly (llm.eval), greedy by argmax of the last position's logits,
+Ours: prefill and decoding timed inside the engine around its own calls (generate --json's
+"timings": the prefill forwards, and each decoding step with the pick of its token), as llama.cpp's
+are here: prefill and each decoding step timed directly (llm.eval). Both: decoding tokens/s =
+(new tokens − prompts) / decode seconds (each prompt's first token comes from its prefill).
+llama.cpp: greedy by argmax of the last position's logits,
 stopping at llama.cpp's end-of-generation tokens (SmolLM2: <|im_end|>, <|endoftext|>) as ours does.
 llama.cpp is created with use_extra_bufts=False (its AMX repacking dies with SIGILL on some VMs).
 Prints one JSON object and writes bench/results/llamacpp_decode[_<model>].json, with the load average:
@@ -29,29 +31,25 @@ from smollm2_generate import bbh_prompts, smollm2_gguf  # noqa: E402
 from llamacpp_oracle import eog_ids, last_logits, load as llamacpp_load  # noqa: E402
 
 
-def timed_run(binary, model, data, new_tokens, threads, flags):
-    cmd = [binary, "generate", "--model", model, "--chat", "--json", "--threads",
-           str(threads), "--batch-size", "1", "--data", str(data), "--max-new-tokens",
-           str(new_tokens), *flags]
-    t0 = time.perf_counter()
-    res = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return time.perf_counter() - t0, json.loads(res.stdout)["prediction_ids"]
-
-
-def run_ours(binary, model, prompts, max_new_tokens, threads, flags, prompt_tokens):
+def run_ours(binary, model, prompts, max_new_tokens, threads, flags):
     with tempfile.TemporaryDirectory() as tmp:
-        data, one = Path(tmp) / "p.jsonl", Path(tmp) / "one.jsonl"
+        data = Path(tmp) / "p.jsonl"
         data.write_text("".join(json.dumps({"input": p}) + "\n" for p in prompts))
-        one.write_text(json.dumps({"input": "hi"}) + "\n")
-        load_s, _ = timed_run(binary, model, one, 1, threads, flags)
-        first_s, _ = timed_run(binary, model, data, 1, threads, flags)
-        full_s, ids = timed_run(binary, model, data, max_new_tokens, threads, flags)
+        cmd = [binary, "generate", "--model", model, "--chat", "--json", "--threads",
+               str(threads), "--batch-size", "1", "--data", str(data), "--max-new-tokens",
+               str(max_new_tokens), *flags]
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd, check=True, capture_output=True, text=True)
+        process_s = time.perf_counter() - t0
+    out = json.loads(res.stdout)
+    ids, t = out["prediction_ids"], out["timings"]
     new = sum(len(i) for i in ids)
-    prefill_s = max(first_s - load_s, 1e-9)
-    return {"flags": " ".join(flags) or "f32", "load_s": load_s, "prefill_s": prefill_s,
-            "prefill_tokens_per_s": prompt_tokens / prefill_s,
-            "decode_s": full_s - first_s, "new_tokens": new,
-            "decode_tokens_per_s": (new - len(prompts)) / max(full_s - first_s, 1e-9),
+    return {"flags": " ".join(flags) or "f32", "process_s": process_s,
+            "prefill_s": t["prefill_seconds"], "prompt_tokens": t["prefill_tokens"],
+            "prefill_tokens_per_s": t["prefill_tokens"] / max(t["prefill_seconds"], 1e-9),
+            "decode_s": t["decode_seconds"], "decode_steps": t["decode_steps"],
+            "new_tokens": new,
+            "decode_tokens_per_s": (new - len(prompts)) / max(t["decode_seconds"], 1e-9),
             "ids": ids}
 
 
@@ -125,7 +123,7 @@ def main():
               "prompts": a.prompts, "max_new_tokens": a.max_new_tokens, "batch": 1,
               "threads": a.threads, "load_average_start": os.getloadavg()}
     theirs = run_llamacpp(model, prompts, a.max_new_tokens, a.threads)
-    ours = [run_ours(a.bin, model, prompts, a.max_new_tokens, a.threads, flags, theirs["prompt_tokens"])
+    ours = [run_ours(a.bin, model, prompts, a.max_new_tokens, a.threads, flags)
             for flags in ([] if p == "f32" else [f"--{p}"] for p in a.paths.split(","))]
     result["load_average_end"] = os.getloadavg()
     result["llamacpp"] = theirs  # with its ids: the continuations that differ can be looked at

@@ -326,6 +326,18 @@ struct Generation {
   size_t prompt_tokens = 0;
 };
 
+// Where a generate call's time went, measured around the engine's own calls: the prefill
+// forwards and the decoding steps (each with the picking of the tokens it yields), summed over the
+// call. Tokens/s for benchmarks: generated tokens beyond each sequence's first (which comes from
+// its prefill) per decode second.
+struct GenerationTimings {
+  double prefill_seconds = 0;
+  size_t prefill_tokens = 0;  // prompt tokens prefilled
+  double decode_seconds = 0;
+  size_t decode_steps = 0;  // decoding steps (every running sequence advances one token)
+  size_t decode_rows = 0;   // sequences stepped, summed over the steps
+};
+
 class Session {
  public:
   explicit Session(std::shared_ptr<const Model> model,
@@ -345,7 +357,8 @@ class Session {
   std::vector<ExampleScore> score(const std::vector<std::string>& inputs,
                                   const std::vector<std::string>& outputs, int batch_size = 0);
   std::vector<Generation> generate(const std::vector<std::string>& prompts,
-                                   const GenerationOptions& options = {});
+                                   const GenerationOptions& options = {},
+                                   GenerationTimings* timings = nullptr);
   // The logits at each output token's position (what score()'s cross-entropy is taken of), one
   // matrix [output tokens, vocabulary] per example; for checking against other engines.
   std::vector<Matrix> label_logits(const std::vector<std::string>& inputs,

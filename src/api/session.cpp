@@ -117,7 +117,8 @@ std::vector<Matrix> Session::label_logits(const std::vector<std::string>& inputs
 }
 
 std::vector<Generation> Session::generate(const std::vector<std::string>& prompts,
-                                          const GenerationOptions& options) {
+                                          const GenerationOptions& options,
+                                          GenerationTimings* timings) {
   GenerateOptions generate;
   generate.decode = to_decode_options(options);
   generate.batch_size = std::max(1, options.batch_size);
@@ -148,7 +149,12 @@ std::vector<Generation> Session::generate(const std::vector<std::string>& prompt
   std::vector<size_t> prompt_tokens;
   for (const std::string& p : prompts)
     prompt_tokens.push_back(std::min(m.tokenizer().encode(p).size(), kMaxInputTokens));
+  DecodeTimings measured;
+  generate.timings = &measured;
   std::vector<Decoded> decoded = generate_texts(m, prompts, generate);
+  if (timings)
+    *timings = {measured.prefill_seconds, measured.prefill_tokens, measured.decode_seconds,
+                measured.decode_steps, measured.decode_rows};
   std::vector<Generation> out;
   for (size_t i = 0; i < decoded.size(); ++i) {
     Generation g;

@@ -5,7 +5,8 @@
 //   plain: one JSON string per prediction per line (a prediction may hold newlines), then
 //          "accuracy: ..." when there are targets
 //   --json: {"predictions": [...], "prediction_ids": [[...]...], "finish_reasons": [...],
-//            "accuracy": percent or null}
+//            "accuracy": percent or null, "timings": {prefill_seconds, prefill_tokens,
+//            decode_seconds, decode_steps, decode_rows} (api::GenerationTimings)}
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -60,7 +61,8 @@ void run(const GenerateArgs& o) {
     progress.update(done);
     return true;
   };
-  const std::vector<api::Generation> gen = session.generate(inputs, generation);
+  api::GenerationTimings timings;
+  const std::vector<api::Generation> gen = session.generate(inputs, generation, &timings);
   progress.finish();
   std::vector<std::string> texts;
   nlohmann::json ids = nlohmann::json::array(), reasons = nlohmann::json::array();
@@ -74,7 +76,13 @@ void run(const GenerateArgs& o) {
     nlohmann::json j{{"predictions", texts},
                      {"prediction_ids", ids},
                      {"finish_reasons", reasons},
-                     {"accuracy", accuracy ? nlohmann::json(*accuracy) : nlohmann::json()}};
+                     {"accuracy", accuracy ? nlohmann::json(*accuracy) : nlohmann::json()},
+                     {"timings",
+                      {{"prefill_seconds", timings.prefill_seconds},
+                       {"prefill_tokens", timings.prefill_tokens},
+                       {"decode_seconds", timings.decode_seconds},
+                       {"decode_steps", timings.decode_steps},
+                       {"decode_rows", timings.decode_rows}}}};
     std::cout << j.dump() << '\n';
     return;
   }

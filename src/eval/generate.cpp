@@ -48,6 +48,7 @@ std::vector<Decoded> generate_texts(const Model& model, const std::vector<std::s
       options.on_progress(finished, inputs.size());
     }
   }
+  if (options.timings) *options.timings = batcher.timings();
   return out;
 }
 

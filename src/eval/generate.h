@@ -14,7 +14,8 @@ struct GenerateOptions {
   DecodeOptions decode;  // on_event's `sequence` indexes all inputs, not one batch
   int batch_size = 10;
   std::function<void(size_t done, size_t total)> on_progress;  // when sequences have ended
-  const BoundLora* lora = nullptr;  // the adapter of every input (Model::bind_lora); none = base
+  const BoundLora* lora = nullptr;   // the adapter of every input (Model::bind_lora); none = base
+  DecodeTimings* timings = nullptr;  // if set, receives the call's timings
 };
 
 // Tokenizes each input with the tokenizer's default special tokens and decodes it.

@@ -1,11 +1,19 @@
 #include "models/batcher.h"
 
 #include <algorithm>
+#include <chrono>
 #include <map>
 
 #include "core/error.h"
 
 namespace lorahub {
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+}  // namespace
 
 uint64_t ContinuousBatcher::add(std::vector<int32_t> prompt, std::shared_ptr<const BoundLora> lora,
                                 DecodeOptions options, uint64_t rng_stream) {
@@ -25,7 +33,9 @@ void ContinuousBatcher::cancel(uint64_t id) {
     if (s.id == id) s.cancelled = true;
 }
 
-void ContinuousBatcher::prefill(const std::vector<Sequence*>& joining) const {
+void ContinuousBatcher::prefill(const std::vector<Sequence*>& joining) {
+  if (joining.empty()) return;
+  const auto start = std::chrono::steady_clock::now();
   std::map<int, std::vector<Sequence*>> by_budget;
   for (Sequence* s : joining) by_budget[s->options->max_new_tokens].push_back(s);
   for (const auto& [max_new_tokens, group] : by_budget) {
@@ -34,6 +44,7 @@ void ContinuousBatcher::prefill(const std::vector<Sequence*>& joining) const {
     for (const Sequence* s : group) {
       prompts.push_back(s->prompt);
       lora.push_back(s->lora.get());
+      timings_.prefill_tokens += s->prompt.size();
     }
     std::shared_ptr<DecodeState> state = model_.prefill(prompts, max_new_tokens, lora);
     for (size_t i = 0; i < group.size(); ++i) {
@@ -43,6 +54,7 @@ void ContinuousBatcher::prefill(const std::vector<Sequence*>& joining) const {
       s.next = s.decoder->advance(row_logits(s));
     }
   }
+  timings_.prefill_seconds += seconds_since(start);
 }
 
 const float* ContinuousBatcher::row_logits(const Sequence& s) const {
@@ -85,8 +97,12 @@ size_t ContinuousBatcher::step() {
   }
   std::vector<int32_t> tokens;
   for (const auto& r : rows) tokens.insert(tokens.end(), r.begin(), r.end());
+  const auto start = std::chrono::steady_clock::now();
   model_.decode_steps(states, tokens);
   for (Sequence& s : sequences_) s.next = s.decoder->advance(row_logits(s));
+  timings_.decode_seconds += seconds_since(start);
+  timings_.decode_steps += 1;
+  timings_.decode_rows += stepped;
   leave_finished();
   return stepped;
 }

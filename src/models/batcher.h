@@ -34,6 +34,8 @@ class ContinuousBatcher {
   // sequences took part.
   size_t step();
   size_t active() const { return sequences_.size(); }
+  // Summed over all steps so far.
+  const DecodeTimings& timings() const { return timings_; }
 
  private:
   struct Sequence {
@@ -52,13 +54,14 @@ class ContinuousBatcher {
   };
 
   // Prefills sequences that join together, in one forward per max_new_tokens.
-  void prefill(const std::vector<Sequence*>& joining) const;
+  void prefill(const std::vector<Sequence*>& joining);
   const float* row_logits(const Sequence& s) const;  // its row of its batch's logits
   void leave_finished();
 
   const Model& model_;
   std::vector<Sequence> sequences_;
   uint64_t next_id_ = 1;
+  DecodeTimings timings_;
 };
 
 }  // namespace lorahub

@@ -49,6 +49,17 @@ struct DecodeOptions {
 enum class FinishReason { kEos, kStop, kLength, kCancelled };
 const char* finish_reason_name(FinishReason reason);
 
+// Where the time of a generation went, measured around the model's own calls (as llama.cpp's
+// timings are): the prefill forwards and the decoding steps, each with the sampling of the
+// tokens it yields. A benchmark reads tokens/s off these instead of process wall times.
+struct DecodeTimings {
+  double prefill_seconds = 0;
+  size_t prefill_tokens = 0;  // prompt tokens of the prefilled sequences
+  double decode_seconds = 0;
+  size_t decode_steps = 0;  // calls of Model::decode_steps
+  size_t decode_rows = 0;   // sequences stepped, summed over the steps (one token each)
+};
+
 struct Decoded {
   std::vector<int32_t> ids;  // generated tokens, without EOS (with the one completing a stop)
   std::string text;          // valid UTF-8, special tokens skipped, cut before a stop string

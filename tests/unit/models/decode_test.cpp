@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/utf8.h"
+#include "models/batcher.h"
 #include "models/decode.h"
 #include "support/scripted_model.h"
 
@@ -54,6 +55,23 @@ TEST(Decode, EndsAtEosAndAtMaxTokens) {
     EXPECT_EQ(r.streamed.at(b), r.out[b].text);
     EXPECT_EQ(r.done_events.at(b), 1);
   }
+}
+
+// The timings a benchmark reads tokens/s from (generate --json) count what the batcher ran.
+TEST(Decode, BatcherTimesItsPrefillsAndSteps) {
+  ScriptedModel model(kPieces, {{1, 9, 1}, {1, 1, 1, 1, 1, 1}});
+  ContinuousBatcher batcher(model);
+  DecodeOptions o;
+  o.max_new_tokens = 4;
+  batcher.add({0}, nullptr, o);
+  batcher.add({1}, nullptr, o);
+  while (batcher.active() > 0) batcher.step();
+  const DecodeTimings& t = batcher.timings();
+  EXPECT_EQ(t.prefill_tokens, 2u);
+  EXPECT_EQ(t.decode_steps, 3u);  // tokens 2-4 of both (the first EOS ends the other)
+  EXPECT_EQ(t.decode_rows, 6u);
+  EXPECT_GT(t.prefill_seconds, 0.0);
+  EXPECT_GT(t.decode_seconds, 0.0);
 }
 
 TEST(Decode, StopStringsEndDecodingAndAreCut) {
