@@ -153,8 +153,11 @@ std::vector<Generation> Session::generate(const std::vector<std::string>& prompt
   generate.timings = &measured;
   std::vector<Decoded> decoded = generate_texts(m, prompts, generate);
   if (timings)
-    *timings = {measured.prefill_seconds, measured.prefill_tokens, measured.decode_seconds,
-                measured.decode_steps, measured.decode_rows};
+    *timings = {.prefill_seconds = measured.prefill_seconds,
+                .prefill_tokens = measured.prefill_tokens,
+                .decode_seconds = measured.decode_seconds,
+                .decode_steps = measured.decode_steps,
+                .decode_rows = measured.decode_rows};
   std::vector<Generation> out;
   for (size_t i = 0; i < decoded.size(); ++i) {
     Generation g;

@@ -6,6 +6,8 @@
 #include <atomic>
 #include <cstdio>
 
+#include "core/clock.h"
+
 namespace lorahub {
 namespace {
 std::atomic<bool> g_quiet{false};
@@ -34,8 +36,7 @@ Progress::~Progress() {
 
 void Progress::update(size_t done, const std::string& detail) {
   if (g_quiet) return;
-  const double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double elapsed = seconds_since(start_);
   const double eta = done > 0 && total_ > done ? elapsed / done * (total_ - done) : 0.0;
   if (tty_) {
     constexpr int kWidth = 24;
@@ -55,8 +56,7 @@ void Progress::finish(const std::string& detail) {
   if (finished_) return;
   finished_ = true;
   if (g_quiet) return;
-  const double elapsed =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  const double elapsed = seconds_since(start_);
   if (tty_) std::fputc('\n', stderr);
   std::fprintf(stderr, "%s done in %s %s\n", label_.c_str(), format_seconds(elapsed).c_str(),
                detail.c_str());

@@ -16,6 +16,7 @@
 #include "adapt/learner.h"
 #include "adapt/objective.h"
 #include "adapt/optimizer.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/mapped_file.h"
 #include "eval/answer.h"
@@ -275,10 +276,6 @@ json bbh_settings(const BbhConfig& c, std::string_view engine_version) {
 }
 
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // Wall and CPU seconds (the process's, all threads: on a loaded machine the CPU time is the
 // measure of the work) of one phase of a method, added to its result as <name>_seconds and

@@ -4,16 +4,10 @@
 #include <chrono>
 #include <map>
 
+#include "core/clock.h"
 #include "core/error.h"
 
 namespace lorahub {
-namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-}  // namespace
 
 uint64_t ContinuousBatcher::add(std::vector<int32_t> prompt, std::shared_ptr<const BoundLora> lora,
                                 DecodeOptions options, uint64_t rng_stream) {

@@ -68,7 +68,7 @@ TEST(Decode, BatcherTimesItsPrefillsAndSteps) {
   while (batcher.active() > 0) batcher.step();
   const DecodeTimings& t = batcher.timings();
   EXPECT_EQ(t.prefill_tokens, 2u);
-  EXPECT_EQ(t.decode_steps, 3u);  // tokens 2-4 of both (the first EOS ends the other)
+  EXPECT_EQ(t.decode_steps, 3u);  // tokens 2-4 of both (step 3 gives sequence 0 its EOS)
   EXPECT_EQ(t.decode_rows, 6u);
   EXPECT_GT(t.prefill_seconds, 0.0);
   EXPECT_GT(t.decode_seconds, 0.0);
