@@ -51,7 +51,7 @@ void serve(ServeArgs& args) {
                         .min_body_rate = l.min_body_rate_kib << 10,
                         .write_timeout = to_ms(l.write_timeout)};
   api::HubServer server(args.server);
-  stop_on_signals([&server] { server.stop(); });
+  const StopOnSignals stopper([&server] { server.stop(); });
   const int port = server.bind();
   std::printf("lorahub hub: serving %s on http://%s:%d (metadata in %s)\n",
               args.server.root.c_str(), args.server.host.c_str(), port,

@@ -37,7 +37,7 @@ void serve(ServeArgs& a) {
   } catch (const api::OptionError& e) {
     fail("{}: {}", flag_of(e.option()), e.what());
   }
-  stop_on_signals([&server] { server->stop(); });
+  const StopOnSignals stopper([&server] { server->stop(); });
   const int port = server->bind();
   std::printf("lorahub serve: %s on http://%s:%d\n", server->model_name().c_str(), o.host.c_str(),
               port);
