@@ -8,6 +8,10 @@ Nothing can be downloaded here, so everything is made locally and deterministica
     of the model's vocabulary, converted and saved by transformers' T5Tokenizer;
   - N PEFT LoRA modules (r=16, lora_alpha=32, targets q and v) whose A and B are drawn from
     fixed seeds, B nonzero so every module changes the model;
+  - trained-like statistics (tests/parity/tiny_models.py, shared with the T5 tolerance test):
+    the untied LM head scaled by d_model^-0.5 as T5 ties it (CE ~ ln(vocab), not ~130), and
+    each module's update 5 % of the norm of the weight it adapts (the objective is smooth over
+    LoraHub's box, not chaotic);
   - date_understanding split as DESIGN §1 says: prompts ordered by the SHA-256 hex digest of the
     input, the first 5 are the few-shot examples, the rest the test set.
 
@@ -24,6 +28,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "parity"))
+from tiny_models import (CONSTRUCTION, LORA_ALPHA, LORA_R, LORA_TARGETS,  # noqa: E402
+                         save_lora_modules, trained_like_t5)
 DEFAULT_BBH = ROOT.parent / "shared" / "data" / "bbh"
 TASK = "date_understanding"
 
@@ -37,11 +44,12 @@ FLAN_T5_LARGE = dict(
 # Same architecture family, small enough for a smoke run of the whole harness in a minute.
 TINY = dict(FLAN_T5_LARGE, d_model=64, d_ff=128, d_kv=16, num_layers=2, num_decoder_layers=2,
             num_heads=4)
-SIZES = {"large": FLAN_T5_LARGE, "tiny": TINY}
+# google/flan-t5-small's shape with FLAN-T5-large's depth (24 + 24 layers: depth is what
+# amplifies a perturbation), for tolerance measurements that build in a minute.
+SMALL = dict(FLAN_T5_LARGE, d_model=512, d_ff=1024, num_heads=8)
+SIZES = {"large": FLAN_T5_LARGE, "small": SMALL, "tiny": TINY}
 
 SPM_VOCAB = 8000  # BBH text is too small for T5's 32000 pieces; ids stay below vocab_size.
-LORA_R, LORA_ALPHA, LORA_TARGETS = 16, 32, ["q", "v"]
-LORA_B_STD = 0.02  # large enough that every module moves the loss, small enough to stay sane
 
 
 def bbh_split(bbh_dir: Path, task: str):
@@ -98,30 +106,14 @@ def build_model(model_dir: Path, shape: dict, seed: int):
     from transformers import T5Config, T5ForConditionalGeneration
 
     torch.manual_seed(seed)
-    model = T5ForConditionalGeneration(T5Config(**shape)).eval()
+    model = trained_like_t5(T5ForConditionalGeneration(T5Config(**shape)).eval())
     model.save_pretrained(str(model_dir), safe_serialization=True)
     return model
 
 
 def build_modules(model, model_dir: Path, modules_dir: Path, count: int, seed: int):
     """count adapters on one PEFT wrapper; only the LoRA tensors differ between them."""
-    import torch
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(r=LORA_R, lora_alpha=LORA_ALPHA, target_modules=LORA_TARGETS,
-                        lora_dropout=0.0, task_type="SEQ_2_SEQ_LM")
-    peft_model = get_peft_model(model, config)
-    peft_model.peft_config["default"].base_model_name_or_path = str(model_dir)
-    for i in range(count):
-        generator = torch.Generator().manual_seed(seed + i)
-        with torch.no_grad():
-            for name, param in peft_model.named_parameters():
-                if "lora_A" in name:
-                    param.copy_(torch.randn(param.shape, generator=generator) / param.shape[1] ** 0.5)
-                elif "lora_B" in name:
-                    param.copy_(torch.randn(param.shape, generator=generator) * LORA_B_STD)
-        peft_model.save_pretrained(str(modules_dir / f"module_{i:02d}"))
-    return [str(modules_dir / f"module_{i:02d}") for i in range(count)]
+    return [str(p) for p in save_lora_modules(model, model_dir, modules_dir, count, seed)]
 
 
 def count_tokens(model_dir: Path, rows):
@@ -138,14 +130,19 @@ def build(cache: Path, size: str, modules: int, bbh_dir: Path, seed: int = 0):
     done = root / "workload.json"
     if done.exists():
         info = json.loads(done.read_text())
-        if info.get("tokenizer_pieces") == tokenizer_pieces(SIZES[size]):
+        if info.get("construction") != CONSTRUCTION:
+            # Weights and modules of an older construction (e.g. the chaotic one whose LM head
+            # had std 1): rebuilt, never reused under the same key.
+            print(f"workload: {key} is of another construction; rebuilding", file=sys.stderr)
+        elif info.get("tokenizer_pieces") == tokenizer_pieces(SIZES[size]):
             return info
-        # An older workload whose tokenizer did not cover the model's vocabulary: only the
-        # tokenizer (and the token counts) change; weights and modules stay.
-        print(f"workload: rebuilding the tokenizer of {key}", file=sys.stderr)
-        model_dir = Path(info["model"])
-        build_tokenizer(model_dir, bbh_dir, tokenizer_pieces(SIZES[size]))
-        return write_info(done, info, model_dir)
+        else:
+            # An older workload whose tokenizer did not cover the model's vocabulary: only the
+            # tokenizer (and the token counts) change; weights and modules stay.
+            print(f"workload: rebuilding the tokenizer of {key}", file=sys.stderr)
+            model_dir = Path(info["model"])
+            build_tokenizer(model_dir, bbh_dir, tokenizer_pieces(SIZES[size]))
+            return write_info(done, info, model_dir)
     shutil.rmtree(root, ignore_errors=True)
     model_dir, modules_dir = root / "model", root / "modules"
     model_dir.mkdir(parents=True)
@@ -161,6 +158,7 @@ def build(cache: Path, size: str, modules: int, bbh_dir: Path, seed: int = 0):
         "modules": paths, "few_shot": str(root / "few_shot.jsonl"),
         "test": str(root / "test.jsonl"), "task": TASK,
         "lora": {"r": LORA_R, "alpha": LORA_ALPHA, "targets": LORA_TARGETS},
+        "construction": CONSTRUCTION,
     }
     return write_info(done, info, model_dir)
 
