@@ -43,7 +43,7 @@ def main():
         tok = T5Tokenizer.from_pretrained(info["model"])
         rows = [json.loads(l) for l in Path(info["few_shot"]).read_text().splitlines()]
         for name, w in [("w0", None), ("box1", [float(x) for x in points[1].split(",")])]:
-            model = T5ForConditionalGeneration.from_pretrained(info["model"]).eval()
+            model = T5ForConditionalGeneration.from_pretrained(info["model"], attn_implementation="eager").eval()
             if w:
                 compose_into(model, info["modules"], w)
             result[f"stats_{name}"] = t5_statistics(model, rows, tok)

@@ -18,7 +18,7 @@ import torch
 
 from conftest import run_lorahub
 from test_t5_parity import spiece  # noqa: F401 (fixture)
-from t5_tiny import SPM_VOCAB, bbh_prompts, write_jsonl
+from t5_tiny import SPM_VOCAB, bbh_prompts, hf_tokenizer, write_jsonl
 from tiny_models import (box_points, compose_into, save_lora_modules, t5_statistics,
                          trained_like_t5, write_rounded_copy)
 
@@ -72,11 +72,11 @@ def relative(f32, other):
 def test_workload_statistics_are_trained_like(workload, f32):
     """CE ~ ln(vocab) (not ~130), attention entropies far from 0, at w = 0 and at a box point,
     and the modules move the objective (the box points differ from w = 0 by over 1 %)."""
-    from transformers import T5ForConditionalGeneration, T5Tokenizer
+    from transformers import T5ForConditionalGeneration
 
-    tok = T5Tokenizer(str(workload["model"] / "spiece.model"), legacy=True)
+    tok = hf_tokenizer(workload["model"])
     for weights in [None, [float(x) for x in POINTS[1].split(",")]]:
-        model = T5ForConditionalGeneration.from_pretrained(workload["model"]).eval()
+        model = T5ForConditionalGeneration.from_pretrained(workload["model"], attn_implementation="eager").eval()
         if weights:
             compose_into(model, workload["modules"], weights)
         stats = t5_statistics(model, workload["rows"], tok)
@@ -98,7 +98,7 @@ def test_objective_is_smooth_in_the_weights(workload, f32):
 
 
 def test_bound_fails_for_a_coarse_weight_quantizer(workload, f32):
-    """The 2e-2 bound discriminates: weights rounded to 3 bits per row (7 levels each side)
+    """The 2e-2 bound discriminates: weights rounded per row to 7 values (-3..3 steps, ~3 bits)
     break it at some point (measured below)."""
     rounded = write_rounded_copy(workload["model"], workload["tmp"] / "w3", 3)
     rel = relative(f32, objectives(workload, model=rounded))

@@ -142,7 +142,7 @@ def compose_into(model, module_dirs, weights):
 
 
 def t5_statistics(model, rows, tokenizer):
-    """The f32 cross-entropy (token mean over the batch, as the objective's loss) and the mean
+    """`model` loaded with attn_implementation="eager" (sdpa returns no probabilities). The f32 cross-entropy (token mean over the batch, as the objective's loss) and the mean
     normalised entropy of every attention row (self, cross; 1 = uniform over the keys the row
     may see, 0 = one key): a trained-like random model reads CE ~ ln(vocab), entropy well above
     0 (collapsed attention is the chaotic regime)."""
@@ -151,7 +151,6 @@ def t5_statistics(model, rows, tokenizer):
     enc = tokenizer([r["input"] for r in rows], return_tensors="pt", padding=True)
     labels = tokenizer([r["output"] for r in rows], return_tensors="pt", padding=True).input_ids
     labels[labels == tokenizer.pad_token_id] = -100
-    model.config._attn_implementation = "eager"
     with torch.no_grad():
         out = model(**enc, labels=labels, output_attentions=True)
     entropies = []
@@ -160,6 +159,7 @@ def t5_statistics(model, rows, tokenizer):
         keys = (probs > 0).sum(-1)                                    # keys a row can see
         seen = keys >= 2
         entropies.append(h[seen] / keys[seen].float().log())
+    assert entropies, "no attention probabilities: load with attn_implementation='eager'"
     ent = torch.cat(entropies)
     return {"ce": float(out.loss), "ln_vocab": math.log(model.config.vocab_size),
             "attention_entropy": float(ent.mean()), "attention_entropy_p10": float(ent.quantile(0.1))}
