@@ -9,7 +9,10 @@ Nothing can be downloaded here, so everything is made locally and deterministica
   - N PEFT LoRA modules (r=16, lora_alpha=32, targets q and v) whose A and B are drawn from
     fixed seeds, B nonzero so every module changes the model;
   - trained-like statistics (tests/parity/tiny_models.py, shared with the T5 tolerance test):
-    the untied LM head scaled by d_model^-0.5 as T5 ties it (CE ~ ln(vocab), not ~130), and
+    the decoder output scaled by d_model^-0.5 before the LM head, as T5 v1.0 does (transformers
+    5 ties every T5 made from a config, whatever tie_word_embeddings says, but scales only with
+    scale_decoder_outputs, which we switch on: CE ~ ln(vocab), not ~130 as the unscaled head of
+    std 1 gave), and
     each module's update 5 % of the norm of the weight it adapts (the objective is smooth over
     LoraHub's box, not chaotic);
   - date_understanding split as DESIGN §1 says: prompts ordered by the SHA-256 hex digest of the
@@ -38,6 +41,7 @@ TASK = "date_understanding"
 FLAN_T5_LARGE = dict(
     d_model=1024, d_ff=2816, d_kv=64, num_layers=24, num_decoder_layers=24, num_heads=16,
     relative_attention_num_buckets=32, relative_attention_max_distance=128,
+    # FLAN-T5-large's tie_word_embeddings=False; transformers 5 ties the model anyway (docstring)
     feed_forward_proj="gated-gelu", vocab_size=32128, tie_word_embeddings=False,
     layer_norm_epsilon=1e-6, dropout_rate=0.1, decoder_start_token_id=0, pad_token_id=0,
     eos_token_id=1)

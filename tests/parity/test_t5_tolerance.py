@@ -2,13 +2,15 @@
 LoraHub workload, at LoraHub's box points and near w = 0 (issue 20).
 
 The model and its modules use the construction of the benchmark workload (bench/workload.py;
-both from tests/parity/tiny_models.py: the LM head scaled as T5 ties it, each module 5 % of
+both from tests/parity/tiny_models.py: a tied T5 (transformers 5 ties any T5 made from a
+config) whose decoder output is scaled by d_model^-0.5 as T5 v1.0's, each module 5 % of
 the weight it adapts), on a small random T5 made here (4 + 4 layers, d_model 64: seconds).
 The old construction (LM head of std 1, B ~ N(0, 0.02^2)) made the objective chaotic at box
 points: 16-bit weights alone moved it 7.5 % on the FLAN-T5-large shape (bench/README.md,
 "T5 tolerance workload"). So this file also asserts the statistics that make the bound
 meaningful: CE near ln(vocab), attention not collapsed, the objective insensitive to 16-bit
-weight rounding (1e-4), and the 2e-2 bound failing for a coarse (3-bit) weight quantizer.
+weight rounding (1e-4), and coarse weight quantizers (3-bit, ternary) failing the tight bound
+(an error under a tenth of the box points' spread), which bf16 and int8 must meet beside 2e-2.
 """
 import json
 import shutil
@@ -25,6 +27,7 @@ from tiny_models import (box_points, compose_into, save_lora_modules, t5_statist
 MODULES = 8
 POINTS = box_points(MODULES)
 RTOL = 2e-2
+SPREAD_SHARE = 0.1  # of the objective's spread over the box points
 
 
 def t5_config():
@@ -72,8 +75,15 @@ def relative(f32, other):
 def test_workload_statistics_are_trained_like(workload, f32):
     """CE ~ ln(vocab) (not ~130), attention entropies far from 0, at w = 0 and at a box point,
     and the modules move the objective (the box points differ from w = 0 by over 1 %)."""
+    from safetensors import safe_open
     from transformers import T5ForConditionalGeneration
 
+    # The model these statistics describe: tied and scaled (tiny_models.trained_like_t5),
+    # saved with the shared embedding only.
+    config = json.loads((workload["model"] / "config.json").read_text())
+    assert config["tie_word_embeddings"] and config["scale_decoder_outputs"]
+    with safe_open(workload["model"] / "model.safetensors", "pt") as f:
+        assert "lm_head.weight" not in f.keys() and "shared.weight" in f.keys()
     tok = hf_tokenizer(workload["model"])
     for weights in [None, [float(x) for x in POINTS[1].split(",")]]:
         model = T5ForConditionalGeneration.from_pretrained(workload["model"], attn_implementation="eager").eval()
@@ -83,9 +93,8 @@ def test_workload_statistics_are_trained_like(workload, f32):
         print(f"weights {weights}: {stats}")
         assert 1.0 < stats["ce"] < stats["ln_vocab"] + 2
         assert stats["attention_entropy"] > 0.5 and stats["attention_entropy_p10"] > 0.1
-    spread = [abs(v / f32[0] - 1) for v in f32[1:]]
-    print(f"f32 objectives {f32}; box points vs near-zero {spread}")
-    assert max(spread) > 1e-2
+    print(f"f32 objectives {f32}; box points vs near-zero: spread {spread_of(f32):.2%}")
+    assert spread_of(f32) > 1e-2
 
 
 def test_objective_is_smooth_in_the_weights(workload, f32):
@@ -97,19 +106,31 @@ def test_objective_is_smooth_in_the_weights(workload, f32):
     assert max(map(abs, rel)) < 1e-4
 
 
-def test_bound_fails_for_a_coarse_weight_quantizer(workload, f32):
-    """The 2e-2 bound discriminates: weights rounded per row to 7 values (-3..3 steps, ~3 bits)
-    break it at some point (measured below)."""
-    rounded = write_rounded_copy(workload["model"], workload["tmp"] / "w3", 3)
-    rel = relative(f32, objectives(workload, model=rounded))
-    print(f"3-bit weights: {[f'{r:+.2%}' for r in rel]}")
-    assert max(map(abs, rel)) > RTOL
+def spread_of(f32):
+    """How far LoraHub's box points move the f32 objective from its value near w = 0."""
+    return max(abs(v / f32[0] - 1) for v in f32[1:])
+
+
+def test_bounds_fail_for_a_coarse_weight_quantizer(workload, f32):
+    """The bounds discriminate. On this random T5 the objective moves only a few % across the box
+    (CE ~ ln V), so the issue's 2e-2 relative bound is loose: weights rounded per row to 7 values
+    (~3 bits) move it 1.6 %, and ternary weights barely break it (2.0 %, measured in session 15).
+    The tighter bound, an error under SPREAD_SHARE of the box's spread, fails for both."""
+    for levels, name in [(3, "3-bit"), (1, "ternary")]:
+        rounded = write_rounded_copy(workload["model"], workload["tmp"] / f"w{levels}", levels)
+        rel = relative(f32, objectives(workload, model=rounded))
+        print(f"{name} weights: {[f'{r:+.2%}' for r in rel]}, spread {spread_of(f32):.2%}")
+        assert max(map(abs, rel)) > SPREAD_SHARE * spread_of(f32)
 
 
 @pytest.mark.parametrize("flag", ["--bf16", "--int8"])
 def test_reduced_precision_objective_within_2e2_of_f32(flag, workload, f32):
+    """The issue's bound (2e-2 relative) and the discriminating one: the error is under
+    SPREAD_SHARE of how far the box points move the objective (measured: bf16 0.03 %, int8
+    0.18 %, spread 3.6 %), so the search sees the same landscape."""
     rel = relative(f32, objectives(workload, flag))
     for w, a, r in zip(POINTS, f32, rel):
         print(f"{flag} at {w[:40]}...: f32 {a:.6f} {r:+.3%}")
     assert len(rel) == len(POINTS)
     assert max(map(abs, rel)) < RTOL
+    assert max(map(abs, rel)) < SPREAD_SHARE * spread_of(f32)

@@ -12,7 +12,7 @@
 The random T5 LoraHub workload with trained-like statistics, defined here once for the benchmark
 (bench/workload.py) and the T5 tolerance test (tests/parity/test_t5_tolerance.py):
 
-    trained_like_t5(model)                   -> model, its untied LM head scaled as T5 ties it
+    trained_like_t5(model)                   -> model, its logits scaled as T5 v1.0's (std ~1)
     save_lora_modules(model, model_dir, out, count, seed) -> adapter dirs (r 16, alpha 32, q, v;
                                                 each module moves each target by LORA_REL_DELTA)
     compose_into(model, modules, weights)    -> the model with LoraHub's composition merged
@@ -64,26 +64,41 @@ def tensor_sha256(t: torch.Tensor) -> str:
 
 
 # --- The random T5 LoraHub workload with trained-like statistics ---------------------------
-# transformers' T5 initialisation gives an untied LM head of std 1, so logits have std
-# sqrt(d_model) (32 on FLAN-T5-large's shape) and the cross-entropy is ~130 nats; and PEFT LoRA
+# transformers' T5 initialisation gives an LM head of std 1 and, from a config with
+# tie_word_embeddings=False, transformers 5 ties it to the embeddings yet does not scale the
+# decoder output (scale_decoder_outputs false): logits have std sqrt(d_model) (32 on
+# FLAN-T5-large's shape) and the cross-entropy is ~130 nats (bench W1 until session 15 was such
+# a model: tied, unscaled). And PEFT LoRA
 # with B ~ N(0, 0.02^2) (the old bench/workload.py) changes q by 128 % of its norm per module
 # (T5 initialises q with std (d_model d_kv)^-0.5). LoraHub composes A and B separately, so at
 # the box's points (|w| up to 1.5, 20 modules) q grew ~20x, softmax ran at argmax and the
 # objective became chaotic: 16-bit weights moved it 7.5 % (bench/README.md, session 11).
-# Here: the LM head is scaled by d_model^-0.5 (what T5 does to the decoder output when it ties
-# the head to the embeddings, std 1), so logits have std ~1 and the CE of a random model is
+# Here: the decoder output is scaled by d_model^-0.5 (what T5 v1.0 does before its tied head;
+# an untied head is scaled instead), so logits have std ~1 and the CE of a random model is
 # ~ln(vocab); and each module's scaling * B @ A has LORA_REL_DELTA of the Frobenius norm of
 # the weight it adapts (B's scale set per layer), so a composition at box points changes q and
 # v by a fraction comparable to their size, as trained modules do, not by 20x.
 LORA_R, LORA_ALPHA, LORA_TARGETS = 16, 32, ["q", "v"]
 LORA_REL_DELTA = 0.05
-CONSTRUCTION = f"trained-like-1 (lm_head*d_model^-0.5, lora rel {LORA_REL_DELTA})"
+CONSTRUCTION = f"trained-like-2 (decoder output*d_model^-0.5, lora rel {LORA_REL_DELTA})"
+
+
+def lm_head_is_tied(model) -> bool:
+    """Whether the LM head shares the embedding's storage. transformers 5 ties a T5 made from a
+    config even when that config says tie_word_embeddings=False (the model's config then says
+    True), so the storage, not the config we passed, says which model we have."""
+    return model.lm_head.weight.data_ptr() == model.shared.weight.data_ptr()
 
 
 def trained_like_t5(model):
-    """In place: an untied LM head scaled by d_model^-0.5 (tied T5 scales the decoder output
-    so). A tied model already is."""
-    if not model.config.tie_word_embeddings:
+    """In place: logits of std ~1, as T5 v1.0 has them by scaling the decoder output by
+    d_model^-0.5 before its tied head. transformers 5 ties every T5 made from a config but
+    scales only with config.scale_decoder_outputs, which tie_word_embeddings=False turns off:
+    a tied model gets the scaling switched on (saved in config.json, which our loader reads);
+    an untied head is scaled itself (scaling a tied one would scale the embeddings too)."""
+    if lm_head_is_tied(model):
+        model.config.scale_decoder_outputs = True
+    else:
         with torch.no_grad():
             model.lm_head.weight.mul_(model.config.d_model ** -0.5)
     return model
