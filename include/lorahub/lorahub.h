@@ -140,7 +140,7 @@ class Adapter;
 
 struct ModelOptions {
   bool bf16 = false;       // bf16 weights (the fast path) instead of f32 (the reference)
-  bool int8 = false;       // int8 weights per output channel (quantized at load), VNNI products
+  bool int8 = false;       // int8 weights per output channel (quantized at load), int8 products
   bool quantized = false;  // GGUF: products in the file's quantized blocks
   std::vector<std::string> merge;  // adapter directories merged into the weights at load
   // Adapters (compositions, say) merged into the weights at load, after `merge`. A routed

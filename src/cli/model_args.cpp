@@ -52,13 +52,16 @@ void ModelArgs::add_compute_options(CLI::App* cmd) {
                 "half the memory; losses within 1e-2 relative of the f32 path");
   cmd->add_flag(
       "--int8", int8,
-      "int8 weights per output channel (quantized at load) and int8 activations per 32 "
-      "values, AVX512-VNNI products with f32 accumulation; --lora stays an f32 side path");
+      "int8 weights per output channel, quantized at load (T5's wo in two int8 levels); "
+      "activations to int8 on the fly: per 32 values for up to 16 rows (decoding steps, "
+      "AVX512-VNNI), per row in two int8 levels (about 15 bits, oneDNN's int8 matmul) for "
+      "more; f32 accumulation; --lora stays an f32 side path");
   cmd->add_flag(
       "--quantized", quantized,
       "GGUF models: compute in the file's quantized blocks (Q4_0..Q8_0, Q4_K, Q5_K, "
-      "Q6_K) against int8 activations instead of expanding them at load; --lora stays an f32 "
-      "side path");
+      "Q6_K) instead of expanding them at load: against int8 activations per 32 values for up "
+      "to 16 rows (decoding steps), as f32 tiles dequantized on the fly for more; --lora stays "
+      "an f32 side path");
 }
 
 namespace {

@@ -13,13 +13,16 @@
 // m · d·Σq_x per block. The weight rows are unpacked into a per-thread buffer of a few KB and
 // reused from L1 for every row of x, so memory traffic is the quantized bytes.
 //
-// I8 weights take the same per-32 activations. One scale per activation row would let the
-// integer sums run over the whole row (one vpdpbusd per 64 products instead of four operations),
-// but it moved SmolLM2's BBH loss 3.9 % off the f32 path (outlier channels flatten the other
-// values of a row to a few steps), against 1 % per 32 values: beyond the stated 2e-2.
+// I8 weights take the same per-32 activations on these kernels. One scale per activation row in
+// one int8 level would let the integer sums run over the whole row (one vpdpbusd per 64 products
+// instead of four operations), but it moved SmolLM2's BBH loss 3.9 % off the f32 path (outlier
+// channels flatten the other values of a row to a few steps), against 1 % per 32 values: beyond
+// the stated 2e-2. Which kernels run depends on the rows of x (QuantPath below): these up to
+// kIntegerRowsMax rows; for more, I8 weights go to oneDNN's int8 matmul with x per row in two
+// int8 levels (about 15 bits, int8_matmul.cpp) and the GGUF formats to dequantized f32 tiles.
 //
-// Error against the f32 product of the dequantized weights: only the rounding of x to int8 per
-// 32 values (half a step, d/2, per value), plus f32 summation order.
+// Error of these kernels against the f32 product of the dequantized weights: only the rounding of
+// x to int8 per 32 values (half a step, d/2, per value), plus f32 summation order.
 #pragma once
 #include <cstdint>
 #include <memory>

@@ -38,8 +38,11 @@ struct Linear {
 // y[rows, out] = x[rows, in] · Wᵀ + b, plus Σ scale · (x Aᵀ) Bᵀ on the rows of each span of
 // `lora` with that span's deltas for this layer. The base product runs once for all rows, the
 // side path once per span. With bf16 weights, x is rounded to bf16 for the base product (f32
-// accumulation); with quantized weights, to int8 per 32 values (decoding steps; more rows use
-// dequantized weight tiles); bias and the LoRA side path stay f32.
+// accumulation); with quantized weights (weight_q), up to kIntegerRowsMax rows (decoding steps)
+// to int8 per 32 values for the integer kernels; more rows multiply dequantized f32 weight tiles
+// (GGUF blocks: x stays f32) or, with int8 weights (I8), go to oneDNN's int8 matmul with x per
+// row in two int8 levels (about 15 bits; kernels/quant_matmul.h); bias and the LoRA side path
+// stay f32.
 // `x16`: x already rounded to bf16 (bf16_input), for layers with bf16 weights; else nullptr.
 void linear_forward(const Linear& layer, const float* x, int64_t rows, float* y,
                     const LoraRows& lora = {}, const uint16_t* x16 = nullptr);

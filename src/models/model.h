@@ -142,8 +142,11 @@ struct LoadOptions {
   // > 0: also sets the process's compute threads, for callers not yet on api::init_runtime
   // (which owns that setting); 0 leaves the thread count as it is.
   int threads = 0;
-  // Linear layers as int8 per output channel, quantized at load (any model); activations are
-  // quantized to int8 per 32 values on the fly (kernels/quant_matmul.h).
+  // Linear layers as int8 per output channel, quantized at load (any model; T5's wo in two int8
+  // levels, QuantMatrix::residual); activations are quantized on the fly: to int8 per 32 values
+  // for up to kIntegerRowsMax rows (decoding steps, the integer kernels), per row in two int8
+  // levels (about 15 bits, oneDNN's int8 matmul) for more (kernels/quant_matmul.h,
+  // int8_matmul.cpp).
   bool int8 = false;
   // GGUF files: linear layers keep the file's quantized blocks (Q4_0 ... Q6_K) and are multiplied
   // in them; types without a kernel load as int8 (with int8), bf16 (with bf16) or f32.
