@@ -90,8 +90,11 @@ class Model {
 
   // Decoding, driven by decode() (models/decode.h). prefill runs the prompts (T5: the encoder
   // and the decoder's start token; decoder-only: the whole prompt, left-padded) with room for
-  // max_new_tokens more tokens per sequence; decode_step feeds one token per sequence (those of
-  // finished sequences are computed and ignored). Prompts over kMaxInputTokens are cut.
+  // max_new_tokens more tokens per sequence; decode_step feeds one token per sequence, a negative
+  // one for a finished sequence (decode() and ContinuousBatcher send -1): the decoder family
+  // leaves that row out of the step (no activations, no key/value written, its logits row left
+  // as it was), T5 computes it on a filler token (pad) and ignores it. Prompts over
+  // kMaxInputTokens are cut.
   virtual std::unique_ptr<DecodeState> prefill(const std::vector<std::vector<int32_t>>& prompts,
                                                int max_new_tokens,
                                                const SequenceLora& lora = {}) const = 0;
