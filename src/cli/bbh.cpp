@@ -90,7 +90,7 @@ void run(const BbhArgs& a) {
     }
   };
   options.on_status = [](const std::string& line) { fmt::print(stderr, "bbh: {}\n", line); };
-  if (a.model.threads > 0) api::init_runtime({.threads = a.model.threads});
+  a.model.set_threads();
   std::cout << api::run_bbh(options).markdown;
 }
 

@@ -117,13 +117,7 @@ struct TaskArgs {
     return o;
   }
 
-  api::ModelOptions model_options() const {
-    api::ModelOptions o;
-    o.bf16 = model.bf16;
-    o.int8 = model.int8;  // accepted by add_compute_options, so honoured here too
-    o.quantized = model.quantized;
-    return o;
-  }
+  api::ModelOptions model_options() const { return model.compute_options(); }
 
   // With --select retrieval:K, --hub's modules are ranked by their stored embeddings and only
   // the K kept are downloaded (LearnTaskOptions::retrieval_hub), not fetched into the pool.
@@ -164,7 +158,7 @@ api::LearnTask load_task(const TaskArgs& a, api::LearnTaskOptions o) {
   o.on_sample_exceeds_pool = warn_if_sample_exceeds;  // a retrieval hub's count: once listed
   o.on_warning = print_warning;
   o.on_note = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
-  if (a.model.threads > 0) api::init_runtime({.threads = a.model.threads});
+  a.model.set_threads();
   try {
     return api::LearnTask::load(o);
   } catch (const api::OptionError& e) {

@@ -97,13 +97,21 @@ std::shared_ptr<const api::Adapter> ModelArgs::adapter() const {
   });
 }
 
-std::shared_ptr<const api::Model> ModelArgs::load() const {
-  // --threads changes the runtime's thread count (main set all cores).
+void ModelArgs::set_threads() const {
   if (threads > 0) api::init_runtime({.threads = threads});
+}
+
+api::ModelOptions ModelArgs::compute_options() const {
   api::ModelOptions options;
   options.bf16 = bf16;
   options.int8 = int8;
   options.quantized = quantized;
+  return options;
+}
+
+std::shared_ptr<const api::Model> ModelArgs::load() const {
+  set_threads();
+  api::ModelOptions options = compute_options();
   // Merged once, as merge_and_unload does: inference then costs what the base model costs.
   // A side path (lora_side_path) runs per call instead (session).
   if (!lora.empty() && !lora_side_path()) options.merge_adapters.push_back(adapter());

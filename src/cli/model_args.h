@@ -1,5 +1,5 @@
 // The model options that `score` and `generate` share (--model, --threads, --lora, ...; learn,
-// objective and bbh take --model and the compute flags from here too), and the one place
+// objective, bbh and serve take --model and the compute flags from here too), and the one place
 // that turns them into a loaded Model. Options that change the model for every command (such
 // as applying LoRA modules) belong here, so each command gets them by calling load().
 #pragma once
@@ -28,7 +28,7 @@ struct ModelArgs {
   std::vector<std::string> gks_lora;
   bool chat = false;       // wrap inputs in the model's chat template (instruct models)
   bool bf16 = false;       // bf16 weights and products (fast path) instead of f32 (reference path)
-  bool int8 = false;       // int8 weights per output channel, VNNI products
+  bool int8 = false;       // int8 weights per output channel, int8 products (--int8's help)
   bool quantized = false;  // GGUF: products in the file's quantized blocks
 
   void add_options(CLI::App* cmd);
@@ -38,6 +38,10 @@ struct ModelArgs {
   void add_compute_options(CLI::App* cmd);
   // --chat alone (add_options has it), for commands that define their own --model/--lora.
   void add_chat_option(CLI::App* cmd);
+  // --threads, where given (> 0), as the runtime's compute threads (main set all cores).
+  void set_threads() const;
+  // --bf16, --int8 and --quantized as the options of a model load (nothing merged).
+  api::ModelOptions compute_options() const;
   // The model, with the --lora adapter merged in where it is merged (see lora_side_path).
   std::shared_ptr<const api::Model> load() const;
   // Where --lora stays an unmerged side path, passed per call: with --arrow (the mixture

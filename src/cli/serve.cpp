@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "cli/command.h"
+#include "cli/model_args.h"
 #include "cli/stop_signals.h"
 #include "lorahub/serve.h"
 
@@ -15,9 +16,9 @@ namespace lorahub::cli {
 namespace {
 
 struct ServeArgs {
-  api::ServeOptions server;
+  api::ServeOptions server;  // all but model and model_options, which come from `model`
+  ModelArgs model;           // --model and the compute flags, as generate's
   double max_body_mib = 1, cache_mib = 256, shutdown_seconds = 10;
-  int threads = 0;
 };
 
 // The flag of each api::ServeOptions field that can be at fault.
@@ -26,8 +27,10 @@ const char* flag_of(const std::string& field) {
 }
 
 void serve(ServeArgs& a) {
-  api::init_runtime({.threads = a.threads});
+  a.model.set_threads();
   api::ServeOptions& o = a.server;
+  o.model = a.model.model;
+  o.model_options = a.model.compute_options();
   o.max_body_bytes = static_cast<size_t>(a.max_body_mib * (1 << 20));
   o.adapter_cache_bytes = static_cast<size_t>(a.cache_mib * (1 << 20));
   o.shutdown_timeout = std::chrono::milliseconds(static_cast<int64_t>(a.shutdown_seconds * 1000));
@@ -50,7 +53,7 @@ const Registrar reg("serve", 65, [](CLI::App& app) {
   auto a = std::make_shared<ServeArgs>();
   auto* cmd = app.add_subcommand(
       "serve", "OpenAI-compatible server; each request may compose LoRA modules (\"lora\")");
-  cmd->add_option("--model", a->server.model, "HF model folder or .gguf file")->required();
+  a->model.add_model_option(cmd);
   cmd->add_option("--name", a->server.name,
                   "The base model's id in requests (default: its file name)");
   cmd->add_option(
@@ -85,15 +88,7 @@ const Registrar reg("serve", 65, [](CLI::App& app) {
                   "Seconds in-flight requests may still run after SIGTERM (then cancelled)")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));
-  cmd->add_option("--threads", a->threads, "Compute threads (0 = all cores)")
-      ->capture_default_str();
-  cmd->add_flag("--bf16", a->server.model_options.bf16,
-                "bf16 weights and products (the fast path)");
-  cmd->add_flag("--int8", a->server.model_options.int8,
-                "int8 weights per output channel, VNNI products (as generate --int8); LoRA "
-                "stays an f32 side path");
-  cmd->add_flag("--quantized", a->server.model_options.quantized,
-                "GGUF models: products in the file's quantized blocks (as generate --quantized)");
+  a->model.add_compute_options(cmd);
   cmd->callback([a] { serve(*a); });
 });
 
