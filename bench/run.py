@@ -4,7 +4,9 @@ Every side runs as its own child process; the harness measures its wall time and
 (os.wait4's ru_maxrss of that child). Both sides get all cores (OMP_NUM_THREADS = nproc).
 Writes RESULTS (default bench/results/latest.json, exactly the schema of the issue), details
 beside it (*-details.json: every number and command), and the table in bench/README.md.
-A missing `lorahub` binary or subcommand is reported as missing, never as a crash.
+A missing `lorahub` binary or subcommand is reported as missing, never as a crash. W3's two
+programs are built first (bench_forward is not in the default build) where --bench-bin is a CMake
+tree's bin/; where they cannot be built, the run stops at once with the command that builds them.
 
 Usage: python bench/run.py [--size large|tiny] [--steps 40] [--w2-examples 100] [--skip-w2]
                            [--fp32 | --paths int8,fp32,bf16]
@@ -70,6 +72,29 @@ def run_measured(cmd, log_path: Path, env=None):
 
 def ratio(a, b):
     return a / b if a is not None and b else None
+
+
+# W3's programs (bench/CMakeLists.txt). bench_forward is EXCLUDE_FROM_ALL: a plain build lacks it.
+W3_TARGETS = ["bench_forward", "bench_matmul_peak"]
+
+
+def build_w3_programs(bench_bin: Path):
+    """Builds (or brings up to date) W3's programs in the CMake tree whose bin/ is bench_bin, so
+    that W3 measures the engine as it is; a bench_bin outside a CMake tree is used as it is.
+    Exits with the command that builds them (one line) where that fails or they are missing:
+    W3 reported missing at the end of an hour's run helps nobody."""
+    build = bench_bin.parent
+    command = f"cmake --build {build} --target {' '.join(W3_TARGETS)}"
+    if (build / "CMakeCache.txt").is_file():
+        log(f"build: {command}")
+        r = subprocess.run(["cmake", "--build", str(build), "--target", *W3_TARGETS],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        if r.returncode != 0:
+            sys.stderr.write(r.stdout[-4000:])
+            sys.exit(f"bench: W3's programs did not build (errors above): {command}")
+    missing = [t for t in W3_TARGETS if not (bench_bin / t).is_file()]
+    if missing:
+        sys.exit(f"bench: W3 needs {' and '.join(missing)} in {bench_bin}: build with {command}")
 
 
 def has_subcommand(lorahub, name):
@@ -333,7 +358,7 @@ class Bench:
                 if r["rc"] == 0:
                     forwards[dtype] = json.loads(r["stdout"])
         else:
-            self.missing(f"{forward_bin} (W3 forward pass; needs the T5 engine)")
+            self.missing(f"{forward_bin} (W3 forward pass)")
         self.details["w3"] = {"peaks": peaks, "forwards": forwards}
         # Headline: the fastest forward we have, against the peak of its own dtype.
         best = max(forwards.values(), key=lambda f: f["gflops"], default=None)
@@ -413,6 +438,7 @@ def main():
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+    build_w3_programs(Path(args.bench_bin))  # before the workload: a failure costs nothing yet
     started = datetime.datetime.now(datetime.timezone.utc)
     loads = [load_average()]
     log(f"workload ({args.size}); built once into {args.cache}")
