@@ -16,16 +16,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests" / "parity"))
-from tiny_models import box_points, compose_into, t5_statistics, write_rounded_copy  # noqa: E402
+from tiny_models import (box_points, compose_into, objective_args, objectives_of,  # noqa: E402
+                         relative_errors, t5_statistics, write_rounded_copy)
 
 BIN = os.environ.get("LORAHUB_BIN", str(ROOT / "build" / "bin" / "lorahub"))
 
 
 def objectives(info, points, *flags, model=None):
-    cmd = [BIN, "objective", "--model", str(model or info["model"]), "--lora", *info["modules"],
-           "--examples", info["few_shot"], *(f"--weights={w}" for w in points), *flags]
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return [json.loads(line)["objective"] for line in out.splitlines()]
+    cmd = [BIN, *objective_args(model or info["model"], info["modules"], info["few_shot"], points,
+                                *flags)]
+    return objectives_of(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout)
 
 
 def main():
@@ -54,7 +54,7 @@ def main():
         w16 = objectives(info, points, model=write_rounded_copy(Path(info["model"]), Path(tmp), 32767))
     for name, vals in [("w16", w16), ("bf16", objectives(info, points, "--bf16")),
                        ("int8", objectives(info, points, "--int8"))]:
-        result[name] = [v / a - 1 for a, v in zip(f32, vals)]
+        result[name] = relative_errors(f32, vals)
     print(json.dumps(result, indent=1))
 
 

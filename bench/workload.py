@@ -12,9 +12,8 @@ Nothing can be downloaded here, so everything is made locally and deterministica
     the decoder output scaled by d_model^-0.5 before the LM head, as T5 v1.0 does (transformers
     5 ties every T5 made from a config, whatever tie_word_embeddings says, but scales only with
     scale_decoder_outputs, which we switch on: CE ~ ln(vocab), not ~130 as the unscaled head of
-    std 1 gave), and
-    each module's update 5 % of the norm of the weight it adapts (the objective is smooth over
-    LoraHub's box, not chaotic);
+    std 1 gave), and each module's update 5 % of the norm of the weight it adapts (the
+    objective is smooth over LoraHub's box, not chaotic);
   - date_understanding split as DESIGN §1 says: prompts ordered by the SHA-256 hex digest of the
     input, the first 5 are the few-shot examples, the rest the test set.
 

@@ -21,7 +21,8 @@ import torch
 from conftest import run_lorahub
 from test_t5_parity import spiece  # noqa: F401 (fixture)
 from t5_tiny import SPM_VOCAB, bbh_prompts, hf_tokenizer, write_jsonl
-from tiny_models import (box_points, compose_into, save_lora_modules, t5_statistics,
+from tiny_models import (box_points, compose_into, objective_args, objectives_of,
+                         relative_errors as relative, save_lora_modules, t5_statistics,
                          trained_like_t5, write_rounded_copy)
 
 MODULES = 8
@@ -57,19 +58,14 @@ def workload(spiece, bbh_dir, tmp_path_factory):  # noqa: F811
 
 def objectives(work, *flags, model=None):
     """The objective at every point of POINTS, one process."""
-    out = run_lorahub("objective", "--model", model or work["model"], "--lora", *work["modules"],
-                      "--examples", work["examples"], *(f"--weights={w}" for w in POINTS),
-                      *flags)
-    return [json.loads(line)["objective"] for line in out.stdout.splitlines()]
+    out = run_lorahub(*objective_args(model or work["model"], work["modules"], work["examples"],
+                                      POINTS, *flags))
+    return objectives_of(out.stdout)
 
 
 @pytest.fixture(scope="module")
 def f32(workload):
     return objectives(workload)
-
-
-def relative(f32, other):
-    return [b / a - 1 for a, b in zip(f32, other)]
 
 
 def test_workload_statistics_are_trained_like(workload, f32):

@@ -16,6 +16,8 @@ The random T5 LoraHub workload with trained-like statistics, defined here once f
     save_lora_modules(model, model_dir, out, count, seed) -> adapter dirs (r 16, alpha 32, q, v;
                                                 each module moves each target by LORA_REL_DELTA)
     compose_into(model, modules, weights)    -> the model with LoraHub's composition merged
+    objective_args(model, modules, examples, points, *flags) -> `lorahub objective` arguments;
+    objectives_of(stdout), relative_errors(reference, other) -> its values, their relative errors
     t5_statistics(model, rows, tokenizer)    -> {"ce", "attention_entropy"}: the sanity check
     round_rows(t, levels)                    -> t rounded per row to `levels` steps (fake quant)
 
@@ -68,9 +70,8 @@ def tensor_sha256(t: torch.Tensor) -> str:
 # tie_word_embeddings=False, transformers 5 ties it to the embeddings yet does not scale the
 # decoder output (scale_decoder_outputs false): logits have std sqrt(d_model) (32 on
 # FLAN-T5-large's shape) and the cross-entropy is ~130 nats (bench W1 until session 15 was such
-# a model: tied, unscaled). And PEFT LoRA
-# with B ~ N(0, 0.02^2) (the old bench/workload.py) changes q by 128 % of its norm per module
-# (T5 initialises q with std (d_model d_kv)^-0.5). LoraHub composes A and B separately, so at
+# a model: tied, unscaled). And PEFT LoRA with B ~ N(0, 0.02^2) (the old bench/workload.py)
+# changes q by 128 % of its norm per module (T5 initialises q with std (d_model d_kv)^-0.5). LoraHub composes A and B separately, so at
 # the box's points (|w| up to 1.5, 20 modules) q grew ~20x, softmax ran at argmax and the
 # objective became chaotic: 16-bit weights moved it 7.5 % (bench/README.md, session 11).
 # Here: the decoder output is scaled by d_model^-0.5 (what T5 v1.0 does before its tied head;
@@ -178,6 +179,21 @@ def t5_statistics(model, rows, tokenizer):
     ent = torch.cat(entropies)
     return {"ce": float(out.loss), "ln_vocab": math.log(model.config.vocab_size),
             "attention_entropy": float(ent.mean()), "attention_entropy_p10": float(ent.quantile(0.1))}
+
+
+def objective_args(model, modules, examples, points, *flags):
+    """`lorahub objective`'s arguments for the objective at every point (one process, one JSON
+    line per point; parse with objectives_of)."""
+    return ["objective", "--model", str(model), "--lora", *map(str, modules), "--examples",
+            str(examples), *(f"--weights={w}" for w in points), *flags]
+
+
+def objectives_of(stdout: str):
+    return [json.loads(line)["objective"] for line in stdout.splitlines()]
+
+
+def relative_errors(reference, other):
+    return [b / a - 1 for a, b in zip(reference, other)]
 
 
 def round_rows(t: torch.Tensor, levels: int) -> torch.Tensor:
