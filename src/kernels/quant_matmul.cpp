@@ -518,17 +518,21 @@ LORAHUB_VNNI_TARGET inline void accumulate(const Chunk& ch, const uint8_t* const
 // permute of f to the lanes' sub-blocks, a convert and an FMA. Same integers as the reference.
 
 // Q4_K's 12 bytes of 6-bit sub-block scales and minima as 16 bytes [sc0..7, mn0..7]: ggml's
-// masks on 32-bit words, the same values as scale_min_k4 byte by byte.
+// masks on 32-bit words, the same values as scale_min_k4 byte by byte. In vector lanes: built in
+// general registers and stored as four words, the 16-byte reload of them missed store forwarding
+// and stalled each Q4_K super-block (a third of the kernel's cycles at one row).
 LORAHUB_VNNI_TARGET inline __m128i k4_scales_mins(const uint8_t* s) {
-  constexpr uint32_t k6 = 0x3f3f3f3f, k4 = 0x0f0f0f0f, k2 = 0x03030303;
-  uint32_t u[4];
-  std::memcpy(u, s, 12);
-  u[3] = ((u[2] >> 4) & k4) | (((u[1] >> 6) & k2) << 4);  // mn4..7
-  const uint32_t mins_low = u[1] & k6;                    // mn0..3
-  u[1] = (u[2] & k4) | (((u[0] >> 6) & k2) << 4);         // sc4..7
-  u[2] = mins_low;
-  u[0] &= k6;  // sc0..3
-  return _mm_loadu_si128(reinterpret_cast<const __m128i*>(u));
+  const __m128i w = load16(s);  // words w0, w1, w2 (the 4 bytes after them unused)
+  const __m128i low = _mm_shuffle_epi32(w, _MM_SHUFFLE(2, 1, 2, 0));   // w0, w2, w1, w2
+  const __m128i high = _mm_shuffle_epi32(w, _MM_SHUFFLE(1, 1, 0, 0));  // w0, w0, w1, w1
+  // [w0 & k6, w2 & k4, w1 & k6, (w2 >> 4) & k4]
+  const __m128i lows =
+      _mm_and_si128(_mm_srlv_epi32(low, _mm_setr_epi32(0, 0, 0, 4)),
+                    _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+  // lanes 1 and 3: ((w0 | w1) >> 6 & k2) << 4, the two high bits of sc4..7 and mn4..7
+  const __m128i highs = _mm_and_si128(_mm_slli_epi32(_mm_srli_epi32(high, 6), 4),
+                                      _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+  return _mm_or_si128(lows, highs);
 }
 
 // Lane l of the result = lane idx[l] of v.
