@@ -4,7 +4,7 @@
 BBH prompts, greedy, same thread count.
 
     .venv/bin/python bench/llamacpp_decode.py [--prompts 10] [--max-new-tokens 32] [--threads 2]
-        [--paths quantized,bf16,int8,f32] [--qwen | --model GGUF]
+        [--paths quantized,bf16,int8,f32] [--qwen | --model GGUF] [--rounds 1]
 
 Ours: prefill and decoding timed inside the engine around its own calls (generate --json's
 "timings": the prefill forwards, and each decoding step with the pick of its token), as llama.cpp's
@@ -14,11 +14,13 @@ llama.cpp: greedy by argmax of the last position's logits,
 stopping at llama.cpp's end-of-generation tokens (SmolLM2: <|im_end|>, <|endoftext|>) as ours does.
 llama.cpp is created with use_extra_bufts=False (its AMX repacking dies with SIGILL on some VMs).
 Prints one JSON object and writes bench/results/llamacpp_decode[_<model>].json, with the load average:
-numbers taken on a shared machine are not quiet-machine values.
+numbers taken on a shared machine are not quiet-machine values. --rounds N alternates the engines
+N times and reports each round's ratio and their median (tokens/s and ids: the first round).
 """
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,6 +100,8 @@ def main():
     ap.add_argument("--prompts", type=int, default=10)
     ap.add_argument("--max-new-tokens", type=int, default=32)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="alternate llama.cpp and ours this many times; ratios are the median")
     ap.add_argument("--paths", default="quantized,bf16,int8,f32",
                     help="our compute paths, comma-separated (f32 = no flag)")
     which = ap.add_mutually_exclusive_group()
@@ -122,18 +126,28 @@ def main():
     result = {"model": os.path.basename(model), "cpu": cpu,
               "prompts": a.prompts, "max_new_tokens": a.max_new_tokens, "batch": 1,
               "threads": a.threads, "load_average_start": os.getloadavg()}
-    theirs = run_llamacpp(model, prompts, a.max_new_tokens, a.threads)
-    ours = [run_ours(a.bin, model, prompts, a.max_new_tokens, a.threads, flags)
-            for flags in ([] if p == "f32" else [f"--{p}"] for p in a.paths.split(","))]
+    # Rounds alternate the two engines: on a VM whose memory bandwidth moves with its neighbours'
+    # load (seen: the same run 9-12 tok/s minutes apart), each ratio compares runs seconds apart.
+    runs = [(run_llamacpp(model, prompts, a.max_new_tokens, a.threads),
+             [run_ours(a.bin, model, prompts, a.max_new_tokens, a.threads, flags)
+              for flags in ([] if p == "f32" else [f"--{p}"] for p in a.paths.split(","))])
+            for _ in range(a.rounds)]
     result["load_average_end"] = os.getloadavg()
+    theirs, ours = runs[0]
     result["llamacpp"] = theirs  # with its ids: the continuations that differ can be looked at
+    result["llamacpp"]["decode_tokens_per_s_rounds"] = [t["decode_tokens_per_s"] for t, _ in runs]
     result["lorahub"] = []
-    for o in ours:
+    for i, o in enumerate(ours):
         mine = o["ids"]
         o["identical_to_llamacpp"] = sum(x == y for x, y in zip(mine, theirs["ids"]))
         o["common_prefix_tokens"] = [next((t for t, (a, b) in enumerate(zip(x, y)) if a != b),
                                           min(len(x), len(y))) for x, y in zip(mine, theirs["ids"])]
-        o["decode_ratio_to_llamacpp"] = o["decode_tokens_per_s"] / theirs["decode_tokens_per_s"]
+        o["decode_tokens_per_s_rounds"] = [r[i]["decode_tokens_per_s"] for _, r in runs]
+        o["decode_ratio_rounds"] = [r[i]["decode_tokens_per_s"] / t["decode_tokens_per_s"]
+                                    for t, r in runs]
+        o["decode_ratio_to_llamacpp"] = statistics.median(o["decode_ratio_rounds"])
+        o["prefill_ratio_to_llamacpp"] = statistics.median(
+            r[i]["prefill_tokens_per_s"] / t["prefill_tokens_per_s"] for t, r in runs)
         result["lorahub"].append(o)
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(json.dumps(result, indent=2) + "\n")
