@@ -1089,11 +1089,18 @@ using BlockKernel = void (*)(const ActRows&, int64_t, int, WeightRows&, int, boo
 void matmul_dequantized_tiles(const float* a, const QuantMatrix& b, float* c, int64_t m,
                               float beta) {
   const int64_t n = b.rows, k = b.cols;
-  const int64_t step = std::max<int64_t>(1, std::min(n, kTileValues / k));
-  thread_local std::vector<float> tile;
-  tile.resize(static_cast<size_t>(step * k));
-  for (int64_t j0 = 0; j0 < n; j0 += step) {
-    const int64_t rows = std::min(step, n - j0);
+  const int threads = omp_in_parallel() ? 1 : compute_threads();
+  // Each thread dequantizes its own tiles and multiplies them on itself (inside a parallel
+  // region oneDNN's sgemm runs on the calling thread): with one tile at a time the other
+  // threads waited while the calling thread dequantized.
+  const int64_t step =
+      std::max<int64_t>(1, std::min({n, kTileValues / k, (n + threads - 1) / threads}));
+  const int64_t tiles = (n + step - 1) / step;
+#pragma omp parallel for schedule(static) if (threads > 1 && tiles > 1)
+  for (int64_t t = 0; t < tiles; ++t) {
+    thread_local std::vector<float> tile;
+    tile.resize(static_cast<size_t>(step * k));
+    const int64_t j0 = t * step, rows = std::min(step, n - j0);
     dequantize_rows(b, j0, rows, tile.data());
     gemm(true, m, rows, k, a, k, tile.data(), k, c + j0, n, beta);
   }

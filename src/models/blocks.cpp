@@ -331,8 +331,9 @@ LORAHUB_SIMD void attend_head_loops(const AttentionLayer& layer, const HeadViewO
 
 // Below this many multiply-adds per head the loop path is faster than BLAS.
 constexpr int64_t kLoopPathWork = 1 << 16;
-// Multiply-adds of q·K over all heads below which attend() runs on one thread (~10 µs of work).
-constexpr int64_t kAttendParallelMin = 1 << 18;
+// Multiply-adds of q·K over all heads below which attend() runs on one thread: about 2 µs of
+// work, what a hand-off to spinning threads costs (a decoding step over 30 keys passes it).
+constexpr int64_t kAttendParallelMin = 1 << 14;
 
 }  // namespace
 
@@ -399,13 +400,18 @@ void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows
         .bias = mask.bias ? mask.bias + (h * rows.len + rows.first[b]) * k_len : nullptr,
         .bias_stride = k_len};
   };
-  const int64_t units = rows.batch * layer.n_kv_heads;
   const int64_t max_q = rows.batch ? *std::max_element(rows.count.begin(), rows.count.end()) : 0;
-  // (sequence, key/value head) units side by side on the threads, each with its query heads;
-  // inside the parallel loop oneDNN's sgemm runs on the calling thread, so small per-head
-  // products pay no thread hand-off.
   const bool loops = max_q * k_len * layer.head_dim <= kLoopPathWork;
-  // A decoding step's few heads over a short cache cost less than the threads' hand-off.
+  // A bf16 cache read in place needs no widened copy shared by a group's query heads, so each
+  // query head is its own unit: a decoding step's few key/value heads (3 in SmolLM2, 2 in
+  // Qwen2.5) would split unevenly over the threads.
+  const bool in_place = loops && cache.bf16();
+  const int64_t per_sequence = in_place ? layer.n_heads : layer.n_kv_heads;
+  const int64_t units = rows.batch * per_sequence;
+  // Otherwise (sequence, key/value head) units side by side on the threads, each with its query
+  // heads; inside the parallel loop oneDNN's sgemm runs on the calling thread, so small per-head
+  // products pay no thread hand-off. A decoding step's few heads over a short cache cost less
+  // than the threads' hand-off.
   const bool parallel =
       units > 1 && rows.batch * layer.n_heads * max_q * k_len * layer.head_dim > kAttendParallelMin;
 #pragma omp parallel if (parallel)
@@ -413,14 +419,15 @@ void attend(const AttentionLayer& layer, const float* q, const RaggedBatch& rows
     std::vector<float> scores(static_cast<size_t>(max_q * k_len)), buffer;
 #pragma omp for schedule(dynamic)
     for (int64_t u = 0; u < units; ++u) {
-      const int64_t b = u / layer.n_kv_heads, kvh = u % layer.n_kv_heads;
-      if (loops && cache.bf16()) {  // the bf16 cache in place
-        const size_t kv_off = cache.offset(b, 0, kvh, hd);
-        const uint16_t *k = &cache.k16[kv_off], *v = &cache.v16[kv_off];
-        for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h)
-          attend_head_loops(layer, view(b, h, k, v, stride), mask.causal, scores.data());
+      const int64_t b = u / per_sequence;
+      if (in_place) {  // the bf16 cache in place, one query head
+        const int64_t h = u % per_sequence;
+        const size_t kv_off = cache.offset(b, 0, h / group, hd);
+        attend_head_loops(layer, view(b, h, &cache.k16[kv_off], &cache.v16[kv_off], stride),
+                          mask.causal, scores.data());
         continue;
       }
+      const int64_t kvh = u % per_sequence;
       const KeysValues kv = keys_values(b, kvh, buffer);
       for (int64_t h = kvh * group; h < (kvh + 1) * group; ++h) {
         const HeadView hv = view(b, h, kv.k, kv.v, kv.stride);

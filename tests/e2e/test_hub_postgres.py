@@ -31,7 +31,7 @@ def free_port():
 def postgres_url():
     bin_dir = pg_bin_dir()
     if bin_dir is None:
-        pytest.skip("Debian's PostgreSQL server is not installed (scripts/setup.sh installs it)")
+        pytest.fail("Debian's PostgreSQL server is not installed (scripts/setup.sh installs it)")
     as_root = os.geteuid() == 0
     prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
     work = Path(tempfile.mkdtemp(prefix="lorahub-pg-"))

@@ -85,7 +85,6 @@ class Nginx:
         stop_process(self.proc)
 
 
-@pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is installed by scripts/setup.sh")
 def test_hf_client_uploads_and_downloads_over_https(tmp_path):
     folder = make_adapter(tmp_path / "a", seed=3)
     cert, key = self_signed(tmp_path)
@@ -151,7 +150,6 @@ def trickle(sock, first, limit):
 
 @pytest.mark.serial  # asserts wall-clock bounds: not beside another busy worker
 @pytest.mark.malformed
-@pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is installed by scripts/setup.sh")
 def test_slow_clients_are_cut_by_nginx_and_the_hub_while_others_are_served(tmp_path):
     """Through deploy/nginx-hub.conf: headers trickling in are cut by nginx's client_header_timeout
     (10 s); a body trickling in (never 30 s between two reads, so nginx lets it through) is cut

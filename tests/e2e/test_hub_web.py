@@ -15,7 +15,7 @@ CHROMEDRIVER = shutil.which("chromedriver")
 @pytest.fixture
 def browser(tmp_path):
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.skip("Debian chromium + chromium-driver not installed (scripts/setup.sh installs them)")
+        pytest.fail("Debian chromium + chromium-driver not installed (scripts/setup.sh installs them)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     options = webdriver.ChromeOptions()

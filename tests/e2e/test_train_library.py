@@ -96,14 +96,6 @@ def test_committed_modules_are_composable(library):
     assert set(configs.values()) == {(8, 16, ("q_proj", "v_proj"), base_model)}
 
 
-def hub_available():
-    from conftest import lorahub_bin
-    binary = Path(lorahub_bin())
-    return binary.exists() and subprocess.run([str(binary), "hub", "push", "--help"],
-                                              capture_output=True).returncode == 0
-
-
-@pytest.mark.skipif(not hub_available(), reason="lorahub binary without the hub subcommand")
 def test_publish_library_round_trip(tiny_run, tmp_path):
     """publish_library.sh pushes each manifest module to a fresh local hub; pulling gives back
     the same bytes."""

