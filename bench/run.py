@@ -25,7 +25,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
-import workload as workload_mod  # noqa: E402
 
 PY = sys.executable
 # Our compute paths and the flags that select them (the order W3 times them in).
@@ -68,6 +67,17 @@ def run_measured(cmd, log_path: Path, env=None):
         log(f"  exit {rc}: " + " | ".join(tail))
     return {"cmd": " ".join(map(str, cmd)), "seconds": wall, "rss_mb": usage.ru_maxrss / 1024,
             "rc": rc, "stdout": out, "log": str(log_path)}
+
+
+def build_workload(cache: Path, size: str) -> dict:
+    """bench/workload.py in a child process (it reads LORAHUB_BBH_DIR itself). Not in this one:
+    Linux reports as a child's ru_maxrss at least the RSS its parent had when it forked (exec
+    records the copied image's high-water mark), so a harness that had imported torch and built
+    the 3.7 GB model itself made every side's peak RSS read 3.7 GB in the run that built it."""
+    res = subprocess.run([sys.executable, str(Path(__file__).parent / "workload.py"), "--cache",
+                          str(cache), "--size", size, "--modules", "20"],
+                         check=True, stdout=subprocess.PIPE, text=True)
+    return json.loads(res.stdout)
 
 
 def ratio(a, b):
@@ -405,7 +415,7 @@ def slim(obj):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", choices=sorted(workload_mod.SIZES), default="large")
+    ap.add_argument("--size", default="large", help="large, small or tiny (bench/workload.py)")
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--w2-examples", type=int, default=100)
     ap.add_argument("--skip-w2", action="store_true")
@@ -442,8 +452,7 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc)
     loads = [load_average()]
     log(f"workload ({args.size}); built once into {args.cache}")
-    work = workload_mod.build(args.cache, args.size, 20,
-                              Path(os.environ.get("LORAHUB_BBH_DIR", workload_mod.DEFAULT_BBH)))
+    work = build_workload(args.cache, args.size)
     run_dir = args.cache / "runs" / started.strftime("%Y%m%dT%H%M%S")
     run_dir.mkdir(parents=True)
     # W2 runs on the first --w2-examples rows of the test set (the whole set is 245 rows).

@@ -91,3 +91,28 @@ def test_outside_a_cmake_tree_missing_programs_stop_with_the_command(tmp_path, m
         bench_run.build_w3_programs(bindir)
     assert not calls.exists()
     assert str(e.value.code).endswith(COMMAND.format(tmp_path))
+
+
+def test_the_harness_builds_the_workload_in_a_child_so_peak_rss_stays_each_sides_own(tmp_path):
+    """Linux reports as a child's ru_maxrss at least its parent's RSS at fork: a harness that
+    imported torch and built the model itself made every measured peak RSS read 3.7 GB (W1's
+    0.93x on 2026-12-04, 0.45x when rerun). The harness must stay small while it builds."""
+    import json
+    import subprocess
+    import sys
+    probe = (
+        "import importlib.util, json, resource, sys\n"
+        f"spec = importlib.util.spec_from_file_location('bench_run', {str(ROOT / 'bench' / 'run.py')!r})\n"
+        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)\n"
+        "from pathlib import Path\n"
+        f"work = m.build_workload(Path({str(tmp_path / 'cache')!r}), 'tiny')\n"
+        f"child = m.run_measured(['true'], Path({str(tmp_path / 'true.log')!r}))\n"
+        "print(json.dumps({'torch': 'torch' in sys.modules, 'model': work['model'],\n"
+        "  'self_mb': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,\n"
+        "  'child_mb': child['rss_mb']}))\n")
+    out = json.loads(subprocess.run([sys.executable, "-c", probe], check=True,
+                                    capture_output=True, text=True).stdout)
+    assert Path(out["model"], "config.json").exists()
+    assert not out["torch"]
+    assert out["self_mb"] < 100, out  # torch alone is several hundred MB
+    assert out["child_mb"] < 100, out
