@@ -263,7 +263,10 @@ json bbh_settings(const BbhConfig& c, std::string_view engine_version) {
             {"optimizer", optimizer_settings(static_cast<int>(c.sample))},
             {"l1", ObjectiveOptions{}.l1}};
   // Only when set, so that the key of the default settings stays as it was before they existed.
-  if (c.bf16) s["compute"] = "bf16";
+  if (c.bf16) {
+    s["compute"] = "bf16";
+    s["bf16_numerics"] = kBf16NumericsRevision;
+  }
   if (c.int8) s["compute_int8"] = true;
   if (c.quantized) s["compute_quantized"] = true;
   if (c.sampler != "fisher-yates") s["sampler"] = c.sampler;
