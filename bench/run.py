@@ -74,7 +74,7 @@ def build_workload(cache: Path, size: str) -> dict:
     Linux reports as a child's ru_maxrss at least the RSS its parent had when it forked (exec
     records the copied image's high-water mark), so a harness that had imported torch and built
     the 3.7 GB model itself made every side's peak RSS read 3.7 GB in the run that built it."""
-    res = subprocess.run([sys.executable, str(Path(__file__).parent / "workload.py"), "--cache",
+    res = subprocess.run([sys.executable, str(HERE / "workload.py"), "--cache",
                           str(cache), "--size", size, "--modules", "20"],
                          check=True, stdout=subprocess.PIPE, text=True)
     return json.loads(res.stdout)

@@ -23,15 +23,13 @@ void gemm(bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a, int
 // oneDNN (AVX512-BF16 where the CPU has it), so the only error against matmul_abt is the rounding
 // of A and B to bf16: relative error about 2^-8 per product (tolerance: tests/unit/kernels).
 //
-// Two implementations: up to small_rows_max() rows (a decoding step) a kernel of ours on
-// AVX512-BF16 (kernels/small_rows_bf16.h) where the build has it, else oneDNN. `path` forces one
-// for tests and benchmarks; kSmallRows throws where the build lacks AVX512-BF16. The choice
-// depends on the CPU (AMX or not), and the two sum in different orders: the bf16 path's numbers
-// differ between CPUs by rounding (keyed as such: LORAHUB_BF16_NUMERICS_REVISION).
+// Two implementations: up to kSmallRowsMax rows (6 where oneDNN has AMX; a decoding step) a kernel
+// of ours on AVX512-BF16 (kernels/small_rows_bf16.h) where the build has it, else oneDNN. `path`
+// forces one for tests and benchmarks; kSmallRows throws where the build lacks AVX512-BF16. The
+// choice depends on the CPU (AMX or not), and the two sum in different orders: the bf16 path's
+// numbers differ between CPUs by rounding (keyed as such: LORAHUB_BF16_NUMERICS_REVISION).
 enum class Bf16Path { kAuto, kLibrary, kSmallRows };
 inline constexpr int64_t kSmallRowsMax = 32;
-inline constexpr int64_t kSmallRowsMaxWithAmx = 6;
-int64_t small_rows_max();
 void matmul_abt_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
                      float beta = 0.0f, Bf16Path path = Bf16Path::kAuto);
 // The same with A already rounded to bf16 (a16 = f32_to_bf16(a)): one rounding pass for several

@@ -93,10 +93,14 @@ bool bf16_matmul_native() {
 #endif
 }
 
+namespace {
+
 // Rows up to which our small-rows kernel beats oneDNN. Where oneDNN runs AMX tiles they win
 // from about 8 rows (`bench_matmul_small_rows --threads 2`, Intel Xeon with AMX, 2026-12-04: 4
 // rows 12.4 ms ours vs 18.4, 8 rows 19.3 vs 18.7, 32 rows 58.9 vs 23.1); on AVX512-BF16 alone
 // ours wins up to kSmallRowsMax (AMD EPYC: 1.3-1.5x for 1-16 rows).
+constexpr int64_t kSmallRowsMaxWithAmx = 6;
+
 int64_t small_rows_max() {
 #ifdef LORAHUB_HAVE_DNNL
   static const bool amx =
@@ -105,6 +109,8 @@ int64_t small_rows_max() {
 #endif
   return kSmallRowsMax;
 }
+
+}  // namespace
 
 void matmul_abt_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
                      float beta, Bf16Path path) {
