@@ -268,7 +268,10 @@ json bbh_settings(const BbhConfig& c, std::string_view engine_version) {
     s["bf16_numerics"] = kBf16NumericsRevision;
   }
   if (c.int8) s["compute_int8"] = true;
-  if (c.quantized) s["compute_quantized"] = true;
+  if (c.quantized) {
+    s["compute_quantized"] = true;
+    s["quantized_numerics"] = kQuantizedNumericsRevision;
+  }
   if (c.sampler != "fisher-yates") s["sampler"] = c.sampler;
   if (!c.select.empty()) s["select"] = c.select;
   if (c.metric != "exact") {

@@ -36,6 +36,10 @@ void matmul_abt_bf16(const float* a, const uint16_t* b, float* c, int64_t m, int
 // products that read the same input (q, k, v; gate and up).
 void matmul_abt_bf16(const uint16_t* a16, const uint16_t* b, float* c, int64_t m, int64_t n,
                      int64_t k, float beta = 0.0f, Bf16Path path = Bf16Path::kAuto);
+// The library's product alone (oneDNN, on the calling thread inside a parallel region) into C's
+// columns 0..n of rows ldc apart: one tile of a wider product (quantized weights as bf16 tiles).
+void matmul_abt_bf16_library(const uint16_t* a16, const uint16_t* b, float* c, int64_t ldc,
+                             int64_t m, int64_t n, int64_t k, float beta = 0.0f);
 // True when the bf16 path runs in oneDNN; false when it widens to f32 for sgemm (no oneDNN).
 bool bf16_matmul_native();
 

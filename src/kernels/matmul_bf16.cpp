@@ -38,17 +38,18 @@ struct Bf16Matmul {
   dnnl::matmul primitive;
 };
 
-const Bf16Matmul& bf16_matmul(int64_t m, int64_t n, int64_t k, float beta) {
+// C's rows are ldc apart (ldc ≥ n: a tile of a wider product's columns).
+const Bf16Matmul& bf16_matmul(int64_t m, int64_t n, int64_t k, int64_t ldc, float beta) {
   using dnnl::memory;
   using tag = memory::format_tag;
   using dt = memory::data_type;
-  thread_local std::map<std::tuple<int64_t, int64_t, int64_t, float>, Bf16Matmul> cache;
-  auto key = std::make_tuple(m, n, k, beta);
+  thread_local std::map<std::tuple<int64_t, int64_t, int64_t, int64_t, float>, Bf16Matmul> cache;
+  auto key = std::make_tuple(m, n, k, ldc, beta);
   auto it = cache.find(key);
   if (it != cache.end()) return it->second;
   memory::desc a_md({m, k}, dt::bf16, tag::ab);
   memory::desc b_md({k, n}, dt::bf16, tag::ba);  // B [n,k] row-major is Bᵀ [k,n] column-major
-  memory::desc c_md({m, n}, dt::f32, tag::ab);
+  memory::desc c_md({m, n}, dt::f32, memory::dims{ldc, 1});
   dnnl::primitive_attr attr;
   if (beta != 0.0f) {
     dnnl::post_ops ops;
@@ -61,9 +62,9 @@ const Bf16Matmul& bf16_matmul(int64_t m, int64_t n, int64_t k, float beta) {
 }
 
 void dnnl_abt(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t n, int64_t k,
-              float beta) {
+              int64_t ldc, float beta) {
   using dnnl::memory;
-  const Bf16Matmul& mm = bf16_matmul(m, n, k, beta);
+  const Bf16Matmul& mm = bf16_matmul(m, n, k, ldc, beta);
   dnnl::engine& engine = cpu_engine();
   dnnl::stream& stream = thread_stream();
   memory a_mem(mm.a_md, engine, const_cast<uint16_t*>(a));
@@ -75,11 +76,11 @@ void dnnl_abt(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t
 }
 #else
 void sgemm_abt_widened(const uint16_t* a, const uint16_t* b, float* c, int64_t m, int64_t n,
-                       int64_t k, float beta) {
+                       int64_t k, int64_t ldc, float beta) {
   std::vector<float> a32(static_cast<size_t>(m * k)), b32(static_cast<size_t>(n * k));
   bf16_to_f32(a, a32.data(), a32.size());
   bf16_to_f32(b, b32.data(), b32.size());
-  matmul_abt(a32.data(), b32.data(), c, m, n, k, beta);
+  gemm(true, m, n, k, a32.data(), k, b32.data(), k, c, ldc, beta);
 }
 #endif
 
@@ -127,10 +128,18 @@ void matmul_abt_bf16(const uint16_t* a16, const uint16_t* b, float* c, int64_t m
     path = m <= small_rows_max() && small_rows_bf16_available() ? Bf16Path::kSmallRows
                                                                 : Bf16Path::kLibrary;
   if (path == Bf16Path::kSmallRows) return small_rows_abt_bf16(a16, b, c, m, n, k, beta);
+  matmul_abt_bf16_library(a16, b, c, n, m, n, k, beta);
+}
+
+void matmul_abt_bf16_library(const uint16_t* a16, const uint16_t* b, float* c, int64_t ldc,
+                             int64_t m, int64_t n, int64_t k, float beta) {
+  if (m == 0 || n == 0) return;
+  check(m > 0 && n > 0 && k > 0 && ldc >= n,
+        "matmul_abt_bf16_library: bad shape m={} n={} k={} ldc={}", m, n, k, ldc);
 #ifdef LORAHUB_HAVE_DNNL
-  dnnl_abt(a16, b, c, m, n, k, beta);
+  dnnl_abt(a16, b, c, m, n, k, ldc, beta);
 #else
-  sgemm_abt_widened(a16, b, c, m, n, k, beta);
+  sgemm_abt_widened(a16, b, c, m, n, k, ldc, beta);
 #endif
 }
 

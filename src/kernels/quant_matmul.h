@@ -74,8 +74,12 @@ void dequantize_rows(const QuantMatrix& m, int64_t row0, int64_t count, float* o
 // integer products, kernels/int8_matmul.cpp). kAuto: up to kIntegerRowsMax rows (decoding) the
 // integer products, VNNI where the CPU has it (checked at run time); above, I8 weights take
 // oneDNN's int8 matmul from kLibraryRowsMin rows (below it the per-call weight packing of oneDNN
-// costs more than the products save), the block formats the tiles.
-enum class QuantPath { kAuto, kScalar, kVnni, kDequantizedTiles, kLibraryInt8 };
+// costs more than the products save) or the f32 tiles, the block formats kBf16Tiles where the bf16
+// product is native (bf16_matmul_native), else the f32 tiles. kBf16Tiles: tiles of weight rows
+// dequantized and rounded to bf16 (up to 2 MB each), against A rounded to bf16, in oneDNN's bf16
+// matmul: each value within 2^-9 relative, so each product within 2^-8 of |w·x|, inside the
+// integer path's per-32 bound (d/2 = max|x| / 254 per activation).
+enum class QuantPath { kAuto, kScalar, kVnni, kDequantizedTiles, kLibraryInt8, kBf16Tiles };
 inline constexpr int64_t kIntegerRowsMax = 16;
 inline constexpr int64_t kLibraryRowsMin = 17;
 bool quant_vnni_available();

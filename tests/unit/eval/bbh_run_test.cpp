@@ -156,6 +156,24 @@ TEST(BbhRun, KeyFollowsContentNotPath) {
   EXPECT_NE(differing_settings(a, bbh_settings(c)).find("steps: 40 -> 20"), std::string::npos);
 }
 
+// A path's own numerics revision keys that path's runs only: bumping the bf16 or the quantized
+// one leaves the f32 path's cache (the BBH tables) valid.
+TEST(BbhRun, PathRevisionsKeyOnlyTheirPath) {
+  TempDir dir;
+  BbhConfig c = one_module_config(dir);
+  const json f32 = bbh_settings(c);
+  EXPECT_FALSE(f32.contains("bf16_numerics") || f32.contains("quantized_numerics"));
+  c.quantized = true;
+  const json quantized = bbh_settings(c);
+  EXPECT_EQ(quantized["quantized_numerics"], kQuantizedNumericsRevision);
+  EXPECT_FALSE(quantized.contains("bf16_numerics"));
+  c.quantized = false;
+  c.bf16 = true;
+  const json bf16 = bbh_settings(c);
+  EXPECT_EQ(bf16["bf16_numerics"], kBf16NumericsRevision);
+  EXPECT_FALSE(bf16.contains("quantized_numerics"));
+}
+
 TEST(BbhRun, MetricIsInTheKeyOnlyWhenNotExact) {
   EXPECT_TRUE(parse_bbh_metric("exact").exact && !parse_bbh_metric("exact").options);
   EXPECT_TRUE(!parse_bbh_metric("option-likelihood").exact &&

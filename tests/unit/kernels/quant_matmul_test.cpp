@@ -76,8 +76,9 @@ struct Expected {
 };
 // `block`: the values that share an activation scale (32, or k: one scale per row); `levels`:
 // the steps of max |x| in a block (127 for one int8 level, 127 · 254 for two).
+// `bf16`: A and the weights rounded to bf16 instead (2^-8 of each |w·x|).
 Expected expected(const std::vector<float>& a, const QuantMatrix& b, int64_t m, bool exact_a,
-                  int64_t block = 32, double levels = 127.0) {
+                  int64_t block = 32, double levels = 127.0, bool bf16 = false) {
   const int64_t n = b.rows, k = b.cols;
   std::vector<float> w(static_cast<size_t>(n * k));
   dequantize_rows(b, 0, n, w.data());
@@ -99,8 +100,9 @@ Expected expected(const std::vector<float>& a, const QuantMatrix& b, int64_t m, 
         magnitude += std::fabs(wv * xv);
       }
       e.value[i * n + j] = sum;
-      e.bound[i * n + j] =
-          exact_a ? 1e-5 * magnitude + 1e-30 : quant * 1.001 + 1e-5 * (magnitude + quant) + 1e-30;
+      e.bound[i * n + j] = exact_a ? 1e-5 * magnitude + 1e-30
+                           : bf16  ? (std::ldexp(1.0, -8) * 1.001 + 1e-5) * magnitude + 1e-30
+                                   : quant * 1.001 + 1e-5 * (magnitude + quant) + 1e-30;
     }
   }
   return e;
@@ -116,8 +118,12 @@ void check_product(const QuantMatrix& b, int64_t m, QuantPath path, std::vector<
   matmul_abt_quant(a.data(), b, c.data(), m, 0.0f, path);
   // oneDNN's path: one scale per row, two int8 levels (int8_matmul.cpp).
   const bool per_row = path == QuantPath::kLibraryInt8;
+  // kAuto on many rows of block weights takes the bf16 tiles where the bf16 product is native.
+  const bool bf16 =
+      path == QuantPath::kBf16Tiles || (path == QuantPath::kAuto && m > kIntegerRowsMax &&
+                                        b.format != QuantFormat::I8 && bf16_matmul_native());
   const Expected e = expected(a, b, m, path == QuantPath::kDequantizedTiles, per_row ? b.cols : 32,
-                              per_row ? 127.0 * 254.0 : 127.0);
+                              per_row ? 127.0 * 254.0 : 127.0, bf16);
   for (size_t i = 0; i < c.size(); ++i)
     ASSERT_NEAR(c[i], e.value[i], e.bound[i]) << quant_format_name(b.format) << " element " << i;
 }
@@ -149,7 +155,8 @@ INSTANTIATE_TEST_SUITE_P(
                                          Shape{32, 9, 8}, Shape{37, 6, 24}, Shape{300, 3, 9},
                                          Shape{1, 6, 7}, Shape{2, 7, 5}),
                        ::testing::Values(QuantPath::kScalar, QuantPath::kVnni,
-                                         QuantPath::kDequantizedTiles, QuantPath::kAuto)));
+                                         QuantPath::kDequantizedTiles, QuantPath::kBf16Tiles,
+                                         QuantPath::kAuto)));
 
 class QuantInt8 : public ::testing::TestWithParam<std::tuple<Shape, QuantPath>> {};
 
@@ -275,6 +282,21 @@ TEST(QuantInt8Library, BetaAccumulatesAndMatchesUnpackedWeights) {
   matmul_abt_quant(a.data(), b, twice.data(), m, 0.5f, QuantPath::kLibraryInt8);
   for (size_t i = 0; i < c.size(); ++i)
     ASSERT_NEAR(twice[i], 1.5f * c[i], 1e-5 * (1 + std::fabs(c[i])));
+}
+
+// The bf16 tiles write each tile into its own columns of C (rows n apart) and add beta·C: a
+// product over several tiles (1100 weight rows of 2048 values: 4 tiles of 288 rows at 2 threads,
+// 3 at 1) with beta 0.5 against the dequantized product, within the bf16 bound.
+TEST(QuantMatmul, Bf16TilesCoverEveryColumnAndBetaAccumulates) {
+  const QuantMatrix b = random_matrix(formats()[1], 1100, 2048, 13);  // Q4_1
+  const int64_t m = 20;
+  const auto a = random_values(static_cast<size_t>(m * b.cols), 14);
+  const auto before = random_values(static_cast<size_t>(m * b.rows), 15);
+  std::vector<float> c = before;
+  matmul_abt_quant(a.data(), b, c.data(), m, 0.5f, QuantPath::kBf16Tiles);
+  const Expected e = expected(a, b, m, false, 32, 127.0, true);
+  for (size_t i = 0; i < c.size(); ++i)
+    ASSERT_NEAR(c[i], e.value[i] + 0.5 * before[i], e.bound[i] + 1e-6) << "element " << i;
 }
 
 TEST(QuantMatmul, VnniAndScalarAgreeAndBetaAccumulates) {
