@@ -60,8 +60,8 @@ void ModelArgs::add_compute_options(CLI::App* cmd) {
       "--quantized", quantized,
       "GGUF models: compute in the file's quantized blocks (Q4_0..Q8_0, Q4_K, Q5_K, "
       "Q6_K) instead of expanding them at load: against int8 activations per 32 values for up "
-      "to 16 rows (decoding steps), as f32 tiles dequantized on the fly for more; --lora stays "
-      "an f32 side path");
+      "to 16 rows (decoding steps), as tiles dequantized on the fly for more (bf16 through "
+      "oneDNN, within the int8 activations' bound); --lora stays an f32 side path");
 }
 
 namespace {
