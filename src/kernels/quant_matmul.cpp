@@ -1118,12 +1118,14 @@ void matmul_dequantized_tiles(const float* a, const QuantMatrix& b, float* c, in
   }
 }
 
-// Many rows of A where bf16 products are native (oneDNN: AVX512-BF16, AMX tiles): the same
-// tiles as above, dequantized and rounded to bf16, against A rounded to bf16 once. oneDNN's bf16
+// Many rows of A where bf16 products are native (oneDNN: AVX512-BF16, AMX tiles): tiles of
+// weight rows as above (larger: bf16_tile_rows), dequantized and rounded to bf16, against A
+// rounded to bf16 once. oneDNN's bf16
 // matmul runs at 2-4x sgemm's rate here (AMD EPYC 854 vs 452 GFLOP/s, Intel Xeon with AMX 1250 vs
 // 304); the roundings stay within the integer path's own bound (tests/unit/kernels).
 void matmul_bf16_tiles(const float* a, const QuantMatrix& b, float* c, int64_t m, float beta) {
   const int64_t n = b.rows, k = b.cols;
+  if (m == 0 || n == 0) return;  // no tiles (bf16_tile_rows divides by their count)
   const int threads = omp_in_parallel() ? 1 : compute_threads();
   thread_local std::vector<uint16_t> a16_buffer;  // the caller's; the threads share it
   std::vector<uint16_t>& a16 = a16_buffer;

@@ -299,6 +299,20 @@ TEST(QuantMatmul, Bf16TilesCoverEveryColumnAndBetaAccumulates) {
     ASSERT_NEAR(c[i], e.value[i] + 0.5 * before[i], e.bound[i] + 1e-6) << "element " << i;
 }
 
+// Degenerate products on the tile paths: no weight rows, or no rows of A, write nothing.
+TEST(QuantMatmul, TilePathsTakeEmptyProducts) {
+  const QuantMatrix none = random_matrix(formats()[1], 0, 64, 16);
+  const QuantMatrix some = random_matrix(formats()[1], 3, 64, 17);
+  const auto a = random_values(40 * 64, 18);
+  std::vector<float> c(1, 7.0f);
+  for (const QuantPath path :
+       {QuantPath::kBf16Tiles, QuantPath::kDequantizedTiles, QuantPath::kAuto}) {
+    matmul_abt_quant(a.data(), none, c.data(), 40, 0.0f, path);
+    matmul_abt_quant(a.data(), some, c.data(), 0, 0.0f, path);
+    EXPECT_EQ(c[0], 7.0f) << "path " << int(path);
+  }
+}
+
 TEST(QuantMatmul, VnniAndScalarAgreeAndBetaAccumulates) {
   if (!quant_vnni_available()) GTEST_SKIP() << "this CPU has no AVX512-VNNI";
   const QuantMatrix b = random_matrix(formats()[5], 13, 512, 9);  // Q4_K: offsets too
